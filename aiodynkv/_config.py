@@ -1,0 +1,264 @@
+"""`KVConfig`: every setting of a store, validated once, readable from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from aiodynkv._errors import KVConfigError
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+__all__ = ["ENV_PREFIX", "KVConfig"]
+
+ENV_PREFIX = "AIODYNKV_"
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+_RETRY_MODES = ("standard", "adaptive", "legacy")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def _is_loopback(host: str) -> bool:
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KVConfig:
+    """Settings of an `AsyncDynamoKV`, validated when created.
+
+    Attributes:
+        table: DynamoDB table name (3-255 characters of ``A-Za-z0-9_.-``).
+        region: AWS region; falls back to ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` in
+            `from_env`, and to ``us-east-1`` for a loopback endpoint.
+        endpoint: Endpoint URL for a DynamoDB-compatible server (DynamoDB Local,
+            moto, dynalite); None means AWS itself.
+        partition_key: Name of the table's string partition key.
+        value_attribute: Attribute holding the value.
+        ttl_attribute: Attribute holding the expiry (epoch seconds); DynamoDB's TTL attribute.
+        version_attribute: Attribute holding the item version used for compare-and-set.
+        namespace: Optional namespace folded into every stored key.
+        consistent_read: Use strongly consistent reads.
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for a response.
+        max_attempts: Total attempts per request, first one included (botocore retries).
+        retry_mode: botocore retry mode: ``standard``, ``adaptive`` or ``legacy``.
+        max_pool_connections: Size of the HTTP connection pool.
+        profile: Named AWS profile for the credential chain.
+        create_table: Create the table (and enable TTL) when the store opens.
+        table_wait_timeout: Seconds `ensure_table` waits for the table to become ACTIVE.
+        compress_threshold: Values larger than this many bytes are zlib-compressed when
+            that makes them smaller; None turns compression off.
+        batch_concurrency: Batch chunks in flight at once per batch call.
+        batch_deadline: Seconds a batch call keeps retrying unprocessed keys.
+        coalesce_reads: Merge concurrent `get` calls into BatchGetItem requests.
+        coalesce_window: Seconds to wait for more reads before sending (0 = same loop turn).
+        trace_keys: Put keys in span attributes (off by default: keys may be personal data).
+        log_keys: Put keys in log events (off by default).
+        logger: A structlog logger to use instead of ``structlog.get_logger("aiodynkv")``.
+        tracer_provider: OpenTelemetry tracer provider; None means the global one.
+        meter_provider: OpenTelemetry meter provider; None means the global one.
+    """
+
+    table: str
+    region: str | None = None
+    endpoint: str | None = None
+    partition_key: str = "pk"
+    value_attribute: str = "value"
+    ttl_attribute: str = "expires_at"
+    version_attribute: str = "ver"
+    namespace: str | None = None
+    consistent_read: bool = True
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    max_attempts: int = 3
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
+    max_pool_connections: int = 64
+    profile: str | None = None
+    create_table: bool = False
+    table_wait_timeout: float = 60.0
+    compress_threshold: int | None = 16_384
+    batch_concurrency: int = 8
+    batch_deadline: float = 30.0
+    coalesce_reads: bool = False
+    coalesce_window: float = 0.0
+    trace_keys: bool = False
+    log_keys: bool = False
+    logger: Any = field(default=None, repr=False, compare=False)
+    tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)
+    meter_provider: MeterProvider | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.table, str) or not _TABLE_NAME.match(self.table):
+            raise KVConfigError(
+                "table", f"must be 1-255 characters of A-Za-z0-9_.- (got {self.table!r})"
+            )
+        self._check_optional_str("region", "profile")
+        self._check_endpoint()
+        names = ("partition_key", "value_attribute", "ttl_attribute", "version_attribute")
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or len(value.encode()) > 255:
+                raise KVConfigError(name, f"must be a non-empty name of <= 255 bytes (got {value!r})")
+        used = [getattr(self, n) for n in names]
+        if len(set(used)) != len(used) or "z" in used:
+            raise KVConfigError(
+                "value_attribute",
+                f"attribute names must be distinct and not 'z' (got {dict(zip(names, used))})",
+            )
+        if self.namespace is not None:
+            from aiodynkv._keys import check_namespace  # noqa: PLC0415 (cycle-free lazy import)
+
+            try:
+                check_namespace(self.namespace)
+            except ValueError as exc:
+                raise KVConfigError("namespace", str(exc)) from None
+        for name in ("consistent_read", "create_table", "coalesce_reads", "trace_keys", "log_keys"):
+            if not isinstance(getattr(self, name), bool):
+                raise KVConfigError(name, f"must be a bool (got {getattr(self, name)!r})")
+        self._check_number("connect_timeout", minimum=0, strict=True)
+        self._check_number("read_timeout", minimum=0, strict=True)
+        self._check_number("table_wait_timeout", minimum=0, strict=True)
+        self._check_number("batch_deadline", minimum=0, strict=False)
+        self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
+        self._check_int("max_attempts", 1, 50)
+        self._check_int("max_pool_connections", 1, 10_000)
+        self._check_int("batch_concurrency", 1, 1_000)
+        if self.compress_threshold is not None:
+            self._check_int("compress_threshold", 0, 409_600)
+        if self.retry_mode not in _RETRY_MODES:
+            raise KVConfigError(
+                "retry_mode", f"must be one of {', '.join(_RETRY_MODES)} (got {self.retry_mode!r})"
+            )
+
+    def _check_optional_str(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise KVConfigError(name, f"must be a non-empty string or None (got {value!r})")
+
+    def _check_endpoint(self) -> None:
+        if self.endpoint is None:
+            return
+        parts = urlsplit(self.endpoint) if isinstance(self.endpoint, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise KVConfigError(
+                "endpoint", f"must be an http:// or https:// URL (got {self.endpoint!r})"
+            )
+        try:
+            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        except ValueError:
+            raise KVConfigError("endpoint", f"has an invalid port ({self.endpoint!r})") from None
+
+    def _check_number(
+        self, name: str, *, minimum: float, strict: bool, maximum: float = math.inf
+    ) -> None:
+        value = getattr(self, name)
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > minimum if strict else value >= minimum)
+            and value <= maximum
+        )
+        if not ok:
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            if maximum != math.inf:
+                bound += f" and <= {maximum}"
+            raise KVConfigError(name, f"must be a finite number {bound} (got {value!r})")
+
+    def _check_int(self, name: str, minimum: int, maximum: int) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            raise KVConfigError(
+                name, f"must be an integer from {minimum} to {maximum} (got {value!r})"
+            )
+
+    @property
+    def is_local(self) -> bool:
+        """True when the endpoint is a loopback address (a local emulator)."""
+        return self.endpoint is not None and _is_loopback(urlsplit(self.endpoint).hostname or "")
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """Host and port requests go to, as OpenTelemetry's server.* attributes want them."""
+        if self.endpoint is None:
+            return f"dynamodb.{self.effective_region}.amazonaws.com", 443
+        parts = urlsplit(self.endpoint)
+        default_port = 443 if parts.scheme == "https" else 80
+        return parts.hostname or "", parts.port or default_port
+
+    @property
+    def effective_region(self) -> str:
+        """The region requests are signed for (``us-east-1`` for a loopback endpoint)."""
+        if self.region:
+            return self.region
+        if self.is_local:
+            return "us-east-1"
+        return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    def replace(self, **changes: Any) -> KVConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> KVConfig:
+        """Build a config from ``AIODYNKV_*`` environment variables.
+
+        Every field `f` is read from ``AIODYNKV_<F>`` (``AIODYNKV_TABLE``,
+        ``AIODYNKV_ENDPOINT``, ``AIODYNKV_READ_TIMEOUT``...). The region falls back to
+        ``AWS_REGION`` then ``AWS_DEFAULT_REGION``, the profile to ``AWS_PROFILE``.
+
+        Args:
+            env: The mapping to read instead of ``os.environ``.
+            **overrides: Field values that win over the environment.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            KVConfigError: A variable is missing or does not parse; the message names it.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in ("logger", "tracer_provider", "meter_provider"):
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, str(f.type), raw)
+        values.setdefault("region", env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None)
+        values.setdefault("profile", env.get("AWS_PROFILE") or None)
+        values.update(overrides)
+        if "table" not in values:
+            raise KVConfigError("table", f"is required: set {ENV_PREFIX}TABLE")
+        return cls(**values)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(name: str, annotation: str, raw: str) -> Any:
+    variable = ENV_PREFIX + name.upper()
+    try:
+        if annotation == "bool":
+            lowered = raw.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(raw)
+            return lowered in _TRUE
+        if annotation.startswith("int"):
+            return None if raw.strip().lower() == "none" else int(raw)
+        if annotation == "float":
+            return float(raw)
+    except ValueError:
+        raise KVConfigError(name, f"cannot parse {variable}={raw!r} as {annotation}") from None
+    return raw

@@ -1,0 +1,143 @@
+"""The `KVStore` protocol shared by `AsyncDynamoKV` and `InMemoryKV`, and `Health`."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+__all__ = ["MISSING", "Health", "KVStore", "TTL", "Value"]
+
+Value = str | bytes | int
+TTL = float | timedelta
+_T = TypeVar("_T")
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "<MISSING>"
+
+
+#: Sentinel default: ``get`` raises `KeyNotFoundError` instead of returning a default.
+MISSING = _Missing.MISSING
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Result of `KVStore.health`.
+
+    Attributes:
+        status: ``"UP"`` when the table answered and is ACTIVE, else ``"DOWN"``.
+        details: table, region, endpoint, table_status, latency_ms, and on DOWN
+            ``error`` (the error class) and ``message``.
+    """
+
+    status: Literal["UP", "DOWN"]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_up(self) -> bool:
+        """True when `status` is ``"UP"``."""
+        return self.status == "UP"
+
+
+@runtime_checkable
+class KVStore(Protocol):
+    """What every aiodynkv store offers; code against this to swap in `InMemoryKV`."""
+
+    async def get(self, key: str, default: Any = MISSING) -> Any:
+        """Return the value of `key`, or `default`; raise `KeyNotFoundError` without one."""
+        ...
+
+    async def get_json(self, key: str, default: Any = MISSING) -> Any:
+        """Return the JSON value of `key` decoded, or `default`."""
+        ...
+
+    async def get_with_version(self, key: str) -> tuple[Value, int]:
+        """Return the value of `key` and its version for compare-and-set."""
+        ...
+
+    async def set(
+        self,
+        key: str,
+        value: str | bytes,
+        *,
+        ttl: TTL | None = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
+    ) -> bool:
+        """Store `value`; False only when `if_absent` found the key present."""
+        ...
+
+    async def set_json(
+        self,
+        key: str,
+        obj: Any,
+        *,
+        ttl: TTL | None = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
+    ) -> bool:
+        """Store `obj` as JSON text."""
+        ...
+
+    async def delete(self, key: str, *, if_version: int | None = None) -> bool:
+        """Delete `key`; True if it existed."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """True if `key` exists and has not expired."""
+        ...
+
+    async def incr(self, key: str, delta: int = 1, *, ttl: TTL | None = None) -> int:
+        """Add `delta` to the counter at `key` (created at 0) and return the new value."""
+        ...
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until `key` expires, or None when it has no expiry."""
+        ...
+
+    async def expire(self, key: str, ttl: TTL) -> bool:
+        """Set the expiry of an existing key; False if it does not exist."""
+        ...
+
+    async def persist(self, key: str) -> bool:
+        """Remove the expiry of an existing key; False if it does not exist."""
+        ...
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
+        """Return the values of the keys that exist."""
+        ...
+
+    async def set_many(
+        self,
+        items: Mapping[str, str | bytes] | Iterable[tuple[str, str | bytes]],
+        *,
+        ttl: TTL | None = None,
+    ) -> None:
+        """Store many values at once."""
+        ...
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete many keys at once."""
+        ...
+
+    def keys(self, prefix: str | None = None) -> AsyncIterator[str]:
+        """Iterate the keys of this namespace (a full table scan)."""
+        ...
+
+    async def clear(self) -> int:
+        """Delete every key of this namespace (a full table scan); return how many."""
+        ...
+
+    def namespace(self, name: str) -> KVStore:
+        """A view of the same store whose keys live in namespace `name`."""
+        ...
+
+    async def health(self) -> Health:
+        """Check the table; never raises for an unreachable or misconfigured server."""
+        ...

@@ -1,0 +1,318 @@
+"""The one place that touches OpenTelemetry and structlog.
+
+Each store operation runs inside ``with telemetry.operation(...) as op:``, which
+gives it one CLIENT span (current during the SDK call, so botocore's own spans
+nest under it), one point of the ``db.client.operation.duration`` histogram and
+one structlog event, all carrying the same attribute values. Consumed capacity
+and SDK retries read from the response become counters.
+
+Nothing is configured here: without an SDK the API calls are no-ops, and
+without ``structlog.configure`` successful calls log nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from aiodynkv._errors import ConditionFailedError, KeyNotFoundError, KVError
+
+if TYPE_CHECKING:
+    from aiodynkv._config import KVConfig
+
+__all__ = ["DURATION_BUCKETS", "Operation", "Telemetry"]
+
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+_READS = frozenset({"GetItem", "BatchGetItem", "Scan", "Query", "DescribeTable"})
+_SCOPE = "aiodynkv"
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.28.0"
+
+
+def _version() -> str:
+    from aiodynkv import __version__  # noqa: PLC0415 (the package imports this module)
+
+    return __version__
+
+
+class Telemetry:
+    """Tracer, instruments and logger of one store, with the constant attributes built once."""
+
+    __slots__ = (
+        "_base",
+        "_capacity",
+        "_duration",
+        "_logger",
+        "_metric_attrs",
+        "_retries",
+        "_span_attrs",
+        "config",
+        "log_keys",
+        "trace_keys",
+    )
+
+    def __init__(self, config: KVConfig) -> None:
+        self.config = config
+        self.trace_keys = config.trace_keys
+        self.log_keys = config.log_keys
+        version = _version()
+        provider = config.tracer_provider or trace.get_tracer_provider()
+        self._base = provider.get_tracer(_SCOPE, version, schema_url=_SCHEMA_URL)
+        meter = (config.meter_provider or metrics.get_meter_provider()).get_meter(
+            _SCOPE, version, schema_url=_SCHEMA_URL
+        )
+        self._duration = meter.create_histogram(
+            "db.client.operation.duration",
+            unit="s",
+            description="Duration of database client operations.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self._capacity = meter.create_counter(
+            "aiodynkv.consumed_capacity",
+            unit="{capacity_unit}",
+            description="DynamoDB capacity units consumed (ReturnConsumedCapacity=TOTAL).",
+        )
+        self._retries = meter.create_counter(
+            "aiodynkv.retries",
+            unit="{retry}",
+            description="Requests the AWS SDK retried (throttling, 5xx, connection errors).",
+        )
+        self._logger = config.logger
+        self._span_attrs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._metric_attrs: dict[str, dict[str, Any]] = {}
+
+    @property
+    def logger(self) -> Any:
+        """The injected logger, else structlog's ``aiodynkv`` logger."""
+        return self._logger if self._logger is not None else structlog.get_logger(_SCOPE)
+
+    def logs_events(self) -> bool:
+        """Whether per-call debug events go anywhere: an injected logger or a configured structlog."""
+        return self._logger is not None or structlog.is_configured()
+
+    def span_attributes(self, operation: str, dynamo_op: str) -> dict[str, Any]:
+        """Constant span attributes of an operation (cached; never mutate the result)."""
+        attrs = self._span_attrs.get((operation, dynamo_op))
+        if attrs is None:
+            config = self.config
+            host, port = config.server_address
+            attrs = {
+                **self.metric_attributes(dynamo_op),
+                "aws.dynamodb.table_names": (config.table,),
+                "aiodynkv.operation": operation,
+                "server.address": host,
+                "server.port": port,
+            }
+            if dynamo_op in ("GetItem", "BatchGetItem"):
+                attrs["aws.dynamodb.consistent_read"] = config.consistent_read
+            self._span_attrs[(operation, dynamo_op)] = attrs
+        return attrs
+
+    def metric_attributes(self, dynamo_op: str) -> dict[str, Any]:
+        """Constant metric attributes of a DynamoDB operation (cached)."""
+        attrs = self._metric_attrs.get(dynamo_op)
+        if attrs is None:
+            host, port = self.config.server_address
+            attrs = {
+                "db.system.name": "aws.dynamodb",
+                "db.collection.name": self.config.table,
+                "db.operation.name": dynamo_op,
+                "server.address": host,
+                "server.port": port,
+            }
+            self._metric_attrs[dynamo_op] = attrs
+        return attrs
+
+    def operation(
+        self,
+        operation: str,
+        dynamo_op: str,
+        key: str | None = None,
+        *,
+        batch_size: int | None = None,
+        links: Any = None,
+    ) -> Operation:
+        """Context manager timing, tracing and logging one store operation."""
+        return Operation(self, operation, dynamo_op, key, batch_size, links)
+
+    def warn(self, event: str, **fields: Any) -> None:
+        """Log a warning event (retries, throttling, capability gaps)."""
+        self.logger.warning(event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log a debug event, only when logging is configured."""
+        if self.logs_events():
+            self.logger.debug(event, **fields)
+
+
+class Operation:
+    """One traced, timed and logged store operation (see `Telemetry.operation`)."""
+
+    __slots__ = (
+        "_start",
+        "_token",
+        "batch_size",
+        "dynamo_op",
+        "key",
+        "links",
+        "name",
+        "outcome",
+        "read_units",
+        "retries",
+        "span",
+        "tel",
+        "write_units",
+    )
+
+    def __init__(
+        self,
+        tel: Telemetry,
+        name: str,
+        dynamo_op: str,
+        key: str | None,
+        batch_size: int | None,
+        links: Any,
+    ) -> None:
+        self.tel = tel
+        self.name = name
+        self.dynamo_op = dynamo_op
+        self.key = key
+        self.batch_size = batch_size
+        self.links = links
+        self.outcome = "ok"
+        self.read_units = 0.0
+        self.write_units = 0.0
+        self.retries = 0
+        self._token: object = None
+
+    def __enter__(self) -> Operation:
+        tel = self.tel
+        attrs = tel.span_attributes(self.name, self.dynamo_op)
+        if self.batch_size is not None or (self.key is not None and tel.trace_keys):
+            attrs = dict(attrs)
+            if self.batch_size is not None:
+                attrs["db.operation.batch.size"] = self.batch_size
+            if self.key is not None and tel.trace_keys:
+                attrs["aiodynkv.key"] = self.key
+        self.span = tel._base.start_span(
+            f"{self.dynamo_op} {tel.config.table}",
+            kind=SpanKind.CLIENT,
+            attributes=attrs,
+            links=self.links,
+        )
+        if self.span.get_span_context().is_valid:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._start = time.perf_counter()
+        return self
+
+    def observe(self, response: Mapping[str, Any]) -> None:
+        """Take consumed capacity and the SDK's retry count from a response."""
+        consumed = response.get("ConsumedCapacity")
+        if consumed:
+            for entry in consumed if isinstance(consumed, list) else (consumed,):
+                reads = entry.get("ReadCapacityUnits")
+                writes = entry.get("WriteCapacityUnits")
+                if reads is None and writes is None:
+                    units = float(entry.get("CapacityUnits", 0.0))
+                    if self.dynamo_op in _READS:
+                        self.read_units += units
+                    else:
+                        self.write_units += units
+                else:
+                    self.read_units += float(reads or 0.0)
+                    self.write_units += float(writes or 0.0)
+        meta = response.get("ResponseMetadata")
+        if meta:
+            self.retries += int(meta.get("RetryAttempts", 0) or 0)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        duration = time.perf_counter() - self._start
+        tel = self.tel
+        span = self.span
+        error_type: str | None = None
+        if exc is not None:
+            if isinstance(exc, KeyNotFoundError):
+                self.outcome = "miss"
+            elif isinstance(exc, ConditionFailedError):
+                self.outcome = "condition_failed"
+            else:
+                error_type = type(exc).__name__
+                self.outcome = "error"
+        metric_attrs = tel.metric_attributes(self.dynamo_op)
+        if error_type is not None:
+            metric_attrs = {**metric_attrs, "error.type": error_type}
+        tel._duration.record(duration, metric_attrs)
+        if self.read_units:
+            tel._capacity.add(self.read_units, {**metric_attrs, "aiodynkv.capacity.kind": "read"})
+        if self.write_units:
+            tel._capacity.add(
+                self.write_units, {**metric_attrs, "aiodynkv.capacity.kind": "write"}
+            )
+        if self.retries:
+            tel._retries.add(self.retries, metric_attrs)
+        if span.is_recording():
+            span.set_attribute("aiodynkv.outcome", self.outcome)
+            if self.retries:
+                span.set_attribute("aiodynkv.retries", self.retries)
+            if error_type is not None and exc is not None:
+                reason = _describe(exc)
+                span.set_attribute("error.type", error_type)
+                if tel.trace_keys:
+                    span.record_exception(exc)
+                else:  # the exception's message names the key; record the reason only
+                    span.add_event(
+                        "exception",
+                        {"exception.type": error_type, "exception.message": reason},
+                    )
+                span.set_status(Status(StatusCode.ERROR, reason))
+        span.end()
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        self._log(duration, error_type, exc)
+
+    def _log(self, duration: float, error_type: str | None, exc: BaseException | None) -> None:
+        tel = self.tel
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if error_type is None and not self.retries and not tel.logs_events():
+            return
+        fields: dict[str, Any] = {
+            "table": tel.config.table,
+            "db_operation": self.dynamo_op,
+            "outcome": "cancelled" if cancelled else self.outcome,
+            "duration_ms": round(duration * 1000.0, 3),
+        }
+        if self.read_units or self.write_units:
+            fields["read_units"] = self.read_units
+            fields["write_units"] = self.write_units
+        if self.retries:
+            fields["retries"] = self.retries
+        if self.batch_size is not None:
+            fields["batch_size"] = self.batch_size
+        if self.key is not None and tel.log_keys:
+            fields["key"] = self.key
+        event = f"aiodynkv.{self.name}"
+        if error_type is not None and not cancelled:
+            tel.logger.error(event, error_type=error_type, error=_describe(exc), **fields)
+        elif self.retries:
+            tel.logger.warning(event, **fields)
+        elif tel.logs_events():
+            tel.logger.debug(event, **fields)
+
+
+def _describe(exc: BaseException | None) -> str:
+    """What went wrong, without keys or values."""
+    if isinstance(exc, KVError) and exc.reason:
+        return exc.reason
+    return type(exc).__name__
