@@ -12,9 +12,10 @@ import json
 import math
 import time
 import zlib
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiodynkv._errors import KVValidationError, ValueTooLargeError
 
@@ -26,19 +27,28 @@ __all__ = [
     "AttributeValue",
     "Item",
     "Value",
+    "build_item",
+    "check_conditions",
     "check_delta",
     "check_item_size",
+    "check_version",
     "decode_value",
     "encode_value",
     "expiry_of",
     "from_json",
     "is_expired",
     "item_size",
+    "key_list",
+    "new_version",
+    "pair_of",
     "number_size",
     "to_json",
 ]
 
 from aiodynkv._protocol import Value
+
+if TYPE_CHECKING:
+    from aiodynkv._config import KVConfig
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
@@ -165,6 +175,35 @@ def check_item_size(item: Item, operation: str, table: str, key: str) -> None:
         )
 
 
+def build_item(
+    config: KVConfig,
+    stored: str,
+    value: object,
+    expires: int | None,
+    version: int,
+    operation: str,
+    key: str,
+) -> Item:
+    """The whole item a write stores, size-checked before anything is sent.
+
+    Raises:
+        TypeError: The value is not str or bytes.
+        ValueTooLargeError: The item would exceed 400 KB.
+    """
+    attr, flag = encode_value(value, config.compress_threshold, operation)
+    item: Item = {
+        config.partition_key: {"S": stored},
+        config.value_attribute: attr,
+        config.version_attribute: {"N": str(version)},
+    }
+    if expires is not None:
+        item[config.ttl_attribute] = {"N": str(expires)}
+    if flag is not None:
+        item[COMPRESSION_FLAG] = {"S": flag}
+    check_item_size(item, operation, config.table, key)
+    return item
+
+
 def expiry_of(ttl: object, operation: str, now: float | None = None) -> int | None:
     """Epoch second at which a value set now with this TTL expires.
 
@@ -228,3 +267,49 @@ def from_json(data: str | bytes) -> Any:
         ValueError: The text is not valid JSON (``json.JSONDecodeError``).
     """
     return json.loads(data)
+
+
+def new_version() -> int:
+    """Start value of a new item's version: microseconds since the epoch.
+
+    Versions then grow by one per write. Starting each new item from the clock
+    (not from 1) means a key deleted and written again never reuses a version,
+    so a stale compare-and-set cannot succeed (no ABA). Batch writes, which
+    cannot increment, store a fresh start value.
+    """
+    return time.time_ns() // 1000
+
+
+def check_version(version: object, operation: str) -> int:
+    """Validate an ``if_version`` argument."""
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError(f"{operation}: if_version must be an int, not {type(version).__name__}")
+    return version
+
+
+def check_conditions(if_absent: object, if_version: object, operation: str) -> None:
+    """Validate the conditions of a write."""
+    if not isinstance(if_absent, bool):
+        raise TypeError(f"{operation}: if_absent must be a bool, not {type(if_absent).__name__}")
+    if if_version is not None:
+        check_version(if_version, operation)
+        if if_absent:
+            raise KVValidationError(
+                f"{operation}: pass if_absent or if_version, not both", operation=operation
+            )
+
+
+def key_list(keys: Iterable[str], operation: str) -> list[str]:
+    """The keys of a batch call as a list (a lone str is refused, not iterated)."""
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(
+            f"{operation}: keys must be an iterable of str, not a single {type(keys).__name__}"
+        )
+    return list(keys)
+
+
+def pair_of(pair: object) -> tuple[str, Any]:
+    """One (key, value) pair of `set_many`."""
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise TypeError(f"set_many: items must be a mapping or (key, value) pairs, got {pair!r:.80}")
+    return pair[0], pair[1]

@@ -26,13 +26,17 @@ from aiodynkv._batch import chunked, drive
 from aiodynkv._codec import (
     COMPRESSION_FLAG,
     Item,
+    build_item,
+    check_conditions,
     check_delta,
-    check_item_size,
+    check_version,
     decode_value,
-    encode_value,
     expiry_of,
     from_json,
     is_expired,
+    key_list,
+    new_version,
+    pair_of,
     to_json,
 )
 from aiodynkv._config import KVConfig
@@ -66,16 +70,6 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-def _now_version() -> int:
-    """Start value of a new item's version: microseconds since the epoch.
-
-    Versions then grow by one per write. Starting each new item from the clock
-    (not from 1) means a key deleted and written again never reuses a version,
-    so a stale compare-and-set cannot succeed (no ABA).
-    """
-    return time.time_ns() // 1000
 
 
 def _uses_local_credentials(config: KVConfig) -> bool:
@@ -429,24 +423,6 @@ class AsyncDynamoKV:
 
     # -- writes --------------------------------------------------------------
 
-    def _item(
-        self, stored: str, value: object, expires: int | None, version: int, operation: str, key: str
-    ) -> Item:
-        """The whole item a write produces, size-checked before anything is sent."""
-        config = self._core.config
-        attr, flag = encode_value(value, config.compress_threshold, operation)
-        item: Item = {
-            config.partition_key: {"S": stored},
-            config.value_attribute: attr,
-            config.version_attribute: {"N": str(version)},
-        }
-        if expires is not None:
-            item[config.ttl_attribute] = {"N": str(expires)}
-        if flag is not None:
-            item[COMPRESSION_FLAG] = {"S": flag}
-        check_item_size(item, operation, config.table, key)
-        return item
-
     async def set(
         self,
         key: str,
@@ -476,14 +452,11 @@ class AsyncDynamoKV:
         """
         config = self._core.config
         stored = self._keys.encode(key, "set", config.table)
-        if if_absent and if_version is not None:
-            raise KVValidationError("set: pass if_absent or if_version, not both", operation="set")
-        if if_version is not None:
-            _check_version(if_version, "set")
+        check_conditions(if_absent, if_version, "set")
         now = time.time()
         expires = expiry_of(ttl, "set", now)
-        base = _now_version()
-        item = self._item(stored, value, expires, base, "set", key)
+        base = new_version()
+        item = build_item(config, stored, value, expires, base, "set", key)
         names = {"#v": config.value_attribute, "#r": config.version_attribute}
         values: dict[str, Any] = {":v": item[config.value_attribute], ":base": {"N": str(base)}, ":one": {"N": "1"}}
         sets = ["#v = :v", "#r = if_not_exists(#r, :base) + :one"]
@@ -514,7 +487,8 @@ class AsyncDynamoKV:
             request["ConditionExpression"] = "attribute_not_exists(#k) OR #t <= :now"
             values[":now"] = {"N": str(int(now))}
         elif if_version is not None:
-            request["ConditionExpression"] = "#r = :expected AND (attribute_not_exists(#t) OR #t > :now)"
+            names["#k"] = config.partition_key
+            request["ConditionExpression"] = _VERSION_CONDITION[if_version == 0]
             values[":expected"] = {"N": str(if_version)}
             values[":now"] = {"N": str(int(now))}
         with self._core.tel.operation("set", "UpdateItem", key) as op:
@@ -590,9 +564,13 @@ class AsyncDynamoKV:
             "ReturnConsumedCapacity": "TOTAL",
         }
         if if_version is not None:
-            _check_version(if_version, "delete")
-            request["ConditionExpression"] = "#r = :expected AND (attribute_not_exists(#t) OR #t > :now)"
-            request["ExpressionAttributeNames"] = {"#r": config.version_attribute, "#t": config.ttl_attribute}
+            check_version(if_version, "delete")
+            request["ConditionExpression"] = _VERSION_CONDITION[if_version == 0]
+            request["ExpressionAttributeNames"] = {
+                "#k": config.partition_key,
+                "#r": config.version_attribute,
+                "#t": config.ttl_attribute,
+            }
             request["ExpressionAttributeValues"] = {
                 ":expected": {"N": str(if_version)},
                 ":now": {"N": str(int(time.time()))},
@@ -633,7 +611,7 @@ class AsyncDynamoKV:
                 **values,
                 ":now": {"N": str(int(time.time()))},
                 ":one": {"N": "1"},
-                ":base": {"N": str(_now_version())},
+                ":base": {"N": str(new_version())},
             },
             "ReturnConsumedCapacity": "TOTAL",
         }
@@ -681,7 +659,7 @@ class AsyncDynamoKV:
         with self._core.tel.operation("incr", "UpdateItem", key) as op:
             for _ in range(_INCR_RESETS):
                 now = {"N": str(int(time.time()))}
-                base = {"N": str(_now_version())}
+                base = {"N": str(new_version())}
                 try:
                     response = await self._core.send(
                         op,
@@ -756,7 +734,7 @@ class AsyncDynamoKV:
         """
         config = self._core.config
         wanted: dict[str, str] = {}
-        for key in _key_list(keys, "get_many"):
+        for key in key_list(keys, "get_many"):
             wanted[self._keys.encode(key, "get_many", config.table)] = key
         if not wanted:
             return {}
@@ -853,14 +831,14 @@ class AsyncDynamoKV:
         """
         config = self._core.config
         expires = expiry_of(ttl, "set_many")
-        version = _now_version()
+        version = new_version()
         pairs = items.items() if isinstance(items, Mapping) else items
         requests: dict[str, dict[str, Any]] = {}
         users: dict[str, str] = {}
         for pair in pairs:
-            key, value = _pair(pair)
+            key, value = pair_of(pair)
             stored = self._keys.encode(key, "set_many", config.table)
-            item = self._item(stored, value, expires, version, "set_many", key)
+            item = build_item(config, stored, value, expires, version, "set_many", key)
             requests[stored] = {"PutRequest": {"Item": item}}
             users[stored] = key
         if requests:
@@ -875,7 +853,7 @@ class AsyncDynamoKV:
         config = self._core.config
         requests: dict[str, dict[str, Any]] = {}
         users: dict[str, str] = {}
-        for key in _key_list(keys, "delete_many"):
+        for key in key_list(keys, "delete_many"):
             stored = self._keys.encode(key, "delete_many", config.table)
             requests[stored] = {"DeleteRequest": {"Key": {config.partition_key: {"S": stored}}}}
             users[stored] = key
@@ -947,22 +925,12 @@ class AsyncDynamoKV:
 
 _NO_VALUE = object()
 
-
-def _check_version(version: object, operation: str) -> None:
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise TypeError(f"{operation}: if_version must be an int, not {type(version).__name__}")
-
-
-def _key_list(keys: Iterable[str], operation: str) -> list[str]:
-    if isinstance(keys, (str, bytes)):
-        raise TypeError(f"{operation}: keys must be an iterable of str, not a single {type(keys).__name__}")
-    return list(keys)
-
-
-def _pair(pair: object) -> tuple[str, Any]:
-    if not isinstance(pair, tuple) or len(pair) != 2:
-        raise TypeError(f"set_many: items must be a mapping or (key, value) pairs, got {pair!r:.80}")
-    return pair[0], pair[1]
+# Compare-and-set on an unexpired item; version 0 is an item written without one (by GoFr).
+_UNEXPIRED = "(attribute_not_exists(#t) OR #t > :now)"
+_VERSION_CONDITION = {
+    False: f"attribute_exists(#k) AND #r = :expected AND {_UNEXPIRED}",
+    True: f"attribute_exists(#k) AND (#r = :expected OR attribute_not_exists(#r)) AND {_UNEXPIRED}",
+}
 
 
 def _request_pk(request: dict[str, Any], pk_name: str) -> str:

@@ -1,0 +1,312 @@
+"""`LocalDynamoDB`: start and stop a DynamoDB-compatible server on 127.0.0.1.
+
+Three kinds:
+
+- ``"moto"`` (default): moto's server, the embedded emulator (``pip install 'aiodynkv[local]'``).
+- ``"dynalite"``: the dynalite npm package (a second, independent implementation).
+  Found through ``AIODYNKV_DYNALITE`` (path of its executable), ``PATH``, or
+  ``./node_modules/.bin``; ``install=True`` runs ``npm install dynalite@4`` into a
+  cache directory when it is nowhere to be found.
+- ``"dynamodb-local"``: Amazon's DynamoDB Local image through testcontainers; needs
+  a Docker engine (`docker_available` says whether one answers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal
+
+__all__ = ["Kind", "LocalDynamoDB", "LocalServerError", "docker_available", "find_dynalite"]
+
+Kind = Literal["moto", "dynalite", "dynamodb-local"]
+_HOST = "127.0.0.1"
+_DYNAMODB_LOCAL_IMAGE = "amazon/dynamodb-local:latest"
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "aiodynkv"
+
+
+class LocalServerError(RuntimeError):
+    """The local server could not be found, started or reached."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def docker_available(timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether a Docker engine answers, and if not, why.
+
+    Returns:
+        ``(True, "")`` when ``docker.from_env().ping()`` succeeds, else ``(False, reason)``.
+    """
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host and not Path("/var/run/docker.sock").exists():
+        return False, "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist"
+    try:
+        import docker  # noqa: PLC0415 (optional: comes with testcontainers)
+    except ImportError:
+        return False, "the docker Python package is not installed (pip install testcontainers)"
+    # A failed connection attempt inside docker-py leaves its socket to the collector.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.from_env(timeout=int(max(1, timeout)))
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:  # noqa: BLE001 (any failure means: no engine to use)
+            return False, f"no Docker engine answers ({type(exc).__name__}: {str(exc)[:160]})"
+        finally:
+            gc.collect()
+    return True, ""
+
+
+def find_dynalite(*, install: bool = False) -> str:
+    """Path of the dynalite executable.
+
+    Args:
+        install: Run ``npm install dynalite@4`` into ``~/.cache/aiodynkv`` if not found.
+
+    Raises:
+        LocalServerError: dynalite is not installed (and could not be).
+    """
+    candidates = [
+        os.environ.get("AIODYNKV_DYNALITE"),
+        shutil.which("dynalite"),
+        str(Path.cwd() / "node_modules" / ".bin" / "dynalite"),
+        str(_CACHE / "node_modules" / ".bin" / "dynalite"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    npm = shutil.which("npm")
+    if install and npm:
+        _CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(  # noqa: S603 (fixed arguments)
+            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(_CACHE), "dynalite@4"],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        return find_dynalite(install=False)
+    raise LocalServerError(
+        "dynalite not found: run `npm install dynalite@4` (Node.js needed) or set AIODYNKV_DYNALITE"
+    )
+
+
+class LocalDynamoDB:
+    """A local DynamoDB-compatible server on a free 127.0.0.1 port.
+
+    Use it as a context manager (sync or async) or call `start` / `stop`::
+
+        with LocalDynamoDB() as server:                 # embedded moto server
+            async with AsyncDynamoKV(table="t", endpoint=server.endpoint,
+                                     create_table=True) as kv: ...
+
+    Args:
+        kind: ``"moto"``, ``"dynalite"`` or ``"dynamodb-local"``.
+        port: Port to listen on; a free one by default.
+        install: For dynalite, install it with npm when it is missing.
+        startup_timeout: Seconds to wait for the server to answer.
+    """
+
+    def __init__(
+        self,
+        kind: Kind = "moto",
+        *,
+        port: int | None = None,
+        install: bool = False,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        if kind not in ("moto", "dynalite", "dynamodb-local"):
+            raise ValueError(f"kind must be 'moto', 'dynalite' or 'dynamodb-local', not {kind!r}")
+        self.kind: Kind = kind
+        self.port = port
+        self.install = install
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._container: Any = None
+        self._endpoint: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:<port>`` of the running server."""
+        if self._endpoint is None:
+            raise LocalServerError("the server is not running: call start() first")
+        return self._endpoint
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the server process (None for a container or when stopped)."""
+        return self._process.pid if self._process else None
+
+    def __repr__(self) -> str:
+        return f"<LocalDynamoDB kind={self.kind!r} endpoint={self._endpoint!r}>"
+
+    def start(self) -> str:
+        """Start the server and wait until it answers.
+
+        Returns:
+            The endpoint URL.
+
+        Raises:
+            LocalServerError: It could not be started or did not answer in time.
+        """
+        if self._endpoint is not None:
+            return self._endpoint
+        if self.kind == "dynamodb-local":
+            self._start_container()
+        else:
+            self._start_process()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoint
+
+    def _command(self, port: int) -> list[str]:
+        if self.kind == "moto":
+            try:
+                import moto.server  # noqa: F401, PLC0415 (only to give a clear error)
+            except ImportError as exc:
+                raise LocalServerError(
+                    "the embedded emulator needs moto's server: pip install 'aiodynkv[local]'"
+                ) from exc
+            return [sys.executable, "-m", "aiodynkv.testing._moto", _HOST, str(port)]
+        exe = find_dynalite(install=self.install)
+        return [
+            exe,
+            "--host",
+            _HOST,
+            "--port",
+            str(port),
+            "--createTableMs",
+            "0",
+            "--deleteTableMs",
+            "0",
+            "--updateTableMs",
+            "0",
+        ]
+
+    def _start_process(self) -> None:
+        port = self.port or _free_port()
+        command = self._command(port)
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        self._endpoint = f"http://{_HOST}:{port}"
+
+    def _start_container(self) -> None:
+        ok, reason = docker_available()
+        if not ok:
+            raise LocalServerError(f"DynamoDB Local needs Docker: {reason}")
+        from testcontainers.core.container import DockerContainer  # noqa: PLC0415 (optional)
+
+        container = DockerContainer(_DYNAMODB_LOCAL_IMAGE)
+        container.with_command("-jar DynamoDBLocal.jar -inMemory -sharedDb")
+        container.with_bind_ports(8000, self.port)
+        container.start()
+        self._container = container
+        host = container.get_container_host_ip()
+        self._endpoint = f"http://{host}:{container.get_exposed_port(8000)}"
+
+    def _output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()[-2000:].decode(errors="replace")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        request = urllib.request.Request(  # noqa: S310 (our own loopback endpoint)
+            self.endpoint,
+            data=b"{}",
+            method="POST",
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "DynamoDB_20120810.ListTables",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/dynamodb/"
+                "aws4_request, SignedHeaders=host, Signature=0",
+            },
+        )
+        while True:
+            if self._process is not None and self._process.poll() is not None:
+                raise LocalServerError(
+                    f"{self.kind} exited with code {self._process.returncode}:\n{self._output()}"
+                )
+            try:
+                with urllib.request.urlopen(request, timeout=2.0):  # noqa: S310
+                    return
+            except urllib.error.HTTPError:
+                return  # it answered, even if it disliked the placeholder signature
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise LocalServerError(
+                        f"{self.kind} did not answer on {self.endpoint} within "
+                        f"{self.startup_timeout} s:\n{self._output()}"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop the server (only the process or container this object started)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+        self._endpoint = None
+
+    def __enter__(self) -> LocalDynamoDB:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> LocalDynamoDB:
+        import asyncio  # noqa: PLC0415 (sync users never need it)
+
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,145 @@
+"""Backends for the contract suite, each with its capabilities declared once.
+
+Every contract test runs on each backend. A backend that lacks something a test
+needs is declared here (``CAPABILITIES``), and the test says what it needs with
+``@pytest.mark.backend_needs("...")``; it is then skipped on that backend with
+the reason below, never by a skip inside the test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from aiodynkv import AsyncDynamoKV, KVStore
+from aiodynkv._codec import Item
+from aiodynkv.testing import InMemoryKV, LocalDynamoDB, docker_available
+
+KINDS = ("memory", "moto", "dynalite", "dynamodb-local")
+
+# What each backend lacks, with the reason shown in the skip.
+CAPABILITIES: dict[str, dict[str, str]] = {
+    "memory": {
+        "ttl_api": "InMemoryKV has no table: nothing to enable TTL on",
+        "server": "InMemoryKV has no server",
+    },
+    "moto": {
+        "exact_size_limit": "moto counts item size differently from DynamoDB (rejects items AWS accepts)",
+    },
+    "dynalite": {
+        "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
+    },
+    "dynamodb-local": {},
+}
+
+
+@dataclass
+class Backend:
+    """A backend of the contract suite."""
+
+    kind: str
+    endpoint: str | None
+    lacks: dict[str, str] = field(default_factory=dict)
+
+    def check(self, needs: tuple[str, ...]) -> None:
+        for capability in needs:
+            if capability in self.lacks:
+                pytest.skip(f"{self.kind}: {self.lacks[capability]} (declared in tests/conftest.py)")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with LocalDynamoDB("moto") as server:
+        yield server.endpoint
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint() -> Iterator[str]:
+    with LocalDynamoDB("dynalite", install=True) as server:
+        yield server.endpoint
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint() -> Iterator[str]:
+    ok, reason = docker_available()
+    if not ok:
+        pytest.skip(f"DynamoDB Local (testcontainers) skipped: {reason}")
+    with LocalDynamoDB("dynamodb-local") as server:  # pragma: no cover - needs Docker
+        yield server.endpoint
+
+
+@pytest.fixture(params=KINDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    kind: str = request.param
+    endpoint = None
+    if kind != "memory":
+        endpoint = request.getfixturevalue(f"{kind.replace('-', '_')}_endpoint")
+    found = Backend(kind, endpoint, CAPABILITIES[kind])
+    marker = request.node.get_closest_marker("backend_needs")
+    if marker is not None:
+        found.check(tuple(marker.args))
+    return found
+
+
+StoreFactory = Callable[..., Any]
+
+
+@pytest_asyncio.fixture
+async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
+    """Open stores of the current backend on one fresh table; closes and deletes them after."""
+    table = f"t-{uuid.uuid4().hex[:12]}"
+    opened: list[Any] = []
+    admin: Any
+    if backend.kind == "memory":
+        admin = await InMemoryKV(table=table).open()
+    else:
+        admin = await AsyncDynamoKV(table=table, endpoint=backend.endpoint, create_table=True).open()
+
+    async def factory(**fields: Any) -> Any:
+        if isinstance(admin, InMemoryKV):
+            store: Any = InMemoryKV(admin.config.replace(**fields))
+            store._shared.items = admin._shared.items  # same data, other settings
+        else:
+            store = AsyncDynamoKV(admin.config, **fields)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        await store.aclose()
+    if isinstance(admin, AsyncDynamoKV):
+        await admin.client.delete_table(TableName=table)
+    await admin.aclose()
+
+
+@pytest_asyncio.fixture
+async def store(make_store: StoreFactory) -> KVStore:
+    result: KVStore = await make_store()
+    return result
+
+
+async def raw_item(store: Any, stored_key: str) -> Item | None:
+    """The item as the backend holds it, expired or not (bypasses the store's filtering)."""
+    if isinstance(store, InMemoryKV):
+        return store._shared.items.get(stored_key)
+    response = await store.client.get_item(
+        TableName=store.config.table,
+        Key={store.config.partition_key: {"S": stored_key}},
+        ConsistentRead=True,
+    )
+    item: Item | None = response.get("Item")
+    return item
+
+
+async def put_raw(store: Any, item: Item) -> None:
+    """Write an item as another program (GoFr, an older aiodynkv) would have."""
+    if isinstance(store, InMemoryKV):
+        store._shared.items[item[store.config.partition_key]["S"]] = item
+        return
+    await store.client.put_item(TableName=store.config.table, Item=item)
