@@ -1,0 +1,77 @@
+"""Developer tasks; the README shows the same commands.
+
+    python -m nox -s tests       # contract suite on memory, moto, dynalite (+ DynamoDB Local with Docker)
+    python -m nox -s demo        # store and read back values on the embedded emulator
+    python -m nox -s lint typecheck
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+ROOT = Path(__file__).parent
+DYNALITE_DIR = ROOT / ".nox" / "_dynalite"
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-asyncio>=0.24",
+    "testcontainers>=4.8",
+    "opentelemetry-sdk>=1.25",
+    "opentelemetry-instrumentation-botocore>=0.46b0",
+    "coverage[toml]>=7.5",
+    "hypothesis>=6.100",
+]
+
+
+def install_dynalite(session: nox.Session) -> str:
+    """npm-install dynalite@4 once into .nox/_dynalite; return its executable."""
+    exe = DYNALITE_DIR / "node_modules" / ".bin" / "dynalite"
+    if not exe.exists():
+        if shutil.which("npm") is None:
+            session.error("dynalite needs Node.js and npm (https://nodejs.org)")
+        DYNALITE_DIR.mkdir(parents=True, exist_ok=True)
+        session.run(
+            "npm", "install", "--no-audit", "--no-fund", "--prefix", str(DYNALITE_DIR), "dynalite@4",
+            external=True,
+        )
+    return str(exe)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite with branch coverage (>= 95 %), on every backend."""
+    session.install("-e", ".[local]", *TEST_DEPS)
+    env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
+    session.run("coverage", "combine", success_codes=[0, 1])
+    session.run("coverage", "report")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the embedded emulator, store values, read them back."""
+    session.install("-e", ".[local]")
+    session.run("python", "-m", "aiodynkv", "demo")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and the examples."""
+    session.install("-e", ".[local]", *TEST_DEPS, "mypy>=1.11", "types-aiobotocore-dynamodb", "nox")
+    session.run("mypy", *session.posargs, env={"MYPYPATH": os.fspath(ROOT)})
