@@ -32,7 +32,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 __all__ = [
-    "MISSING",
     "AccessDeniedError",
     "AsyncDynamoKV",
     "BatchIncompleteError",
@@ -47,6 +46,7 @@ __all__ = [
     "KVTimeoutError",
     "KVValidationError",
     "KeyNotFoundError",
+    "MISSING",
     "ServerError",
     "StoreClosedError",
     "TableNotFoundError",

@@ -118,7 +118,7 @@ class KVConfig:
 
             try:
                 check_namespace(self.namespace)
-            except ValueError as exc:
+            except (TypeError, ValueError) as exc:
                 raise KVConfigError("namespace", str(exc)) from None
         for name in ("consistent_read", "create_table", "coalesce_reads", "trace_keys", "log_keys"):
             if not isinstance(getattr(self, name), bool):

@@ -1,0 +1,269 @@
+"""AsyncDynamoKV against real servers: lifecycle, failures, table management, batch retries."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import botocore.exceptions as bex
+import pytest
+import pytest_asyncio
+
+from aiodynkv import (
+    AsyncDynamoKV,
+    BatchIncompleteError,
+    KVConfigError,
+    KVConnectionError,
+    KVError,
+    StoreClosedError,
+    TableNotFoundError,
+)
+from aiodynkv._store import _uses_local_credentials
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_table() -> str:
+    return f"s-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def kv(moto_endpoint: str) -> AsyncIterator[AsyncDynamoKV]:
+    table = fresh_table()
+    async with AsyncDynamoKV(table=table, endpoint=moto_endpoint, create_table=True) as store:
+        yield store
+        await store.client.delete_table(TableName=table)
+
+
+# -- lifecycle -------------------------------------------------------------------------
+
+
+async def test_calls_before_open_raise_store_closed(moto_endpoint: str) -> None:
+    store = AsyncDynamoKV(table="t", endpoint=moto_endpoint)
+    with pytest.raises(StoreClosedError, match="unopened"):
+        await store.get("k")
+    assert store.client is None and not store.is_open
+    assert "unopened" in repr(store)
+
+
+async def test_open_twice_raises_and_aclose_is_idempotent(kv: AsyncDynamoKV) -> None:
+    with pytest.raises(StoreClosedError, match="already opened"):
+        await kv.open()
+    view = kv.namespace("ns")
+    await view.set("k", "v")
+    assert "namespace='ns'" in repr(view)
+
+
+async def test_an_injected_client_is_used_and_never_closed(moto_endpoint: str) -> None:
+    table = fresh_table()
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    ) as client:
+        async with AsyncDynamoKV(table=table, client=client, create_table=True) as kv:
+            assert kv.client is client
+            await kv.set("k", "v")
+        # still usable after the store closed
+        item = await client.get_item(TableName=table, Key={"pk": {"S": "k"}})
+        assert item["Item"]["value"] == {"S": "v"}
+        await client.delete_table(TableName=table)
+
+
+async def test_a_store_used_from_another_event_loop_raises(kv: AsyncDynamoKV) -> None:
+    errors: list[BaseException] = []
+
+    def other_loop() -> None:
+        try:
+            asyncio.run(kv.get("k"))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    thread.join(timeout=10)
+    assert len(errors) == 1 and isinstance(errors[0], KVError)
+    assert "another event loop" in str(errors[0])
+
+
+async def test_aclose_waits_for_calls_in_flight(kv: AsyncDynamoKV, moto_endpoint: str) -> None:
+    store = await AsyncDynamoKV(kv.config).open()
+    pending = [asyncio.ensure_future(store.set(f"k{i}", "v")) for i in range(20)]
+    await asyncio.sleep(0)
+    await store.aclose()
+    assert all(task.done() for task in pending)
+    assert all(task.result() is True for task in pending)
+    assert await kv.get_many([f"k{i}" for i in range(20)]) == {f"k{i}": "v" for i in range(20)}
+
+
+def test_loopback_without_credentials_uses_placeholders(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from aiodynkv import KVConfig
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    local = KVConfig(table="t", endpoint="http://127.0.0.1:8000")
+    assert _uses_local_credentials(local)
+    assert not _uses_local_credentials(KVConfig(table="t"))
+    assert not _uses_local_credentials(local.replace(profile="dev"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA")
+    assert not _uses_local_credentials(local)
+
+
+# -- failures are typed, bounded, chained ------------------------------------------------------
+
+
+async def test_missing_table_raises_table_not_found_chained(moto_endpoint: str) -> None:
+    async with AsyncDynamoKV(table="no-such-table", endpoint=moto_endpoint) as kv:
+        with pytest.raises(TableNotFoundError, match="no-such-table") as info:
+            await kv.get("k")
+        assert isinstance(info.value.__cause__, bex.ClientError)
+        health = await kv.health()
+    assert health.status == "DOWN"
+    assert health.details["error"] == "TableNotFoundError"
+
+
+async def test_refused_connection_raises_kv_connection_error_quickly() -> None:
+    endpoint = f"http://127.0.0.1:{unused_port()}"
+    async with AsyncDynamoKV(
+        table="t", endpoint=endpoint, connect_timeout=0.5, read_timeout=0.5, max_attempts=1
+    ) as kv:
+        with pytest.raises(KVConnectionError) as info:
+            await asyncio.wait_for(kv.get("k"), timeout=10)
+        assert info.value.key == "k"
+        health = await asyncio.wait_for(kv.health(), timeout=10)
+    assert health.status == "DOWN"
+    assert health.details["error"] == "KVConnectionError"
+    assert health.details["endpoint"] == endpoint
+
+
+async def test_health_of_an_unopened_store_is_down() -> None:
+    health = await AsyncDynamoKV(table="t", endpoint="http://127.0.0.1:9").health()
+    assert health.status == "DOWN"
+    assert health.details["table"] == "t"
+
+
+async def test_open_with_create_table_against_a_dead_server_raises_and_closes() -> None:
+    store = AsyncDynamoKV(
+        table="t",
+        endpoint=f"http://127.0.0.1:{unused_port()}",
+        create_table=True,
+        connect_timeout=0.5,
+        max_attempts=1,
+    )
+    with pytest.raises(KVConnectionError):
+        await store.open()
+    assert not store.is_open
+
+
+# -- table management ---------------------------------------------------------------------------
+
+
+async def test_ensure_table_is_safe_concurrently_and_twice(moto_endpoint: str) -> None:
+    table = fresh_table()
+    stores = [await AsyncDynamoKV(table=table, endpoint=moto_endpoint).open() for _ in range(3)]
+    try:
+        await asyncio.gather(*(s.ensure_table() for s in stores))
+        await stores[0].ensure_table()
+        await stores[1].set("k", "v")
+        assert await stores[2].get("k") == "v"
+    finally:
+        await stores[0].client.delete_table(TableName=table)
+        for store in stores:
+            await store.aclose()
+
+
+async def test_ensure_table_refuses_a_table_with_another_key(moto_endpoint: str) -> None:
+    table = fresh_table()
+    async with AsyncDynamoKV(table=table, endpoint=moto_endpoint, partition_key="id") as kv:
+        await kv.ensure_table()
+    with pytest.raises(KVConfigError, match="partition_key"):
+        async with AsyncDynamoKV(table=table, endpoint=moto_endpoint, create_table=True):
+            pass  # pragma: no cover
+
+
+# -- batches: unprocessed keys are retried, and what stays is reported exactly ---------------
+
+
+class StubbornClient:
+    """Wraps a real client; the server never processes the keys in `stuck` (as under throttling)."""
+
+    def __init__(self, client: Any, stuck: set[str], flaky_rounds: int = 0) -> None:
+        self._client = client
+        self.stuck = stuck
+        self.flaky_rounds = flaky_rounds
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _split(self, entries: list[Any], pk: Any) -> tuple[list[Any], list[Any]]:
+        self.calls += 1
+        if self.calls <= self.flaky_rounds:
+            return [], entries
+        keep = [e for e in entries if pk(e) not in self.stuck]
+        return keep, [e for e in entries if pk(e) in self.stuck]
+
+    async def batch_get_item(self, **request: Any) -> Any:
+        (table, spec), = request["RequestItems"].items()
+        keep, left = self._split(spec["Keys"], lambda k: k["pk"]["S"])
+        response: dict[str, Any] = {"Responses": {table: []}, "UnprocessedKeys": {}}
+        if keep:
+            response = await self._client.batch_get_item(
+                RequestItems={table: {**spec, "Keys": keep}}
+            )
+        if left:
+            response["UnprocessedKeys"] = {table: {**spec, "Keys": left}}
+        return response
+
+    async def batch_write_item(self, **request: Any) -> Any:
+        (table, entries), = request["RequestItems"].items()
+        keep, left = self._split(entries, lambda e: e["PutRequest"]["Item"]["pk"]["S"])
+        if keep:
+            await self._client.batch_write_item(RequestItems={table: keep})
+        return {"UnprocessedItems": {table: left} if left else {}}
+
+
+async def test_unprocessed_items_are_retried_until_written(kv: AsyncDynamoKV) -> None:
+    flaky = StubbornClient(kv.client, stuck=set(), flaky_rounds=3)
+    async with AsyncDynamoKV(kv.config, client=flaky) as store:
+        await store.set_many({f"k{i}": str(i) for i in range(60)})
+        assert len(await store.get_many([f"k{i}" for i in range(60)])) == 60
+    assert flaky.calls > 3 + 3  # three rejected rounds, then the real writes and reads
+    assert len(await kv.get_many([f"k{i}" for i in range(60)])) == 60
+
+
+async def test_keys_unprocessed_at_the_deadline_are_named_exactly(kv: AsyncDynamoKV) -> None:
+    await kv.set_many({f"k{i}": str(i) for i in range(150)})
+    stubborn = StubbornClient(kv.client, stuck={"k7", "k120"})
+    async with AsyncDynamoKV(kv.config, client=stubborn, batch_deadline=0.3) as store:
+        with pytest.raises(BatchIncompleteError) as read:
+            await store.get_many([f"k{i}" for i in range(150)])
+        assert read.value.unprocessed == {"k7", "k120"}
+        assert len(read.value.done) == 148 and "k7" not in read.value.done
+        with pytest.raises(BatchIncompleteError) as write:
+            await store.set_many({"k7": "new", "fresh": "x"})
+        assert write.value.unprocessed == {"k7"}
+    assert await kv.get("fresh") == "x"
+    assert await kv.get("k7") == "7"
+
+
+async def test_get_many_spreads_chunks_over_concurrent_requests(kv: AsyncDynamoKV) -> None:
+    items = {f"key-{i}": f"v{i}" for i in range(450)}
+    await kv.set_many(items)
+    async with AsyncDynamoKV(kv.config, batch_concurrency=2) as store:
+        assert await store.get_many(items) == items
