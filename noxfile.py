@@ -1,8 +1,8 @@
 """Developer tasks; the README shows the same commands.
 
-    python -m nox -s tests       # contract suite on memory, moto, dynalite (+ DynamoDB Local with Docker)
-    python -m nox -s demo        # store and read back values on the embedded emulator
-    python -m nox -s lint typecheck
+python -m nox -s tests       # all backends: memory, moto, dynalite (+ DynamoDB Local with Docker)
+python -m nox -s demo        # store and read back values on the embedded emulator
+python -m nox -s lint typecheck
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ def install_dynalite(session: nox.Session) -> str:
             session.error("dynalite needs Node.js and npm (https://nodejs.org)")
         DYNALITE_DIR.mkdir(parents=True, exist_ok=True)
         session.run(
-            "npm", "install", "--no-audit", "--no-fund", "--prefix", str(DYNALITE_DIR), "dynalite@4",
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(DYNALITE_DIR),
+            "dynalite@4",
             external=True,
         )
     return str(exe)

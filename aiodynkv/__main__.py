@@ -9,7 +9,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command named in `argv`."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["demo"]:
-        from aiodynkv._demo import run_demo  # noqa: PLC0415 (needs the local extra)
+        from aiodynkv._demo import run_demo
 
         run_demo()
         return 0

@@ -14,18 +14,21 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiodynkv._errors import TransientError
 
-__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "backoff", "chunked", "drive"]
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "Chunk", "backoff", "chunked", "drive"]
 
-_R = TypeVar("_R")
+_T = TypeVar("_T")
+#: One chunk of a batch: the keys or write requests of one BatchGetItem / BatchWriteItem.
+Chunk = list[Any]
+Send = Callable[[Chunk], Awaitable[Chunk | None]]
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
 
 
-def chunked(items: Sequence[_R], size: int) -> Iterator[list[_R]]:
+def chunked(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -37,10 +40,8 @@ def backoff(attempt: int) -> float:
 
 
 async def _drive_one(
-    request: _R,
-    send: Callable[[_R], Awaitable[_R | None]],
-    deadline: float,
-) -> tuple[_R | None, TransientError | None]:
+    request: Chunk, send: Send, deadline: float
+) -> tuple[Chunk | None, TransientError | None]:
     attempt = 0
     last_error: TransientError | None = None
     while True:
@@ -59,12 +60,12 @@ async def _drive_one(
 
 
 async def drive(
-    requests: Sequence[_R],
-    send: Callable[[_R], Awaitable[_R | None]],
+    requests: Sequence[Chunk],
+    send: Send,
     *,
     concurrency: int,
     deadline_seconds: float,
-) -> tuple[list[_R], TransientError | None]:
+) -> tuple[list[Chunk], TransientError | None]:
     """Send every request, retrying what comes back unprocessed, at most `concurrency` at once.
 
     Args:
@@ -83,7 +84,7 @@ async def drive(
         return ([rest] if rest else []), error
     gate = asyncio.Semaphore(concurrency)
 
-    async def gated(request: _R) -> tuple[_R | None, TransientError | None]:
+    async def gated(request: Chunk) -> tuple[Chunk | None, TransientError | None]:
         async with gate:
             return await _drive_one(request, send, deadline)
 

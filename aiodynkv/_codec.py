@@ -311,5 +311,7 @@ def key_list(keys: Iterable[str], operation: str) -> list[str]:
 def pair_of(pair: object) -> tuple[str, Any]:
     """One (key, value) pair of `set_many`."""
     if not isinstance(pair, tuple) or len(pair) != 2:
-        raise TypeError(f"set_many: items must be a mapping or (key, value) pairs, got {pair!r:.80}")
+        raise TypeError(
+            f"set_many: items must be a mapping or (key, value) pairs, got {pair!r:.80}"
+        )
     return pair[0], pair[1]

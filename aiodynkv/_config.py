@@ -106,15 +106,17 @@ class KVConfig:
         for name in names:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or len(value.encode()) > 255:
-                raise KVConfigError(name, f"must be a non-empty name of <= 255 bytes (got {value!r})")
+                raise KVConfigError(
+                    name, f"must be a non-empty name of <= 255 bytes (got {value!r})"
+                )
         used = [getattr(self, n) for n in names]
         if len(set(used)) != len(used) or "z" in used:
+            given = dict(zip(names, used, strict=True))
             raise KVConfigError(
-                "value_attribute",
-                f"attribute names must be distinct and not 'z' (got {dict(zip(names, used))})",
+                "value_attribute", f"attribute names must be distinct and not 'z' (got {given})"
             )
         if self.namespace is not None:
-            from aiodynkv._keys import check_namespace  # noqa: PLC0415 (cycle-free lazy import)
+            from aiodynkv._keys import check_namespace
 
             try:
                 check_namespace(self.namespace)

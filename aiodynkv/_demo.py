@@ -24,14 +24,18 @@ async def _tour(endpoint: str, say: Callable[[str], None]) -> None:
         say(f"set  session (ttl=1 s)           -> ttl: {await kv.ttl('session'):.2f} s")
         hits = [await kv.incr("hits") for _ in range(3)]
         say(f"incr hits x3                     -> {hits}")
-        say(f"set  lock if_absent (twice)      -> {await kv.set('lock', 'a', if_absent=True)}, "
-            f"{await kv.set('lock', 'b', if_absent=True)}")
+        say(
+            f"set  lock if_absent (twice)      -> {await kv.set('lock', 'a', if_absent=True)}, "
+            f"{await kv.set('lock', 'b', if_absent=True)}"
+        )
         await kv.set_many({f"item:{i}": str(i) for i in range(250)})
         many = await kv.get_many(f"item:{i}" for i in range(250))
         say(f"set_many 250 items               -> get_many returned {len(many)}")
         say(f"get  missing (default None)      -> {await kv.get('missing', None)!r}")
-        say(f"delete user:1                    -> {await kv.delete('user:1')} (again: "
-            f"{await kv.delete('user:1')})")
+        say(
+            f"delete user:1                    -> {await kv.delete('user:1')} (again: "
+            f"{await kv.delete('user:1')})"
+        )
         await asyncio.sleep(1.5)
         say(f"after 1.5 s, session exists?     -> {await kv.exists('session')}")
         health = await kv.health()

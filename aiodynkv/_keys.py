@@ -1,4 +1,4 @@
-"""Key validation and namespace folding, done before any request is built.
+r"""Key validation and namespace folding, done before any request is built.
 
 A stored key is the user's key, or ``<namespace>\\x1f<key>`` inside a namespace.
 The unit separator (U+001F) is refused in keys and namespaces, so the encoding
@@ -32,7 +32,9 @@ def check_namespace(namespace: object) -> str:
     if not isinstance(namespace, str):
         raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
     if not namespace or len(namespace) > MAX_NAMESPACE_CHARS:
-        raise ValueError(f"namespace must be 1-{MAX_NAMESPACE_CHARS} characters (got {namespace!r})")
+        raise ValueError(
+            f"namespace must be 1-{MAX_NAMESPACE_CHARS} characters (got {namespace!r})"
+        )
     if SEPARATOR in namespace:
         raise ValueError("namespace must not contain U+001F (the namespace separator)")
     try:
@@ -73,7 +75,9 @@ class KeyCodec:
                 )
             key = str(key)  # a str subclass is stored as plain text
         if not key:
-            raise InvalidKeyError(f"{operation}: key must not be empty", operation=operation, table=table)
+            raise InvalidKeyError(
+                f"{operation}: key must not be empty", operation=operation, table=table
+            )
         try:
             size = len(key.encode()) + self._prefix_bytes
         except UnicodeEncodeError:

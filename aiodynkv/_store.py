@@ -86,7 +86,7 @@ class _Core:
     """What a store and its namespace views share: config, client, telemetry, lifecycle."""
 
     def __init__(self, config: KVConfig, client: Any) -> None:
-        from aiodynkv._telemetry import Telemetry  # noqa: PLC0415 (keeps import order simple)
+        from aiodynkv._telemetry import Telemetry
 
         self.config = config
         self.tel = Telemetry(config)
@@ -121,7 +121,7 @@ class _Core:
         config = self.config
         session = aioboto3.Session(profile_name=config.profile)
         credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
-        from aiodynkv import __version__  # noqa: PLC0415 (the package imports this module)
+        from aiodynkv import __version__
 
         botocore_config = AioConfig(
             connect_timeout=config.connect_timeout,
@@ -166,7 +166,9 @@ class _Core:
             )
         return self.client
 
-    async def send(self, op: Operation, method: str, request: dict[str, Any], key: str | None) -> Any:
+    async def send(
+        self, op: Operation, method: str, request: dict[str, Any], key: str | None
+    ) -> Any:
         """Send one request through the shared client; map any failure to a `KVError`."""
         client = self.check(op.name)
         self.inflight += 1
@@ -310,7 +312,9 @@ class AsyncDynamoKV:
             }
         }
 
-    async def _get_item(self, op: Operation, key: str, stored: dict[str, Any], **extra: Any) -> Item | None:
+    async def _get_item(
+        self, op: Operation, key: str, stored: dict[str, Any], **extra: Any
+    ) -> Item | None:
         config = self._core.config
         response = await self._core.send(
             op,
@@ -458,8 +462,12 @@ class AsyncDynamoKV:
         base = new_version()
         item = build_item(config, stored, value, expires, base, "set", key)
         names = {"#v": config.value_attribute, "#r": config.version_attribute}
-        values: dict[str, Any] = {":v": item[config.value_attribute], ":base": {"N": str(base)}, ":one": {"N": "1"}}
-        sets = ["#v = :v", "#r = if_not_exists(#r, :base) + :one"]
+        values: dict[str, Any] = {
+            ":v": item[config.value_attribute],
+            ":base": {"N": str(base)},
+            ":one": {"N": "1"},
+        }
+        sets = ["#v = :v", _BUMP]
         removes = []
         names["#t"] = config.ttl_attribute
         if expires is not None:
@@ -516,7 +524,9 @@ class AsyncDynamoKV:
             TypeError: `obj` is not JSON serialisable.
             ValueError: `obj` holds NaN or an infinity.
         """
-        return await self.set(key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version)
+        return await self.set(
+            key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version
+        )
 
     async def _version_conflict(
         self, exc: ConditionFailedError, stored: str, key: str, operation: str
@@ -530,7 +540,10 @@ class AsyncDynamoKV:
                 key,
                 {config.partition_key: {"S": stored}},
                 ProjectionExpression="#r, #t",
-                ExpressionAttributeNames={"#r": config.version_attribute, "#t": config.ttl_attribute},
+                ExpressionAttributeNames={
+                    "#r": config.version_attribute,
+                    "#t": config.ttl_attribute,
+                },
             )
         if item is not None:
             version = item.get(config.version_attribute)
@@ -595,13 +608,14 @@ class AsyncDynamoKV:
         """
         config = self._core.config
         stored = self._key(key, operation)
-        bump = "SET #r = if_not_exists(#r, :base) + :one"
-        expression = f"{bump}, {clause[4:]}" if clause.startswith("SET ") else f"{bump} {clause}"
+        expression = (
+            f"SET {_BUMP}, {clause[4:]}" if clause.startswith("SET ") else f"SET {_BUMP} {clause}"
+        )
         request = {
             "TableName": config.table,
             "Key": stored,
             "UpdateExpression": expression,
-            "ConditionExpression": "attribute_exists(#k) AND (attribute_not_exists(#t) OR #t > :now)",
+            "ConditionExpression": f"attribute_exists(#k) AND {_UNEXPIRED}",
             "ExpressionAttributeNames": {
                 "#k": config.partition_key,
                 "#t": config.ttl_attribute,
@@ -627,8 +641,12 @@ class AsyncDynamoKV:
         """Give an existing key a new expiry; False if it is missing or expired."""
         expires = expiry_of(ttl, "expire")
         if expires is None:
-            raise KVValidationError("expire: ttl must not be None (use persist)", operation="expire")
-        return await self._update_existing(key, "expire", "SET #t = :t", {":t": {"N": str(expires)}})
+            raise KVValidationError(
+                "expire: ttl must not be None (use persist)", operation="expire"
+            )
+        return await self._update_existing(
+            key, "expire", "SET #t = :t", {":t": {"N": str(expires)}}
+        )
 
     async def persist(self, key: str) -> bool:
         """Remove the expiry of an existing key; False if it is missing or expired."""
@@ -648,7 +666,11 @@ class AsyncDynamoKV:
         stored = self._key(key, "incr")
         check_delta(delta, "incr")
         expires = expiry_of(ttl, "incr")
-        names = {"#v": config.value_attribute, "#r": config.version_attribute, "#t": config.ttl_attribute}
+        names = {
+            "#v": config.value_attribute,
+            "#r": config.version_attribute,
+            "#t": config.ttl_attribute,
+        }
         values: dict[str, Any] = {
             ":d": {"N": str(delta)},
             ":one": {"N": "1"},
@@ -667,7 +689,7 @@ class AsyncDynamoKV:
                         {
                             "TableName": config.table,
                             "Key": stored,
-                            "UpdateExpression": f"ADD #v :d SET #r = if_not_exists(#r, :base) + :one{ttl_set}",
+                            "UpdateExpression": f"ADD #v :d SET {_BUMP}{ttl_set}",
                             "ConditionExpression": "attribute_not_exists(#t) OR #t > :now",
                             "ExpressionAttributeNames": names,
                             "ExpressionAttributeValues": {**values, ":now": now, ":base": base},
@@ -689,8 +711,12 @@ class AsyncDynamoKV:
                             "TableName": config.table,
                             "Key": stored,
                             "UpdateExpression": (
-                                "SET #v = :d, #r = if_not_exists(#r, :base) + :one"
-                                + (", #t = :t REMOVE #z" if expires is not None else " REMOVE #t, #z")
+                                f"SET #v = :d, {_BUMP}"
+                                + (
+                                    ", #t = :t REMOVE #z"
+                                    if expires is not None
+                                    else " REMOVE #t, #z"
+                                )
                             ),
                             "ConditionExpression": "#t <= :now",
                             "ExpressionAttributeNames": {**names, "#z": COMPRESSION_FLAG},
@@ -757,15 +783,21 @@ class AsyncDynamoKV:
                 now = time.time()
                 for item in response.get("Responses", {}).get(config.table, ()):
                     if not is_expired(item, config.ttl_attribute, now):
-                        found[wanted[item[pk_name]["S"]]] = decode_value(item, config.value_attribute)
+                        found[wanted[item[pk_name]["S"]]] = decode_value(
+                            item, config.value_attribute
+                        )
                 rest = response.get("UnprocessedKeys", {}).get(config.table)
                 return rest["Keys"] if rest else None
 
             requests = [
-                [{pk_name: {"S": pk}} for pk in chunk] for chunk in chunked(list(wanted), _GET_BATCH)
+                [{pk_name: {"S": pk}} for pk in chunk]
+                for chunk in chunked(list(wanted), _GET_BATCH)
             ]
             leftovers, cause = await drive(
-                requests, send, concurrency=config.batch_concurrency, deadline_seconds=config.batch_deadline
+                requests,
+                send,
+                concurrency=config.batch_concurrency,
+                deadline_seconds=config.batch_deadline,
             )
             if leftovers:
                 missing = [wanted[k[pk_name]["S"]] for rest in leftovers for k in rest]
@@ -925,6 +957,8 @@ class AsyncDynamoKV:
 
 _NO_VALUE = object()
 
+# Every write bumps the version; a new item starts from the clock (see new_version).
+_BUMP = "#r = if_not_exists(#r, :base) + :one"
 # Compare-and-set on an unexpired item; version 0 is an item written without one (by GoFr).
 _UNEXPIRED = "(attribute_not_exists(#t) OR #t > :now)"
 _VERSION_CONDITION = {

@@ -73,7 +73,9 @@ async def _create(client: Any, config: KVConfig, tel: Telemetry) -> Any:
         try:
             response = await client.create_table(
                 TableName=config.table,
-                AttributeDefinitions=[{"AttributeName": config.partition_key, "AttributeType": "S"}],
+                AttributeDefinitions=[
+                    {"AttributeName": config.partition_key, "AttributeType": "S"}
+                ],
                 KeySchema=[{"AttributeName": config.partition_key, "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
             )
@@ -136,7 +138,10 @@ async def _enable_ttl(client: Any, config: KVConfig, tel: Telemetry) -> None:
 
 
 async def probe_health(client: Any, config: KVConfig, tel: Telemetry) -> Health:
-    """DescribeTable within ``connect_timeout + read_timeout``; UP only when ACTIVE. Never raises."""
+    """DescribeTable within ``connect_timeout + read_timeout``; UP only when ACTIVE.
+
+    Never raises: any failure is a DOWN report naming the error.
+    """
     details: dict[str, Any] = {
         "table": config.table,
         "region": config.effective_region,

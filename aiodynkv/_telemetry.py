@@ -37,7 +37,7 @@ _SCHEMA_URL = "https://opentelemetry.io/schemas/1.28.0"
 
 
 def _version() -> str:
-    from aiodynkv import __version__  # noqa: PLC0415 (the package imports this module)
+    from aiodynkv import __version__
 
     return __version__
 
@@ -94,7 +94,7 @@ class Telemetry:
         return self._logger if self._logger is not None else structlog.get_logger(_SCOPE)
 
     def logs_events(self) -> bool:
-        """Whether per-call debug events go anywhere: an injected logger or a configured structlog."""
+        """Whether debug events go anywhere: an injected logger or a configured structlog."""
         return self._logger is not None or structlog.is_configured()
 
     def span_attributes(self, operation: str, dynamo_op: str) -> dict[str, Any]:
@@ -254,14 +254,8 @@ class Operation:
         if error_type is not None:
             metric_attrs = {**metric_attrs, "error.type": error_type}
         tel._duration.record(duration, metric_attrs)
-        if self.read_units:
-            tel._capacity.add(self.read_units, {**metric_attrs, "aiodynkv.capacity.kind": "read"})
-        if self.write_units:
-            tel._capacity.add(
-                self.write_units, {**metric_attrs, "aiodynkv.capacity.kind": "write"}
-            )
-        if self.retries:
-            tel._retries.add(self.retries, metric_attrs)
+        if self.read_units or self.write_units or self.retries:
+            self._count(metric_attrs)
         if span.is_recording():
             span.set_attribute("aiodynkv.outcome", self.outcome)
             if self.retries:
@@ -281,6 +275,15 @@ class Operation:
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
         self._log(duration, error_type, exc)
+
+    def _count(self, metric_attrs: dict[str, Any]) -> None:
+        tel = self.tel
+        if self.read_units:
+            tel._capacity.add(self.read_units, {**metric_attrs, "aiodynkv.capacity.kind": "read"})
+        if self.write_units:
+            tel._capacity.add(self.write_units, {**metric_attrs, "aiodynkv.capacity.kind": "write"})
+        if self.retries:
+            tel._retries.add(self.retries, metric_attrs)
 
     def _log(self, duration: float, error_type: str | None, exc: BaseException | None) -> None:
         tel = self.tel

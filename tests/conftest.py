@@ -29,7 +29,7 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "server": "InMemoryKV has no server",
     },
     "moto": {
-        "exact_size_limit": "moto counts item size differently from DynamoDB (rejects items AWS accepts)",
+        "exact_size_limit": "moto counts item size its own way (rejects items DynamoDB accepts)",
     },
     "dynalite": {
         "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
@@ -49,7 +49,9 @@ class Backend:
     def check(self, needs: tuple[str, ...]) -> None:
         for capability in needs:
             if capability in self.lacks:
-                pytest.skip(f"{self.kind}: {self.lacks[capability]} (declared in tests/conftest.py)")
+                pytest.skip(
+                    f"{self.kind}: {self.lacks[capability]} (declared in tests/conftest.py)"
+                )
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +100,9 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     if backend.kind == "memory":
         admin = await InMemoryKV(table=table).open()
     else:
-        admin = await AsyncDynamoKV(table=table, endpoint=backend.endpoint, create_table=True).open()
+        admin = await AsyncDynamoKV(
+            table=table, endpoint=backend.endpoint, create_table=True
+        ).open()
 
     async def factory(**fields: Any) -> Any:
         if isinstance(admin, InMemoryKV):

@@ -55,9 +55,12 @@ def docker_available(timeout: float = 2.0) -> tuple[bool, str]:
     """
     host = os.environ.get("DOCKER_HOST", "")
     if not host and not Path("/var/run/docker.sock").exists():
-        return False, "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist"
+        return (
+            False,
+            "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist",
+        )
     try:
-        import docker  # noqa: PLC0415 (optional: comes with testcontainers)
+        import docker
     except ImportError:
         return False, "the docker Python package is not installed (pip install testcontainers)"
     # A failed connection attempt inside docker-py leaves its socket to the collector.
@@ -184,7 +187,7 @@ class LocalDynamoDB:
     def _command(self, port: int) -> list[str]:
         if self.kind == "moto":
             try:
-                import moto.server  # noqa: F401, PLC0415 (only to give a clear error)
+                import moto.server  # noqa: F401 (only to give a clear error)
             except ImportError as exc:
                 raise LocalServerError(
                     "the embedded emulator needs moto's server: pip install 'aiodynkv[local]'"
@@ -219,7 +222,7 @@ class LocalDynamoDB:
         ok, reason = docker_available()
         if not ok:
             raise LocalServerError(f"DynamoDB Local needs Docker: {reason}")
-        from testcontainers.core.container import DockerContainer  # noqa: PLC0415 (optional)
+        from testcontainers.core.container import DockerContainer
 
         container = DockerContainer(_DYNAMODB_LOCAL_IMAGE)
         container.with_command("-jar DynamoDBLocal.jar -inMemory -sharedDb")
@@ -298,7 +301,7 @@ class LocalDynamoDB:
         self.stop()
 
     async def __aenter__(self) -> LocalDynamoDB:
-        import asyncio  # noqa: PLC0415 (sync users never need it)
+        import asyncio
 
         await asyncio.to_thread(self.start)
         return self

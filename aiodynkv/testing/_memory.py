@@ -286,7 +286,9 @@ class InMemoryKV:
         if_version: int | None = None,
     ) -> bool:
         """See `AsyncDynamoKV.set_json`."""
-        return await self.set(key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version)
+        return await self.set(
+            key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version
+        )
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """See `AsyncDynamoKV.delete`."""
@@ -317,7 +319,9 @@ class InMemoryKV:
         """See `AsyncDynamoKV.expire`."""
         expires = expiry_of(ttl, "expire")
         if expires is None:
-            raise KVValidationError("expire: ttl must not be None (use persist)", operation="expire")
+            raise KVValidationError(
+                "expire: ttl must not be None (use persist)", operation="expire"
+            )
         return await self._update_existing(key, "expire", expires)
 
     async def persist(self, key: str) -> bool:
@@ -369,7 +373,10 @@ class InMemoryKV:
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
         """See `AsyncDynamoKV.get_many`."""
-        wanted = {self._keys.encode(k, "get_many", self.config.table): k for k in key_list(keys, "get_many")}
+        wanted = {
+            self._keys.encode(k, "get_many", self.config.table): k
+            for k in key_list(keys, "get_many")
+        }
         self._check("get_many")
         await asyncio.sleep(0)
         out: dict[str, Value] = {}
@@ -392,14 +399,19 @@ class InMemoryKV:
         for pair in items.items() if isinstance(items, Mapping) else items:
             key, value = pair_of(pair)
             stored = self._keys.encode(key, "set_many", self.config.table)
-            staged[stored] = build_item(self.config, stored, value, expires, version, "set_many", key)
+            staged[stored] = build_item(
+                self.config, stored, value, expires, version, "set_many", key
+            )
         self._check("set_many")
         await asyncio.sleep(0)
         self._shared.items.update(staged)
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """See `AsyncDynamoKV.delete_many`."""
-        stored = [self._keys.encode(k, "delete_many", self.config.table) for k in key_list(keys, "delete_many")]
+        stored = [
+            self._keys.encode(k, "delete_many", self.config.table)
+            for k in key_list(keys, "delete_many")
+        ]
         self._check("delete_many")
         await asyncio.sleep(0)
         for pk in stored:

@@ -19,11 +19,11 @@ def main(argv: list[str]) -> None:
     """Serve moto on ``argv[0]:argv[1]`` until SIGTERM or SIGINT."""
     host, port = argv[0], int(argv[1])
     os.environ.setdefault("MOTO_PORT", str(port))
-    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 (after MOTO_PORT is set)
+    from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         create_backend_app,
     )
-    from werkzeug.serving import WSGIRequestHandler, run_simple  # noqa: PLC0415
+    from werkzeug.serving import WSGIRequestHandler, run_simple
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

@@ -2,9 +2,10 @@
 
 - ``dynamodb_endpoint`` (session): ``AIODYNKV_TEST_ENDPOINT`` if set; else DynamoDB
   Local in testcontainers if a Docker engine answers; else the embedded moto server.
-- ``kv``: an open `AsyncDynamoKV` on a fresh table of that endpoint, per test
-  (needs pytest-asyncio: ``pip install 'aiodynkv[pytest]'``).
+- ``kv``: an open `AsyncDynamoKV` on a fresh table of that endpoint, per test.
 - ``memory_kv``: an open `InMemoryKV`, per test.
+
+The async fixtures exist when pytest-asyncio is installed (``pip install 'aiodynkv[pytest]'``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from importlib.util import find_spec
 
 import pytest
 
 from aiodynkv._store import AsyncDynamoKV
-from aiodynkv.testing._local import LocalDynamoDB, docker_available
+from aiodynkv.testing._local import Kind, LocalDynamoDB, docker_available
 from aiodynkv.testing._memory import InMemoryKV
 
 ENDPOINT_VARIABLE = "AIODYNKV_TEST_ENDPOINT"
@@ -29,32 +31,21 @@ def dynamodb_endpoint() -> Iterator[str]:
     if configured:
         yield configured
         return
-    kind = "dynamodb-local" if docker_available()[0] else "moto"
+    kind: Kind = "dynamodb-local" if docker_available()[0] else "moto"
     with LocalDynamoDB(kind) as server:
         yield server.endpoint
 
 
-try:
+if find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - exercised only without the extra
-
-    @pytest.fixture
-    def kv() -> None:
-        """Needs pytest-asyncio."""
-        pytest.fail("the kv fixture needs pytest-asyncio: pip install 'aiodynkv[pytest]'")
-
-    @pytest.fixture
-    def memory_kv() -> None:
-        """Needs pytest-asyncio."""
-        pytest.fail("the memory_kv fixture needs pytest-asyncio: pip install 'aiodynkv[pytest]'")
-
-else:
 
     @pytest_asyncio.fixture
     async def kv(dynamodb_endpoint: str) -> AsyncIterator[AsyncDynamoKV]:
         """An open store on a fresh table, deleted afterwards."""
         table = f"test-{uuid.uuid4().hex[:12]}"
-        async with AsyncDynamoKV(table=table, endpoint=dynamodb_endpoint, create_table=True) as store:
+        async with AsyncDynamoKV(
+            table=table, endpoint=dynamodb_endpoint, create_table=True
+        ) as store:
             try:
                 yield store
             finally:

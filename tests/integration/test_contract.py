@@ -118,7 +118,9 @@ async def test_health_is_up(store: KVStore) -> None:
 # -- validation before any request ---------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["", 5, None, b"bytes", "lone \ud800 surrogate", "x" * 2049, "a\x1fb"])
+@pytest.mark.parametrize(
+    "bad", ["", 5, None, b"bytes", "lone \ud800 surrogate", "x" * 2049, "a\x1fb"]
+)
 async def test_invalid_keys_raise_invalid_key_error(store: KVStore, bad: Any) -> None:
     with pytest.raises(InvalidKeyError):
         await store.set(bad, "v")
@@ -151,7 +153,9 @@ async def test_item_over_400_kb_raises_value_too_large_and_writes_nothing(
 async def test_item_of_exactly_400_kb_is_accepted(make_store: StoreFactory) -> None:
     store = await make_store(compress_threshold=None)
     # What set() writes besides the value: the key, the attribute names, a version.
-    overhead = item_size({"pk": {"S": "big"}, "value": {"B": b""}, "ver": {"N": "1795628826224302"}})
+    overhead = item_size(
+        {"pk": {"S": "big"}, "value": {"B": b""}, "ver": {"N": "1795628826224302"}}
+    )
     await store.set("big", b"\x01" * (MAX_ITEM_BYTES - overhead))
     assert len(await store.get("big")) == MAX_ITEM_BYTES - overhead
     with pytest.raises(ValueTooLargeError):
@@ -341,7 +345,7 @@ async def test_incr_with_bad_delta_raises_type_error(store: KVStore, bad: Any) -
 async def test_set_many_then_get_many_of_1000(store: KVStore) -> None:
     items = {f"item:{i}": f"value-{i}" for i in range(1000)}
     await store.set_many(items)
-    got = await store.get_many(list(items) + ["missing:1", "item:0", "item:0"])
+    got = await store.get_many([*items, "missing:1", "item:0", "item:0"])
     assert got == items
 
 
@@ -359,7 +363,7 @@ async def test_set_many_with_ttl_expires_every_item(store: KVStore) -> None:
 
 async def test_set_many_validates_everything_before_writing_anything(store: KVStore) -> None:
     with pytest.raises(TypeError):
-        await store.set_many({"good": "v", "bad": 3})  # type: ignore[dict-item]
+        await store.set_many({"good": "v", "bad": 3})  # type: ignore[arg-type]
     with pytest.raises(InvalidKeyError):
         await store.set_many({"good": "v", "": "x"})
     assert not await store.exists("good")

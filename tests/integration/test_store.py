@@ -98,7 +98,7 @@ async def test_a_store_used_from_another_event_loop_raises(kv: AsyncDynamoKV) ->
     assert "another event loop" in str(errors[0])
 
 
-async def test_aclose_waits_for_calls_in_flight(kv: AsyncDynamoKV, moto_endpoint: str) -> None:
+async def test_aclose_waits_for_calls_in_flight(kv: AsyncDynamoKV) -> None:
     store = await AsyncDynamoKV(kv.config).open()
     pending = [asyncio.ensure_future(store.set(f"k{i}", "v")) for i in range(20)]
     await asyncio.sleep(0)
@@ -219,7 +219,7 @@ class StubbornClient:
         return keep, [e for e in entries if pk(e) in self.stuck]
 
     async def batch_get_item(self, **request: Any) -> Any:
-        (table, spec), = request["RequestItems"].items()
+        ((table, spec),) = request["RequestItems"].items()
         keep, left = self._split(spec["Keys"], lambda k: k["pk"]["S"])
         response: dict[str, Any] = {"Responses": {table: []}, "UnprocessedKeys": {}}
         if keep:
@@ -231,7 +231,7 @@ class StubbornClient:
         return response
 
     async def batch_write_item(self, **request: Any) -> Any:
-        (table, entries), = request["RequestItems"].items()
+        ((table, entries),) = request["RequestItems"].items()
         keep, left = self._split(entries, lambda e: e["PutRequest"]["Item"]["pk"]["S"])
         if keep:
             await self._client.batch_write_item(RequestItems={table: keep})

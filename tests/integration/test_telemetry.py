@@ -72,7 +72,9 @@ async def kv(moto_endpoint: str, otel: Otel) -> AsyncIterator[AsyncDynamoKV]:
         await store.client.delete_table(TableName=table)
 
 
-async def test_one_client_span_per_call_with_semantic_attributes(kv: AsyncDynamoKV, otel: Otel) -> None:
+async def test_one_client_span_per_call_with_semantic_attributes(
+    kv: AsyncDynamoKV, otel: Otel
+) -> None:
     await kv.set("user:1", "secret-value")
     assert await kv.get("user:1") == "secret-value"
     set_span, get_span = otel.finished()
@@ -110,7 +112,9 @@ async def test_failures_set_error_status_and_type_without_the_key(
     moto_endpoint: str, otel: Otel
 ) -> None:
     async with AsyncDynamoKV(
-        table="missing-table", endpoint=moto_endpoint, tracer_provider=otel.tracer_provider,
+        table="missing-table",
+        endpoint=moto_endpoint,
+        tracer_provider=otel.tracer_provider,
         meter_provider=otel.meter_provider,
     ) as kv:
         with pytest.raises(TableNotFoundError):
@@ -134,7 +138,9 @@ async def test_keys_appear_only_when_opted_in(kv: AsyncDynamoKV, otel: Otel) -> 
     assert otel.finished()[-1].attributes["aiodynkv.key"] == "user:42"
 
 
-async def test_duration_histogram_in_seconds_with_bucket_advice(kv: AsyncDynamoKV, otel: Otel) -> None:
+async def test_duration_histogram_in_seconds_with_bucket_advice(
+    kv: AsyncDynamoKV, otel: Otel
+) -> None:
     await kv.set("k", "v")
     await kv.get("k")
     metric = otel.metric("db.client.operation.duration")
@@ -151,8 +157,11 @@ async def test_duration_histogram_in_seconds_with_bucket_advice(kv: AsyncDynamoK
 async def test_consumed_capacity_is_counted_by_kind(dynalite_endpoint: str, otel: Otel) -> None:
     table = f"o-{uuid.uuid4().hex[:12]}"
     async with AsyncDynamoKV(
-        table=table, endpoint=dynalite_endpoint, create_table=True,
-        meter_provider=otel.meter_provider, tracer_provider=otel.tracer_provider,
+        table=table,
+        endpoint=dynalite_endpoint,
+        create_table=True,
+        meter_provider=otel.meter_provider,
+        tracer_provider=otel.tracer_provider,
     ) as kv:
         await kv.set("k", "v")
         await kv.get("k")
@@ -169,7 +178,7 @@ async def test_consumed_capacity_is_counted_by_kind(dynalite_endpoint: str, otel
 async def test_botocore_spans_nest_under_ours(kv: AsyncDynamoKV, otel: Otel) -> None:
     from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
 
-    instrumentor = AiobotocoreInstrumentor()
+    instrumentor = AiobotocoreInstrumentor()  # type: ignore[no-untyped-call]
     instrumentor.instrument(tracer_provider=otel.tracer_provider)
     try:
         async with AsyncDynamoKV(kv.config) as store:  # a client created after instrumenting
@@ -211,16 +220,15 @@ async def test_configured_structlog_gets_one_debug_event_per_call(kv: AsyncDynam
 
 async def test_failures_log_at_error_and_keys_only_with_log_keys(moto_endpoint: str) -> None:
     async with AsyncDynamoKV(table="missing-table", endpoint=moto_endpoint, log_keys=True) as kv:
-        with capture_logs() as logs:
-            with pytest.raises(TableNotFoundError):
-                await kv.get("user:9")
+        with capture_logs() as logs, pytest.raises(TableNotFoundError):
+            await kv.get("user:9")
     (event,) = logs
     assert event["log_level"] == "error"
     assert event["error_type"] == "TableNotFoundError"
     assert event["key"] == "user:9"
 
 
-async def test_an_injected_logger_is_used(moto_endpoint: str, kv: AsyncDynamoKV) -> None:
+async def test_an_injected_logger_is_used(kv: AsyncDynamoKV) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
 
     class Recorder:

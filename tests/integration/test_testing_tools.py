@@ -10,7 +10,13 @@ import pytest
 
 from aiodynkv import AsyncDynamoKV, StoreClosedError
 from aiodynkv.__main__ import main
-from aiodynkv.testing import InMemoryKV, LocalDynamoDB, LocalServerError, docker_available, find_dynalite
+from aiodynkv.testing import (
+    InMemoryKV,
+    LocalDynamoDB,
+    LocalServerError,
+    docker_available,
+    find_dynalite,
+)
 
 
 def test_local_moto_starts_answers_and_stops() -> None:
@@ -26,14 +32,18 @@ def test_local_moto_starts_answers_and_stops() -> None:
 
 
 async def test_local_dynalite_as_async_context_manager() -> None:
-    async with LocalDynamoDB("dynalite") as server:
-        async with AsyncDynamoKV(table="tools", endpoint=server.endpoint, create_table=True) as kv:
-            await kv.set("k", "v")
-            assert await kv.get("k") == "v"
+    async with (
+        LocalDynamoDB("dynalite") as server,
+        AsyncDynamoKV(table="tools", endpoint=server.endpoint, create_table=True) as kv,
+    ):
+        await kv.set("k", "v")
+        assert await kv.get("k") == "v"
 
 
 def test_a_server_that_exits_reports_its_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    server = LocalDynamoDB("dynalite", port=1, startup_timeout=5)  # port 1 needs privileges or fails
+    server = LocalDynamoDB(
+        "dynalite", port=1, startup_timeout=5
+    )  # port 1 needs privileges or fails
     monkeypatch.setenv("AIODYNKV_DYNALITE", "/bin/false")
     with pytest.raises(LocalServerError, match="exited with code 1"):
         server.start()
@@ -45,7 +55,9 @@ def test_unknown_kind_is_refused() -> None:
         LocalDynamoDB("redis")  # type: ignore[arg-type]
 
 
-def test_find_dynalite_explains_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_find_dynalite_explains_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("AIODYNKV_DYNALITE", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -57,7 +69,9 @@ def test_find_dynalite_explains_how_to_install(monkeypatch: pytest.MonkeyPatch, 
         find_dynalite(install=True)  # no npm on this PATH either
 
 
-def test_docker_availability_gives_a_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_docker_availability_gives_a_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
     ok, reason = docker_available(timeout=1)
     assert not ok and "no Docker engine answers" in reason
@@ -86,8 +100,12 @@ def test_main_without_a_command_prints_usage(capsys: pytest.CaptureFixture[str])
 def test_python_dash_m_runs_the_demo() -> None:
     import sys
 
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "aiodynkv", "nope"], capture_output=True, text=True, timeout=60, check=False
+    result = subprocess.run(
+        [sys.executable, "-m", "aiodynkv", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
 
@@ -95,7 +113,9 @@ def test_python_dash_m_runs_the_demo() -> None:
 # -- the plugin's fixtures, as a user's tests would use them ---------------------------
 
 
-async def test_plugin_kv_fixture_is_an_open_store_on_a_fresh_table(kv: Any, dynamodb_endpoint: str) -> None:
+async def test_plugin_kv_fixture_is_an_open_store_on_a_fresh_table(
+    kv: Any, dynamodb_endpoint: str
+) -> None:
     assert isinstance(kv, AsyncDynamoKV) and kv.is_open
     assert kv.config.endpoint == dynamodb_endpoint
     assert [k async for k in kv.keys()] == []

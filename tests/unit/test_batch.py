@@ -33,7 +33,7 @@ async def test_unprocessed_remainders_are_retried_until_done() -> None:
 
 async def test_what_is_left_at_the_deadline_is_returned_with_the_cause() -> None:
     async def send(request: list[int]) -> list[int] | None:
-        raise ThrottledError("slow down")
+        raise ThrottledError(f"slow down ({len(request)} items)")
 
     leftovers, cause = await drive([[1], [2, 3]], send, concurrency=1, deadline_seconds=0.05)
     assert sorted(leftovers) == [[1], [2, 3]]

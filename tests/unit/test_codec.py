@@ -24,14 +24,27 @@ from aiodynkv._codec import (
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("0", 1), ("1", 2), ("12", 2), ("123", 3), ("1795628826224302", 9), ("-5", 3), ("100", 2), ("1.5", 3)],
+    [
+        ("0", 1),
+        ("1", 2),
+        ("12", 2),
+        ("123", 3),
+        ("1795628826224302", 9),
+        ("-5", 3),
+        ("100", 2),
+        ("1.5", 3),
+    ],
 )
 def test_number_size_follows_dynamodb(text: str, size: int) -> None:
     assert number_size(text) == size
 
 
 def test_item_size_counts_names_and_values_in_utf8() -> None:
-    item = {"pk": {"S": "ké"}, "value": {"B": b"\x00" * 10}, "n": {"N": "12"}}
+    item: dict[str, dict[str, Any]] = {
+        "pk": {"S": "ké"},
+        "value": {"B": b"\x00" * 10},
+        "n": {"N": "12"},
+    }
     assert item_size(item) == (2 + 3) + (5 + 10) + (1 + 2)
 
 
@@ -140,5 +153,5 @@ def test_json_helpers() -> None:
     assert from_json(b"[1]") == [1]
     with pytest.raises(ValueError, match="JSON"):
         to_json(float("inf"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="property name"):
         from_json("{not json")

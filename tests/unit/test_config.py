@@ -52,7 +52,9 @@ def test_defaults_match_gofr_and_dynamodb_conventions() -> None:
 )
 def test_invalid_values_raise_config_error_naming_the_field(field: str, value: Any) -> None:
     fields: dict[str, Any] = {"table": "kv", field: value}
-    with pytest.raises(KVConfigError, match=f"KVConfig.{field}" if field != "ttl_attribute" else "KVConfig") as info:
+    with pytest.raises(
+        KVConfigError, match=f"KVConfig.{field}" if field != "ttl_attribute" else "KVConfig"
+    ) as info:
         KVConfig(**fields)
     assert isinstance(info.value, ValueError)
 

@@ -26,7 +26,10 @@ from aiodynkv._errors import map_error
 
 def client_error(code: str, message: str = "m", status: int = 400) -> bex.ClientError:
     return bex.ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
         "GetItem",
     )
 
@@ -68,7 +71,10 @@ def test_item_size_validation_maps_to_value_too_large() -> None:
 
 
 def test_unknown_5xx_is_a_server_error() -> None:
-    assert isinstance(map_error(client_error("Weird", status=503), operation="get", table="t", key=None), ServerError)
+    assert isinstance(
+        map_error(client_error("Weird", status=503), operation="get", table="t", key=None),
+        ServerError,
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,13 @@ def test_namespaced_keys_fold_the_namespace_unambiguously() -> None:
 
 @pytest.mark.parametrize(
     ("key", "fits"),
-    [("x" * 2047, True), ("x" * 2048, True), ("x" * 2049, False), ("é" * 1024, True), ("é" * 1024 + "x", False)],
+    [
+        ("x" * 2047, True),
+        ("x" * 2048, True),
+        ("x" * 2049, False),
+        ("é" * 1024, True),
+        ("é" * 1024 + "x", False),
+    ],
 )
 def test_key_byte_limit_boundaries(key: str, fits: bool) -> None:
     codec = KeyCodec(None)
@@ -59,5 +65,5 @@ def test_check_namespace() -> None:
     assert check_namespace("svc-a") == "svc-a"
     with pytest.raises(TypeError):
         check_namespace(1)
-    with pytest.raises(ValueError, match="surrogate|UTF-8"):
+    with pytest.raises(ValueError, match=r"surrogate|UTF-8"):
         check_namespace("\ud800")
