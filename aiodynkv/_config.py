@@ -87,7 +87,7 @@ class KVConfig:
     compress_threshold: int | None = 16_384
     batch_concurrency: int = 8
     batch_deadline: float = 30.0
-    coalesce_reads: bool = False
+    coalesce_reads: bool = True
     coalesce_window: float = 0.0
     trace_keys: bool = False
     log_keys: bool = False

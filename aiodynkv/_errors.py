@@ -52,6 +52,7 @@ __all__ = [
     "ValueTooLargeError",
     "WrongTypeError",
     "map_error",
+    "rekey",
 ]
 
 
@@ -267,6 +268,18 @@ def _error_class(exc: BaseException) -> type[KVError]:
     if isinstance(exc, bex.ParamValidationError):
         return KVValidationError
     return KVError
+
+
+def rekey(error: KVError, operation: str, key: str) -> KVError:
+    """A copy of `error` about one caller's key (each caller of a shared request gets one)."""
+    copy = _rebuild(type(error), error.message, dict(error.__dict__))
+    where = f"{operation} on table {error.table!r} for key {key!r}"
+    copy.message = f"{where} failed: {error.reason or error.message}"
+    Exception.__init__(copy, copy.message)
+    copy.operation = operation
+    copy.key = key
+    copy.__cause__ = error.__cause__
+    return copy
 
 
 def _describe(exc: BaseException) -> str:

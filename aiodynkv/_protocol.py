@@ -6,6 +6,7 @@ import enum
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 __all__ = ["MISSING", "Health", "KVStore", "TTL", "Value"]
@@ -48,6 +49,32 @@ class Health:
 @runtime_checkable
 class KVStore(Protocol):
     """What every aiodynkv store offers; code against this to swap in `InMemoryKV`."""
+
+    @property
+    def current_namespace(self) -> str | None:
+        """The namespace this store or view reads and writes (None at the root)."""
+        ...
+
+    async def open(self) -> KVStore:
+        """Open the store (a namespace view: check its parent is open)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the store (a namespace view: nothing). Idempotent."""
+        ...
+
+    async def __aenter__(self) -> KVStore: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def ensure_table(self) -> None:
+        """Create the table if needed and enable TTL (nothing in memory)."""
+        ...
 
     async def get(self, key: str, default: Any = MISSING) -> Any:
         """Return the value of `key`, or `default`; raise `KeyNotFoundError` without one."""

@@ -22,7 +22,7 @@ import botocore.exceptions as bex
 from aiobotocore.config import AioConfig
 
 from aiodynkv import _table
-from aiodynkv._batch import chunked, drive
+from aiodynkv._batch import MAX_GET_BATCH, MAX_WRITE_BATCH, ReadCoalescer, chunked, drive
 from aiodynkv._codec import (
     COMPRESSION_FLAG,
     Item,
@@ -47,6 +47,7 @@ from aiodynkv._errors import (
     KVError,
     KVValidationError,
     StoreClosedError,
+    TransientError,
     WrongTypeError,
     map_error,
 )
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncDynamoKV"]
 
-_GET_BATCH = 100
-_WRITE_BATCH = 25
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "aiodynkv-local", "aws_secret_access_key": "local"}
 _INCR_RESETS = 5
 
@@ -69,6 +68,7 @@ _INCR_RESETS = 5
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
+    CLOSING = "closing"
     CLOSED = "closed"
 
 
@@ -98,6 +98,7 @@ class _Core:
         self.inflight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.coalescer = ReadCoalescer(self) if config.coalesce_reads else None
 
     async def open(self) -> None:
         if self.state is not _State.UNOPENED:
@@ -110,12 +111,22 @@ class _Core:
         try:
             if self.client is None:
                 self.client = await self.stack.enter_async_context(self._new_client())
+            self._adopt_region()
             self.state = _State.OPEN
             if self.config.create_table:
                 await _table.ensure_table(self.client, self.config, self.tel)
         except BaseException:
             await self.close()
             raise
+
+    def _adopt_region(self) -> None:
+        """Take the region the SDK resolved (from ~/.aws/config, say) into the config."""
+        region = getattr(getattr(self.client, "meta", None), "region_name", None)
+        if isinstance(region, str) and region and region != self.config.region:
+            from aiodynkv._telemetry import Telemetry
+
+            self.config = self.config.replace(region=region)
+            self.tel = Telemetry(self.config)
 
     def _new_client(self) -> Any:
         config = self.config
@@ -130,9 +141,11 @@ class _Core:
             max_pool_connections=config.max_pool_connections,
             user_agent_extra=f"aiodynkv/{__version__}",
         )
+        # None lets the SDK resolve the region itself (AWS_REGION, ~/.aws/config).
+        region = config.region or ("us-east-1" if config.is_local else None)
         return session.client(
             "dynamodb",
-            region_name=config.effective_region,
+            region_name=region,
             endpoint_url=config.endpoint,
             config=botocore_config,
             **credentials,
@@ -141,16 +154,34 @@ class _Core:
     async def close(self) -> None:
         if self.state is _State.CLOSED:
             return
+        if self.state is _State.OPEN:
+            # New calls are refused from here on; those in flight (and coalesced
+            # reads not yet sent) finish, up to read_timeout.
+            self.state = _State.CLOSING
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), timeout=self.config.read_timeout)
         self.state = _State.CLOSED
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.idle.wait(), timeout=self.config.read_timeout)
         await self.stack.aclose()
         if self.owns_client:
             self.client = None
 
-    def check(self, operation: str) -> Any:
-        """The client, if the store is open and used from its own event loop."""
-        if self.state is not _State.OPEN:
+    def begin(self) -> None:
+        """Count a call in flight (`aclose` waits for them)."""
+        self.inflight += 1
+        self.idle.clear()
+
+    def end(self, *_: object) -> None:
+        """A call in flight has finished."""
+        self.inflight -= 1
+        if not self.inflight:
+            self.idle.set()
+
+    def check(self, operation: str, *, internal: bool = False) -> Any:
+        """The client, if the store is open and used from its own event loop.
+
+        `internal` requests (coalesced reads already accepted) may still run while closing.
+        """
+        if self.state is not _State.OPEN and not (internal and self.state is _State.CLOSING):
             raise StoreClosedError(
                 f"{operation}: the store is {self.state.value}; "
                 "use `async with AsyncDynamoKV(...)` or `await kv.open()`",
@@ -167,12 +198,17 @@ class _Core:
         return self.client
 
     async def send(
-        self, op: Operation, method: str, request: dict[str, Any], key: str | None
+        self,
+        op: Operation,
+        method: str,
+        request: dict[str, Any],
+        key: str | None,
+        *,
+        internal: bool = False,
     ) -> Any:
         """Send one request through the shared client; map any failure to a `KVError`."""
-        client = self.check(op.name)
-        self.inflight += 1
-        self.idle.clear()
+        client = self.check(op.name, internal=internal)
+        self.begin()
         try:
             response = await getattr(client, method)(**request)
         except Exception as exc:
@@ -180,11 +216,51 @@ class _Core:
                 op.observe(exc.response)
             raise map_error(exc, operation=op.name, table=self.config.table, key=key) from exc
         finally:
-            self.inflight -= 1
-            if not self.inflight:
-                self.idle.set()
+            self.end()
         op.observe(response)
         return response
+
+    async def batch_get(
+        self, op: Operation, stored: list[str], *, internal: bool = False
+    ) -> tuple[dict[str, Item], list[str], TransientError | None]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
+
+        Returns:
+            The items found by stored key (expired ones included), the stored keys
+            still unprocessed at the deadline, and the last transient error seen.
+        """
+        config = self.config
+        pk_name = config.partition_key
+        found: dict[str, Item] = {}
+
+        async def send(keys: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+            response = await self.send(
+                op,
+                "batch_get_item",
+                {
+                    "RequestItems": {
+                        config.table: {"Keys": keys, "ConsistentRead": config.consistent_read}
+                    },
+                    "ReturnConsumedCapacity": "TOTAL",
+                },
+                None,
+                internal=internal,
+            )
+            for item in response.get("Responses", {}).get(config.table, ()):
+                found[item[pk_name]["S"]] = item
+            rest = response.get("UnprocessedKeys", {}).get(config.table)
+            return rest["Keys"] if rest else None
+
+        requests = [
+            [{pk_name: {"S": pk}} for pk in chunk] for chunk in chunked(stored, MAX_GET_BATCH)
+        ]
+        leftovers, cause = await drive(
+            requests,
+            send,
+            concurrency=config.batch_concurrency,
+            deadline_seconds=config.batch_deadline,
+        )
+        return found, [k[pk_name]["S"] for rest in leftovers for k in rest], cause
 
 
 class AsyncDynamoKV:
@@ -206,7 +282,7 @@ class AsyncDynamoKV:
         KVConfigError: A field is invalid; the message names it.
     """
 
-    __slots__ = ("_core", "_keys")
+    __slots__ = ("_core", "_keys", "_view")
 
     def __init__(
         self,
@@ -222,6 +298,7 @@ class AsyncDynamoKV:
             config = config.replace(**fields)
         self._core = _Core(config, client)
         self._keys = KeyCodec(config.namespace)
+        self._view = False
 
     @classmethod
     def from_env(cls, *, client: Any | None = None, **overrides: Any) -> AsyncDynamoKV:
@@ -255,15 +332,25 @@ class AsyncDynamoKV:
     async def open(self) -> AsyncDynamoKV:
         """Create the client (and the table with ``create_table=True``).
 
+        A namespace view does not open anything: it checks its parent is open.
+
         Raises:
-            StoreClosedError: The store was opened or closed before.
+            StoreClosedError: The store was opened or closed before (for a view:
+                its parent is not open).
         """
-        await self._core.open()
+        if self._view:
+            self._core.check("open")
+        else:
+            await self._core.open()
         return self
 
     async def aclose(self) -> None:
-        """Wait for calls in flight (up to ``read_timeout``), then close the client. Idempotent."""
-        await self._core.close()
+        """Wait for calls in flight (up to ``read_timeout``), then close the client. Idempotent.
+
+        Closing a namespace view does nothing: the view closes with its parent.
+        """
+        if not self._view:
+            await self._core.close()
 
     async def __aenter__(self) -> AsyncDynamoKV:
         return await self.open()
@@ -276,13 +363,20 @@ class AsyncDynamoKV:
     ) -> None:
         await self.aclose()
 
+    @property
+    def current_namespace(self) -> str | None:
+        """The namespace this store or view reads and writes (None at the root)."""
+        return self._keys.namespace
+
     def namespace(self, name: str) -> AsyncDynamoKV:
         """A view whose keys live in namespace `name`, sharing this store's client.
 
-        The view opens and closes with its parent; its own `aclose` does nothing.
+        Namespaces do not nest: ``kv.namespace("a").namespace("b")`` is namespace
+        ``"b"``. The view opens and closes with its parent; its own `aclose` does nothing.
         """
         view = object.__new__(AsyncDynamoKV)
         view._core = self._core
+        view._view = True
         try:
             view._keys = KeyCodec(name)
         except ValueError as exc:
@@ -328,12 +422,7 @@ class AsyncDynamoKV:
             },
             key,
         )
-        item: Item | None = response.get("Item")
-        if item is None or is_expired(item, config.ttl_attribute, time.time()):
-            op.outcome = "miss"
-            return None
-        op.outcome = "hit"
-        return item
+        return _live(op, response.get("Item"), config.ttl_attribute)
 
     def _not_found(self, key: str, operation: str) -> KeyNotFoundError:
         return KeyNotFoundError(
@@ -354,9 +443,14 @@ class AsyncDynamoKV:
             KeyNotFoundError: The key is missing or expired and no default was given.
             InvalidKeyError: The key is invalid.
         """
-        stored = self._key(key, "get")
-        with self._core.tel.operation("get", "GetItem", key) as op:
-            item = await self._get_item(op, key, stored)
+        core = self._core
+        stored = self._keys.encode(key, "get", core.config.table)
+        with core.tel.operation("get", "GetItem", key) as op:
+            if core.coalescer is not None:
+                raw = await core.coalescer.get(stored, key, op)
+                item = _live(op, raw, core.config.ttl_attribute)
+            else:
+                item = await self._get_item(op, key, {core.config.partition_key: {"S": stored}})
             if item is None:
                 if default is MISSING:
                     raise self._not_found(key, "get")
@@ -764,43 +858,16 @@ class AsyncDynamoKV:
             wanted[self._keys.encode(key, "get_many", config.table)] = key
         if not wanted:
             return {}
-        found: dict[str, Value] = {}
-        pk_name = config.partition_key
         with self._core.tel.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
-
-            async def send(keys_: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-                response = await self._core.send(
-                    op,
-                    "batch_get_item",
-                    {
-                        "RequestItems": {
-                            config.table: {"Keys": keys_, "ConsistentRead": config.consistent_read}
-                        },
-                        "ReturnConsumedCapacity": "TOTAL",
-                    },
-                    None,
-                )
-                now = time.time()
-                for item in response.get("Responses", {}).get(config.table, ()):
-                    if not is_expired(item, config.ttl_attribute, now):
-                        found[wanted[item[pk_name]["S"]]] = decode_value(
-                            item, config.value_attribute
-                        )
-                rest = response.get("UnprocessedKeys", {}).get(config.table)
-                return rest["Keys"] if rest else None
-
-            requests = [
-                [{pk_name: {"S": pk}} for pk in chunk]
-                for chunk in chunked(list(wanted), _GET_BATCH)
-            ]
-            leftovers, cause = await drive(
-                requests,
-                send,
-                concurrency=config.batch_concurrency,
-                deadline_seconds=config.batch_deadline,
-            )
+            items, leftovers, cause = await self._core.batch_get(op, list(wanted))
+            now = time.time()
+            found: dict[str, Value] = {
+                wanted[pk]: decode_value(item, config.value_attribute)
+                for pk, item in items.items()
+                if not is_expired(item, config.ttl_attribute, now)
+            }
             if leftovers:
-                missing = [wanted[k[pk_name]["S"]] for rest in leftovers for k in rest]
+                missing = [wanted[pk] for pk in leftovers]
                 raise BatchIncompleteError(
                     f"get_many: {len(missing)} of {len(wanted)} keys still unprocessed after "
                     f"{config.batch_deadline} s (batch_deadline)",
@@ -831,7 +898,7 @@ class AsyncDynamoKV:
                 return rest or None
 
             leftovers, cause = await drive(
-                list(chunked(list(requests.values()), _WRITE_BATCH)),
+                list(chunked(list(requests.values()), MAX_WRITE_BATCH)),
                 send,
                 concurrency=config.batch_concurrency,
                 deadline_seconds=config.batch_deadline,
@@ -945,7 +1012,7 @@ class AsyncDynamoKV:
         count = 0
         async for key in self.keys():
             batch.append(key)
-            if len(batch) >= _WRITE_BATCH * 40:
+            if len(batch) >= MAX_WRITE_BATCH * 40:
                 await self.delete_many(batch)
                 count += len(batch)
                 batch = []
@@ -956,6 +1023,16 @@ class AsyncDynamoKV:
 
 
 _NO_VALUE = object()
+
+
+def _live(op: Operation, item: Item | None, ttl_attribute: str) -> Item | None:
+    """The item unless missing or expired; records the outcome."""
+    if item is None or is_expired(item, ttl_attribute, time.time()):
+        op.outcome = "miss"
+        return None
+    op.outcome = "hit"
+    return item
+
 
 # Every write bumps the version; a new item starts from the clock (see new_version).
 _BUMP = "#r = if_not_exists(#r, :base) + :one"

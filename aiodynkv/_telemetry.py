@@ -13,8 +13,9 @@ without ``structlog.configure`` successful calls log nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,18 @@ class Telemetry:
     ) -> Operation:
         """Context manager timing, tracing and logging one store operation."""
         return Operation(self, operation, dynamo_op, key, batch_size, links)
+
+    @contextlib.contextmanager
+    def activate(self, op: Operation) -> Iterator[None]:
+        """Make `op`'s span current (for work done on its behalf in another task)."""
+        if not op.span.get_span_context().is_valid:
+            yield
+            return
+        token = otel_context.attach(trace.set_span_in_context(op.span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
 
     def warn(self, event: str, **fields: Any) -> None:
         """Log a warning event (retries, throttling, capability gaps)."""

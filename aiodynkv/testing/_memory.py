@@ -61,7 +61,7 @@ class InMemoryKV:
         **fields: `KVConfig` fields, on top of `config`.
     """
 
-    __slots__ = ("_keys", "_shared")
+    __slots__ = ("_keys", "_shared", "_view")
 
     def __init__(self, config: KVConfig | None = None, /, **fields: Any) -> None:
         if config is None:
@@ -70,6 +70,7 @@ class InMemoryKV:
             config = config.replace(**fields)
         self._shared = _Shared(config)
         self._keys = KeyCodec(config.namespace)
+        self._view = False
 
     @property
     def config(self) -> KVConfig:
@@ -87,9 +88,15 @@ class InMemoryKV:
     async def open(self) -> InMemoryKV:
         """Open the store (once).
 
+        A namespace view does not open anything: it checks its parent is open.
+
         Raises:
-            StoreClosedError: It was opened or closed before.
+            StoreClosedError: It was opened or closed before (for a view: its
+                parent is not open).
         """
+        if self._view:
+            self._check("open")
+            return self
         if self._shared.state != "unopened":
             raise StoreClosedError(
                 f"store for table {self.config.table!r} was already "
@@ -100,8 +107,9 @@ class InMemoryKV:
         return self
 
     async def aclose(self) -> None:
-        """Close the store. Idempotent; the data stays readable through `dump`."""
-        self._shared.state = "closed"
+        """Close the store (a view: nothing). Idempotent; `dump` still reads the data."""
+        if not self._view:
+            self._shared.state = "closed"
 
     async def __aenter__(self) -> InMemoryKV:
         return await self.open()
@@ -114,10 +122,16 @@ class InMemoryKV:
     ) -> None:
         await self.aclose()
 
+    @property
+    def current_namespace(self) -> str | None:
+        """The namespace this store or view reads and writes (None at the root)."""
+        return self._keys.namespace
+
     def namespace(self, name: str) -> InMemoryKV:
         """A view whose keys live in namespace `name`, sharing this store's data."""
         view = object.__new__(InMemoryKV)
         view._shared = self._shared
+        view._view = True
         try:
             view._keys = KeyCodec(name)
         except ValueError as exc:

@@ -487,3 +487,14 @@ async def test_errors_are_kv_errors_with_context(store: KVStore) -> None:
     with pytest.raises(KVError) as info:
         await store.get("absent")
     assert info.value.table == store.config.table  # type: ignore[attr-defined]
+
+
+async def test_a_namespace_view_opens_and_closes_with_its_parent(store: KVStore) -> None:
+    view = store.namespace("svc")
+    assert view.current_namespace == "svc" and store.current_namespace is None
+    async with view:  # entering a view checks the parent is open; leaving closes nothing
+        await view.set("k", "v")
+    await view.aclose()
+    assert await view.get("k") == "v"
+    await store.set("root", "still open")
+    assert store.namespace("a").namespace("b").current_namespace == "b"

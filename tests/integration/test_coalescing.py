@@ -1,0 +1,209 @@
+"""Read coalescing: concurrent gets share BatchGetItem requests; each caller keeps its result."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import botocore.exceptions as bex
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from aiodynkv import AsyncDynamoKV, KeyNotFoundError, TableNotFoundError
+
+
+class Recorder:
+    """Wraps a real client and records the requests sent through it."""
+
+    def __init__(self, client: Any, deny_batch: bool = False, unprocessed_rounds: int = 0) -> None:
+        self._client = client
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.deny_batch = deny_batch
+        self.unprocessed_rounds = unprocessed_rounds
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        async def call(**request: Any) -> Any:
+            self.calls.append((name, request))
+            if name == "batch_get_item" and self.deny_batch:
+                raise bex.ClientError(
+                    {
+                        "Error": {
+                            "Code": "AccessDeniedException",
+                            "Message": "not authorized to perform: dynamodb:BatchGetItem",
+                        }
+                    },
+                    "BatchGetItem",
+                )
+            if name == "batch_get_item" and self.unprocessed_rounds:
+                self.unprocessed_rounds -= 1
+                ((table, spec),) = request["RequestItems"].items()
+                return {"Responses": {table: []}, "UnprocessedKeys": {table: spec}}
+            return await method(**request)
+
+        return call
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.calls if n == name)
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
+
+
+@pytest_asyncio.fixture
+async def base(moto_endpoint: str) -> AsyncIterator[AsyncDynamoKV]:
+    table = f"c-{uuid.uuid4().hex[:12]}"
+    async with AsyncDynamoKV(table=table, endpoint=moto_endpoint, create_table=True) as kv:
+        await kv.set_many({f"k{i}": f"v{i}" for i in range(300)})
+        yield kv
+        await kv.client.delete_table(TableName=table)
+
+
+async def test_concurrent_gets_share_batch_requests(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+        values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(64)))
+    assert values == [f"v{i}" for i in range(64)]
+    assert recorder.count("batch_get_item") == 1
+    assert recorder.count("get_item") == 0
+    ((_, request),) = [c for c in recorder.calls if c[0] == "batch_get_item"]
+    spec = request["RequestItems"][base.config.table]
+    assert len(spec["Keys"]) == 64 and spec["ConsistentRead"] is True
+
+
+async def test_more_than_100_concurrent_gets_split_into_requests_of_100(
+    base: AsyncDynamoKV,
+) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+        values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(250)))
+    assert values == [f"v{i}" for i in range(250)]
+    sizes = sorted(
+        len(r["RequestItems"][base.config.table]["Keys"])
+        for n, r in recorder.calls
+        if n == "batch_get_item"
+    )
+    assert sizes == [50, 100, 100]
+
+
+async def test_duplicates_are_fetched_once_and_misses_stay_per_caller(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+        results = await asyncio.gather(
+            kv.get("k1"),
+            kv.get("k1"),
+            kv.get("nope", "dflt"),
+            kv.get("nope"),
+            return_exceptions=True,
+        )
+    assert list(results[:3]) == ["v1", "v1", "dflt"]
+    assert isinstance(results[3], KeyNotFoundError) and results[3].key == "nope"
+    ((_, request),) = [c for c in recorder.calls if c[0] == "batch_get_item"]
+    assert len(request["RequestItems"][base.config.table]["Keys"]) == 2
+
+
+async def test_a_lone_get_is_a_plain_get_item(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+        assert await kv.get("k5") == "v5"
+        assert await kv.get("k6") == "v6"
+    assert recorder.count("get_item") == 2 and recorder.count("batch_get_item") == 0
+
+
+async def test_coalescing_can_be_turned_off(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder, coalesce_reads=False) as kv:
+        await asyncio.gather(*(kv.get(f"k{i}") for i in range(10)))
+    assert recorder.count("get_item") == 10 and recorder.count("batch_get_item") == 0
+
+
+async def test_a_window_gathers_reads_across_loop_turns(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder, coalesce_window=0.05) as kv:
+
+        async def late(i: int) -> Any:
+            await asyncio.sleep(0.01)
+            return await kv.get(f"k{i}")
+
+        assert list(await asyncio.gather(kv.get("k0"), late(1), late(2))) == ["v0", "v1", "v2"]
+    assert recorder.count("batch_get_item") == 1
+
+
+async def test_each_caller_gets_its_own_exception(moto_endpoint: str) -> None:
+    async with AsyncDynamoKV(table="no-such-table", endpoint=moto_endpoint) as kv:
+        results = await asyncio.gather(
+            *(kv.get(f"key-{i}") for i in range(5)), return_exceptions=True
+        )
+    assert all(isinstance(r, TableNotFoundError) for r in results)
+    assert [r.key for r in results if isinstance(r, TableNotFoundError)] == [
+        f"key-{i}" for i in range(5)
+    ]
+    assert len({id(r) for r in results}) == 5
+    assert all("key-" in str(r) for r in results)
+
+
+async def test_a_cancelled_caller_leaves_the_others_untouched(base: AsyncDynamoKV) -> None:
+    async with AsyncDynamoKV(base.config) as kv:
+        tasks = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(10)]
+        await asyncio.sleep(0)
+        tasks[3].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[3], asyncio.CancelledError)
+        assert [r for i, r in enumerate(results) if i != 3] == [
+            f"v{i}" for i in range(10) if i != 3
+        ]
+        assert await kv.get("k3") == "v3"  # the store is still usable
+
+
+async def test_unprocessed_keys_are_retried(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client, unprocessed_rounds=2)
+    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+        values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(20)))
+    assert values == [f"v{i}" for i in range(20)]
+    assert recorder.count("batch_get_item") == 3
+
+
+async def test_without_batch_permission_it_falls_back_to_get_item(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client, deny_batch=True)
+    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+        first = await asyncio.gather(*(kv.get(f"k{i}") for i in range(5)))
+        second = await asyncio.gather(*(kv.get(f"k{i}") for i in range(5)))
+    assert first == second == [f"v{i}" for i in range(5)]
+    assert recorder.count("batch_get_item") == 1  # tried once, then never again
+    assert recorder.count("get_item") == 10
+
+
+async def test_aclose_lets_accepted_reads_finish(base: AsyncDynamoKV) -> None:
+    kv = await AsyncDynamoKV(base.config).open()
+    tasks = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(30)]
+    await asyncio.sleep(0)
+    await kv.aclose()
+    assert [t.result() for t in tasks] == [f"v{i}" for i in range(30)]
+
+
+async def test_every_get_keeps_its_span_linked_to_the_shared_request(
+    base: AsyncDynamoKV, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    async with AsyncDynamoKV(base.config, tracer_provider=provider) as kv:
+        await asyncio.gather(*(kv.get(f"k{i}") for i in range(8)))
+    finished = exporter.get_finished_spans()
+    gets = [s for s in finished if s.name.startswith("GetItem")]
+    (batch,) = [s for s in finished if s.name.startswith("BatchGetItem")]
+    assert len(gets) == 8
+    assert (batch.attributes or {})["db.operation.batch.size"] == 8
+    assert {link.context.span_id for link in batch.links} == {s.context.span_id for s in gets}
+    assert batch.parent is None  # not parented by whichever caller came first
+    assert all((s.attributes or {})["aiodynkv.outcome"] == "hit" for s in gets)
