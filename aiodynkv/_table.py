@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["describe_table", "ensure_table", "probe_health"]
 
 _POLL_SECONDS = 0.2
-# Codes a server answers with when it lacks the TTL API (dynalite) or it is already on.
-_NO_TTL_API = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
+# What a server answers when it lacks the TTL API (dynalite).
+_NO_TTL_API = frozenset({"UnknownOperationException"})
 
 
 def _code(exc: BaseException) -> str:
