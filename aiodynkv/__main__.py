@@ -1,19 +1,40 @@
-"""``python -m aiodynkv demo``."""
+"""``python -m aiodynkv`` and the ``aiodynkv`` console script.
+
+The full command line needs the ``cli`` extra (typer and rich). Without it, only
+``python -m aiodynkv demo`` works, so the README's quick start needs nothing but
+the ``local`` extra.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+
+_CLI_PACKAGES = frozenset({"typer", "rich", "click"})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command named in `argv`."""
-    args = sys.argv[1:] if argv is None else argv
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command named in `argv` (default: ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        from aiodynkv._cli import main as cli_main
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] not in _CLI_PACKAGES:
+            raise
+        return _demo_only(args)
+    return cli_main(args)
+
+
+def _demo_only(args: list[str]) -> int:
     if args == ["demo"]:
         from aiodynkv._demo import run_demo
 
         run_demo()
         return 0
-    sys.stderr.write("usage: python -m aiodynkv demo\n")
+    sys.stderr.write(
+        "usage: python -m aiodynkv demo "
+        "(the other commands need the cli extra: pip install 'aiodynkv[cli]')\n"
+    )
     return 2
 
 

@@ -1,0 +1,551 @@
+"""The ``aiodynkv`` commands (typer), and the one place that turns errors into exit codes.
+
+Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
+connection error, 130 interrupted. Expected errors print one line to stderr,
+``aiodynkv: <message>``, and no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TextIO, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from aiodynkv._cli._transfer import Summary, count_lines, export_items, import_items
+from aiodynkv._config import ENV_PREFIX, KVConfig
+from aiodynkv._errors import KeyNotFoundError, KVConfigError, KVError, KVValidationError
+from aiodynkv._store import AsyncDynamoKV
+from aiodynkv.testing._local import LocalServerError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_SERVER", "EXIT_USAGE", "app", "main"]
+
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+EXIT_SERVER = 3
+EXIT_INTERRUPTED = 130
+LOCAL_HOST = "127.0.0.1"
+DEFAULT_LOCAL_TABLE = "aiodynkv"
+_MAX_WARNINGS = 20
+_T = TypeVar("_T")
+
+
+class CommandError(Exception):
+    """An expected failure: print `message` on one line and exit with `code`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Globals:
+    """The options given before the command."""
+
+    table: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    namespace: str | None = None
+
+    def config(self, **fields: Any) -> KVConfig:
+        """The store's config: these options over ``AIODYNKV_*`` variables (as `from_env`)."""
+        given = {
+            "table": self.table,
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "namespace": self.namespace,
+        }
+        overrides = {name: value for name, value in given.items() if value}
+        if "table" not in overrides and not os.environ.get(f"{ENV_PREFIX}TABLE"):
+            raise CommandError(EXIT_USAGE, f"no table: pass --table or set {ENV_PREFIX}TABLE")
+        return KVConfig.from_env(None, **overrides, **fields)
+
+
+app = typer.Typer(
+    name="aiodynkv",
+    help="A key-value store on one DynamoDB table, from the shell.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", "-t", envvar="AIODYNKV_TABLE", help="DynamoDB table name."),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            "-e",
+            envvar="AIODYNKV_ENDPOINT",
+            help="URL of a DynamoDB-compatible server; leave out for AWS.",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            "-r",
+            envvar="AIODYNKV_REGION",
+            help="AWS region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", "-n", envvar="AIODYNKV_NAMESPACE", help="Namespace of the keys."
+        ),
+    ] = None,
+) -> None:
+    """A key-value store on one DynamoDB table, from the shell.
+
+    Every other AIODYNKV_* variable of KVConfig.from_env is read too.
+    """
+    ctx.obj = Globals(table, endpoint, region, namespace)
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    found: Globals = ctx.ensure_object(Globals)
+    return found
+
+
+def _with_store(ctx: typer.Context, use: Callable[[AsyncDynamoKV], Awaitable[_T]]) -> _T:
+    """Open the store configured by the options, run `use` on it, close it."""
+    config = _globals(ctx).config()
+
+    async def run() -> _T:
+        async with AsyncDynamoKV(config) as kv:
+            return await use(kv)
+
+    return asyncio.run(run())
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(f"aiodynkv: {' '.join(text.split())}\n")
+    sys.stderr.flush()
+
+
+# -- single keys ---------------------------------------------------------------
+
+KeyArg = Annotated[str, typer.Argument(help="The key.", show_default=False)]
+
+
+@app.command()
+def get(ctx: typer.Context, key: KeyArg) -> None:
+    """Print the value of KEY: text as it is, a counter as a number, bytes unchanged."""
+    value = _with_store(ctx, lambda kv: kv.get(key))
+    if isinstance(value, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(value)
+        sys.stdout.buffer.flush()
+    else:
+        _out(str(value))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: KeyArg,
+    value: Annotated[
+        str | None, typer.Argument(help="The value (text).", show_default=False)
+    ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option("--ttl", help="Seconds until the key expires (default: never)."),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", "-f", help="Store the bytes of FILE instead of VALUE ('-' reads stdin)."
+        ),
+    ] = None,
+) -> None:
+    """Store VALUE (text) or the bytes of --file at KEY, replacing what was there."""
+    if (value is None) == (file is None):
+        raise typer.BadParameter("give either VALUE or --file")
+    data: str | bytes
+    if file is None:
+        data = str(value)
+    elif file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = _read_bytes(file)
+    _with_store(ctx, lambda kv: kv.set(key, data, ttl=ttl))
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(EXIT_USAGE, f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def delete(ctx: typer.Context, key: KeyArg) -> None:
+    """Delete KEY. Exit 1 if it did not exist."""
+    if not _with_store(ctx, lambda kv: kv.delete(key)):
+        raise CommandError(EXIT_NOT_FOUND, f"key {key!r} not found")
+
+
+@app.command()
+def exists(ctx: typer.Context, key: KeyArg) -> None:
+    """Print true or false. Exit 0 if KEY exists, 1 if not."""
+    found = _with_store(ctx, lambda kv: kv.exists(key))
+    _out("true" if found else "false")
+    if not found:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+@app.command()
+def ttl(ctx: typer.Context, key: KeyArg) -> None:
+    """Print the seconds until KEY expires, or 'none' if it never does."""
+    remaining = _with_store(ctx, lambda kv: kv.ttl(key))
+    _out("none" if remaining is None else f"{remaining:.1f}")
+
+
+@app.command()
+def keys(
+    ctx: typer.Context,
+    prefix: Annotated[
+        str | None, typer.Argument(help="Only keys starting with this.", show_default=False)
+    ] = None,
+) -> None:
+    """Print every key (of the namespace), one a line. A full table Scan."""
+
+    async def listing(kv: AsyncDynamoKV) -> None:
+        async for key in kv.keys(prefix):
+            _out(key)
+
+    _with_store(ctx, listing)
+
+
+# -- the table ---------------------------------------------------------------------
+
+
+@app.command()
+def health(ctx: typer.Context) -> None:
+    """Print the table's health as JSON. Exit 0 when UP, 3 when DOWN."""
+    report = _with_store(ctx, lambda kv: kv.health())
+    _out(json.dumps({"status": report.status, **report.details}, default=str))
+    if not report.is_up:
+        message = report.details.get("message") or report.details.get("table_status")
+        raise CommandError(EXIT_SERVER, f"DOWN: {message}")
+
+
+@app.command("create-table")
+def create_table(ctx: typer.Context) -> None:
+    """Create the table if it is missing (on-demand billing) and enable TTL."""
+    config = _with_store(ctx, _ensure_table)
+    _out(f"table {config.table!r} is ready (key {config.partition_key!r}, TTL on "
+         f"{config.ttl_attribute!r})")  # fmt: skip
+
+
+async def _ensure_table(kv: AsyncDynamoKV) -> KVConfig:
+    await kv.ensure_table()
+    return kv.config
+
+
+# -- export and import ---------------------------------------------------------------
+
+
+class _ProgressReporter:
+    """Progress bars on stderr, and the first problems above them."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.warnings = 0
+
+    def phase(self, description: str, total: int | None) -> None:
+        if self.task is not None:
+            done = self.progress.tasks[-1].completed
+            self.progress.update(self.task, total=done, completed=done)
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, steps: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, steps)
+
+    def warn(self, message: str) -> None:
+        self.warnings += 1
+        if self.warnings <= _MAX_WARNINGS:
+            self.progress.console.print(f"aiodynkv: {message}", markup=False, highlight=False)
+        elif self.warnings == _MAX_WARNINGS + 1:
+            self.progress.console.print("aiodynkv: (further problems are counted, not shown)")
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[_ProgressReporter]:
+    progress = Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    with progress:
+        yield _ProgressReporter(progress)
+
+
+def _report(verb: str, summary: Summary, started: float) -> None:
+    sys.stderr.write(summary.line(verb, time.monotonic() - started) + "\n")
+
+
+@app.command("export")
+def export_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file to write ('-' for stdout).")],
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Only keys starting with this.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100, help="Keys per get_many.")
+    ] = 100,
+) -> None:
+    """Write every item (of the namespace) to FILE, one JSON object a line.
+
+    The file is written in full or not at all: FILE.part is renamed to FILE at the end.
+    """
+    config = _globals(ctx).config()
+    started = time.monotonic()
+    summary = Summary()
+
+    async def run(out: TextIO, reporter: _ProgressReporter) -> None:
+        async with AsyncDynamoKV(config) as kv:
+            await export_items(kv, out, reporter, summary, prefix=prefix, batch_size=batch_size)
+
+    try:
+        if file == "-":
+            with _progress() as reporter:
+                asyncio.run(run(sys.stdout, reporter))
+            sys.stdout.flush()
+        else:
+            target = Path(file)
+            part = target.with_name(target.name + ".part")
+            try:
+                with part.open("w", encoding="utf-8") as out, _progress() as reporter:
+                    asyncio.run(run(out, reporter))
+                part.replace(target)
+            except OSError as exc:
+                raise CommandError(
+                    EXIT_USAGE, f"cannot write {file}: {exc.strerror or exc}"
+                ) from None
+            finally:
+                part.unlink(missing_ok=True)
+    except BaseException:
+        _report("export stopped", summary, started)
+        raise
+    _report("exported", summary, started)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file to read ('-' for stdin).")],
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Lines read and compared per batch.")
+    ] = 1000,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Write every item, even one the table already holds identically."
+        ),
+    ] = False,
+) -> None:
+    """Write the items in FILE (JSON Lines, as written by export) to the table.
+
+    A key that already holds the identical value is skipped, so running the same
+    import again, e.g. after an interruption, writes only what is still missing.
+    """
+    config = _globals(ctx).config()
+    started = time.monotonic()
+    summary = Summary()
+    with _open_lines(file) as (lines, total):
+        try:
+            with _progress() as reporter:
+
+                async def run() -> None:
+                    async with AsyncDynamoKV(config) as kv:
+                        await import_items(
+                            kv,
+                            lines,
+                            reporter,
+                            summary,
+                            total=total,
+                            batch_size=batch_size,
+                            overwrite=overwrite,
+                        )
+
+                asyncio.run(run())
+        except UnicodeDecodeError as exc:
+            _report("import stopped", summary, started)
+            raise CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})") from None
+        except BaseException:
+            _report("import stopped", summary, started)
+            _err("run the same command again to resume: keys already imported are skipped")
+            raise
+    _report("imported", summary, started)
+    if summary.unwritten:
+        raise CommandError(EXIT_SERVER, f"{summary.unwritten} items were not written")
+    if summary.invalid:
+        raise CommandError(EXIT_USAGE, f"{summary.invalid} lines or items are invalid")
+
+
+@contextlib.contextmanager
+def _open_lines(file: str) -> Iterator[tuple[TextIO, int | None]]:
+    if file == "-":
+        yield sys.stdin, None
+        return
+    try:
+        total = count_lines(file)
+        stream = Path(file).open(encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise CommandError(EXIT_USAGE, f"cannot read {file}: {exc.strerror or exc}") from None
+    with stream:
+        yield stream, total
+
+
+# -- development ---------------------------------------------------------------------
+
+
+@app.command()
+def demo() -> None:
+    """Run a tour of the API against a fresh embedded emulator."""
+    from aiodynkv._demo import run_demo
+
+    run_demo()
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOCAL_HOST, port))
+        except OSError as exc:
+            raise CommandError(
+                EXIT_SERVER, f"cannot listen on {LOCAL_HOST}:{port}: {exc.strerror or exc}"
+            ) from None
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def local(
+    ctx: typer.Context,
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=1, max=65535, help="Port on 127.0.0.1.")
+    ] = 8000,
+) -> None:
+    """Run the embedded DynamoDB emulator (moto) on 127.0.0.1 until Ctrl-C.
+
+    A stand-in for DynamoDB Local without Docker. The table (--table, else
+    AIODYNKV_TABLE, else 'aiodynkv') is created; the data lives in memory.
+    """
+    from aiodynkv.testing._local import LocalDynamoDB
+
+    table = _globals(ctx).table or os.environ.get(f"{ENV_PREFIX}TABLE") or DEFAULT_LOCAL_TABLE
+    _check_port_free(port)
+    with LocalDynamoDB("moto", port=port) as server:
+        config = KVConfig.from_env(table=table, endpoint=server.endpoint, create_table=True)
+
+        async def create() -> None:
+            async with AsyncDynamoKV(config):
+                pass
+
+        asyncio.run(create())
+        _out(f"DynamoDB emulator (moto) on {server.endpoint}, table {table!r} ready.")
+        _out("In another terminal:")
+        _out(f"    export AIODYNKV_ENDPOINT={server.endpoint} AIODYNKV_TABLE={table}")
+        _out("    aiodynkv set greeting hello && aiodynkv get greeting")
+        _out("The data lives in memory. Press Ctrl-C to stop.")
+        wait_for_interrupt()
+    _out("stopped")
+
+
+# -- the entry point ----------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``aiodynkv`` command line with `argv` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        sys.stderr.write("usage: aiodynkv [OPTIONS] COMMAND [ARGS]... (aiodynkv --help)\n")
+        return EXIT_USAGE
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args, prog_name="aiodynkv", standalone_mode=False)
+    except (
+        typer.TyperException,
+        typer.Abort,
+        KeyboardInterrupt,
+        CommandError,
+        KVError,
+        LocalServerError,
+    ) as exc:
+        code, message = _failure(exc)
+        _err(message)
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for an expected failure."""
+    if isinstance(exc, typer.TyperException):
+        message = exc.format_message()
+        if exc.exit_code == EXIT_USAGE:  # typer's UsageError and its subclasses
+            message = f"usage error: {message} (aiodynkv --help)"
+        return exc.exit_code, message
+    if isinstance(exc, CommandError):
+        return exc.code, str(exc)
+    if isinstance(exc, KeyNotFoundError):
+        return EXIT_NOT_FOUND, f"key {exc.key!r} not found" if exc.key is not None else str(exc)
+    if isinstance(exc, (KVConfigError, KVValidationError)):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, (KVError, LocalServerError)):
+        return EXIT_SERVER, f"{type(exc).__name__}: {exc}"
+    return EXIT_INTERRUPTED, "interrupted"

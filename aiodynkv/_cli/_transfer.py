@@ -1,0 +1,319 @@
+"""``aiodynkv export`` and ``aiodynkv import``: batched copies between a store and JSON Lines.
+
+Both use the public store API only (``keys``, ``get_many``, ``ttl``, ``set_many``,
+``incr``, ``delete``), so they work on any `KVStore`, `InMemoryKV` included.
+
+- Export lists the keys (one Scan), then reads them in batches with ``get_many``;
+  the expiry of each item comes from ``ttl`` (one GetItem per key, run concurrently).
+  Keys are written sorted, so exporting an unchanged table twice gives the same file.
+- Import reads the file in batches. A key that already holds the identical value is
+  skipped (unless ``overwrite``), so running an import again, or again after an
+  interruption, writes only what is missing. Items are grouped by expiry and written
+  with ``set_many``; counters are written with ``incr``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+from aiodynkv._cli._jsonl import Record, RecordError, decode, encode
+from aiodynkv._errors import BatchIncompleteError, KeyNotFoundError, KVValidationError
+from aiodynkv._protocol import KVStore, Value
+
+__all__ = ["Reporter", "Summary", "count_lines", "export_items", "import_items"]
+
+# An expiry is written as ttl = expires_at - now - margin: the store rounds the
+# expiry up (ceil(now + ttl)), so without the margin it could land one second late.
+_EXPIRY_MARGIN = 0.5
+_ABSENT = object()
+
+
+class Reporter(Protocol):
+    """Where progress and per-item problems go (a progress bar, or nothing)."""
+
+    def phase(self, description: str, total: int | None) -> None:
+        """Start a phase of `total` steps (None: unknown)."""
+
+    def advance(self, steps: int) -> None:
+        """Count `steps` done in the current phase."""
+
+    def warn(self, message: str) -> None:
+        """Report a problem with one item; the transfer goes on."""
+
+
+@dataclass
+class Summary:
+    """What a transfer did. ``read == written + skipped + failed`` once it has finished.
+
+    Attributes:
+        read: Keys listed (export) or non-blank lines read (import).
+        written: Items written (lines for export, items for import).
+        skipped: Items left out: gone or expired by the time they were read or
+            written, identical in the table already, or superseded by a later line.
+        invalid: Lines or items that cannot be stored (bad JSON, a bad key, too large).
+        unwritten: Items the server did not take before the batch deadline.
+    """
+
+    read: int = 0
+    written: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    unwritten: int = 0
+
+    @property
+    def failed(self) -> int:
+        """Items that failed, for either reason."""
+        return self.invalid + self.unwritten
+
+    def line(self, verb: str, seconds: float) -> str:
+        """One line for people: ``imported: 10 read, 9 written, 1 skipped, 0 failed (0.4 s)``."""
+        return (
+            f"{verb}: {self.read} read, {self.written} written, {self.skipped} skipped, "
+            f"{self.failed} failed ({seconds:.1f} s)"
+        )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _expiry(kv: KVStore, key: str, limit: asyncio.Semaphore) -> tuple[bool, int | None]:
+    """Whether `key` is still there, and the epoch second it expires at (None: never)."""
+    async with limit:
+        try:
+            remaining = await kv.ttl(key)
+        except KeyNotFoundError:
+            return False, None
+        # No suspension since ttl() read the clock: `now` is within microseconds of it.
+        now = time.time()
+    return True, None if remaining is None else round(now + remaining)
+
+
+async def export_items(
+    kv: KVStore,
+    out: TextIO,
+    reporter: Reporter,
+    summary: Summary,
+    *,
+    prefix: str | None = None,
+    batch_size: int = 100,
+    concurrency: int = 32,
+) -> None:
+    """Write every unexpired item of `kv` (under `prefix`) to `out`, one JSON line each.
+
+    Raises:
+        KVError: The server failed; what was written so far is in `out`.
+    """
+    reporter.phase("listing keys", None)
+    keys: list[str] = []
+    async for key in kv.keys(prefix):
+        keys.append(key)
+        reporter.advance(1)
+    keys.sort()
+    reporter.phase("exporting", len(keys))
+    limit = asyncio.Semaphore(concurrency)
+    for batch in _chunks(keys, batch_size):
+        summary.read += len(batch)
+        values = await kv.get_many(batch)
+        found = [key for key in batch if key in values]
+        expiries = await asyncio.gather(*(_expiry(kv, key, limit) for key in found))
+        summary.skipped += len(batch) - len(found)  # deleted or expired since listed
+        for key, (present, expires_at) in zip(found, expiries, strict=True):
+            if present:
+                out.write(encode(Record(key, values[key], expires_at)) + "\n")
+                summary.written += 1
+            else:
+                summary.skipped += 1
+        reporter.advance(len(batch))
+
+
+def _ttl_until(expires_at: int | None) -> float | None:
+    """The TTL that stores `expires_at` exactly; 0 or less when it is (nearly) past."""
+    if expires_at is None:
+        return None
+    return expires_at - time.time() - _EXPIRY_MARGIN
+
+
+@dataclass
+class _Counts:
+    written: int = 0
+    skipped: int = 0
+    unwritten: int = 0
+
+    def __add__(self, other: _Counts) -> _Counts:
+        return _Counts(
+            self.written + other.written,
+            self.skipped + other.skipped,
+            self.unwritten + other.unwritten,
+        )
+
+
+class _Importer:
+    """Writes batches of records, counting what happened to each in `summary`."""
+
+    def __init__(
+        self,
+        kv: KVStore,
+        reporter: Reporter,
+        summary: Summary,
+        *,
+        overwrite: bool,
+        concurrency: int,
+    ) -> None:
+        self.kv = kv
+        self.reporter = reporter
+        self.summary = summary
+        self.overwrite = overwrite
+        self.limit = asyncio.Semaphore(concurrency)
+
+    def invalid(self, where: str, problem: object) -> None:
+        self.summary.invalid += 1
+        self.reporter.warn(f"{where}: {problem}")
+
+    async def batch(self, records: list[tuple[int, Record]]) -> None:
+        """Import one batch; a later line for the same key wins."""
+        latest: dict[str, tuple[int, Record]] = {}
+        for number, record in records:
+            if record.key in latest:
+                self.summary.skipped += 1  # superseded by a later line
+            latest[record.key] = (number, record)
+        live: list[tuple[int, Record]] = []
+        for number, record in latest.values():
+            ttl = _ttl_until(record.expires_at)
+            if ttl is not None and ttl <= 0:
+                self.summary.skipped += 1  # already expired: nothing to write
+            else:
+                live.append((number, record))
+        try:
+            counts = await self.apply([record for _, record in live])
+        except KVValidationError:
+            # Something in the batch cannot be stored, and nothing of the failing call
+            # was sent: redo the batch one record at a time to find out what.
+            counts = _Counts()
+            for number, record in live:
+                counts += await self._apply_one(number, record)
+        self.summary.written += counts.written
+        self.summary.skipped += counts.skipped
+        self.summary.unwritten += counts.unwritten
+
+    async def _apply_one(self, number: int, record: Record) -> _Counts:
+        try:
+            return await self.apply([record])
+        except KVValidationError as exc:
+            self.invalid(f"line {number}", exc)
+            return _Counts()
+
+    async def apply(self, records: list[Record]) -> _Counts:
+        """Write the records that the table does not already hold identically."""
+        current: dict[str, Value] = {}
+        if records and not self.overwrite:
+            current = await self.kv.get_many([record.key for record in records])
+        counts = _Counts()
+        groups: dict[int | None, dict[str, str | bytes]] = {}
+        jobs = []
+        for record in records:
+            have = current.get(record.key, _ABSENT)
+            if type(have) is type(record.value) and have == record.value:
+                counts.skipped += 1
+            elif isinstance(record.value, int):
+                jobs.append(self._counter(record.key, record.value, record.expires_at, have))
+            else:
+                groups.setdefault(record.expires_at, {})[record.key] = record.value
+        jobs += [self._set_many(items, expires_at) for expires_at, items in groups.items()]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            counts += result
+        return counts
+
+    async def _set_many(self, items: dict[str, str | bytes], expires_at: int | None) -> _Counts:
+        async with self.limit:
+            ttl = _ttl_until(expires_at)
+            if ttl is not None and ttl <= 0:
+                return _Counts(skipped=len(items))  # expired while waiting its turn
+            try:
+                await self.kv.set_many(items, ttl=ttl)
+            except BatchIncompleteError as exc:
+                self.reporter.warn(
+                    f"{len(exc.unprocessed)} items not written before the batch deadline "
+                    "(run the import again to retry them)"
+                )
+                return _Counts(len(items) - len(exc.unprocessed), 0, len(exc.unprocessed))
+            return _Counts(written=len(items))
+
+    async def _counter(self, key: str, value: int, expires_at: int | None, have: object) -> _Counts:
+        async with self.limit:
+            if have is not _ABSENT:
+                await self.kv.delete(key)  # incr adds to what is there: start from nothing
+            ttl = _ttl_until(expires_at)
+            if ttl is not None and ttl <= 0:
+                return _Counts(skipped=1)
+            await self.kv.incr(key, value, ttl=ttl)
+            return _Counts(written=1)
+
+
+async def import_items(
+    kv: KVStore,
+    lines: Iterable[str],
+    reporter: Reporter,
+    summary: Summary,
+    *,
+    total: int | None = None,
+    batch_size: int = 1000,
+    overwrite: bool = False,
+    concurrency: int = 16,
+) -> None:
+    """Write the records in `lines` to `kv`, in batches of `batch_size` lines.
+
+    Bad lines and items that cannot be stored are reported through `reporter`, counted
+    as invalid and passed over; the rest is imported.
+
+    Args:
+        kv: The store to write to.
+        lines: JSON Lines (blank lines are ignored).
+        reporter: Progress and problems.
+        summary: Counts what happened, also when the import stops half-way.
+        total: Number of lines, when known, for the progress bar.
+        batch_size: Lines read and compared per batch.
+        overwrite: Write every item, without first reading what the table holds.
+        concurrency: ``set_many``/``incr`` calls in flight at once.
+
+    Raises:
+        KVError: The server failed.
+    """
+    importer = _Importer(kv, reporter, summary, overwrite=overwrite, concurrency=concurrency)
+    reporter.phase("importing", total)
+    batch: list[tuple[int, Record]] = []
+    consumed = 0
+    for number, line in enumerate(lines, 1):
+        consumed += 1
+        if not line.strip():
+            continue
+        summary.read += 1
+        try:
+            batch.append((number, decode(line)))
+        except RecordError as exc:
+            importer.invalid(f"line {number}", exc)
+        if len(batch) >= batch_size:
+            await importer.batch(batch)
+            reporter.advance(consumed)
+            batch, consumed = [], 0
+    await importer.batch(batch)
+    reporter.advance(consumed)
+
+
+def count_lines(path: str) -> int:
+    """Lines in a file, for the progress bar's total (a fast binary read)."""
+    count = 0
+    last = b"\n"
+    with open(path, "rb") as file:  # noqa: PTH123 (a plain path string from the command line)
+        while chunk := file.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
