@@ -64,7 +64,7 @@ def backoff(attempt: int) -> float:
 
 
 async def _drive_one(
-    request: Chunk, send: Send, deadline: float
+    request: Chunk, send: Send, deadline: float, retry_errors: bool
 ) -> tuple[Chunk | None, TransientError | None]:
     attempt = 0
     last_error: TransientError | None = None
@@ -72,6 +72,8 @@ async def _drive_one(
         try:
             rest = await send(request)
         except TransientError as exc:
+            if not retry_errors:
+                raise
             rest, last_error = request, exc
         if not rest:
             return None, None
@@ -89,6 +91,7 @@ async def drive(
     *,
     concurrency: int,
     deadline_seconds: float,
+    retry_errors: bool = True,
 ) -> tuple[list[Chunk], TransientError | None]:
     """Send every request, retrying what comes back unprocessed, at most `concurrency` at once.
 
@@ -97,6 +100,8 @@ async def drive(
         send: Sends one request; returns the unprocessed remainder (falsy when done).
         concurrency: Chunks in flight at once.
         deadline_seconds: How long to keep retrying unprocessed remainders.
+        retry_errors: Also retry a chunk whose request failed with a `TransientError`
+            (after the SDK's own retries); otherwise that error is raised.
 
     Returns:
         The remainders still unprocessed at the deadline, and the last transient
@@ -104,13 +109,13 @@ async def drive(
     """
     deadline = time.monotonic() + deadline_seconds
     if len(requests) == 1:
-        rest, error = await _drive_one(requests[0], send, deadline)
+        rest, error = await _drive_one(requests[0], send, deadline, retry_errors)
         return ([rest] if rest else []), error
     gate = asyncio.Semaphore(concurrency)
 
     async def gated(request: Chunk) -> tuple[Chunk | None, TransientError | None]:
         async with gate:
-            return await _drive_one(request, send, deadline)
+            return await _drive_one(request, send, deadline, retry_errors)
 
     tasks = [asyncio.ensure_future(gated(r)) for r in requests]
     try:
@@ -203,7 +208,7 @@ class ReadCoalescer:
         cause: BaseException | None = None
         try:
             with core.tel.operation("get", "BatchGetItem", batch_size=len(live), links=links) as op:
-                found, leftovers, cause = await core.batch_get(op, list(live), internal=True)
+                found, leftovers, cause = await core.batch_get(op, list(live), coalesced=True)
         except AccessDeniedError as exc:
             if "BatchGetItem" not in str(exc.reason):
                 _fail(live.values(), exc)

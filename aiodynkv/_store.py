@@ -221,9 +221,13 @@ class _Core:
         return response
 
     async def batch_get(
-        self, op: Operation, stored: list[str], *, internal: bool = False
+        self, op: Operation, stored: list[str], *, coalesced: bool = False
     ) -> tuple[dict[str, Item], list[str], TransientError | None]:
         """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
+
+        For coalesced `get` calls the bound is a single call's (``max_attempts x
+        read_timeout``) and a failed request is not retried beyond the SDK's own
+        retries, so a coalesced get fails as fast as a plain GetItem would.
 
         Returns:
             The items found by stored key (expired ones included), the stored keys
@@ -244,7 +248,7 @@ class _Core:
                     "ReturnConsumedCapacity": "TOTAL",
                 },
                 None,
-                internal=internal,
+                internal=coalesced,
             )
             for item in response.get("Responses", {}).get(config.table, ()):
                 found[item[pk_name]["S"]] = item
@@ -258,7 +262,10 @@ class _Core:
             requests,
             send,
             concurrency=config.batch_concurrency,
-            deadline_seconds=config.batch_deadline,
+            deadline_seconds=(
+                config.max_attempts * config.read_timeout if coalesced else config.batch_deadline
+            ),
+            retry_errors=not coalesced,
         )
         return found, [k[pk_name]["S"] for rest in leftovers for k in rest], cause
 

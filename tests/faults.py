@@ -1,0 +1,162 @@
+"""A fault-injecting HTTP proxy between a store and a real DynamoDB emulator (loopback only).
+
+It forwards each HTTP/1.1 request to the upstream server on a fresh connection
+(moto closes every connection anyway) and can, per request:
+
+- answer with throttling (``ProvisionedThroughputExceededException``,
+  ``ThrottlingException``) or an HTTP 500/503, at a given rate;
+- hold the response for a while (slower than the client's ``read_timeout``);
+- be "killed": every open connection is aborted and the port stops listening,
+  then "restarted" on the same port.
+
+It counts requests, injected faults and concurrent client connections, so tests
+can check the store's connection pool bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+_FAULTS = {
+    "throttle": (400, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"),
+    "throttling": (400, "com.amazonaws.dynamodb.v20120810#ThrottlingException"),
+    "500": (500, "com.amazon.coral.service#InternalFailure"),
+    "503": (503, "com.amazon.coral.service#ServiceUnavailableException"),
+}
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    injected: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    connections: int = 0
+    max_connections: int = 0
+
+
+class FaultProxy:
+    """Proxy on 127.0.0.1 in front of `upstream` (host, port)."""
+
+    def __init__(self, upstream_port: int, *, seed: int = 7) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.fault_rate = 0.0
+        self.fault_kinds: tuple[str, ...] = tuple(_FAULTS)
+        self.delay = 0.0
+        self.stats = Stats()
+        self._random = random.Random(seed)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FaultProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def kill(self) -> None:
+        """Stop listening and abort every open connection, as a crashed server would."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    async def restart(self) -> None:
+        """Listen again on the same port."""
+        await self.start()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        self._writers.add(writer)
+        self.stats.connections += 1
+        self.stats.max_connections = max(self.stats.max_connections, self.stats.connections)
+        try:
+            while True:
+                request = await _read_message(reader)
+                if request is None:
+                    return
+                self.stats.requests += 1
+                response = await self._answer(request)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                writer.write(response)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+            self.stats.connections -= 1
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(self, request: bytes) -> bytes:
+        if self.fault_rate and self._random.random() < self.fault_rate:
+            kind = self._random.choice(self.fault_kinds)
+            self.stats.injected += 1
+            self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+            return _fault_response(kind)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            writer.write(request)
+            await writer.drain()
+            response = await _read_message(reader)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        if response is None:
+            raise ConnectionResetError("upstream closed without answering")
+        return response
+
+
+async def _read_message(reader: asyncio.StreamReader) -> bytes | None:
+    """One HTTP/1.1 message (request or response) with a Content-Length body."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return head + body
+
+
+def _fault_response(kind: str) -> bytes:
+    status, error_type = _FAULTS[kind]
+    body = json.dumps({"__type": error_type, "message": f"injected {kind}"}).encode()
+    reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
+    headers = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: application/x-amz-json-1.0",
+        f"Content-Length: {len(body)}",
+        f"x-amzn-RequestId: {uuid.uuid4()}",
+        f"x-amz-crc32: {binascii.crc32(body)}",
+        "Connection: keep-alive",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
