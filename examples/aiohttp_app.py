@@ -1,0 +1,177 @@
+r"""The session and cache service of fastapi_app.py, on aiohttp.
+
+Run it (``pip install 'aiodynkv[examples]'``)::
+
+    python examples/aiohttp_app.py
+
+It serves http://127.0.0.1:8081 (``--host``, ``--port``). Without ``AIODYNKV_ENDPOINT``
+it first starts the embedded emulator; otherwise the store comes from the ``AIODYNKV_*``
+variables (table ``aiodynkv`` by default).
+
+The store lives in a ``cleanup_ctx`` generator: opened before the app serves its
+first request, closed after the last. Handlers find it at ``request.app[KV]``.
+The routes are those of fastapi_app.py: ``/cache/{key}``, ``/sessions``,
+``/sessions/{id}`` and ``/healthz`` (503 when the table is DOWN).
+
+Try it::
+
+    curl -X PUT localhost:8081/cache/greeting -d '{"value": "hello", "ttl": 60}'
+    curl localhost:8081/cache/greeting
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from aiodynkv import AsyncDynamoKV, KeyNotFoundError, KVConfig, KVStore
+
+DEFAULT_TABLE = "aiodynkv"
+SESSION_TTL = 1800
+KV = web.AppKey("kv", KVStore)
+
+
+def kv_config() -> KVConfig:
+    """The store's settings: ``AIODYNKV_*`` variables, table ``aiodynkv`` by default."""
+    if os.environ.get("AIODYNKV_TABLE"):
+        return KVConfig.from_env()
+    return KVConfig.from_env(table=DEFAULT_TABLE)
+
+
+async def kv_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the store for the life of the app (aiohttp's cleanup_ctx)."""
+    async with AsyncDynamoKV(kv_config()) as kv:
+        app[KV] = kv
+        yield
+
+
+routes = web.RouteTableDef()
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return body
+
+
+@routes.put("/cache/{key}")
+async def put_cache(request: web.Request) -> web.Response:
+    """Store ``{"value": str, "ttl": seconds or null}``."""
+    body = await _json_object(request)
+    value, ttl = body.get("value"), body.get("ttl")
+    ttl_ok = ttl is None or (
+        isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and math.isfinite(ttl)
+    )
+    if not isinstance(value, str) or not ttl_ok or (ttl is not None and ttl <= 0):
+        raise web.HTTPUnprocessableEntity(text='expected {"value": str, "ttl": seconds > 0}')
+    await request.app[KV].namespace("cache").set(request.match_info["key"], value, ttl=ttl)
+    return web.Response(status=204)
+
+
+@routes.get("/cache/{key}")
+async def get_cache(request: web.Request) -> web.Response:
+    """The value and its remaining TTL; 404 when missing or expired."""
+    key = request.match_info["key"]
+    cache = request.app[KV].namespace("cache")
+    try:
+        value = await cache.get(key)
+        ttl = await cache.ttl(key)
+    except KeyNotFoundError:
+        raise web.HTTPNotFound(text=f"no cached value for {key!r}") from None
+    return web.json_response({"key": key, "value": value, "ttl": ttl})
+
+
+@routes.delete("/cache/{key}")
+async def delete_cache(request: web.Request) -> web.Response:
+    """Forget a value; 404 when there was none."""
+    key = request.match_info["key"]
+    if not await request.app[KV].namespace("cache").delete(key):
+        raise web.HTTPNotFound(text=f"no cached value for {key!r}")
+    return web.Response(status=204)
+
+
+@routes.post("/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    """Start a session for ``{"user": str, "data": {...}}``."""
+    body = await _json_object(request)
+    if not isinstance(body.get("user"), str) or not isinstance(body.get("data", {}), dict):
+        raise web.HTTPUnprocessableEntity(text='expected {"user": str, "data": object}')
+    session_id = secrets.token_urlsafe(24)
+    await (
+        request.app[KV]
+        .namespace("sessions")
+        .set_json(
+            session_id,
+            {"user": body["user"], "data": body.get("data", {})},
+            ttl=SESSION_TTL,
+            if_absent=True,
+        )
+    )
+    return web.json_response({"session_id": session_id, "expires_in": SESSION_TTL}, status=201)
+
+
+@routes.get("/sessions/{session_id}")
+async def read_session(request: web.Request) -> web.Response:
+    """The session's contents; reading it extends it by SESSION_TTL."""
+    session_id = request.match_info["session_id"]
+    sessions = request.app[KV].namespace("sessions")
+    session = await sessions.get_json(session_id, None)
+    if session is None or not await sessions.expire(session_id, SESSION_TTL):
+        raise web.HTTPNotFound(text="no such session (or it expired)")
+    return web.json_response(session)
+
+
+@routes.delete("/sessions/{session_id}")
+async def end_session(request: web.Request) -> web.Response:
+    """Log out."""
+    await request.app[KV].namespace("sessions").delete(request.match_info["session_id"])
+    return web.Response(status=204)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 with the details when the table is UP, 503 when it is DOWN."""
+    health = await request.app[KV].health()
+    return web.json_response(
+        {"status": health.status, **health.details}, status=200 if health.is_up else 503
+    )
+
+
+def make_app() -> web.Application:
+    """The application, its routes and its store's lifetime."""
+    app = web.Application()
+    app.cleanup_ctx.append(kv_context)
+    app.add_routes(routes)
+    return app
+
+
+def main() -> None:
+    """Serve the app, on the embedded emulator unless AIODYNKV_ENDPOINT is set."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args()
+    if os.environ.get("AIODYNKV_ENDPOINT"):
+        web.run_app(make_app(), host=args.host, port=args.port)
+        return
+    from aiodynkv.testing import LocalDynamoDB
+
+    with LocalDynamoDB("moto") as server:
+        os.environ["AIODYNKV_ENDPOINT"] = server.endpoint
+        os.environ.setdefault("AIODYNKV_CREATE_TABLE", "true")
+        print(f"embedded emulator on {server.endpoint}")
+        web.run_app(make_app(), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

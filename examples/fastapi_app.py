@@ -1,0 +1,188 @@
+r"""A FastAPI session and cache service on aiodynkv.
+
+Run it (``pip install 'aiodynkv[examples]'``)::
+
+    python examples/fastapi_app.py
+
+It serves http://127.0.0.1:8080 (``--host``, ``--port``). Without ``AIODYNKV_ENDPOINT``
+it first starts the embedded emulator; otherwise the store comes from the ``AIODYNKV_*``
+variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, traces go to that OTLP/HTTP collector (Jaeger).
+
+- The store is opened once in the lifespan and handed to handlers by dependency
+  injection (``Depends(store)``); tests can override `store` with an `InMemoryKV`.
+- ``PUT/GET/DELETE /cache/{key}``: a cache of text values with an optional TTL.
+- ``POST /sessions``, ``GET/DELETE /sessions/{id}``: sessions that expire after
+  ``SESSION_TTL`` seconds of inactivity (each read extends them).
+- ``GET /healthz``: ``kv.health()``; 503 when the table is DOWN.
+
+Try it::
+
+    curl -X PUT localhost:8080/cache/greeting -H content-type:application/json \
+         -d '{"value": "hello", "ttl": 60}'
+    curl localhost:8080/cache/greeting
+    curl localhost:8080/healthz
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from aiodynkv import AsyncDynamoKV, KeyNotFoundError, KVConfig, KVStore
+
+DEFAULT_TABLE = "aiodynkv"
+SESSION_TTL = 1800
+
+
+def kv_config() -> KVConfig:
+    """The store's settings: ``AIODYNKV_*`` variables, table ``aiodynkv`` by default."""
+    if os.environ.get("AIODYNKV_TABLE"):
+        return KVConfig.from_env()
+    return KVConfig.from_env(table=DEFAULT_TABLE)
+
+
+def setup_tracing() -> None:
+    """Send spans to ``OTEL_EXPORTER_OTLP_ENDPOINT`` (OTLP/HTTP), if it is set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+    provider = TracerProvider(resource=Resource.create())
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the store for the life of the app; close it (and flush spans) on shutdown."""
+    async with AsyncDynamoKV(kv_config()) as kv:
+        app.state.kv = kv
+        yield
+
+
+app = FastAPI(title="aiodynkv example", lifespan=lifespan)
+
+
+def store(request: Request) -> KVStore:
+    """The app's store, for ``Depends``; override it in tests with an `InMemoryKV`."""
+    kv: KVStore = request.app.state.kv
+    return kv
+
+
+KV = Annotated[KVStore, Depends(store)]
+
+
+class CacheEntry(BaseModel):
+    """A value to cache, and for how long (seconds; None: until deleted)."""
+
+    value: str
+    ttl: float | None = Field(default=None, gt=0)
+
+
+class NewSession(BaseModel):
+    """Who the session is for, and what to keep in it."""
+
+    user: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@app.put("/cache/{key}", status_code=204)
+async def put_cache(key: str, entry: CacheEntry, kv: KV) -> Response:
+    """Store a value, with an optional TTL."""
+    await kv.namespace("cache").set(key, entry.value, ttl=entry.ttl)
+    return Response(status_code=204)
+
+
+@app.get("/cache/{key}")
+async def get_cache(key: str, kv: KV) -> dict[str, Any]:
+    """The value and its remaining TTL; 404 when missing or expired."""
+    cache = kv.namespace("cache")
+    try:
+        value = await cache.get(key)
+        ttl = await cache.ttl(key)
+    except KeyNotFoundError:
+        raise HTTPException(404, f"no cached value for {key!r}") from None
+    return {"key": key, "value": value, "ttl": ttl}
+
+
+@app.delete("/cache/{key}", status_code=204)
+async def delete_cache(key: str, kv: KV) -> Response:
+    """Forget a value; 404 when there was none."""
+    if not await kv.namespace("cache").delete(key):
+        raise HTTPException(404, f"no cached value for {key!r}")
+    return Response(status_code=204)
+
+
+@app.post("/sessions", status_code=201)
+async def create_session(body: NewSession, kv: KV) -> dict[str, Any]:
+    """Start a session; it expires after SESSION_TTL seconds without a read."""
+    session_id = secrets.token_urlsafe(24)
+    await kv.namespace("sessions").set_json(
+        session_id, {"user": body.user, "data": body.data}, ttl=SESSION_TTL, if_absent=True
+    )
+    return {"session_id": session_id, "expires_in": SESSION_TTL}
+
+
+@app.get("/sessions/{session_id}")
+async def read_session(session_id: str, kv: KV) -> dict[str, Any]:
+    """The session's contents; reading it extends it by SESSION_TTL (sliding expiry)."""
+    sessions = kv.namespace("sessions")
+    session = await sessions.get_json(session_id, None)
+    if session is None or not await sessions.expire(session_id, SESSION_TTL):
+        raise HTTPException(404, "no such session (or it expired)")
+    result: dict[str, Any] = session
+    return result
+
+
+@app.delete("/sessions/{session_id}", status_code=204)
+async def end_session(session_id: str, kv: KV) -> Response:
+    """Log out."""
+    await kv.namespace("sessions").delete(session_id)
+    return Response(status_code=204)
+
+
+@app.get("/healthz")
+async def healthz(kv: KV) -> JSONResponse:
+    """200 with the details when the table is UP, 503 when it is DOWN."""
+    health = await kv.health()
+    return JSONResponse(
+        {"status": health.status, **health.details}, status_code=200 if health.is_up else 503
+    )
+
+
+def main() -> None:
+    """Serve the app, on the embedded emulator unless AIODYNKV_ENDPOINT is set."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    setup_tracing()
+    if os.environ.get("AIODYNKV_ENDPOINT"):
+        uvicorn.run(app, host=args.host, port=args.port)
+        return
+    from aiodynkv.testing import LocalDynamoDB
+
+    with LocalDynamoDB("moto") as server:
+        os.environ["AIODYNKV_ENDPOINT"] = server.endpoint
+        os.environ.setdefault("AIODYNKV_CREATE_TABLE", "true")
+        print(f"embedded emulator on {server.endpoint}")
+        uvicorn.run(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
