@@ -1,0 +1,536 @@
+"""The ``aiodynkv`` command line against real servers.
+
+Most tests call ``aiodynkv._cli.main`` in-process (so coverage sees them), on the
+session's moto or dynalite server; a few run ``python -m aiodynkv`` as a
+subprocess, the way a person would in two terminals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiodynkv import AsyncDynamoKV, BatchIncompleteError
+from aiodynkv._cli import _app
+from aiodynkv._cli import main as cli_main
+
+FAST_FAIL = {
+    "AIODYNKV_MAX_ATTEMPTS": "1",
+    "AIODYNKV_CONNECT_TIMEOUT": "1",
+    "AIODYNKV_BATCH_DEADLINE": "0.5",
+}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _table() -> str:
+    return f"cli-{uuid.uuid4().hex[:10]}"
+
+
+def _store(
+    endpoint: str, table: str, use: Callable[[AsyncDynamoKV], Any], namespace: str | None = None
+) -> Any:
+    """Open a store on `table` (created if missing) and run `use` on it."""
+
+    async def go() -> Any:
+        async with AsyncDynamoKV(
+            table=table, endpoint=endpoint, namespace=namespace, create_table=True
+        ) as kv:
+            return await use(kv)
+
+    return asyncio.run(go())
+
+
+@dataclass
+class Run:
+    """Runs the CLI in-process with AIODYNKV_ENDPOINT/TABLE/NAMESPACE set for this test."""
+
+    endpoint: str
+    table: str
+    namespace: str
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def __call__(self, *args: str, stdin: bytes | None = None) -> Result:
+        self.capsys.readouterr()
+        if stdin is not None:
+            self.monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = cli_main(list(args))
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def store(self, use: Callable[[AsyncDynamoKV], Any]) -> Any:
+        """Run `use` on a store of the same table and namespace."""
+        return _store(self.endpoint, self.table, use, self.namespace)
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, str]:
+    """One table per server for the whole module; each test has its own namespace in it."""
+    return {}
+
+
+@pytest.fixture
+def make_run(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tables: dict[str, str],
+) -> Callable[[str], Run]:
+    for name in list(os.environ):
+        if name.startswith("AIODYNKV_") and name != "AIODYNKV_DYNALITE":
+            monkeypatch.delenv(name)
+
+    def factory(endpoint: str) -> Run:
+        if endpoint not in tables:
+            tables[endpoint] = _table()
+            _store(endpoint, tables[endpoint], lambda kv: kv.health())  # creates it
+        namespace = f"test-{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv("AIODYNKV_ENDPOINT", endpoint)
+        monkeypatch.setenv("AIODYNKV_TABLE", tables[endpoint])
+        monkeypatch.setenv("AIODYNKV_NAMESPACE", namespace)
+        return Run(endpoint, tables[endpoint], namespace, capsys, monkeypatch)
+
+    return factory
+
+
+@pytest.fixture
+def run(make_run: Callable[[str], Run], moto_endpoint: str) -> Run:
+    return make_run(moto_endpoint)
+
+
+@pytest.fixture
+def bulk_run(make_run: Callable[[str], Run], dynalite_endpoint: str) -> Run:
+    """On dynalite, which answers the one-GetItem-per-key expiry reads of export faster."""
+    return make_run(dynalite_endpoint)
+
+
+# -- single keys -----------------------------------------------------------------------
+
+
+def test_set_get_exists_ttl_delete_round_trip(run: Run) -> None:
+    assert run("set", "user:1", "alice") == Result(0, "", "")
+    assert run("get", "user:1") == Result(0, "alice\n", "")
+    assert run("exists", "user:1") == Result(0, "true\n", "")
+    assert run("ttl", "user:1") == Result(0, "none\n", "")
+    assert run("delete", "user:1") == Result(0, "", "")
+    assert run("get", "user:1") == Result(1, "", "aiodynkv: key 'user:1' not found\n")
+    assert run("exists", "user:1") == Result(1, "false\n", "")
+    assert run("delete", "user:1") == Result(1, "", "aiodynkv: key 'user:1' not found\n")
+    assert run("ttl", "user:1").code == 1
+
+
+def test_set_with_ttl_bytes_from_a_file_and_from_stdin(run: Run, tmp_path: Path) -> None:
+    assert run("set", "session", "token", "--ttl", "120").code == 0
+    remaining = float(run("ttl", "session").out)
+    assert 100 < remaining <= 121
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x00\x01binary")
+    assert run("set", "blob", "--file", str(blob)).code == 0
+    assert run("get", "blob").out == "\x00\x01binary"
+    assert run("set", "piped", "-f", "-", stdin=b"from stdin\x00").code == 0
+    assert run("get", "piped").out == "from stdin\x00"
+
+
+def test_keys_lists_the_namespace_and_the_prefix_and_counters_print_as_numbers(
+    run: Run,
+) -> None:
+    run.store(lambda kv: kv.set_many({"user:1": "x", "user:2": "x", "order:1": "x"}))
+    run.store(lambda kv: kv.incr("hits", 41))
+    other = f"{run.namespace}-other"
+    assert run("--namespace", other, "set", "user:3", "y").code == 0
+    assert sorted(run("keys").out.split()) == ["hits", "order:1", "user:1", "user:2"]
+    assert sorted(run("keys", "user:").out.split()) == ["user:1", "user:2"]
+    assert run("-n", other, "keys").out == "user:3\n"
+    assert run("-n", other, "get", "user:1").code == 1
+    assert run("get", "hits") == Result(0, "41\n", "")
+
+
+def test_global_options_win_over_the_environment(run: Run, moto_endpoint: str) -> None:
+    other = _table()
+    assert run("--table", other, "create-table").code == 0
+    assert run("--table", other, "--endpoint", moto_endpoint, "set", "k", "v").code == 0
+    assert run("get", "k").code == 1  # AIODYNKV_TABLE's table does not have it
+    assert run("-t", other, "-r", "us-east-1", "get", "k").out == "v\n"
+
+
+def test_health_is_json_and_exit_3_when_down(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    up = run("health")
+    assert up.code == 0
+    report = json.loads(up.out)
+    assert report["status"] == "UP" and report["table"] == run.table
+    for name, value in FAST_FAIL.items():
+        monkeypatch.setenv(name, value)
+    down = run("--endpoint", f"http://127.0.0.1:{_closed_port()}", "health")
+    assert down.code == 3
+    assert json.loads(down.out)["status"] == "DOWN"
+    assert down.err.startswith("aiodynkv: DOWN: ") and down.err.count("\n") == 1
+
+
+def test_create_table_makes_a_table_ready_to_use(run: Run) -> None:
+    fresh = _table()
+    assert run("-t", fresh, "set", "k", "v").code == 3  # TableNotFoundError
+    made = run("-t", fresh, "create-table")
+    assert made == Result(0, f"table '{fresh}' is ready (key 'pk', TTL on 'expires_at')\n", "")
+    assert run("-t", fresh, "set", "k", "v").code == 0
+
+
+def test_expected_errors_are_one_line_with_their_exit_code(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run() == Result(2, "", "usage: aiodynkv [OPTIONS] COMMAND [ARGS]... (aiodynkv --help)\n")
+    for args in (["nope"], ["get"], ["set", "k"], ["set", "k", "v", "--file", "x"], ["get", "-x"]):
+        result = run(*args)
+        assert result.code == 2, args
+        assert result.err.startswith("aiodynkv: usage error: ") and result.err.count("\n") == 1
+    assert run("set", "bad\x1fkey", "v").code == 2  # InvalidKeyError
+    assert run("set", "k", "v", "--ttl", "-1").code == 2  # KVValidationError
+    assert run("set", "k", "--file", "/nonexistent/file").err.startswith("aiodynkv: cannot read")
+    assert run("-e", "ftp://nowhere", "get", "k").code == 2  # KVConfigError
+    monkeypatch.delenv("AIODYNKV_TABLE")
+    assert run("get", "k") == Result(
+        2, "", "aiodynkv: no table: pass --table or set AIODYNKV_TABLE\n"
+    )
+    for name, value in FAST_FAIL.items():
+        monkeypatch.setenv(name, value)
+    down = run("-t", "tbl", "-e", f"http://127.0.0.1:{_closed_port()}", "get", "k")
+    assert down.code == 3
+    assert down.err.startswith("aiodynkv: KVConnectionError: ") and down.err.count("\n") == 1
+    assert down.out == ""  # the store's error event is not printed without --verbose
+    verbose = run("-v", "-t", "tbl", "-e", f"http://127.0.0.1:{_closed_port()}", "get", "k")
+    assert "aiodynkv.get" in verbose.err and "error" in verbose.err
+    assert run("--help").code == 0
+
+
+# -- export and import -------------------------------------------------------------------
+
+
+def _fill(endpoint: str, table: str, namespace: str) -> None:
+    async def fill(kv: AsyncDynamoKV) -> None:
+        await kv.set("short", "lived", ttl=0.1)
+        await kv.set_many({f"user:{i:03}": f"name {i} é" for i in range(150)})
+        await kv.set_many({f"blob:{i:02}": bytes([i, 0, 255]) for i in range(40)}, ttl=3600)
+        for i in range(5):
+            await kv.incr(f"count:{i}", i * 7 - 3)
+        await kv.namespace(f"{namespace}-elsewhere").set("user:001", "not exported")
+        while await kv.exists("short"):  # noqa: ASYNC110 (expires within a second)
+            await asyncio.sleep(0.1)
+
+    _store(endpoint, table, fill, namespace)
+
+
+def test_export_then_import_into_a_fresh_table_gives_identical_contents(
+    bulk_run: Run, dynalite_endpoint: str, tmp_path: Path
+) -> None:
+    _fill(dynalite_endpoint, bulk_run.table, bulk_run.namespace)
+    dump = tmp_path / "dump.jsonl"
+    exported = bulk_run("export", str(dump))
+    assert exported.code == 0, exported.err
+    assert "exporting" in exported.err and "195/195" in exported.err  # the progress bar
+    assert (
+        exported.err.rstrip()
+        .splitlines()[-1]
+        .startswith("exported: 195 read, 195 written, 0 skipped, 0 failed (")
+    )
+    lines = dump.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["key"] for r in records] == sorted(r["key"] for r in records)
+    by_key = {r["key"]: r for r in records}
+    assert by_key["user:007"] == {"key": "user:007", "value": "name 7 é"}
+    assert by_key["blob:03"]["value_b64"] == "AwD/"
+    assert abs(by_key["blob:03"]["expires_at"] - (time.time() + 3600)) < 30
+    assert by_key["count:0"] == {"key": "count:0", "value": -3}
+    assert "short" not in by_key and len(by_key) == 195
+    assert not (tmp_path / "dump.jsonl.part").exists()
+
+    target = _table()
+    assert bulk_run("-t", target, "create-table").code == 0
+    imported = bulk_run("-t", target, "import", str(dump))
+    assert imported.code == 0, imported.err
+    assert "importing" in imported.err and "195/195" in imported.err
+    assert "imported: 195 read, 195 written, 0 skipped, 0 failed (" in imported.err
+    again = tmp_path / "again.jsonl"
+    assert bulk_run("-t", target, "export", str(again)).code == 0
+    assert again.read_bytes() == dump.read_bytes()  # values, types and expiries
+
+
+def test_an_interrupted_import_resumes_without_losses_or_duplicates(
+    bulk_run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = tmp_path / "dump.jsonl"
+    lines = [json.dumps({"key": f"k:{i:03}", "value": f"v{i}"}) for i in range(240)]
+    lines += [json.dumps({"key": f"n:{i}", "value": i}) for i in range(10)]  # counters
+    dump.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    calls = 0
+    real_set_many = AsyncDynamoKV.set_many
+
+    async def failing_set_many(self: AsyncDynamoKV, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the third batch
+        await real_set_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncDynamoKV, "set_many", failing_set_many)
+    stopped = bulk_run("import", str(dump), "--batch-size", "50")
+    assert stopped.code == 130
+    assert "import stopped: " in stopped.err and "run the same command again" in stopped.err
+    assert stopped.err.rstrip().endswith("aiodynkv: interrupted")
+    monkeypatch.setattr(AsyncDynamoKV, "set_many", real_set_many)
+
+    resumed = bulk_run("import", str(dump), "--batch-size", "50")
+    assert resumed.code == 0, resumed.err
+    assert "imported: 250 read, 150 written, 100 skipped, 0 failed (" in resumed.err
+    again = bulk_run("import", str(dump))
+    assert "imported: 250 read, 0 written, 250 skipped, 0 failed (" in again.err
+    exported = bulk_run("export", "-")
+    assert sorted(exported.out.splitlines()) == sorted(lines)
+
+
+def test_import_reports_bad_lines_imports_the_rest_and_exits_2(run: Run, tmp_path: Path) -> None:
+    dump = tmp_path / "mixed.jsonl"
+    incompressible = base64.b64encode(os.urandom(420_000)).decode()
+    dump.write_text(
+        "\n".join(
+            [
+                '{"key": "good:1", "value": "one"}',
+                "{not json",
+                '{"key": "k", "value": "v", "ttl": 60}',
+                '{"key": "k", "value": "v", "value_b64": "AA=="}',
+                '{"key": "k", "value_b64": "***"}',
+                '{"key": "k", "value": true}',
+                '{"key": "", "value": "v"}',
+                "[1, 2]",
+                '{"key": "gone", "value": "v", "expires_at": 1000}',
+                '{"key": "bad\\u001fkey", "value": "v"}',
+                '{"key": "huge", "value_b64": "' + incompressible + '"}',
+                "",
+                '{"key": "good:2", "value_b64": "AAE=", "expires_at": 4102444800.5}',
+                '{"key": "good:1", "value": "one, later"}',
+            ]
+        ),
+        encoding="utf-8",
+    )
+    result = run("import", str(dump))
+    assert result.code == 2
+    assert "aiodynkv: line 2: not JSON" in result.err
+    assert "unknown field 'ttl'" in result.err
+    assert "line 11: " in result.err and "bytes" in result.err  # ValueTooLargeError
+    assert "imported: 13 read, 2 written, 2 skipped, 9 failed (" in result.err
+    assert result.err.rstrip().endswith("aiodynkv: 9 lines or items are invalid")
+    exported = [json.loads(line) for line in run("export", "-").out.splitlines()]
+    assert exported == [
+        {"key": "good:1", "value": "one, later"},
+        {"key": "good:2", "value_b64": "AAE=", "expires_at": 4102444801},
+    ]
+
+
+def test_import_overwrites_counters_and_values_that_differ(run: Run, tmp_path: Path) -> None:
+    async def seed(kv: AsyncDynamoKV) -> None:
+        await kv.incr("hits", 5)
+        await kv.set("word", "old")
+        await kv.set("same", "same")
+        await kv.set("was-text", "text")
+
+    run.store(seed)
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text(
+        '{"key": "hits", "value": 7}\n{"key": "word", "value": "new", "expires_at": 4102444800}\n'
+        '{"key": "same", "value": "same"}\n{"key": "was-text", "value": 3}\n',
+        encoding="utf-8",
+    )
+    result = run("import", str(dump))
+    assert "imported: 4 read, 3 written, 1 skipped, 0 failed (" in result.err
+    overwrite = run("import", str(dump), "--overwrite")
+    assert "imported: 4 read, 4 written, 0 skipped, 0 failed (" in overwrite.err
+    values = run.store(lambda kv: kv.get_many(["hits", "was-text", "word"]))
+    assert values == {"hits": 7, "was-text": 3, "word": "new"}  # counters replaced, not added to
+
+
+def test_export_to_stdout_and_import_from_stdin(run: Run) -> None:
+    assert run("set", "a", "1").code == 0
+    other = f"{run.namespace}-other"
+    assert run("-n", other, "set", "b", "2").code == 0
+    exported = run("-n", other, "export", "-")
+    assert exported.out == '{"key": "b", "value": "2"}\n'
+    imported = run("import", "-", stdin=exported.out.encode())
+    assert "imported: 1 read, 1 written, 0 skipped, 0 failed (" in imported.err
+    assert sorted(run("keys").out.split()) == ["a", "b"]
+
+
+def test_a_batch_left_unprocessed_is_counted_and_exits_3(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def incomplete(*_args: Any, **_kwargs: Any) -> None:
+        raise BatchIncompleteError("deadline", unprocessed=["k2"])
+
+    monkeypatch.setattr(AsyncDynamoKV, "set_many", incomplete)
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text('{"key": "k1", "value": "v"}\n{"key": "k2", "value": "v"}\n')
+    result = run("import", str(dump))
+    assert result.code == 3
+    assert "1 items not written before the batch deadline" in result.err
+    assert "imported: 2 read, 1 written, 0 skipped, 1 failed (" in result.err
+
+
+def test_files_that_cannot_be_read_or_written_and_servers_that_fail(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = run("import", str(tmp_path / "nope.jsonl"))
+    assert missing.code == 2 and missing.err.startswith("aiodynkv: cannot read")
+    unwritable = run("export", str(tmp_path / "no-such-dir" / "x.jsonl"))
+    assert unwritable.code == 2 and "cannot write" in unwritable.err
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"key": "k", "value": "caf\xe9"}\n')
+    assert run("import", str(latin)).code == 2
+    for name, value in FAST_FAIL.items():
+        monkeypatch.setenv(name, value)
+    down = f"http://127.0.0.1:{_closed_port()}"
+    export = run("-e", down, "export", str(tmp_path / "x.jsonl"))
+    assert export.code == 3 and "export stopped: 0 read" in export.err
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "x.jsonl.part").exists()
+    imported = run("-e", down, "import", "-", stdin=b'{"key": "k", "value": "v"}\n')
+    assert imported.code == 3 and "import stopped: 1 read, 0 written" in imported.err
+
+
+# -- local, demo, and python -m aiodynkv -------------------------------------------------
+
+
+def _free_port() -> int:
+    return _closed_port()
+
+
+def test_local_serves_the_emulator_until_interrupted(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    seen: list[Result] = []
+
+    def meanwhile() -> None:  # what a second terminal does while `local` runs
+        seen.append(run("-e", endpoint, "-t", "aiodynkv", "set", "greeting", "hello"))
+        seen.append(run("-e", endpoint, "-t", "aiodynkv", "get", "greeting"))
+
+    monkeypatch.setattr(_app, "wait_for_interrupt", meanwhile)
+    monkeypatch.delenv("AIODYNKV_TABLE")
+    code = cli_main(["local", "--port", str(port)])
+    assert code == 0
+    assert seen == [Result(0, "", ""), Result(0, "hello\n", "")]
+    with socket.socket() as sock:  # stopped: the port is free again
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_local_refuses_a_port_in_use(run: Run) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run("local", "--port", str(port))
+    assert result.code == 3
+    assert result.err.startswith(f"aiodynkv: cannot listen on 127.0.0.1:{port}")
+
+
+def test_wait_for_interrupt_returns_on_sigterm() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    started = time.monotonic()
+    _app.wait_for_interrupt()
+    assert time.monotonic() - started < 5
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_without_typer_only_the_demo_is_offered(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import aiodynkv._demo
+    from aiodynkv.__main__ import main
+
+    for name in [m for m in sys.modules if m.startswith("aiodynkv._cli")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "typer", None)
+    ran: list[bool] = []
+    monkeypatch.setattr(aiodynkv._demo, "run_demo", lambda: ran.append(True))
+    assert main(["demo"]) == 0 and ran == [True]
+    assert main(["get", "k"]) == 2
+    assert "pip install 'aiodynkv[cli]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "aiodynkv._cli", None)  # any other ImportError is a bug
+    monkeypatch.delitem(sys.modules, "typer")
+    with pytest.raises(ImportError):
+        main(["demo"])
+
+
+@pytest.fixture
+def local_server() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m aiodynkv local` in a subprocess, as in a first terminal."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIODYNKV_")}
+    process = subprocess.Popen(  # noqa: S603 (our own module)
+        [sys.executable, "-m", "aiodynkv", "local", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert f"on http://127.0.0.1:{port}, table 'aiodynkv' ready" in banner, banner
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_aiodynkv_local_in_one_terminal_set_and_get_in_another(
+    local_server: tuple[subprocess.Popen[str], str],
+) -> None:
+    process, endpoint = local_server
+    env = {**os.environ, "AIODYNKV_ENDPOINT": endpoint, "AIODYNKV_TABLE": "aiodynkv"}
+
+    def aiodynkv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 (our own module)
+            [sys.executable, "-m", "aiodynkv", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    assert aiodynkv("set", "greeting", "hello").returncode == 0
+    got = aiodynkv("get", "greeting")
+    assert (got.returncode, got.stdout) == (0, "hello\n")
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert rest.rstrip().endswith("stopped")

@@ -1,0 +1,296 @@
+"""Every example, run with the command in its docstring, answering real HTTP.
+
+Each runs as a subprocess from the repository root; the web apps listen on a free
+127.0.0.1 port and are stopped with SIGINT, as Ctrl-C would. The FastAPI app starts
+its own embedded emulator (exactly the documented command); the others are pointed
+at the session's moto server through ``AIODYNKV_ENDPOINT`` to save a server start.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ("quickstart.py", "fastapi_app.py", "aiohttp_app.py", "rate_limiter.py", "tracing.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def command(name: str) -> list[str]:
+    """The example's own run command, from its docstring, with this interpreter."""
+    path = ROOT / "examples" / name
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    documented = re.findall(r"python examples/[\w.]+\.py", doc)
+    assert documented, f"{name}: its docstring gives no `python examples/...` command"
+    assert documented[0] == f"python examples/{name}"
+    return [sys.executable, f"examples/{name}"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIODYNKV_", "OTEL_"))}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _on_moto(endpoint: str, **extra: str) -> dict[str, str]:
+    return _env(
+        AIODYNKV_ENDPOINT=endpoint,
+        AIODYNKV_TABLE=f"ex-{uuid.uuid4().hex[:10]}",
+        AIODYNKV_CREATE_TABLE="true",
+        **extra,
+    )
+
+
+class Server:
+    """An example web app in a subprocess, and an HTTP client for it."""
+
+    def __init__(self, name: str, env: dict[str, str], *args: str, ready: str = "/healthz"):
+        self.port = _free_port()
+        self.process = subprocess.Popen(  # noqa: S603 (our own examples)
+            [*command(name), "--port", str(self.port), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        self.output = ""
+        self.name = name
+        self.ready = ready
+
+    def wait_ready(self) -> Server:
+        """Poll until the app answers HTTP (or fail with its output)."""
+        name, ready = self.name, self.ready
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                self.stop()
+                pytest.fail(f"{name} exited with {self.process.returncode}:\n{self.output}")
+            try:
+                self.http.get(ready)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"{name} did not answer within 60 s:\n{self.output}")
+                time.sleep(0.1)
+        return self
+
+    def stop(self) -> int:
+        """Ctrl-C, then wait; returns the exit code."""
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.output, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.output, _ = self.process.communicate()
+        return self.process.returncode
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(
+        name: str, env: dict[str, str], *args: str, ready: str = "/healthz", wait: bool = True
+    ) -> Server:
+        server = Server(name, env, *args, ready=ready)
+        started.append(server)
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_every_example_documents_its_command() -> None:
+    found = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
+    assert found == sorted(EXAMPLES)
+    for name in EXAMPLES:
+        command(name)
+
+
+def test_quickstart(moto_endpoint: str) -> None:
+    result = subprocess.run(  # noqa: S603 (our own example)
+        command("quickstart.py"),
+        cwd=ROOT,
+        env=_env(AIODYNKV_ENDPOINT=moto_endpoint),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "user:1 = alice" in result.stdout and "health: UP" in result.stdout
+
+
+def _cache_and_sessions(http: httpx.Client) -> None:
+    """The API fastapi_app.py and aiohttp_app.py share."""
+    assert http.put("/cache/greeting", json={"value": "hello", "ttl": 60}).status_code == 204
+    got = http.get("/cache/greeting")
+    assert got.status_code == 200
+    assert got.json()["value"] == "hello" and 55 < got.json()["ttl"] <= 61
+    assert http.put("/cache/forever", json={"value": "x"}).status_code == 204
+    assert http.get("/cache/forever").json()["ttl"] is None
+    assert http.get("/cache/nope").status_code == 404
+    assert http.put("/cache/bad", json={"ttl": 5}).status_code == 422
+    assert http.delete("/cache/greeting").status_code == 204
+    assert http.delete("/cache/greeting").status_code == 404
+    created = http.post("/sessions", json={"user": "alice", "data": {"cart": [1, 2]}})
+    assert created.status_code == 201
+    session_id = created.json()["session_id"]
+    read = http.get(f"/sessions/{session_id}")
+    assert read.status_code == 200
+    assert read.json() == {"user": "alice", "data": {"cart": [1, 2]}}
+    assert http.delete(f"/sessions/{session_id}").status_code == 204
+    assert http.get(f"/sessions/{session_id}").status_code == 404
+    health = http.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "UP"
+
+
+def test_fastapi_app_on_its_own_embedded_emulator(serve: Any) -> None:
+    app = serve("fastapi_app.py", _env())
+    _cache_and_sessions(app.http)
+    assert app.stop() == 0
+    assert "embedded emulator on http://127.0.0.1:" in app.output
+    assert "Application shutdown complete" in app.output
+
+
+def test_aiohttp_app(serve: Any, moto_endpoint: str) -> None:
+    app = serve("aiohttp_app.py", _on_moto(moto_endpoint))
+    _cache_and_sessions(app.http)
+    assert app.http.put("/cache/k", content=b"not json").status_code == 400
+    assert app.stop() == 0
+
+
+def test_healthz_is_503_when_the_table_is_down(serve: Any) -> None:
+    env = _env(
+        AIODYNKV_ENDPOINT=f"http://127.0.0.1:{_free_port()}",  # nothing listens there
+        AIODYNKV_MAX_ATTEMPTS="1",
+        AIODYNKV_CONNECT_TIMEOUT="1",
+    )
+    apps = {name: serve(name, env, wait=False) for name in ("fastapi_app.py", "aiohttp_app.py")}
+    for name, app in apps.items():
+        health = app.wait_ready().http.get("/healthz")
+        assert health.status_code == 503, name
+        assert health.json()["status"] == "DOWN"
+        assert health.json()["error"] == "KVConnectionError"
+
+
+def test_rate_limiter_answers_429_past_the_limit_until_the_window_ends(
+    serve: Any, moto_endpoint: str
+) -> None:
+    app = serve(
+        "rate_limiter.py", _on_moto(moto_endpoint), "--limit", "3", "--window", "2", ready="/x"
+    )
+    alice = {"X-Client-Id": f"alice-{uuid.uuid4().hex}"}
+    # Start right after a window boundary, so four requests fit in one window.
+    time.sleep(2 - time.time() % 2 + 0.05)
+    answers = [app.http.get("/", headers=alice) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert answers[0].text == "hello\n"
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers[:3]] == ["2", "1", "0"]
+    retry_after = int(answers[3].headers["Retry-After"])
+    assert 1 <= retry_after <= 2
+    other = app.http.get("/", headers={"X-Client-Id": f"bob-{uuid.uuid4().hex}"})
+    assert other.status_code == 200  # counted per client
+    time.sleep(2 - time.time() % 2 + 0.05)  # the next window
+    assert app.http.get("/", headers=alice).status_code == 200
+    assert app.stop() == 0
+
+
+def _spans(output: str) -> list[dict[str, Any]]:
+    """The spans ConsoleSpanExporter printed (one indented JSON object each)."""
+    decoder = json.JSONDecoder()
+    spans, at = [], 0
+    while (start := output.find("{", at)) != -1:
+        obj, at = decoder.raw_decode(output, start)
+        if "context" in obj and "name" in obj:
+            spans.append(obj)
+    return spans
+
+
+def test_tracing_prints_our_spans_nested_under_the_application_span(moto_endpoint: str) -> None:
+    result = subprocess.run(  # noqa: S603 (our own example)
+        command("tracing.py"),
+        cwd=ROOT,
+        env=_env(AIODYNKV_ENDPOINT=moto_endpoint),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    spans = {span["name"]: span for span in _spans(result.stdout)}
+    checkout = spans["checkout"]
+    ours = spans["GetItem tracing-demo"]
+    assert ours["kind"] == "SpanKind.CLIENT"
+    assert ours["parent_id"] == checkout["context"]["span_id"]
+    assert ours["attributes"]["db.system.name"] == "aws.dynamodb"
+    assert spans["DynamoDB.GetItem"]["parent_id"] == ours["context"]["span_id"]
+    assert {"UpdateItem tracing-demo", "BatchWriteItem tracing-demo"} <= set(spans)
+    assert "db.client.operation.duration" in result.stdout  # the metrics, printed at exit
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Collector.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_tracing_sends_otlp_over_http_to_a_collector(moto_endpoint: str) -> None:
+    _Collector.received = []
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+        result = subprocess.run(  # noqa: S603 (our own example)
+            [*command("tracing.py"), "--otlp"],
+            cwd=ROOT,
+            env=_env(AIODYNKV_ENDPOINT=moto_endpoint, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    assert result.returncode == 0, result.stderr
+    traces = b"".join(body for path, body in _Collector.received if path == "/v1/traces")
+    for name in (b"checkout", b"GetItem tracing-demo", b"DynamoDB.GetItem", b"aws.dynamodb"):
+        assert name in traces
+    assert '"name": "checkout"' not in result.stdout  # spans went to OTLP, not the console
