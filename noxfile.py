@@ -3,6 +3,7 @@
 python -m nox -s tests       # all backends: memory, moto, dynalite (+ DynamoDB Local with Docker)
 python -m nox -s demo        # store and read back values on the embedded emulator
 python -m nox -s lint typecheck
+python -m nox -s docs        # the reference documentation (mkdocs build --strict)
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ TEST_DEPS = [
     "opentelemetry-instrumentation-botocore>=0.46b0",
     "coverage[toml]>=7.5",
     "hypothesis>=6.100",
+    "pyyaml>=6",  # tests/unit/test_compose.py reads docker-compose.yml
+    "httpx>=0.27",  # tests/integration/test_examples.py talks HTTP to the examples
 ]
+# The extras the tests and the type check need: the emulator, the command line, and
+# what examples/ imports (FastAPI, uvicorn, aiohttp, the OpenTelemetry SDK and exporter).
+EXTRAS = ".[local,cli,examples]"
 
 
 def install_dynalite(session: nox.Session) -> str:
@@ -53,7 +59,7 @@ def install_dynalite(session: nox.Session) -> str:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite with branch coverage (>= 95 %), on every backend."""
-    session.install("-e", ".[local]", *TEST_DEPS)
+    session.install("-e", EXTRAS, *TEST_DEPS)
     env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
@@ -79,5 +85,20 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the examples."""
-    session.install("-e", ".[local]", *TEST_DEPS, "mypy>=1.11", "types-aiobotocore-dynamodb", "nox")
+    session.install(
+        "-e",
+        EXTRAS,
+        *TEST_DEPS,
+        "mypy>=1.11",
+        "types-aiobotocore-dynamodb",
+        "types-PyYAML",
+        "nox",
+    )
     session.run("mypy", *session.posargs, env={"MYPYPATH": os.fspath(ROOT)})
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The reference documentation (mkdocs + mkdocstrings) in strict mode: a warning fails."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", os.fspath(ROOT / "site"))
