@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -66,6 +68,7 @@ class Globals:
     endpoint: str | None = None
     region: str | None = None
     namespace: str | None = None
+    verbose: bool = False
 
     def config(self, **fields: Any) -> KVConfig:
         """The store's config: these options over ``AIODYNKV_*`` variables (as `from_env`)."""
@@ -75,10 +78,24 @@ class Globals:
             "region": self.region,
             "namespace": self.namespace,
         }
-        overrides = {name: value for name, value in given.items() if value}
-        if "table" not in overrides and not os.environ.get(f"{ENV_PREFIX}TABLE"):
+        values = {name: value for name, value in given.items() if value} | fields
+        if "table" not in values and not os.environ.get(f"{ENV_PREFIX}TABLE"):
             raise CommandError(EXIT_USAGE, f"no table: pass --table or set {ENV_PREFIX}TABLE")
-        return KVConfig.from_env(None, **overrides, **fields)
+        return KVConfig.from_env(None, logger=_logger(self.verbose), **values)
+
+
+def _logger(verbose: bool) -> Any:
+    """The store's events on stderr with --verbose, else nowhere (errors get one line)."""
+    level = logging.DEBUG if verbose else logging.CRITICAL  # the store logs nothing critical
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+    )
 
 
 app = typer.Typer(
@@ -121,12 +138,15 @@ def _root(
             "--namespace", "-n", envvar="AIODYNKV_NAMESPACE", help="Namespace of the keys."
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every store call to stderr.")
+    ] = False,
 ) -> None:
     """A key-value store on one DynamoDB table, from the shell.
 
     Every other AIODYNKV_* variable of KVConfig.from_env is read too.
     """
-    ctx.obj = Globals(table, endpoint, region, namespace)
+    ctx.obj = Globals(table, endpoint, region, namespace, verbose)
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -299,7 +319,9 @@ class _ProgressReporter:
     def warn(self, message: str) -> None:
         self.warnings += 1
         if self.warnings <= _MAX_WARNINGS:
-            self.progress.console.print(f"aiodynkv: {message}", markup=False, highlight=False)
+            self.progress.console.print(
+                f"aiodynkv: {message}", markup=False, highlight=False, soft_wrap=True
+            )
         elif self.warnings == _MAX_WARNINGS + 1:
             self.progress.console.print("aiodynkv: (further problems are counted, not shown)")
 
@@ -354,13 +376,15 @@ def export_(
             target = Path(file)
             part = target.with_name(target.name + ".part")
             try:
-                with part.open("w", encoding="utf-8") as out, _progress() as reporter:
-                    asyncio.run(run(out, reporter))
-                part.replace(target)
+                out = part.open("w", encoding="utf-8")
             except OSError as exc:
                 raise CommandError(
                     EXIT_USAGE, f"cannot write {file}: {exc.strerror or exc}"
                 ) from None
+            try:
+                with out, _progress() as reporter:
+                    asyncio.run(run(out, reporter))
+                part.replace(target)
             finally:
                 part.unlink(missing_ok=True)
     except BaseException:
@@ -487,7 +511,7 @@ def local(
     table = _globals(ctx).table or os.environ.get(f"{ENV_PREFIX}TABLE") or DEFAULT_LOCAL_TABLE
     _check_port_free(port)
     with LocalDynamoDB("moto", port=port) as server:
-        config = KVConfig.from_env(table=table, endpoint=server.endpoint, create_table=True)
+        config = _globals(ctx).config(table=table, endpoint=server.endpoint, create_table=True)
 
         async def create() -> None:
             async with AsyncDynamoKV(config):
@@ -522,7 +546,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         typer.TyperException,
         typer.Abort,
-        KeyboardInterrupt,
         CommandError,
         KVError,
         LocalServerError,
@@ -530,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = _failure(exc)
         _err(message)
         return code
+    if result == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent exit 130
+        _err("interrupted")
     return result if isinstance(result, int) else 0
 
 
@@ -548,4 +573,4 @@ def _failure(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, str(exc)
     if isinstance(exc, (KVError, LocalServerError)):
         return EXIT_SERVER, f"{type(exc).__name__}: {exc}"
-    return EXIT_INTERRUPTED, "interrupted"
+    return EXIT_INTERRUPTED, "aborted"  # typer.Abort: end of input at a prompt

@@ -29,7 +29,8 @@ __all__ = ["Reporter", "Summary", "count_lines", "export_items", "import_items"]
 # An expiry is written as ttl = expires_at - now - margin: the store rounds the
 # expiry up (ceil(now + ttl)), so without the margin it could land one second late.
 _EXPIRY_MARGIN = 0.5
-_ABSENT = object()
+_ABSENT = object()  # not in the table
+_UNKNOWN = object()  # not read (overwrite): maybe in the table
 
 
 class Reporter(Protocol):
@@ -217,7 +218,7 @@ class _Importer:
         groups: dict[int | None, dict[str, str | bytes]] = {}
         jobs = []
         for record in records:
-            have = current.get(record.key, _ABSENT)
+            have = _UNKNOWN if self.overwrite else current.get(record.key, _ABSENT)
             if type(have) is type(record.value) and have == record.value:
                 counts.skipped += 1
             elif isinstance(record.value, int):
