@@ -37,6 +37,7 @@ __all__ = [
     "AccessDeniedError",
     "BatchIncompleteError",
     "ConditionFailedError",
+    "InsecureEndpointWarning",
     "InvalidKeyError",
     "KVConfigError",
     "KVConnectionError",
@@ -201,6 +202,10 @@ class KVTimeoutError(TransientError, TimeoutError):
 
 class KVConnectionError(TransientError, ConnectionError):
     """The connection was refused, reset or closed before a response arrived."""
+
+
+class InsecureEndpointWarning(UserWarning):
+    """The endpoint is plain http on a host that is not loopback: requests travel unencrypted."""
 
 
 # DynamoDB error codes, as botocore reports them in Error.Code.

@@ -12,6 +12,7 @@ import contextlib
 import enum
 import os
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +44,7 @@ from aiodynkv._config import KVConfig
 from aiodynkv._errors import (
     BatchIncompleteError,
     ConditionFailedError,
+    InsecureEndpointWarning,
     KeyNotFoundError,
     KVError,
     KVValidationError,
@@ -99,6 +101,9 @@ class _Core:
         self.idle = asyncio.Event()
         self.idle.set()
         self.coalescer = ReadCoalescer(self) if config.coalesce_reads else None
+        # Requests wait here for a pooled connection, not inside aiohttp's pool, where
+        # the wait would count against connect_timeout and fail calls under load.
+        self.slots = asyncio.Semaphore(config.max_pool_connections)
 
     async def open(self) -> None:
         if self.state is not _State.UNOPENED:
@@ -210,7 +215,8 @@ class _Core:
         client = self.check(op.name, internal=internal)
         self.begin()
         try:
-            response = await getattr(client, method)(**request)
+            async with self.slots:
+                response = await getattr(client, method)(**request)
         except Exception as exc:
             if isinstance(exc, bex.ClientError):
                 op.observe(exc.response)
@@ -303,6 +309,13 @@ class AsyncDynamoKV:
             config = KVConfig(**fields)
         elif fields:
             config = config.replace(**fields)
+        if config.endpoint and config.endpoint.startswith("http://") and not config.is_local:
+            warnings.warn(
+                f"endpoint {config.endpoint!r} is plain http on a host that is not loopback: "
+                "requests and their (signed) credentials travel unencrypted; use https",
+                InsecureEndpointWarning,
+                stacklevel=2,
+            )
         self._core = _Core(config, client)
         self._keys = KeyCodec(config.namespace)
         self._view = False

@@ -10,7 +10,8 @@ def test_public_surface_is_exactly_this() -> None:
     assert aiodynkv.__all__ == sorted(aiodynkv.__all__)
     assert set(aiodynkv.__all__) == {
         "MISSING", "AccessDeniedError", "AsyncDynamoKV", "BatchIncompleteError",
-        "ConditionFailedError", "Health", "InvalidKeyError", "KVConfig", "KVConfigError",
+        "ConditionFailedError", "Health", "InsecureEndpointWarning",
+        "InvalidKeyError", "KVConfig", "KVConfigError",
         "KVConnectionError", "KVError", "KVStore", "KVTimeoutError", "KVValidationError",
         "KeyNotFoundError", "ServerError", "StoreClosedError", "TableNotFoundError",
         "ThrottledError", "TransientError", "ValueTooLargeError", "WrongTypeError",
