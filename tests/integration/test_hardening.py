@@ -86,6 +86,7 @@ async def test_bad_input_raises_only_documented_errors_and_writes_nothing(
 ) -> None:
     probe = f"probe-{uuid.uuid4().hex}"
     before = await kv.get_many([probe])
+    pairs: list[tuple[Any, Any]] = [(probe, "ok"), (key, value)]
     calls = [
         lambda: kv.set(key, value, ttl=ttl),
         lambda: kv.set_many(dict(pairs) if isinstance(key, str) else pairs),
@@ -93,7 +94,6 @@ async def test_bad_input_raises_only_documented_errors_and_writes_nothing(
         lambda: kv.get(key, None),
         lambda: kv.delete(key),
     ]
-    pairs = [(probe, "ok"), (key, value)]
     for call in calls:
         await only_documented_errors(call)
     if before == {} and not await kv.exists(probe):
@@ -129,7 +129,7 @@ async def test_10000_concurrent_operations_succeed_and_read_back_with_flat_memor
     assert live_objects[2] <= live_objects[0] * 1.02 + 500, live_objects
 
 
-# -- cancellation -----------------------------------------------------------------------------------
+# -- cancellation ------------------------------------------------------------
 
 
 async def test_a_cancelled_call_leaves_the_store_usable_and_leaks_no_connection(
