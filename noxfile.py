@@ -102,3 +102,11 @@ def docs(session: nox.Session) -> None:
     """The reference documentation (mkdocs + mkdocstrings) in strict mode: a warning fails."""
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", "--site-dir", os.fspath(ROOT / "site"))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks on a stub DynamoDB and on dynalite; rewrites BENCHMARKS.md (`-- --quick`)."""
+    session.install("-e", ".", "-r", "benchmarks/requirements.txt")
+    env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
+    session.run("python", "benchmarks/run.py", *session.posargs, env=env)
