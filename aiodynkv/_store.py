@@ -15,7 +15,6 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
@@ -33,14 +32,13 @@ from aiodynkv._codec import (
     check_version,
     decode_value,
     expiry_of,
-    from_json,
     is_expired,
     key_list,
     new_version,
     pair_of,
-    to_json,
 )
 from aiodynkv._config import KVConfig
+from aiodynkv._derived import DerivedOps
 from aiodynkv._errors import (
     BatchIncompleteError,
     ConditionFailedError,
@@ -104,6 +102,11 @@ class _Core:
         # Requests wait here for a pooled connection, not inside aiohttp's pool, where
         # the wait would count against connect_timeout and fail calls under load.
         self.slots = asyncio.Semaphore(config.max_pool_connections)
+        # Constant request parts, built once.
+        self.expiry_projection: dict[str, Any] = {
+            "ProjectionExpression": "#k, #t",
+            "ExpressionAttributeNames": {"#k": config.partition_key, "#t": config.ttl_attribute},
+        }
 
     async def open(self) -> None:
         if self.state is not _State.UNOPENED:
@@ -276,7 +279,7 @@ class _Core:
         return found, [k[pk_name]["S"] for rest in leftovers for k in rest], cause
 
 
-class AsyncDynamoKV:
+class AsyncDynamoKV(DerivedOps):
     """An asyncio key-value store on one DynamoDB table.
 
     Open it once for the life of the service and share it::
@@ -372,22 +375,6 @@ class AsyncDynamoKV:
         if not self._view:
             await self._core.close()
 
-    async def __aenter__(self) -> AsyncDynamoKV:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def current_namespace(self) -> str | None:
-        """The namespace this store or view reads and writes (None at the root)."""
-        return self._keys.namespace
-
     def namespace(self, name: str) -> AsyncDynamoKV:
         """A view whose keys live in namespace `name`, sharing this store's client.
 
@@ -477,18 +464,6 @@ class AsyncDynamoKV:
                 return default
             return decode_value(item, self._core.config.value_attribute)
 
-    async def get_json(self, key: str, default: Any = MISSING) -> Any:
-        """Return the value at `key` parsed as JSON, or `default` when missing.
-
-        Raises:
-            KeyNotFoundError: Missing or expired and no default was given.
-            ValueError: The stored value is not JSON.
-        """
-        value = await self.get(key, MISSING if default is MISSING else _NO_VALUE)
-        if value is _NO_VALUE:
-            return default
-        return value if isinstance(value, int) else from_json(value)
-
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """Return the value at `key` and its version, for `set(..., if_version=)`.
 
@@ -507,16 +482,8 @@ class AsyncDynamoKV:
     async def exists(self, key: str) -> bool:
         """True if `key` exists and has not expired (reads only the key and its expiry)."""
         stored = self._key(key, "exists")
-        config = self._core.config
         with self._core.tel.operation("exists", "GetItem", key) as op:
-            item = await self._get_item(
-                op,
-                key,
-                stored,
-                ProjectionExpression="#k, #t",
-                ExpressionAttributeNames={"#k": config.partition_key, "#t": config.ttl_attribute},
-            )
-            return item is not None
+            return await self._get_item(op, key, stored, **self._core.expiry_projection) is not None
 
     async def ttl(self, key: str) -> float | None:
         """Seconds until `key` expires, or None when it never expires.
@@ -527,13 +494,7 @@ class AsyncDynamoKV:
         stored = self._key(key, "ttl")
         config = self._core.config
         with self._core.tel.operation("ttl", "GetItem", key) as op:
-            item = await self._get_item(
-                op,
-                key,
-                stored,
-                ProjectionExpression="#k, #t",
-                ExpressionAttributeNames={"#k": config.partition_key, "#t": config.ttl_attribute},
-            )
+            item = await self._get_item(op, key, stored, **self._core.expiry_projection)
             if item is None:
                 raise self._not_found(key, "ttl")
             expires = item.get(config.ttl_attribute)
@@ -622,25 +583,6 @@ class AsyncDynamoKV:
                     return False
                 raise await self._version_conflict(exc, stored, key, "set") from exc.__cause__
             return True
-
-    async def set_json(
-        self,
-        key: str,
-        obj: Any,
-        *,
-        ttl: TTL | None = None,
-        if_absent: bool = False,
-        if_version: int | None = None,
-    ) -> bool:
-        """Store `obj` as compact JSON text; see `set`.
-
-        Raises:
-            TypeError: `obj` is not JSON serialisable.
-            ValueError: `obj` holds NaN or an infinity.
-        """
-        return await self.set(
-            key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version
-        )
 
     async def _version_conflict(
         self, exc: ConditionFailedError, stored: str, key: str, operation: str
@@ -1021,28 +963,6 @@ class AsyncDynamoKV:
             if not last:
                 return
             request["ExclusiveStartKey"] = last
-
-    async def clear(self) -> int:
-        """Delete every key of this namespace: a full Scan plus batched deletes.
-
-        Returns:
-            How many keys were deleted.
-        """
-        batch: list[str] = []
-        count = 0
-        async for key in self.keys():
-            batch.append(key)
-            if len(batch) >= MAX_WRITE_BATCH * 40:
-                await self.delete_many(batch)
-                count += len(batch)
-                batch = []
-        if batch:
-            await self.delete_many(batch)
-            count += len(batch)
-        return count
-
-
-_NO_VALUE = object()
 
 
 def _live(op: Operation, item: Item | None, ttl_attribute: str) -> Item | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
 from aiodynkv._codec import (
@@ -22,14 +21,13 @@ from aiodynkv._codec import (
     check_delta,
     decode_value,
     expiry_of,
-    from_json,
     is_expired,
     key_list,
     new_version,
     pair_of,
-    to_json,
 )
 from aiodynkv._config import KVConfig
+from aiodynkv._derived import DerivedOps
 from aiodynkv._errors import (
     ConditionFailedError,
     KeyNotFoundError,
@@ -50,7 +48,7 @@ class _Shared:
         self.state = "unopened"
 
 
-class InMemoryKV:
+class InMemoryKV(DerivedOps):
     """An in-memory `KVStore` for unit tests, with `AsyncDynamoKV`'s exact semantics.
 
     Like the real store it must be opened (``async with InMemoryKV() as kv``) and
@@ -110,22 +108,6 @@ class InMemoryKV:
         """Close the store (a view: nothing). Idempotent; `dump` still reads the data."""
         if not self._view:
             self._shared.state = "closed"
-
-    async def __aenter__(self) -> InMemoryKV:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def current_namespace(self) -> str | None:
-        """The namespace this store or view reads and writes (None at the root)."""
-        return self._keys.namespace
 
     def namespace(self, name: str) -> InMemoryKV:
         """A view whose keys live in namespace `name`, sharing this store's data."""
@@ -233,13 +215,6 @@ class InMemoryKV:
             return default
         return decode_value(item, self.config.value_attribute)
 
-    async def get_json(self, key: str, default: Any = MISSING) -> Any:
-        """See `AsyncDynamoKV.get_json`."""
-        value = await self.get(key, MISSING if default is MISSING else _NO_VALUE)
-        if value is _NO_VALUE:
-            return default
-        return value if isinstance(value, int) else from_json(value)
-
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """See `AsyncDynamoKV.get_with_version`."""
         item = self._live(self._stored(key, "get_with_version"))
@@ -289,20 +264,6 @@ class InMemoryKV:
         item[self.config.version_attribute] = {"N": str(self._next_version(stored))}
         self._shared.items[stored] = item
         return True
-
-    async def set_json(
-        self,
-        key: str,
-        obj: Any,
-        *,
-        ttl: TTL | None = None,
-        if_absent: bool = False,
-        if_version: int | None = None,
-    ) -> bool:
-        """See `AsyncDynamoKV.set_json`."""
-        return await self.set(
-            key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version
-        )
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """See `AsyncDynamoKV.delete`."""
@@ -448,12 +409,3 @@ class InMemoryKV:
             ):
                 yield user
         await asyncio.sleep(0)
-
-    async def clear(self) -> int:
-        """See `AsyncDynamoKV.clear`."""
-        doomed = [key async for key in self.keys()]
-        await self.delete_many(doomed)
-        return len(doomed)
-
-
-_NO_VALUE = object()
