@@ -110,3 +110,14 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".", "-r", "benchmarks/requirements.txt")
     env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
     session.run("python", "benchmarks/run.py", *session.posargs, env=env)
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Fault-injection scenarios against dynalite; rewrites RELIABILITY.md from their figures."""
+    session.install("-e", ".[local]", *TEST_DEPS)
+    env = {
+        "AIODYNKV_DYNALITE": install_dynalite(session),
+        "AIODYNKV_RELIABILITY_OUT": os.fspath(ROOT / "RELIABILITY.md"),
+    }
+    session.run("pytest", "tests/integration/test_reliability.py", "-q", *session.posargs, env=env)
