@@ -2,8 +2,9 @@
 
 A batch call splits its keys into chunks (100 for BatchGetItem, 25 for
 BatchWriteItem) and drives each chunk until nothing is left unprocessed or the
-deadline passes. A chunk that fails with a `TransientError` (throttled after the
-SDK's own retries, a timeout) is retried whole; any other error ends the batch.
+deadline passes. A chunk that fails with throttling or a 5xx (after the SDK's own retries) is
+retried whole; a chunk that times out or loses its connection is reported as
+unprocessed at once; any other error ends the batch.
 What is still unprocessed at the deadline is handed back to the caller, which
 raises `BatchIncompleteError` naming exactly those keys.
 """
@@ -21,6 +22,7 @@ from opentelemetry.trace import Link
 
 from aiodynkv._errors import (
     AccessDeniedError,
+    ServerError,
     ThrottledError,
     TransientError,
     map_error,
@@ -74,6 +76,10 @@ async def _drive_one(
         except TransientError as exc:
             if not retry_errors:
                 raise
+            if not isinstance(exc, (ThrottledError, ServerError)):
+                # Timeouts and broken connections were already retried by the SDK;
+                # waiting out the deadline would only delay the report.
+                return request, exc
             rest, last_error = request, exc
         if not rest:
             return None, None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import os
 import time
 import warnings
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import botocore.exceptions as bex
+import botocore.loaders
 from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 
 from aiodynkv import _table
 from aiodynkv._batch import MAX_GET_BATCH, MAX_WRITE_BATCH, ReadCoalescer, chunked, drive
@@ -44,6 +47,7 @@ from aiodynkv._errors import (
     ConditionFailedError,
     InsecureEndpointWarning,
     KeyNotFoundError,
+    KVConfigError,
     KVError,
     KVValidationError,
     StoreClosedError,
@@ -70,6 +74,12 @@ class _State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_loader() -> Any:
+    """The botocore data loader, which caches what it has parsed (service models, rules)."""
+    return botocore.loaders.create_loader()
 
 
 def _uses_local_credentials(config: KVConfig) -> bool:
@@ -118,7 +128,14 @@ class _Core:
         self.loop = asyncio.get_running_loop()
         try:
             if self.client is None:
-                self.client = await self.stack.enter_async_context(self._new_client())
+                try:
+                    self.client = await self.stack.enter_async_context(self._new_client())
+                except bex.NoRegionError:
+                    raise KVConfigError(
+                        "region",
+                        "no region configured: pass region=, set AWS_REGION or AIODYNKV_REGION, "
+                        "or set one in ~/.aws/config",
+                    ) from None
             self._adopt_region()
             self.state = _State.OPEN
             if self.config.create_table:
@@ -138,7 +155,11 @@ class _Core:
 
     def _new_client(self) -> Any:
         config = self.config
-        session = aioboto3.Session(profile_name=config.profile)
+        botocore_session = AioSession()
+        # The parsed service model and endpoint rules are the same for every store:
+        # share one loader per process instead of parsing them again per store.
+        botocore_session.register_component("data_loader", _shared_loader())
+        session = aioboto3.Session(botocore_session=botocore_session, profile_name=config.profile)
         credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
         from aiodynkv import __version__
 

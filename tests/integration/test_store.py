@@ -140,7 +140,7 @@ async def test_missing_table_raises_table_not_found_chained(moto_endpoint: str) 
 async def test_refused_connection_raises_kv_connection_error_quickly() -> None:
     endpoint = f"http://127.0.0.1:{unused_port()}"
     async with AsyncDynamoKV(
-        table="t", endpoint=endpoint, connect_timeout=0.5, read_timeout=0.5, max_attempts=1
+        table="t", endpoint=endpoint, connect_timeout=3.0, read_timeout=0.5, max_attempts=1
     ) as kv:
         with pytest.raises(KVConnectionError) as info:
             await asyncio.wait_for(kv.get("k"), timeout=10)
@@ -267,3 +267,43 @@ async def test_get_many_spreads_chunks_over_concurrent_requests(kv: AsyncDynamoK
     await kv.set_many(items)
     async with AsyncDynamoKV(kv.config, batch_concurrency=2) as store:
         assert await store.get_many(items) == items
+
+
+async def test_batches_to_a_dead_server_fail_fast_naming_every_key() -> None:
+    endpoint = f"http://127.0.0.1:{unused_port()}"
+    async with AsyncDynamoKV(
+        table="t", endpoint=endpoint, connect_timeout=2.0, max_attempts=1, batch_deadline=30
+    ) as kv:
+        with pytest.raises(BatchIncompleteError) as write:
+            await asyncio.wait_for(kv.set_many({f"k{i}": "v" for i in range(60)}), timeout=15)
+        assert write.value.unprocessed == {f"k{i}" for i in range(60)}
+        assert isinstance(write.value.__cause__, KVConnectionError)
+        with pytest.raises(BatchIncompleteError) as read:
+            await asyncio.wait_for(kv.get_many([f"k{i}" for i in range(150)]), timeout=15)
+        assert len(read.value.unprocessed) == 150
+
+
+async def test_no_region_anywhere_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    store = AsyncDynamoKV(table="t")  # AWS itself; opening makes no request
+    with pytest.raises(KVConfigError, match="region"):
+        await store.open()
+    assert not store.is_open
+
+
+async def test_the_region_from_the_aws_config_file_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    config_file = tmp_path / "config"
+    config_file.write_text("[default]\nregion = eu-north-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    async with AsyncDynamoKV(table="t") as store:
+        assert store.config.region == "eu-north-1"
+        assert store.config.server_address == ("dynamodb.eu-north-1.amazonaws.com", 443)

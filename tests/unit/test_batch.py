@@ -57,3 +57,18 @@ async def test_a_permanent_error_cancels_the_other_chunks() -> None:
     with pytest.raises(KVError, match="table gone"):
         await drive([[1], [2]], send, concurrency=2, deadline_seconds=5)
     assert cancelled.is_set()
+
+
+async def test_a_broken_connection_gives_the_chunk_up_at_once() -> None:
+    from aiodynkv import KVConnectionError
+
+    calls = 0
+
+    async def send(request: list[int]) -> list[int] | None:
+        nonlocal calls
+        calls += 1
+        raise KVConnectionError(f"refused ({len(request)} items)")
+
+    leftovers, cause = await drive([[1, 2]], send, concurrency=1, deadline_seconds=30)
+    assert leftovers == [[1, 2]] and isinstance(cause, KVConnectionError)
+    assert calls == 1
