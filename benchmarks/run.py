@@ -577,7 +577,8 @@ class Target:
             if self.value >= self.bound:
                 return "**met**"
             short = self.bound / self.value
-            return f"**missed** by {short:.1f}x ({fmt(self.value, 2)}x of the {self.bound:g}x)"
+            by = f"{(short - 1) * 100:.0f} %" if short < 1.5 else f"a factor of {short:.1f}"
+            return f"**missed** by {by} ({fmt(self.value, 2)}x of the {self.bound:g}x needed)"
         if self.value <= self.bound:
             return "**met**"
         over = (self.value / self.bound - 1) * 100
@@ -734,6 +735,7 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
         f"{platform.system()} {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
         f"- aiodynkv source: {aiodynkv_source(o.aiodynkv_label)}",
+        f"- dynalite {dynalite_version(dyn) if dyn else 'not found (its section is skipped)'}",
         f"- load average (1 min) at start / end: {runner.load[0]:.2f} / {os.getloadavg()[0]:.2f}"
         " (anything above ~0 means other processes shared the 2 cores with this run)",
         *(
@@ -746,7 +748,6 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
             if max(runner.load[0], os.getloadavg()[0]) > NOISY_LOAD
             else []
         ),
-        f"- dynalite {dynalite_version(dyn) if dyn else 'not found (its section is skipped)'}",
         "",
         "| package | version |",
         "|---|---|",
