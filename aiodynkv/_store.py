@@ -57,6 +57,7 @@ from aiodynkv._errors import (
 )
 from aiodynkv._keys import SEPARATOR, KeyCodec
 from aiodynkv._protocol import MISSING, TTL, Health, Value
+from aiodynkv._telemetry import Telemetry
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -96,8 +97,6 @@ class _Core:
     """What a store and its namespace views share: config, client, telemetry, lifecycle."""
 
     def __init__(self, config: KVConfig, client: Any) -> None:
-        from aiodynkv._telemetry import Telemetry
-
         self.config = config
         self.tel = Telemetry(config)
         self.state = _State.UNOPENED
@@ -148,8 +147,6 @@ class _Core:
         """Take the region the SDK resolved (from ~/.aws/config, say) into the config."""
         region = getattr(getattr(self.client, "meta", None), "region_name", None)
         if isinstance(region, str) and region and region != self.config.region:
-            from aiodynkv._telemetry import Telemetry
-
             self.config = self.config.replace(region=region)
             self.tel = Telemetry(self.config)
 
