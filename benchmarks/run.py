@@ -811,6 +811,9 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
         lines += ["Not run: dynalite was not found (`--dynalite PATH` or AIODYNKV_DYNALITE).", ""]
     if runner.skipped:
         lines += ["## Skipped for the time budget", "", *[f"- {s}" for s in runner.skipped], ""]
+    analysis = HERE / "analysis.md"
+    if analysis.exists():  # the hand-written reading of the misses, kept beside the harness
+        lines += ["", *analysis.read_text(encoding="utf-8").splitlines()]
     lines += METHOD.splitlines()
     path.write_text("\n".join(lines).rstrip() + "\n")
 
