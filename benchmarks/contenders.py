@@ -113,7 +113,18 @@ def _boto_kwargs(url: str, config: Any) -> dict[str, Any]:
     }
 
 
-class RawAioboto3(Contender):
+class _Aioboto3(Contender):
+    """What the two aioboto3 contenders load."""
+
+    def load(self) -> None:
+        import aioboto3
+        from aiobotocore.config import AioConfig
+
+        self.aioboto3 = aioboto3
+        self.config_cls = AioConfig
+
+
+class RawAioboto3(_Aioboto3):
     """The floor for botocore-based code: plain client calls, nothing on top.
 
     The pool is 64 connections (aiodynkv's default; botocore's own is 10) so that the
@@ -123,13 +134,6 @@ class RawAioboto3(Contender):
 
     name = "aioboto3 (raw client)"
     package = "aioboto3"
-
-    def load(self) -> None:
-        import aioboto3
-        from aiobotocore.config import AioConfig
-
-        self.aioboto3 = aioboto3
-        self.config_cls = AioConfig
 
     async def open(self) -> None:
         session = self.aioboto3.Session()
@@ -187,18 +191,11 @@ class RawAioboto3(Contender):
         )
 
 
-class BatchWriter(Contender):
+class BatchWriter(_Aioboto3):
     """aioboto3's resource layer: ``Table.batch_writer`` (bulk writes only)."""
 
     name = "aioboto3 Table.batch_writer"
     package = "aioboto3"
-
-    def load(self) -> None:
-        import aioboto3
-        from aiobotocore.config import AioConfig
-
-        self.aioboto3 = aioboto3
-        self.config_cls = AioConfig
 
     async def open(self) -> None:
         session = self.aioboto3.Session()

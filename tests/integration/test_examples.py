@@ -133,16 +133,21 @@ def test_every_example_documents_its_command() -> None:
         command(name)
 
 
-def test_quickstart(moto_endpoint: str) -> None:
-    result = subprocess.run(  # noqa: S603 (our own example)
-        command("quickstart.py"),
+def run_example(name: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+    """Run an example to completion with its docstring's command, against `endpoint`."""
+    return subprocess.run(  # noqa: S603 (our own example)
+        command(name),
         cwd=ROOT,
-        env=_env(AIODYNKV_ENDPOINT=moto_endpoint),
+        env=_env(AIODYNKV_ENDPOINT=endpoint),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_quickstart(moto_endpoint: str) -> None:
+    result = run_example("quickstart.py", moto_endpoint)
     assert result.returncode == 0, result.stderr
     assert "user:1 = alice" in result.stdout and "health: UP" in result.stdout
 
@@ -234,15 +239,7 @@ def _spans(output: str) -> list[dict[str, Any]]:
 
 
 def test_tracing_prints_our_spans_nested_under_the_application_span(moto_endpoint: str) -> None:
-    result = subprocess.run(  # noqa: S603 (our own example)
-        command("tracing.py"),
-        cwd=ROOT,
-        env=_env(AIODYNKV_ENDPOINT=moto_endpoint),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_example("tracing.py", moto_endpoint)
     assert result.returncode == 0, result.stderr
     spans = {span["name"]: span for span in _spans(result.stdout)}
     checkout = spans["checkout"]
