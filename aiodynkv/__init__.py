@@ -1,13 +1,13 @@
 """aiodynkv: an asyncio-native key-value store on Amazon DynamoDB."""
 
-from importlib.metadata import PackageNotFoundError, version
-
+from aiodynkv._base import KeyListing, StoredItem
 from aiodynkv._codec import from_json, to_json
 from aiodynkv._config import KVConfig
 from aiodynkv._errors import (
     AccessDeniedError,
     BatchIncompleteError,
     ConditionFailedError,
+    CorruptItemError,
     InsecureEndpointWarning,
     InvalidKeyError,
     KeyNotFoundError,
@@ -24,19 +24,16 @@ from aiodynkv._errors import (
     ValueTooLargeError,
     WrongTypeError,
 )
-from aiodynkv._protocol import MISSING, Health, KVStore
+from aiodynkv._protocol import MISSING, TTL, Health, KVStore, Value
 from aiodynkv._store import AsyncDynamoKV
-
-try:
-    __version__ = version("aiodynkv")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+from aiodynkv._version import __version__
 
 __all__ = [
     "AccessDeniedError",
     "AsyncDynamoKV",
     "BatchIncompleteError",
     "ConditionFailedError",
+    "CorruptItemError",
     "Health",
     "InsecureEndpointWarning",
     "InvalidKeyError",
@@ -47,13 +44,17 @@ __all__ = [
     "KVStore",
     "KVTimeoutError",
     "KVValidationError",
+    "KeyListing",
     "KeyNotFoundError",
     "MISSING",
     "ServerError",
     "StoreClosedError",
+    "StoredItem",
+    "TTL",
     "TableNotFoundError",
     "ThrottledError",
     "TransientError",
+    "Value",
     "ValueTooLargeError",
     "WrongTypeError",
     "__version__",

@@ -1,35 +1,38 @@
-"""Batch mechanics: chunking, bounded concurrency, unprocessed-item retry, read coalescing.
+"""Batch mechanics: chunking, bounded concurrency, retries, and honest accounting.
 
 A batch call splits its keys into chunks (100 for BatchGetItem, 25 for
-BatchWriteItem) and drives each chunk until nothing is left unprocessed or the
-deadline passes. A chunk that fails with throttling or a 5xx (after the SDK's own retries) is
-retried whole; a chunk that times out or loses its connection is reported as
-unprocessed at once; any other error ends the batch.
-What is still unprocessed at the deadline is handed back to the caller, which
-raises `BatchIncompleteError` naming exactly those keys.
+BatchWriteItem) and drives each chunk until nothing is left unprocessed:
+
+- what the server hands back as unprocessed, or refuses with throttling or a 5xx,
+  is sent again with capped, jittered backoff until ``batch_deadline`` (a retried
+  put or delete is idempotent, so sending again is safe);
+- a chunk whose request timed out or lost its connection (after the transport's
+  own retries) stops at once: the server is likely down, waiting helps nobody;
+- any other error stops the whole batch from sending more chunks; chunks already
+  in flight finish, so the caller learns what they did;
+- when the store is closing past ``close_timeout`` (`Core.abort`), chunks stop and
+  requests in flight are cancelled.
+
+Every write entry ends in exactly one set: done (definitely applied), unprocessed
+(definitely not applied), or in doubt (an attempt may have been applied: it timed
+out, lost its connection or met a 5xx). `BatchIncompleteError` reports all three.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opentelemetry.trace import Link
-
-from aiodynkv._errors import (
-    AccessDeniedError,
-    ServerError,
-    ThrottledError,
-    TransientError,
-    map_error,
-    rekey,
-)
+from aiodynkv import _requests as requests
+from aiodynkv._errors import KVError, ServerError, ThrottledError, TransientError
 
 if TYPE_CHECKING:
+    from aiodynkv._codec import Item
+    from aiodynkv._core import Core
     from aiodynkv._telemetry import Operation
 
 __all__ = [
@@ -38,10 +41,13 @@ __all__ = [
     "MAX_GET_BATCH",
     "MAX_WRITE_BATCH",
     "Chunk",
-    "ReadCoalescer",
+    "Outcome",
     "backoff",
     "chunked",
     "drive",
+    "in_doubt",
+    "read_items",
+    "write_items",
 ]
 
 _T = TypeVar("_T")
@@ -65,30 +71,99 @@ def backoff(attempt: int) -> float:
     return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))  # noqa: S311
 
 
-async def _drive_one(
-    request: Chunk, send: Send, deadline: float, retry_errors: bool
-) -> tuple[Chunk | None, TransientError | None]:
+def in_doubt(error: BaseException) -> bool:
+    """True if the request that failed with `error` may have been applied."""
+    return bool(getattr(error.__cause__, "in_doubt", False))
+
+
+@dataclass
+class Outcome:
+    """What a driven batch did not get done.
+
+    Attributes:
+        unprocessed: Entries definitely not applied (or not read).
+        in_doubt: Write entries that may or may not have been applied.
+        error: The last error seen (the cause to chain), if any.
+        fatal: The non-transient error that stopped the batch, if any.
+    """
+
+    unprocessed: list[Any] = field(default_factory=list)
+    in_doubt: list[Any] = field(default_factory=list)
+    error: KVError | None = None
+    fatal: KVError | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when every entry was done."""
+        return not self.unprocessed and not self.in_doubt
+
+
+class _Run:
+    """Shared state of one `drive` call."""
+
+    def __init__(self, deadline: float, abort: asyncio.Event | None, retry: bool) -> None:
+        self.deadline = deadline
+        self.abort = abort
+        self.retry = retry
+        self.outcome = Outcome()
+
+    @property
+    def stopped(self) -> bool:
+        return self.outcome.fatal is not None or (self.abort is not None and self.abort.is_set())
+
+    def leave(self, pending: Chunk, doubt: bool, error: KVError | None) -> None:
+        (self.outcome.in_doubt if doubt else self.outcome.unprocessed).extend(pending)
+        if error is not None:
+            self.outcome.error = error
+
+
+async def _drive_one(request: Chunk, send: Send, run: _Run) -> None:
     attempt = 0
-    last_error: TransientError | None = None
-    while True:
-        try:
-            rest = await send(request)
-        except TransientError as exc:
-            if not retry_errors:
-                raise
-            if not isinstance(exc, (ThrottledError, ServerError)):
-                # Timeouts and broken connections were already retried by the SDK;
-                # waiting out the deadline would only delay the report.
-                return request, exc
-            rest, last_error = request, exc
-        if not rest:
-            return None, None
-        request = rest
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return request, last_error
-        await asyncio.sleep(min(backoff(attempt), remaining))
-        attempt += 1
+    doubt = False
+    sending = False
+    error: KVError | None = None
+    try:
+        while True:
+            if run.stopped:
+                run.leave(request, doubt, error)
+                return
+            sending = True
+            try:
+                rest = await send(request)
+            except TransientError as exc:
+                sending = False
+                error = exc
+                doubt = doubt or in_doubt(exc)
+                if not run.retry:
+                    raise
+                if not isinstance(exc, (ThrottledError, ServerError)):
+                    # Timeouts and broken connections were already retried by the
+                    # transport; waiting out the deadline would only delay the report.
+                    run.leave(request, doubt, exc)
+                    return
+                rest = request
+            except KVError as exc:
+                sending = False
+                if not run.retry:
+                    raise
+                run.outcome.fatal = exc
+                run.leave(request, doubt or in_doubt(exc), exc)
+                return
+            sending = False
+            if not rest:
+                return
+            request = rest
+            remaining = run.deadline - time.monotonic()
+            if remaining <= 0:
+                run.leave(request, doubt, error)
+                return
+            await asyncio.sleep(min(backoff(attempt), remaining))
+            attempt += 1
+    except asyncio.CancelledError:
+        if run.abort is None or not run.abort.is_set():
+            raise
+        # Cut off by aclose: a request in flight may have been applied.
+        run.leave(request, doubt or sending, error)
 
 
 async def drive(
@@ -97,197 +172,136 @@ async def drive(
     *,
     concurrency: int,
     deadline_seconds: float,
+    abort: asyncio.Event | None = None,
     retry_errors: bool = True,
-) -> tuple[list[Chunk], TransientError | None]:
-    """Send every request, retrying what comes back unprocessed, at most `concurrency` at once.
+) -> Outcome:
+    """Send every chunk, retrying what comes back unprocessed, at most `concurrency` at once.
 
     Args:
         requests: One request per chunk.
         send: Sends one request; returns the unprocessed remainder (falsy when done).
         concurrency: Chunks in flight at once.
         deadline_seconds: How long to keep retrying unprocessed remainders.
-        retry_errors: Also retry a chunk whose request failed with a `TransientError`
-            (after the SDK's own retries); otherwise that error is raised.
+        abort: When set, stop: chunks not sent are unprocessed, requests in flight
+            are cancelled and in doubt.
+        retry_errors: Otherwise the first error of any chunk is raised as it is (for
+            coalesced reads, which fail as fast as a single read would).
 
     Returns:
-        The remainders still unprocessed at the deadline, and the last transient
-        error seen for them (the cause to chain), if any.
+        What is left: unprocessed and in-doubt entries, and the errors seen.
     """
-    deadline = time.monotonic() + deadline_seconds
-    if len(requests) == 1:
-        rest, error = await _drive_one(requests[0], send, deadline, retry_errors)
-        return ([rest] if rest else []), error
+    run = _Run(time.monotonic() + deadline_seconds, abort, retry_errors)
+    if len(requests) == 1 and abort is None:
+        await _drive_one(requests[0], send, run)
+        return run.outcome
     gate = asyncio.Semaphore(concurrency)
 
-    async def gated(request: Chunk) -> tuple[Chunk | None, TransientError | None]:
-        async with gate:
-            return await _drive_one(request, send, deadline, retry_errors)
+    async def gated(request: Chunk) -> None:
+        try:
+            await gate.acquire()
+        except asyncio.CancelledError:
+            if abort is None or not abort.is_set():
+                raise
+            run.leave(request, False, None)  # never sent
+            return
+        try:
+            await _drive_one(request, send, run)
+        finally:
+            gate.release()
 
     tasks = [asyncio.ensure_future(gated(r)) for r in requests]
+    watcher = asyncio.ensure_future(abort.wait()) if abort is not None else None
     try:
-        results = await asyncio.gather(*tasks)
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending:
+            waiting = pending | ({watcher} if watcher is not None else set())
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+            for task in done:
+                if task is not watcher and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if watcher is not None and watcher.done():
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                pending = set()
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    leftovers = [rest for rest, _ in results if rest]
-    errors = [error for _, error in results if error is not None]
-    return leftovers, (errors[-1] if errors else None)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    return run.outcome
 
 
-class _Waiter:
-    """One coalesced `get` waiting for its item."""
-
-    __slots__ = ("future", "key", "op")
-
-    def __init__(self, future: asyncio.Future[Any], key: str, op: Operation) -> None:
-        self.future = future
-        self.key = key
-        self.op = op
+# -- the batch requests of a store ------------------------------------------------
 
 
-class ReadCoalescer:
-    """Merges concurrent `get` calls into BatchGetItem requests of up to 100 keys.
+async def read_items(
+    core: Core, op: Operation, stored: Sequence[str], *, coalesced: bool = False
+) -> tuple[dict[str, Item], Outcome]:
+    """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
 
-    Reads registered in the same event-loop turn (or within ``coalesce_window``)
-    are sent together: a lone key as GetItem, several as BatchGetItem, with
-    duplicates fetched once. Each caller gets its own result or its own
-    exception; a cancelled caller leaves the others untouched. The shared
-    request has its own span, linked to every caller's span. If the credentials
-    may not call BatchGetItem, the coalescer falls back to GetItem for good.
+    For coalesced `get` calls the bound is a single call's (``max_attempts x
+    read_timeout``) and a failed request is raised, not retried beyond the
+    transport's own retries, so a coalesced get fails as fast as a GetItem would.
+
+    Returns:
+        The items found by stored key (expired ones included), and what was left:
+        for reads every leftover is unprocessed (a read applies nothing).
     """
+    config = core.config
+    pk_name = config.partition_key
+    found: dict[str, Item] = {}
 
-    def __init__(self, core: Any) -> None:
-        self._core = core
-        self._pending: dict[str, list[_Waiter]] = {}
-        self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.enabled = True
+    async def send(keys: Chunk) -> Chunk | None:
+        request = requests.batch_get(config, keys, consistent=config.consistent_read)
+        response = await core.send(op, "BatchGetItem", request, None)
+        for item in response.get("Responses", {}).get(config.table, ()):
+            found[item[pk_name]["S"]] = item
+        rest = response.get("UnprocessedKeys", {}).get(config.table)
+        return [k[pk_name]["S"] for k in rest["Keys"]] if rest else None
 
-    def get(self, stored: str, key: str, op: Operation) -> asyncio.Future[Any]:
-        """Register a read of `stored`; the future resolves to its raw item or None."""
-        self._core.check(op.name)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._core.begin()
-        future.add_done_callback(self._core.end)
-        waiters = self._pending.get(stored)
-        if waiters is None:
-            self._pending[stored] = [_Waiter(future, key, op)]
-        else:
-            waiters.append(_Waiter(future, key, op))
-        if len(self._pending) >= MAX_GET_BATCH:
-            if self._handle is not None:
-                self._handle.cancel()
-            _DETACHED.run(self._flush)
-        elif self._handle is None:
-            window = self._core.config.coalesce_window
-            if window:
-                self._handle = loop.call_later(window, self._flush, context=_DETACHED)
-            else:
-                self._handle = loop.call_soon(self._flush, context=_DETACHED)
-        return future
-
-    def _flush(self) -> None:
-        self._handle = None
-        pending, self._pending = self._pending, {}
-        task = asyncio.ensure_future(self._fetch(pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _fetch(self, pending: dict[str, list[_Waiter]]) -> None:
-        live = {
-            stored: alive
-            for stored, waiters in pending.items()
-            if (alive := [w for w in waiters if not w.future.done()])
-        }
-        if not live:
-            return
-        if len(live) == 1 or not self.enabled:
-            await asyncio.gather(*(self._fetch_one(s, w) for s, w in live.items()))
-            return
-        core = self._core
-        links = [Link(w.op.span.get_span_context()) for ws in live.values() for w in ws]
-        found: dict[str, Any] = {}
-        leftovers: list[str] = []
-        cause: BaseException | None = None
-        try:
-            with core.tel.operation("get", "BatchGetItem", batch_size=len(live), links=links) as op:
-                found, leftovers, cause = await core.batch_get(op, list(live), coalesced=True)
-        except AccessDeniedError as exc:
-            if "BatchGetItem" not in str(exc.reason):
-                _fail(live.values(), exc)
-                return
-            self.enabled = False
-            core.tel.warn(
-                "aiodynkv.coalescing_disabled", table=core.config.table, reason=exc.reason
-            )
-            await asyncio.gather(*(self._fetch_one(s, w) for s, w in live.items()))
-            return
-        except Exception as exc:  # noqa: BLE001 (handed to each caller)
-            _fail(live.values(), exc)
-            return
-        unprocessed = set(leftovers)
-        for stored, waiters in live.items():
-            if stored in unprocessed:
-                _fail(
-                    [waiters],
-                    cause
-                    or ThrottledError(
-                        f"BatchGetItem left the key unprocessed for {core.config.batch_deadline} s",
-                        operation="get",
-                        table=core.config.table,
-                        reason="UnprocessedKeys at the batch deadline",
-                    ),
-                )
-            else:
-                _resolve(waiters, found.get(stored))
-
-    async def _fetch_one(self, stored: str, waiters: list[_Waiter]) -> None:
-        core = self._core
-        config = core.config
-        first = waiters[0]
-        try:
-            with core.tel.activate(first.op):
-                response = await core.send(
-                    first.op,
-                    "get_item",
-                    {
-                        "TableName": config.table,
-                        "Key": {config.partition_key: {"S": stored}},
-                        "ConsistentRead": config.consistent_read,
-                        "ReturnConsumedCapacity": "TOTAL",
-                    },
-                    first.key,
-                    internal=True,
-                )
-        except Exception as exc:  # noqa: BLE001 (handed to each caller)
-            _fail([waiters], exc)
-            return
-        _resolve(waiters, response.get("Item"))
+    outcome = await drive(
+        list(chunked(list(stored), MAX_GET_BATCH)),
+        send,
+        concurrency=config.batch_concurrency,
+        deadline_seconds=(
+            config.max_attempts * config.read_timeout if coalesced else config.batch_deadline
+        ),
+        abort=None if coalesced else core.abort,
+        retry_errors=not coalesced,
+    )
+    outcome.unprocessed.extend(outcome.in_doubt)
+    outcome.in_doubt.clear()
+    return found, outcome
 
 
-# Flushes run outside any caller's context, so the shared request's span is not
-# parented by whichever caller happened to come first.
-_DETACHED = contextvars.Context()
+async def write_items(core: Core, op: Operation, entries: Sequence[dict[str, Any]]) -> Outcome:
+    """BatchWriteItem in chunks of 25; the outcome's entries are the stored keys left."""
+    config = core.config
+    pk_name = config.partition_key
+
+    async def send(chunk: Chunk) -> Chunk | None:
+        response = await core.send(op, "BatchWriteItem", requests.batch_write(config, chunk), None)
+        rest = response.get("UnprocessedItems", {}).get(config.table)
+        return list(rest) if rest else None
+
+    outcome = await drive(
+        list(chunked(list(entries), MAX_WRITE_BATCH)),
+        send,
+        concurrency=config.batch_concurrency,
+        deadline_seconds=config.batch_deadline,
+        abort=core.abort,
+    )
+    outcome.unprocessed[:] = [_entry_pk(e, pk_name) for e in outcome.unprocessed]
+    outcome.in_doubt[:] = [_entry_pk(e, pk_name) for e in outcome.in_doubt]
+    return outcome
 
 
-def _resolve(waiters: list[_Waiter], item: Any) -> None:
-    for waiter in waiters:
-        if not waiter.future.done():
-            waiter.future.set_result(item)
-
-
-def _fail(groups: Iterable[list[_Waiter]], exc: BaseException) -> None:
-    """Give each caller its own exception, naming its own key."""
-    for waiters in groups:
-        for waiter in waiters:
-            if waiter.future.done():
-                continue
-            error = map_error(
-                exc, operation="get", table=waiter.op.tel.config.table, key=waiter.key
-            )
-            if error is exc:
-                error = rekey(error, "get", waiter.key)
-            waiter.future.set_exception(error)
+def _entry_pk(entry: dict[str, Any], pk_name: str) -> str:
+    if "PutRequest" in entry:
+        return str(entry["PutRequest"]["Item"][pk_name]["S"])
+    return str(entry["DeleteRequest"]["Key"][pk_name]["S"])

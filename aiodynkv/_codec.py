@@ -1,72 +1,90 @@
-"""Values to DynamoDB attributes and back, item size as DynamoDB counts it, TTLs, JSON.
+"""Values to DynamoDB attributes and back, item size as DynamoDB counts it, expiry, versions.
 
-str is stored as S, bytes as B, counters as N. A value larger than the
-compression threshold is stored zlib-compressed as B with the flag attribute
-``z`` saying what it was (``"s"`` text, ``"b"`` bytes); reads undo it, and items
-written without compression read as before.
+Write order: value → bytes/str → compress (when larger than the threshold and
+smaller for it) → item. Read is the reverse, and every step that can meet
+foreign or damaged data raises `CorruptItemError`, never a bare Python error.
+
+An item holds, besides the key and the value:
+
+- ``z`` (`COMPRESSION_FLAG`): ``"s"``/``"b"`` when the value is zlib-compressed text/bytes;
+- the TTL attribute (``expires_at``): whole epoch seconds, rounded up, which is the
+  format DynamoDB's TTL sweeper requires (a Number of epoch seconds);
+- ``xm`` (`EXPIRY_MS`): the exact expiry in epoch milliseconds, which every read and
+  every condition uses, so ``ttl=1`` means one second, not one to two;
+- the version attribute (``ver``): bumped on every write, starting from a random
+  63-bit number, so a deleted and re-created key never repeats a version;
+- ``tk`` (`TOKEN`): the token of the call that wrote it last, so a retried request
+  that meets its own earlier write is recognised (exactly-once writes).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 import time
 import zlib
 from collections.abc import Iterable
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._errors import KVValidationError, ValueTooLargeError
-
-__all__ = [
-    "COMPRESSION_FLAG",
-    "MAX_COUNTER",
-    "MAX_ITEM_BYTES",
-    "MAX_TTL_SECONDS",
-    "AttributeValue",
-    "Item",
-    "Value",
-    "build_item",
-    "check_conditions",
-    "check_delta",
-    "check_item_size",
-    "check_version",
-    "decode_value",
-    "encode_value",
-    "expiry_of",
-    "from_json",
-    "is_expired",
-    "item_size",
-    "key_list",
-    "new_version",
-    "pair_of",
-    "number_size",
-    "to_json",
-]
-
+from aiodynkv._errors import CorruptItemError, KVValidationError, ValueTooLargeError
 from aiodynkv._protocol import Value
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
+
+__all__ = [
+    "COMPRESSION_FLAG",
+    "EXPIRY_MS",
+    "MAX_COUNTER",
+    "MAX_ITEM_BYTES",
+    "RESERVED_ATTRIBUTES",
+    "TOKEN",
+    "AttributeValue",
+    "Item",
+    "build_item",
+    "check_item_size",
+    "decode_many",
+    "decode_value",
+    "encode_value",
+    "expiry_ms_of",
+    "expiry_seconds",
+    "from_json",
+    "is_expired",
+    "item_size",
+    "new_token",
+    "new_version",
+    "number_size",
+    "remaining_seconds",
+    "to_json",
+    "version_of",
+]
+
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
 MAX_ITEM_BYTES = 409_600
-MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 MAX_COUNTER = 10**38 - 1
 COMPRESSION_FLAG = "z"
+EXPIRY_MS = "xm"
+TOKEN = "tk"  # noqa: S105 (the write-token attribute name, not a secret)
+#: Attribute names aiodynkv writes besides the configurable ones.
+RESERVED_ATTRIBUTES = (COMPRESSION_FLAG, EXPIRY_MS, TOKEN)
 _COMPRESSION_LEVEL = 6
+_FLAGS = {"s": str, "b": bytes}
+_LARGEST_VERSION = {"N": "9" * 19}
 
 
 def encode_value(
-    value: object, threshold: int | None, operation: str
+    value: object, threshold: int | None, max_bytes: int, operation: str
 ) -> tuple[AttributeValue, str | None]:
     """Turn a user value into its attribute value and compression flag.
 
     Args:
         value: str or bytes (bytearray and memoryview are stored as bytes).
         threshold: Compress values larger than this many bytes; None never compresses.
+        max_bytes: The largest value accepted (``max_value_bytes``), before compression.
         operation: The store operation, for the error message.
 
     Returns:
@@ -76,49 +94,171 @@ def encode_value(
     Raises:
         TypeError: The value is neither str nor bytes.
         KVValidationError: A str holds lone surrogates and cannot be stored as UTF-8.
+        ValueTooLargeError: The value is larger than `max_bytes`.
     """
-    if type(value) is str:
-        if threshold is None or len(value) <= threshold // 4:
-            # Short text cannot exceed the threshold even at 4 bytes per character.
-            return {"S": value}, None
+    if isinstance(value, str):
+        text = str(value)
+        if len(text) * 4 <= min(threshold if threshold is not None else max_bytes, max_bytes):
+            # Short text cannot exceed either bound even at 4 bytes per character.
+            return {"S": text}, None
         try:
-            raw = value.encode()
+            raw = text.encode()
         except UnicodeEncodeError:
             raise KVValidationError(
                 f"{operation}: value is not valid UTF-8 text (lone surrogate)", operation=operation
             ) from None
-        if len(raw) > threshold:
-            packed = zlib.compress(raw, _COMPRESSION_LEVEL)
-            if len(packed) < len(raw):
-                return {"B": packed}, "s"
-        return {"S": value}, None
-    if isinstance(value, (bytes, bytearray, memoryview)):
+        kind, attr = "s", {"S": text}
+    elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
-        if threshold is not None and len(raw) > threshold:
-            packed = zlib.compress(raw, _COMPRESSION_LEVEL)
-            if len(packed) < len(raw):
-                return {"B": packed}, "b"
-        return {"B": raw}, None
-    if isinstance(value, str):
-        return encode_value(str(value), threshold, operation)
-    raise TypeError(
-        f"{operation}: value must be str or bytes, not {type(value).__name__} "
-        "(use set_json for other types)"
-    )
+        kind, attr = "b", {"B": raw}
+    else:
+        raise TypeError(
+            f"{operation}: value must be str or bytes, not {type(value).__name__} "
+            "(use set_json for other types)"
+        )
+    if len(raw) > max_bytes:
+        raise ValueTooLargeError(
+            f"{operation}: value is {len(raw):,} bytes; max_value_bytes allows {max_bytes:,}",
+            size=len(raw),
+            limit=max_bytes,
+            operation=operation,
+        )
+    if threshold is not None and len(raw) > threshold:
+        packed = zlib.compress(raw, _COMPRESSION_LEVEL)
+        if len(packed) < len(raw):
+            return {"B": packed}, kind
+    return attr, None
 
 
-def decode_value(item: Item, value_attribute: str) -> Value:
-    """Return the user value stored in an item (str, bytes or a counter's int)."""
-    attr = item[value_attribute]
+def _inflate(data: bytes, max_bytes: int) -> bytes:
+    """zlib-decompress at most `max_bytes`; more, or damaged data, is a `ValueError`."""
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        raise ValueError(f"compressed value does not inflate ({exc})") from None
+    if len(raw) > max_bytes or inflater.unconsumed_tail:
+        raise ValueError(f"compressed value inflates beyond max_value_bytes ({max_bytes:,})")
+    if not inflater.eof:
+        raise ValueError("compressed value is truncated")
+    return raw
+
+
+def decode_value(item: Item, config: KVConfig) -> Value:
+    """Return the user value stored in an item (str, bytes or a counter's int).
+
+    Raises:
+        CorruptItemError: The item was not written by aiodynkv or is damaged (no value,
+            a value of another type, a bad compression flag or stream, a bomb).
+    """
+    attr = item.get(config.value_attribute)
+    if not isinstance(attr, dict) or len(attr) != 1:
+        raise CorruptItemError("the item has no value attribute", reason="no value attribute")
     flag = item.get(COMPRESSION_FLAG)
+    (kind, raw) = next(iter(attr.items()))
     if flag is not None:
-        raw = zlib.decompress(attr["B"])
-        return raw.decode() if flag["S"] == "s" else raw
-    if "S" in attr:
-        return str(attr["S"])
-    if "B" in attr:
-        return bytes(attr["B"])
-    return int(Decimal(attr["N"]))
+        wanted = _FLAGS.get(flag.get("S")) if isinstance(flag, dict) else None
+        if wanted is None or kind != "B" or not isinstance(raw, (bytes, bytearray)):
+            raise CorruptItemError("bad compression flag", reason="bad compression flag")
+        try:
+            data = _inflate(bytes(raw), config.max_value_bytes)
+            return data.decode() if wanted is str else data
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptItemError(str(exc), reason=str(exc)) from None
+    if kind == "S" and isinstance(raw, str):
+        return raw
+    if kind == "B" and isinstance(raw, (bytes, bytearray)):
+        return bytes(raw)
+    if kind == "N":
+        number = _number(raw)
+        if number is not None and number == number.to_integral_value():
+            return int(number)
+    reason = f"value of type {kind} is not a str, bytes or integer counter"
+    raise CorruptItemError(reason, reason=reason)
+
+
+def _number(raw: object) -> Decimal | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _numeric(item: Item, name: str) -> Decimal | None:
+    """A Number attribute of an item; absent is None, anything else is corrupt."""
+    attr = item.get(name)
+    if attr is None:
+        return None
+    number = _number(attr.get("N")) if isinstance(attr, dict) else None
+    if number is None:
+        reason = f"attribute {name!r} is not a number"
+        raise CorruptItemError(reason, reason=reason)
+    return number
+
+
+def version_of(item: Item, config: KVConfig) -> int:
+    """The item's version (0 for an item written without one, by GoFr say).
+
+    Raises:
+        CorruptItemError: The version is not an integer.
+    """
+    number = _numeric(item, config.version_attribute)
+    if number is None:
+        return 0
+    if number != number.to_integral_value():
+        raise CorruptItemError("version is not an integer", reason="version is not an integer")
+    return int(number)
+
+
+def expiry_seconds(item: Item, config: KVConfig) -> float | None:
+    """When the item expires, in epoch seconds (exact when aiodynkv wrote it), or None.
+
+    Raises:
+        CorruptItemError: An expiry attribute is not a number.
+    """
+    exact = _numeric(item, EXPIRY_MS)
+    if exact is not None:
+        return float(exact) / 1000.0
+    seconds = _numeric(item, config.ttl_attribute)
+    return None if seconds is None else float(seconds)
+
+
+def is_expired(item: Item, config: KVConfig, now: float) -> bool:
+    """True if the item's expiry is at or before `now`."""
+    expires = expiry_seconds(item, config)
+    return expires is not None and expires <= now
+
+
+def remaining_seconds(item: Item, config: KVConfig, now: float) -> float | None:
+    """Seconds the item has left (never negative), or None without an expiry."""
+    expires = expiry_seconds(item, config)
+    return None if expires is None else max(0.0, expires - now)
+
+
+def expiry_ms_of(seconds: float | None, now: float) -> int | None:
+    """The exact expiry, in epoch milliseconds, of a value written at `now` for `seconds`.
+
+    Rounded down, so `ttl()` never reports more than was set.
+    """
+    return None if seconds is None else math.floor((now + seconds) * 1000.0)
+
+
+def decode_many(
+    items: Iterable[tuple[str, Item]], config: KVConfig, at: float
+) -> tuple[dict[str, Value], dict[str, str]]:
+    """Values of unexpired (user key, item) pairs, and what is wrong with the unreadable ones."""
+    found: dict[str, Value] = {}
+    corrupt: dict[str, str] = {}
+    for key, item in items:
+        try:
+            if not is_expired(item, config, at):
+                found[key] = decode_value(item, config)
+        except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
+            corrupt[key] = exc.reason or str(exc)
+    return found, corrupt
 
 
 def number_size(text: str) -> int:
@@ -165,7 +305,7 @@ def check_item_size(item: Item, operation: str, table: str, key: str) -> None:
         ) from None
     if size > MAX_ITEM_BYTES:
         raise ValueTooLargeError(
-            f"{operation}: item for key {key[:64]!r} is {size:,} bytes; DynamoDB allows at most "
+            f"{operation}: item is {size:,} bytes; DynamoDB allows at most "
             f"{MAX_ITEM_BYTES:,} (400 KB) per item, names and values included",
             size=size,
             limit=MAX_ITEM_BYTES,
@@ -179,8 +319,9 @@ def build_item(
     config: KVConfig,
     stored: str,
     value: object,
-    expires: int | None,
+    expires_ms: int | None,
     version: int,
+    token: str,
     operation: str,
     key: str,
 ) -> Item:
@@ -188,70 +329,38 @@ def build_item(
 
     Raises:
         TypeError: The value is not str or bytes.
-        ValueTooLargeError: The item would exceed 400 KB.
+        ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
     """
-    attr, flag = encode_value(value, config.compress_threshold, operation)
+    try:
+        attr, flag = encode_value(
+            value, config.compress_threshold, config.max_value_bytes, operation
+        )
+    except KVValidationError as exc:
+        exc.table, exc.key = config.table, key
+        raise
     item: Item = {
         config.partition_key: {"S": stored},
         config.value_attribute: attr,
         config.version_attribute: {"N": str(version)},
+        TOKEN: {"S": token},
     }
-    if expires is not None:
-        item[config.ttl_attribute] = {"N": str(expires)}
+    if expires_ms is not None:
+        item[config.ttl_attribute] = {"N": str(-(-expires_ms // 1000))}
+        item[EXPIRY_MS] = {"N": str(expires_ms)}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
-    check_item_size(item, operation, config.table, key)
+    # Sized with the largest version a write can leave (19 digits), so that the
+    # server's later bumps never push an accepted item over the limit.
+    check_item_size(
+        {**item, config.version_attribute: _LARGEST_VERSION}, operation, config.table, key
+    )
     return item
-
-
-def expiry_of(ttl: object, operation: str, now: float | None = None) -> int | None:
-    """Epoch second at which a value set now with this TTL expires.
-
-    Rounded up, so an item never expires before its TTL has passed.
-
-    Raises:
-        TypeError: ttl is not a number, a timedelta or None.
-        KVValidationError: ttl is not a positive finite duration of at most 100 years.
-    """
-    if ttl is None:
-        return None
-    if isinstance(ttl, timedelta):
-        seconds = ttl.total_seconds()
-    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
-        seconds = float(ttl)
-    else:
-        raise TypeError(
-            f"{operation}: ttl must be seconds (int or float) or a timedelta, "
-            f"not {type(ttl).__name__}"
-        )
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TTL_SECONDS):
-        raise KVValidationError(
-            f"{operation}: ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {ttl!r})",
-            operation=operation,
-        )
-    return math.ceil((time.time() if now is None else now) + seconds)
-
-
-def is_expired(item: Item, ttl_attribute: str, now: float) -> bool:
-    """True if the item carries an expiry at or before `now`."""
-    attr = item.get(ttl_attribute)
-    return attr is not None and "N" in attr and float(attr["N"]) <= now
-
-
-def check_delta(delta: object, operation: str) -> int:
-    """Validate a counter increment."""
-    if not isinstance(delta, int) or isinstance(delta, bool):
-        raise TypeError(f"{operation}: delta must be an int, not {type(delta).__name__}")
-    if abs(delta) > MAX_COUNTER:
-        raise KVValidationError(
-            f"{operation}: delta must fit in DynamoDB's 38 digits (got {delta})",
-            operation=operation,
-        )
-    return delta
 
 
 def to_json(obj: Any) -> str:
     """Serialise an object to compact JSON text (NaN and infinities refused).
+
+    This and `from_json` are the GoFr-style ``ToJSON``/``FromJSON`` helpers.
 
     Raises:
         TypeError: An object is not JSON serialisable.
@@ -270,48 +379,20 @@ def from_json(data: str | bytes) -> Any:
 
 
 def new_version() -> int:
-    """Start value of a new item's version: microseconds since the epoch.
+    """Start value of a new item's version: a random number below 2**63 (never 0).
 
-    Versions then grow by one per write. Starting each new item from the clock
-    (not from 1) means a key deleted and written again never reuses a version,
-    so a stale compare-and-set cannot succeed (no ABA). Batch writes, which
-    cannot increment, store a fresh start value.
+    Versions then grow by one per write. A random start, not a clock, means a key
+    deleted and written again never repeats a version it had (no ABA), however
+    coarse, frozen or backward-stepping the clock is.
     """
-    return time.time_ns() // 1000
+    return secrets.randbits(63) | 1 << 40
 
 
-def check_version(version: object, operation: str) -> int:
-    """Validate an ``if_version`` argument."""
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise TypeError(f"{operation}: if_version must be an int, not {type(version).__name__}")
-    return version
+def new_token() -> str:
+    """A fresh per-call write token (96 random bits)."""
+    return secrets.token_urlsafe(12)
 
 
-def check_conditions(if_absent: object, if_version: object, operation: str) -> None:
-    """Validate the conditions of a write."""
-    if not isinstance(if_absent, bool):
-        raise TypeError(f"{operation}: if_absent must be a bool, not {type(if_absent).__name__}")
-    if if_version is not None:
-        check_version(if_version, operation)
-        if if_absent:
-            raise KVValidationError(
-                f"{operation}: pass if_absent or if_version, not both", operation=operation
-            )
-
-
-def key_list(keys: Iterable[str], operation: str) -> list[str]:
-    """The keys of a batch call as a list (a lone str is refused, not iterated)."""
-    if isinstance(keys, (str, bytes)):
-        raise TypeError(
-            f"{operation}: keys must be an iterable of str, not a single {type(keys).__name__}"
-        )
-    return list(keys)
-
-
-def pair_of(pair: object) -> tuple[str, Any]:
-    """One (key, value) pair of `set_many`."""
-    if not isinstance(pair, tuple) or len(pair) != 2:
-        raise TypeError(
-            f"set_many: items must be a mapping or (key, value) pairs, got {pair!r:.80}"
-        )
-    return pair[0], pair[1]
+def now() -> float:
+    """The wall clock, in epoch seconds (one place, so tests can move it)."""
+    return time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -11,23 +12,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from aiodynkv._codec import RESERVED_ATTRIBUTES
 from aiodynkv._errors import KVConfigError
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["ENV_PREFIX", "KVConfig"]
+__all__ = ["ENV_PREFIX", "LOCAL_REGION", "KVConfig", "is_loopback"]
 
 ENV_PREFIX = "AIODYNKV_"
 
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+_TRANSPORTS = ("lean", "botocore")
+#: The region a loopback endpoint (a local emulator) signs for when none is set.
+LOCAL_REGION = "us-east-1"
 
 
-def _is_loopback(host: str) -> bool:
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` exactly, or an IP literal in 127.0.0.0/8 or ``::1``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,13 +46,17 @@ class KVConfig:
 
     Attributes:
         table: DynamoDB table name (3-255 characters of ``A-Za-z0-9_.-``).
-        region: AWS region; falls back to ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` in
-            `from_env`, and to ``us-east-1`` for a loopback endpoint.
+        region: AWS region. When None: ``AWS_REGION``, then ``AWS_DEFAULT_REGION``,
+            then botocore's own resolution (the profile's ``region`` in
+            ``~/.aws/config``), then ``us-east-1`` for a loopback endpoint only;
+            otherwise opening the store raises `KVConfigError`.
         endpoint: Endpoint URL for a DynamoDB-compatible server (DynamoDB Local,
-            moto, dynalite); None means AWS itself.
+            moto, dynalite); None means AWS itself. It may not carry a user or
+            password (credentials belong in the credential chain), a query or a fragment.
         partition_key: Name of the table's string partition key.
         value_attribute: Attribute holding the value.
-        ttl_attribute: Attribute holding the expiry (epoch seconds); DynamoDB's TTL attribute.
+        ttl_attribute: Attribute holding the expiry in whole epoch seconds (rounded up), as
+            DynamoDB's TTL sweeper wants it; reads use the exact expiry in ``xm``.
         version_attribute: Attribute holding the item version used for compare-and-set.
         namespace: Optional namespace folded into every stored key.
         consistent_read: Use strongly consistent reads.
@@ -60,8 +74,15 @@ class KVConfig:
         batch_deadline: Seconds a batch call keeps retrying unprocessed keys.
         coalesce_reads: Merge concurrent `get` calls into BatchGetItem requests.
         coalesce_window: Seconds to wait for more reads before sending (0 = same loop turn).
-        trace_keys: Put keys in span attributes (off by default: keys may be personal data).
-        log_keys: Put keys in log events (off by default).
+        max_value_bytes: Largest value accepted by writes (before compression), and the
+            most a compressed value may inflate to on reads (a bound against planted bombs).
+        close_timeout: Seconds `aclose` waits for operations in flight to finish whole.
+        transport: ``"lean"`` (signed DynamoDB JSON over aiohttp, the cheapest per call)
+            or ``"botocore"`` (every call through the aioboto3 client, for botocore
+            event hooks and ``AiobotocoreInstrumentor``).
+        expose_keys: Put keys in exception messages, span attributes and log events.
+            Off by default: keys are often secrets (session ids) or personal data.
+            ``error.key`` always carries the key for code.
         logger: A structlog logger to use instead of ``structlog.get_logger("aiodynkv")``.
         tracer_provider: OpenTelemetry tracer provider; None means the global one.
         meter_provider: OpenTelemetry meter provider; None means the global one.
@@ -89,8 +110,10 @@ class KVConfig:
     batch_deadline: float = 30.0
     coalesce_reads: bool = True
     coalesce_window: float = 0.0
-    trace_keys: bool = False
-    log_keys: bool = False
+    max_value_bytes: int = 4 * 1024 * 1024
+    close_timeout: float = 10.0
+    transport: Literal["lean", "botocore"] = "botocore"
+    expose_keys: bool = False
     logger: Any = field(default=None, repr=False, compare=False)
     tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)
     meter_provider: MeterProvider | None = field(default=None, repr=False, compare=False)
@@ -98,7 +121,7 @@ class KVConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not _TABLE_NAME.match(self.table):
             raise KVConfigError(
-                "table", f"must be 1-255 characters of A-Za-z0-9_.- (got {self.table!r})"
+                "table", f"must be 3-255 characters of A-Za-z0-9_.- (got {self.table!r})"
             )
         self._check_optional_str("region", "profile")
         self._check_endpoint()
@@ -110,10 +133,11 @@ class KVConfig:
                     name, f"must be a non-empty name of <= 255 bytes (got {value!r})"
                 )
         used = [getattr(self, n) for n in names]
-        if len(set(used)) != len(used) or "z" in used:
+        if len(set(used)) != len(used) or set(used) & set(RESERVED_ATTRIBUTES):
             given = dict(zip(names, used, strict=True))
             raise KVConfigError(
-                "value_attribute", f"attribute names must be distinct and not 'z' (got {given})"
+                "value_attribute",
+                f"attribute names must be distinct and none of {RESERVED_ATTRIBUTES} (got {given})",
             )
         if self.namespace is not None:
             from aiodynkv._keys import check_namespace
@@ -122,7 +146,7 @@ class KVConfig:
                 check_namespace(self.namespace)
             except (TypeError, ValueError) as exc:
                 raise KVConfigError("namespace", str(exc)) from None
-        for name in ("consistent_read", "create_table", "coalesce_reads", "trace_keys", "log_keys"):
+        for name in ("consistent_read", "create_table", "coalesce_reads", "expose_keys"):
             if not isinstance(getattr(self, name), bool):
                 raise KVConfigError(name, f"must be a bool (got {getattr(self, name)!r})")
         self._check_number("connect_timeout", minimum=0, strict=True)
@@ -130,11 +154,17 @@ class KVConfig:
         self._check_number("table_wait_timeout", minimum=0, strict=True)
         self._check_number("batch_deadline", minimum=0, strict=False)
         self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
+        self._check_number("close_timeout", minimum=0, strict=False)
+        self._check_int("max_value_bytes", 1, 2**40)
         self._check_int("max_attempts", 1, 50)
         self._check_int("max_pool_connections", 1, 10_000)
         self._check_int("batch_concurrency", 1, 1_000)
         if self.compress_threshold is not None:
             self._check_int("compress_threshold", 0, 409_600)
+        if self.transport not in _TRANSPORTS:
+            raise KVConfigError(
+                "transport", f"must be one of {', '.join(_TRANSPORTS)} (got {self.transport!r})"
+            )
         if self.retry_mode not in _RETRY_MODES:
             raise KVConfigError(
                 "retry_mode", f"must be one of {', '.join(_RETRY_MODES)} (got {self.retry_mode!r})"
@@ -149,15 +179,25 @@ class KVConfig:
     def _check_endpoint(self) -> None:
         if self.endpoint is None:
             return
-        parts = urlsplit(self.endpoint) if isinstance(self.endpoint, str) else None
+        try:
+            parts = urlsplit(self.endpoint) if isinstance(self.endpoint, str) else None
+        except ValueError:
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            # The value is not echoed: it may hold a password.
+            raise KVConfigError("endpoint", "must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
             raise KVConfigError(
-                "endpoint", f"must be an http:// or https:// URL (got {self.endpoint!r})"
+                "endpoint",
+                "must not carry a user or password: credentials belong in the AWS credential "
+                "chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile=, an IAM role)",
             )
+        if parts.query or parts.fragment:
+            raise KVConfigError("endpoint", "must not carry a query or fragment")
         try:
             parts.port  # noqa: B018 (raises ValueError for a bad port)
         except ValueError:
-            raise KVConfigError("endpoint", f"has an invalid port ({self.endpoint!r})") from None
+            raise KVConfigError("endpoint", "has an invalid port") from None
 
     def _check_number(
         self, name: str, *, minimum: float, strict: bool, maximum: float = math.inf
@@ -186,25 +226,40 @@ class KVConfig:
     @property
     def is_local(self) -> bool:
         """True when the endpoint is a loopback address (a local emulator)."""
-        return self.endpoint is not None and _is_loopback(urlsplit(self.endpoint).hostname or "")
+        return self.endpoint is not None and is_loopback(urlsplit(self.endpoint).hostname or "")
+
+    @property
+    def is_insecure(self) -> bool:
+        """True for plain http to a host that is not loopback (credentials travel in clear)."""
+        return (
+            self.endpoint is not None
+            and urlsplit(self.endpoint).scheme == "http"
+            and not self.is_local
+        )
 
     @property
     def server_address(self) -> tuple[str, int]:
         """Host and port requests go to, as OpenTelemetry's server.* attributes want them."""
         if self.endpoint is None:
-            return f"dynamodb.{self.effective_region}.amazonaws.com", 443
+            return f"dynamodb.{self.effective_region or 'us-east-1'}.amazonaws.com", 443
         parts = urlsplit(self.endpoint)
         default_port = 443 if parts.scheme == "https" else 80
         return parts.hostname or "", parts.port or default_port
 
     @property
-    def effective_region(self) -> str:
-        """The region requests are signed for (``us-east-1`` for a loopback endpoint)."""
+    def effective_region(self) -> str | None:
+        """The region known before botocore resolves one.
+
+        ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else ``us-east-1``
+        for a loopback endpoint, else None (botocore may still find one in
+        ``~/.aws/config`` when the store opens; an open store's config carries it).
+        """
         if self.region:
             return self.region
-        if self.is_local:
-            return "us-east-1"
-        return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if env:
+            return env
+        return LOCAL_REGION if self.is_local else None
 
     def replace(self, **changes: Any) -> KVConfig:
         """Return a copy with some fields changed (validated again)."""

@@ -10,7 +10,8 @@ KVError                                   every error aiodynkv raises
 │   └── WrongTypeError (TypeError)        incr on a value that is not a counter
 ├── KeyNotFoundError (KeyError)           get of a missing or expired key
 ├── ConditionFailedError                  if_version / if_absent condition failed
-├── BatchIncompleteError                  keys still unprocessed at the batch deadline
+├── CorruptItemError                      an item aiodynkv cannot read (foreign or damaged)
+├── BatchIncompleteError                  a batch did not finish: done / unprocessed / in doubt
 ├── TableNotFoundError                    the table does not exist
 ├── AccessDeniedError                     bad, missing or insufficient credentials
 └── TransientError                        worth retrying later
@@ -21,22 +22,25 @@ KVError                                   every error aiodynkv raises
 ```
 
 Every error carries `operation`, `table` and `key` (the user's key, never the
-stored one) and is raised `from` the SDK exception it replaces.
+stored one) and is raised `from` the SDK exception it replaces. Messages never
+hold values, and hold the key only when the store's ``expose_keys`` is on
+(keys are often secrets, like session ids); ``.key`` always carries it for code.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-import aiohttp
 import botocore.exceptions as bex
+
+from aiodynkv._transport.base import ServiceError, WireError
 
 __all__ = [
     "AccessDeniedError",
     "BatchIncompleteError",
     "ConditionFailedError",
+    "CorruptItemError",
     "InsecureEndpointWarning",
     "InvalidKeyError",
     "KVConfigError",
@@ -82,8 +86,11 @@ class KVError(Exception):
         self.table = table
         self.key = key
         self.reason = reason
+        self.show_key = False
 
     def __str__(self) -> str:
+        if self.show_key and self.key is not None:
+            return f"{self.message} [key {self.key!r}]"
         return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -140,7 +147,33 @@ class KeyNotFoundError(KVError, KeyError):
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message; keep it readable.
-        return self.message
+        return KVError.__str__(self)
+
+
+class CorruptItemError(KVError):
+    """An item aiodynkv cannot read: written by another program, or damaged.
+
+    A missing value attribute, a value of a type aiodynkv never writes, a
+    non-numeric version or expiry, a compression flag on data that does not
+    inflate, or a value inflating beyond ``max_value_bytes``. Never a `KeyError`:
+    the key exists, it just cannot be read.
+
+    Attributes:
+        done: For ``get_many``, the values that were read fine.
+        corrupt: For ``get_many``, what is wrong with each unreadable key.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        done: dict[str, Any] | None = None,
+        corrupt: dict[str, str] | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(message, **context)
+        self.done: dict[str, Any] = dict(done or {})
+        self.corrupt: dict[str, str] = dict(corrupt or {})
 
 
 class ConditionFailedError(KVError):
@@ -156,11 +189,14 @@ class ConditionFailedError(KVError):
 
 
 class BatchIncompleteError(KVError):
-    """Some keys of a batch were still unprocessed when the batch deadline passed.
+    """A batch did not finish; every key is in exactly one of three sets.
 
     Attributes:
-        unprocessed: Exactly the user keys that were not read or written.
-        done: For ``get_many``, the values that were read; empty for writes.
+        done: Keys definitely read or written: for ``get_many`` the values read, for
+            ``set_many`` the values written, for ``delete_many`` None per key.
+        unprocessed: Keys definitely not written (or not read): safe to send again.
+        in_doubt: Keys whose write may or may not have been applied (the request
+            timed out, lost its connection or met a 5xx): read them to find out.
     """
 
     def __init__(
@@ -168,16 +204,22 @@ class BatchIncompleteError(KVError):
         message: str,
         *,
         unprocessed: Iterable[str],
+        in_doubt: Iterable[str] = (),
         done: dict[str, Any] | None = None,
         **context: Any,
     ) -> None:
         super().__init__(message, **context)
         self.unprocessed: frozenset[str] = frozenset(unprocessed)
+        self.in_doubt: frozenset[str] = frozenset(in_doubt)
         self.done: dict[str, Any] = dict(done or {})
 
 
 class TableNotFoundError(KVError):
-    """The table does not exist (create it with ``ensure_table()`` or ``create_table=True``)."""
+    """The table does not exist.
+
+    Create it with ``AsyncDynamoKV(..., create_table=True)``, ``await kv.ensure_table()``
+    or ``aiodynkv create-table``.
+    """
 
 
 class AccessDeniedError(KVError):
@@ -236,38 +278,20 @@ _CODE_TO_CLASS: dict[str, type[KVError]] = {
 _SIZE_MESSAGES = ("item size", "size of the item", "maximum allowed size")
 
 
-def _client_error_class(exc: bex.ClientError) -> type[KVError]:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    cls = _CODE_TO_CLASS.get(code)
-    if cls is KVValidationError and any(
-        m in str(error.get("Message", "")).lower() for m in _SIZE_MESSAGES
-    ):
+def _service_error_class(exc: ServiceError) -> type[KVError]:
+    cls = _CODE_TO_CLASS.get(exc.code)
+    if cls is KVValidationError and any(m in exc.message.lower() for m in _SIZE_MESSAGES):
         return ValueTooLargeError
     if cls is not None:
         return cls
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if isinstance(status, int) and status >= 500:
-        return ServerError
-    return KVError
+    return ServerError if exc.status >= 500 else KVError
 
 
 def _error_class(exc: BaseException) -> type[KVError]:
-    if isinstance(exc, bex.ClientError):
-        return _client_error_class(exc)
-    if isinstance(exc, (bex.ConnectTimeoutError, bex.ReadTimeoutError, asyncio.TimeoutError)):
-        return KVTimeoutError
-    if isinstance(
-        exc,
-        (
-            bex.EndpointConnectionError,
-            bex.ConnectionClosedError,
-            bex.HTTPClientError,
-            aiohttp.ClientError,
-            ConnectionError,
-        ),
-    ):
-        return KVConnectionError
+    if isinstance(exc, ServiceError):
+        return _service_error_class(exc)
+    if isinstance(exc, WireError):
+        return KVTimeoutError if exc.timeout else KVConnectionError
     if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
         return AccessDeniedError
     if isinstance(exc, bex.ParamValidationError):
@@ -275,11 +299,15 @@ def _error_class(exc: BaseException) -> type[KVError]:
     return KVError
 
 
+_NO_TABLE_HINT = (
+    " (create it with create_table=True, `await kv.ensure_table()` or `aiodynkv create-table`)"
+)
+
+
 def rekey(error: KVError, operation: str, key: str) -> KVError:
     """A copy of `error` about one caller's key (each caller of a shared request gets one)."""
     copy = _rebuild(type(error), error.message, dict(error.__dict__))
-    where = f"{operation} on table {error.table!r} for key {key!r}"
-    copy.message = f"{where} failed: {error.reason or error.message}"
+    copy.message = f"{operation} on table {error.table!r} failed: {error.reason or error.message}"
     Exception.__init__(copy, copy.message)
     copy.operation = operation
     copy.key = key
@@ -287,21 +315,21 @@ def rekey(error: KVError, operation: str, key: str) -> KVError:
     return copy
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, bex.ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+def describe(exc: BaseException) -> str:
+    """What went wrong, without keys or values (the server's code and message)."""
+    if isinstance(exc, ServiceError):
+        return f"{exc.code}: {exc.message}".rstrip(": ")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def map_error(exc: BaseException, *, operation: str, table: str, key: str | None) -> KVError:
-    """Translate an SDK or transport exception into the matching `KVError`.
+    """Translate a transport failure into the matching `KVError`.
 
     Args:
-        exc: The exception botocore, aiobotocore or aiohttp raised.
+        exc: A `ServiceError` or `WireError` from a transport, or a credentials error.
         operation: The store operation (``get``, ``set``, ...).
         table: The table name.
-        key: The user's key, if the operation is about one.
+        key: The user's key, if the operation is about one (kept off the message).
 
     Returns:
         The `KVError` to raise ``from exc``; a `KVError` passes through unchanged.
@@ -309,9 +337,10 @@ def map_error(exc: BaseException, *, operation: str, table: str, key: str | None
     if isinstance(exc, KVError):
         return exc
     cls = _error_class(exc)
-    where = f"{operation} on table {table!r}" + (f" for key {key!r}" if key is not None else "")
-    reason = _describe(exc)
-    message = f"{where} failed: {reason}"
+    reason = describe(exc)
+    message = f"{operation} on table {table!r} failed: {reason}"
+    if cls is TableNotFoundError:
+        message += _NO_TABLE_HINT
     context: dict[str, Any] = {"operation": operation, "table": table, "key": key, "reason": reason}
     if cls is ValueTooLargeError:
         return ValueTooLargeError(message, size=None, limit=409_600, **context)

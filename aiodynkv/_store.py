@@ -1,63 +1,63 @@
-"""`AsyncDynamoKV`: the store's lifecycle and operations.
+"""`AsyncDynamoKV`: the store's public operations, each validate → build → send → decode.
 
-Every operation strings the same steps together: validate (``_keys``,
-``_codec``), build the request, open one telemetry operation, send it through
-the shared client (`_Core.send`, which maps errors), and decode the answer.
+Validation lives in ``_args``/``_keys``/``_codec``, request building in
+``_requests``, lifecycle and sending in ``_core``, batches in ``_batch``, read
+coalescing in ``_coalesce``; a method here strings them together.
+
+Exactly-once writes: every write carries a fresh token stored on the item, and
+asks for the old item when its condition fails. When the transport retried a
+request whose reply was lost and the retry meets the call's own earlier write,
+the token says so, and the call reports what its write did (True, the counter's
+value), without a second write and without an extra read where the server returns
+the old item (DynamoDB, moto; dynalite does not, so one consistent read is made).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import enum
-import functools
-import os
-import time
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aioboto3
-import botocore.exceptions as bex
-import botocore.loaders
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
-
+from aiodynkv import _requests as requests
 from aiodynkv import _table
-from aiodynkv._batch import MAX_GET_BATCH, MAX_WRITE_BATCH, ReadCoalescer, chunked, drive
-from aiodynkv._codec import (
-    COMPRESSION_FLAG,
-    Item,
-    build_item,
+from aiodynkv._args import (
     check_conditions,
     check_delta,
     check_version,
-    decode_value,
-    expiry_of,
-    is_expired,
     key_list,
-    new_version,
     pair_of,
+    ttl_seconds,
+)
+from aiodynkv._base import BaseStore, StoredItem
+from aiodynkv._batch import in_doubt, read_items, write_items
+from aiodynkv._codec import (
+    TOKEN,
+    Item,
+    build_item,
+    decode_many,
+    decode_value,
+    expiry_ms_of,
+    expiry_seconds,
+    is_expired,
+    new_token,
+    new_version,
+    now,
+    remaining_seconds,
+    version_of,
 )
 from aiodynkv._config import KVConfig
-from aiodynkv._derived import DerivedOps
+from aiodynkv._core import Core, State
 from aiodynkv._errors import (
     BatchIncompleteError,
     ConditionFailedError,
+    CorruptItemError,
     InsecureEndpointWarning,
-    KeyNotFoundError,
-    KVConfigError,
     KVError,
     KVValidationError,
-    StoreClosedError,
-    TransientError,
-    WrongTypeError,
-    map_error,
 )
 from aiodynkv._keys import SEPARATOR, KeyCodec
-from aiodynkv._protocol import MISSING, TTL, Health, Value
-from aiodynkv._telemetry import Telemetry
+from aiodynkv._protocol import TTL, Health, Value
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -66,238 +66,15 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncDynamoKV"]
 
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "aiodynkv-local", "aws_secret_access_key": "local"}
 _INCR_RESETS = 5
 
 
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
+def _mine(item: Item | None, token: str) -> bool:
+    """True if `item` was last written by the call holding `token`."""
+    return item is not None and item.get(TOKEN) == {"S": token}
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_loader() -> Any:
-    """The botocore data loader, which caches what it has parsed (service models, rules)."""
-    return botocore.loaders.create_loader()
-
-
-def _uses_local_credentials(config: KVConfig) -> bool:
-    """A loopback endpoint with no credentials configured gets placeholder ones."""
-    if not config.is_local or config.profile:
-        return False
-    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
-        return False
-    shared = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
-    return not Path(shared).expanduser().exists()
-
-
-class _Core:
-    """What a store and its namespace views share: config, client, telemetry, lifecycle."""
-
-    def __init__(self, config: KVConfig, client: Any) -> None:
-        self.config = config
-        self.tel = Telemetry(config)
-        self.state = _State.UNOPENED
-        self.client: Any = client
-        self.owns_client = client is None
-        self.stack = contextlib.AsyncExitStack()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.inflight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self.coalescer = ReadCoalescer(self) if config.coalesce_reads else None
-        # Requests wait here for a pooled connection, not inside aiohttp's pool, where
-        # the wait would count against connect_timeout and fail calls under load.
-        self.slots = asyncio.Semaphore(config.max_pool_connections)
-        # Constant request parts, built once.
-        self.expiry_projection: dict[str, Any] = {
-            "ProjectionExpression": "#k, #t",
-            "ExpressionAttributeNames": {"#k": config.partition_key, "#t": config.ttl_attribute},
-        }
-
-    async def open(self) -> None:
-        if self.state is not _State.UNOPENED:
-            raise StoreClosedError(
-                f"store for table {self.config.table!r} was already "
-                f"{'opened' if self.state is _State.OPEN else 'closed'}; create a new one",
-                table=self.config.table,
-            )
-        self.loop = asyncio.get_running_loop()
-        try:
-            if self.client is None:
-                try:
-                    self.client = await self.stack.enter_async_context(self._new_client())
-                except bex.NoRegionError:
-                    raise KVConfigError(
-                        "region",
-                        "no region configured: pass region=, set AWS_REGION or AIODYNKV_REGION, "
-                        "or set one in ~/.aws/config",
-                    ) from None
-            self._adopt_region()
-            self.state = _State.OPEN
-            if self.config.create_table:
-                await _table.ensure_table(self.client, self.config, self.tel)
-        except BaseException:
-            await self.close()
-            raise
-
-    def _adopt_region(self) -> None:
-        """Take the region the SDK resolved (from ~/.aws/config, say) into the config."""
-        region = getattr(getattr(self.client, "meta", None), "region_name", None)
-        if isinstance(region, str) and region and region != self.config.region:
-            self.config = self.config.replace(region=region)
-            self.tel = Telemetry(self.config)
-
-    def _new_client(self) -> Any:
-        config = self.config
-        botocore_session = AioSession()
-        # The parsed service model and endpoint rules are the same for every store:
-        # share one loader per process instead of parsing them again per store.
-        botocore_session.register_component("data_loader", _shared_loader())
-        session = aioboto3.Session(botocore_session=botocore_session, profile_name=config.profile)
-        credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
-        from aiodynkv import __version__
-
-        botocore_config = AioConfig(
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            retries={"max_attempts": config.max_attempts, "mode": config.retry_mode},
-            max_pool_connections=config.max_pool_connections,
-            user_agent_extra=f"aiodynkv/{__version__}",
-        )
-        # None lets the SDK resolve the region itself (AWS_REGION, ~/.aws/config).
-        region = config.region or ("us-east-1" if config.is_local else None)
-        return session.client(
-            "dynamodb",
-            region_name=region,
-            endpoint_url=config.endpoint,
-            config=botocore_config,
-            **credentials,
-        )
-
-    async def close(self) -> None:
-        if self.state is _State.CLOSED:
-            return
-        if self.state is _State.OPEN:
-            # New calls are refused from here on; those in flight (and coalesced
-            # reads not yet sent) finish, up to read_timeout.
-            self.state = _State.CLOSING
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.idle.wait(), timeout=self.config.read_timeout)
-        self.state = _State.CLOSED
-        await self.stack.aclose()
-        if self.owns_client:
-            self.client = None
-
-    def begin(self) -> None:
-        """Count a call in flight (`aclose` waits for them)."""
-        self.inflight += 1
-        self.idle.clear()
-
-    def end(self, *_: object) -> None:
-        """A call in flight has finished."""
-        self.inflight -= 1
-        if not self.inflight:
-            self.idle.set()
-
-    def check(self, operation: str, *, internal: bool = False) -> Any:
-        """The client, if the store is open and used from its own event loop.
-
-        `internal` requests (coalesced reads already accepted) may still run while closing.
-        """
-        if self.state is not _State.OPEN and not (internal and self.state is _State.CLOSING):
-            raise StoreClosedError(
-                f"{operation}: the store is {self.state.value}; "
-                "use `async with AsyncDynamoKV(...)` or `await kv.open()`",
-                operation=operation,
-                table=self.config.table,
-            )
-        if asyncio.get_running_loop() is not self.loop:
-            raise KVError(
-                f"{operation}: the store was opened on another event loop; "
-                "open one store per event loop",
-                operation=operation,
-                table=self.config.table,
-            )
-        return self.client
-
-    async def send(
-        self,
-        op: Operation,
-        method: str,
-        request: dict[str, Any],
-        key: str | None,
-        *,
-        internal: bool = False,
-    ) -> Any:
-        """Send one request through the shared client; map any failure to a `KVError`."""
-        client = self.check(op.name, internal=internal)
-        self.begin()
-        try:
-            async with self.slots:
-                response = await getattr(client, method)(**request)
-        except Exception as exc:
-            if isinstance(exc, bex.ClientError):
-                op.observe(exc.response)
-            raise map_error(exc, operation=op.name, table=self.config.table, key=key) from exc
-        finally:
-            self.end()
-        op.observe(response)
-        return response
-
-    async def batch_get(
-        self, op: Operation, stored: list[str], *, coalesced: bool = False
-    ) -> tuple[dict[str, Item], list[str], TransientError | None]:
-        """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
-
-        For coalesced `get` calls the bound is a single call's (``max_attempts x
-        read_timeout``) and a failed request is not retried beyond the SDK's own
-        retries, so a coalesced get fails as fast as a plain GetItem would.
-
-        Returns:
-            The items found by stored key (expired ones included), the stored keys
-            still unprocessed at the deadline, and the last transient error seen.
-        """
-        config = self.config
-        pk_name = config.partition_key
-        found: dict[str, Item] = {}
-
-        async def send(keys: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-            response = await self.send(
-                op,
-                "batch_get_item",
-                {
-                    "RequestItems": {
-                        config.table: {"Keys": keys, "ConsistentRead": config.consistent_read}
-                    },
-                    "ReturnConsumedCapacity": "TOTAL",
-                },
-                None,
-                internal=coalesced,
-            )
-            for item in response.get("Responses", {}).get(config.table, ()):
-                found[item[pk_name]["S"]] = item
-            rest = response.get("UnprocessedKeys", {}).get(config.table)
-            return rest["Keys"] if rest else None
-
-        requests = [
-            [{pk_name: {"S": pk}} for pk in chunk] for chunk in chunked(stored, MAX_GET_BATCH)
-        ]
-        leftovers, cause = await drive(
-            requests,
-            send,
-            concurrency=config.batch_concurrency,
-            deadline_seconds=(
-                config.max_attempts * config.read_timeout if coalesced else config.batch_deadline
-            ),
-            retry_errors=not coalesced,
-        )
-        return found, [k[pk_name]["S"] for rest in leftovers for k in rest], cause
-
-
-class AsyncDynamoKV(DerivedOps):
+class AsyncDynamoKV(BaseStore):
     """An asyncio key-value store on one DynamoDB table.
 
     Open it once for the life of the service and share it::
@@ -316,7 +93,7 @@ class AsyncDynamoKV(DerivedOps):
         KVConfigError: A field is invalid; the message names it.
     """
 
-    __slots__ = ("_core", "_keys", "_view")
+    __slots__ = ()
 
     def __init__(
         self,
@@ -326,18 +103,15 @@ class AsyncDynamoKV(DerivedOps):
         client: DynamoDBClient | Any | None = None,
         **fields: Any,
     ) -> None:
-        if config is None:
-            config = KVConfig(**fields)
-        elif fields:
-            config = config.replace(**fields)
-        if config.endpoint and config.endpoint.startswith("http://") and not config.is_local:
+        config = self._merge(config, {}, fields)
+        if config.is_insecure:
             warnings.warn(
-                f"endpoint {config.endpoint!r} is plain http on a host that is not loopback: "
-                "requests and their (signed) credentials travel unencrypted; use https",
+                "the endpoint is plain http on a host that is not loopback: requests and "
+                "their (signed) credentials travel unencrypted; use https",
                 InsecureEndpointWarning,
                 stacklevel=2,
             )
-        self._core = _Core(config, client)
+        self._core = Core(config, client)
         self._keys = KeyCodec(config.namespace)
         self._view = False
 
@@ -347,11 +121,6 @@ class AsyncDynamoKV(DerivedOps):
         return cls(KVConfig.from_env(**overrides), client=client)
 
     @property
-    def config(self) -> KVConfig:
-        """The store's configuration."""
-        return self._core.config
-
-    @property
     def client(self) -> DynamoDBClient | Any:
         """The underlying aiobotocore client (None until opened)."""
         return self._core.client
@@ -359,16 +128,16 @@ class AsyncDynamoKV(DerivedOps):
     @property
     def is_open(self) -> bool:
         """True between a successful `open` and `aclose`."""
-        return self._core.state is _State.OPEN
+        return bool(self._core.state is State.OPEN)
 
     def __repr__(self) -> str:
         ns = f", namespace={self._keys.namespace!r}" if self._keys.namespace else ""
         return (
-            f"<AsyncDynamoKV table={self.config.table!r} endpoint={self.config.endpoint!r}"
-            f"{ns} {self._core.state.value}>"
+            f"<AsyncDynamoKV table={self.config.table!r}{ns} "
+            f"transport={self.config.transport} {self._core.state.value}>"
         )
 
-    # -- lifecycle ---------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------
 
     async def open(self) -> AsyncDynamoKV:
         """Create the client (and the table with ``create_table=True``).
@@ -378,35 +147,28 @@ class AsyncDynamoKV(DerivedOps):
         Raises:
             StoreClosedError: The store was opened or closed before (for a view:
                 its parent is not open).
+            KVConfigError: No region could be found.
         """
         if self._view:
-            self._core.check("open")
+            self._core.admit("open")
+            self._core.release()
         else:
             await self._core.open()
         return self
 
     async def aclose(self) -> None:
-        """Wait for calls in flight (up to ``read_timeout``), then close the client. Idempotent.
+        """Refuse new calls, let those in flight finish whole, then close. Idempotent.
 
+        Waits up to ``close_timeout`` for operations in flight, every request of a
+        batch included; past it, batches stop and raise `BatchIncompleteError`.
         Closing a namespace view does nothing: the view closes with its parent.
+
+        Raises:
+            KVError: Called from another event loop than the one that opened the
+                store (which stays open, to be closed from its own loop).
         """
         if not self._view:
             await self._core.close()
-
-    def namespace(self, name: str) -> AsyncDynamoKV:
-        """A view whose keys live in namespace `name`, sharing this store's client.
-
-        Namespaces do not nest: ``kv.namespace("a").namespace("b")`` is namespace
-        ``"b"``. The view opens and closes with its parent; its own `aclose` does nothing.
-        """
-        view = object.__new__(AsyncDynamoKV)
-        view._core = self._core
-        view._view = True
-        try:
-            view._keys = KeyCodec(name)
-        except ValueError as exc:
-            raise KVValidationError(f"namespace: {exc}") from None
-        return view
 
     async def ensure_table(self) -> None:
         """Create the table if missing (on-demand billing), wait for ACTIVE, enable TTL.
@@ -414,111 +176,119 @@ class AsyncDynamoKV(DerivedOps):
         Safe to call twice and from several processes at once.
         """
         core = self._core
-        await _table.ensure_table(core.check("ensure_table"), core.config, core.tel)
+        core.admit("ensure_table")
+        try:
+            await _table.ensure_table(core.raw_send, core.config, core.tel)
+        finally:
+            core.release()
 
     async def health(self) -> Health:
         """DescribeTable: UP when the table is ACTIVE. Never raises for server trouble."""
         core = self._core
-        client = core.client if core.state is _State.OPEN else None
-        return await _table.probe_health(client, core.config, core.tel)
+        send = core.raw_send if core.state is State.OPEN else None
+        return await _table.probe_health(send, core.config, core.tel)
 
-    # -- reads ---------------------------------------------------------------
+    # -- reads -------------------------------------------------------------------
 
-    def _key(self, key: object, operation: str) -> dict[str, Any]:
-        return {
-            self._core.config.partition_key: {
-                "S": self._keys.encode(key, operation, self._core.config.table)
-            }
-        }
+    def _encode(self, key: object, operation: str) -> str:
+        return self._keys.encode(key, operation, self._core.config.table)
 
-    async def _get_item(
-        self, op: Operation, key: str, stored: dict[str, Any], **extra: Any
+    def _live(self, op: Operation, item: Item | None, key: str) -> Item | None:
+        """The item unless missing or expired; records the op's outcome."""
+        try:
+            expired = item is not None and is_expired(item, self.config, now())
+        except CorruptItemError as exc:
+            raise self._corrupt(op.name, key, exc.reason or str(exc)) from None
+        op.outcome = "miss" if item is None or expired else "hit"
+        return None if expired else item
+
+    def _value(self, item: Item, key: str, operation: str) -> Value:
+        try:
+            return decode_value(item, self.config)
+        except CorruptItemError as exc:
+            raise self._corrupt(operation, key, exc.reason or str(exc)) from None
+
+    async def _read(
+        self, op: Operation, key: str, stored: str, projection: tuple[str, ...] = ()
     ) -> Item | None:
         config = self._core.config
-        response = await self._core.send(
-            op,
-            "get_item",
-            {
-                "TableName": config.table,
-                "Key": stored,
-                "ConsistentRead": config.consistent_read,
-                "ReturnConsumedCapacity": "TOTAL",
-                **extra,
-            },
-            key,
+        request = requests.get(
+            config, stored, consistent=config.consistent_read, projection=projection
         )
-        return _live(op, response.get("Item"), config.ttl_attribute)
+        response = await self._core.send(op, "GetItem", request, key)
+        return self._live(op, response.get("Item"), key)
 
-    def _not_found(self, key: str, operation: str) -> KeyNotFoundError:
-        return KeyNotFoundError(
-            f"{operation}: key {key!r} not found in table {self._core.config.table!r}",
-            operation=operation,
-            table=self._core.config.table,
-            key=key,
-        )
-
-    async def get(self, key: str, default: Any = MISSING) -> Any:
-        """Return the value stored at `key`: str, bytes, or int for a counter.
-
-        Args:
-            key: The key.
-            default: Returned when the key is missing or expired.
-
-        Raises:
-            KeyNotFoundError: The key is missing or expired and no default was given.
-            InvalidKeyError: The key is invalid.
-        """
+    async def _get(self, key: str) -> Value | None:
         core = self._core
-        stored = self._keys.encode(key, "get", core.config.table)
-        with core.tel.operation("get", "GetItem", key) as op:
+        stored = self._encode(key, "get")
+        with core.operation("get", "GetItem", key) as op:
             if core.coalescer is not None:
-                raw = await core.coalescer.get(stored, key, op)
-                item = _live(op, raw, core.config.ttl_attribute)
+                item = self._live(op, await core.coalescer.get(stored, key, op), key)
             else:
-                item = await self._get_item(op, key, {core.config.partition_key: {"S": stored}})
-            if item is None:
-                if default is MISSING:
-                    raise self._not_found(key, "get")
-                return default
-            return decode_value(item, self._core.config.value_attribute)
+                item = await self._read(op, key, stored)
+            return None if item is None else self._value(item, key, "get")
 
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """Return the value at `key` and its version, for `set(..., if_version=)`.
 
         Raises:
             KeyNotFoundError: The key is missing or expired.
+            CorruptItemError: The item cannot be read.
         """
-        stored = self._key(key, "get_with_version")
-        config = self._core.config
-        with self._core.tel.operation("get_with_version", "GetItem", key) as op:
-            item = await self._get_item(op, key, stored)
+        stored = self._encode(key, "get_with_version")
+        with self._core.operation("get_with_version", "GetItem", key) as op:
+            item = await self._read(op, key, stored)
             if item is None:
                 raise self._not_found(key, "get_with_version")
-            version = item.get(config.version_attribute)
-            return decode_value(item, config.value_attribute), int(version["N"]) if version else 0
+            value = self._value(item, key, "get_with_version")
+            try:
+                return value, version_of(item, self.config)
+            except CorruptItemError as exc:
+                raise self._corrupt("get_with_version", key, exc.reason or "") from None
 
     async def exists(self, key: str) -> bool:
         """True if `key` exists and has not expired (reads only the key and its expiry)."""
-        stored = self._key(key, "exists")
-        with self._core.tel.operation("exists", "GetItem", key) as op:
-            return await self._get_item(op, key, stored, **self._core.expiry_projection) is not None
+        stored = self._encode(key, "exists")
+        with self._core.operation("exists", "GetItem", key) as op:
+            return await self._read(op, key, stored, ("#k", "#t", "#m")) is not None
 
     async def ttl(self, key: str) -> float | None:
-        """Seconds until `key` expires, or None when it never expires.
+        """Seconds until `key` expires (never more than was set), or None without expiry.
 
         Raises:
             KeyNotFoundError: The key is missing or expired.
         """
-        stored = self._key(key, "ttl")
-        config = self._core.config
-        with self._core.tel.operation("ttl", "GetItem", key) as op:
-            item = await self._get_item(op, key, stored, **self._core.expiry_projection)
+        stored = self._encode(key, "ttl")
+        with self._core.operation("ttl", "GetItem", key) as op:
+            item = await self._read(op, key, stored, ("#k", "#t", "#m"))
             if item is None:
                 raise self._not_found(key, "ttl")
-            expires = item.get(config.ttl_attribute)
-            return None if expires is None else max(0.0, float(expires["N"]) - time.time())
+            return remaining_seconds(item, self.config, now())
 
-    # -- writes --------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------
+
+    async def _old_item(
+        self, op: Operation, exc: ConditionFailedError, stored: str, key: str
+    ) -> Item | None:
+        """The item a failed condition met: returned by the server, else read (consistent)."""
+        item: Item | None = getattr(exc.__cause__, "item", None)
+        if item is None:
+            request = requests.get(self._core.config, stored, consistent=True)
+            item = (await self._core.send(op, "GetItem", request, key)).get("Item")
+        return item
+
+    async def _conflict_from(
+        self, op: Operation, exc: ConditionFailedError, stored: str, key: str, token: str
+    ) -> ConditionFailedError | None:
+        """None if the call's own earlier attempt applied; else the version conflict."""
+        old = await self._old_item(op, exc, stored, key)
+        if token and _mine(old, token):
+            return None
+        live = self._live(op, old, key)
+        if live is None and in_doubt(exc) and op.name == "delete":
+            return None  # our earlier attempt deleted it
+        current = None if live is None else version_of(live, self.config)
+        return self._conflict(key, op.name, current, exc.reason)
 
     async def set(
         self,
@@ -544,93 +314,33 @@ class AsyncDynamoKV(DerivedOps):
 
         Raises:
             ConditionFailedError: `if_version` did not match (carries ``current_version``).
-            ValueTooLargeError: The item would exceed 400 KB.
+            ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
             TypeError: The value is not str or bytes.
         """
         config = self._core.config
-        stored = self._keys.encode(key, "set", config.table)
+        stored = self._encode(key, "set")
         check_conditions(if_absent, if_version, "set")
-        now = time.time()
-        expires = expiry_of(ttl, "set", now)
-        base = new_version()
-        item = build_item(config, stored, value, expires, base, "set", key)
-        names = {"#v": config.value_attribute, "#r": config.version_attribute}
-        values: dict[str, Any] = {
-            ":v": item[config.value_attribute],
-            ":base": {"N": str(base)},
-            ":one": {"N": "1"},
-        }
-        sets = ["#v = :v", _BUMP]
-        removes = []
-        names["#t"] = config.ttl_attribute
-        if expires is not None:
-            sets.append("#t = :t")
-            values[":t"] = item[config.ttl_attribute]
-        else:
-            removes.append("#t")
-        names["#z"] = COMPRESSION_FLAG
-        if COMPRESSION_FLAG in item:
-            sets.append("#z = :z")
-            values[":z"] = item[COMPRESSION_FLAG]
-        else:
-            removes.append("#z")
-        request: dict[str, Any] = {
-            "TableName": config.table,
-            "Key": {config.partition_key: item[config.partition_key]},
-            "UpdateExpression": f"SET {', '.join(sets)}"
-            + (f" REMOVE {', '.join(removes)}" if removes else ""),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ReturnConsumedCapacity": "TOTAL",
-        }
-        if if_absent:
-            names["#k"] = config.partition_key
-            request["ConditionExpression"] = "attribute_not_exists(#k) OR #t <= :now"
-            values[":now"] = {"N": str(int(now))}
-        elif if_version is not None:
-            names["#k"] = config.partition_key
-            request["ConditionExpression"] = _VERSION_CONDITION[if_version == 0]
-            values[":expected"] = {"N": str(if_version)}
-            values[":now"] = {"N": str(int(now))}
-        with self._core.tel.operation("set", "UpdateItem", key) as op:
+        seconds = ttl_seconds(ttl, "set")
+        at, token, base = now(), new_token(), new_version()
+        item = build_item(config, stored, value, expiry_ms_of(seconds, at), base, token, "set", key)
+        request = requests.put(
+            config, item, now=at, token=token, base=base, if_absent=if_absent, if_version=if_version
+        )
+        with self._core.operation("set", "UpdateItem", key) as op:
             try:
-                await self._core.send(op, "update_item", request, key)
+                await self._core.send(op, "UpdateItem", request, key)
             except ConditionFailedError as exc:
-                if if_absent:
+                if if_version is not None:
+                    conflict = await self._conflict_from(op, exc, stored, key, token)
+                    if conflict is not None:
+                        raise conflict from exc.__cause__
+                elif if_absent:
+                    if in_doubt(exc) and _mine(await self._old_item(op, exc, stored, key), token):
+                        return True
                     op.outcome = "condition_failed"
                     return False
-                raise await self._version_conflict(exc, stored, key, "set") from exc.__cause__
+                # Unconditional: only our own earlier attempt can fail NOT_MINE.
             return True
-
-    async def _version_conflict(
-        self, exc: ConditionFailedError, stored: str, key: str, operation: str
-    ) -> ConditionFailedError:
-        """The condition error, with the item's current version read back."""
-        config = self._core.config
-        current: int | None = None
-        with self._core.tel.operation(operation, "GetItem", key) as op:
-            item = await self._get_item(
-                op,
-                key,
-                {config.partition_key: {"S": stored}},
-                ProjectionExpression="#r, #t",
-                ExpressionAttributeNames={
-                    "#r": config.version_attribute,
-                    "#t": config.ttl_attribute,
-                },
-            )
-        if item is not None:
-            version = item.get(config.version_attribute)
-            current = int(version["N"]) if version else 0
-        return ConditionFailedError(
-            f"{operation}: version condition failed for key {key!r} in table {config.table!r} "
-            f"(current version: {current})",
-            current_version=current,
-            operation=operation,
-            table=config.table,
-            key=key,
-            reason=exc.reason,
-        )
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """Delete `key`; True if it existed (and had not expired). Never raises for a missing key.
@@ -642,186 +352,127 @@ class AsyncDynamoKV(DerivedOps):
         Raises:
             ConditionFailedError: `if_version` did not match (carries ``current_version``).
         """
-        config = self._core.config
-        stored = self._key(key, "delete")
-        request: dict[str, Any] = {
-            "TableName": config.table,
-            "Key": stored,
-            "ReturnValues": "ALL_OLD",
-            "ReturnConsumedCapacity": "TOTAL",
-        }
+        stored = self._encode(key, "delete")
         if if_version is not None:
             check_version(if_version, "delete")
-            request["ConditionExpression"] = _VERSION_CONDITION[if_version == 0]
-            request["ExpressionAttributeNames"] = {
-                "#k": config.partition_key,
-                "#r": config.version_attribute,
-                "#t": config.ttl_attribute,
-            }
-            request["ExpressionAttributeValues"] = {
-                ":expected": {"N": str(if_version)},
-                ":now": {"N": str(int(time.time()))},
-            }
-        with self._core.tel.operation("delete", "DeleteItem", key) as op:
+        request = requests.delete(self._core.config, stored, now=now(), if_version=if_version)
+        with self._core.operation("delete", "DeleteItem", key) as op:
             try:
-                response = await self._core.send(op, "delete_item", request, key)
+                response = await self._core.send(op, "DeleteItem", request, key)
             except ConditionFailedError as exc:
-                pk = stored[config.partition_key]["S"]
-                raise await self._version_conflict(exc, pk, key, "delete") from exc.__cause__
-            old = response.get("Attributes")
-            existed = bool(old) and not is_expired(old, config.ttl_attribute, time.time())
-            op.outcome = "hit" if existed else "miss"
-            return existed
+                conflict = await self._conflict_from(op, exc, stored, key, "")
+                if conflict is not None:
+                    raise conflict from exc.__cause__
+                return True
+            return self._live(op, response.get("Attributes"), key) is not None
 
-    async def _update_existing(
-        self, key: str, operation: str, clause: str, values: dict[str, Any]
-    ) -> bool:
-        """An UpdateItem applied only to a present, unexpired key; False when absent.
-
-        `clause` is the SET part (after the version bump) or a REMOVE clause.
-        """
+    async def _update_existing(self, key: str, operation: str, seconds: float | None) -> bool:
+        """Give a present, unexpired key a new expiry (or none); False when absent."""
         config = self._core.config
-        stored = self._key(key, operation)
-        expression = (
-            f"SET {_BUMP}, {clause[4:]}" if clause.startswith("SET ") else f"SET {_BUMP} {clause}"
+        stored = self._encode(key, operation)
+        at, token = now(), new_token()
+        request = requests.update_existing(
+            config, stored, expiry_ms_of(seconds, at), now=at, token=token, base=new_version()
         )
-        request = {
-            "TableName": config.table,
-            "Key": stored,
-            "UpdateExpression": expression,
-            "ConditionExpression": f"attribute_exists(#k) AND {_UNEXPIRED}",
-            "ExpressionAttributeNames": {
-                "#k": config.partition_key,
-                "#t": config.ttl_attribute,
-                "#r": config.version_attribute,
-            },
-            "ExpressionAttributeValues": {
-                **values,
-                ":now": {"N": str(int(time.time()))},
-                ":one": {"N": "1"},
-                ":base": {"N": str(new_version())},
-            },
-            "ReturnConsumedCapacity": "TOTAL",
-        }
-        with self._core.tel.operation(operation, "UpdateItem", key) as op:
+        with self._core.operation(operation, "UpdateItem", key) as op:
             try:
-                await self._core.send(op, "update_item", request, key)
-            except ConditionFailedError:
+                await self._core.send(op, "UpdateItem", request, key)
+            except ConditionFailedError as exc:
+                if in_doubt(exc) and _mine(await self._old_item(op, exc, stored, key), token):
+                    return True
                 op.outcome = "miss"
                 return False
             return True
 
     async def expire(self, key: str, ttl: TTL) -> bool:
         """Give an existing key a new expiry; False if it is missing or expired."""
-        expires = expiry_of(ttl, "expire")
-        if expires is None:
-            raise KVValidationError(
-                "expire: ttl must not be None (use persist)", operation="expire"
-            )
-        return await self._update_existing(
-            key, "expire", "SET #t = :t", {":t": {"N": str(expires)}}
-        )
+        return await self._update_existing(key, "expire", ttl_seconds(ttl, "expire", required=True))
 
     async def persist(self, key: str) -> bool:
         """Remove the expiry of an existing key; False if it is missing or expired."""
-        return await self._update_existing(key, "persist", "REMOVE #t", {})
+        return await self._update_existing(key, "persist", None)
+
+    def _counter(self, item: Item, key: str) -> int:
+        value = self._value(item, key, "incr")
+        if not isinstance(value, int):
+            raise self._corrupt("incr", key, "the value is not a counter")
+        return value
 
     async def incr(self, key: str, delta: int = 1, *, ttl: TTL | None = None) -> int:
         """Atomically add `delta` to the counter at `key` and return the new value.
 
-        A missing or expired key starts from 0. Without `ttl` an existing expiry is kept.
-        One UpdateItem (two when resetting an expired counter).
+        A missing or expired key starts from 0. Without `ttl` an existing expiry is
+        kept. One UpdateItem (two when restarting an expired counter). A retried
+        request never adds twice.
 
         Raises:
             WrongTypeError: The stored value is not a counter; nothing is changed.
             TypeError: `delta` is not an int.
         """
         config = self._core.config
-        stored = self._key(key, "incr")
+        stored = self._encode(key, "incr")
         check_delta(delta, "incr")
-        expires = expiry_of(ttl, "incr")
-        names = {
-            "#v": config.value_attribute,
-            "#r": config.version_attribute,
-            "#t": config.ttl_attribute,
-        }
-        values: dict[str, Any] = {
-            ":d": {"N": str(delta)},
-            ":one": {"N": "1"},
-        }
-        ttl_set = ", #t = :t" if expires is not None else ""
-        if expires is not None:
-            values[":t"] = {"N": str(expires)}
-        with self._core.tel.operation("incr", "UpdateItem", key) as op:
+        seconds = ttl_seconds(ttl, "incr")
+        with self._core.operation("incr", "UpdateItem", key) as op:
             for _ in range(_INCR_RESETS):
-                now = {"N": str(int(time.time()))}
-                base = {"N": str(new_version())}
+                at, token, base = now(), new_token(), new_version()
+                expires_ms = expiry_ms_of(seconds, at)
+                parts = {"now": at, "token": token, "base": base}
                 try:
-                    response = await self._core.send(
-                        op,
-                        "update_item",
-                        {
-                            "TableName": config.table,
-                            "Key": stored,
-                            "UpdateExpression": f"ADD #v :d SET {_BUMP}{ttl_set}",
-                            "ConditionExpression": "attribute_not_exists(#t) OR #t > :now",
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": {**values, ":now": now, ":base": base},
-                            "ReturnValues": "UPDATED_NEW",
-                            "ReturnConsumedCapacity": "TOTAL",
-                        },
-                        key,
-                    )
-                    return int(response["Attributes"][config.value_attribute]["N"])
-                except ConditionFailedError:
-                    pass  # expired: restart the counter below, unless someone else did
+                    request = requests.incr(config, stored, delta, expires_ms, **parts)
+                    response = await self._core.send(op, "UpdateItem", request, key)
+                    return self._counter(response["Attributes"], key)
+                except ConditionFailedError as exc:  # expired, or our own earlier attempt
+                    if in_doubt(exc):
+                        old = await self._old_item(op, exc, stored, key)
+                        if _mine(old, token):
+                            return self._counter(old or {}, key)
                 except KVValidationError as exc:
-                    raise self._wrong_type(exc, key) from exc.__cause__
+                    raise self._wrong_type(key, exc.reason) from exc.__cause__
                 try:
-                    await self._core.send(
-                        op,
-                        "update_item",
-                        {
-                            "TableName": config.table,
-                            "Key": stored,
-                            "UpdateExpression": (
-                                f"SET #v = :d, {_BUMP}"
-                                + (
-                                    ", #t = :t REMOVE #z"
-                                    if expires is not None
-                                    else " REMOVE #t, #z"
-                                )
-                            ),
-                            "ConditionExpression": "#t <= :now",
-                            "ExpressionAttributeNames": {**names, "#z": COMPRESSION_FLAG},
-                            "ExpressionAttributeValues": {**values, ":now": now, ":base": base},
-                            "ReturnConsumedCapacity": "TOTAL",
-                        },
-                        key,
-                    )
-                except ConditionFailedError:
-                    continue  # someone else restarted it: add to theirs
+                    request = requests.incr_restart(config, stored, delta, expires_ms, **parts)
+                    await self._core.send(op, "UpdateItem", request, key)
+                except ConditionFailedError as exc:  # restarted by another, or by us
+                    old = await self._old_item(op, exc, stored, key) if in_doubt(exc) else None
+                    if _mine(old, token):
+                        return self._counter(old or {}, key)
+                    continue
                 return delta
             raise KVError(  # pragma: no cover - needs five lost races in a row
-                f"incr: key {key!r} kept expiring under contention",
+                "incr: the key kept expiring under contention",
                 operation="incr",
                 table=config.table,
                 key=key,
             )
 
-    def _wrong_type(self, exc: KVValidationError, key: str) -> KVValidationError:
-        reason = (exc.reason or "").lower()
-        if "type" in reason or "operand" in reason:
-            return WrongTypeError(
-                f"incr: the value at key {key!r} is not a counter",
-                operation="incr",
-                table=self._core.config.table,
-                key=key,
-                reason=exc.reason,
-            )
-        return exc
+    async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None:
+        """Make `key` a counter holding `number`, in one atomic write (for imports, resets).
 
-    # -- batches -------------------------------------------------------------
+        Raises:
+            TypeError: `number` is not an int.
+        """
+        config = self._core.config
+        stored = self._encode(key, "set_counter")
+        check_delta(number, "set_counter", "number")
+        seconds = ttl_seconds(ttl, "set_counter")
+        at, token = now(), new_token()
+        request = requests.set_counter(
+            config,
+            stored,
+            number,
+            expiry_ms_of(seconds, at),
+            now=at,
+            token=token,
+            base=new_version(),
+        )
+        # Only the call's own earlier attempt can fail NOT_MINE: that is success.
+        with (
+            self._core.operation("set_counter", "UpdateItem", key) as op,
+            contextlib.suppress(ConditionFailedError),
+        ):
+            await self._core.send(op, "UpdateItem", request, key)
+
+    # -- batches -----------------------------------------------------------------
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
         """Read many keys (BatchGetItem, 100 keys per request, chunks concurrently).
@@ -831,23 +482,20 @@ class AsyncDynamoKV(DerivedOps):
         Raises:
             BatchIncompleteError: Keys still unprocessed at ``batch_deadline``; its
                 ``unprocessed`` names exactly them and ``done`` holds what was read.
+            CorruptItemError: Some items cannot be read; its ``corrupt`` says why per
+                key, and ``done`` holds every value that was read fine.
         """
         config = self._core.config
-        wanted: dict[str, str] = {}
-        for key in key_list(keys, "get_many"):
-            wanted[self._keys.encode(key, "get_many", config.table)] = key
+        wanted = {self._encode(key, "get_many"): key for key in key_list(keys, "get_many")}
         if not wanted:
             return {}
-        with self._core.tel.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
-            items, leftovers, cause = await self._core.batch_get(op, list(wanted))
-            now = time.time()
-            found: dict[str, Value] = {
-                wanted[pk]: decode_value(item, config.value_attribute)
-                for pk, item in items.items()
-                if not is_expired(item, config.ttl_attribute, now)
-            }
-            if leftovers:
-                missing = [wanted[pk] for pk in leftovers]
+        with self._core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
+            items, outcome = await read_items(self._core, op, list(wanted))
+            found, corrupt = decode_many(
+                ((wanted[pk], i) for pk, i in items.items()), config, now()
+            )
+            if not outcome.complete:
+                missing = [wanted[pk] for pk in outcome.unprocessed]
                 raise BatchIncompleteError(
                     f"get_many: {len(missing)} of {len(wanted)} keys still unprocessed after "
                     f"{config.batch_deadline} s (batch_deadline)",
@@ -855,43 +503,36 @@ class AsyncDynamoKV(DerivedOps):
                     done=found,
                     operation="get_many",
                     table=config.table,
-                ) from cause
+                ) from outcome.error
+            if corrupt:
+                raise self._corrupt_many(found, corrupt, len(wanted))
             op.outcome = "hit" if found else "miss"
         return found
 
     async def _write_many(
-        self, operation: str, requests: dict[str, dict[str, Any]], users: dict[str, str]
+        self, operation: str, entries: dict[str, dict[str, Any]], users: dict[str, Any]
     ) -> None:
-        """BatchWriteItem in chunks of 25, retrying unprocessed items until the deadline."""
+        """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value)."""
         config = self._core.config
-        pk_name = config.partition_key
-        with self._core.tel.operation(operation, "BatchWriteItem", batch_size=len(requests)) as op:
-
-            async def send(chunk: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-                response = await self._core.send(
-                    op,
-                    "batch_write_item",
-                    {"RequestItems": {config.table: chunk}, "ReturnConsumedCapacity": "TOTAL"},
-                    None,
-                )
-                rest = response.get("UnprocessedItems", {}).get(config.table)
-                return rest or None
-
-            leftovers, cause = await drive(
-                list(chunked(list(requests.values()), MAX_WRITE_BATCH)),
-                send,
-                concurrency=config.batch_concurrency,
-                deadline_seconds=config.batch_deadline,
-            )
-            if leftovers:
-                missing = [users[_request_pk(r, pk_name)] for rest in leftovers for r in rest]
-                raise BatchIncompleteError(
-                    f"{operation}: {len(missing)} of {len(requests)} items still unprocessed "
-                    f"after {config.batch_deadline} s (batch_deadline)",
-                    unprocessed=missing,
-                    operation=operation,
-                    table=config.table,
-                ) from cause
+        with self._core.operation(operation, "BatchWriteItem", batch_size=len(entries)) as op:
+            outcome = await write_items(self._core, op, list(entries.values()))
+            if outcome.complete:
+                return
+            unprocessed = [users[pk][0] for pk in outcome.unprocessed]
+            doubtful = [users[pk][0] for pk in outcome.in_doubt]
+            left = set(outcome.unprocessed) | set(outcome.in_doubt)
+            if outcome.fatal is not None and len(outcome.unprocessed) == len(entries):
+                raise outcome.fatal  # nothing written: the plain error says it all
+            done = {user: value for pk, (user, value) in users.items() if pk not in left}
+            raise BatchIncompleteError(
+                f"{operation}: of {len(entries)} items, {len(done)} done, {len(unprocessed)} "
+                f"not written, {len(doubtful)} in doubt (see .done, .unprocessed, .in_doubt)",
+                unprocessed=unprocessed,
+                in_doubt=doubtful,
+                done=done,
+                operation=operation,
+                table=config.table,
+            ) from outcome.error
 
     async def set_many(
         self,
@@ -902,107 +543,108 @@ class AsyncDynamoKV(DerivedOps):
         """Write many values (BatchWriteItem, 25 per request, chunks concurrently).
 
         Every key and value is validated before anything is sent; for a key given
-        twice the last value wins. Each item gets a fresh version.
+        twice the last value wins. Each item gets a fresh version. A retried chunk
+        is idempotent (the same items are put again).
 
         Raises:
-            BatchIncompleteError: Items still unprocessed at ``batch_deadline``; its
-                ``unprocessed`` names exactly them (the others were written).
+            BatchIncompleteError: The batch did not finish; ``done``, ``unprocessed``
+                and ``in_doubt`` say what happened to each key.
         """
         config = self._core.config
-        expires = expiry_of(ttl, "set_many")
-        version = new_version()
+        seconds = ttl_seconds(ttl, "set_many")
+        at, token = now(), new_token()
+        expires_ms = expiry_ms_of(seconds, at)
         pairs = items.items() if isinstance(items, Mapping) else items
-        requests: dict[str, dict[str, Any]] = {}
-        users: dict[str, str] = {}
+        entries: dict[str, dict[str, Any]] = {}
+        users: dict[str, Any] = {}
         for pair in pairs:
             key, value = pair_of(pair)
-            stored = self._keys.encode(key, "set_many", config.table)
-            item = build_item(config, stored, value, expires, version, "set_many", key)
-            requests[stored] = {"PutRequest": {"Item": item}}
-            users[stored] = key
-        if requests:
-            await self._write_many("set_many", requests, users)
+            stored = self._encode(key, "set_many")
+            item = build_item(
+                config, stored, value, expires_ms, new_version(), token, "set_many", key
+            )
+            entries[stored] = requests.put_request(item)
+            users[stored] = (key, value)
+        if entries:
+            await self._write_many("set_many", entries, users)
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """Delete many keys (BatchWriteItem, 25 per request); missing keys are fine.
 
         Raises:
-            BatchIncompleteError: Keys still unprocessed at ``batch_deadline``.
+            BatchIncompleteError: The batch did not finish (see `set_many`).
         """
         config = self._core.config
-        requests: dict[str, dict[str, Any]] = {}
-        users: dict[str, str] = {}
+        entries: dict[str, dict[str, Any]] = {}
+        users: dict[str, Any] = {}
         for key in key_list(keys, "delete_many"):
-            stored = self._keys.encode(key, "delete_many", config.table)
-            requests[stored] = {"DeleteRequest": {"Key": {config.partition_key: {"S": stored}}}}
-            users[stored] = key
-        if requests:
-            await self._write_many("delete_many", requests, users)
+            stored = self._encode(key, "delete_many")
+            entries[stored] = requests.delete_request(config, stored)
+            users[stored] = (key, None)
+        if entries:
+            await self._write_many("delete_many", entries, users)
 
-    # -- listing -------------------------------------------------------------
+    # -- listing -----------------------------------------------------------------
 
-    async def keys(self, prefix: str | None = None) -> AsyncIterator[str]:
-        """Iterate the unexpired keys of this namespace, optionally starting with `prefix`.
-
-        A paginated Scan: it reads the whole table (every namespace) and costs
-        read units for all of it; for admin tools and tests, not request paths.
-        """
+    async def _pages(
+        self, operation: str, prefix: str, *, with_values: bool, expired: bool
+    ) -> AsyncIterator[tuple[str, Item]]:
+        """Scan pages of this namespace's (user key, item) pairs under `prefix`."""
         config = self._core.config
-        if prefix is not None and not isinstance(prefix, str):
-            raise TypeError(f"keys: prefix must be a str, not {type(prefix).__name__}")
-        start = self._keys.prefix + (prefix or "")
-        names = {"#k": config.partition_key, "#t": config.ttl_attribute}
-        filters = ["(attribute_not_exists(#t) OR #t > :now)"]
-        values: dict[str, Any] = {":now": {"N": str(int(time.time()))}}
-        if start:
-            filters.append("begins_with(#k, :p)")
-            values[":p"] = {"S": start}
-        if not self._keys.prefix:
-            filters.append("NOT contains(#k, :sep)")
-            values[":sep"] = {"S": SEPARATOR}
-        request: dict[str, Any] = {
-            "TableName": config.table,
-            "ProjectionExpression": "#k, #t",
-            "FilterExpression": " AND ".join(filters),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": config.consistent_read,
-            "ReturnConsumedCapacity": "TOTAL",
-        }
+        start: dict[str, Any] | None = None
         while True:
-            with self._core.tel.operation("keys", "Scan") as op:
-                response = await self._core.send(op, "scan", request, None)
-            now = time.time()
+            request = requests.scan_page(
+                config,
+                now=now(),
+                prefix=self._keys.prefix + prefix,
+                root=not self._keys.prefix,
+                separator=SEPARATOR,
+                with_values=with_values,
+                expired=expired,
+                start=start,
+            )
+            with self._core.operation(operation, "Scan") as op:
+                response = await self._core.send(op, "Scan", request, None)
             for item in response.get("Items", ()):
-                user_key = self._keys.decode(item[config.partition_key]["S"])
-                if user_key is not None and not is_expired(item, config.ttl_attribute, now):
-                    yield user_key
-            last = response.get("LastEvaluatedKey")
-            if not last:
+                user = self._keys.decode(item[config.partition_key]["S"])
+                if user is not None:
+                    yield user, item
+            start = response.get("LastEvaluatedKey")
+            if not start:
                 return
-            request["ExclusiveStartKey"] = last
 
+    async def _scan(self, prefix: str, *, expired: bool) -> AsyncIterator[str]:
+        at = now()
+        async for user, item in self._pages("keys", prefix, with_values=False, expired=expired):
+            if expired or not self._is_expired(item, user, at):
+                yield user
 
-def _live(op: Operation, item: Item | None, ttl_attribute: str) -> Item | None:
-    """The item unless missing or expired; records the outcome."""
-    if item is None or is_expired(item, ttl_attribute, time.time()):
-        op.outcome = "miss"
-        return None
-    op.outcome = "hit"
-    return item
+    def _is_expired(self, item: Item, key: str, at: float) -> bool:
+        try:
+            return is_expired(item, self.config, at)
+        except CorruptItemError as exc:
+            raise self._corrupt("keys", key, exc.reason or "") from None
 
+    async def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]:
+        """Iterate the unexpired items of this namespace with values, expiry and version.
 
-# Every write bumps the version; a new item starts from the clock (see new_version).
-_BUMP = "#r = if_not_exists(#r, :base) + :one"
-# Compare-and-set on an unexpired item; version 0 is an item written without one (by GoFr).
-_UNEXPIRED = "(attribute_not_exists(#t) OR #t > :now)"
-_VERSION_CONDITION = {
-    False: f"attribute_exists(#k) AND #r = :expected AND {_UNEXPIRED}",
-    True: f"attribute_exists(#k) AND (#r = :expected OR attribute_not_exists(#r)) AND {_UNEXPIRED}",
-}
+        A paginated Scan like `keys`, for exports and admin tools.
 
-
-def _request_pk(request: dict[str, Any], pk_name: str) -> str:
-    if "PutRequest" in request:
-        return str(request["PutRequest"]["Item"][pk_name]["S"])
-    return str(request["DeleteRequest"]["Key"][pk_name]["S"])
+        Raises:
+            CorruptItemError: An item cannot be read (the iteration stops there).
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"items: prefix must be a str, not {type(prefix).__name__}")
+        config, at = self.config, now()
+        async for user, item in self._pages("items", prefix or "", with_values=True, expired=False):
+            try:
+                if is_expired(item, config, at):
+                    continue
+                yield StoredItem(
+                    user,
+                    decode_value(item, config),
+                    expiry_seconds(item, config),
+                    version_of(item, config),
+                )
+            except CorruptItemError as exc:
+                raise self._corrupt("items", user, exc.reason or "") from None

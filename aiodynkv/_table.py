@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-
-import botocore.exceptions as bex
 
 from aiodynkv._errors import KVConfigError, KVError, KVTimeoutError, TableNotFoundError, map_error
 from aiodynkv._protocol import Health
+from aiodynkv._transport.base import ServiceError
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
     from aiodynkv._telemetry import Telemetry
+
+#: A transport's `send`: DynamoDB action and request in, response out.
+Send = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 __all__ = ["describe_table", "ensure_table", "probe_health"]
 
@@ -23,13 +26,11 @@ _NO_TTL_API = frozenset({"UnknownOperationException"})
 
 
 def _code(exc: BaseException) -> str:
-    if isinstance(exc, bex.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
+    return exc.code if isinstance(exc, ServiceError) else ""
 
 
 async def describe_table(
-    client: Any, config: KVConfig, tel: Telemetry, operation: str, *, missing_ok: bool = False
+    send: Send, config: KVConfig, tel: Telemetry, operation: str, *, missing_ok: bool = False
 ) -> Any:
     """DescribeTable, traced; raises the mapped `KVError`.
 
@@ -37,7 +38,7 @@ async def describe_table(
     """
     with tel.operation(operation, "DescribeTable") as op:
         try:
-            response = await client.describe_table(TableName=config.table)
+            response = await send("DescribeTable", {"TableName": config.table})
         except Exception as exc:
             error = map_error(exc, operation=operation, table=config.table, key=None)
             if missing_ok and isinstance(error, TableNotFoundError):
@@ -48,7 +49,7 @@ async def describe_table(
         return response["Table"]
 
 
-async def ensure_table(client: Any, config: KVConfig, tel: Telemetry) -> None:
+async def ensure_table(send: Send, config: KVConfig, tel: Telemetry) -> None:
     """Create the table if it is missing, wait until ACTIVE, and enable TTL.
 
     Safe to call twice and from several processes at once: a concurrent
@@ -59,30 +60,33 @@ async def ensure_table(client: Any, config: KVConfig, tel: Telemetry) -> None:
         KVTimeoutError: The table did not become ACTIVE within ``table_wait_timeout``.
         KVError: Any other failure, mapped.
     """
-    table = await describe_table(client, config, tel, "ensure_table", missing_ok=True)
+    table = await describe_table(send, config, tel, "ensure_table", missing_ok=True)
     if table is None:
-        table = await _create(client, config, tel)
+        table = await _create(send, config, tel)
     _check_schema(table, config)
     if table.get("TableStatus") != "ACTIVE":
-        await _wait_active(client, config, tel)
-    await _enable_ttl(client, config, tel)
+        await _wait_active(send, config, tel)
+    await _enable_ttl(send, config, tel)
 
 
-async def _create(client: Any, config: KVConfig, tel: Telemetry) -> Any:
+async def _create(send: Send, config: KVConfig, tel: Telemetry) -> Any:
     with tel.operation("ensure_table", "CreateTable") as op:
         try:
-            response = await client.create_table(
-                TableName=config.table,
-                AttributeDefinitions=[
-                    {"AttributeName": config.partition_key, "AttributeType": "S"}
-                ],
-                KeySchema=[{"AttributeName": config.partition_key, "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
+            response = await send(
+                "CreateTable",
+                {
+                    "TableName": config.table,
+                    "AttributeDefinitions": [
+                        {"AttributeName": config.partition_key, "AttributeType": "S"}
+                    ],
+                    "KeySchema": [{"AttributeName": config.partition_key, "KeyType": "HASH"}],
+                    "BillingMode": "PAY_PER_REQUEST",
+                },
             )
         except Exception as exc:
             if _code(exc) == "ResourceInUseException":  # another process created it first
                 op.outcome = "exists"
-                return await describe_table(client, config, tel, "ensure_table")
+                return await describe_table(send, config, tel, "ensure_table")
             raise map_error(exc, operation="ensure_table", table=config.table, key=None) from exc
         op.observe(response)
         return response["TableDescription"]
@@ -99,10 +103,10 @@ def _check_schema(table: Any, config: KVConfig) -> None:
         )
 
 
-async def _wait_active(client: Any, config: KVConfig, tel: Telemetry) -> None:
+async def _wait_active(send: Send, config: KVConfig, tel: Telemetry) -> None:
     deadline = time.monotonic() + config.table_wait_timeout
     while True:
-        table = await describe_table(client, config, tel, "ensure_table")
+        table = await describe_table(send, config, tel, "ensure_table")
         if table.get("TableStatus") == "ACTIVE":
             return
         if time.monotonic() >= deadline:
@@ -115,12 +119,18 @@ async def _wait_active(client: Any, config: KVConfig, tel: Telemetry) -> None:
         await asyncio.sleep(_POLL_SECONDS)
 
 
-async def _enable_ttl(client: Any, config: KVConfig, tel: Telemetry) -> None:
+async def _enable_ttl(send: Send, config: KVConfig, tel: Telemetry) -> None:
     with tel.operation("ensure_table", "UpdateTimeToLive") as op:
         try:
-            response = await client.update_time_to_live(
-                TableName=config.table,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": config.ttl_attribute},
+            response = await send(
+                "UpdateTimeToLive",
+                {
+                    "TableName": config.table,
+                    "TimeToLiveSpecification": {
+                        "Enabled": True,
+                        "AttributeName": config.ttl_attribute,
+                    },
+                },
             )
         except Exception as exc:
             code = _code(exc)
@@ -137,23 +147,24 @@ async def _enable_ttl(client: Any, config: KVConfig, tel: Telemetry) -> None:
         op.observe(response)
 
 
-async def probe_health(client: Any, config: KVConfig, tel: Telemetry) -> Health:
+async def probe_health(send: Send | None, config: KVConfig, tel: Telemetry) -> Health:
     """DescribeTable within ``connect_timeout + read_timeout``; UP only when ACTIVE.
 
-    Never raises: any failure is a DOWN report naming the error.
+    Never raises: any failure is a DOWN report naming the error. The details name
+    the table, region, status, latency and item count, never the endpoint or
+    credentials. ``item_count`` is DynamoDB's figure, refreshed about every six hours.
     """
     details: dict[str, Any] = {
         "table": config.table,
         "region": config.effective_region,
-        "endpoint": config.endpoint or f"https://{config.server_address[0]}",
         "table_status": None,
     }
     start = time.perf_counter()
     try:
-        if client is None:
+        if send is None:
             raise KVError("health: the store is not open", operation="health", table=config.table)
         table = await asyncio.wait_for(
-            describe_table(client, config, tel, "health"),
+            describe_table(send, config, tel, "health"),
             timeout=config.connect_timeout + config.read_timeout,
         )
     except Exception as exc:  # noqa: BLE001 (health reports every failure instead of raising)

@@ -1,19 +1,29 @@
-"""The one place that touches OpenTelemetry and structlog.
+"""Spans, metrics and log events of every store operation (OpenTelemetry and structlog).
 
 Each store operation runs inside ``with telemetry.operation(...) as op:``, which
-gives it one CLIENT span (current during the SDK call, so botocore's own spans
+gives it one CLIENT span (current during the request, so botocore's own spans
 nest under it), one point of the ``db.client.operation.duration`` histogram and
-one structlog event, all carrying the same attribute values. Consumed capacity
-and SDK retries read from the response become counters.
+one log event, all carrying the same attribute values. Consumed capacity and
+retries read from the response become counters. (`aiodynkv._coalesce` also
+links spans, through the OpenTelemetry API.)
 
-Nothing is configured here: without an SDK the API calls are no-ops, and
-without ``structlog.configure`` successful calls log nothing.
+Nothing is configured here: without an SDK the API calls are no-ops. Log events
+go to the logger in ``KVConfig.logger``; else to structlog's ``aiodynkv`` logger
+once the application has called ``structlog.configure``; else to the standard
+library's ``logging.getLogger("aiodynkv")``, which has a `logging.NullHandler`,
+so the library prints nothing until the application configures logging.
+
+Levels: DEBUG for every completed call and expected outcome (a miss, a failed
+condition); INFO for a failure raised to the caller (the caller decides whether
+it is an error); WARNING only for what the caller cannot see (requests retried,
+coalescing turned off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -25,6 +35,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from aiodynkv._errors import ConditionFailedError, KeyNotFoundError, KVError
+from aiodynkv._version import __version__
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
@@ -35,12 +46,31 @@ DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 _READS = frozenset({"GetItem", "BatchGetItem", "Scan", "Query", "DescribeTable"})
 _SCOPE = "aiodynkv"
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.28.0"
+_STDLIB = logging.getLogger(_SCOPE)
+_STDLIB.addHandler(logging.NullHandler())
 
 
-def _version() -> str:
-    from aiodynkv import __version__
+class _StdlibEvents:
+    """structlog's calling convention (`event`, then fields) on the ``aiodynkv`` logger."""
 
-    return __version__
+    __slots__ = ()
+
+    def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        if _STDLIB.isEnabledFor(level):
+            text = " ".join(f"{name}={value!r}" for name, value in fields.items())
+            _STDLIB.log(level, "%s %s", event, text, extra={"aiodynkv": fields})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields)
+
+
+_STDLIB_EVENTS = _StdlibEvents()
 
 
 class Telemetry:
@@ -55,15 +85,13 @@ class Telemetry:
         "_retries",
         "_span_attrs",
         "config",
-        "log_keys",
-        "trace_keys",
+        "expose_keys",
     )
 
     def __init__(self, config: KVConfig) -> None:
         self.config = config
-        self.trace_keys = config.trace_keys
-        self.log_keys = config.log_keys
-        version = _version()
+        self.expose_keys = config.expose_keys
+        version = __version__
         provider = config.tracer_provider or trace.get_tracer_provider()
         self._base = provider.get_tracer(_SCOPE, version, schema_url=_SCHEMA_URL)
         meter = (config.meter_provider or metrics.get_meter_provider()).get_meter(
@@ -91,12 +119,20 @@ class Telemetry:
 
     @property
     def logger(self) -> Any:
-        """The injected logger, else structlog's ``aiodynkv`` logger."""
-        return self._logger if self._logger is not None else structlog.get_logger(_SCOPE)
+        """The injected logger, else structlog's once configured, else the stdlib one."""
+        if self._logger is not None:
+            return self._logger
+        if structlog.is_configured():
+            return structlog.get_logger(_SCOPE)
+        return _STDLIB_EVENTS
 
     def logs_events(self) -> bool:
-        """Whether debug events go anywhere: an injected logger or a configured structlog."""
-        return self._logger is not None or structlog.is_configured()
+        """Whether debug events go anywhere (skips building them when not)."""
+        return (
+            self._logger is not None
+            or structlog.is_configured()
+            or _STDLIB.isEnabledFor(logging.DEBUG)
+        )
 
     def span_attributes(self, operation: str, dynamo_op: str) -> dict[str, Any]:
         """Constant span attributes of an operation (cached; never mutate the result)."""
@@ -208,11 +244,11 @@ class Operation:
     def __enter__(self) -> Operation:
         tel = self.tel
         attrs = tel.span_attributes(self.name, self.dynamo_op)
-        if self.batch_size is not None or (self.key is not None and tel.trace_keys):
+        if self.batch_size is not None or (self.key is not None and tel.expose_keys):
             attrs = dict(attrs)
             if self.batch_size is not None:
                 attrs["db.operation.batch.size"] = self.batch_size
-            if self.key is not None and tel.trace_keys:
+            if self.key is not None and tel.expose_keys:
                 attrs["aiodynkv.key"] = self.key
         self.span = tel._base.start_span(
             f"{self.dynamo_op} {tel.config.table}",
@@ -245,7 +281,7 @@ class Operation:
         if meta:
             self.retries += int(meta.get("RetryAttempts", 0) or 0)
 
-    def __exit__(
+    def __exit__(  # noqa: PLR0912 (one place decides outcome, metrics, span and log)
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -256,6 +292,8 @@ class Operation:
         span = self.span
         error_type: str | None = None
         if exc is not None:
+            if isinstance(exc, KVError) and tel.expose_keys:
+                exc.show_key = True
             if isinstance(exc, KeyNotFoundError):
                 self.outcome = "miss"
             elif isinstance(exc, ConditionFailedError):
@@ -276,7 +314,7 @@ class Operation:
             if error_type is not None and exc is not None:
                 reason = _describe(exc)
                 span.set_attribute("error.type", error_type)
-                if tel.trace_keys:
+                if tel.expose_keys:
                     span.record_exception(exc)
                 else:  # the exception's message names the key; record the reason only
                     span.add_event(
@@ -316,14 +354,15 @@ class Operation:
             fields["retries"] = self.retries
         if self.batch_size is not None:
             fields["batch_size"] = self.batch_size
-        if self.key is not None and tel.log_keys:
+        if self.key is not None and tel.expose_keys:
             fields["key"] = self.key
         event = f"aiodynkv.{self.name}"
         if error_type is not None and not cancelled:
-            tel.logger.error(event, error_type=error_type, error=_describe(exc), **fields)
+            # Raised to the caller, who decides whether it is an error.
+            tel.logger.info(event, error_type=error_type, error=_describe(exc), **fields)
         elif self.retries:
             tel.logger.warning(event, **fields)
-        elif tel.logs_events():
+        else:
             tel.logger.debug(event, **fields)
 
 

@@ -107,7 +107,7 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     async def factory(**fields: Any) -> Any:
         if isinstance(admin, InMemoryKV):
             store: Any = InMemoryKV(admin.config.replace(**fields))
-            store._shared.items = admin._shared.items  # same data, other settings
+            store._core.items = admin._core.items  # same data, other settings
         else:
             store = AsyncDynamoKV(admin.config, **fields)
         await store.open()
@@ -131,7 +131,7 @@ async def store(make_store: StoreFactory) -> KVStore:
 async def raw_item(store: Any, stored_key: str) -> Item | None:
     """The item as the backend holds it, expired or not (bypasses the store's filtering)."""
     if isinstance(store, InMemoryKV):
-        return store._shared.items.get(stored_key)
+        return store._core.items.get(stored_key)
     response = await store.client.get_item(
         TableName=store.config.table,
         Key={store.config.partition_key: {"S": stored_key}},
@@ -144,6 +144,6 @@ async def raw_item(store: Any, stored_key: str) -> Item | None:
 async def put_raw(store: Any, item: Item) -> None:
     """Write an item as another program (GoFr, an older aiodynkv) would have."""
     if isinstance(store, InMemoryKV):
-        store._shared.items[item[store.config.partition_key]["S"]] = item
+        store._core.items[item[store.config.partition_key]["S"]] = item
         return
     await store.client.put_item(TableName=store.config.table, Item=item)

@@ -1,54 +1,64 @@
 """`InMemoryKV`: the `KVStore` protocol in a dict, with the same semantics as `AsyncDynamoKV`.
 
 Items are kept in DynamoDB's attribute form and go through the same codec,
-key rules, size checks, version rules and errors as the real store, so a unit
-test that passes here behaves the same against DynamoDB. The contract suite in
+key rules, argument checks, size checks, expiry and version rules and errors as
+the real store (most of it inherited from the same base), so a unit test that
+passes here behaves the same against DynamoDB. The contract suite in
 ``tests/integration/test_contract.py`` runs on both to prove it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from aiodynkv._args import (
+    check_conditions,
+    check_delta,
+    check_version,
+    key_list,
+    pair_of,
+    ttl_seconds,
+)
+from aiodynkv._base import BaseStore, StoredItem
 from aiodynkv._codec import (
+    EXPIRY_MS,
     MAX_COUNTER,
     Item,
     build_item,
-    check_conditions,
-    check_delta,
+    decode_many,
     decode_value,
-    expiry_of,
+    expiry_ms_of,
+    expiry_seconds,
     is_expired,
-    key_list,
+    new_token,
     new_version,
-    pair_of,
+    now,
+    remaining_seconds,
+    version_of,
 )
 from aiodynkv._config import KVConfig
-from aiodynkv._derived import DerivedOps
-from aiodynkv._errors import (
-    ConditionFailedError,
-    KeyNotFoundError,
-    KVValidationError,
-    StoreClosedError,
-    WrongTypeError,
-)
+from aiodynkv._core import State
+from aiodynkv._errors import CorruptItemError, KVValidationError, StoreClosedError
 from aiodynkv._keys import KeyCodec
-from aiodynkv._protocol import MISSING, TTL, Health, Value
+from aiodynkv._protocol import TTL, Health, Value
 
 __all__ = ["InMemoryKV"]
 
 
-class _Shared:
+class _MemoryCore:
+    """What an in-memory store and its views share: config, state, the items."""
+
+    __slots__ = ("config", "items", "state")
+
     def __init__(self, config: KVConfig) -> None:
         self.config = config
         self.items: dict[str, Item] = {}
-        self.state = "unopened"
+        self.state = State.UNOPENED
 
 
-class InMemoryKV(DerivedOps):
+class InMemoryKV(BaseStore):
     """An in-memory `KVStore` for unit tests, with `AsyncDynamoKV`'s exact semantics.
 
     Like the real store it must be opened (``async with InMemoryKV() as kv``) and
@@ -59,29 +69,21 @@ class InMemoryKV(DerivedOps):
         **fields: `KVConfig` fields, on top of `config`.
     """
 
-    __slots__ = ("_keys", "_shared", "_view")
+    __slots__ = ()
 
     def __init__(self, config: KVConfig | None = None, /, **fields: Any) -> None:
-        if config is None:
-            config = KVConfig(**{"table": "memory", **fields})
-        elif fields:
-            config = config.replace(**fields)
-        self._shared = _Shared(config)
+        config = self._merge(config, {"table": "memory"}, fields)
+        self._core = _MemoryCore(config)
         self._keys = KeyCodec(config.namespace)
         self._view = False
 
     @property
-    def config(self) -> KVConfig:
-        """The store's configuration."""
-        return self._shared.config
-
-    @property
     def is_open(self) -> bool:
         """True between `open` and `aclose`."""
-        return self._shared.state == "open"
+        return bool(self._core.state is State.OPEN)
 
     def __repr__(self) -> str:
-        return f"<InMemoryKV table={self.config.table!r} items={len(self._shared.items)}>"
+        return f"<InMemoryKV table={self.config.table!r} items={len(self._core.items)}>"
 
     async def open(self) -> InMemoryKV:
         """Open the store (once).
@@ -95,30 +97,20 @@ class InMemoryKV(DerivedOps):
         if self._view:
             self._check("open")
             return self
-        if self._shared.state != "unopened":
+        if self._core.state is not State.UNOPENED:
             raise StoreClosedError(
-                f"store for table {self.config.table!r} was already "
-                f"{'opened' if self._shared.state == 'open' else 'closed'}; create a new one",
+                f"open: the store for table {self.config.table!r} was already "
+                f"{'opened' if self._core.state is State.OPEN else 'closed'}; create a new one",
+                operation="open",
                 table=self.config.table,
             )
-        self._shared.state = "open"
+        self._core.state = State.OPEN
         return self
 
     async def aclose(self) -> None:
         """Close the store (a view: nothing). Idempotent; `dump` still reads the data."""
         if not self._view:
-            self._shared.state = "closed"
-
-    def namespace(self, name: str) -> InMemoryKV:
-        """A view whose keys live in namespace `name`, sharing this store's data."""
-        view = object.__new__(InMemoryKV)
-        view._shared = self._shared
-        view._view = True
-        try:
-            view._keys = KeyCodec(name)
-        except ValueError as exc:
-            raise KVValidationError(f"namespace: {exc}") from None
-        return view
+            self._core.state = State.CLOSED
 
     async def ensure_table(self) -> None:
         """Nothing to create in memory."""
@@ -130,12 +122,11 @@ class InMemoryKV(DerivedOps):
         details: dict[str, Any] = {
             "table": self.config.table,
             "region": "memory",
-            "endpoint": None,
             "table_status": "ACTIVE" if up else None,
             "latency_ms": 0.0,
         }
         if up:
-            details["item_count"] = len(self._shared.items)
+            details["item_count"] = len(self._core.items)
         else:
             details["error"] = "StoreClosedError"
             details["message"] = "health: the store is not open"
@@ -143,21 +134,26 @@ class InMemoryKV(DerivedOps):
 
     def dump(self) -> dict[str, Value]:
         """Every unexpired item of this namespace, for assertions in tests."""
-        now = time.time()
+        at = now()
         out: dict[str, Value] = {}
-        for stored, item in self._shared.items.items():
+        for stored, item in self._core.items.items():
             user = self._keys.decode(stored)
-            if user is not None and not is_expired(item, self.config.ttl_attribute, now):
-                out[user] = decode_value(item, self.config.value_attribute)
+            if user is not None and not is_expired(item, self.config, at):
+                out[user] = decode_value(item, self.config)
         return out
 
-    # -- helpers -------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------
 
     def _check(self, operation: str) -> None:
-        if self._shared.state != "open":
+        state = self._core.state
+        if state is not State.OPEN:
+            hint = (
+                "use `async with InMemoryKV()` or `await kv.open()`"
+                if state is State.UNOPENED
+                else "create a new store"
+            )
             raise StoreClosedError(
-                f"{operation}: the store is {self._shared.state}; "
-                "use `async with InMemoryKV()` or `await kv.open()`",
+                f"{operation}: the store is {state.value}; {hint}",
                 operation=operation,
                 table=self.config.table,
             )
@@ -167,78 +163,73 @@ class InMemoryKV(DerivedOps):
         self._check(operation)
         return stored
 
-    def _live(self, stored: str) -> Item | None:
-        item = self._shared.items.get(stored)
-        if item is None or is_expired(item, self.config.ttl_attribute, time.time()):
-            return None
+    def _live(self, stored: str, key: str, operation: str) -> Item | None:
+        item = self._core.items.get(stored)
+        try:
+            if item is None or is_expired(item, self.config, now()):
+                return None
+        except CorruptItemError as exc:
+            raise self._corrupt(operation, key, exc.reason or "") from None
         return item
 
-    def _version(self, item: Item | None) -> int | None:
+    def _version(self, item: Item | None, key: str, operation: str) -> int | None:
         if item is None:
             return None
-        version = item.get(self.config.version_attribute)
-        return int(version["N"]) if version else 0
+        try:
+            return version_of(item, self.config)
+        except CorruptItemError as exc:
+            raise self._corrupt(operation, key, exc.reason or "") from None
 
-    def _next_version(self, stored: str) -> int:
-        current = self._version(self._shared.items.get(stored))
+    def _next_version(self, stored: str, key: str, operation: str) -> int:
+        current = self._version(self._core.items.get(stored), key, operation)
         return new_version() if current is None else current + 1
 
-    def _not_found(self, key: str, operation: str) -> KeyNotFoundError:
-        return KeyNotFoundError(
-            f"{operation}: key {key!r} not found in table {self.config.table!r}",
-            operation=operation,
-            table=self.config.table,
-            key=key,
-        )
+    def _value(self, item: Item, key: str, operation: str) -> Value:
+        try:
+            return decode_value(item, self.config)
+        except CorruptItemError as exc:
+            raise self._corrupt(operation, key, exc.reason or "") from None
 
-    def _conflict(self, key: str, stored: str, operation: str) -> ConditionFailedError:
-        current = self._version(self._live(stored))
-        return ConditionFailedError(
-            f"{operation}: version condition failed for key {key!r} in table "
-            f"{self.config.table!r} (current version: {current})",
-            current_version=current,
-            operation=operation,
-            table=self.config.table,
-            key=key,
-            reason="ConditionalCheckFailedException: The conditional request failed",
-        )
+    def _expire_parts(self, item: Item, expires_ms: int | None) -> None:
+        ttl_attribute = self.config.ttl_attribute
+        if expires_ms is None:
+            item.pop(ttl_attribute, None)
+            item.pop(EXPIRY_MS, None)
+        else:
+            item[ttl_attribute] = {"N": str(-(-expires_ms // 1000))}
+            item[EXPIRY_MS] = {"N": str(expires_ms)}
 
-    # -- reads ---------------------------------------------------------------
+    # -- reads -------------------------------------------------------------------
 
-    async def get(self, key: str, default: Any = MISSING) -> Any:
-        """See `AsyncDynamoKV.get`."""
-        item = self._live(self._stored(key, "get"))
+    async def _get(self, key: str) -> Value | None:
+        item = self._live(self._stored(key, "get"), key, "get")
         await asyncio.sleep(0)
-        if item is None:
-            if default is MISSING:
-                raise self._not_found(key, "get")
-            return default
-        return decode_value(item, self.config.value_attribute)
+        return None if item is None else self._value(item, key, "get")
 
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """See `AsyncDynamoKV.get_with_version`."""
-        item = self._live(self._stored(key, "get_with_version"))
+        item = self._live(self._stored(key, "get_with_version"), key, "get_with_version")
         await asyncio.sleep(0)
         if item is None:
             raise self._not_found(key, "get_with_version")
-        return decode_value(item, self.config.value_attribute), self._version(item) or 0
+        value = self._value(item, key, "get_with_version")
+        return value, self._version(item, key, "get_with_version") or 0
 
     async def exists(self, key: str) -> bool:
         """See `AsyncDynamoKV.exists`."""
-        item = self._live(self._stored(key, "exists"))
+        item = self._live(self._stored(key, "exists"), key, "exists")
         await asyncio.sleep(0)
         return item is not None
 
     async def ttl(self, key: str) -> float | None:
         """See `AsyncDynamoKV.ttl`."""
-        item = self._live(self._stored(key, "ttl"))
+        item = self._live(self._stored(key, "ttl"), key, "ttl")
         await asyncio.sleep(0)
         if item is None:
             raise self._not_found(key, "ttl")
-        expires = item.get(self.config.ttl_attribute)
-        return None if expires is None else max(0.0, float(expires["N"]) - time.time())
+        return remaining_seconds(item, self.config, now())
 
-    # -- writes --------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------
 
     async def set(
         self,
@@ -252,52 +243,51 @@ class InMemoryKV(DerivedOps):
         """See `AsyncDynamoKV.set`."""
         stored = self._keys.encode(key, "set", self.config.table)
         check_conditions(if_absent, if_version, "set")
-        expires = expiry_of(ttl, "set")
-        item = build_item(self.config, stored, value, expires, new_version(), "set", key)
+        seconds = ttl_seconds(ttl, "set")
+        at = now()
+        item = build_item(
+            self.config, stored, value, expiry_ms_of(seconds, at), 0, new_token(), "set", key
+        )
         self._check("set")
         await asyncio.sleep(0)
-        live = self._live(stored)
+        live = self._live(stored, key, "set")
         if if_absent and live is not None:
             return False
-        if if_version is not None and (live is None or self._version(live) != if_version):
-            raise self._conflict(key, stored, "set")
-        item[self.config.version_attribute] = {"N": str(self._next_version(stored))}
-        self._shared.items[stored] = item
+        if if_version is not None:
+            current = self._version(live, key, "set")
+            if current != if_version:
+                raise self._conflict(key, "set", current, None)
+        item[self.config.version_attribute] = {"N": str(self._next_version(stored, key, "set"))}
+        self._core.items[stored] = item
         return True
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """See `AsyncDynamoKV.delete`."""
         stored = self._stored(key, "delete")
-        check_conditions(False, if_version, "delete")
+        if if_version is not None:
+            check_version(if_version, "delete")
         await asyncio.sleep(0)
-        live = self._live(stored)
-        if if_version is not None and (live is None or self._version(live) != if_version):
-            raise self._conflict(key, stored, "delete")
-        self._shared.items.pop(stored, None)
+        live = self._live(stored, key, "delete")
+        if if_version is not None:
+            current = self._version(live, key, "delete")
+            if current != if_version:
+                raise self._conflict(key, "delete", current, None)
+        self._core.items.pop(stored, None)
         return live is not None
 
-    async def _update_existing(self, key: str, operation: str, expires: int | None) -> bool:
+    async def _update_existing(self, key: str, operation: str, seconds: float | None) -> bool:
         stored = self._stored(key, operation)
         await asyncio.sleep(0)
-        live = self._live(stored)
+        live = self._live(stored, key, operation)
         if live is None:
             return False
-        ttl_attribute = self.config.ttl_attribute
-        if expires is None:
-            live.pop(ttl_attribute, None)
-        else:
-            live[ttl_attribute] = {"N": str(expires)}
-        live[self.config.version_attribute] = {"N": str(self._next_version(stored))}
+        self._expire_parts(live, expiry_ms_of(seconds, now()))
+        live[self.config.version_attribute] = {"N": str(self._next_version(stored, key, operation))}
         return True
 
     async def expire(self, key: str, ttl: TTL) -> bool:
         """See `AsyncDynamoKV.expire`."""
-        expires = expiry_of(ttl, "expire")
-        if expires is None:
-            raise KVValidationError(
-                "expire: ttl must not be None (use persist)", operation="expire"
-            )
-        return await self._update_existing(key, "expire", expires)
+        return await self._update_existing(key, "expire", ttl_seconds(ttl, "expire", required=True))
 
     async def persist(self, key: str) -> bool:
         """See `AsyncDynamoKV.persist`."""
@@ -307,44 +297,59 @@ class InMemoryKV(DerivedOps):
         """See `AsyncDynamoKV.incr`."""
         stored = self._stored(key, "incr")
         check_delta(delta, "incr")
-        expires = expiry_of(ttl, "incr")
+        seconds = ttl_seconds(ttl, "incr")
         await asyncio.sleep(0)
         config = self.config
-        live = self._live(stored)
-        old = self._shared.items.get(stored)
+        live = self._live(stored, key, "incr")
         if live is None:
             total = delta
             item: Item = {config.partition_key: {"S": stored}}
         else:
-            current = live[config.value_attribute]
-            if "N" not in current:
-                raise WrongTypeError(
-                    f"incr: the value at key {key!r} is not a counter",
-                    operation="incr",
-                    table=config.table,
-                    key=key,
-                    reason="ValidationException: An operand in the update expression has an "
+            current = live.get(config.value_attribute)
+            if not isinstance(current, dict) or "N" not in current:
+                raise self._wrong_type(
+                    key,
+                    "ValidationException: An operand in the update expression has an "
                     "incorrect data type",
                 )
-            total = int(current["N"]) + delta
+            number = self._value(live, key, "incr")
+            if not isinstance(number, int):  # pragma: no cover - decode_value gives int for N
+                raise self._corrupt("incr", key, "the value is not a counter")
+            total = number + delta
             item = dict(live)
         if abs(total) > MAX_COUNTER:
             raise KVValidationError(
-                f"incr: counter at key {key!r} would exceed DynamoDB's 38 digits",
+                "incr: the counter would exceed DynamoDB's 38 digits",
                 operation="incr",
                 table=config.table,
                 key=key,
             )
+        version = self._next_version(stored, key, "incr")
+        if live is None:
+            self._expire_parts(item, None)  # an expired counter restarts without expiry
+        if seconds is not None:
+            self._expire_parts(item, expiry_ms_of(seconds, now()))
         item[config.value_attribute] = {"N": str(total)}
-        item[config.version_attribute] = {"N": str(self._next_version(stored))}
-        if expires is not None:
-            item[config.ttl_attribute] = {"N": str(expires)}
-        elif live is None and old is not None:
-            item.pop(config.ttl_attribute, None)  # an expired counter restarts without expiry
-        self._shared.items[stored] = item
+        item[config.version_attribute] = {"N": str(version)}
+        self._core.items[stored] = item
         return total
 
-    # -- batches -------------------------------------------------------------
+    async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None:
+        """See `AsyncDynamoKV.set_counter`."""
+        stored = self._stored(key, "set_counter")
+        check_delta(number, "set_counter", "number")
+        seconds = ttl_seconds(ttl, "set_counter")
+        await asyncio.sleep(0)
+        config = self.config
+        item: Item = {
+            config.partition_key: {"S": stored},
+            config.value_attribute: {"N": str(number)},
+            config.version_attribute: {"N": str(self._next_version(stored, key, "set_counter"))},
+        }
+        self._expire_parts(item, expiry_ms_of(seconds, now()))
+        self._core.items[stored] = item
+
+    # -- batches -----------------------------------------------------------------
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
         """See `AsyncDynamoKV.get_many`."""
@@ -354,11 +359,11 @@ class InMemoryKV(DerivedOps):
         }
         self._check("get_many")
         await asyncio.sleep(0)
-        out: dict[str, Value] = {}
-        for stored, key in wanted.items():
-            item = self._live(stored)
-            if item is not None:
-                out[key] = decode_value(item, self.config.value_attribute)
+        items = self._core.items
+        pairs = ((key, items[pk]) for pk, key in wanted.items() if pk in items)
+        out, corrupt = decode_many(pairs, self.config, now())
+        if corrupt:
+            raise self._corrupt_many(out, corrupt, len(wanted))
         return out
 
     async def set_many(
@@ -368,18 +373,19 @@ class InMemoryKV(DerivedOps):
         ttl: TTL | None = None,
     ) -> None:
         """See `AsyncDynamoKV.set_many`."""
-        expires = expiry_of(ttl, "set_many")
-        version = new_version()
+        seconds = ttl_seconds(ttl, "set_many")
+        expires_ms = expiry_ms_of(seconds, now())
+        token = new_token()
         staged: dict[str, Item] = {}
         for pair in items.items() if isinstance(items, Mapping) else items:
             key, value = pair_of(pair)
             stored = self._keys.encode(key, "set_many", self.config.table)
             staged[stored] = build_item(
-                self.config, stored, value, expires, version, "set_many", key
+                self.config, stored, value, expires_ms, new_version(), token, "set_many", key
             )
         self._check("set_many")
         await asyncio.sleep(0)
-        self._shared.items.update(staged)
+        self._core.items.update(staged)
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """See `AsyncDynamoKV.delete_many`."""
@@ -390,22 +396,34 @@ class InMemoryKV(DerivedOps):
         self._check("delete_many")
         await asyncio.sleep(0)
         for pk in stored:
-            self._shared.items.pop(pk, None)
+            self._core.items.pop(pk, None)
 
-    # -- listing -------------------------------------------------------------
+    # -- listing -----------------------------------------------------------------
 
-    async def keys(self, prefix: str | None = None) -> AsyncIterator[str]:
-        """See `AsyncDynamoKV.keys`."""
-        if prefix is not None and not isinstance(prefix, str):
-            raise TypeError(f"keys: prefix must be a str, not {type(prefix).__name__}")
+    async def _scan(self, prefix: str, *, expired: bool) -> AsyncIterator[str]:
         self._check("keys")
-        now = time.time()
-        for stored, item in list(self._shared.items.items()):
+        for stored in list(self._core.items):
             user = self._keys.decode(stored)
-            if (
-                user is not None
-                and user.startswith(prefix or "")
-                and not is_expired(item, self.config.ttl_attribute, now)
-            ):
+            if user is None or not user.startswith(prefix):
+                continue
+            if expired or self._live(stored, user, "keys") is not None:
                 yield user
         await asyncio.sleep(0)
+
+    async def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]:
+        """See `AsyncDynamoKV.items`."""
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"items: prefix must be a str, not {type(prefix).__name__}")
+        async for user in self._scan(prefix or "", expired=False):
+            item = self._core.items.get(self._keys.prefix + user)
+            if item is None:  # pragma: no cover - deleted while iterating
+                continue
+            try:
+                yield StoredItem(
+                    user,
+                    decode_value(item, self.config),
+                    expiry_seconds(item, self.config),
+                    version_of(item, self.config),
+                )
+            except CorruptItemError as exc:
+                raise self._corrupt("items", user, exc.reason or "") from None

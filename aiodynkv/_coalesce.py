@@ -1,0 +1,203 @@
+"""Read coalescing: concurrent `get` calls of one store share BatchGetItem requests.
+
+Reads registered in the same event-loop turn (or within ``coalesce_window``) are
+sent together: a lone key as GetItem, several as BatchGetItem, with duplicates
+fetched once. Each caller gets its own result or its own exception; a cancelled
+caller leaves the others untouched. The shared request has its own span, linked
+to every caller's span. If the credentials may not call BatchGetItem, the
+coalescer falls back to GetItem for good.
+
+Nothing is shared between stores, loops or threads: each store has its own
+coalescer, and each flush runs in a fresh, empty `contextvars.Context` (so the
+shared span is not parented by whichever caller came first). Whatever happens
+to a flush, no caller waits longer than its own call's budget
+(``max_attempts x (connect_timeout + read_timeout)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from opentelemetry.trace import Link
+
+from aiodynkv import _requests as requests
+from aiodynkv._batch import MAX_GET_BATCH, read_items
+from aiodynkv._errors import (
+    AccessDeniedError,
+    KVError,
+    KVTimeoutError,
+    ThrottledError,
+    map_error,
+    rekey,
+)
+
+if TYPE_CHECKING:
+    from aiodynkv._codec import Item
+    from aiodynkv._core import Core
+    from aiodynkv._telemetry import Operation
+
+__all__ = ["ReadCoalescer"]
+
+# Slack on top of a call's own budget before a waiting get gives up on its flush.
+_BUDGET_SLACK = 1.0
+
+
+class _Waiter:
+    """One coalesced `get` waiting for its item."""
+
+    __slots__ = ("future", "key", "op")
+
+    def __init__(self, future: asyncio.Future[Item | None], key: str, op: Operation) -> None:
+        self.future = future
+        self.key = key
+        self.op = op
+
+
+class ReadCoalescer:
+    """Merges one store's concurrent `get` calls into BatchGetItem requests of up to 100 keys."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._pending: dict[str, list[_Waiter]] = {}
+        self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.enabled = True
+        config = core.config
+        self.budget = config.max_attempts * (config.connect_timeout + config.read_timeout)
+
+    async def get(self, stored: str, key: str, op: Operation) -> Item | None:
+        """The raw item at `stored` (expired ones included), or None when missing.
+
+        Raises:
+            KVTimeoutError: The shared request did not answer within this call's budget.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Item | None] = loop.create_future()
+        waiters = self._pending.get(stored)
+        if waiters is None:
+            self._pending[stored] = [_Waiter(future, key, op)]
+        else:
+            waiters.append(_Waiter(future, key, op))
+        if len(self._pending) >= MAX_GET_BATCH:
+            if self._handle is not None:
+                self._handle.cancel()
+            contextvars.Context().run(self._flush)
+        elif self._handle is None:
+            window = self._core.config.coalesce_window
+            context = contextvars.Context()
+            if window:
+                self._handle = loop.call_later(window, self._flush, context=context)
+            else:
+                self._handle = loop.call_soon(self._flush, context=context)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.budget + _BUDGET_SLACK)
+        except asyncio.TimeoutError:
+            future.cancel()
+            raise KVTimeoutError(
+                f"get on table {self._core.config.table!r} failed: the shared read did not "
+                f"answer within {self.budget} s (max_attempts x (connect_timeout + read_timeout))",
+                operation="get",
+                table=self._core.config.table,
+                key=key,
+                reason="coalesced read timed out",
+            ) from None
+
+    def _flush(self) -> None:
+        self._handle = None
+        pending, self._pending = self._pending, {}
+        try:
+            task = asyncio.ensure_future(self._fetch(pending))
+        except BaseException as exc:  # every caller gets the failure, none waits forever
+            _fail(pending.values(), exc)
+            raise
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self, pending: dict[str, list[_Waiter]]) -> None:
+        live = {
+            stored: alive
+            for stored, waiters in pending.items()
+            if (alive := [w for w in waiters if not w.future.done()])
+        }
+        try:
+            if len(live) == 1 or not self.enabled:
+                await asyncio.gather(*(self._fetch_one(s, w) for s, w in live.items()))
+            elif live:
+                await self._fetch_many(live)
+        except BaseException as exc:
+            _fail(live.values(), exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _fetch_many(self, live: dict[str, list[_Waiter]]) -> None:
+        core = self._core
+        links = [Link(w.op.span.get_span_context()) for ws in live.values() for w in ws]
+        try:
+            with core.tel.operation("get", "BatchGetItem", batch_size=len(live), links=links) as op:
+                found, outcome = await read_items(core, op, list(live), coalesced=True)
+        except AccessDeniedError as exc:
+            if "BatchGetItem" not in str(exc.reason):
+                raise
+            self.enabled = False
+            core.tel.warn(
+                "aiodynkv.coalescing_disabled", table=core.config.table, reason=exc.reason
+            )
+            await asyncio.gather(*(self._fetch_one(s, w) for s, w in live.items()))
+            return
+        unprocessed = set(outcome.unprocessed)
+        for stored, waiters in live.items():
+            if stored in unprocessed:
+                deadline = core.config.max_attempts * core.config.read_timeout
+                _fail(
+                    [waiters],
+                    outcome.error
+                    or ThrottledError(
+                        f"BatchGetItem left the key unprocessed for {deadline} s "
+                        "(max_attempts x read_timeout)",
+                        operation="get",
+                        table=core.config.table,
+                        reason="UnprocessedKeys at the coalesced read's deadline",
+                    ),
+                )
+            else:
+                _resolve(waiters, found.get(stored))
+
+    async def _fetch_one(self, stored: str, waiters: list[_Waiter]) -> None:
+        core = self._core
+        first = waiters[0]
+        request = requests.get(core.config, stored, consistent=core.config.consistent_read)
+        try:
+            with core.tel.activate(first.op):
+                response = await core.send(first.op, "GetItem", request, first.key)
+        except Exception as exc:  # noqa: BLE001 (handed to each caller)
+            _fail([waiters], exc)
+            return
+        _resolve(waiters, response.get("Item"))
+
+
+def _resolve(waiters: list[_Waiter], item: Item | None) -> None:
+    for waiter in waiters:
+        if not waiter.future.done():
+            waiter.future.set_result(item)
+
+
+def _fail(groups: Iterable[list[_Waiter]], exc: BaseException) -> None:
+    """Give each caller its own exception, naming its own key."""
+    for waiters in groups:
+        for waiter in waiters:
+            if waiter.future.done():
+                continue
+            table = waiter.op.tel.config.table
+            if isinstance(exc, Exception):
+                error = map_error(exc, operation="get", table=table, key=waiter.key)
+            else:
+                error = KVError(
+                    f"get on table {table!r} failed: the shared read was cancelled",
+                    operation="get",
+                    table=table,
+                    reason="the shared read was cancelled",
+                )
+            waiter.future.set_exception(rekey(error, "get", waiter.key))

@@ -1,0 +1,273 @@
+"""A store's lifecycle: open and close, whole-operation accounting, loop checks, `send`.
+
+`Core` is what a store and its namespace views share. Every public operation is
+admitted as a whole (`Core.operation`): it is refused unless the store is open
+and used from the event loop that opened it, and `aclose` waits for admitted
+operations to finish, every request of a multi-request one included, up to
+``close_timeout``. Past that bound, batches are told to stop (`Core.abort`) and end
+with `BatchIncompleteError` naming what was done, unprocessed and in doubt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from aiodynkv import _table
+from aiodynkv._errors import KVConfigError, KVError, StoreClosedError, map_error
+from aiodynkv._telemetry import Operation, Telemetry
+from aiodynkv._transport.botocore import BotocoreTransport, new_client
+
+if TYPE_CHECKING:
+    from aiodynkv._coalesce import ReadCoalescer
+    from aiodynkv._config import KVConfig
+    from aiodynkv._transport.base import Transport
+
+__all__ = ["Core", "State"]
+
+# How long, past close_timeout, aclose lets stopped operations report before closing.
+_ABORT_GRACE = 2.0
+
+
+class State(enum.Enum):
+    """Where a store is in its life."""
+
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class _Admitted:
+    """One admitted operation: telemetry around it, and counted until it ends."""
+
+    __slots__ = ("_core", "_op")
+
+    def __init__(self, core: Core, op: Operation) -> None:
+        self._core = core
+        self._op = op
+
+    def __enter__(self) -> Operation:
+        self._core.admit(self._op.name)
+        return self._op.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._op.__exit__(exc_type, exc, tb)
+        finally:
+            self._core.release()
+
+
+class Core:
+    """Config, telemetry, client, transport and lifecycle of one store and its views."""
+
+    def __init__(self, config: KVConfig, client: Any) -> None:
+        self.config = config
+        self.tel = Telemetry(config)
+        self.state = State.UNOPENED
+        self.client: Any = client
+        self.owns_client = client is None
+        self.transport: Transport | None = None
+        self.coalescer: ReadCoalescer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.inflight = 0
+        self._stack = contextlib.AsyncExitStack()
+        self._idle: asyncio.Event | None = None
+        self._closed: asyncio.Event | None = None
+        #: Set when aclose's bound has passed: batches stop and report.
+        self.abort: asyncio.Event | None = None
+        # Requests wait here for a pooled connection, not inside aiohttp's pool, where
+        # the wait would count against connect_timeout and fail calls under load.
+        self._slots: asyncio.Semaphore | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def _refuse(self, operation: str) -> StoreClosedError:
+        state = self.state
+        if state is State.UNOPENED:
+            hint = "use `async with AsyncDynamoKV(...)` or `await kv.open()`"
+        else:
+            hint = "create a new store"
+        return StoreClosedError(
+            f"{operation}: the store is {state.value}; {hint}",
+            operation=operation,
+            table=self.config.table,
+        )
+
+    async def open(self) -> None:
+        """Create the client and transport (and the table with ``create_table``)."""
+        if self.state is not State.UNOPENED:
+            raise StoreClosedError(
+                f"open: the store for table {self.config.table!r} was already "
+                f"{'opened' if self.state is State.OPEN else 'closed'}; create a new one",
+                operation="open",
+                table=self.config.table,
+            )
+        self.loop = asyncio.get_running_loop()
+        self._idle, self._closed, self.abort = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._idle.set()
+        self._slots = asyncio.Semaphore(self.config.max_pool_connections)
+        try:
+            if self.client is None:
+                self.client = await self._enter_client()
+            self._adopt_region()
+            self.transport = await self._new_transport()
+            if self.config.coalesce_reads:
+                from aiodynkv._coalesce import ReadCoalescer
+
+                self.coalescer = ReadCoalescer(self)
+            self.state = State.OPEN
+            if self.config.create_table:
+                await _table.ensure_table(self.raw_send, self.config, self.tel)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _enter_client(self) -> Any:
+        import botocore.exceptions as bex
+
+        try:
+            return await self._stack.enter_async_context(new_client(self.config))
+        except bex.NoRegionError:
+            raise KVConfigError(
+                "region",
+                "no region configured: pass region=, set AIODYNKV_REGION, AWS_REGION or "
+                "AWS_DEFAULT_REGION, or set `region` for the profile in ~/.aws/config",
+            ) from None
+
+    async def _new_transport(self) -> Transport:
+        config = self.config
+        if config.transport == "botocore":
+            return BotocoreTransport(self.client)
+        from aiodynkv._transport.lean import LeanTransport
+        from aiodynkv._version import __version__
+
+        transport = LeanTransport.from_client(
+            self.client,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            max_attempts=config.max_attempts,
+            retry_mode=config.retry_mode,
+            max_pool_connections=config.max_pool_connections,
+            user_agent=f"aiodynkv/{__version__}",
+        )
+        self._stack.push_async_callback(transport.aclose)
+        return transport
+
+    def _adopt_region(self) -> None:
+        """Take the region the SDK resolved (from ~/.aws/config, say) into the config."""
+        region = getattr(getattr(self.client, "meta", None), "region_name", None)
+        if isinstance(region, str) and region and region != self.config.region:
+            self.config = self.config.replace(region=region)
+            self.tel = Telemetry(self.config)
+
+    async def close(self) -> None:
+        """Refuse new calls, wait for admitted ones (up to ``close_timeout``), close."""
+        if self.state is State.CLOSED:
+            return
+        if self.loop is not None and asyncio.get_running_loop() is not self.loop:
+            raise KVError(
+                "aclose: the store was opened on another event loop; close it from that loop",
+                operation="aclose",
+                table=self.config.table,
+            )
+        if self.state is State.CLOSING:
+            assert self._closed is not None  # noqa: S101 (set by open)
+            await self._closed.wait()
+            return
+        if self.state is State.OPEN:
+            self.state = State.CLOSING
+            await self._drain()
+        self.state = State.CLOSED
+        try:
+            await self._stack.aclose()
+        finally:
+            if self.owns_client:
+                self.client = None
+            if self._closed is not None:
+                self._closed.set()
+
+    async def _drain(self) -> None:
+        assert self._idle is not None  # noqa: S101 (set by open)
+        assert self.abort is not None  # noqa: S101 (set by open)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=self.config.close_timeout)
+            return
+        self.abort.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=_ABORT_GRACE)
+
+    def check_loop(self, operation: str) -> None:
+        """Raise unless called from the event loop that opened the store."""
+        if asyncio.get_running_loop() is not self.loop:
+            raise KVError(
+                f"{operation}: the store was opened on another event loop; "
+                "open one store per event loop",
+                operation=operation,
+                table=self.config.table,
+            )
+
+    def admit(self, operation: str) -> None:
+        """Count a whole operation in flight, if the store is open (`aclose` waits for it)."""
+        if self.state is not State.OPEN:
+            raise self._refuse(operation)
+        self.check_loop(operation)
+        self.inflight += 1
+        if self.inflight == 1:
+            assert self._idle is not None  # noqa: S101 (set by open)
+            self._idle.clear()
+
+    def release(self, *_: object) -> None:
+        """An admitted operation has ended."""
+        self.inflight -= 1
+        if not self.inflight and self._idle is not None:
+            self._idle.set()
+
+    def operation(
+        self,
+        name: str,
+        dynamo_op: str,
+        key: str | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> _Admitted:
+        """``with core.operation(...) as op:`` admits, traces, times and logs one operation."""
+        return _Admitted(self, self.tel.operation(name, dynamo_op, key, batch_size=batch_size))
+
+    # -- requests --------------------------------------------------------------
+
+    async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Send through the transport; failures stay transport errors (for `_table`)."""
+        if self.state is State.CLOSED or self.transport is None:
+            raise self._refuse(action)
+        assert self._slots is not None  # noqa: S101 (set by open)
+        async with self._slots:
+            return await self.transport.send(action, request)
+
+    async def send(
+        self, op: Operation, action: str, request: dict[str, Any], key: str | None
+    ) -> dict[str, Any]:
+        """Send one request of an admitted operation; failures become `KVError`s.
+
+        The mapped error keeps the transport's error as its cause, so callers can
+        read the old item of a failed condition from ``error.__cause__.item``.
+        """
+        try:
+            response = await self.raw_send(action, request)
+        except KVError:
+            raise
+        except Exception as exc:
+            body = getattr(exc, "body", None)
+            if body:
+                op.observe(body)
+            raise map_error(exc, operation=op.name, table=self.config.table, key=key) from exc
+        op.observe(response)
+        return response

@@ -1,0 +1,429 @@
+"""One pure function per DynamoDB request: config and arguments in, the request dict out.
+
+Nothing here does I/O, reads the clock or draws random numbers: the caller passes
+`now`, the write token and the version base, so every request can be unit-tested
+(and snapshot-tested) without a server. Expression names are fixed:
+
+``#k`` partition key, ``#v`` value, ``#t`` TTL attribute (whole seconds, for
+DynamoDB's sweeper), ``#m`` exact expiry in ms, ``#r`` version, ``#z`` compression
+flag, ``#tk`` write token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiodynkv._codec import COMPRESSION_FLAG, EXPIRY_MS, TOKEN, Item
+
+if TYPE_CHECKING:
+    from aiodynkv._config import KVConfig
+
+__all__ = [
+    "ABSENT",
+    "BUMP",
+    "NOT_MINE",
+    "UNEXPIRED",
+    "batch_get",
+    "batch_write",
+    "delete",
+    "get",
+    "incr",
+    "incr_restart",
+    "put",
+    "put_request",
+    "delete_request",
+    "scan_page",
+    "set_counter",
+    "update_existing",
+    "version_matches",
+]
+
+# -- expressions, named once --------------------------------------------------
+
+#: Unexpired: no expiry, or an exact expiry still ahead, or (an item written by
+#: another program, with whole seconds only) a TTL attribute still ahead.
+UNEXPIRED = "(attribute_not_exists(#t) OR #m > :nowms OR (attribute_not_exists(#m) AND #t > :now))"
+#: Missing or expired: what `if_absent` and a counter restart need.
+ABSENT = f"(attribute_not_exists(#k) OR NOT {UNEXPIRED})"
+#: The item was not last written by this call: a retried request that meets its own
+#: earlier write fails this condition and the caller reads the old item's token.
+NOT_MINE = "(attribute_not_exists(#tk) OR #tk <> :tok)"
+#: Every write bumps the version; a new item starts from a random base.
+BUMP = "#r = if_not_exists(#r, :base) + :one"
+
+
+def version_matches(expected: int) -> str:
+    """Compare-and-set on an unexpired item; version 0 also matches an unversioned item."""
+    match = "(#r = :expected OR attribute_not_exists(#r))" if expected == 0 else "#r = :expected"
+    return f"attribute_exists(#k) AND {match} AND {UNEXPIRED}"
+
+
+def _names(config: KVConfig) -> dict[str, str]:
+    return {
+        "#k": config.partition_key,
+        "#v": config.value_attribute,
+        "#t": config.ttl_attribute,
+        "#m": EXPIRY_MS,
+        "#r": config.version_attribute,
+        "#z": COMPRESSION_FLAG,
+        "#tk": TOKEN,
+    }
+
+
+def _clock(now: float) -> dict[str, Any]:
+    return {":now": {"N": repr(now)}, ":nowms": {"N": str(int(now * 1000.0))}}
+
+
+def _key(config: KVConfig, stored: str) -> dict[str, Any]:
+    return {config.partition_key: {"S": stored}}
+
+
+def _used(request: dict[str, Any]) -> dict[str, Any]:
+    """Drop the names and values an expression does not use (DynamoDB refuses unused ones)."""
+    text = " ".join(
+        request[part]
+        for part in (
+            "UpdateExpression",
+            "ConditionExpression",
+            "ProjectionExpression",
+            "FilterExpression",
+        )
+        if part in request
+    )
+    names = {k: v for k, v in request["ExpressionAttributeNames"].items() if _mentions(text, k)}
+    if names:
+        request["ExpressionAttributeNames"] = names
+    else:
+        del request["ExpressionAttributeNames"]
+    if "ExpressionAttributeValues" in request:
+        values = {
+            k: v for k, v in request["ExpressionAttributeValues"].items() if _mentions(text, k)
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        else:
+            del request["ExpressionAttributeValues"]
+    return request
+
+
+def _mentions(text: str, token: str) -> bool:
+    start = text.find(token)
+    while start != -1:
+        end = start + len(token)
+        if end == len(text) or not (text[end].isalnum() or text[end] == "_"):
+            return True
+        start = text.find(token, end)
+    return False
+
+
+# -- reads ----------------------------------------------------------------------
+
+
+def get(
+    config: KVConfig, stored: str, *, consistent: bool, projection: Sequence[str] = ()
+) -> dict[str, Any]:
+    """GetItem of one stored key; `projection` lists expression names (``#t``, ``#m``...)."""
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "Key": _key(config, stored),
+        "ConsistentRead": consistent,
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if projection:
+        names = _names(config)
+        request["ProjectionExpression"] = ", ".join(projection)
+        request["ExpressionAttributeNames"] = {n: names[n] for n in projection}
+    return request
+
+
+def batch_get(config: KVConfig, stored: Sequence[str], *, consistent: bool) -> dict[str, Any]:
+    """BatchGetItem of up to 100 stored keys."""
+    return {
+        "RequestItems": {
+            config.table: {
+                "Keys": [_key(config, pk) for pk in stored],
+                "ConsistentRead": consistent,
+            }
+        },
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+def scan_page(
+    config: KVConfig,
+    *,
+    now: float,
+    prefix: str,
+    root: bool,
+    separator: str,
+    with_values: bool,
+    expired: bool = False,
+    start: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One Scan page of unexpired keys (and values) under a stored-key prefix.
+
+    Args:
+        config: The store's settings.
+        now: The clock, epoch seconds.
+        prefix: Stored keys must begin with this ("" for all).
+        root: Leave out namespaced keys (those holding `separator`).
+        separator: The namespace separator.
+        with_values: Read whole items, not only keys and expiry.
+        expired: Include expired items (for `clear`).
+        start: ``LastEvaluatedKey`` of the previous page.
+    """
+    filters = [] if expired else [UNEXPIRED]
+    values: dict[str, Any] = _clock(now)
+    if prefix:
+        filters.append("begins_with(#k, :p)")
+        values[":p"] = {"S": prefix}
+    if root:
+        filters.append("NOT contains(#k, :sep)")
+        values[":sep"] = {"S": separator}
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "ExpressionAttributeNames": _names(config),
+        "ExpressionAttributeValues": values,
+        "ConsistentRead": config.consistent_read,
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if filters:
+        request["FilterExpression"] = " AND ".join(filters)
+    if not with_values:
+        request["ProjectionExpression"] = "#k, #t, #m"
+    if start:
+        request["ExclusiveStartKey"] = start
+    return _used(request)
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+def _write(
+    config: KVConfig,
+    stored: str,
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+    *,
+    now: float,
+    token: str,
+    base: int,
+    returns: str | None = None,
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "Key": _key(config, stored),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": _names(config),
+        "ExpressionAttributeValues": {
+            **values,
+            **_clock(now),
+            ":tok": {"S": token},
+            ":base": {"N": str(base)},
+            ":one": {"N": "1"},
+        },
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if returns:
+        request["ReturnValues"] = returns
+    return _used(request)
+
+
+def _expiry_parts(expires_ms: int | None) -> tuple[list[str], list[str]]:
+    """SET and REMOVE clauses for the expiry attributes."""
+    if expires_ms is None:
+        return [], ["#t", "#m"]
+    return ["#t = :t", "#m = :m"], []
+
+
+def _expiry_values(expires_ms: int | None) -> dict[str, Any]:
+    if expires_ms is None:
+        return {}
+    return {":t": {"N": str(-(-expires_ms // 1000))}, ":m": {"N": str(expires_ms)}}
+
+
+def put(
+    config: KVConfig,
+    item: Item,
+    *,
+    now: float,
+    token: str,
+    base: int,
+    if_absent: bool = False,
+    if_version: int | None = None,
+) -> dict[str, Any]:
+    """UpdateItem writing a whole value (a `set`): value, expiry, flag, version, token.
+
+    An UpdateItem, not a PutItem, so that the version can be bumped atomically.
+    """
+    sets = ["#v = :v", BUMP, "#tk = :tok"]
+    removes: list[str] = []
+    values: dict[str, Any] = {":v": item[config.value_attribute]}
+    if EXPIRY_MS in item:
+        sets += ["#t = :t", "#m = :m"]
+        values[":t"], values[":m"] = item[config.ttl_attribute], item[EXPIRY_MS]
+    else:
+        removes += ["#t", "#m"]
+    if COMPRESSION_FLAG in item:
+        sets.append("#z = :z")
+        values[":z"] = item[COMPRESSION_FLAG]
+    else:
+        removes.append("#z")
+    update = f"SET {', '.join(sets)}" + (f" REMOVE {', '.join(removes)}" if removes else "")
+    if if_absent:
+        condition = ABSENT
+    elif if_version is not None:
+        condition = version_matches(if_version)
+        values[":expected"] = {"N": str(if_version)}
+    else:
+        condition = NOT_MINE
+    return _write(
+        config,
+        item[config.partition_key]["S"],
+        update,
+        condition,
+        values,
+        now=now,
+        token=token,
+        base=base,
+    )
+
+
+def delete(
+    config: KVConfig, stored: str, *, now: float, if_version: int | None = None
+) -> dict[str, Any]:
+    """DeleteItem returning the old item (to tell whether the key existed)."""
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "Key": _key(config, stored),
+        "ReturnValues": "ALL_OLD",
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if if_version is not None:
+        request["ConditionExpression"] = version_matches(if_version)
+        request["ExpressionAttributeNames"] = _names(config)
+        request["ExpressionAttributeValues"] = {
+            ":expected": {"N": str(if_version)},
+            **_clock(now),
+        }
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        _used(request)
+    return request
+
+
+def update_existing(
+    config: KVConfig,
+    stored: str,
+    expires_ms: int | None,
+    *,
+    now: float,
+    token: str,
+    base: int,
+) -> dict[str, Any]:
+    """UpdateItem giving a present, unexpired key a new expiry (`expire`) or none (`persist`)."""
+    sets, removes = _expiry_parts(expires_ms)
+    update = f"SET {', '.join([BUMP, '#tk = :tok', *sets])}" + (
+        f" REMOVE {', '.join(removes)}" if removes else ""
+    )
+    condition = f"attribute_exists(#k) AND {UNEXPIRED} AND {NOT_MINE}"
+    return _write(
+        config,
+        stored,
+        update,
+        condition,
+        _expiry_values(expires_ms),
+        now=now,
+        token=token,
+        base=base,
+    )
+
+
+def incr(
+    config: KVConfig,
+    stored: str,
+    delta: int,
+    expires_ms: int | None,
+    *,
+    now: float,
+    token: str,
+    base: int,
+) -> dict[str, Any]:
+    """UpdateItem adding `delta` to an unexpired (or missing) counter; returns the new value."""
+    sets = [BUMP, "#tk = :tok"] + (["#t = :t", "#m = :m"] if expires_ms is not None else [])
+    return _write(
+        config,
+        stored,
+        f"ADD #v :d SET {', '.join(sets)}",
+        f"{UNEXPIRED} AND {NOT_MINE}",
+        {":d": {"N": str(delta)}, **_expiry_values(expires_ms)},
+        now=now,
+        token=token,
+        base=base,
+        returns="UPDATED_NEW",
+    )
+
+
+def incr_restart(
+    config: KVConfig,
+    stored: str,
+    delta: int,
+    expires_ms: int | None,
+    *,
+    now: float,
+    token: str,
+    base: int,
+) -> dict[str, Any]:
+    """UpdateItem restarting an expired counter at `delta` (its old expiry dropped)."""
+    return set_counter(
+        config, stored, delta, expires_ms, now=now, token=token, base=base, expired_only=True
+    )
+
+
+def set_counter(
+    config: KVConfig,
+    stored: str,
+    number: int,
+    expires_ms: int | None,
+    *,
+    now: float,
+    token: str,
+    base: int,
+    expired_only: bool = False,
+) -> dict[str, Any]:
+    """UpdateItem making `stored` a counter holding `number`, atomically."""
+    sets, removes = _expiry_parts(expires_ms)
+    update = f"SET {', '.join(['#v = :d', BUMP, '#tk = :tok', *sets])} REMOVE " + ", ".join(
+        [*removes, "#z"]
+    )
+    condition = f"attribute_exists(#k) AND NOT {UNEXPIRED}" if expired_only else NOT_MINE
+    if expired_only:
+        condition += f" AND {NOT_MINE}"
+    return _write(
+        config,
+        stored,
+        update,
+        condition,
+        {":d": {"N": str(number)}, **_expiry_values(expires_ms)},
+        now=now,
+        token=token,
+        base=base,
+    )
+
+
+def batch_write(config: KVConfig, chunk: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """BatchWriteItem of up to 25 put/delete requests."""
+    return {"RequestItems": {config.table: list(chunk)}, "ReturnConsumedCapacity": "TOTAL"}
+
+
+def put_request(item: Item) -> dict[str, Any]:
+    """One PutRequest of a BatchWriteItem."""
+    return {"PutRequest": {"Item": item}}
+
+
+def delete_request(config: KVConfig, stored: str) -> dict[str, Any]:
+    """One DeleteRequest of a BatchWriteItem."""
+    return {"DeleteRequest": {"Key": _key(config, stored)}}
