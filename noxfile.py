@@ -4,12 +4,14 @@ python -m nox -s tests       # all backends: memory, moto, dynalite (+ DynamoDB 
 python -m nox -s demo        # store and read back values on the embedded emulator
 python -m nox -s lint typecheck
 python -m nox -s docs        # the reference documentation (mkdocs build --strict)
+python -m nox -s package     # build sdist + wheel, check them, run the wheel in a fresh venv
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -102,6 +104,37 @@ def docs(session: nox.Session) -> None:
     """The reference documentation (mkdocs + mkdocstrings) in strict mode: a warning fails."""
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", "--site-dir", os.fspath(ROOT / "site"))
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel, check their metadata, and run the wheel from a fresh venv.
+
+    The wheel is built from the sdist (what `python -m build` does), so a file missing from
+    the sdist fails here. The fresh venv installs the wheel with the cli and local extras,
+    then runs `aiodynkv --help`, `aiodynkv demo` and `python -m aiodynkv demo` outside the
+    source tree, so nothing is imported from the clone.
+    """
+    session.install("build>=1.2", "twine>=5")
+    with tempfile.TemporaryDirectory(prefix="aiodynkv-package-") as tmp:
+        dist = Path(tmp) / "dist"
+        session.run("python", "-m", "build", "--outdir", os.fspath(dist), os.fspath(ROOT))
+        built = sorted(os.fspath(path) for path in dist.iterdir())
+        session.run("twine", "check", "--strict", *built)
+        venv = Path(tmp) / "venv"
+        session.run("python", "-m", "venv", os.fspath(venv))
+        scripts = venv / ("Scripts" if os.name == "nt" else "bin")
+        python = os.fspath(scripts / "python")
+        (wheel,) = dist.glob("*.whl")
+        session.chdir(tmp)
+        session.run(python, "-m", "pip", "install", "--quiet", f"{wheel}[cli,local]", external=True)
+        session.run(
+            python, "-c", "import aiodynkv; print('aiodynkv', aiodynkv.__version__)", external=True
+        )
+        session.run(os.fspath(scripts / "aiodynkv"), "--help", external=True)
+        session.run(os.fspath(scripts / "aiodynkv"), "demo", external=True)
+        session.run(python, "-m", "aiodynkv", "demo", external=True)
+        session.chdir(ROOT)
 
 
 @nox.session

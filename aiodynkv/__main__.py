@@ -2,7 +2,8 @@
 
 The full command line needs the ``cli`` extra (typer and rich). Without it, only
 ``python -m aiodynkv demo`` works, so the README's quick start needs nothing but
-the ``local`` extra.
+the ``local`` extra; ``--help`` then says what to install (exit 0), and any other
+command prints the same and exits 2.
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ import sys
 from collections.abc import Sequence
 
 _CLI_PACKAGES = frozenset({"typer", "rich", "click"})
+# aiodynkv is not on PyPI yet: the extras are installed from a clone of the repository.
+INSTALL_HINT = "pip install -e '.[cli,local]' (in a clone of the aiodynkv repository)"
+DEMO_ONLY_HELP = f"""\
+usage: python -m aiodynkv demo
+
+Only the demo is available: the other commands (get, set, keys, export, import,
+local, ...) need the cli extra (typer and rich). Install it with:
+
+    {INSTALL_HINT}
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,10 +42,10 @@ def _demo_only(args: list[str]) -> int:
 
         run_demo()
         return 0
-    sys.stderr.write(
-        "usage: python -m aiodynkv demo "
-        "(the other commands need the cli extra: pip install 'aiodynkv[cli]')\n"
-    )
+    if args in (["--help"], ["-h"]):
+        sys.stdout.write(DEMO_ONLY_HELP)
+        return 0
+    sys.stderr.write(DEMO_ONLY_HELP)
     return 2
 
 

@@ -1,6 +1,7 @@
 """`LocalDynamoDB`: start and stop a DynamoDB-compatible server on 127.0.0.1.
 
-Three kinds:
+Private so that the command line and the demo can use it without importing the
+testing package; `aiodynkv.testing` re-exports it. Three kinds:
 
 - ``"moto"`` (default): moto's server, the embedded emulator (``pip install 'aiodynkv[local]'``).
 - ``"dynalite"``: the dynalite npm package (a second, independent implementation).
@@ -9,14 +10,21 @@ Three kinds:
   cache directory when it is nowhere to be found.
 - ``"dynamodb-local"``: Amazon's DynamoDB Local image through testcontainers; needs
   a Docker engine (`docker_available` says whether one answers).
+
+No server outlives its owner: each runs in its own process group (so a Ctrl-C
+meant for the owner does not reach it first), `stop` ends the whole group, and an
+`atexit` hook stops whatever is still running when the interpreter exits. The moto
+server also watches its owner's PID and exits when the owner dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,12 +37,43 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
-__all__ = ["Kind", "LocalDynamoDB", "LocalServerError", "docker_available", "find_dynalite"]
+__all__ = [
+    "Kind",
+    "LocalDynamoDB",
+    "LocalServerError",
+    "docker_available",
+    "find_dynalite",
+    "running_servers",
+]
 
 Kind = Literal["moto", "dynalite", "dynamodb-local"]
 _HOST = "127.0.0.1"
 _DYNAMODB_LOCAL_IMAGE = "amazon/dynamodb-local:latest"
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "aiodynkv"
+_STOP_TIMEOUT = 10.0
+# The servers started and not yet stopped, for the exit hook below. A registry is the
+# point: it is what lets the process stop servers whose owners forgot to.
+_RUNNING: set[LocalDynamoDB] = set()
+
+
+def running_servers() -> list[LocalDynamoDB]:
+    """The servers this process started and has not stopped yet."""
+    return list(_RUNNING)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_RUNNING):
+        server.stop()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Send `signum` to the process group `process` leads (or to it alone, off POSIX)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signum)
+        else:  # pragma: no cover - Windows has no process groups to signal
+            process.send_signal(signum)
 
 
 class LocalServerError(RuntimeError):
@@ -192,7 +231,15 @@ class LocalDynamoDB:
                 raise LocalServerError(
                     "the embedded emulator needs moto's server: pip install 'aiodynkv[local]'"
                 ) from exc
-            return [sys.executable, "-m", "aiodynkv.testing._moto", _HOST, str(port)]
+            # Our PID last: the server exits when its owner is gone.
+            return [
+                sys.executable,
+                "-m",
+                "aiodynkv._moto_server",
+                _HOST,
+                str(port),
+                str(os.getpid()),
+            ]
         exe = find_dynalite(install=self.install)
         return [
             exe,
@@ -214,8 +261,14 @@ class LocalDynamoDB:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
-            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: see the module docstring
         )
+        _RUNNING.add(self)
         self._endpoint = f"http://{_HOST}:{port}"
 
     def _start_container(self) -> None:
@@ -229,6 +282,7 @@ class LocalDynamoDB:
         container.with_bind_ports(8000, self.port)
         container.start()
         self._container = container
+        _RUNNING.add(self)
         host = container.get_container_host_ip()
         self._endpoint = f"http://{host}:{container.get_exposed_port(8000)}"
 
@@ -270,15 +324,16 @@ class LocalDynamoDB:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        """Stop the server (only the process or container this object started)."""
+        """Stop the server (only the process group or container this object started)."""
+        _RUNNING.discard(self)
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
+            _signal_group(process, signal.SIGTERM)
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout=_STOP_TIMEOUT)
         if self._log is not None:
             self._log.close()
             self._log = None

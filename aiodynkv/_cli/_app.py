@@ -3,6 +3,9 @@
 Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
 connection error, 130 interrupted. Expected errors print one line to stderr,
 ``aiodynkv: <message>``, and no traceback.
+
+The help screens name every value by what it is (``KEY``, ``--ttl SECONDS``) and
+show flags bare: `_Command` and `_Group` replace typer's ``{key}`` and ``<bool>``.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ from rich.progress import (
 
 from aiodynkv._cli._transfer import Summary, count_lines, export_items, import_items
 from aiodynkv._config import ENV_PREFIX, KVConfig
-from aiodynkv._errors import KeyNotFoundError, KVConfigError, KVError, KVValidationError
+from aiodynkv._errors import (
+    KeyNotFoundError,
+    KVConfigError,
+    KVError,
+    KVValidationError,
+    TableNotFoundError,
+    TransientError,
+)
+from aiodynkv._local import LocalDynamoDB, LocalServerError
 from aiodynkv._store import AsyncDynamoKV
-from aiodynkv.testing._local import LocalServerError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_SERVER", "EXIT_USAGE", "app", "main"]
 
@@ -48,6 +58,14 @@ EXIT_SERVER = 3
 EXIT_INTERRUPTED = 130
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_LOCAL_TABLE = "aiodynkv"
+REGION_HELP = (
+    "AWS region. Else AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region in "
+    "~/.aws/config; us-east-1 only for a loopback endpoint (127.0.0.0/8, ::1, localhost). "
+    "Without any of these, commands against AWS fail with exit code 2."
+)
+CREATE_TABLE_HINT = (
+    "create it with `aiodynkv create-table` (with the same --table, --endpoint and --region)"
+)
 _MAX_WARNINGS = 20
 _T = TypeVar("_T")
 
@@ -98,9 +116,57 @@ def _logger(verbose: bool) -> Any:
     )
 
 
+class _TidyHelp:
+    """Help screens that name values by what they are and show flags bare.
+
+    typer renders a required argument as ``{key}`` in the usage line and gives every
+    option a type column, ``<bool>`` for flags. Here an argument reads ``KEY`` (``[KEY]``
+    when optional), a flag has no type column, and options carry their own metavar.
+    """
+
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tidy()
+
+    def _tidy(self) -> None:
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar is None:
+                param.metavar = (param.name or "value").upper()
+            elif isinstance(param, typer.core.TyperOption) and param.is_flag:
+                param.metavar = ""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = [ctx.command.options_metavar or ""]
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar or ""
+                pieces.append(name if param.required else f"[{name}]")
+        return [piece for piece in pieces if piece]
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_TidyHelp, typer.core.TyperCommand):
+    """A command with tidy help (see `_TidyHelp`)."""
+
+
+class _Group(_TidyHelp, typer.core.TyperGroup):
+    """The command group with tidy help (see `_TidyHelp`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar or "COMMAND"]
+
+
 app = typer.Typer(
     name="aiodynkv",
     help="A key-value store on one DynamoDB table, from the shell.",
+    cls=_Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -112,7 +178,9 @@ def _root(
     ctx: typer.Context,
     table: Annotated[
         str | None,
-        typer.Option("--table", "-t", envvar="AIODYNKV_TABLE", help="DynamoDB table name."),
+        typer.Option(
+            "--table", "-t", envvar="AIODYNKV_TABLE", metavar="NAME", help="DynamoDB table name."
+        ),
     ] = None,
     endpoint: Annotated[
         str | None,
@@ -120,6 +188,7 @@ def _root(
             "--endpoint",
             "-e",
             envvar="AIODYNKV_ENDPOINT",
+            metavar="URL",
             help="URL of a DynamoDB-compatible server; leave out for AWS.",
         ),
     ] = None,
@@ -129,13 +198,18 @@ def _root(
             "--region",
             "-r",
             envvar="AIODYNKV_REGION",
-            help="AWS region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).",
+            metavar="REGION",
+            help=REGION_HELP,
         ),
     ] = None,
     namespace: Annotated[
         str | None,
         typer.Option(
-            "--namespace", "-n", envvar="AIODYNKV_NAMESPACE", help="Namespace of the keys."
+            "--namespace",
+            "-n",
+            envvar="AIODYNKV_NAMESPACE",
+            metavar="NAME",
+            help="Namespace of the keys.",
         ),
     ] = None,
     verbose: Annotated[
@@ -144,7 +218,8 @@ def _root(
 ) -> None:
     """A key-value store on one DynamoDB table, from the shell.
 
-    Every other AIODYNKV_* variable of KVConfig.from_env is read too.
+    Every other AIODYNKV_* variable of KVConfig.from_env is read too. Install from a
+    clone of the repository with: pip install -e '.[cli,local]'
     """
     ctx.obj = Globals(table, endpoint, region, namespace, verbose)
 
@@ -180,7 +255,7 @@ def _err(text: str) -> None:
 KeyArg = Annotated[str, typer.Argument(help="The key.", show_default=False)]
 
 
-@app.command()
+@app.command(cls=_Command)
 def get(ctx: typer.Context, key: KeyArg) -> None:
     """Print the value of KEY: text as it is, a counter as a number, bytes unchanged."""
     value = _with_store(ctx, lambda kv: kv.get(key))
@@ -192,7 +267,7 @@ def get(ctx: typer.Context, key: KeyArg) -> None:
         _out(str(value))
 
 
-@app.command("set")
+@app.command("set", cls=_Command)
 def set_(
     ctx: typer.Context,
     key: KeyArg,
@@ -201,12 +276,17 @@ def set_(
     ] = None,
     ttl: Annotated[
         float | None,
-        typer.Option("--ttl", help="Seconds until the key expires (default: never)."),
+        typer.Option(
+            "--ttl", metavar="SECONDS", help="Seconds until the key expires (default: never)."
+        ),
     ] = None,
     file: Annotated[
         str | None,
         typer.Option(
-            "--file", "-f", help="Store the bytes of FILE instead of VALUE ('-' reads stdin)."
+            "--file",
+            "-f",
+            metavar="FILE",
+            help="Store the bytes of FILE instead of VALUE ('-' reads stdin).",
         ),
     ] = None,
 ) -> None:
@@ -230,14 +310,14 @@ def _read_bytes(path: str) -> bytes:
         raise CommandError(EXIT_USAGE, f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def delete(ctx: typer.Context, key: KeyArg) -> None:
     """Delete KEY. Exit 1 if it did not exist."""
     if not _with_store(ctx, lambda kv: kv.delete(key)):
         raise CommandError(EXIT_NOT_FOUND, f"key {key!r} not found")
 
 
-@app.command()
+@app.command(cls=_Command)
 def exists(ctx: typer.Context, key: KeyArg) -> None:
     """Print true or false. Exit 0 if KEY exists, 1 if not."""
     found = _with_store(ctx, lambda kv: kv.exists(key))
@@ -246,14 +326,14 @@ def exists(ctx: typer.Context, key: KeyArg) -> None:
         raise typer.Exit(EXIT_NOT_FOUND)
 
 
-@app.command()
+@app.command(cls=_Command)
 def ttl(ctx: typer.Context, key: KeyArg) -> None:
     """Print the seconds until KEY expires, or 'none' if it never does."""
     remaining = _with_store(ctx, lambda kv: kv.ttl(key))
     _out("none" if remaining is None else f"{remaining:.1f}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def keys(
     ctx: typer.Context,
     prefix: Annotated[
@@ -272,7 +352,7 @@ def keys(
 # -- the table ---------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def health(ctx: typer.Context) -> None:
     """Print the table's health as JSON. Exit 0 when UP, 3 when DOWN."""
     report = _with_store(ctx, lambda kv: kv.health())
@@ -282,7 +362,7 @@ def health(ctx: typer.Context) -> None:
         raise CommandError(EXIT_SERVER, f"DOWN: {message}")
 
 
-@app.command("create-table")
+@app.command("create-table", cls=_Command)
 def create_table(ctx: typer.Context) -> None:
     """Create the table if it is missing (on-demand billing) and enable TTL."""
     config = _with_store(ctx, _ensure_table)
@@ -344,15 +424,17 @@ def _report(verb: str, summary: Summary, started: float) -> None:
     sys.stderr.write(summary.line(verb, time.monotonic() - started) + "\n")
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 def export_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="JSON Lines file to write ('-' for stdout).")],
     prefix: Annotated[
-        str | None, typer.Option("--prefix", help="Only keys starting with this.")
+        str | None,
+        typer.Option("--prefix", metavar="PREFIX", help="Only keys starting with this."),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, max=100, help="Keys per get_many.")
+        int,
+        typer.Option("--batch-size", min=1, max=100, metavar="N", help="Keys per get_many."),
     ] = 100,
 ) -> None:
     """Write every item (of the namespace) to FILE, one JSON object a line.
@@ -393,17 +475,24 @@ def export_(
     _report("exported", summary, started)
 
 
-@app.command("import")
+@app.command("import", cls=_Command)
 def import_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="JSON Lines file to read ('-' for stdin).")],
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Lines read and compared per batch.")
+        int,
+        typer.Option("--batch-size", min=1, metavar="N", help="Lines read and compared per batch."),
     ] = 1000,
     overwrite: Annotated[
         bool,
         typer.Option(
             "--overwrite", help="Write every item, even one the table already holds identically."
+        ),
+    ] = False,
+    create_table: Annotated[
+        bool,
+        typer.Option(
+            "--create-table", help="Create the table first if it is missing (as create-table)."
         ),
     ] = False,
 ) -> None:
@@ -412,7 +501,7 @@ def import_(
     A key that already holds the identical value is skipped, so running the same
     import again, e.g. after an interruption, writes only what is still missing.
     """
-    config = _globals(ctx).config()
+    config = _globals(ctx).config(**({"create_table": True} if create_table else {}))
     started = time.monotonic()
     summary = Summary()
     with _open_lines(file) as (lines, total):
@@ -435,9 +524,19 @@ def import_(
         except UnicodeDecodeError as exc:
             _report("import stopped", summary, started)
             raise CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})") from None
-        except BaseException:
+        except TableNotFoundError:
+            _report("import stopped", summary, started)
+            raise CommandError(
+                EXIT_SERVER,
+                f"table {config.table!r} does not exist: add --create-table, "
+                f"or {CREATE_TABLE_HINT}",
+            ) from None
+        except (KeyboardInterrupt, TransientError, LocalServerError):
             _report("import stopped", summary, started)
             _err("run the same command again to resume: keys already imported are skipped")
+            raise
+        except BaseException:
+            _report("import stopped", summary, started)
             raise
     _report("imported", summary, started)
     if summary.unwritten:
@@ -463,7 +562,7 @@ def _open_lines(file: str) -> Iterator[tuple[TextIO, int | None]]:
 # -- development ---------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo() -> None:
     """Run a tour of the API against a fresh embedded emulator."""
     from aiodynkv._demo import run_demo
@@ -482,35 +581,56 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
-def wait_for_interrupt() -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+def wait_for_interrupt(on_ready: Callable[[], object] | None = None) -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM.
+
+    Both handlers are installed explicitly: a process started with SIGINT ignored
+    (``&`` in a shell, CI runners) inherits SIG_IGN, and Python keeps it.
+
+    Args:
+        on_ready: Called once the handlers are in place (tests signal from it).
+    """
     try:
-        while True:
-            time.sleep(3600)
+        with stop_signals():
+            if on_ready is not None:
+                on_ready()
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         pass
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt; restored after."""
+    previous = {
+        signum: signal.signal(signum, signal.default_int_handler)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-@app.command()
+@app.command(cls=_Command)
 def local(
     ctx: typer.Context,
     port: Annotated[
-        int, typer.Option("--port", "-p", min=1, max=65535, help="Port on 127.0.0.1.")
+        int,
+        typer.Option("--port", "-p", min=1, max=65535, metavar="PORT", help="Port on 127.0.0.1."),
     ] = 8000,
 ) -> None:
     """Run the embedded DynamoDB emulator (moto) on 127.0.0.1 until Ctrl-C.
 
     A stand-in for DynamoDB Local without Docker. The table (--table, else
     AIODYNKV_TABLE, else 'aiodynkv') is created; the data lives in memory.
+    It stops on Ctrl-C and on SIGTERM, also when started in the background.
     """
-    from aiodynkv.testing._local import LocalDynamoDB
-
     table = _globals(ctx).table or os.environ.get(f"{ENV_PREFIX}TABLE") or DEFAULT_LOCAL_TABLE
     _check_port_free(port)
-    with LocalDynamoDB("moto", port=port) as server:
+    with stop_signals(), LocalDynamoDB("moto", port=port) as server:
         config = _globals(ctx).config(table=table, endpoint=server.endpoint, create_table=True)
 
         async def create() -> None:
@@ -558,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _failure(exc: BaseException) -> tuple[int, str]:
+def _failure(exc: BaseException) -> tuple[int, str]:  # noqa: PLR0911 (one return per kind)
     """The exit code and the one-line message for an expected failure."""
     if isinstance(exc, typer.TyperException):
         message = exc.format_message()
@@ -567,6 +687,9 @@ def _failure(exc: BaseException) -> tuple[int, str]:
         return exc.exit_code, message
     if isinstance(exc, CommandError):
         return exc.code, str(exc)
+    if isinstance(exc, TableNotFoundError):
+        table = f"table {exc.table!r}" if exc.table else "the table"
+        return EXIT_SERVER, f"{table} does not exist: {CREATE_TABLE_HINT}"
     if isinstance(exc, KeyNotFoundError):
         return EXIT_NOT_FOUND, f"key {exc.key!r} not found" if exc.key is not None else str(exc)
     if isinstance(exc, (KVConfigError, KVValidationError)):

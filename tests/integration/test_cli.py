@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import os
@@ -16,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -195,7 +195,13 @@ def test_health_is_json_and_exit_3_when_down(run: Run, monkeypatch: pytest.Monke
 
 def test_create_table_makes_a_table_ready_to_use(run: Run) -> None:
     fresh = _table()
-    assert run("-t", fresh, "set", "k", "v").code == 3  # TableNotFoundError
+    missing = run("-t", fresh, "set", "k", "v")
+    assert missing == Result(
+        3,
+        "",
+        f"aiodynkv: table '{fresh}' does not exist: create it with `aiodynkv create-table` "
+        "(with the same --table, --endpoint and --region)\n",
+    )
     made = run("-t", fresh, "create-table")
     assert made == Result(0, f"table '{fresh}' is ready (key 'pk', TTL on 'expires_at')\n", "")
     assert run("-t", fresh, "set", "k", "v").code == 0
@@ -226,6 +232,69 @@ def test_expected_errors_are_one_line_with_their_exit_code(
     verbose = run("-v", "-t", "tbl", "-e", f"http://127.0.0.1:{_closed_port()}", "get", "k")
     assert "aiodynkv.get" in verbose.err and "error" in verbose.err
     assert run("--help").code == 0
+
+
+def test_no_region_for_a_remote_endpoint_is_a_usage_error_naming_the_ways_to_set_it(
+    run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "config").write_text("[default]\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    result = run("-t", "tbl", "-e", "https://dynamodb.example.invalid", "get", "k")
+    assert result.code == 2
+    assert "region" in result.err and "AWS_REGION" in result.err
+    assert result.err.count("\n") == 1
+
+
+def _help(*args: str) -> str:
+    """The help screen as a terminal 200 columns wide would show it."""
+    result = subprocess.run(  # noqa: S603 (our own module)
+        [sys.executable, "-m", "aiodynkv", *args, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_help_names_values_by_what_they_are_and_shows_flags_bare() -> None:
+    top = _help()
+    assert "Usage: aiodynkv [OPTIONS] COMMAND [ARGS]..." in top
+    assert "--verbose" in top and "--region" in top
+    commands = ("get", "set", "delete", "exists", "ttl", "keys", "health", "create-table")
+    for command in (*commands, "export", "import", "demo", "local"):
+        text = _help(command) if command else top
+        assert "<bool>" not in text, command
+        assert "{" not in text.split("Usage:", 1)[1].splitlines()[0], command
+    assert "Usage: aiodynkv get [OPTIONS] KEY" in _help("get")
+    assert "Usage: aiodynkv set [OPTIONS] KEY [VALUE]" in _help("set")
+    assert "Usage: aiodynkv keys [OPTIONS] [PREFIX]" in _help("keys")
+    assert "SECONDS" in _help("set") and "--create-table" in _help("import")
+
+
+def test_help_tells_the_region_rules_as_decided() -> None:
+    text = " ".join(_help().replace("│", " ").split())
+    assert " ".join(_app.REGION_HELP.split()) in text
+
+
+def test_importing_into_a_missing_table_says_how_to_create_it(run: Run, tmp_path: Path) -> None:
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text('{"key": "k", "value": "v"}\n', encoding="utf-8")
+    fresh = _table()
+    missing = run("-t", fresh, "import", str(dump))
+    assert missing.code == 3
+    assert "run the same command again" not in missing.err
+    assert missing.err.rstrip().endswith(
+        f"aiodynkv: table '{fresh}' does not exist: add --create-table, or create it with "
+        "`aiodynkv create-table` (with the same --table, --endpoint and --region)"
+    )
+    created = run("-t", fresh, "import", str(dump), "--create-table")
+    assert created.code == 0, created.err
+    assert "imported: 1 read, 1 written, 0 skipped, 0 failed (" in created.err
+    assert run("-t", fresh, "get", "k") == Result(0, "v\n", "")
 
 
 # -- export and import -------------------------------------------------------------------
@@ -456,14 +525,19 @@ def test_local_refuses_a_port_in_use(run: Run) -> None:
     assert result.err.startswith(f"aiodynkv: cannot listen on 127.0.0.1:{port}")
 
 
-def test_wait_for_interrupt_returns_on_sigterm() -> None:
-    before = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    started = time.monotonic()
-    _app.wait_for_interrupt()
-    assert time.monotonic() - started < 5
-    assert signal.getsignal(signal.SIGTERM) is before
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_ignored(
+    signum: signal.Signals,
+) -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `&` and CI runners start us
+    try:
+        # Signalled once the handlers are in place: no race with a timer.
+        _app.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored
+        assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGINT, before[signal.SIGINT])
 
 
 def test_without_typer_only_the_demo_is_offered(
@@ -478,37 +552,75 @@ def test_without_typer_only_the_demo_is_offered(
     ran: list[bool] = []
     monkeypatch.setattr(aiodynkv._demo, "run_demo", lambda: ran.append(True))
     assert main(["demo"]) == 0 and ran == [True]
+    capsys.readouterr()
     assert main(["get", "k"]) == 2
-    assert "pip install 'aiodynkv[cli]'" in capsys.readouterr().err
+    assert "pip install -e '.[cli,local]'" in capsys.readouterr().err
+    for flag in ("--help", "-h"):
+        assert main([flag]) == 0
+        out = capsys.readouterr().out
+        assert "usage: python -m aiodynkv demo" in out
+        assert "need the cli extra" in out and "pip install -e '.[cli,local]'" in out
     monkeypatch.setitem(sys.modules, "aiodynkv._cli", None)  # any other ImportError is a bug
     monkeypatch.delitem(sys.modules, "typer")
     with pytest.raises(ImportError):
         main(["demo"])
 
 
-@pytest.fixture
-def local_server() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`python -m aiodynkv local` in a subprocess, as in a first terminal."""
+def start_local(*, ignore_sigint: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """`python -m aiodynkv local` in its own process group, as in a first terminal.
+
+    With `ignore_sigint`, it starts with SIGINT ignored, as `&` in a shell and CI
+    runners start processes.
+    """
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIODYNKV_")}
+    command = [sys.executable, "-m", "aiodynkv", "local", "--port", str(port)]
+    if ignore_sigint:
+        command = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     process = subprocess.Popen(  # noqa: S603 (our own module)
-        [sys.executable, "-m", "aiodynkv", "local", "--port", str(port)],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        start_new_session=True,
     )
+    assert process.stdout is not None
+    banner = process.stdout.readline()
+    if f"on http://127.0.0.1:{port}, table 'aiodynkv' ready" not in banner:
+        stop_group(process)
+        pytest.fail(f"aiodynkv local did not start: {banner}")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_group(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to the process group, SIGKILL after 10 s; reap it and close its pipe."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+    process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@pytest.fixture
+def local_server() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m aiodynkv local`, stopped with its whole group whatever the test did."""
+    process, endpoint = start_local()
     try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert f"on http://127.0.0.1:{port}, table 'aiodynkv' ready" in banner, banner
-        yield process, f"http://127.0.0.1:{port}"
+        yield process, endpoint
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_group(process)
+
+
+def _port_is_free(endpoint: str) -> bool:
+    port = int(endpoint.rsplit(":", 1)[1])
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_aiodynkv_local_in_one_terminal_set_and_get_in_another(
@@ -534,3 +646,19 @@ def test_aiodynkv_local_in_one_terminal_set_and_get_in_another(
     rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert rest.rstrip().endswith("stopped")
+    assert _port_is_free(endpoint)  # the emulator went with it
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_aiodynkv_local_stops_on_a_signal_even_when_started_with_sigint_ignored(
+    signum: signal.Signals,
+) -> None:
+    process, endpoint = start_local(ignore_sigint=True)
+    try:
+        process.send_signal(signum)
+        rest, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, rest
+        assert rest.rstrip().endswith("stopped")
+        assert _port_is_free(endpoint)
+    finally:
+        stop_group(process)

@@ -1,10 +1,20 @@
-"""aiodynkv.testing: LocalDynamoDB, the pytest plugin's fixtures, the demo."""
+"""aiodynkv.testing: LocalDynamoDB, the pytest plugin's fixtures, the demo.
+
+Also the promise that no server outlives its test session: pytest runs in a
+subprocess whose tests fail or are killed, and the processes it started are looked
+up in /proc while it runs and checked to be gone after it ends.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -62,7 +72,7 @@ def test_find_dynalite_explains_how_to_install(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    import aiodynkv.testing._local as local
+    import aiodynkv._local as local
 
     monkeypatch.setattr(local, "_CACHE", tmp_path / "aiodynkv")
     with pytest.raises(LocalServerError, match="npm install dynalite@4"):
@@ -97,9 +107,7 @@ def test_main_without_a_command_prints_usage(capsys: pytest.CaptureFixture[str])
     assert "usage" in capsys.readouterr().err
 
 
-def test_python_dash_m_runs_the_demo() -> None:
-    import sys
-
+def test_python_dash_m_with_an_unknown_command_exits_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "aiodynkv", "nope"],
         capture_output=True,
@@ -114,19 +122,242 @@ def test_python_dash_m_runs_the_demo() -> None:
 
 
 async def test_plugin_kv_fixture_is_an_open_store_on_a_fresh_table(
-    kv: Any, dynamodb_endpoint: str
+    aiodynkv_kv: AsyncDynamoKV, aiodynkv_endpoint: str
 ) -> None:
+    kv = aiodynkv_kv
     assert isinstance(kv, AsyncDynamoKV) and kv.is_open
-    assert kv.config.endpoint == dynamodb_endpoint
+    assert kv.config.endpoint == aiodynkv_endpoint
     assert [k async for k in kv.keys()] == []
     await kv.set("k", "v")
     assert (await kv.health()).status == "UP"
 
 
-async def test_plugin_memory_kv_fixture(memory_kv: InMemoryKV) -> None:
-    await memory_kv.set("k", "v")
-    assert memory_kv.dump() == {"k": "v"}
-    assert "items=1" in repr(memory_kv)
+async def test_plugin_memory_fixture(aiodynkv_memory: InMemoryKV) -> None:
+    await aiodynkv_memory.set("k", "v")
+    assert aiodynkv_memory.dump() == {"k": "v"}
+    assert "items=1" in repr(aiodynkv_memory)
+
+
+async def test_the_old_memory_kv_name_works_with_a_deprecation_warning(
+    recwarn: pytest.WarningsRecorder, memory_kv: InMemoryKV, aiodynkv_memory: InMemoryKV
+) -> None:
+    assert memory_kv is aiodynkv_memory
+    (warning,) = [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+    assert "'memory_kv' is deprecated" in str(warning.message)
+    assert "use 'aiodynkv_memory'" in str(warning.message)
+
+
+def _pytest(
+    tmp_path: Path,
+    source: str,
+    *args: str,
+    test: str = "",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """Start pytest in a subprocess on one test file written to `tmp_path`."""
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent(source))
+    target = f"test_inner.py::{test}" if test else "test_inner.py"
+    return subprocess.Popen(  # noqa: S603 (our own test run)
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args, target],
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_the_old_fixture_names_work_for_one_release_with_a_deprecation_warning(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    inner = _pytest(
+        tmp_path,
+        """
+        from aiodynkv import AsyncDynamoKV
+        from aiodynkv.testing import InMemoryKV
+
+        def test_endpoint(dynamodb_endpoint, aiodynkv_endpoint):
+            assert dynamodb_endpoint == aiodynkv_endpoint
+
+        async def test_stores(kv, memory_kv):
+            assert isinstance(kv, AsyncDynamoKV) and kv.is_open
+            assert isinstance(memory_kv, InMemoryKV)
+        """,
+        "-o",
+        "asyncio_mode=auto",
+        "-W",
+        "always::DeprecationWarning",
+        env={"AIODYNKV_TEST_ENDPOINT": moto_endpoint},
+    )
+    out, _ = inner.communicate(timeout=120)
+    assert inner.returncode == 0, out
+    assert "2 passed" in out
+    for old, new in (
+        ("dynamodb_endpoint", "aiodynkv_endpoint"),
+        ("kv", "aiodynkv_kv"),
+        ("memory_kv", "aiodynkv_memory"),
+    ):
+        assert f"DeprecationWarning: the aiodynkv fixture '{old}' is deprecated" in out
+        assert f"use '{new}'" in out
+
+
+def test_import_aiodynkv_does_not_import_the_testing_package() -> None:
+    code = (
+        "import sys, aiodynkv, aiodynkv._demo, aiodynkv.__main__, aiodynkv._local; "
+        "print('aiodynkv.testing' in sys.modules)"
+    )
+    result = subprocess.run(  # noqa: S603 (our own package)
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout == "False\n"
+
+
+# -- no server outlives the session ---------------------------------------------------------
+
+
+def _process_table() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, start time, state) of every process, from /proc."""
+    table: dict[int, tuple[int, str, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry.name)] = (int(fields[1]), fields[19], fields[0])
+    return table
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> start time of every living descendant of `root`."""
+    table = _process_table()
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, started, _state) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = started
+                frontier.append(pid)
+    return found
+
+
+def _survivors(processes: dict[int, str], within: float) -> dict[int, str]:
+    """The processes still alive (not zombies, same start time) after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        table = _process_table()
+        alive = {
+            pid: started
+            for pid, started in processes.items()
+            if pid in table and table[pid][1] == started and table[pid][2] != "Z"
+        }
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+
+
+_LEAKY_TESTS = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+
+from aiodynkv.testing import LocalDynamoDB, LocalServerError, find_dynalite
+
+READY, GO = Path("ready"), Path("go")
+
+
+def wait_for_go():
+    READY.write_text("ready")
+    deadline = time.monotonic() + 60
+    while not GO.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def local_cli():
+    # `aiodynkv local` in its own group, killed hard (group SIGKILL) at teardown: its
+    # moto child lives in a group of its own and must notice that its owner died.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiodynkv", "local", "--port", os.environ["INNER_PORT"]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    assert "ready" in process.stdout.readline()
+    yield process
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+
+
+def test_fails_with_servers_running(aiodynkv_endpoint, local_cli):
+    LocalDynamoDB("moto").start()  # never stopped by the test
+    try:
+        LocalDynamoDB("dynalite").start()
+    except LocalServerError:
+        pass  # dynalite is not installed here
+    wait_for_go()
+    with pytest.raises(subprocess.TimeoutExpired):
+        local_cli.wait(timeout=0.1)  # a test that timed out waiting for it
+    assert False, "planned failure"
+
+
+def test_is_killed_while_servers_run(aiodynkv_endpoint):
+    LocalDynamoDB("moto").start()
+    wait_for_go()
+    time.sleep(600)  # killed by the outer test, as a CI timeout would
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    ("test", "ending"),
+    [("test_fails_with_servers_running", "fails"), ("test_is_killed_while_servers_run", "SIGTERM")],
+)
+def test_no_server_outlives_a_test_session_that_fails_or_is_killed(
+    tmp_path: Path, test: str, ending: str
+) -> None:
+    # The plugin starts its own server: no AIODYNKV_TEST_ENDPOINT (an empty one is unset).
+    env = {"AIODYNKV_TEST_ENDPOINT": "", "INNER_PORT": str(_free_port())}
+    inner = _pytest(tmp_path, _LEAKY_TESTS, test=test, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "ready").exists():
+            assert inner.poll() is None, inner.communicate()[0]
+            assert time.monotonic() < deadline, "the inner test never got ready"
+            time.sleep(0.05)
+        started = _descendants(inner.pid)
+        servers = [pid for pid in started if "_moto_server" in _command_line(pid)]
+        assert len(servers) >= 2 + (ending == "fails"), {p: _command_line(p) for p in started}
+        if ending == "fails":
+            (tmp_path / "go").write_text("go")
+            out, _ = inner.communicate(timeout=120)
+            assert inner.returncode == 1 and "planned failure" in out, out
+        else:
+            inner.send_signal(signal.SIGTERM)
+            inner.communicate(timeout=60)
+        left = _survivors(started, within=15)
+        assert not left, {pid: _command_line(pid) for pid in left}
+    finally:
+        if inner.poll() is None:
+            os.killpg(inner.pid, signal.SIGKILL)
+            inner.communicate()
 
 
 async def test_memory_store_lifecycle_matches_the_real_one() -> None:
