@@ -11,7 +11,10 @@ variables (table ``aiodynkv`` by default).
 The store lives in a ``cleanup_ctx`` generator: opened before the app serves its
 first request, closed after the last. Handlers find it at ``request.app[KV]``.
 The routes are those of fastapi_app.py: ``/cache/{key}``, ``/sessions``,
-``/sessions/{id}`` and ``/healthz`` (503 when the table is DOWN).
+``/sessions/{id}`` and ``/healthz`` (only ``{"status": "UP"}`` or ``"DOWN"`` with 503,
+and the latency). The middleware `kv_errors` turns aiodynkv's errors into the status a
+client expects: invalid key 400, other invalid input 422, too large 413, not found 404,
+condition failed 409, throttled or unavailable 503 with ``Retry-After``.
 
 Try it::
 
@@ -29,8 +32,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from aiodynkv import AsyncDynamoKV, KeyNotFoundError, KVConfig, KVStore
+from aiodynkv import (
+    AsyncDynamoKV,
+    ConditionFailedError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    KVConfig,
+    KVError,
+    KVStore,
+    KVValidationError,
+    ThrottledError,
+    TransientError,
+    ValueTooLargeError,
+)
 
 DEFAULT_TABLE = "aiodynkv"
 SESSION_TTL = 1800
@@ -49,6 +65,44 @@ async def kv_context(app: web.Application) -> AsyncIterator[None]:
     async with AsyncDynamoKV(kv_config()) as kv:
         app[KV] = kv
         yield
+
+
+# The status a client expects for each error; the first class that matches decides,
+# so subclasses come before their bases. Anything else (a misconfiguration, denied
+# access) is the operator's problem: 500.
+HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
+    (InvalidKeyError, 400, {}),  # empty, over 2048 bytes, or a control character
+    (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
+    (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
+    (KeyNotFoundError, 404, {}),
+    (ConditionFailedError, 409, {}),  # someone else wrote first (if_version)
+    (ThrottledError, 503, {"Retry-After": "2"}),
+    (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
+)
+
+
+def http_status(exc: KVError) -> tuple[int, dict[str, str]]:
+    """The HTTP status and headers for `exc`, from `HTTP_STATUS` (else 500)."""
+    for error, status, headers in HTTP_STATUS:
+        if isinstance(exc, error):
+            return status, headers
+    return 500, {}
+
+
+@web.middleware
+async def kv_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every KVError a handler lets through, as a JSON error with the right status.
+
+    Messages name no values and, by default, no keys; 5xx answers name only the class.
+    """
+    try:
+        return await handler(request)
+    except KVError as exc:
+        status, headers = http_status(exc)
+        body = {"error": type(exc).__name__}
+        if status < 500:
+            body["detail"] = str(exc)
+        return web.json_response(body, status=status, headers=headers)
 
 
 routes = web.RouteTableDef()
@@ -80,14 +134,11 @@ async def put_cache(request: web.Request) -> web.Response:
 
 @routes.get("/cache/{key}")
 async def get_cache(request: web.Request) -> web.Response:
-    """The value and its remaining TTL; 404 when missing or expired."""
+    """The value and its remaining TTL; 404 (KeyNotFoundError) when missing or expired."""
     key = request.match_info["key"]
     cache = request.app[KV].namespace("cache")
-    try:
-        value = await cache.get(key)
-        ttl = await cache.ttl(key)
-    except KeyNotFoundError:
-        raise web.HTTPNotFound(text=f"no cached value for {key!r}") from None
+    value = await cache.get(key)
+    ttl = await cache.ttl(key)
     return web.json_response({"key": key, "value": value, "ttl": ttl})
 
 
@@ -140,16 +191,17 @@ async def end_session(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    """200 with the details when the table is UP, 503 when it is DOWN."""
+    """200 when the table is UP, 503 when it is DOWN; only the status and the latency."""
     health = await request.app[KV].health()
-    return web.json_response(
-        {"status": health.status, **health.details}, status=200 if health.is_up else 503
-    )
+    body: dict[str, Any] = {"status": health.status}
+    if "latency_ms" in health.details:
+        body["latency_ms"] = health.details["latency_ms"]
+    return web.json_response(body, status=200 if health.is_up else 503)
 
 
 def make_app() -> web.Application:
     """The application, its routes and its store's lifetime."""
-    app = web.Application()
+    app = web.Application(middlewares=[kv_errors])
     app.cleanup_ctx.append(kv_context)
     app.add_routes(routes)
     return app

@@ -14,7 +14,12 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
 - ``PUT/GET/DELETE /cache/{key}``: a cache of text values with an optional TTL.
 - ``POST /sessions``, ``GET/DELETE /sessions/{id}``: sessions that expire after
   ``SESSION_TTL`` seconds of inactivity (each read extends them).
-- ``GET /healthz``: ``kv.health()``; 503 when the table is DOWN.
+- ``GET /healthz``: ``{"status": "UP"}`` (200) or ``{"status": "DOWN"}`` (503), with the
+  probe's latency; never the endpoint, region or credentials, which a public health
+  route would hand to anyone who asks.
+- Errors become the status a client expects, in one exception handler (`http_error`):
+  invalid key 400, other invalid input 422, too large 413, not found 404, condition
+  failed 409, throttled or unavailable 503 with ``Retry-After``. Copy it as it is.
 
 Try it::
 
@@ -38,7 +43,19 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from aiodynkv import AsyncDynamoKV, KeyNotFoundError, KVConfig, KVStore
+from aiodynkv import (
+    AsyncDynamoKV,
+    ConditionFailedError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    KVConfig,
+    KVError,
+    KVStore,
+    KVValidationError,
+    ThrottledError,
+    TransientError,
+    ValueTooLargeError,
+)
 
 DEFAULT_TABLE = "aiodynkv"
 SESSION_TTL = 1800
@@ -78,6 +95,43 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="aiodynkv example", lifespan=lifespan)
 
 
+# The status a client expects for each error; the first class that matches decides,
+# so subclasses come before their bases. Anything else (a misconfiguration, denied
+# access) is the operator's problem: 500.
+HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
+    (InvalidKeyError, 400, {}),  # empty, over 2048 bytes, or a control character
+    (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
+    (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
+    (KeyNotFoundError, 404, {}),
+    (ConditionFailedError, 409, {}),  # someone else wrote first (if_version)
+    (ThrottledError, 503, {"Retry-After": "2"}),
+    (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
+)
+
+
+def http_status(exc: KVError) -> tuple[int, dict[str, str]]:
+    """The HTTP status and headers for `exc`, from `HTTP_STATUS` (else 500)."""
+    for error, status, headers in HTTP_STATUS:
+        if isinstance(exc, error):
+            return status, headers
+    return 500, {}
+
+
+@app.exception_handler(KVError)
+async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Every KVError a handler lets through, as a JSON error with the right status.
+
+    Messages name no values and, by default, no keys; 5xx answers name only the class.
+    """
+    if not isinstance(exc, KVError):  # registered for KVError only
+        raise exc
+    status, headers = http_status(exc)
+    body = {"error": type(exc).__name__}
+    if status < 500:
+        body["detail"] = str(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def store(request: Request) -> KVStore:
     """The app's store, for ``Depends``; override it in tests with an `InMemoryKV`."""
     kv: KVStore = request.app.state.kv
@@ -110,13 +164,10 @@ async def put_cache(key: str, entry: CacheEntry, kv: KV) -> Response:
 
 @app.get("/cache/{key}")
 async def get_cache(key: str, kv: KV) -> dict[str, Any]:
-    """The value and its remaining TTL; 404 when missing or expired."""
+    """The value and its remaining TTL; 404 (KeyNotFoundError) when missing or expired."""
     cache = kv.namespace("cache")
-    try:
-        value = await cache.get(key)
-        ttl = await cache.ttl(key)
-    except KeyNotFoundError:
-        raise HTTPException(404, f"no cached value for {key!r}") from None
+    value = await cache.get(key)
+    ttl = await cache.ttl(key)
     return {"key": key, "value": value, "ttl": ttl}
 
 
@@ -158,11 +209,12 @@ async def end_session(session_id: str, kv: KV) -> Response:
 
 @app.get("/healthz")
 async def healthz(kv: KV) -> JSONResponse:
-    """200 with the details when the table is UP, 503 when it is DOWN."""
+    """200 when the table is UP, 503 when it is DOWN; only the status and the latency."""
     health = await kv.health()
-    return JSONResponse(
-        {"status": health.status, **health.details}, status_code=200 if health.is_up else 503
-    )
+    body: dict[str, Any] = {"status": health.status}
+    if "latency_ms" in health.details:
+        body["latency_ms"] = health.details["latency_ms"]
+    return JSONResponse(body, status_code=200 if health.is_up else 503)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from aiodynkv import AsyncDynamoKV, KVConfig, KVStore
+from aiodynkv import AsyncDynamoKV, KVConfig, KVStore, ThrottledError, TransientError
 
 DEFAULT_TABLE = "aiodynkv"
 
@@ -83,7 +83,13 @@ LIMITER = web.AppKey("limiter", FixedWindowLimiter)
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer 429 to a client over its limit; add X-RateLimit-* headers otherwise."""
     client = request.headers.get("X-Client-Id") or request.remote or "unknown"
-    decision = await request.app[LIMITER].hit(client)
+    try:
+        decision = await request.app[LIMITER].hit(client)
+    except TransientError as exc:  # the store is throttled or unreachable: fail closed
+        retry_after = "2" if isinstance(exc, ThrottledError) else "1"
+        raise web.HTTPServiceUnavailable(
+            text="try again later\n", headers={"Retry-After": retry_after}
+        ) from None
     headers = {
         "X-RateLimit-Limit": str(request.app[LIMITER].limit),
         "X-RateLimit-Remaining": str(decision.remaining),
