@@ -152,7 +152,7 @@ class BotocoreTransport:
             raise WireError(str(exc), timeout=True, in_doubt=in_doubt) from exc
         except TimeoutError as exc:
             raise WireError(str(exc) or "timed out", timeout=True, in_doubt=True) from exc
-        except (bex.HTTPClientError, aiohttp.ClientError, ConnectionError) as exc:
+        except (bex.ConnectionError, bex.HTTPClientError, aiohttp.ClientError, OSError) as exc:
             in_doubt = attempts.in_doubt or not isinstance(exc, _NEVER_SENT)
             raise WireError(str(exc), timeout=False, in_doubt=in_doubt) from exc
         finally:

@@ -151,7 +151,7 @@ async def test_each_caller_gets_its_own_exception(moto_endpoint: str) -> None:
         f"key-{i}" for i in range(5)
     ]
     assert len({id(r) for r in results}) == 5
-    assert all("key-" in str(r) for r in results)
+    assert all("key-" not in str(r) for r in results)  # keys stay out of messages
 
 
 async def test_a_cancelled_caller_leaves_the_others_untouched(base: AsyncDynamoKV) -> None:

@@ -23,7 +23,8 @@ from aiodynkv import (
     StoreClosedError,
     TableNotFoundError,
 )
-from aiodynkv._store import _uses_local_credentials
+from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport.botocore import _uses_local_credentials
 
 
 def unused_port() -> int:
@@ -48,7 +49,7 @@ async def kv(moto_endpoint: str) -> AsyncIterator[AsyncDynamoKV]:
 
 
 async def test_calls_before_open_raise_store_closed(moto_endpoint: str) -> None:
-    store = AsyncDynamoKV(table="t", endpoint=moto_endpoint)
+    store = AsyncDynamoKV(table="kvt", endpoint=moto_endpoint)
     with pytest.raises(StoreClosedError, match="unopened"):
         await store.get("k")
     assert store.client is None and not store.is_open
@@ -116,9 +117,9 @@ def test_loopback_without_credentials_uses_placeholders(
     for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    local = KVConfig(table="t", endpoint="http://127.0.0.1:8000")
+    local = KVConfig(table="kvt", endpoint="http://127.0.0.1:8000")
     assert _uses_local_credentials(local)
-    assert not _uses_local_credentials(KVConfig(table="t"))
+    assert not _uses_local_credentials(KVConfig(table="kvt"))
     assert not _uses_local_credentials(local.replace(profile="dev"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA")
     assert not _uses_local_credentials(local)
@@ -131,7 +132,8 @@ async def test_missing_table_raises_table_not_found_chained(moto_endpoint: str) 
     async with AsyncDynamoKV(table="no-such-table", endpoint=moto_endpoint) as kv:
         with pytest.raises(TableNotFoundError, match="no-such-table") as info:
             await kv.get("k")
-        assert isinstance(info.value.__cause__, bex.ClientError)
+        assert isinstance(info.value.__cause__, ServiceError)  # the transport's failure
+        assert isinstance(info.value.__cause__.__cause__, bex.ClientError)  # botocore's own
         health = await kv.health()
     assert health.status == "DOWN"
     assert health.details["error"] == "TableNotFoundError"
@@ -140,7 +142,7 @@ async def test_missing_table_raises_table_not_found_chained(moto_endpoint: str) 
 async def test_refused_connection_raises_kv_connection_error_quickly() -> None:
     endpoint = f"http://127.0.0.1:{unused_port()}"
     async with AsyncDynamoKV(
-        table="t", endpoint=endpoint, connect_timeout=3.0, read_timeout=0.5, max_attempts=1
+        table="kvt", endpoint=endpoint, connect_timeout=3.0, read_timeout=0.5, max_attempts=1
     ) as kv:
         with pytest.raises(KVConnectionError) as info:
             await asyncio.wait_for(kv.get("k"), timeout=10)
@@ -152,14 +154,14 @@ async def test_refused_connection_raises_kv_connection_error_quickly() -> None:
 
 
 async def test_health_of_an_unopened_store_is_down() -> None:
-    health = await AsyncDynamoKV(table="t", endpoint="http://127.0.0.1:9").health()
+    health = await AsyncDynamoKV(table="kvt", endpoint="http://127.0.0.1:9").health()
     assert health.status == "DOWN"
-    assert health.details["table"] == "t"
+    assert health.details["table"] == "kvt"
 
 
 async def test_open_with_create_table_against_a_dead_server_raises_and_closes() -> None:
     store = AsyncDynamoKV(
-        table="t",
+        table="kvt",
         endpoint=f"http://127.0.0.1:{unused_port()}",
         create_table=True,
         connect_timeout=0.5,
@@ -272,7 +274,7 @@ async def test_get_many_spreads_chunks_over_concurrent_requests(kv: AsyncDynamoK
 async def test_batches_to_a_dead_server_fail_fast_naming_every_key() -> None:
     endpoint = f"http://127.0.0.1:{unused_port()}"
     async with AsyncDynamoKV(
-        table="t", endpoint=endpoint, connect_timeout=2.0, max_attempts=1, batch_deadline=30
+        table="kvt", endpoint=endpoint, connect_timeout=2.0, max_attempts=1, batch_deadline=30
     ) as kv:
         with pytest.raises(BatchIncompleteError) as write:
             await asyncio.wait_for(kv.set_many({f"k{i}": "v" for i in range(60)}), timeout=15)
@@ -290,7 +292,7 @@ async def test_no_region_anywhere_is_a_config_error(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    store = AsyncDynamoKV(table="t")  # AWS itself; opening makes no request
+    store = AsyncDynamoKV(table="kvt")  # AWS itself; opening makes no request
     with pytest.raises(KVConfigError, match="region"):
         await store.open()
     assert not store.is_open
@@ -304,6 +306,6 @@ async def test_the_region_from_the_aws_config_file_is_used(
     config_file = tmp_path / "config"
     config_file.write_text("[default]\nregion = eu-north-1\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
-    async with AsyncDynamoKV(table="t") as store:
+    async with AsyncDynamoKV(table="kvt") as store:
         assert store.config.region == "eu-north-1"
         assert store.config.server_address == ("dynamodb.eu-north-1.amazonaws.com", 443)

@@ -133,7 +133,7 @@ async def test_failures_set_error_status_and_type_without_the_key(
 async def test_keys_appear_only_when_opted_in(kv: AsyncDynamoKV, otel: Otel) -> None:
     await kv.set("user:42", "v")
     assert "user:42" not in str([dict(s.attributes) for s in otel.finished()])
-    async with AsyncDynamoKV(kv.config, trace_keys=True) as traced:
+    async with AsyncDynamoKV(kv.config, expose_keys=True) as traced:
         await traced.get("user:42")
     assert otel.finished()[-1].attributes["aiodynkv.key"] == "user:42"
 
@@ -218,12 +218,14 @@ async def test_configured_structlog_gets_one_debug_event_per_call(kv: AsyncDynam
     assert "super-secret" not in str(logs) and "user:7" not in str(logs)
 
 
-async def test_failures_log_at_error_and_keys_only_with_log_keys(moto_endpoint: str) -> None:
-    async with AsyncDynamoKV(table="missing-table", endpoint=moto_endpoint, log_keys=True) as kv:
+async def test_raised_failures_log_at_info_and_keys_only_with_expose_keys(
+    moto_endpoint: str,
+) -> None:
+    async with AsyncDynamoKV(table="missing-table", endpoint=moto_endpoint, expose_keys=True) as kv:
         with capture_logs() as logs, pytest.raises(TableNotFoundError):
             await kv.get("user:9")
     (event,) = logs
-    assert event["log_level"] == "error"
+    assert event["log_level"] == "info"  # raised to the caller, who decides
     assert event["error_type"] == "TableNotFoundError"
     assert event["key"] == "user:9"
 
@@ -235,7 +237,7 @@ async def test_an_injected_logger_is_used(kv: AsyncDynamoKV) -> None:
         def debug(self, event: str, **fields: Any) -> None:
             events.append((event, fields))
 
-        warning = error = debug
+        info = warning = debug
 
     async with AsyncDynamoKV(kv.config, logger=Recorder()) as store:
         await store.exists("k")

@@ -4,8 +4,9 @@ import asyncio
 
 import pytest
 
-from aiodynkv import KVError, ThrottledError
+from aiodynkv import KVConnectionError, KVError, KVTimeoutError, ServerError, ThrottledError
 from aiodynkv._batch import BACKOFF_CAP, backoff, chunked, drive
+from aiodynkv._transport.base import WireError
 
 
 def test_chunked() -> None:
@@ -26,49 +27,108 @@ async def test_unprocessed_remainders_are_retried_until_done() -> None:
         calls.append(request)
         return request[1:] or None  # one item processed per call
 
-    leftovers, cause = await drive([[1, 2, 3], [4]], send, concurrency=2, deadline_seconds=5)
-    assert leftovers == [] and cause is None
+    outcome = await drive([[1, 2, 3], [4]], send, concurrency=2, deadline_seconds=5)
+    assert outcome.complete and outcome.error is None
     assert sorted(map(tuple, calls)) == [(1, 2, 3), (2, 3), (3,), (4,)]
 
 
-async def test_what_is_left_at_the_deadline_is_returned_with_the_cause() -> None:
+async def test_what_is_left_at_the_deadline_is_unprocessed_with_the_cause() -> None:
     async def send(request: list[int]) -> list[int] | None:
         raise ThrottledError(f"slow down ({len(request)} items)")
 
-    leftovers, cause = await drive([[1], [2, 3]], send, concurrency=1, deadline_seconds=0.05)
-    assert sorted(leftovers) == [[1], [2, 3]]
-    assert isinstance(cause, ThrottledError)
+    outcome = await drive([[1], [2, 3]], send, concurrency=1, deadline_seconds=0.05)
+    assert sorted(outcome.unprocessed) == [1, 2, 3] and outcome.in_doubt == []
+    assert isinstance(outcome.error, ThrottledError)
 
 
-async def test_a_permanent_error_cancels_the_other_chunks() -> None:
-    cancelled = asyncio.Event()
+def _applied_maybe(message: str) -> KVError:
+    """A transient error whose request may have been applied (a read timeout)."""
+    error = KVTimeoutError(message)
+    error.__cause__ = WireError("read timeout", timeout=True, in_doubt=True)
+    return error
+
+
+async def test_a_chunk_whose_reply_was_lost_is_in_doubt_not_unprocessed() -> None:
+    async def send(request: list[int]) -> list[int] | None:
+        if request == [1, 2]:
+            raise _applied_maybe("read timeout")
+        return None
+
+    outcome = await drive([[1, 2], [3]], send, concurrency=2, deadline_seconds=5)
+    assert outcome.in_doubt == [1, 2] and outcome.unprocessed == []
+    assert isinstance(outcome.error, KVTimeoutError)
+
+
+async def test_a_retried_5xx_chunk_that_later_succeeds_is_done() -> None:
+    attempts = 0
 
     async def send(request: list[int]) -> list[int] | None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            error = ServerError("500")
+            error.__cause__ = WireError("5xx", timeout=False, in_doubt=True)
+            raise error
+        return None
+
+    outcome = await drive([[1]], send, concurrency=1, deadline_seconds=5)
+    assert outcome.complete and attempts == 2
+
+
+async def test_a_permanent_error_stops_new_chunks_but_reports_the_others() -> None:
+    sent: list[list[int]] = []
+
+    async def send(request: list[int]) -> list[int] | None:
+        sent.append(request)
         if request == [1]:
             await asyncio.sleep(0.01)
             raise KVError("table gone")
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+        await asyncio.sleep(0.05)
         return None
 
-    with pytest.raises(KVError, match="table gone"):
-        await drive([[1], [2]], send, concurrency=2, deadline_seconds=5)
-    assert cancelled.is_set()
+    outcome = await drive([[1], [2], [3]], send, concurrency=2, deadline_seconds=5)
+    assert isinstance(outcome.fatal, KVError)
+    assert [1] in sent and [2] in sent and [3] not in sent  # [2] was in flight and finished
+    assert sorted(outcome.unprocessed) == [1, 3] and outcome.in_doubt == []
+
+
+async def test_abort_cuts_chunks_off_and_labels_them_honestly() -> None:
+    abort = asyncio.Event()
+    started = asyncio.Event()
+
+    async def send(request: list[int]) -> list[int] | None:
+        started.set()
+        await asyncio.sleep(10)
+        return None
+
+    task = asyncio.ensure_future(
+        drive([[1], [2], [3]], send, concurrency=1, deadline_seconds=30, abort=abort)
+    )
+    await started.wait()
+    abort.set()
+    outcome = await asyncio.wait_for(task, 2)
+    assert outcome.in_doubt == [1]  # in flight when cut off
+    assert sorted(outcome.unprocessed) == [2, 3]  # never sent
 
 
 async def test_a_broken_connection_gives_the_chunk_up_at_once() -> None:
-    from aiodynkv import KVConnectionError
-
     calls = 0
 
     async def send(request: list[int]) -> list[int] | None:
         nonlocal calls
         calls += 1
-        raise KVConnectionError(f"refused ({len(request)} items)")
+        error = KVConnectionError(f"refused ({len(request)} items)")
+        error.__cause__ = WireError("refused", timeout=False, in_doubt=False)
+        raise error
 
-    leftovers, cause = await drive([[1, 2]], send, concurrency=1, deadline_seconds=30)
-    assert leftovers == [[1, 2]] and isinstance(cause, KVConnectionError)
+    outcome = await drive([[1, 2]], send, concurrency=1, deadline_seconds=30)
+    assert outcome.unprocessed == [1, 2] and isinstance(outcome.error, KVConnectionError)
     assert calls == 1
+
+
+async def test_without_retries_the_first_error_is_raised() -> None:
+    async def send(request: list[int]) -> list[int] | None:
+        raise ThrottledError("busy")
+
+    with pytest.raises(ThrottledError):
+        await drive([[1]], send, concurrency=1, deadline_seconds=5, retry_errors=False)

@@ -7,19 +7,36 @@ from typing import Any
 
 import pytest
 
-from aiodynkv import KVConfig, KVValidationError, ValueTooLargeError, from_json, to_json
+from aiodynkv import (
+    CorruptItemError,
+    KVConfig,
+    KVValidationError,
+    ValueTooLargeError,
+    from_json,
+    to_json,
+)
+from aiodynkv._args import check_delta, pair_of, ttl_seconds
 from aiodynkv._codec import (
     MAX_ITEM_BYTES,
     build_item,
-    check_delta,
     check_item_size,
     decode_value,
     encode_value,
-    expiry_of,
+    expiry_ms_of,
     is_expired,
     item_size,
+    new_version,
     number_size,
+    remaining_seconds,
+    version_of,
 )
+
+CONFIG = KVConfig(table="ttt")
+LIMIT = CONFIG.max_value_bytes
+
+
+def decode(item: dict[str, Any], config: KVConfig = CONFIG) -> Any:
+    return decode_value(item, config)
 
 
 @pytest.mark.parametrize(
@@ -61,90 +78,184 @@ def test_lone_surrogates_are_a_validation_error() -> None:
     with pytest.raises(KVValidationError, match="surrogate"):
         check_item_size({"pk": {"S": "k"}, "value": {"S": "\ud800"}}, "set", "t", "k")
     with pytest.raises(KVValidationError, match="surrogate"):
-        encode_value("\ud800" * 5000, 100, "set")
+        encode_value("\ud800" * 5000, 100, LIMIT, "set")
 
 
 def test_values_encode_by_type() -> None:
-    assert encode_value("a", 100, "set") == ({"S": "a"}, None)
-    assert encode_value(b"a", 100, "set") == ({"B": b"a"}, None)
-    assert encode_value(bytearray(b"a"), 100, "set") == ({"B": b"a"}, None)
-    assert encode_value(memoryview(b"a"), None, "set") == ({"B": b"a"}, None)
+    assert encode_value("a", 100, LIMIT, "set") == ({"S": "a"}, None)
+    assert encode_value(b"a", 100, LIMIT, "set") == ({"B": b"a"}, None)
+    assert encode_value(bytearray(b"a"), 100, LIMIT, "set") == ({"B": b"a"}, None)
+    assert encode_value(memoryview(b"a"), None, LIMIT, "set") == ({"B": b"a"}, None)
 
     class Text(str):
         pass
 
-    assert encode_value(Text("a"), 100, "set") == ({"S": "a"}, None)
+    assert encode_value(Text("a"), 100, LIMIT, "set") == ({"S": "a"}, None)
     with pytest.raises(TypeError, match="not int"):
-        encode_value(1, 100, "set")
+        encode_value(1, 100, LIMIT, "set")
 
 
 def test_large_compressible_values_are_compressed_and_flagged() -> None:
-    attr, flag = encode_value("ab" * 10_000, 100, "set")
+    attr, flag = encode_value("ab" * 10_000, 100, LIMIT, "set")
     assert flag == "s" and zlib.decompress(attr["B"]) == b"ab" * 10_000
-    attr, flag = encode_value(b"\x00" * 10_000, 100, "set")
+    attr, flag = encode_value(b"\x00" * 10_000, 100, LIMIT, "set")
     assert flag == "b"
-    assert decode_value({"value": attr, "z": {"S": "b"}}, "value") == b"\x00" * 10_000
+    assert decode({"value": attr, "z": {"S": "b"}}) == b"\x00" * 10_000
 
 
 def test_incompressible_or_disabled_stays_plain() -> None:
     import os
 
     noise = os.urandom(5000)
-    assert encode_value(noise, 100, "set") == ({"B": noise}, None)
-    assert encode_value("x" * 5000, None, "set") == ({"S": "x" * 5000}, None)
+    assert encode_value(noise, 100, LIMIT, "set") == ({"B": noise}, None)
+    assert encode_value("x" * 5000, None, LIMIT, "set") == ({"S": "x" * 5000}, None)
     text = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(3000))
-    attr, flag = encode_value(text, 100, "set")
-    assert decode_value({"value": attr, **({"z": {"S": flag}} if flag else {})}, "value") == text
+    attr, flag = encode_value(text, 100, LIMIT, "set")
+    assert decode({"value": attr, **({"z": {"S": flag}} if flag else {})}) == text
 
 
 def test_decode_reads_every_stored_shape() -> None:
-    assert decode_value({"value": {"S": "a"}}, "value") == "a"
-    assert decode_value({"value": {"B": b"a"}}, "value") == b"a"
-    assert decode_value({"value": {"N": "42"}}, "value") == 42
+    assert decode({"value": {"S": "a"}}) == "a"
+    assert decode({"value": {"B": b"a"}}) == b"a"
+    assert decode({"value": {"N": "42"}}) == 42
     packed = zlib.compress("zoë".encode())
-    assert decode_value({"value": {"B": packed}, "z": {"S": "s"}}, "value") == "zoë"
+    assert decode({"value": {"B": packed}, "z": {"S": "s"}}) == "zoë"
+
+
+# Items aiodynkv never writes: each must be a CorruptItemError, never KeyError/zlib.error.
+CORRUPT: dict[str, dict[str, Any]] = {
+    "no value attribute": {"pk": {"S": "k"}},
+    "BOOL value": {"value": {"BOOL": True}},
+    "NULL value": {"value": {"NULL": True}},
+    "map value": {"value": {"M": {"a": {"S": "b"}}}},
+    "list value": {"value": {"L": [{"S": "b"}]}},
+    "string set": {"value": {"SS": ["a", "b"]}},
+    "fractional number": {"value": {"N": "1.5"}},
+    "non-numeric number": {"value": {"N": "abc"}},
+    "flag on text": {"value": {"S": "abc"}, "z": {"S": "s"}},
+    "flag on non-zlib": {"value": {"B": b"not zlib at all"}, "z": {"S": "b"}},
+    "unknown flag": {"value": {"B": zlib.compress(b"x")}, "z": {"S": "q"}},
+    "flag of wrong type": {"value": {"B": zlib.compress(b"x")}, "z": {"N": "1"}},
+    "truncated stream": {"value": {"B": zlib.compress(b"x" * 1000)[:-6]}, "z": {"S": "b"}},
+    "bad utf-8 text": {"value": {"B": zlib.compress(b"\xff\xfe")}, "z": {"S": "s"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPT))
+def test_foreign_items_are_corrupt_not_key_errors(name: str) -> None:
+    with pytest.raises(CorruptItemError) as info:
+        decode(CORRUPT[name])
+    assert not isinstance(info.value, KeyError)
+    assert info.value.reason
+
+
+@pytest.mark.parametrize(
+    "attr", [{"N": "soon"}, {"S": "123"}, {"N": "NaN"}, {"N": "Infinity"}, "x"]
+)
+def test_non_numeric_expiry_or_version_is_corrupt(attr: Any) -> None:
+    with pytest.raises(CorruptItemError, match="expires_at"):
+        is_expired({"expires_at": attr}, CONFIG, 100.0)
+    with pytest.raises(CorruptItemError, match="ver"):
+        version_of({"ver": attr}, CONFIG)
+    with pytest.raises(CorruptItemError, match="xm"):
+        remaining_seconds({"xm": attr}, CONFIG, 100.0)
+
+
+def test_a_decompression_bomb_stops_at_max_value_bytes() -> None:
+    import tracemalloc
+
+    bomb = zlib.compress(b"\x00" * (64 * 1024 * 1024), 9)  # 64 MiB in about 64 KB
+    small = CONFIG.replace(max_value_bytes=1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptItemError, match="max_value_bytes"):
+            decode({"value": {"B": bomb}, "z": {"S": "b"}}, small)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024  # bounded by the limit, not by the 64 MiB it would inflate to
+
+
+def test_writes_refuse_values_over_max_value_bytes() -> None:
+    config = CONFIG.replace(max_value_bytes=1000)
+    build_item(config, "k", "x" * 1000, None, 7, "tok", "set", "k")
+    with pytest.raises(ValueTooLargeError, match="max_value_bytes") as info:
+        build_item(config, "k", "x" * 1001, None, 7, "tok", "set", "k")
+    assert info.value.size == 1001 and info.value.limit == 1000
+    assert "xxxx" not in str(info.value)
 
 
 def test_build_item_checks_size_on_what_is_stored() -> None:
-    config = KVConfig(table="t")
-    item = build_item(config, "k", "x" * 1_000_000, 123, 7, "set", "k")
-    assert item["z"] == {"S": "s"} and item["expires_at"] == {"N": "123"}
+    item = build_item(CONFIG, "k", "x" * 1_000_000, 123_400, 7, "tok", "set", "k")
+    assert item["z"] == {"S": "s"}
+    assert item["expires_at"] == {"N": "124"} and item["xm"] == {"N": "123400"}
+    assert item["tk"] == {"S": "tok"}
     with pytest.raises(ValueTooLargeError):
-        build_item(config.replace(compress_threshold=None), "k", "x" * 500_000, None, 7, "set", "k")
+        build_item(
+            CONFIG.replace(compress_threshold=None), "k", "x" * 500_000, None, 7, "t", "set", "k"
+        )
 
 
-def test_expiry_rounds_up_and_accepts_timedelta() -> None:
-    assert expiry_of(None, "set") is None
-    assert expiry_of(1, "set", now=100.2) == 102
-    assert expiry_of(1.5, "set", now=100.0) == 102
-    assert expiry_of(timedelta(minutes=1), "set", now=100.0) == 160
+def test_expiry_is_exact_to_the_millisecond_and_never_longer_than_asked() -> None:
+    assert expiry_ms_of(None, 100.0) is None
+    assert expiry_ms_of(1.0, 100.2) == 101_200
+    assert expiry_ms_of(1.5, 100.0) == 101_500
+    at = 1_700_000_000.123456
+    item = {"xm": {"N": str(expiry_ms_of(1.0, at))}, "expires_at": {"N": "1700000002"}}
+    left = remaining_seconds(item, CONFIG, at)
+    assert left is not None and 0.999 <= left <= 1.0
+    assert not is_expired(item, CONFIG, at + 0.998)
+    assert is_expired(item, CONFIG, at + 1.0)
+
+
+def test_items_without_exact_expiry_use_the_ttl_attribute() -> None:
+    assert not is_expired({"value": {"S": "a"}}, CONFIG, 100.0)
+    assert is_expired({"expires_at": {"N": "100"}}, CONFIG, 100.0)
+    assert not is_expired({"expires_at": {"N": "101"}}, CONFIG, 100.0)
+
+
+def test_ttl_arguments() -> None:
+    assert ttl_seconds(None, "set") is None
+    assert ttl_seconds(timedelta(minutes=1), "set") == 60.0
+    with pytest.raises(KVValidationError, match="persist"):
+        ttl_seconds(None, "expire", required=True)
 
 
 @pytest.mark.parametrize("bad", [0, -5, math.nan, math.inf, timedelta(seconds=-1), 10**10])
 def test_bad_ttls(bad: Any) -> None:
     with pytest.raises(KVValidationError, match="ttl"):
-        expiry_of(bad, "set")
+        ttl_seconds(bad, "set")
 
 
 def test_ttl_types() -> None:
     with pytest.raises(TypeError, match="ttl"):
-        expiry_of("5", "set")
+        ttl_seconds("5", "set")
     with pytest.raises(TypeError, match="ttl"):
-        expiry_of(True, "set")
+        ttl_seconds(True, "set")
 
 
-def test_is_expired() -> None:
-    assert not is_expired({"v": {"S": "a"}}, "exp", 100.0)
-    assert is_expired({"exp": {"N": "100"}}, "exp", 100.0)
-    assert not is_expired({"exp": {"N": "101"}}, "exp", 100.0)
+def test_versions_are_unique_without_trusting_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)  # a frozen clock
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000 * 10**9)
+    starts = {new_version() for _ in range(10_000)}
+    assert len(starts) == 10_000
+    assert all(0 < v < 2**63 for v in starts)
 
 
 def test_check_delta() -> None:
     assert check_delta(-3, "incr") == -3
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="delta"):
         check_delta(True, "incr")
     with pytest.raises(KVValidationError, match="38 digits"):
         check_delta(10**38, "incr")
+
+
+def test_set_many_pair_errors_never_quote_the_value() -> None:
+    with pytest.raises(TypeError) as info:
+        pair_of(["secret-key", "secret-value", "x"])
+    assert "secret" not in str(info.value)
 
 
 def test_json_helpers() -> None:
