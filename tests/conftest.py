@@ -75,6 +75,38 @@ def dynamodb_local_endpoint() -> Iterator[str]:
         yield server.endpoint
 
 
+# -- Without Docker, the DynamoDB Local group is one reported reason, not a skip per test.
+_NO_DOCKER = pytest.StashKey[tuple[str, int]]()
+
+
+def _needs_dynamodb_local(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_it = callspec is not None and callspec.params.get("backend") == "dynamodb-local"
+    return on_it or "dynamodb_local_endpoint" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m: count only what would have run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the DynamoDB Local tests when no Docker engine answers (reported once)."""
+    group = [item for item in items if _needs_dynamodb_local(item)]
+    if not group:
+        return
+    ok, reason = docker_available()
+    if ok:  # pragma: no cover - needs Docker
+        return
+    config.stash[_NO_DOCKER] = (reason, len(group))
+    config.hook.pytest_deselected(items=group)
+    items[:] = [item for item in items if not _needs_dynamodb_local(item)]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _NO_DOCKER in config.stash:
+        reason, count = config.stash[_NO_DOCKER]
+        terminalreporter.write_line(
+            f"DynamoDB Local (testcontainers): {count} tests not run: {reason}", yellow=True
+        )
+
+
 @pytest.fixture(params=KINDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
     kind: str = request.param
