@@ -6,6 +6,9 @@ It forwards each HTTP/1.1 request to the upstream server on a fresh connection
 - answer with throttling (``ProvisionedThroughputExceededException``,
   ``ThrottlingException``) or an HTTP 500/503, at a given rate;
 - hold the response for a while (slower than the client's ``read_timeout``);
+- "apply, then lose the reply": forward the request, let the server apply it, then
+  drop the connection instead of answering (`lose_replies`), as a timeout or a
+  broken connection after the server's commit would;
 - be "killed": every open connection is aborted and the port stops listening,
   then "restarted" on the same port.
 
@@ -50,6 +53,10 @@ class FaultProxy:
         self.fault_rate = 0.0
         self.fault_kinds: tuple[str, ...] = tuple(_FAULTS)
         self.delay = 0.0
+        #: DynamoDB action (``"UpdateItem"``) -> how many of its next replies to lose
+        #: after the server has applied the request.
+        self.lose_replies: dict[str, int] = {}
+        self.lost_replies = 0
         self.stats = Stats()
         self._random = random.Random(seed)
         self._server: asyncio.Server | None = None
@@ -95,6 +102,9 @@ class FaultProxy:
                     return
                 self.stats.requests += 1
                 response = await self._answer(request)
+                if self._lose(request):
+                    writer.transport.abort()  # applied upstream; the client never hears
+                    return
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 writer.write(response)
@@ -109,6 +119,17 @@ class FaultProxy:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _lose(self, request: bytes) -> bool:
+        """True if this request's reply is to be lost (and count it)."""
+        if not self.lose_replies:
+            return False
+        action = _target(request)
+        if self.lose_replies.get(action, 0) <= 0:
+            return False
+        self.lose_replies[action] -= 1
+        self.lost_replies += 1
+        return True
 
     async def _answer(self, request: bytes) -> bytes:
         if self.fault_rate and self._random.random() < self.fault_rate:
@@ -128,6 +149,16 @@ class FaultProxy:
         if response is None:
             raise ConnectionResetError("upstream closed without answering")
         return response
+
+
+def _target(request: bytes) -> str:
+    """The DynamoDB action of a request (from its X-Amz-Target header)."""
+    head = request.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"x-amz-target":
+            return value.strip().decode().rpartition(".")[2]
+    return ""
 
 
 async def _read_message(reader: asyncio.StreamReader) -> bytes | None:

@@ -190,7 +190,10 @@ async def test_single_calls_succeed_through_30_percent_faults(
     proxy.fault_rate = 0.3
     # botocore's "standard" mode stops retrying once its retry quota is spent (a circuit
     # breaker, tested below); "legacy" mode retries every call up to max_attempts.
-    store = through(proxy, table, max_attempts=10, retry_mode="legacy")
+    # A read timeout here would be a lost reply on a key 100 callers write at once: the
+    # write token cannot tell a retry from another writer's write (RELIABILITY.md,
+    # "what it does not cover"), so give a loaded 2-core machine room to answer.
+    store = through(proxy, table, max_attempts=10, retry_mode="legacy", read_timeout=10.0)
     async with store:
         writes = {f"k{i}": f"v{i}" for i in range(300)}
         results, _ = await settle([store.set(k, v) for k, v in writes.items()], 120)
@@ -318,3 +321,134 @@ async def test_standard_retry_mode_gives_up_with_typed_errors_under_sustained_fa
         lost,
         "test_standard_retry_mode_gives_up_with_typed_errors_under_sustained_faults",
     )
+
+
+# -- applied, reply lost: exactly-once writes ------------------------------------------
+
+
+@pytest_asyncio.fixture(params=["moto", "dynalite"])
+async def lossy(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AsyncDynamoKV, FaultProxy]]:
+    """A fresh table on moto (returns the old item) or dynalite (does not), and a proxy."""
+    endpoint = request.getfixturevalue(f"{request.param}_endpoint")
+    name = f"x-{uuid.uuid4().hex[:12]}"
+    async with AsyncDynamoKV(table=name, endpoint=endpoint, create_table=True) as direct:
+        found = await FaultProxy(int(endpoint.rsplit(":", 1)[1])).start()
+        try:
+            yield direct, found
+        finally:
+            await found.kill()
+            await direct.client.delete_table(TableName=name)
+
+
+def lossy_store(direct: AsyncDynamoKV, proxy: FaultProxy) -> AsyncDynamoKV:
+    return through(proxy, direct, read_timeout=2.0, coalesce_reads=False)
+
+
+async def test_applied_reply_lost_on_every_single_key_write_path(
+    lossy: tuple[AsyncDynamoKV, FaultProxy], request: pytest.FixtureRequest
+) -> None:
+    direct, proxy = lossy
+    server = request.node.callspec.params["lossy"]
+    async with lossy_store(direct, proxy) as kv:
+        results: dict[str, bool] = {}
+
+        async def lose_once(action: str) -> None:
+            proxy.lose_replies[action] = 1
+
+        await kv.incr("counter", 5)
+        await lose_once("UpdateItem")
+        results["incr adds once"] = await kv.incr("counter", 3) == 8
+        results["incr final state"] = await direct.get("counter") == 8
+
+        await lose_once("UpdateItem")
+        results["set(if_absent) is True"] = await kv.set("fresh", "mine", if_absent=True) is True
+        results["set(if_absent) stored"] = await direct.get("fresh") == "mine"
+
+        _, version = await direct.get_with_version("fresh")
+        await lose_once("UpdateItem")
+        results["set(if_version) succeeds"] = await kv.set("fresh", "v2", if_version=version)
+        value, after = await direct.get_with_version("fresh")
+        results["set(if_version) applied once"] = (value, after) == ("v2", version + 1)
+
+        await lose_once("UpdateItem")
+        results["plain set"] = await kv.set("fresh", "v3") is True
+        value, last = await direct.get_with_version("fresh")
+        results["plain set applied once"] = (value, last) == ("v3", after + 1)
+
+        await lose_once("UpdateItem")
+        results["expire"] = await kv.expire("fresh", 60) is True
+        await lose_once("UpdateItem")
+        results["persist"] = await kv.persist("fresh") is True
+        _, persisted = await direct.get_with_version("fresh")
+
+        await lose_once("DeleteItem")
+        results["delete(if_version) succeeds"] = await kv.delete("fresh", if_version=persisted)
+        results["delete(if_version) deleted"] = not await direct.exists("fresh")
+    assert proxy.lost_replies == 7
+    failed = [name for name, ok in results.items() if not ok]
+    record(
+        f"applied, reply lost: single-key writes ({server})",
+        "7 replies dropped after the server applied the write",
+        len(results),
+        len(results) - len(failed),
+        0,
+        len(failed),
+        "test_applied_reply_lost_on_every_single_key_write_path",
+    )
+    assert failed == []
+
+
+async def test_applied_reply_lost_on_batches_leaves_exact_state(
+    lossy: tuple[AsyncDynamoKV, FaultProxy], request: pytest.FixtureRequest
+) -> None:
+    direct, proxy = lossy
+    server = request.node.callspec.params["lossy"]
+    data = {f"b{i:03d}": f"v{i}" for i in range(200)}
+    async with lossy_store(direct, proxy) as kv:
+        proxy.lose_replies["BatchWriteItem"] = 3
+        await kv.set_many(data)
+        stored = await direct.get_many(list(data))
+        proxy.lose_replies["BatchWriteItem"] = 3
+        await kv.delete_many(list(data)[:100])
+        left = await direct.get_many(list(data))
+    wrong = sum(1 for k, v in data.items() if stored.get(k) != v)
+    wrong += sum(1 for k in list(data)[:100] if k in left)
+    wrong += sum(1 for k in list(data)[100:] if left.get(k) != data[k])
+    record(
+        f"applied, reply lost: set_many + delete_many of 200 ({server})",
+        "6 batch replies dropped after the server applied them",
+        2,
+        2,
+        0,
+        wrong,
+        "test_applied_reply_lost_on_batches_leaves_exact_state",
+    )
+    assert wrong == 0
+
+
+async def test_a_batch_whose_replies_never_come_reports_keys_in_doubt(
+    lossy: tuple[AsyncDynamoKV, FaultProxy], request: pytest.FixtureRequest
+) -> None:
+    direct, proxy = lossy
+    server = request.node.callspec.params["lossy"]
+    data = {f"d{i:03d}": "v" for i in range(60)}
+    async with through(proxy, direct, read_timeout=1.0, max_attempts=2) as kv:
+        proxy.lose_replies["BatchWriteItem"] = 1000
+        with pytest.raises(BatchIncompleteError) as info:
+            await kv.set_many(data)
+    error = info.value
+    assert error.unprocessed == frozenset()  # none is known not to be written
+    assert error.in_doubt == frozenset(data)  # every chunk was sent, no reply came
+    stored = await direct.get_many(list(data))
+    # In doubt means "may have been applied": here the server did apply them.
+    mislabelled = sum(1 for k in data if k not in stored) + len(error.done)
+    record(
+        f"every batch reply lost ({server})",
+        "all BatchWriteItem replies dropped",
+        len(data),
+        0,
+        len(data),
+        mislabelled,
+        "test_a_batch_whose_replies_never_come_reports_keys_in_doubt",
+    )
+    assert mislabelled == 0
