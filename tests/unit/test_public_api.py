@@ -3,19 +3,21 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import aiodynkv
+import aiodynkv._errors
+import aiodynkv._version
 import aiodynkv.testing
 
 
 def test_public_surface_is_exactly_this() -> None:
     assert aiodynkv.__all__ == sorted(aiodynkv.__all__)
     assert set(aiodynkv.__all__) == {
-        "MISSING", "AccessDeniedError", "AsyncDynamoKV", "BatchIncompleteError",
-        "ConditionFailedError", "Health", "InsecureEndpointWarning",
+        "MISSING", "TTL", "AccessDeniedError", "AsyncDynamoKV", "BatchIncompleteError",
+        "ConditionFailedError", "CorruptItemError", "Health", "InsecureEndpointWarning",
         "InvalidKeyError", "KVConfig", "KVConfigError",
         "KVConnectionError", "KVError", "KVStore", "KVTimeoutError", "KVValidationError",
-        "KeyNotFoundError", "ServerError", "StoreClosedError", "TableNotFoundError",
-        "ThrottledError", "TransientError", "ValueTooLargeError", "WrongTypeError",
-        "__version__", "from_json", "to_json",
+        "KeyListing", "KeyNotFoundError", "ServerError", "StoreClosedError", "StoredItem",
+        "TableNotFoundError", "ThrottledError", "TransientError", "Value",
+        "ValueTooLargeError", "WrongTypeError", "__version__", "from_json", "to_json",
     }  # fmt: skip
     for name in aiodynkv.__all__:
         assert getattr(aiodynkv, name) is not None
@@ -30,11 +32,35 @@ def test_testing_surface() -> None:
 
 def test_version_comes_from_the_installed_metadata() -> None:
     assert aiodynkv.__version__ == version("aiodynkv")
+    assert aiodynkv.__version__ is aiodynkv._version.__version__
+    assert aiodynkv._version.__all__ == ["__version__"]
+
+
+def test_every_public_error_is_a_kv_error_and_exported_from_the_errors_module() -> None:
+    errors = [
+        getattr(aiodynkv, name)
+        for name in aiodynkv.__all__
+        if name.endswith("Error") and isinstance(getattr(aiodynkv, name), type)
+    ]
+    assert errors
+    for cls in errors:
+        assert issubclass(cls, aiodynkv.KVError), cls
+        assert cls.__module__ == "aiodynkv._errors"
+        assert cls.__name__ in aiodynkv._errors.__all__
+    assert issubclass(aiodynkv.InsecureEndpointWarning, UserWarning)
+
+
+def test_public_objects_come_from_private_modules() -> None:
+    for name in aiodynkv.__all__:
+        module = getattr(getattr(aiodynkv, name), "__module__", None)
+        if isinstance(module, str) and module.startswith("aiodynkv"):
+            assert module.split(".")[1].startswith("_"), (name, module)
 
 
 def test_both_stores_satisfy_the_protocol() -> None:
-    store = aiodynkv.AsyncDynamoKV(table="t")
-    memory = aiodynkv.testing.InMemoryKV()
+    # Typed as object: this checks the runtime protocol (isinstance), not static typing.
+    store: object = aiodynkv.AsyncDynamoKV(table="kvt")
+    memory: object = aiodynkv.testing.InMemoryKV()
     assert isinstance(store, aiodynkv.KVStore)
     assert isinstance(memory, aiodynkv.KVStore)
     protocol = {n for n in dir(aiodynkv.KVStore) if not n.startswith("_")}

@@ -1,20 +1,79 @@
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
-from aiodynkv import KVConfig
+from aiodynkv import (
+    ConditionFailedError,
+    KeyNotFoundError,
+    KVConfig,
+    ThrottledError,
+    WrongTypeError,
+)
 from aiodynkv._telemetry import Telemetry
+
+SECRET_KEY = "session:s3cr3t"
+
+
+class Recorder:
+    """An injected logger recording (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self.events.append(("debug", event, fields))
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.events.append(("info", event, fields))
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.events.append(("warning", event, fields))
+
+    def error(self, event: str, **fields: Any) -> None:  # pragma: no cover - must not be used
+        self.events.append(("error", event, fields))
+
+
+@pytest.fixture(autouse=True)
+def _structlog_unconfigured() -> Iterator[None]:
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+def recorded(**fields: Any) -> tuple[Telemetry, Recorder]:
+    recorder = Recorder()
+    return Telemetry(KVConfig(table="kvt", logger=recorder, **fields)), recorder
+
+
+def throttled() -> ThrottledError:
+    return ThrottledError(
+        "get on table 'kvt' failed: ThrottlingException: slow down",
+        operation="get",
+        table="kvt",
+        key=SECRET_KEY,
+        reason="ThrottlingException: slow down",
+    )
+
+
+# -- capacity and retries ------------------------------------------------------------
 
 
 def test_capacity_and_retries_are_read_from_responses() -> None:
-    tel = Telemetry(KVConfig(table="t"))
+    tel = Telemetry(KVConfig(table="kvt"))
     with tel.operation("get_many", "BatchGetItem", batch_size=3) as op:
         op.observe(
             {
-                "ConsumedCapacity": [{"TableName": "t", "CapacityUnits": 1.5}],
+                "ConsumedCapacity": [{"TableName": "kvt", "CapacityUnits": 1.5}],
                 "ResponseMetadata": {"RetryAttempts": 2},
             }
         )
@@ -24,48 +83,248 @@ def test_capacity_and_retries_are_read_from_responses() -> None:
 
 
 def test_writes_count_write_units() -> None:
-    tel = Telemetry(KVConfig(table="t"))
+    tel = Telemetry(KVConfig(table="kvt"))
     with tel.operation("set", "UpdateItem", "k") as op:
         op.observe({"ConsumedCapacity": {"CapacityUnits": 1.0}})
     assert (op.read_units, op.write_units) == (0.0, 1.0)
 
 
-def test_retried_calls_log_a_warning_even_unconfigured() -> None:
-    structlog.reset_defaults()
-    tel = Telemetry(KVConfig(table="t"))
+# -- levels ----------------------------------------------------------------------------
+
+
+def test_a_completed_call_is_logged_at_debug() -> None:
+    tel, recorder = recorded()
+    with tel.operation("get", "GetItem", SECRET_KEY) as op:
+        op.observe({"ConsumedCapacity": {"CapacityUnits": 0.5}})
+    [(level, event, fields)] = recorder.events
+    assert (level, event) == ("debug", "aiodynkv.get")
+    assert fields["outcome"] == "ok"
+    assert fields["table"] == "kvt" and fields["db_operation"] == "GetItem"
+    assert fields["read_units"] == 0.5
+    assert "retries" not in fields
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome"),
+    [
+        (KeyNotFoundError("get: not found", key=SECRET_KEY), "miss"),
+        (ConditionFailedError("set: condition failed", key=SECRET_KEY), "condition_failed"),
+    ],
+)
+def test_expected_outcomes_are_logged_at_debug(exc: Exception, outcome: str) -> None:
+    tel, recorder = recorded()
+    with pytest.raises(type(exc)), tel.operation("get", "GetItem", SECRET_KEY):
+        raise exc
+    [(level, _, fields)] = recorder.events
+    assert (level, fields["outcome"]) == ("debug", outcome)
+    assert "error_type" not in fields
+
+
+def test_a_failure_raised_to_the_caller_is_logged_at_info() -> None:
+    tel, recorder = recorded()
+    with pytest.raises(ThrottledError), tel.operation("get", "GetItem", SECRET_KEY):
+        raise throttled()
+    [(level, event, fields)] = recorder.events
+    assert (level, event) == ("info", "aiodynkv.get")
+    assert fields["outcome"] == "error"
+    assert fields["error_type"] == "ThrottledError"
+    assert fields["error"] == "ThrottlingException: slow down"
+    assert SECRET_KEY not in repr(fields)
+
+
+def test_a_failure_without_a_reason_logs_its_type() -> None:
+    tel, recorder = recorded()
+    with pytest.raises(RuntimeError), tel.operation("incr", "UpdateItem", SECRET_KEY):
+        raise RuntimeError(SECRET_KEY)
+    [(level, _, fields)] = recorder.events
+    assert level == "info"
+    assert (fields["error_type"], fields["error"]) == ("RuntimeError", "RuntimeError")
+
+
+def test_a_retried_call_is_logged_at_warning() -> None:
+    tel, recorder = recorded()
+    with tel.operation("get", "GetItem", SECRET_KEY) as op:
+        op.observe({"ResponseMetadata": {"RetryAttempts": 2}})
+    [(level, _, fields)] = recorder.events
+    assert (level, fields["retries"]) == ("warning", 2)
+
+
+def test_a_retried_call_that_failed_is_logged_at_info() -> None:
+    tel, recorder = recorded()
+
+    def retried_then_failed() -> None:
+        with tel.operation("get", "GetItem", SECRET_KEY) as op:
+            op.observe({"ResponseMetadata": {"RetryAttempts": 2}})
+            raise throttled()
+
+    with pytest.raises(ThrottledError):
+        retried_then_failed()
+    [(level, _, fields)] = recorder.events
+    assert (level, fields["retries"], fields["outcome"]) == ("info", 2, "error")
+
+
+def test_cancellation_is_logged_as_cancelled_at_debug() -> None:
+    tel, recorder = recorded()
+    with pytest.raises(asyncio.CancelledError), tel.operation("get", "GetItem", "k"):
+        raise asyncio.CancelledError
+    [(level, _, fields)] = recorder.events
+    assert (level, fields["outcome"]) == ("debug", "cancelled")
+    assert "error_type" not in fields
+
+
+def test_warn_and_debug_helpers() -> None:
+    tel, recorder = recorded()
+    tel.warn("aiodynkv.coalescing_off", reason="x")
+    tel.debug("aiodynkv.detail", n=1)
+    assert recorder.events == [
+        ("warning", "aiodynkv.coalescing_off", {"reason": "x"}),
+        ("debug", "aiodynkv.detail", {"n": 1}),
+    ]
+
+
+def test_batch_size_is_logged() -> None:
+    tel, recorder = recorded()
+    with tel.operation("set_many", "BatchWriteItem", batch_size=30):
+        pass
+    assert recorder.events[0][2]["batch_size"] == 30
+
+
+# -- keys stay out unless expose_keys ---------------------------------------------------
+
+
+def test_keys_stay_out_of_logs_and_messages_by_default() -> None:
+    tel, recorder = recorded()
+    with pytest.raises(ThrottledError) as info, tel.operation("get", "GetItem", SECRET_KEY):
+        raise throttled()
+    assert "key" not in recorder.events[0][2]
+    assert info.value.show_key is False
+    assert SECRET_KEY not in str(info.value)
+    assert info.value.key == SECRET_KEY
+
+
+def test_expose_keys_puts_keys_in_logs_and_messages() -> None:
+    tel, recorder = recorded(expose_keys=True)
+    with tel.operation("get", "GetItem", SECRET_KEY):
+        pass
+    with pytest.raises(ThrottledError) as info, tel.operation("get", "GetItem", SECRET_KEY):
+        raise throttled()
+    assert [fields["key"] for _, _, fields in recorder.events] == [SECRET_KEY, SECRET_KEY]
+    assert info.value.show_key is True
+    assert SECRET_KEY in str(info.value)
+
+
+def _traced(expose_keys: bool) -> tuple[Telemetry, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = KVConfig(
+        table="kvt", tracer_provider=provider, logger=Recorder(), expose_keys=expose_keys
+    )
+    return Telemetry(config), exporter
+
+
+def test_spans_hold_no_key_by_default_and_record_only_the_reason() -> None:
+    tel, exporter = _traced(expose_keys=False)
+    with pytest.raises(ThrottledError), tel.operation("get", "GetItem", SECRET_KEY):
+        raise throttled()
+    [span] = exporter.get_finished_spans()
+    assert span.name == "GetItem kvt"
+    attributes = dict(span.attributes or {})
+    assert "aiodynkv.key" not in attributes
+    assert attributes["error.type"] == "ThrottledError"
+    assert attributes["aiodynkv.outcome"] == "error"
+    [event] = span.events
+    assert dict(event.attributes or {}) == {
+        "exception.type": "ThrottledError",
+        "exception.message": "ThrottlingException: slow down",
+    }
+    assert SECRET_KEY not in repr(span.to_json())
+
+
+def test_spans_hold_the_key_with_expose_keys() -> None:
+    tel, exporter = _traced(expose_keys=True)
+    with pytest.raises(ThrottledError), tel.operation("get", "GetItem", SECRET_KEY):
+        raise throttled()
+    [span] = exporter.get_finished_spans()
+    assert dict(span.attributes or {})["aiodynkv.key"] == SECRET_KEY
+    assert SECRET_KEY in str(dict(span.events[0].attributes or {})["exception.message"])
+
+
+def test_spans_of_expected_outcomes_are_not_errors() -> None:
+    tel, exporter = _traced(expose_keys=False)
+    with pytest.raises(KeyNotFoundError), tel.operation("get", "GetItem", SECRET_KEY):
+        raise KeyNotFoundError("get: not found", key=SECRET_KEY)
+    [span] = exporter.get_finished_spans()
+    assert dict(span.attributes or {})["aiodynkv.outcome"] == "miss"
+    assert "error.type" not in dict(span.attributes or {})
+    assert not span.events
+
+
+# -- where events go -------------------------------------------------------------------
+
+
+def test_unconfigured_events_go_to_the_stdlib_logger_with_a_null_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stdlib = logging.getLogger("aiodynkv")
+    assert any(isinstance(h, logging.NullHandler) for h in stdlib.handlers)
+    tel = Telemetry(KVConfig(table="kvt"))
+    caplog.set_level(logging.DEBUG, logger="aiodynkv")
+    with tel.operation("get", "GetItem", SECRET_KEY):
+        pass
+    with pytest.raises(WrongTypeError), tel.operation("incr", "UpdateItem", SECRET_KEY):
+        raise WrongTypeError("incr: not a counter", key=SECRET_KEY, reason="not a counter")
+    with tel.operation("set", "UpdateItem", SECRET_KEY) as op:
+        op.observe({"ResponseMetadata": {"RetryAttempts": 1}})
+    records = [r for r in caplog.records if r.name == "aiodynkv"]
+    assert [(r.levelno, r.getMessage().split(" ")[0]) for r in records] == [
+        (logging.DEBUG, "aiodynkv.get"),
+        (logging.INFO, "aiodynkv.incr"),
+        (logging.WARNING, "aiodynkv.set"),
+    ]
+    assert "error_type='WrongTypeError'" in records[1].getMessage()
+    assert records[1].aiodynkv["outcome"] == "error"  # type: ignore[attr-defined]
+    assert all(SECRET_KEY not in r.getMessage() for r in records)
+
+
+def test_unconfigured_debug_events_are_not_even_built(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="aiodynkv")
+    tel = Telemetry(KVConfig(table="kvt"))
+    assert tel.logs_events() is False
+    with tel.operation("get", "GetItem", "k"):
+        pass
+    tel.debug("aiodynkv.detail", n=1)
+    assert not [r for r in caplog.records if r.name == "aiodynkv"]
+    caplog.set_level(logging.DEBUG, logger="aiodynkv")
+    assert tel.logs_events() is True
+
+
+def test_configured_structlog_receives_the_events() -> None:
+    tel = Telemetry(KVConfig(table="kvt"))
     with capture_logs() as logs:
+        assert tel.logs_events() is True
         with tel.operation("get", "GetItem", "k") as op:
             op.observe({"ResponseMetadata": {"RetryAttempts": 1}})
+        with tel.operation("exists", "GetItem", "k"):
+            pass
+        with pytest.raises(ThrottledError), tel.operation("get", "GetItem", "k"):
+            raise throttled()
         tel.warn("aiodynkv.something", detail=1)
         tel.debug("aiodynkv.detail", n=1)
-    structlog.reset_defaults()
     levels = [(e["event"], e["log_level"]) for e in logs]
     assert levels == [
         ("aiodynkv.get", "warning"),
+        ("aiodynkv.exists", "debug"),
+        ("aiodynkv.get", "info"),
         ("aiodynkv.something", "warning"),
         ("aiodynkv.detail", "debug"),
     ]
     assert logs[0]["retries"] == 1
 
 
-def test_cancellation_is_logged_as_cancelled_not_as_error() -> None:
-    import asyncio
-
-    events: list[tuple[str, str, dict[str, Any]]] = []
-
-    class Recorder:
-        def debug(self, event: str, **fields: Any) -> None:
-            events.append(("debug", event, fields))
-
-        def error(self, event: str, **fields: Any) -> None:
-            events.append(("error", event, fields))
-
-        warning = debug
-
-    tel = Telemetry(KVConfig(table="t", logger=Recorder()))
-    try:
-        with tel.operation("get", "GetItem", "k"):
-            raise asyncio.CancelledError
-    except asyncio.CancelledError:
+def test_an_injected_logger_wins_over_structlog() -> None:
+    tel, recorder = recorded()
+    with capture_logs() as logs, tel.operation("get", "GetItem", "k"):
         pass
-    assert events[0][0] == "debug" and events[0][2]["outcome"] == "cancelled"
+    assert not logs
+    assert [e[1] for e in recorder.events] == ["aiodynkv.get"]
