@@ -1,0 +1,101 @@
+"""The library prints nothing until the application configures logging.
+
+Each check runs in a fresh interpreter (``sys.executable -c``), so that neither
+pytest's log capture nor another test's structlog or logging setup can hide or
+add output: failing calls against the embedded emulator, caught by the program,
+must leave stdout and stderr empty; after ``logging.basicConfig(level=DEBUG)``
+the same events reach stderr through the standard library's ``aiodynkv`` logger.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+_FAILING_CALLS = textwrap.dedent(
+    """
+    import asyncio
+    import sys
+
+    from aiodynkv import (
+        AsyncDynamoKV,
+        ConditionFailedError,
+        StoreClosedError,
+        WrongTypeError,
+    )
+    from aiodynkv.testing import LocalDynamoDB
+
+
+    async def failing_calls(endpoint: str) -> None:
+        kv = AsyncDynamoKV(table="silence", endpoint=endpoint, create_table=True)
+        async with kv:
+            await kv.set("name", "alice")
+            try:
+                await kv.incr("name")
+            except WrongTypeError:
+                pass
+            else:
+                sys.exit("incr on a string did not raise WrongTypeError")
+            _, version = await kv.get_with_version("name")
+            try:
+                await kv.set("name", "bob", if_version=version + 1)
+            except ConditionFailedError:
+                pass
+            else:
+                sys.exit("a stale if_version did not raise ConditionFailedError")
+            assert await kv.get("missing", None) is None
+        try:
+            await kv.get("name")
+        except StoreClosedError:
+            pass
+        else:
+            sys.exit("a closed store did not raise StoreClosedError")
+
+
+    SETUP
+
+    with LocalDynamoDB("moto") as server:
+        asyncio.run(failing_calls(server.endpoint))
+    """
+)
+
+
+def _run(setup: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "AIODYNKV_", "PYTHONWARNINGS"))
+    }
+    return subprocess.run(  # noqa: S603 (our own interpreter and script)
+        [sys.executable, "-c", _FAILING_CALLS.replace("SETUP", setup)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+
+
+def test_failing_calls_print_nothing_without_logging_configured() -> None:
+    result = _run("")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == ""
+
+
+def test_events_reach_the_stdlib_logger_once_logging_is_configured() -> None:
+    result = _run("import logging\nlogging.basicConfig(level=logging.DEBUG)")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if ":aiodynkv:" in line]
+    incr = [line for line in lines if "aiodynkv.incr" in line]
+    # The failure raised to the caller is INFO, with its type and no key.
+    assert any(
+        line.startswith("INFO:aiodynkv:") and "error_type='WrongTypeError'" in line for line in incr
+    ), lines
+    conditional = [line for line in lines if "aiodynkv.set" in line]
+    assert any("outcome='condition_failed'" in line for line in conditional), lines
+    assert all(line.startswith("DEBUG:") for line in conditional if "condition_failed" in line)
+    assert not any("'name'" in line or "alice" in line or "bob" in line for line in lines)
