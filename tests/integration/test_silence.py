@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 _FAILING_CALLS = textwrap.dedent(
     """
     import asyncio
@@ -29,7 +31,9 @@ _FAILING_CALLS = textwrap.dedent(
 
 
     async def failing_calls(endpoint: str) -> None:
-        kv = AsyncDynamoKV(table="silence", endpoint=endpoint, create_table=True)
+        kv = AsyncDynamoKV(
+            table="silence", endpoint=endpoint, create_table=True, transport=TRANSPORT
+        )
         async with kv:
             await kv.set("name", "alice")
             try:
@@ -62,14 +66,18 @@ _FAILING_CALLS = textwrap.dedent(
 )
 
 
-def _run(setup: str) -> subprocess.CompletedProcess[str]:
+def _run(setup: str, transport: str) -> subprocess.CompletedProcess[str]:
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("AWS_", "AIODYNKV_", "PYTHONWARNINGS"))
     }
     return subprocess.run(  # noqa: S603 (our own interpreter and script)
-        [sys.executable, "-c", _FAILING_CALLS.replace("SETUP", setup)],
+        [
+            sys.executable,
+            "-c",
+            _FAILING_CALLS.replace("SETUP", setup).replace("TRANSPORT", repr(transport)),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -78,15 +86,17 @@ def _run(setup: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_failing_calls_print_nothing_without_logging_configured() -> None:
-    result = _run("")
+@pytest.mark.parametrize("transport", ["botocore", "lean"])
+def test_failing_calls_print_nothing_without_logging_configured(transport: str) -> None:
+    result = _run("", transport)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert result.stderr == ""
 
 
-def test_events_reach_the_stdlib_logger_once_logging_is_configured() -> None:
-    result = _run("import logging\nlogging.basicConfig(level=logging.DEBUG)")
+@pytest.mark.parametrize("transport", ["botocore", "lean"])
+def test_events_reach_the_stdlib_logger_once_logging_is_configured(transport: str) -> None:
+    result = _run("import logging\nlogging.basicConfig(level=logging.DEBUG)", transport)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if ":aiodynkv:" in line]

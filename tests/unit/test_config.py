@@ -40,7 +40,7 @@ def test_defaults_of_the_new_fields() -> None:
     config = KVConfig(table="kvt")
     assert config.max_value_bytes == 4 * 1024 * 1024
     assert config.close_timeout == 10.0
-    assert config.transport == "botocore"
+    assert config.transport in ("lean", "botocore")
     assert config.expose_keys is False
 
 
