@@ -40,6 +40,7 @@ from rich.progress import (
 from aiodynkv._cli._transfer import Summary, count_lines, export_items, import_items
 from aiodynkv._config import ENV_PREFIX, KVConfig
 from aiodynkv._errors import (
+    BatchIncompleteError,
     KeyNotFoundError,
     KVConfigError,
     KVError,
@@ -524,14 +525,18 @@ def import_(
         except UnicodeDecodeError as exc:
             _report("import stopped", summary, started)
             raise CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})") from None
-        except TableNotFoundError:
+        except KVError as exc:
             _report("import stopped", summary, started)
+            if _missing_table(exc) is None:
+                if isinstance(exc, (TransientError, BatchIncompleteError)):
+                    _err("run the same command again to resume: keys already imported are skipped")
+                raise
             raise CommandError(
                 EXIT_SERVER,
                 f"table {config.table!r} does not exist: add --create-table, "
                 f"or {CREATE_TABLE_HINT}",
             ) from None
-        except (KeyboardInterrupt, TransientError, LocalServerError):
+        except KeyboardInterrupt:
             _report("import stopped", summary, started)
             _err("run the same command again to resume: keys already imported are skipped")
             raise
@@ -630,7 +635,13 @@ def local(
     """
     table = _globals(ctx).table or os.environ.get(f"{ENV_PREFIX}TABLE") or DEFAULT_LOCAL_TABLE
     _check_port_free(port)
-    with stop_signals(), LocalDynamoDB("moto", port=port) as server:
+    # A stop request is honoured at any moment, also while starting: from here on,
+    # SIGINT and SIGTERM raise KeyboardInterrupt, and the server stops on the way out.
+    with (
+        stop_signals(),
+        contextlib.suppress(KeyboardInterrupt),
+        LocalDynamoDB("moto", port=port) as server,
+    ):
         config = _globals(ctx).config(table=table, endpoint=server.endpoint, create_table=True)
 
         async def create() -> None:
@@ -678,6 +689,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _missing_table(exc: BaseException) -> TableNotFoundError | None:
+    """The TableNotFoundError that `exc` is or was caused by (a batch wraps it), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TableNotFoundError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
 def _failure(exc: BaseException) -> tuple[int, str]:  # noqa: PLR0911 (one return per kind)
     """The exit code and the one-line message for an expected failure."""
     if isinstance(exc, typer.TyperException):
@@ -687,8 +708,9 @@ def _failure(exc: BaseException) -> tuple[int, str]:  # noqa: PLR0911 (one retur
         return exc.exit_code, message
     if isinstance(exc, CommandError):
         return exc.code, str(exc)
-    if isinstance(exc, TableNotFoundError):
-        table = f"table {exc.table!r}" if exc.table else "the table"
+    missing = _missing_table(exc)
+    if missing is not None:
+        table = f"table {missing.table!r}" if missing.table else "the table"
         return EXIT_SERVER, f"{table} does not exist: {CREATE_TABLE_HINT}"
     if isinstance(exc, KeyNotFoundError):
         return EXIT_NOT_FOUND, f"key {exc.key!r} not found" if exc.key is not None else str(exc)

@@ -108,8 +108,8 @@ class Server:
     def stop(self) -> int:
         """Ctrl-C, then wait; returns the exit code."""
         self.http.close()
-        if self.process.returncode is not None:
-            return self.process.returncode  # stopped before
+        if (code := self.process.returncode) is not None:
+            return code  # stopped before
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         try:
