@@ -3,7 +3,7 @@
 Private so that the command line and the demo can use it without importing the
 testing package; `aiodynkv.testing` re-exports it. Three kinds:
 
-- ``"moto"`` (default): moto's server, the embedded emulator (``pip install 'aiodynkv[local]'``).
+- ``"moto"`` (default): moto's server, the embedded emulator (the ``local`` extra).
 - ``"dynalite"``: the dynalite npm package (a second, independent implementation).
   Found through ``AIODYNKV_DYNALITE`` (path of its executable), ``PATH``, or
   ``./node_modules/.bin``; ``install=True`` runs ``npm install dynalite@4`` into a
@@ -229,7 +229,8 @@ class LocalDynamoDB:
                 import moto.server  # noqa: F401 (only to give a clear error)
             except ImportError as exc:
                 raise LocalServerError(
-                    "the embedded emulator needs moto's server: pip install 'aiodynkv[local]'"
+                    "the embedded emulator needs moto's server, the local extra: "
+                    "pip install -e '.[local]' in a clone of aiodynkv"
                 ) from exc
             # Our PID last: the server exits when its owner is gone.
             return [

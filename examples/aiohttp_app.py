@@ -1,6 +1,6 @@
 r"""The session and cache service of fastapi_app.py, on aiohttp.
 
-Run it (``pip install 'aiodynkv[examples]'``)::
+Run it (after ``pip install -e '.[examples]'`` in a clone of the repository)::
 
     python examples/aiohttp_app.py
 

@@ -1,6 +1,6 @@
 r"""A FastAPI session and cache service on aiodynkv.
 
-Run it (``pip install 'aiodynkv[examples]'``)::
+Run it (after ``pip install -e '.[examples]'`` in a clone of the repository)::
 
     python examples/fastapi_app.py
 

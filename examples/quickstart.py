@@ -1,6 +1,6 @@
 """The README's example, runnable: ``python examples/quickstart.py``.
 
-Starts the embedded emulator (``pip install 'aiodynkv[local]'``) unless
+Starts the embedded emulator (``pip install -e '.[local]'`` in the clone) unless
 ``AIODYNKV_ENDPOINT`` points at a server already running.
 """
 

@@ -1,6 +1,6 @@
 """A fixed-window rate limiter on ``incr`` with a TTL, guarding an aiohttp app.
 
-Run it (``pip install 'aiodynkv[examples]'``)::
+Run it (after ``pip install -e '.[examples]'`` in a clone of the repository)::
 
     python examples/rate_limiter.py
 

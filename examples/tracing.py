@@ -1,6 +1,6 @@
 """aiodynkv's spans and metrics through the OpenTelemetry SDK.
 
-Run it (``pip install 'aiodynkv[examples]'``)::
+Run it (after ``pip install -e '.[examples]'`` in a clone of the repository)::
 
     python examples/tracing.py
 

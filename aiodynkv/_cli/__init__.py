@@ -1,4 +1,4 @@
-"""The ``aiodynkv`` command line (``pip install 'aiodynkv[cli]'``: typer and rich).
+"""The ``aiodynkv`` command line (the ``cli`` extra: typer and rich).
 
 Importing this package imports typer and rich; `aiodynkv.__main__` falls back to
 the demo alone when they are missing.

@@ -12,7 +12,7 @@ name the project uses for its own fixtures:
 The names of 0.1 (``dynamodb_endpoint``, ``kv``, ``memory_kv``) still work in this
 release and emit a `DeprecationWarning`; they go away in the next one.
 
-The async fixtures exist when pytest-asyncio is installed (``pip install 'aiodynkv[pytest]'``).
+The async fixtures exist when pytest-asyncio is installed (the ``pytest`` extra).
 
 As a safety net, any `LocalDynamoDB` started during the session and still running
 when it finishes is stopped then (servers also stop when the interpreter exits).
