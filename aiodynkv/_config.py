@@ -112,14 +112,14 @@ class KVConfig:
     coalesce_window: float = 0.0
     max_value_bytes: int = 4 * 1024 * 1024
     close_timeout: float = 10.0
-    transport: Literal["lean", "botocore"] = "botocore"
+    transport: Literal["lean", "botocore"] = "lean"
     expose_keys: bool = False
     logger: Any = field(default=None, repr=False, compare=False)
     tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)
     meter_provider: MeterProvider | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.table, str) or not _TABLE_NAME.match(self.table):
+        if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
             raise KVConfigError(
                 "table", f"must be 3-255 characters of A-Za-z0-9_.- (got {self.table!r})"
             )

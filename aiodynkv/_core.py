@@ -66,6 +66,18 @@ class _Admitted:
             self._core.release()
 
 
+class _Unsigned:
+    """The lean transport's stand-in when no credentials exist: every call is refused."""
+
+    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG002
+        import botocore.exceptions as bex
+
+        raise bex.NoCredentialsError
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
 class Core:
     """Config, telemetry, client, transport and lifecycle of one store and its views."""
 
@@ -147,9 +159,11 @@ class Core:
         config = self.config
         if config.transport == "botocore":
             return BotocoreTransport(self.client)
-        from aiodynkv._transport.lean import LeanTransport
+        from aiodynkv._transport.lean import LeanTransport, _client_internals
         from aiodynkv._version import __version__
 
+        if _client_internals(self.client)[0] is None:  # no credentials to sign with
+            return _Unsigned()
         transport = LeanTransport.from_client(
             self.client,
             connect_timeout=config.connect_timeout,

@@ -82,9 +82,10 @@ class KeyCodec:
             size = len(key.encode()) + self._prefix_bytes
         except UnicodeEncodeError:
             raise InvalidKeyError(
-                f"{operation}: key {key!r} is not valid UTF-8 text (lone surrogate)",
+                f"{operation}: key is not valid UTF-8 text (lone surrogate)",
                 operation=operation,
                 table=table,
+                key=key,
             ) from None
         if size > MAX_KEY_BYTES:
             ns = f" with namespace {self.namespace!r}" if self.namespace else ""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
 
 __all__ = ["MISSING", "Health", "KVStore", "TTL", "Value"]
 
@@ -76,6 +76,10 @@ class KVStore(Protocol):
         """Create the table if needed and enable TTL (nothing in memory)."""
         ...
 
+    @overload
+    async def get(self, key: str) -> Value: ...
+    @overload
+    async def get(self, key: str, default: _T) -> Value | _T: ...
     async def get(self, key: str, default: Any = MISSING) -> Any:
         """Return the value of `key`, or `default`; raise `KeyNotFoundError` without one."""
         ...

@@ -68,7 +68,9 @@ def new_client(config: KVConfig) -> Any:
     botocore_config = AioConfig(
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
-        retries={"max_attempts": config.max_attempts, "mode": config.retry_mode},
+        # total_max_attempts counts the first attempt, as KVConfig.max_attempts does
+        # (botocore's own max_attempts counts retries only).
+        retries={"total_max_attempts": config.max_attempts, "mode": config.retry_mode},
         max_pool_connections=config.max_pool_connections,
         user_agent_extra=f"aiodynkv/{__version__}",
     )

@@ -73,7 +73,7 @@ async def base(moto_endpoint: str) -> AsyncIterator[AsyncDynamoKV]:
 
 async def test_concurrent_gets_share_batch_requests(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client)
-    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
         values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(64)))
     assert values == [f"v{i}" for i in range(64)]
     assert recorder.count("batch_get_item") == 1
@@ -87,7 +87,7 @@ async def test_more_than_100_concurrent_gets_split_into_requests_of_100(
     base: AsyncDynamoKV,
 ) -> None:
     recorder = Recorder(base.client)
-    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
         values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(250)))
     assert values == [f"v{i}" for i in range(250)]
     sizes = sorted(
@@ -100,7 +100,7 @@ async def test_more_than_100_concurrent_gets_split_into_requests_of_100(
 
 async def test_duplicates_are_fetched_once_and_misses_stay_per_caller(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client)
-    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
         results = await asyncio.gather(
             kv.get("k1"),
             kv.get("k1"),
@@ -116,7 +116,7 @@ async def test_duplicates_are_fetched_once_and_misses_stay_per_caller(base: Asyn
 
 async def test_a_lone_get_is_a_plain_get_item(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client)
-    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
         assert await kv.get("k5") == "v5"
         assert await kv.get("k6") == "v6"
     assert recorder.count("get_item") == 2 and recorder.count("batch_get_item") == 0
@@ -124,14 +124,18 @@ async def test_a_lone_get_is_a_plain_get_item(base: AsyncDynamoKV) -> None:
 
 async def test_coalescing_can_be_turned_off(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client)
-    async with AsyncDynamoKV(base.config, client=recorder, coalesce_reads=False) as kv:
+    async with AsyncDynamoKV(
+        base.config, client=recorder, transport="botocore", coalesce_reads=False
+    ) as kv:
         await asyncio.gather(*(kv.get(f"k{i}") for i in range(10)))
     assert recorder.count("get_item") == 10 and recorder.count("batch_get_item") == 0
 
 
 async def test_a_window_gathers_reads_across_loop_turns(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client)
-    async with AsyncDynamoKV(base.config, client=recorder, coalesce_window=0.05) as kv:
+    async with AsyncDynamoKV(
+        base.config, client=recorder, transport="botocore", coalesce_window=0.05
+    ) as kv:
 
         async def late(i: int) -> Any:
             await asyncio.sleep(0.01)
@@ -169,7 +173,7 @@ async def test_a_cancelled_caller_leaves_the_others_untouched(base: AsyncDynamoK
 
 async def test_unprocessed_keys_are_retried(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client, unprocessed_rounds=2)
-    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
         values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(20)))
     assert values == [f"v{i}" for i in range(20)]
     assert recorder.count("batch_get_item") == 3
@@ -177,7 +181,7 @@ async def test_unprocessed_keys_are_retried(base: AsyncDynamoKV) -> None:
 
 async def test_without_batch_permission_it_falls_back_to_get_item(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client, deny_batch=True)
-    async with AsyncDynamoKV(base.config, client=recorder) as kv:
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
         first = await asyncio.gather(*(kv.get(f"k{i}") for i in range(5)))
         second = await asyncio.gather(*(kv.get(f"k{i}") for i in range(5)))
     assert first == second == [f"v{i}" for i in range(5)]

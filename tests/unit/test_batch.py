@@ -62,7 +62,7 @@ async def test_a_chunk_whose_reply_was_lost_is_in_doubt_not_unprocessed() -> Non
 async def test_a_retried_5xx_chunk_that_later_succeeds_is_done() -> None:
     attempts = 0
 
-    async def send(request: list[int]) -> list[int] | None:
+    async def send(_request: list[int]) -> list[int] | None:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
@@ -96,7 +96,7 @@ async def test_abort_cuts_chunks_off_and_labels_them_honestly() -> None:
     abort = asyncio.Event()
     started = asyncio.Event()
 
-    async def send(request: list[int]) -> list[int] | None:
+    async def send(_request: list[int]) -> list[int] | None:
         started.set()
         await asyncio.sleep(10)
         return None
@@ -127,7 +127,7 @@ async def test_a_broken_connection_gives_the_chunk_up_at_once() -> None:
 
 
 async def test_without_retries_the_first_error_is_raised() -> None:
-    async def send(request: list[int]) -> list[int] | None:
+    async def send(_request: list[int]) -> list[int] | None:
         raise ThrottledError("busy")
 
     with pytest.raises(ThrottledError):

@@ -463,15 +463,6 @@ async def test_real_dropped_connections_to_the_end_are_an_in_doubt_connection_er
     assert isinstance(info.value.__cause__, bex.ConnectionClosedError)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason=(
-        "library bug: new_client passes KVConfig.max_attempts (total attempts) as botocore's "
-        "retries['max_attempts'], which botocore reads as the number of *retries*: "
-        "every request is tried max_attempts + 1 times"
-    ),
-)
 @pytest.mark.parametrize("max_attempts", [1, 3])
 async def test_real_client_tries_max_attempts_times_in_all(max_attempts: int) -> None:
     async with (

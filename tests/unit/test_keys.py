@@ -112,14 +112,6 @@ def test_too_long_key_error_keeps_the_key_off_the_message() -> None:
     assert info.value.key is not None and key.startswith(info.value.key)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason=(
-        "library bug: aiodynkv/_keys.py:85 puts the key in the message of the lone-surrogate "
-        "InvalidKeyError (f'key {key!r} is not valid UTF-8 text') and leaves .key unset"
-    ),
-)
 def test_a_key_that_is_not_utf8_stays_off_the_message() -> None:
     key = "session:s3cr3t\udc80"
     with pytest.raises(InvalidKeyError) as info:
