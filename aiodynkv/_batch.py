@@ -219,7 +219,7 @@ async def drive(
             pending -= done
             for task in done:
                 if task is not watcher and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                    raise task.exception()
             if watcher is not None and watcher.done():
                 for task in pending:
                     task.cancel()

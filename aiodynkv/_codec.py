@@ -107,10 +107,10 @@ def encode_value(
             raise KVValidationError(
                 f"{operation}: value is not valid UTF-8 text (lone surrogate)", operation=operation
             ) from None
-        kind, attr = "s", {"S": text}
+        kind, attr = "s", AttributeValue(S=text)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
-        kind, attr = "b", {"B": raw}
+        kind, attr = "b", AttributeValue(B=raw)
     else:
         raise TypeError(
             f"{operation}: value must be str or bytes, not {type(value).__name__} "
@@ -157,7 +157,7 @@ def decode_value(item: Item, config: KVConfig) -> Value:
     flag = item.get(COMPRESSION_FLAG)
     (kind, raw) = next(iter(attr.items()))
     if flag is not None:
-        wanted = _FLAGS.get(flag.get("S")) if isinstance(flag, dict) else None
+        wanted = _FLAGS.get(str(flag.get("S"))) if isinstance(flag, dict) else None
         if wanted is None or kind != "B" or not isinstance(raw, (bytes, bytearray)):
             raise CorruptItemError("bad compression flag", reason="bad compression flag")
         try:

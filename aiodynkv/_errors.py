@@ -308,6 +308,8 @@ def rekey(error: KVError, operation: str, key: str) -> KVError:
     """A copy of `error` about one caller's key (each caller of a shared request gets one)."""
     copy = _rebuild(type(error), error.message, dict(error.__dict__))
     copy.message = f"{operation} on table {error.table!r} failed: {error.reason or error.message}"
+    if isinstance(copy, TableNotFoundError):
+        copy.message += _NO_TABLE_HINT
     Exception.__init__(copy, copy.message)
     copy.operation = operation
     copy.key = key

@@ -417,9 +417,10 @@ class AsyncDynamoKV(BaseStore):
             for _ in range(_INCR_RESETS):
                 at, token, base = now(), new_token(), new_version()
                 expires_ms = expiry_ms_of(seconds, at)
-                parts = {"now": at, "token": token, "base": base}
                 try:
-                    request = requests.incr(config, stored, delta, expires_ms, **parts)
+                    request = requests.incr(
+                        config, stored, delta, expires_ms, now=at, token=token, base=base
+                    )
                     response = await self._core.send(op, "UpdateItem", request, key)
                     return self._counter(response["Attributes"], key)
                 except ConditionFailedError as exc:  # expired, or our own earlier attempt
@@ -430,7 +431,9 @@ class AsyncDynamoKV(BaseStore):
                 except KVValidationError as exc:
                     raise self._wrong_type(key, exc.reason) from exc.__cause__
                 try:
-                    request = requests.incr_restart(config, stored, delta, expires_ms, **parts)
+                    request = requests.incr_restart(
+                        config, stored, delta, expires_ms, now=at, token=token, base=base
+                    )
                     await self._core.send(op, "UpdateItem", request, key)
                 except ConditionFailedError as exc:  # restarted by another, or by us
                     old = await self._old_item(op, exc, stored, key) if in_doubt(exc) else None
@@ -491,6 +494,8 @@ class AsyncDynamoKV(BaseStore):
             return {}
         with self._core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
             items, outcome = await read_items(self._core, op, list(wanted))
+            if outcome.fatal is not None and not items and len(outcome.unprocessed) == len(wanted):
+                raise outcome.fatal  # nothing read at all: the plain error says it all
             found, corrupt = decode_many(
                 ((wanted[pk], i) for pk, i in items.items()), config, now()
             )

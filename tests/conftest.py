@@ -163,7 +163,8 @@ async def store(make_store: StoreFactory) -> KVStore:
 async def raw_item(store: Any, stored_key: str) -> Item | None:
     """The item as the backend holds it, expired or not (bypasses the store's filtering)."""
     if isinstance(store, InMemoryKV):
-        return store._core.items.get(stored_key)
+        found: Item | None = store._core.items.get(stored_key)
+        return found
     response = await store.client.get_item(
         TableName=store.config.table,
         Key={store.config.partition_key: {"S": stored_key}},

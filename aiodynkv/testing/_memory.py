@@ -170,7 +170,8 @@ class InMemoryKV(BaseStore):
                 return None
         except CorruptItemError as exc:
             raise self._corrupt(operation, key, exc.reason or "") from None
-        return item
+        live: Item = item
+        return live
 
     def _version(self, item: Item | None, key: str, operation: str) -> int | None:
         if item is None:
