@@ -140,6 +140,10 @@ class KVStore(Protocol):
         """Remove the expiry of an existing key; False if it does not exist."""
         ...
 
+    async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None:
+        """Make `key` a counter holding `number`, in one atomic write."""
+        ...
+
     async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
         """Return the values of the keys that exist."""
         ...

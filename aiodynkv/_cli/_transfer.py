@@ -30,7 +30,6 @@ __all__ = ["Reporter", "Summary", "count_lines", "export_items", "import_items"]
 # expiry up (ceil(now + ttl)), so without the margin it could land one second late.
 _EXPIRY_MARGIN = 0.5
 _ABSENT = object()  # not in the table
-_UNKNOWN = object()  # not read (overwrite): maybe in the table
 
 
 class Reporter(Protocol):
@@ -217,12 +216,14 @@ class _Importer:
         counts = _Counts()
         groups: dict[int | None, dict[str, str | bytes]] = {}
         jobs = []
-        for record in records:
-            have = _UNKNOWN if self.overwrite else current.get(record.key, _ABSENT)
-            if type(have) is type(record.value) and have == record.value:
+        same = await asyncio.gather(
+            *(self._same(record, current.get(record.key, _ABSENT)) for record in records)
+        )
+        for record, identical in zip(records, same, strict=True):
+            if identical:
                 counts.skipped += 1
             elif isinstance(record.value, int):
-                jobs.append(self._counter(record.key, record.value, record.expires_at, have))
+                jobs.append(self._counter(record.key, record.value, record.expires_at))
             else:
                 groups.setdefault(record.expires_at, {})[record.key] = record.value
         jobs += [self._set_many(items, expires_at) for expires_at, items in groups.items()]
@@ -232,6 +233,19 @@ class _Importer:
                 raise result
             counts += result
         return counts
+
+    async def _same(self, record: Record, have: object) -> bool:
+        """True if the table holds this exact item: same type, value and expiry."""
+        if self.overwrite or type(have) is not type(record.value) or have != record.value:
+            return False
+        async with self.limit:
+            try:
+                left = await self.kv.ttl(record.key)
+            except KeyNotFoundError:
+                return False  # expired or deleted since it was read
+        if left is None or record.expires_at is None:
+            return left is None and record.expires_at is None
+        return abs(time.time() + left - record.expires_at) <= 1.0  # stored rounded up
 
     async def _set_many(self, items: dict[str, str | bytes], expires_at: int | None) -> _Counts:
         async with self.limit:
@@ -248,14 +262,12 @@ class _Importer:
                 return _Counts(len(items) - len(exc.unprocessed), 0, len(exc.unprocessed))
             return _Counts(written=len(items))
 
-    async def _counter(self, key: str, value: int, expires_at: int | None, have: object) -> _Counts:
+    async def _counter(self, key: str, value: int, expires_at: int | None) -> _Counts:
         async with self.limit:
-            if have is not _ABSENT:
-                await self.kv.delete(key)  # incr adds to what is there: start from nothing
             ttl = _ttl_until(expires_at)
             if ttl is not None and ttl <= 0:
                 return _Counts(skipped=1)
-            await self.kv.incr(key, value, ttl=ttl)
+            await self.kv.set_counter(key, value, ttl=ttl)  # one atomic write
             return _Counts(written=1)
 
 

@@ -662,3 +662,36 @@ def test_aiodynkv_local_stops_on_a_signal_even_when_started_with_sigint_ignored(
         assert _port_is_free(endpoint)
     finally:
         stop_group(process)
+
+
+class _Quiet:
+    def phase(self, description: str, total: int | None) -> None: ...
+    def advance(self, steps: int) -> None: ...
+    def warn(self, message: str) -> None: ...
+
+
+async def test_import_rewrites_an_item_whose_only_difference_is_its_expiry() -> None:
+    from aiodynkv._cli._jsonl import Record, encode
+    from aiodynkv._cli._transfer import Summary, import_items
+    from aiodynkv.testing import InMemoryKV
+
+    async with InMemoryKV() as kv:
+        await kv.set("forever-in-file", "same", ttl=100)  # the file says: never expires
+        await kv.set("expiring-in-file", "same")  # the file says: expires in an hour
+        await kv.set("counter", "not a counter yet")
+        soon = int(time.time()) + 3600
+        lines = [
+            encode(Record("forever-in-file", "same", None)),
+            encode(Record("expiring-in-file", "same", soon)),
+            encode(Record("counter", 41, None)),
+        ]
+        summary = Summary()
+        await import_items(kv, lines, _Quiet(), summary)
+        assert await kv.ttl("forever-in-file") is None
+        left = await kv.ttl("expiring-in-file")
+        assert left is not None and 3590 < left <= 3600
+        assert await kv.incr("counter") == 42  # written as a counter in one atomic write
+        assert summary.written == 3
+        again = Summary()
+        await import_items(kv, lines[:2], _Quiet(), again)
+        assert again.skipped == 2  # identical now, value and expiry
