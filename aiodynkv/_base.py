@@ -10,7 +10,6 @@ identically.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -25,7 +24,7 @@ from aiodynkv._errors import (
     WrongTypeError,
 )
 from aiodynkv._keys import KeyCodec
-from aiodynkv._protocol import MISSING, TTL, Value
+from aiodynkv._protocol import MISSING, TTL, StoredItem, Value
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -36,23 +35,6 @@ _T = TypeVar("_T")
 _E = TypeVar("_E", bound=KVError)
 _CLEAR_BATCH = 1000  # keys per delete_many in clear(): 40 BatchWriteItem requests
 _NO_VALUE = object()
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """One item as `items()` lists it.
-
-    Attributes:
-        key: The user's key (without the namespace).
-        value: The value: str, bytes, or int for a counter.
-        expires_at: When it expires, in epoch seconds (exact), or None.
-        version: Its version, for `set(..., if_version=)`.
-    """
-
-    key: str
-    value: Value
-    expires_at: float | None
-    version: int
 
 
 class KeyListing(AsyncIterator[str]):

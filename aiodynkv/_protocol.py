@@ -9,7 +9,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
 
-__all__ = ["MISSING", "Health", "KVStore", "TTL", "Value"]
+__all__ = ["MISSING", "TTL", "Health", "KVStore", "StoredItem", "Value"]
 
 Value = str | bytes | int
 TTL = float | timedelta
@@ -44,6 +44,23 @@ class Health:
     def is_up(self) -> bool:
         """True when `status` is ``"UP"``."""
         return self.status == "UP"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """One item as `items()` lists it.
+
+    Attributes:
+        key: The user's key (without the namespace).
+        value: The value: str, bytes, or int for a counter.
+        expires_at: When it expires, in epoch seconds (exact), or None.
+        version: Its version, for `set(..., if_version=)`.
+    """
+
+    key: str
+    value: Value
+    expires_at: float | None
+    version: int
 
 
 @runtime_checkable
@@ -142,6 +159,10 @@ class KVStore(Protocol):
 
     async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None:
         """Make `key` a counter holding `number`, in one atomic write."""
+        ...
+
+    def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]:
+        """Iterate the unexpired items with values, expiry and version (a full table scan)."""
         ...
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:

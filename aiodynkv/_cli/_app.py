@@ -433,10 +433,6 @@ def export_(
         str | None,
         typer.Option("--prefix", metavar="PREFIX", help="Only keys starting with this."),
     ] = None,
-    batch_size: Annotated[
-        int,
-        typer.Option("--batch-size", min=1, max=100, metavar="N", help="Keys per get_many."),
-    ] = 100,
 ) -> None:
     """Write every item (of the namespace) to FILE, one JSON object a line.
 
@@ -448,7 +444,7 @@ def export_(
 
     async def run(out: TextIO, reporter: _ProgressReporter) -> None:
         async with AsyncDynamoKV(config) as kv:
-            await export_items(kv, out, reporter, summary, prefix=prefix, batch_size=batch_size)
+            await export_items(kv, out, reporter, summary, prefix=prefix)
 
     try:
         if file == "-":

@@ -1,20 +1,22 @@
 """``aiodynkv export`` and ``aiodynkv import``: batched copies between a store and JSON Lines.
 
-Both use the public store API only (``keys``, ``get_many``, ``ttl``, ``set_many``,
-``incr``, ``delete``), so they work on any `KVStore`, `InMemoryKV` included.
+Both use the public store API only (``items``, ``get_many``, ``ttl``, ``set_many``,
+``set_counter``), so they work on any `KVStore`, `InMemoryKV` included.
 
-- Export lists the keys (one Scan), then reads them in batches with ``get_many``;
-  the expiry of each item comes from ``ttl`` (one GetItem per key, run concurrently).
-  Keys are written sorted, so exporting an unchanged table twice gives the same file.
-- Import reads the file in batches. A key that already holds the identical value is
-  skipped (unless ``overwrite``), so running an import again, or again after an
-  interruption, writes only what is missing. Items are grouped by expiry and written
-  with ``set_many``; counters are written with ``incr``.
+- Export reads every item with its value and expiry in one paginated Scan
+  (``items``). Keys are written sorted, so exporting an unchanged table twice gives
+  the same file.
+- Import reads the file in batches. A key that already holds the identical item (same
+  type, value and expiry) is skipped (unless ``overwrite``), so running an import
+  again, or again after an interruption, writes only what is missing or different.
+  Items are grouped by expiry and written with ``set_many``; counters are written with
+  ``set_counter``, one atomic write each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -82,18 +84,6 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
         yield items[start : start + size]
 
 
-async def _expiry(kv: KVStore, key: str, limit: asyncio.Semaphore) -> tuple[bool, int | None]:
-    """Whether `key` is still there, and the epoch second it expires at (None: never)."""
-    async with limit:
-        try:
-            remaining = await kv.ttl(key)
-        except KeyNotFoundError:
-            return False, None
-        # No suspension since ttl() read the clock: `now` is within microseconds of it.
-        now = time.time()
-    return True, None if remaining is None else round(now + remaining)
-
-
 async def export_items(
     kv: KVStore,
     out: TextIO,
@@ -101,35 +91,28 @@ async def export_items(
     summary: Summary,
     *,
     prefix: str | None = None,
-    batch_size: int = 100,
-    concurrency: int = 32,
 ) -> None:
     """Write every unexpired item of `kv` (under `prefix`) to `out`, one JSON line each.
+
+    One paginated Scan reads values and expiry together; the lines are sorted by key,
+    so exporting an unchanged table twice gives the same file.
 
     Raises:
         KVError: The server failed; what was written so far is in `out`.
     """
-    reporter.phase("listing keys", None)
-    keys: list[str] = []
-    async for key in kv.keys(prefix):
-        keys.append(key)
+    reporter.phase("reading items", None)
+    items = []
+    async for item in kv.items(prefix):  # one paginated Scan: values and expiry together
+        items.append(item)
         reporter.advance(1)
-    keys.sort()
-    reporter.phase("exporting", len(keys))
-    limit = asyncio.Semaphore(concurrency)
-    for batch in _chunks(keys, batch_size):
-        summary.read += len(batch)
-        values = await kv.get_many(batch)
-        found = [key for key in batch if key in values]
-        expiries = await asyncio.gather(*(_expiry(kv, key, limit) for key in found))
-        summary.skipped += len(batch) - len(found)  # deleted or expired since listed
-        for key, (present, expires_at) in zip(found, expiries, strict=True):
-            if present:
-                out.write(encode(Record(key, values[key], expires_at)) + "\n")
-                summary.written += 1
-            else:
-                summary.skipped += 1
-        reporter.advance(len(batch))
+    items.sort(key=lambda item: item.key)
+    reporter.phase("exporting", len(items))
+    for item in items:
+        summary.read += 1
+        expires_at = None if item.expires_at is None else math.ceil(item.expires_at)
+        out.write(encode(Record(item.key, item.value, expires_at)) + "\n")
+        summary.written += 1
+    reporter.advance(len(items))
 
 
 def _ttl_until(expires_at: int | None) -> float | None:
