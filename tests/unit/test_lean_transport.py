@@ -32,7 +32,7 @@ from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.parsers import create_parser
 
-from aiodynkv._transport import lean
+from aiodynkv._transport import _retry, _wire, lean
 from aiodynkv._transport._sigv4 import Credentials
 from aiodynkv._transport.base import ServiceError, WireError
 from aiodynkv._transport.lean import LeanTransport
@@ -568,13 +568,13 @@ async def test_standard_backoff_is_full_jitter_exponential_capped_at_20s(
     delays: list[float],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lean, "random", types.SimpleNamespace(random=lambda: 1.0))
+    monkeypatch.setattr(_retry, "random", types.SimpleNamespace(random=lambda: 1.0))
     server.default = throttled()
     with pytest.raises(ServiceError):
         await make(max_attempts=8).send("GetItem", GET)
     assert delays == [1, 2, 4, 8, 16, 20, 20]
     delays.clear()
-    monkeypatch.setattr(lean, "random", types.SimpleNamespace(random=lambda: 0.25))
+    monkeypatch.setattr(_retry, "random", types.SimpleNamespace(random=lambda: 0.25))
     with pytest.raises(ServiceError):
         await make(max_attempts=3).send("GetItem", GET)
     assert delays == [0.25, 0.5]
@@ -691,15 +691,15 @@ async def test_refused_connection_is_definitely_not_applied(
 
 
 def test_connect_timeout_is_not_in_doubt_and_read_timeout_is() -> None:
-    connect = lean._classify(aiohttp.ConnectionTimeoutError("Connection timeout to host"))
+    connect = _wire.classify(aiohttp.ConnectionTimeoutError("Connection timeout to host"))
     assert (connect.timeout, connect.sent) == (True, False)
-    read = lean._classify(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
+    read = _wire.classify(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
     assert (read.timeout, read.sent) == (True, True)
-    refused = lean._classify(
+    refused = _wire.classify(
         aiohttp.ClientConnectorError(mock.Mock(), ConnectionRefusedError(111, "refused"))
     )
     assert (refused.timeout, refused.sent) == (False, False)
-    broken = lean._classify(aiohttp.ServerDisconnectedError())
+    broken = _wire.classify(aiohttp.ServerDisconnectedError())
     assert (broken.timeout, broken.sent) == (False, True)
 
 

@@ -1,0 +1,208 @@
+"""DynamoDB JSON on the wire for the lean transport: binary values, replies, failures.
+
+Requests are ``json`` of the request dict with ``bytes`` base64-encoded; replies are
+``json.loads`` with binary values (``B``/``BS``, wherever DynamoDB puts attribute
+values) decoded back to ``bytes``. An attempt that gets no usable reply becomes an
+`AttemptError` saying whether the request may have reached the server; an error reply
+becomes a `ServiceError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from aiodynkv._transport.base import ServiceError
+
+__all__ = ["AttemptError", "classify", "dumps", "error_body", "parse_json", "service_error"]
+
+
+def _encode_blob(value: object) -> str:
+    # json calls this only for what it cannot encode: in DynamoDB JSON that is B/BS bytes.
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), default=_encode_blob).encode
+_loads = json.loads
+_b64decode = base64.b64decode
+
+
+# -- binary values in replies -------------------------------------------------------------
+
+
+def _decode_value(value: dict[str, Any]) -> None:
+    if "B" in value:
+        value["B"] = _b64decode(value["B"])
+    elif "BS" in value:
+        value["BS"] = [_b64decode(v) for v in value["BS"]]
+    elif "M" in value:
+        _decode_map(value["M"])
+    elif "L" in value:
+        for element in value["L"]:
+            _decode_value(element)
+
+
+def _decode_map(item: Any) -> None:
+    if isinstance(item, dict):
+        for value in item.values():
+            if isinstance(value, dict):
+                _decode_value(value)
+
+
+def _decode_maps(items: Any) -> None:
+    if isinstance(items, list):
+        for item in items:
+            _decode_map(item)
+
+
+def _decode_unprocessed(body: dict[str, Any]) -> None:
+    unprocessed_keys = body.get("UnprocessedKeys")  # BatchGetItem: table -> {"Keys": [...]}
+    if isinstance(unprocessed_keys, dict):
+        for keys_and_attributes in unprocessed_keys.values():
+            if isinstance(keys_and_attributes, dict):
+                _decode_maps(keys_and_attributes.get("Keys"))
+    unprocessed_items = body.get("UnprocessedItems")  # BatchWriteItem: table -> requests
+    if isinstance(unprocessed_items, dict):
+        for requests in unprocessed_items.values():
+            for request in requests if isinstance(requests, list) else ():
+                put = request.get("PutRequest") if isinstance(request, dict) else None
+                delete = request.get("DeleteRequest") if isinstance(request, dict) else None
+                if isinstance(put, dict):
+                    _decode_map(put.get("Item"))
+                if isinstance(delete, dict):
+                    _decode_map(delete.get("Key"))
+
+
+def _decode_metrics(body: dict[str, Any]) -> None:
+    metrics = body.get("ItemCollectionMetrics")
+    if not isinstance(metrics, dict):
+        return
+    if "ItemCollectionKey" in metrics:  # PutItem, UpdateItem, DeleteItem
+        _decode_map(metrics["ItemCollectionKey"])
+        return
+    for per_table in metrics.values():  # BatchWriteItem: table -> list
+        for entry in per_table if isinstance(per_table, list) else ():
+            if isinstance(entry, dict):
+                _decode_map(entry.get("ItemCollectionKey"))
+
+
+def _decode_reply(body: dict[str, Any]) -> None:
+    """Decode base64 B/BS values in place, wherever a DynamoDB reply holds items or keys.
+
+    Covers Item, Attributes, LastEvaluatedKey, Items, Responses (BatchGetItem's tables,
+    TransactGetItems' and PartiQL's entries), UnprocessedKeys, UnprocessedItems,
+    ItemCollectionMetrics, and in error bodies Item, CancellationReasons[].Item and
+    BatchExecuteStatement's Error.Item.
+    """
+    for name in ("Item", "Attributes", "LastEvaluatedKey"):
+        if name in body:
+            _decode_map(body[name])
+    _decode_maps(body.get("Items"))
+    responses = body.get("Responses")
+    if isinstance(responses, dict):  # BatchGetItem: table -> items
+        for items in responses.values():
+            _decode_maps(items)
+    elif isinstance(responses, list):  # TransactGetItems, PartiQL
+        for entry in responses:
+            if isinstance(entry, dict):
+                _decode_reply(entry)
+    _decode_unprocessed(body)
+    _decode_metrics(body)
+    reasons = body.get("CancellationReasons")  # TransactionCanceledException
+    for reason in reasons if isinstance(reasons, list) else ():
+        if isinstance(reason, dict):
+            _decode_map(reason.get("Item"))
+    error = body.get("Error")  # BatchExecuteStatement's per-statement errors
+    if isinstance(error, dict):
+        _decode_map(error.get("Item"))
+
+
+def parse_json(raw: bytes) -> Any:
+    value = _loads(raw)
+    # Base64 of a binary value never contains '"', so a reply without '"B' has none.
+    if b'"B' in raw and isinstance(value, dict):
+        _decode_reply(value)
+    return value
+
+
+class AttemptError(Exception):
+    """One attempt got no usable reply."""
+
+    def __init__(self, message: str, *, timeout: bool, sent: bool) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+        self.sent = sent
+
+
+def classify(exc: BaseException) -> AttemptError:
+    """What an exception from aiohttp says about the attempt.
+
+    Nothing was sent when the connection could not be made (refused, DNS, TLS, proxy,
+    connect timeout). Anything else happened after the request may have been written:
+    a read timeout, a reset, a closed connection, a broken reply.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return AttemptError(f"could not connect: {exc}", timeout=False, sent=False)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        if _is_connect_timeout(exc):
+            return AttemptError(f"connect timeout: {exc}", timeout=True, sent=False)
+        return AttemptError(f"read timeout: {exc}", timeout=True, sent=True)
+    if isinstance(exc, asyncio.TimeoutError):
+        return AttemptError("read timeout", timeout=True, sent=True)
+    return AttemptError(f"connection lost: {type(exc).__name__}: {exc}", timeout=False, sent=True)
+
+
+def _is_connect_timeout(exc: aiohttp.ServerTimeoutError) -> bool:
+    connect_timeout_cls = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
+    if connect_timeout_cls is not None and isinstance(exc, connect_timeout_cls):
+        return True
+    return str(exc).lower().startswith("connect")  # older aiohttp, as aiobotocore tells
+
+
+def _error_code(body: dict[str, Any], status: int) -> str:
+    # botocore's BaseJSONParser._do_error_parse
+    code = body.get("__type") or str(status)
+    if not isinstance(code, str):
+        code = str(code)
+    code = code.split(":", 1)[0]
+    return code.rsplit("#", 1)[-1]
+
+
+def service_error(status: int, raw: bytes, attempt: int, in_doubt: bool) -> ServiceError:
+    body = error_body(raw, status)
+    message = body.get("message", body.get("Message", ""))
+    item = body.get("Item")
+    return ServiceError(
+        _error_code(body, status),
+        message if isinstance(message, str) else str(message),
+        status=status,
+        item=item if isinstance(item, dict) else None,
+        body=body,
+        attempts=attempt,
+        in_doubt=in_doubt,
+    )
+
+
+def error_body(raw: bytes, status: int) -> dict[str, Any]:
+    stripped = raw.strip()
+    if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
+        # botocore's generic error: a proxy's or load balancer's page, not DynamoDB's JSON
+        return {"message": http.client.responses.get(status, "")}
+    if not stripped:
+        return {}
+    try:
+        body = parse_json(raw)
+    except ValueError:
+        return {"message": raw.decode("utf-8", "replace")}
+    return body if isinstance(body, dict) else {"message": str(body)}
+
+
+# -- the transport ------------------------------------------------------------------------
