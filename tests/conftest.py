@@ -180,3 +180,23 @@ async def put_raw(store: Any, item: Item) -> None:
         store._core.items[item[store.config.partition_key]["S"]] = item
         return
     await store.client.put_item(TableName=store.config.table, Item=item)
+
+
+class Clock:
+    """A wall clock the test moves forward (``time.time`` is patched); no sleeping."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import time
+
+        self.offset = 0.0
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Move the wall clock forward instead of sleeping (expiry is computed client-side)."""
+    return Clock(monkeypatch)

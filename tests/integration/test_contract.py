@@ -24,7 +24,7 @@ from aiodynkv import (
     WrongTypeError,
 )
 from aiodynkv._codec import MAX_ITEM_BYTES, item_size
-from tests.conftest import StoreFactory, put_raw, raw_item
+from tests.conftest import Clock, StoreFactory, put_raw, raw_item
 
 pytestmark = pytest.mark.asyncio
 
@@ -167,10 +167,22 @@ async def test_item_of_exactly_400_kb_is_accepted(make_store: StoreFactory) -> N
 # -- TTL -----------------------------------------------------------------------
 
 
-async def test_expired_key_reads_as_missing_while_still_in_the_table(store: Any) -> None:
+async def test_a_ttl_1_key_reads_as_missing_one_real_second_later(store: KVStore) -> None:
     await store.set("session", "data", ttl=1)
     assert await store.get("session") == "data"
-    await asyncio.sleep(2.1)
+    remaining = await store.ttl("session")
+    assert remaining is not None and remaining <= 1.0  # never more than was set
+    await asyncio.sleep(1.0)
+    assert await store.get("session", None) is None
+
+
+async def test_expired_key_reads_as_missing_while_still_in_the_table(
+    store: Any, clock: Clock
+) -> None:
+    await store.set("session", "data", ttl=1)
+    clock.advance(0.9)  # (plus the real time the calls take)
+    assert await store.get("session") == "data"
+    clock.advance(0.1)  # one second after the write: gone
     assert await store.get("session", None) is None
     assert not await store.exists("session")
     with pytest.raises(KeyNotFoundError):
@@ -325,12 +337,12 @@ async def test_incr_on_text_raises_wrong_type_and_changes_nothing(store: KVStore
     assert await store.get("name") == "alice"
 
 
-async def test_incr_with_ttl_expires_and_restarts(store: KVStore) -> None:
+async def test_incr_with_ttl_expires_and_restarts(store: KVStore, clock: Clock) -> None:
     assert await store.incr("window", ttl=1) == 1
     assert await store.incr("window") == 2  # keeps the expiry
     remaining = await store.ttl("window")
-    assert remaining is not None and remaining <= 2
-    await asyncio.sleep(2.1)
+    assert remaining is not None and remaining <= 1
+    clock.advance(1.0)
     assert await store.incr("window") == 1
     assert await store.ttl("window") is None
 
@@ -356,10 +368,10 @@ async def test_set_many_accepts_pairs_with_last_write_winning(store: KVStore) ->
     assert await store.get_many(["a", "b"]) == {"a": "3", "b": b"2"}
 
 
-async def test_set_many_with_ttl_expires_every_item(store: KVStore) -> None:
+async def test_set_many_with_ttl_expires_every_item(store: KVStore, clock: Clock) -> None:
     await store.set_many({"a": "1", "b": "2"}, ttl=1)
     assert len(await store.get_many(["a", "b"])) == 2
-    await asyncio.sleep(2.1)
+    clock.advance(1.0)
     assert await store.get_many(["a", "b"]) == {}
 
 
