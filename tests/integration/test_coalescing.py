@@ -211,3 +211,46 @@ async def test_every_get_keeps_its_span_linked_to_the_shared_request(
     assert {link.context.span_id for link in batch.links} == {s.context.span_id for s in gets}
     assert batch.parent is None  # not parented by whichever caller came first
     assert all((s.attributes or {})["aiodynkv.outcome"] == "hit" for s in gets)
+
+
+async def test_a_flush_that_never_answers_gives_up_within_the_call_budget(
+    base: AsyncDynamoKV, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiodynkv import KVTimeoutError
+    from aiodynkv._coalesce import ReadCoalescer
+
+    async def hang(self: ReadCoalescer, pending: Any) -> None:
+        await asyncio.Event().wait()  # a shared request that never comes back
+
+    monkeypatch.setattr(ReadCoalescer, "_fetch", hang)
+    settings = {"connect_timeout": 0.2, "read_timeout": 0.3, "max_attempts": 1}
+    async with AsyncDynamoKV(base.config, **settings) as kv:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await asyncio.wait_for(
+            asyncio.gather(kv.get("a"), kv.get("b"), return_exceptions=True), timeout=10
+        )
+        elapsed = loop.time() - started
+    assert all(isinstance(r, KVTimeoutError) for r in results)
+    assert [r.key for r in results if isinstance(r, KVTimeoutError)] == ["a", "b"]
+    assert elapsed < 0.5 + 1.0 + 1.0  # budget + slack + scheduling, never forever
+
+
+async def test_a_flush_that_breaks_fails_every_caller_instead_of_hanging(
+    base: AsyncDynamoKV, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiodynkv import KVError
+    from aiodynkv._coalesce import ReadCoalescer
+
+    async def broken(self: ReadCoalescer, live: Any) -> None:
+        raise RuntimeError("cannot enter context")  # what a shared Context once did
+
+    monkeypatch.setattr(ReadCoalescer, "_fetch_many", broken)
+    async with AsyncDynamoKV(base.config) as kv:
+        results = await asyncio.wait_for(
+            asyncio.gather(kv.get("a"), kv.get("b"), return_exceptions=True), timeout=10
+        )
+        assert all(isinstance(r, KVError) for r in results)
+        monkeypatch.undo()
+        await base.set("a", "1")
+        assert await kv.get("a") == "1"  # the store still works afterwards
