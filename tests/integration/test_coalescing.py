@@ -219,7 +219,7 @@ async def test_a_flush_that_never_answers_gives_up_within_the_call_budget(
     from aiodynkv import KVTimeoutError
     from aiodynkv._coalesce import ReadCoalescer
 
-    async def hang(self: ReadCoalescer, pending: Any) -> None:
+    async def hang(_self: ReadCoalescer, _pending: Any) -> None:
         await asyncio.Event().wait()  # a shared request that never comes back
 
     monkeypatch.setattr(ReadCoalescer, "_fetch", hang)
@@ -242,7 +242,7 @@ async def test_a_flush_that_breaks_fails_every_caller_instead_of_hanging(
     from aiodynkv import KVError
     from aiodynkv._coalesce import ReadCoalescer
 
-    async def broken(self: ReadCoalescer, live: Any) -> None:
+    async def broken(_self: ReadCoalescer, _live: Any) -> None:
         raise RuntimeError("cannot enter context")  # what a shared Context once did
 
     monkeypatch.setattr(ReadCoalescer, "_fetch_many", broken)
