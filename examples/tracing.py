@@ -69,7 +69,11 @@ def configure(*, otlp: bool) -> tuple[TracerProvider, MeterProvider]:
 async def checkout(endpoint: str) -> None:
     """A few store calls inside one application span."""
     tracer = trace.get_tracer("tracing-example")
-    async with AsyncDynamoKV(table=TABLE, endpoint=endpoint, create_table=True) as kv:
+    # transport="botocore": every call goes through the aioboto3 client, so the
+    # instrumentor's HTTP-level spans exist (the default lean transport has only ours).
+    async with AsyncDynamoKV(
+        table=TABLE, endpoint=endpoint, create_table=True, transport="botocore"
+    ) as kv:
         with tracer.start_as_current_span("checkout"):
             await kv.set("cart:42", '["book", "pen"]', ttl=600)
             await kv.get("cart:42")

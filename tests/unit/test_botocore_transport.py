@@ -458,7 +458,9 @@ async def test_real_dropped_connections_to_the_end_are_an_in_doubt_connection_er
     ):
         with pytest.raises(WireError) as info:
             await transport.send("UpdateItem", UPDATE)
-    assert len(server.targets) >= 2
+    # The request reached the server (how often depends on how aiohttp saw the drop:
+    # botocore retries a closed connection, not every reset, on a loaded machine).
+    assert 1 <= len(server.targets) <= 2
     assert (info.value.timeout, info.value.in_doubt) == (False, True)
     assert isinstance(info.value.__cause__, bex.ConnectionClosedError)
 
