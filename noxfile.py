@@ -139,9 +139,14 @@ def package(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks on a stub DynamoDB and on dynalite; rewrites BENCHMARKS.md (`-- --quick`)."""
+    """Benchmarks on a stub DynamoDB and on dynalite (`-- --quick` for a short run).
+
+    Rewrites BENCHMARKS.md and the figures between the bench markers in README.md.
+    AIODYNKV_DYNALITE names a dynalite executable to use instead of installing one.
+    """
     session.install("-e", ".", "-r", "benchmarks/requirements.txt")
-    env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
+    dynalite = os.environ.get("AIODYNKV_DYNALITE") or install_dynalite(session)
+    env = {"AIODYNKV_DYNALITE": dynalite}
     session.run("python", "benchmarks/run.py", *session.posargs, env=env)
 
 

@@ -7,7 +7,8 @@ What it implements (JSON 1.0 protocol, ``X-Amz-Target: DynamoDB_20120810.<Op>``)
 
 - GetItem, PutItem, DeleteItem, UpdateItem, BatchGetItem, BatchWriteItem;
 - CreateTable, DescribeTable, UpdateTimeToLive, DescribeTimeToLive (tables are ACTIVE at once);
-- ``ReturnConsumedCapacity`` (TOTAL/INDEXES: one unit per item read or written, per table);
+- consumed capacity as DynamoDB charges it (see `read_units` / `write_units`), counted for
+  every request and returned when ``ReturnConsumedCapacity`` asks for it;
 - ``ReturnValues`` on PutItem, DeleteItem and UpdateItem;
 - every response carries ``x-amzn-RequestId`` and ``x-amz-crc32`` (botocore checks it).
 
@@ -18,19 +19,35 @@ Simplifications, on purpose (this is a load generator's counterpart, not an emul
   ``SET a = if_not_exists(a, :v) + :w`` (and ``-``), ``REMOVE a, b``, ``ADD a :n`` on numbers
   and sets, ``DELETE a :set``. These are the shapes aiodynkv sends.
 - ``ProjectionExpression`` handles top-level attributes only.
-- Capacity is one unit per item, whatever its size; nothing is ever throttled or unprocessed.
+- Nothing is ever throttled or unprocessed.
 - Expired items are kept (DynamoDB deletes them lazily too); clients filter them.
 
-A non-DynamoDB target ``BenchStub.Stats`` answers ``{"requests": n, "cpu_seconds": s}``:
-the requests served so far (Stats calls excluded) and this process's CPU time, so that
-the harness can print the stub's own CPU per request.
+A non-DynamoDB target ``BenchStub.Stats`` answers ``{"requests": n, "cpu_seconds": s,
+"read_units": r, "write_units": w}``: the requests served so far (Stats calls excluded),
+this process's CPU time and the capacity units consumed so far, so that the harness can
+print the stub's own CPU per request and the capacity each client spends per operation.
+``BenchStub.Configure`` with ``{"latency_ms": x}`` makes every later DynamoDB answer leave
+x ms after its request arrived (``--latency-ms`` sets it at start), like a same-region
+round trip; the request is still served at once, only the answer waits.
+
+Capacity, as DynamoDB bills it (on-demand and provisioned alike):
+
+- a read of an item costs one unit per 4 KB (rounded up, at least one), halved for an
+  eventually consistent read; a missing item costs the minimum; BatchGetItem charges
+  each key on its own, exactly as a GetItem of it;
+- a write costs one unit per 1 KB (rounded up, at least one) of the larger of the old and
+  the new item (PutItem, UpdateItem), of the deleted item (DeleteItem); BatchWriteItem
+  charges each put or delete on its own;
+- an item's size is the UTF-8 length of every attribute name plus its value's size.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import math
 import re
 import signal
 import time
@@ -52,6 +69,48 @@ class DynamoError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+def attribute_size(value: dict[str, Any]) -> int:  # noqa: PLR0911 (one return per type)
+    """Bytes DynamoDB counts for one attribute value (numbers approximated as it sizes them)."""
+    kind, data = next(iter(value.items()))
+    if kind == "S":
+        return len(data.encode())
+    if kind == "B":
+        return len(base64.b64decode(data)) if isinstance(data, str) else len(data)
+    if kind == "N":
+        return (len(data.lstrip("-").replace(".", "").lstrip("0")) + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(v.encode()) for v in data)
+    if kind == "NS":
+        return sum(attribute_size({"N": v}) for v in data)
+    if kind == "BS":
+        return sum(attribute_size({"B": v}) for v in data)
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(v) for v in data)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + attribute_size(v) for k, v in data.items())
+    return len(json.dumps(data))
+
+
+def item_size(item: Item | None) -> int:
+    """An item's size as DynamoDB counts it: attribute-name bytes plus value bytes."""
+    if not item:
+        return 0
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def read_units(item: Item | None, consistent: bool) -> float:
+    """Read capacity of one item: 4 KB units, at least one; half for eventual consistency."""
+    units = max(1, math.ceil(item_size(item) / 4096))
+    return float(units) if consistent else units / 2
+
+
+def write_units(*items: Item | None) -> float:
+    """Write capacity: 1 KB units of the largest of the items (old, new), at least one."""
+    return float(max(1, math.ceil(max(item_size(i) for i in items) / 1024)))
 
 
 def _not_found(table: str) -> DynamoError:
@@ -321,6 +380,9 @@ class Stub:
     def __init__(self) -> None:
         self.tables: dict[str, Table] = {}
         self.requests = 0
+        self.read_units = 0.0
+        self.write_units = 0.0
+        self.latency = 0.0  # seconds each DynamoDB answer waits before it leaves
         self.request_id = 0
         self.handlers = {
             "GetItem": self.get_item,
@@ -342,8 +404,13 @@ class Stub:
             raise _not_found(name)
         return table
 
-    @staticmethod
-    def _capacity(request: dict[str, Any], table: str, units: float) -> dict[str, Any]:
+    def _capacity(
+        self, request: dict[str, Any], table: str, units: float, *, write: bool = False
+    ) -> dict[str, Any]:
+        if write:
+            self.write_units += units
+        else:
+            self.read_units += units
         if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
             return {}
         return {"ConsumedCapacity": {"TableName": table, "CapacityUnits": units}}
@@ -352,7 +419,7 @@ class Stub:
         table = self.table(request["TableName"])
         key = table.key_of(request["Key"])
         item = table.items.get(key)
-        units = 1.0 if request.get("ConsistentRead") else 0.5
+        units = read_units(item, bool(request.get("ConsistentRead")))
         parts = []
         if item is not None:
             if request.get("ProjectionExpression"):
@@ -369,7 +436,7 @@ class Stub:
         item = request["Item"]
         old = table.items.get(key := table.key_of(item))
         table.put(key, item)
-        response = self._capacity(request, table.name, 1.0)
+        response = self._capacity(request, table.name, write_units(old, item), write=True)
         if old is not None and request.get("ReturnValues") == "ALL_OLD":
             response["Attributes"] = old
         return response
@@ -377,7 +444,7 @@ class Stub:
     def delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self.table(request["TableName"])
         old = table.pop(table.key_of(request["Key"]))
-        response = self._capacity(request, table.name, 1.0)
+        response = self._capacity(request, table.name, write_units(old), write=True)
         if old is not None and request.get("ReturnValues") == "ALL_OLD":
             response["Attributes"] = old
         return response
@@ -396,7 +463,7 @@ class Stub:
             item,
         ).run()
         table.put(key, item)
-        response = self._capacity(request, table.name, 1.0)
+        response = self._capacity(request, table.name, write_units(old, item), write=True)
         returns = request.get("ReturnValues", "NONE")
         if returns == "ALL_NEW":
             response["Attributes"] = item
@@ -415,17 +482,20 @@ class Stub:
             table = self.table(name)
             items = table.items
             project = bool(spec.get("ProjectionExpression"))
+            consistent = bool(spec.get("ConsistentRead"))
+            units = 0.0
             found = []
             for wanted in spec["Keys"]:
                 key = table.key_of(wanted)
                 item = items.get(key)
+                units += read_units(item, consistent)
                 if item is not None:
                     found.append(
                         _dumps(_project(item, spec)) if project else table.text_of(key, item)
                     )
             tables.append(_dumps(name) + ":[" + ",".join(found) + "]")
-            per_item = 1.0 if spec.get("ConsistentRead") else 0.5
-            capacity.append({"TableName": name, "CapacityUnits": per_item * len(spec["Keys"])})
+            self.read_units += units
+            capacity.append({"TableName": name, "CapacityUnits": units})
         text = '{"Responses":{' + ",".join(tables) + '},"UnprocessedKeys":{}'
         if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
             text += ',"ConsumedCapacity":' + _dumps(capacity)
@@ -435,13 +505,17 @@ class Stub:
         capacity = []
         for name, writes in request["RequestItems"].items():
             table = self.table(name)
+            units = 0.0
             for write in writes:
                 put = write.get("PutRequest")
                 if put is not None:
-                    table.put(table.key_of(put["Item"]), put["Item"])
+                    key = table.key_of(put["Item"])
+                    units += write_units(table.items.get(key), put["Item"])
+                    table.put(key, put["Item"])
                 else:
-                    table.pop(table.key_of(write["DeleteRequest"]["Key"]))
-            capacity.append({"TableName": name, "CapacityUnits": float(len(writes))})
+                    units += write_units(table.pop(table.key_of(write["DeleteRequest"]["Key"])))
+            self.write_units += units
+            capacity.append({"TableName": name, "CapacityUnits": units})
         response: dict[str, Any] = {"UnprocessedItems": {}}
         if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
             response["ConsumedCapacity"] = capacity
@@ -484,8 +558,16 @@ class Stub:
     def handle(self, target: str, body: bytes) -> tuple[int, bytes]:
         """Answer one request: (HTTP status, JSON body)."""
         if target == "BenchStub.Stats":
-            stats = {"requests": self.requests, "cpu_seconds": time.process_time()}
+            stats = {
+                "requests": self.requests,
+                "cpu_seconds": time.process_time(),
+                "read_units": self.read_units,
+                "write_units": self.write_units,
+            }
             return 200, _dumps(stats).encode()
+        if target == "BenchStub.Configure":
+            self.latency = max(0.0, float(_loads(body).get("latency_ms", 0.0))) / 1e3
+            return 200, _dumps({"latency_ms": self.latency * 1e3}).encode()
         self.requests += 1
         operation = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
         handler = self.handlers.get(operation)
@@ -551,10 +633,18 @@ class HttpProtocol(asyncio.Protocol):
             target = (_header(head, lower, b"x-amz-target") or b"").decode()
             close = (_header(head, lower, b"connection") or b"").lower() == b"close"
             status, payload = self.stub.handle(target, body)
-            self.stub_write(status, payload, close)
+            delay = self.stub.latency
+            if delay and not target.startswith("BenchStub."):
+                # The same delay for every answer keeps a connection's answers in order.
+                asyncio.get_running_loop().call_later(
+                    delay, self.stub_write, status, payload, close
+                )
+            else:
+                self.stub_write(status, payload, close)
 
     def stub_write(self, status: int, payload: bytes, close: bool) -> None:
-        assert self.transport is not None  # noqa: S101
+        if self.transport is None:  # the client went away while the answer waited
+            return
         self.stub.request_id += 1
         head = (
             b"HTTP/1.1 %d %s\r\n"
@@ -589,9 +679,10 @@ def _header(head: bytes, lower: bytes, name: bytes) -> bytes | None:
     return head[at : stop if stop >= 0 else len(head)].strip()
 
 
-async def serve(port: int, seconds: float) -> None:
+async def serve(port: int, seconds: float, latency_ms: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     stub = Stub()
+    stub.latency = latency_ms / 1e3
     server = await loop.create_server(lambda: HttpProtocol(stub), "127.0.0.1", port, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
     print(f"READY {bound}", flush=True)
@@ -619,8 +710,11 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=3600.0, help="stop by itself after this long"
     )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay every answer by this long"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.max_seconds))
+    asyncio.run(serve(args.port, args.max_seconds, args.latency_ms))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@
 and garbage belong to that pair alone. The server (stub or dynalite) runs in another
 process, so ``time.process_time()`` here is the client's CPU only.
 
-Workloads: ``get_seq``, ``get_c64``, ``set_seq``, ``get_many``, ``set_many`` (timed
-repetitions; with ``--serve`` one repetition per ``rep`` line on stdin, so that run.py
-can interleave the contenders), ``open`` (open-to-first-call), ``paired`` (aiodynkv vs
-its own client, interleaved) and ``seed`` (create and fill the tables).
+Workloads (timed repetitions; with ``--serve`` one repetition per ``rep`` line on stdin,
+so that run.py can interleave the contenders): ``get_seq``/``set_seq`` (one task),
+``get_c64`` (64 tasks), ``get_lat64``/``get_lat256``/``set_lat64`` (64 or 256 tasks, for a
+stub that answers after ~2 ms), ``get_hot256`` (256 tasks, Zipfian keys), ``get_many``,
+``set_many``. One-shot: ``open`` (open-to-first-call), ``paired`` (aiodynkv, its own
+client and aiodynamo in one process, interleaved), ``profile`` (cProfile of another
+workload's body: top entries by self time) and ``seed`` (create and fill the tables).
 
     python benchmarks/worker.py --url http://127.0.0.1:PORT --contender aiodynkv \
         --workload get_seq --reps 5 --ops 800
@@ -33,8 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from contenders import CONTENDERS, PKV_COLLECTION, PKV_TABLE, TABLE, Contender
 
-CONCURRENCY = 64
 GET_MANY_SIZE = 1_000
+#: Tasks of each single-key workload.
+TASKS = {
+    "get_seq": 1,
+    "set_seq": 1,
+    "get_c64": 64,
+    "get_lat64": 64,
+    "get_lat256": 256,
+    "set_lat64": 64,
+    "get_hot256": 256,
+}
+ZIPF_THETA = 0.99  # YCSB's Zipfian constant: a few keys take most reads
 
 
 def key_of(i: int) -> str:
@@ -61,7 +74,7 @@ class Rep:
         self.misses = 0
         self.truncated = False
 
-    def summary(self, wall: float, cpu: float) -> dict[str, float]:
+    def summary(self, wall: float, cpu: float) -> dict[str, Any]:
         lat = sorted(self.latencies)
         return {
             "units": self.units,
@@ -94,8 +107,11 @@ class ServerProbe:
         self.stub = stub
         self.pid = pid
 
-    def read(self) -> tuple[float, int] | None:
-        """(CPU seconds, requests served or -1), or None when nothing can be read."""
+    def read(self) -> tuple[float, int, float, float] | None:
+        """(CPU seconds, requests served or -1, read units, write units), or None.
+
+        Capacity is known for the stub only (-1 for other servers).
+        """
         if self.stub:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
             try:
@@ -103,7 +119,12 @@ class ServerProbe:
                 stats = json.loads(conn.getresponse().read())
             finally:
                 conn.close()
-            return float(stats["cpu_seconds"]), int(stats["requests"])
+            return (
+                float(stats["cpu_seconds"]),
+                int(stats["requests"]),
+                float(stats["read_units"]),
+                float(stats["write_units"]),
+            )
         if self.pid is None:
             return None
         try:
@@ -111,18 +132,28 @@ class ServerProbe:
         except OSError:
             return None
         ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        return ticks / os.sysconf("SC_CLK_TCK"), -1
+        return ticks / os.sysconf("SC_CLK_TCK"), -1, -1.0, -1.0
+
+
+def zipf_keys(count: int, n: int, rng: random.Random) -> list[str]:
+    """`n` keys drawn from `count` with YCSB's Zipfian skew (key 0 the hottest)."""
+    weights = [1.0 / (i + 1) ** ZIPF_THETA for i in range(count)]
+    return [key_of(i) for i in rng.choices(range(count), weights=weights, k=n)]
 
 
 def _reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
     get = contender.get
     if get is None:
         return None
-    tasks = 1 if args.workload == "get_seq" else CONCURRENCY
+    tasks = TASKS[args.workload]
+    hot = args.workload.startswith("get_hot")
 
     async def reads(rep: Rep, deadline: float) -> None:
         per_task = max(1, args.ops // tasks)
-        keys = [key_of(rng.randrange(args.keys)) for _ in range(per_task * tasks)]
+        if hot:
+            keys = zipf_keys(args.keys, per_task * tasks, rng)
+        else:
+            keys = [key_of(rng.randrange(args.keys)) for _ in range(per_task * tasks)]
 
         async def one_task(offset: int) -> None:
             for i in range(offset, offset + per_task):
@@ -148,16 +179,26 @@ def _writes(contender: Contender, args: argparse.Namespace, rng: random.Random) 
     put = contender.set
     if put is None:
         return None
+    tasks = TASKS[args.workload]
 
     async def writes(rep: Rep, deadline: float) -> None:
-        for i in [rng.randrange(args.keys) for _ in range(args.ops)]:
-            if time.perf_counter() > deadline:
-                rep.truncated = True
-                return
-            start = time.perf_counter()
-            await put(f"set:{i:06d}", value_of(i, args.value_size))
-            rep.latencies.append(time.perf_counter() - start)
-            rep.units += 1
+        per_task = max(1, args.ops // tasks)
+        numbers = [rng.randrange(args.keys) for _ in range(per_task * tasks)]
+
+        async def one_task(offset: int) -> None:
+            for i in numbers[offset : offset + per_task]:
+                if time.perf_counter() > deadline:
+                    rep.truncated = True
+                    return
+                start = time.perf_counter()
+                await put(f"set:{i:06d}", value_of(i, args.value_size))
+                rep.latencies.append(time.perf_counter() - start)
+                rep.units += 1
+
+        if tasks == 1:
+            await one_task(0)
+        else:
+            await asyncio.gather(*(one_task(t * per_task) for t in range(tasks)))
 
     return writes
 
@@ -206,9 +247,8 @@ def _batch_writes(
 
 
 BODIES = {
-    "get_seq": _reads,
-    "get_c64": _reads,
-    "set_seq": _writes,
+    **{w: _reads for w in TASKS if w.startswith("get_")},
+    **{w: _writes for w in TASKS if w.startswith("set_")},
     "get_many": _batch_reads,
     "set_many": _batch_writes,
 }
@@ -229,6 +269,9 @@ MEDIAN_KEYS = (
     "server_busy",
     "server_cpu_us_per_request",
     "requests",
+    "requests_per_1k",
+    "rcu_per_1k",
+    "wcu_per_1k",
 )
 MAX_COMMANDS = 1_000
 
@@ -290,6 +333,11 @@ async def one_rep(body: Body, probe: ServerProbe, max_seconds: float) -> dict[st
         if before[1] >= 0 and requests > 0:
             summary["server_cpu_us_per_request"] = server_cpu / requests * 1e6
             summary["requests"] = requests
+            if rep.units:
+                summary["requests_per_1k"] = requests / rep.units * 1e3
+        if before[2] >= 0 and rep.units:
+            summary["rcu_per_1k"] = (after[2] - before[2]) / rep.units * 1e3
+            summary["wcu_per_1k"] = (after[3] - before[3]) / rep.units * 1e3
     return summary
 
 
@@ -360,58 +408,63 @@ async def measure(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 async def paired_overhead(args: argparse.Namespace) -> dict[str, Any]:
-    """aiodynkv's own layer: its `get` vs `get_item` on the very same client, interleaved.
+    """aiodynkv, its own aiobotocore client and aiodynamo in ONE process, interleaved.
 
-    Blocks of ``--batch`` calls rotate between ``kv.get``, ``kv.client.get_item`` (the
-    request the raw contender sends) and the same with ``ReturnConsumedCapacity=TOTAL``
-    (which aiodynkv adds), so that all three see the same machine at the same moments;
-    each repetition reports the client CPU per call of each side.
+    Blocks of ``--batch`` sequential calls (``--op get`` or ``set``) rotate between
+    ``kv.get``/``kv.set``, the same store's aiobotocore client (the raw contender's
+    request, on the very client aiodynkv opened) and aiodynamo, so that all three see the
+    same machine at the same moments. Each repetition reports the client CPU per call of
+    each side and the ratios; the figures are medians of the per-repetition ratios.
     """
     contender = CONTENDERS[args.contender](args.url)
     contender.load()
     await contender.open()
+    other = CONTENDERS["aiodynamo"](args.url)
+    other.load()
+    await other.open()
     kv = contender.kv  # type: ignore[attr-defined]
     client = kv.client
     rng = random.Random(args.seed)
+    writes = args.op == "set"
 
-    async def via_kv(key: str) -> Any:
-        return await kv.get(key, None)
+    async def via_kv(i: int) -> Any:
+        if writes:
+            return await kv.set(f"set:{i:06d}", value_of(i, args.value_size))
+        return await kv.get(key_of(i), None)
 
-    async def via_client(key: str) -> Any:
+    async def via_client(i: int) -> Any:
+        if writes:
+            item = {"pk": {"S": f"set:{i:06d}"}, "value": {"S": value_of(i, args.value_size)}}
+            return await client.put_item(TableName=TABLE, Item=item)
         response = await client.get_item(
-            TableName=TABLE, Key={"pk": {"S": key}}, ConsistentRead=True
+            TableName=TABLE, Key={"pk": {"S": key_of(i)}}, ConsistentRead=True
         )
         item = response.get("Item")
         return None if item is None else item["value"]["S"]
 
-    async def via_client_capacity(key: str) -> Any:
-        response = await client.get_item(
-            TableName=TABLE,
-            Key={"pk": {"S": key}},
-            ConsistentRead=True,
-            ReturnConsumedCapacity="TOTAL",
-        )
-        item = response.get("Item")
-        return None if item is None else item["value"]["S"]
+    async def via_aiodynamo(i: int) -> Any:
+        if writes:
+            return await other.set(f"set:{i:06d}", value_of(i, args.value_size))  # type: ignore[misc]
+        return await other.get(key_of(i))  # type: ignore[misc]
 
-    sides = {"aiodynkv": via_kv, "client": via_client, "client_capacity": via_client_capacity}
+    sides = {"aiodynkv": via_kv, "client": via_client, "aiodynamo": via_aiodynamo}
     block = max(1, args.batch)
     reps = []
     try:
         for side in sides.values():  # warm-up
             for _ in range(block):
-                await side(key_of(rng.randrange(args.keys)))
+                await side(rng.randrange(args.keys))
         for rep in range(args.reps):
             cpu = dict.fromkeys(sides, 0.0)
             calls = dict.fromkeys(sides, 0)
             order = list(sides)[rep % len(sides) :] + list(sides)[: rep % len(sides)]
             for _ in range(max(1, args.ops // (len(sides) * block))):
                 for name in order:
-                    keys = [key_of(rng.randrange(args.keys)) for _ in range(block)]
+                    numbers = [rng.randrange(args.keys) for _ in range(block)]
                     call = sides[name]
                     cpu0 = time.process_time()
-                    for key in keys:
-                        await call(key)
+                    for i in numbers:
+                        await call(i)
                     cpu[name] += time.process_time() - cpu0
                     calls[name] += block
             us = {name: cpu[name] / calls[name] * 1e6 for name in sides}
@@ -419,17 +472,95 @@ async def paired_overhead(args: argparse.Namespace) -> dict[str, Any]:
                 {
                     "aiodynkv_us": us["aiodynkv"],
                     "client_us": us["client"],
-                    "client_capacity_us": us["client_capacity"],
-                    "ratio": us["aiodynkv"] / us["client"],
-                    "capacity_ratio": us["client_capacity"] / us["client"],
+                    "aiodynamo_us": us["aiodynamo"],
+                    "vs_client": us["aiodynkv"] / us["client"],
+                    "vs_aiodynamo": us["aiodynkv"] / us["aiodynamo"],
                 }
             )
     finally:
+        await other.close()
         await contender.close()
     return {
         "contender": contender.name,
+        "op": args.op,
         "reps": reps,
         "median": {k: statistics.median(r[k] for r in reps) for k in reps[0]} if reps else {},
+    }
+
+
+def _where(filename: str, line: int, function: str) -> str:
+    """``package/module.py:line(function)``: a path a reader can open, without the venv."""
+    for marker in ("site-packages/", "/lib/python3", "/work/main/"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+            if marker == "/lib/python3":
+                filename = "stdlib/" + filename.split("/", 1)[1]
+            break
+    if filename.startswith("~"):
+        return f"{function} (C)"
+    return f"{filename}:{line}({function})"
+
+
+async def profiled(args: argparse.Namespace) -> dict[str, Any]:
+    """cProfile (CPU clock) of one repetition of ``--target``: top entries by self time.
+
+    ``--target open`` profiles opening the client and its first `get`. Costs are per unit
+    of the workload (operation or key) and are inflated by the profiler itself: read
+    them as proportions.
+    """
+    import cProfile
+    import pstats
+
+    contender = CONTENDERS[args.contender](args.url)
+    contender.load()
+    profiler = cProfile.Profile(time.process_time)
+    units = 1
+    if args.target == "open":
+        cpu0 = time.process_time()
+        profiler.enable()
+        await contender.open()
+        await contender.get(key_of(0))  # type: ignore[misc]
+        profiler.disable()
+        cpu = time.process_time() - cpu0
+    else:
+        await contender.open()
+        target = argparse.Namespace(**{**vars(args), "workload": args.target})
+        rng = random.Random(args.seed)
+        body = make_body(contender, target, rng)
+        if body is None:
+            raise SystemExit(f"{args.contender} has no {args.target}")
+        await body(Rep(), time.perf_counter() + args.max_seconds)  # warm-up
+        rep = Rep()
+        cpu0 = time.process_time()
+        profiler.enable()
+        await body(rep, time.perf_counter() + args.max_seconds)
+        profiler.disable()
+        cpu = time.process_time() - cpu0
+        units = max(1, rep.units)
+    await contender.close()
+    stats = pstats.Stats(profiler)
+    rows = []
+    total = 0.0
+    for (filename, line, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        _, ncalls, tottime, cumtime, _ = entry
+        total += tottime
+        rows.append((tottime, ncalls, cumtime, _where(filename, line, function)))
+    rows.sort(reverse=True)
+    return {
+        "contender": contender.name,
+        "target": args.target,
+        "units": units,
+        "cpu_us_per_unit": cpu / units * 1e6,
+        "top": [
+            {
+                "self_us": tottime / units * 1e6,
+                "share": tottime / total if total else 0.0,
+                "calls": ncalls / units,
+                "cum_us": cumtime / units * 1e6,
+                "where": where,
+            }
+            for tottime, ncalls, cumtime, where in rows[: args.top]
+        ],
     }
 
 
@@ -499,8 +630,11 @@ def main() -> None:
     parser.add_argument(
         "--workload",
         required=True,
-        choices=["get_seq", "get_c64", "set_seq", "get_many", "set_many", "open", "seed", "paired"],
+        choices=[*TASKS, "get_many", "set_many", "open", "seed", "paired", "profile"],
     )
+    parser.add_argument("--op", choices=["get", "set"], default="get", help="paired: which call")
+    parser.add_argument("--target", help="profile: the workload to profile, or open")
+    parser.add_argument("--top", type=int, default=15, help="profile: entries to report")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--ops", type=int, default=2000, help="operations per rep (single-key)")
     parser.add_argument("--calls", type=int, default=1, help="batch calls per rep")
@@ -516,7 +650,12 @@ def main() -> None:
     args = parser.parse_args()
     global _CHANNEL  # noqa: PLW0603 (set once, before anything runs)
     _CHANNEL = _protocol_channel()
-    runners = {"seed": seed, "open": open_first_call, "paired": paired_overhead}
+    runners = {
+        "seed": seed,
+        "open": open_first_call,
+        "paired": paired_overhead,
+        "profile": profiled,
+    }
     result = asyncio.run(runners.get(args.workload, measure)(args))
     if result is not None:
         emit(result)
