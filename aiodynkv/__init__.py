@@ -3,6 +3,7 @@
 from aiodynkv._base import KeyListing, StoredItem
 from aiodynkv._codec import from_json, to_json
 from aiodynkv._config import KVConfig
+from aiodynkv._counter import ShardedCounter
 from aiodynkv._errors import (
     AccessDeniedError,
     BatchIncompleteError,
@@ -16,16 +17,22 @@ from aiodynkv._errors import (
     KVError,
     KVTimeoutError,
     KVValidationError,
+    LeaseLostError,
+    LockNotAcquiredError,
     ServerError,
     StoreClosedError,
     TableNotFoundError,
     ThrottledError,
+    TransactionFailedError,
+    TransactionReason,
     TransientError,
     ValueTooLargeError,
     WrongTypeError,
 )
+from aiodynkv._lock import Lock
 from aiodynkv._protocol import MISSING, TTL, Health, KVStore, Value
 from aiodynkv._store import AsyncDynamoKV
+from aiodynkv._transaction import Transaction
 from aiodynkv._version import __version__
 
 __all__ = [
@@ -46,13 +53,20 @@ __all__ = [
     "KVValidationError",
     "KeyListing",
     "KeyNotFoundError",
+    "LeaseLostError",
+    "Lock",
+    "LockNotAcquiredError",
     "MISSING",
     "ServerError",
+    "ShardedCounter",
     "StoreClosedError",
     "StoredItem",
     "TTL",
     "TableNotFoundError",
     "ThrottledError",
+    "Transaction",
+    "TransactionFailedError",
+    "TransactionReason",
     "TransientError",
     "Value",
     "ValueTooLargeError",

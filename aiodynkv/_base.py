@@ -29,6 +29,10 @@ from aiodynkv._protocol import MISSING, TTL, StoredItem, Value
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from aiodynkv._counter import ShardedCounter
+    from aiodynkv._lock import Lock
+    from aiodynkv._transaction import Transaction
+
 __all__ = ["BaseStore", "KeyListing", "StoredItem"]
 
 _T = TypeVar("_T")
@@ -229,6 +233,37 @@ class BaseStore:
             await self.delete_many(batch)
             count += len(batch)
         return count
+
+    # -- coordination (aiodynkv._lock, _transaction, _counter) --------------------
+
+    def lock(
+        self,
+        name: str,
+        *,
+        lease: float = 10.0,
+        wait: float | None = None,
+        renew_every: float | None = None,
+        poll: float | None = None,
+    ) -> Lock:
+        """A lease on `name` with a fencing token: ``async with kv.lock("job") as held:``.
+
+        See `Lock` for the arguments; nothing is sent until it is acquired.
+        """
+        from aiodynkv._lock import Lock
+
+        return Lock(self, name, lease=lease, wait=wait, renew_every=renew_every, poll=poll)
+
+    def transaction(self) -> Transaction:
+        """All-or-nothing writes and checks: ``async with kv.transaction() as tx:``."""
+        from aiodynkv._transaction import Transaction
+
+        return Transaction(self)
+
+    def counter(self, name: str, *, shards: int = 32) -> ShardedCounter:
+        """A counter spread over `shards` items, for keys too hot for one partition."""
+        from aiodynkv._counter import ShardedCounter
+
+        return ShardedCounter(self, name, shards=shards)
 
     # -- the errors both stores raise -------------------------------------------
 

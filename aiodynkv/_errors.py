@@ -14,6 +14,9 @@ KVError                                   every error aiodynkv raises
 ├── BatchIncompleteError                  a batch did not finish: done / unprocessed / in doubt
 ├── TableNotFoundError                    the table does not exist
 ├── AccessDeniedError                     bad, missing or insufficient credentials
+├── LockNotAcquiredError                  a lease was not acquired within `wait`
+├── LeaseLostError                        a held lease lapsed or was taken over
+├── TransactionFailedError                a transaction was cancelled; nothing applied
 └── TransientError                        worth retrying later
     ├── ThrottledError                    DynamoDB throttled the request
     ├── ServerError                       DynamoDB answered 5xx
@@ -30,6 +33,7 @@ hold values, and hold the key only when the store's ``expose_keys`` is on
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions as bex
@@ -49,10 +53,14 @@ __all__ = [
     "KVTimeoutError",
     "KVValidationError",
     "KeyNotFoundError",
+    "LeaseLostError",
+    "LockNotAcquiredError",
     "ServerError",
     "StoreClosedError",
     "TableNotFoundError",
     "ThrottledError",
+    "TransactionFailedError",
+    "TransactionReason",
     "TransientError",
     "ValueTooLargeError",
     "WrongTypeError",
@@ -248,6 +256,75 @@ class KVConnectionError(TransientError, ConnectionError):
 
 class InsecureEndpointWarning(UserWarning):
     """The endpoint is plain http on a host that is not loopback: requests travel unencrypted."""
+
+
+class LockNotAcquiredError(KVError):
+    """A lease (``kv.lock(name)``) was not acquired before its ``wait`` ran out.
+
+    Attributes:
+        waited: Seconds spent trying.
+    """
+
+    def __init__(self, message: str, *, waited: float = 0.0, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.waited = waited
+
+
+class LeaseLostError(KVError):
+    """A held lease lapsed (renewals failed for a whole lease) or was taken over.
+
+    Work done under it may have overlapped another holder's: check its fencing token.
+    """
+
+
+@dataclass(frozen=True)
+class TransactionReason:
+    """Why one action of a cancelled transaction failed (or ``"none"`` if it did not).
+
+    Attributes:
+        index: The action's position in the transaction.
+        action: ``set``, ``delete``, ``incr`` or ``check`` (``get`` for a snapshot read).
+        key: The user's key.
+        code: ``none``, ``condition_failed``, ``conflict``, ``throttled``, ``validation``,
+            or the server's code in snake case.
+        message: The server's message, if any (never holds values).
+        current_version: For a failed condition, the item's version then (None if absent).
+    """
+
+    index: int
+    action: str
+    key: str
+    code: str
+    message: str | None = None
+    current_version: int | None = None
+
+
+class TransactionFailedError(KVError):
+    """A transaction (``kv.transaction()`` or ``get_many(snapshot=True)``) was cancelled.
+
+    Nothing was applied. ``reasons`` has one entry per action, in order; ``failed``
+    keeps the ones that caused the cancellation.
+
+    Attributes:
+        reasons: A `TransactionReason` per action.
+    """
+
+    def __init__(
+        self, message: str, *, reasons: Iterable[TransactionReason] = (), **context: Any
+    ) -> None:
+        super().__init__(message, **context)
+        self.reasons: tuple[TransactionReason, ...] = tuple(reasons)
+
+    @property
+    def failed(self) -> tuple[TransactionReason, ...]:
+        """The reasons of the actions that caused the cancellation."""
+        return tuple(reason for reason in self.reasons if reason.code != "none")
+
+    @property
+    def retryable(self) -> bool:
+        """True when every failure was a conflict or throttling (worth trying again)."""
+        failed = self.failed
+        return bool(failed) and all(r.code in ("conflict", "throttled") for r in failed)
 
 
 # DynamoDB error codes, as botocore reports them in Error.Code.

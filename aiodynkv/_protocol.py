@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload, runtime_checkable
+
+if TYPE_CHECKING:
+    from aiodynkv._counter import ShardedCounter
+    from aiodynkv._lock import Lock
+    from aiodynkv._transaction import Transaction
 
 __all__ = ["MISSING", "TTL", "Health", "KVStore", "StoredItem", "Value"]
 
@@ -165,8 +170,8 @@ class KVStore(Protocol):
         """Iterate the unexpired items with values, expiry and version (a full table scan)."""
         ...
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
-        """Return the values of the keys that exist."""
+    async def get_many(self, keys: Iterable[str], *, snapshot: bool = False) -> dict[str, Value]:
+        """Return the values of the keys that exist (``snapshot``: one consistent read)."""
         ...
 
     async def set_many(
@@ -196,4 +201,24 @@ class KVStore(Protocol):
 
     async def health(self) -> Health:
         """Check the table; never raises for an unreachable or misconfigured server."""
+        ...
+
+    def lock(
+        self,
+        name: str,
+        *,
+        lease: float = 10.0,
+        wait: float | None = None,
+        renew_every: float | None = None,
+        poll: float | None = None,
+    ) -> Lock:
+        """A lease on `name` with a fencing token, renewed while held."""
+        ...
+
+    def transaction(self) -> Transaction:
+        """Writes and checks committed all together or not at all."""
+        ...
+
+    def counter(self, name: str, *, shards: int = 32) -> ShardedCounter:
+        """A counter spread over `shards` items, for keys too hot for one partition."""
         ...

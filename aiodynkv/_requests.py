@@ -37,6 +37,16 @@ __all__ = [
     "set_counter",
     "update_existing",
     "version_matches",
+    "LOCK_FENCE",
+    "LOCK_LEASE",
+    "LOCK_OWNER",
+    "condition_check",
+    "lock_acquire",
+    "lock_release",
+    "lock_renew",
+    "transact_get",
+    "transact_item",
+    "transact_write",
 ]
 
 # -- expressions, named once --------------------------------------------------
@@ -427,3 +437,199 @@ def put_request(item: Item) -> dict[str, Any]:
 def delete_request(config: KVConfig, stored: str) -> dict[str, Any]:
     """One DeleteRequest of a BatchWriteItem."""
     return {"DeleteRequest": {"Key": _key(config, stored)}}
+
+
+# -- coordination: leases and transactions (issue 14) ------------------------------
+
+#: Attributes of a lock item (which lives in the reserved key space, see `_reserved`):
+#: the holder's owner token, the fencing counter, and the holder's lease in ms. The
+#: item's version (``#r``) is the record version number waiters watch.
+LOCK_OWNER = "lock_owner"
+LOCK_FENCE = "lock_fence"
+LOCK_LEASE = "lock_lease_ms"
+#: Actions of TransactWriteItems and the request members each one takes.
+_TX_MEMBERS = {
+    "Update": (
+        "TableName",
+        "Key",
+        "UpdateExpression",
+        "ConditionExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ReturnValuesOnConditionCheckFailure",
+    ),
+    "Delete": (
+        "TableName",
+        "Key",
+        "ConditionExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ReturnValuesOnConditionCheckFailure",
+    ),
+    "ConditionCheck": (
+        "TableName",
+        "Key",
+        "ConditionExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ReturnValuesOnConditionCheckFailure",
+    ),
+}
+
+
+def _lock_write(
+    config: KVConfig,
+    stored: str,
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+    *,
+    token: str,
+    base: int,
+    returns: str | None = None,
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "Key": _key(config, stored),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {
+            **_names(config),
+            "#o": LOCK_OWNER,
+            "#f": LOCK_FENCE,
+            "#l": LOCK_LEASE,
+        },
+        "ExpressionAttributeValues": {
+            **values,
+            ":tok": {"S": token},
+            ":base": {"N": str(base)},
+            ":one": {"N": "1"},
+        },
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if returns:
+        request["ReturnValues"] = returns
+    return _used(request)
+
+
+def lock_acquire(
+    config: KVConfig,
+    stored: str,
+    *,
+    owner: str,
+    lease_ms: int,
+    seen: int | None,
+    token: str,
+    base: int,
+) -> dict[str, Any]:
+    """UpdateItem taking a lock that is free, or (`seen`) still at a version watched for a lease.
+
+    The fencing counter is incremented in the same write, so every acquisition of a
+    name gets a larger token than the one before, across takeovers.
+    """
+    condition = "attribute_not_exists(#k) OR attribute_not_exists(#o)"
+    values: dict[str, Any] = {":o": {"S": owner}, ":l": {"N": str(lease_ms)}}
+    if seen is not None:
+        condition += " OR #r = :seen"
+        values[":seen"] = {"N": str(seen)}
+    return _lock_write(
+        config,
+        stored,
+        f"SET #o = :o, #l = :l, #tk = :tok, {BUMP} ADD #f :one",
+        condition,
+        values,
+        token=token,
+        base=base,
+        returns="ALL_NEW",
+    )
+
+
+def lock_renew(
+    config: KVConfig, stored: str, *, owner: str, lease_ms: int, token: str, base: int
+) -> dict[str, Any]:
+    """UpdateItem renewing a held lock: a new version (waiters see progress), same owner."""
+    return _lock_write(
+        config,
+        stored,
+        f"SET #l = :l, #tk = :tok, {BUMP}",
+        "#o = :o",
+        {":o": {"S": owner}, ":l": {"N": str(lease_ms)}},
+        token=token,
+        base=base,
+    )
+
+
+def lock_release(
+    config: KVConfig, stored: str, *, owner: str, token: str, base: int
+) -> dict[str, Any]:
+    """UpdateItem freeing a held lock; the item (and its fencing counter) stays."""
+    return _lock_write(
+        config,
+        stored,
+        f"SET #tk = :tok, {BUMP} REMOVE #o, #l",
+        "#o = :o",
+        {":o": {"S": owner}},
+        token=token,
+        base=base,
+    )
+
+
+def transact_item(kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    """One action of a TransactWriteItems from a single-item request built above.
+
+    Args:
+        kind: ``Update``, ``Delete`` or ``ConditionCheck``.
+        request: An UpdateItem/DeleteItem request (`put`, `incr`, `delete`...) or a
+            condition check (`condition_check`).
+    """
+    members = _TX_MEMBERS[kind]
+    return {kind: {name: request[name] for name in members if name in request}}
+
+
+def condition_check(
+    config: KVConfig,
+    stored: str,
+    *,
+    now: float,
+    version: int | None = None,
+    exists: bool | None = None,
+) -> dict[str, Any]:
+    """The parts of a ConditionCheck: a version match and/or presence (unexpired) or absence."""
+    parts: list[str] = []
+    values: dict[str, Any] = dict(_clock(now))
+    if version is not None:
+        parts.append(version_matches(version))
+        values[":expected"] = {"N": str(version)}
+    if exists is True and version is None:
+        parts.append(f"attribute_exists(#k) AND {UNEXPIRED}")
+    elif exists is False:
+        parts.append(ABSENT)
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "Key": _key(config, stored),
+        "ConditionExpression": " AND ".join(parts),
+        "ExpressionAttributeNames": _names(config),
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    return _used(request)
+
+
+def transact_write(actions: Sequence[dict[str, Any]], token: str) -> dict[str, Any]:
+    """TransactWriteItems of up to 100 actions; `token` makes SDK retries idempotent."""
+    return {
+        "TransactItems": list(actions),
+        "ClientRequestToken": token,
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+def transact_get(config: KVConfig, stored: Sequence[str]) -> dict[str, Any]:
+    """TransactGetItems of up to 100 stored keys: one consistent snapshot."""
+    return {
+        "TransactItems": [
+            {"Get": {"TableName": config.table, "Key": _key(config, pk)}} for pk in stored
+        ],
+        "ReturnConsumedCapacity": "TOTAL",
+    }

@@ -477,10 +477,12 @@ class AsyncDynamoKV(BaseStore):
 
     # -- batches -----------------------------------------------------------------
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
+    async def get_many(self, keys: Iterable[str], *, snapshot: bool = False) -> dict[str, Value]:
         """Read many keys (BatchGetItem, 100 keys per request, chunks concurrently).
 
         Missing and expired keys are absent from the result; duplicates are read once.
+        With ``snapshot=True``, up to 100 keys are read as one consistent snapshot
+        (TransactGetItems; see `aiodynkv._transaction.snapshot_get`).
 
         Raises:
             BatchIncompleteError: Keys still unprocessed at ``batch_deadline``; its
@@ -488,6 +490,10 @@ class AsyncDynamoKV(BaseStore):
             CorruptItemError: Some items cannot be read; its ``corrupt`` says why per
                 key, and ``done`` holds every value that was read fine.
         """
+        if snapshot:
+            from aiodynkv._transaction import snapshot_get
+
+            return await snapshot_get(self, keys)
         config = self._core.config
         wanted = {self._encode(key, "get_many"): key for key in key_list(keys, "get_many")}
         if not wanted:

@@ -33,6 +33,7 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     },
     "dynalite": {
         "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
+        "transactions": "dynalite has no TransactWriteItems / TransactGetItems API",
     },
     "dynamodb-local": {},
 }

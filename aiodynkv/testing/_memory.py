@@ -352,8 +352,12 @@ class InMemoryKV(BaseStore):
 
     # -- batches -----------------------------------------------------------------
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Value]:
+    async def get_many(self, keys: Iterable[str], *, snapshot: bool = False) -> dict[str, Value]:
         """See `AsyncDynamoKV.get_many`."""
+        if snapshot:
+            from aiodynkv._transaction import snapshot_get
+
+            return await snapshot_get(self, keys)
         wanted = {
             self._keys.encode(k, "get_many", self.config.table): k
             for k in key_list(keys, "get_many")

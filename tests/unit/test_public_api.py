@@ -18,6 +18,9 @@ def test_public_surface_is_exactly_this() -> None:
         "KeyListing", "KeyNotFoundError", "ServerError", "StoreClosedError", "StoredItem",
         "TableNotFoundError", "ThrottledError", "TransientError", "Value",
         "ValueTooLargeError", "WrongTypeError", "__version__", "from_json", "to_json",
+        # coordination (issue 14)
+        "LeaseLostError", "Lock", "LockNotAcquiredError", "ShardedCounter", "Transaction",
+        "TransactionFailedError", "TransactionReason",
     }  # fmt: skip
     for name in aiodynkv.__all__:
         assert getattr(aiodynkv, name) is not None

@@ -1,0 +1,651 @@
+"""Leases (distributed locks) with fencing tokens: ``async with kv.lock(name) as held``.
+
+One lock item per name lives in the reserved key space (see `aiodynkv._reserved`):
+the holder's owner token, its lease in ms, a fencing counter, and the item's version,
+which every write bumps and which serves as the record version number (rvn).
+
+- **Acquire** is one conditional UpdateItem: the lock is free (no item, or no owner),
+  or (takeover) its version is still the one this waiter has watched for a whole
+  lease. The same write adds one to the fencing counter and returns it: the token.
+- **Takeover needs no other machine's clock.** A waiter notes when it first saw a
+  version, on its own monotonic clock; a holder that renews changes the version, so
+  only a holder that stopped renewing (crashed, paused, cut off) is taken over.
+- **Renewal** runs in a background task every ``renew_every`` (lease/3). The holder
+  counts its lease from when it *sent* its last successful write, so it always
+  believes it holds the lease for less time than any waiter waits.
+- **Losing it**: when renewals keep failing until the lease has run out, or the item
+  shows another owner, `Lock.lost` turns True and leaving the block raises
+  `LeaseLostError` (the body is not cancelled: check ``held.lost`` or call
+  ``held.check()`` between steps).
+- **Release** is conditional on still being the owner; the item stays, so the
+  fencing counter keeps growing across acquisitions, takeovers included.
+
+Retries of a request whose reply was lost are safe: an acquire that meets its own
+earlier write sees its owner token and reports success with that write's token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from aiodynkv import _requests as requests
+from aiodynkv._codec import Item, new_token, new_version, version_of
+from aiodynkv._errors import (
+    ConditionFailedError,
+    CorruptItemError,
+    KVError,
+    KVTimeoutError,
+    KVValidationError,
+    LeaseLostError,
+    LockNotAcquiredError,
+    StoreClosedError,
+)
+from aiodynkv._reserved import LOCK, reserved_key
+
+if TYPE_CHECKING:
+    from aiodynkv._base import BaseStore
+    from aiodynkv._config import KVConfig
+
+__all__ = ["Lock"]
+
+MIN_LEASE = 0.1
+MAX_LEASE = 24 * 3600.0
+_POLL_BASE = 0.02
+_UNSET: Any = object()
+
+
+def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
+    """A duration argument, validated (TypeError for the type, KVValidationError for the value)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"lock: {name} must be seconds (int or float), not {type(value).__name__}")
+    seconds = float(value)
+    too_low = seconds <= low if low_open else seconds < low
+    if not math.isfinite(seconds) or too_low or seconds > high:
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise KVValidationError(
+            f"lock: {name} must be {bound} and <= {high} seconds (got {value!r})",
+            operation="lock",
+        )
+    return seconds
+
+
+def _wait_of(wait: object) -> float | None:
+    return None if wait is None else _seconds(wait, "wait", low=0.0, high=math.inf, low_open=False)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one acquire attempt found: the token if it won, else the holder's state."""
+
+    fence: int | None = None
+    version: int | None = None
+    lease: float | None = None
+    owned: bool = False
+
+
+def _seen(item: Item | None, owner: str, config: KVConfig) -> _Seen:
+    if not item:
+        return _Seen()
+    holder = item.get(requests.LOCK_OWNER)
+    if holder == {"S": owner}:
+        return _Seen(fence=int(item[requests.LOCK_FENCE]["N"]))
+    lease = item.get(requests.LOCK_LEASE)
+    return _Seen(
+        version=version_of(item, config),
+        lease=float(lease["N"]) / 1000.0 if lease else None,
+        owned=holder is not None,
+    )
+
+
+class _DynamoOps:
+    """The lock requests on DynamoDB, each a traced store operation."""
+
+    def __init__(self, store: Any) -> None:
+        self.core = store._core
+
+    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
+        tel = self.core.tel
+        if tel.expose_keys:
+            fields["lock"] = name
+        fields["table"] = self.core.config.table
+        if level == "warning":
+            tel.warn(event, **fields)
+        else:
+            tel.debug(event, **fields)
+
+    async def _old(self, op: Any, exc: ConditionFailedError, stored: str, name: str) -> Item | None:
+        item: Item | None = getattr(exc.__cause__, "item", None)
+        if item is None:  # dynalite does not return the old item: read it (consistent)
+            request = requests.get(self.core.config, stored, consistent=True)
+            item = (await self.core.send(op, "GetItem", request, name)).get("Item")
+        return item
+
+    async def acquire(
+        self, stored: str, name: str, owner: str, lease_ms: int, seen: int | None
+    ) -> _Seen:
+        core = self.core
+        request = requests.lock_acquire(
+            core.config,
+            stored,
+            owner=owner,
+            lease_ms=lease_ms,
+            seen=seen,
+            token=new_token(),
+            base=new_version(),
+        )
+        with core.operation("lock_acquire", "UpdateItem", name) as op:
+            try:
+                response = await core.send(op, "UpdateItem", request, name)
+            except ConditionFailedError as exc:
+                found = _seen(await self._old(op, exc, stored, name), owner, core.config)
+                op.outcome = "acquired" if found.fence is not None else "condition_failed"
+                return found
+            op.outcome = "acquired"
+            return _seen(response.get("Attributes"), owner, core.config)
+
+    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:
+        core = self.core
+        request = requests.lock_renew(
+            core.config, stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
+        )
+        return await self._owned_write("lock_renew", request, stored, name, owner)
+
+    async def release(self, stored: str, name: str, owner: str) -> bool:
+        core = self.core
+        request = requests.lock_release(core.config, stored, owner=owner, token=new_token(), base=0)
+        return await self._owned_write("lock_release", request, stored, name, owner)
+
+    async def _owned_write(
+        self, operation: str, request: dict[str, Any], stored: str, name: str, owner: str
+    ) -> bool:
+        """Send a write conditional on `owner`; False when another owner (or none) holds it."""
+        core = self.core
+        with core.operation(operation, "UpdateItem", name) as op:
+            try:
+                await core.send(op, "UpdateItem", request, name)
+            except ConditionFailedError as exc:
+                if getattr(exc.__cause__, "in_doubt", False) and operation == "lock_release":
+                    # Our earlier attempt released it. (Had the lease been taken over before,
+                    # the holder would have seen it lapse first: `release` checks that.)
+                    return True
+                old = await self._old(op, exc, stored, name)
+                op.outcome = "condition_failed"
+                return old is not None and old.get(requests.LOCK_OWNER) == {"S": owner}
+            return True
+
+
+class _MemoryOps:
+    """The same lock semantics on `InMemoryKV`'s items (no telemetry there)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
+        """InMemoryKV has no telemetry."""
+
+    def _items(self, operation: str) -> dict[str, Item]:
+        self.store._check(operation)
+        items: dict[str, Item] = self.store._core.items
+        return items
+
+    async def acquire(
+        self,
+        stored: str,
+        name: str,  # noqa: ARG002 (the DynamoDB ops trace it)
+        owner: str,
+        lease_ms: int,
+        seen: int | None,
+    ) -> _Seen:
+        items = self._items("lock")
+        await asyncio.sleep(0)
+        config = self.store.config
+        item = items.get(stored)
+        free = item is None or requests.LOCK_OWNER not in item
+        if not free and (seen is None or version_of(item or {}, config) != seen):
+            return _seen(item, owner, config)
+        new: Item = dict(item) if item is not None else {config.partition_key: {"S": stored}}
+        fence = int(new.get(requests.LOCK_FENCE, {"N": "0"})["N"]) + 1
+        new[requests.LOCK_OWNER] = {"S": owner}
+        new[requests.LOCK_LEASE] = {"N": str(lease_ms)}
+        new[requests.LOCK_FENCE] = {"N": str(fence)}
+        self._bump(new)
+        items[stored] = new
+        return _seen(new, owner, config)
+
+    def _bump(self, item: Item) -> None:
+        name = self.store.config.version_attribute
+        current = item.get(name)
+        item[name] = {"N": str(new_version() if current is None else int(current["N"]) + 1)}
+
+    def _mine(self, stored: str, owner: str, operation: str) -> Item | None:
+        item = self._items(operation).get(stored)
+        return item if item and item.get(requests.LOCK_OWNER) == {"S": owner} else None
+
+    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:  # noqa: ARG002
+        await asyncio.sleep(0)
+        item = self._mine(stored, owner, "lock_renew")
+        if item is None:
+            return False
+        item[requests.LOCK_LEASE] = {"N": str(lease_ms)}
+        self._bump(item)
+        return True
+
+    async def release(self, stored: str, name: str, owner: str) -> bool:  # noqa: ARG002
+        await asyncio.sleep(0)
+        item = self._mine(stored, owner, "lock_release")
+        if item is None:
+            return False
+        item.pop(requests.LOCK_OWNER, None)
+        item.pop(requests.LOCK_LEASE, None)
+        self._bump(item)
+        return True
+
+
+def _ops(store: BaseStore) -> _DynamoOps | _MemoryOps:
+    from aiodynkv._core import Core
+
+    return _DynamoOps(store) if isinstance(store._core, Core) else _MemoryOps(store)
+
+
+class Lock:
+    """A lease on one name, renewed in the background while held; see ``kv.lock``.
+
+    Use it as ``async with kv.lock("job") as held:`` or explicitly with `acquire`,
+    `extend` and `release`. One `Lock` object holds at most one lease at a time; two
+    objects (in one process or many) for the same name exclude each other.
+
+    Args:
+        store: The store (or namespace view) holding the lock item.
+        name: The lock's name, a key of the store's namespace (its own key space:
+            a lock never collides with a stored value of the same name).
+        lease: Seconds the lease lasts without renewal (0.1 to 86,400). A holder that
+            crashes frees the lock after about this long.
+        wait: How long `acquire` tries: 0 is one try, None waits forever, a number is
+            seconds. `acquire(wait=)` overrides it.
+        renew_every: Seconds between renewals (default: lease / 3); less than `lease`.
+        poll: The longest pause between two tries while waiting (default:
+            min(1, lease / 4)); pauses grow from 20 ms with jitter up to it.
+
+    Attributes:
+        name: The lock's name.
+        lease: The lease in seconds.
+
+    Raises:
+        InvalidKeyError: `name` is not a valid key.
+        TypeError: A duration is not a number.
+        KVValidationError: A duration is out of range.
+    """
+
+    __slots__ = (
+        "_acquired_at",
+        "_lost",
+        "_ops",
+        "_owner",
+        "_renew_every",
+        "_renewer",
+        "_store",
+        "_stored",
+        "_token",
+        "_valid_until",
+        "lease",
+        "name",
+        "poll",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        store: BaseStore,
+        name: str,
+        *,
+        lease: float = 10.0,
+        wait: float | None = None,
+        renew_every: float | None = None,
+        poll: float | None = None,
+    ) -> None:
+        self._stored = reserved_key(store, LOCK, name, "lock")
+        self.lease = _seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
+        self.wait = _wait_of(wait)
+        self._renew_every = (
+            None
+            if renew_every is None
+            else _seconds(renew_every, "renew_every", low=0.0, high=self.lease, low_open=True)
+        )
+        if self._renew_every is not None and self._renew_every >= self.lease:
+            raise KVValidationError("lock: renew_every must be less than lease", operation="lock")
+        self.poll = (
+            min(1.0, self.lease / 4)
+            if poll is None
+            else _seconds(poll, "poll", low=0.0, high=MAX_LEASE, low_open=True)
+        )
+        self._store = store
+        self._ops = _ops(store)
+        self.name = name
+        self._owner: str | None = None
+        self._token: int | None = None
+        self._lost = False
+        self._valid_until = 0.0
+        self._acquired_at = 0.0
+        self._renewer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else "held" if self.held else "free"
+        return f"<Lock lease={self.lease} token={self._token} {state}>"
+
+    @property
+    def token(self) -> int | None:
+        """The fencing token of the last acquisition (None before the first).
+
+        Strictly increasing across every acquisition of this name, by any process,
+        takeovers included: pass it to whatever the lock protects, and have that
+        refuse a token lower than one it has seen.
+        """
+        return self._token
+
+    @property
+    def renew_every(self) -> float:
+        """Seconds between renewals."""
+        return self._renew_every if self._renew_every is not None else self.lease / 3
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lease (acquired, not released, not lost)."""
+        return self._owner is not None and not self.lost
+
+    @property
+    def lost(self) -> bool:
+        """True once the held lease lapsed or was taken over (until the next acquire)."""
+        if self._lost:
+            return True
+        return self._owner is not None and time.monotonic() >= self._valid_until
+
+    def check(self) -> None:
+        """Raise `LeaseLostError` if the lease was lost (call it between steps of long work).
+
+        Raises:
+            LeaseLostError: The lease lapsed or was taken over.
+        """
+        if self.lost:
+            raise self._lost_error("check")
+
+    def _lost_error(self, operation: str) -> LeaseLostError:
+        store = self._store
+        return store._shown(
+            LeaseLostError(
+                f"{operation}: the lease was lost (it lapsed or was taken over) in table "
+                f"{store.config.table!r}; work done under it may have overlapped another "
+                f"holder's (token {self._token})",
+                operation=operation,
+                table=store.config.table,
+                key=self.name,
+            )
+        )
+
+    # -- acquire -------------------------------------------------------------------
+
+    async def acquire(self, *, wait: float | None = _UNSET) -> int:
+        """Take the lease, waiting as `wait` says; return the fencing token.
+
+        Args:
+            wait: Overrides the lock's `wait`: 0 is one try, None forever, else seconds.
+
+        Returns:
+            The fencing token (also `token`).
+
+        Raises:
+            LockNotAcquiredError: Not acquired within `wait`.
+            KVError: Already held by this object, or a store failure.
+        """
+        limit = self.wait if wait is _UNSET else _wait_of(wait)
+        if self.held:
+            store = self._store
+            raise KVError(
+                "lock: this Lock already holds the lease; release it first",
+                operation="lock",
+                table=store.config.table,
+                key=self.name,
+            )
+        owner = new_token() + new_token()
+        lease_ms = math.ceil(self.lease * 1000.0)
+        start = time.monotonic()
+        deadline = None if limit is None else start + limit
+        watched: tuple[int, float, float] | None = None  # version, first seen, its lease
+        attempt = tries = 0
+        takeover = False
+        while True:
+            now = time.monotonic()
+            seen = watched[0] if watched is not None and now >= watched[1] + watched[2] else None
+            sent = time.monotonic()
+            tries += 1
+            found = await self._try(owner, lease_ms, seen)
+            if found.fence is not None:
+                takeover = seen is not None
+                return self._won(owner, found.fence, sent, start, tries, takeover)
+            now = time.monotonic()
+            if found.owned and found.version is not None:
+                if watched is None or watched[0] != found.version:
+                    # Counted from now, when the reply arrived: never before the holder wrote it.
+                    lease = found.lease if found.lease is not None else self.lease
+                    watched = (found.version, now, lease)
+            else:
+                watched = None  # freed meanwhile: try again at once
+                attempt = 0
+            if deadline is not None and now >= deadline:
+                raise self._not_acquired(now - start, tries)
+            pause = self._pause(attempt) if watched is not None else 0.0
+            if watched is not None:
+                pause = min(pause, max(0.0, watched[1] + watched[2] - now))
+            if deadline is not None:
+                pause = min(pause, deadline - now)
+            attempt += 1
+            await asyncio.sleep(pause)
+
+    async def _try(self, owner: str, lease_ms: int, seen: int | None) -> _Seen:
+        try:
+            return await self._ops.acquire(self._stored, self.name, owner, lease_ms, seen)
+        except CorruptItemError as exc:
+            raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
+
+    def _pause(self, attempt: int) -> float:
+        ceiling = min(self.poll, _POLL_BASE * (2 ** min(attempt, 30)))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not secrets)
+
+    def _won(
+        self, owner: str, fence: int, sent: float, start: float, tries: int, takeover: bool
+    ) -> int:
+        self._owner = owner
+        self._token = fence
+        self._lost = False
+        self._valid_until = sent + self.lease
+        self._acquired_at = sent
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(owner))
+        waited = round((time.monotonic() - start) * 1000.0, 3)
+        fields: dict[str, Any] = {"outcome": "acquired", "waited_ms": waited, "attempts": tries}
+        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
+        if takeover:
+            self._ops.event("warning", "aiodynkv.lock_takeover", self.name, token=fence)
+        return fence
+
+    def _not_acquired(self, waited: float, tries: int) -> LockNotAcquiredError:
+        store = self._store
+        fields: dict[str, Any] = {
+            "outcome": "not_acquired",
+            "waited_ms": round(waited * 1000.0, 3),
+            "attempts": tries,
+        }
+        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
+        return store._shown(
+            LockNotAcquiredError(
+                f"lock: not acquired within {waited:.3f} s ({tries} tries) in table "
+                f"{store.config.table!r}: another holder has it",
+                waited=waited,
+                operation="lock",
+                table=store.config.table,
+                key=self.name,
+            )
+        )
+
+    # -- renew -----------------------------------------------------------------------
+
+    async def _renew_once(self, owner: str) -> bool:
+        """One renewal; True when renewed, False when another owner holds it."""
+        sent = time.monotonic()
+        lease_ms = math.ceil(self.lease * 1000.0)
+        # One try may not outlast the lease, nor a renewal period: the SDK's own retry
+        # backoff must not eat the time in which this loop could try again.
+        left = max(0.0, self._valid_until - sent)
+        renewed = await asyncio.wait_for(
+            self._ops.renew(self._stored, self.name, owner, lease_ms),
+            timeout=min(left, max(self.renew_every, 0.05)),
+        )
+        if renewed:
+            self._valid_until = max(self._valid_until, sent + self.lease)
+        return renewed
+
+    async def _renew_loop(self, owner: str) -> None:
+        failures = 0
+        while True:
+            pause = self.renew_every
+            if failures:
+                pause = min(self._pause(failures), pause)
+            await asyncio.sleep(min(pause, max(0.0, self._valid_until - time.monotonic())))
+            if time.monotonic() >= self._valid_until:
+                self._lose("renewals failed for a whole lease", failures)
+                return
+            try:
+                renewed = await self._renew_once(owner)
+            except StoreClosedError:
+                self._lose("the store closed", failures)
+                return
+            except KVError as exc:  # throttled, timed out, 5xx...: try again while time is left
+                failures += 1
+                self._ops.event(
+                    "debug", "aiodynkv.lock_renew_failed", self.name, error=type(exc).__name__
+                )
+                continue
+            except asyncio.TimeoutError:  # this try took too long: try again while time is left
+                failures += 1
+                continue
+            if not renewed:
+                self._lose("taken over by another holder", failures)
+                return
+            failures = 0
+
+    def _lose(self, why: str, failures: int) -> None:
+        self._lost = True
+        self._ops.event(
+            "warning",
+            "aiodynkv.lock_lost",
+            self.name,
+            reason=why,
+            token=self._token,
+            failed_renewals=failures,
+        )
+
+    async def extend(self, lease: float | None = None) -> None:
+        """Renew the lease now, optionally with a new length (the background renewal follows).
+
+        Raises:
+            LeaseLostError: The lease was lost, or is not held by this object.
+            KVError: The renewal failed (the lease stays until it lapses).
+        """
+        new = (
+            None
+            if lease is None
+            else _seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
+        )
+        owner = self._owner
+        if owner is None or self.lost:
+            raise self._lost_error("extend")
+        if new is not None:
+            if self._renew_every is not None and self._renew_every >= new:
+                raise KVValidationError(
+                    "extend: lease must be more than renew_every", operation="extend"
+                )
+            self.lease = new
+        try:
+            renewed = await self._renew_once(owner)
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, KVError):  # KVTimeoutError is a TimeoutError too
+                raise
+            if self.lost:
+                raise self._lost_error("extend") from None
+            store = self._store
+            raise KVTimeoutError(
+                "extend: the renewal did not answer in time; the lease stays until it lapses",
+                operation="extend",
+                table=store.config.table,
+                key=self.name,
+            ) from None
+        if not renewed:
+            self._lose("taken over by another holder", 0)
+            raise self._lost_error("extend")
+
+    # -- release ---------------------------------------------------------------------
+
+    async def _stop_renewer(self) -> None:
+        task, self._renewer = self._renewer, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def release(self) -> None:
+        """Give the lease up (conditional on still owning it).
+
+        Raises:
+            LeaseLostError: The lease had been lost (lapsed or taken over).
+            KVError: This object does not hold a lease, or the release request failed
+                (then the lease lapses by itself after `lease` seconds).
+        """
+        owner = self._owner
+        if owner is None:
+            store = self._store
+            raise KVError(
+                "release: this Lock does not hold the lease",
+                operation="release",
+                table=store.config.table,
+                key=self.name,
+            )
+        was_lost = self.lost
+        await self._stop_renewer()
+        if was_lost:  # free it if nobody took it over (best effort), then say so
+            with contextlib.suppress(KVError):
+                await self._ops.release(self._stored, self.name, owner)
+            released = False
+        else:
+            released = await self._ops.release(self._stored, self.name, owner)
+        self._owner = None
+        if not released:
+            self._lost = True
+            raise self._lost_error("release")
+
+    async def __aenter__(self) -> Lock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owner is None:  # released inside the block
+            if self._lost:
+                raise self._lost_error("lock")
+            return
+        try:
+            await self.release()
+        except LeaseLostError:
+            raise
+        except KVError as error:  # the lease lapses by itself; the work itself succeeded
+            self._owner = None
+            self._ops.event(
+                "warning", "aiodynkv.lock_release_failed", self.name, error=type(error).__name__
+            )
