@@ -31,6 +31,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("quickstart.py", "fastapi_app.py", "aiohttp_app.py", "rate_limiter.py", "tracing.py")
+# Run by tests/integration/test_coordination_examples.py (issue 14).
+EXAMPLES += ("job_runner.py", "order_flow.py")
 
 
 def _free_port() -> int:
