@@ -30,7 +30,9 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ("quickstart.py", "fastapi_app.py", "aiohttp_app.py", "rate_limiter.py", "tracing.py")
+EXAMPLES: tuple[str, ...] = (
+    "quickstart.py", "fastapi_app.py", "aiohttp_app.py", "rate_limiter.py", "tracing.py"
+)  # fmt: skip
 # Run by tests/integration/test_coordination_examples.py (issue 14).
 EXAMPLES += ("job_runner.py", "order_flow.py")
 
