@@ -34,8 +34,9 @@ TEST_DEPS = [
     "httpx>=0.27",  # tests/integration/test_examples.py talks HTTP to the examples
 ]
 # The extras the tests and the type check need: the emulator, the command line, and
-# what examples/ imports (FastAPI, uvicorn, aiohttp, the OpenTelemetry SDK and exporter).
-EXTRAS = ".[local,cli,examples]"
+# what examples/ imports (FastAPI, uvicorn, aiohttp, the OpenTelemetry SDK and exporter),
+# plus cryptography and pydantic for encryption and typed views.
+EXTRAS = ".[local,cli,examples,encryption,typed]"
 
 
 def install_dynalite(session: nox.Session) -> str:

@@ -9,6 +9,7 @@ from aiodynkv._errors import (
     BatchIncompleteError,
     ConditionFailedError,
     CorruptItemError,
+    DecryptionError,
     InsecureEndpointWarning,
     InvalidKeyError,
     KeyNotFoundError,
@@ -33,6 +34,7 @@ from aiodynkv._lock import Lock
 from aiodynkv._protocol import MISSING, TTL, Health, KVStore, Value
 from aiodynkv._store import AsyncDynamoKV
 from aiodynkv._transaction import Transaction
+from aiodynkv._typed import TypedView
 from aiodynkv._version import __version__
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "BatchIncompleteError",
     "ConditionFailedError",
     "CorruptItemError",
+    "DecryptionError",
     "Health",
     "InsecureEndpointWarning",
     "InvalidKeyError",
@@ -68,6 +71,7 @@ __all__ = [
     "TransactionFailedError",
     "TransactionReason",
     "TransientError",
+    "TypedView",
     "Value",
     "ValueTooLargeError",
     "WrongTypeError",

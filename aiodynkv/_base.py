@@ -32,10 +32,12 @@ if TYPE_CHECKING:
     from aiodynkv._counter import ShardedCounter
     from aiodynkv._lock import Lock
     from aiodynkv._transaction import Transaction
+    from aiodynkv._typed import TypedView
 
 __all__ = ["BaseStore", "KeyListing", "StoredItem"]
 
 _T = TypeVar("_T")
+_M = TypeVar("_M")
 _E = TypeVar("_E", bound=KVError)
 _CLEAR_BATCH = 1000  # keys per delete_many in clear(): 40 BatchWriteItem requests
 _NO_VALUE = object()
@@ -85,7 +87,7 @@ class BaseStore:
         ) -> bool: ...
         async def delete_many(self, keys: Iterable[str]) -> None: ...
         def _scan(self, prefix: str, *, expired: bool) -> AsyncIterator[str]: ...
-        async def _get(self, key: str) -> Value | None: ...
+        async def _get(self, key: str, consistent: bool = False) -> Value | None: ...
 
     @staticmethod
     def _merge(
@@ -136,22 +138,25 @@ class BaseStore:
     # -- reads built on get ------------------------------------------------------
 
     @overload
-    async def get(self, key: str) -> Value: ...
+    async def get(self, key: str, *, consistent: bool = False) -> Value: ...
     @overload
-    async def get(self, key: str, default: _T) -> Value | _T: ...
-    async def get(self, key: str, default: Any = MISSING) -> Any:
+    async def get(self, key: str, default: _T, *, consistent: bool = False) -> Value | _T: ...
+    async def get(self, key: str, default: Any = MISSING, *, consistent: bool = False) -> Any:
         """Return the value stored at `key`: str, bytes, or int for a counter.
 
         Args:
             key: The key.
             default: Returned when the key is missing or expired.
+            consistent: Bypass the near cache and read strongly consistent, whatever
+                ``consistent_read`` says.
 
         Raises:
             KeyNotFoundError: The key is missing or expired and no default was given.
             InvalidKeyError: The key is invalid.
             CorruptItemError: The item cannot be read (foreign or damaged data).
+            DecryptionError: The value is encrypted and does not decrypt here.
         """
-        value = await self._get(key)
+        value = await self._get(key, consistent)
         if value is None:
             if default is MISSING:
                 raise self._not_found(key, "get")
@@ -264,6 +269,22 @@ class BaseStore:
         from aiodynkv._counter import ShardedCounter
 
         return ShardedCounter(self, name, shards=shards)
+
+    # -- typed values (aiodynkv._typed) -------------------------------------------
+
+    @overload
+    def typed(self, type_: type[_M]) -> TypedView[_M]: ...
+    @overload
+    def typed(self, type_: Any) -> TypedView[Any]: ...
+    def typed(self, type_: Any) -> TypedView[Any]:
+        """A view storing values of `type_` as JSON, validated on read (the ``typed`` extra).
+
+        `type_` is a pydantic model, a dataclass, or anything pydantic's ``TypeAdapter``
+        accepts: ``users = kv.typed(User); await users.set("u1", User(name="ada"))``.
+        """
+        from aiodynkv._typed import TypedView
+
+        return TypedView(self, type_)
 
     # -- the errors both stores raise -------------------------------------------
 

@@ -240,7 +240,12 @@ async def drive(
 
 
 async def read_items(
-    core: Core, op: Operation, stored: Sequence[str], *, coalesced: bool = False
+    core: Core,
+    op: Operation,
+    stored: Sequence[str],
+    *,
+    coalesced: bool = False,
+    consistent: bool = False,
 ) -> tuple[dict[str, Item], Outcome]:
     """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
 
@@ -257,7 +262,7 @@ async def read_items(
     found: dict[str, Item] = {}
 
     async def send(keys: Chunk) -> Chunk | None:
-        request = requests.batch_get(config, keys, consistent=config.consistent_read)
+        request = requests.batch_get(config, keys, consistent=consistent or config.consistent_read)
         response = await core.send(op, "BatchGetItem", request, None)
         for item in response.get("Responses", {}).get(config.table, ()):
             found[item[pk_name]["S"]] = item

@@ -324,8 +324,13 @@ def build_item(
     token: str,
     operation: str,
     key: str,
+    *,
+    check_size: bool = True,
 ) -> Item:
     """The whole item a write stores, size-checked before anything is sent.
+
+    With ``check_size=False`` the 400 KB check is left to `aiodynkv._pipeline`, which
+    may still encrypt the value or move it to S3.
 
     Raises:
         TypeError: The value is not str or bytes.
@@ -349,6 +354,8 @@ def build_item(
         item[EXPIRY_MS] = {"N": str(expires_ms)}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
+    if not check_size:
+        return item
     # Sized with the largest version a write can leave (19 digits), so that the
     # server's later bumps never push an accepted item over the limit.
     check_item_size(

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -86,6 +87,25 @@ class KVConfig:
         logger: A structlog logger to use instead of ``structlog.get_logger("aiodynkv")``.
         tracer_provider: OpenTelemetry tracer provider; None means the global one.
         meter_provider: OpenTelemetry meter provider; None means the global one.
+        local_cache_items: Entries of the near cache (0, the default, turns it off): `get`
+            and `get_many` answers kept in process memory (see `local_cache_ttl`).
+        local_cache_bytes: Memory the near cache may hold (values, keys, bookkeeping).
+        local_cache_ttl: Seconds a cached value is served; writes by other processes stay
+            invisible this long. Never past the item's own expiry.
+        local_cache_miss_ttl: Seconds a "missing" answer is served (at most `local_cache_ttl`;
+            0 does not cache misses).
+        large_value_bucket: S3 bucket for values still larger than `large_value_threshold`
+            after compression and encryption; None keeps every value in its item.
+        large_value_threshold: Bytes above which a value goes to S3 (1 to 400,000).
+        large_value_prefix: Object key prefix in the bucket (the table name and a random
+            name follow); the lifecycle rule for orphans is scoped to it.
+        encryption_keys: Key id → 32-byte AES-256 key, for client-side AES-256-GCM (the
+            ``encryption`` extra). Old ids keep decrypting; never shown in ``repr``. A
+            string ``"id:base64,id:base64"`` (as ``AIODYNKV_ENCRYPTION_KEYS``) is accepted.
+        encryption_key_id: The id in `encryption_keys` that new values are encrypted with
+            (may be left out when there is only one key).
+        encryption_kms_key_id: A KMS key (id, ARN or alias) for envelope encryption: new
+            values are encrypted with KMS data keys (cached); `encryption_keys` still decrypt.
     """
 
     table: str
@@ -117,6 +137,16 @@ class KVConfig:
     logger: Any = field(default=None, repr=False, compare=False)
     tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)
     meter_provider: MeterProvider | None = field(default=None, repr=False, compare=False)
+    local_cache_items: int = 0
+    local_cache_bytes: int = 64 * 1024 * 1024
+    local_cache_ttl: float = 1.0
+    local_cache_miss_ttl: float = 0.25
+    large_value_bucket: str | None = None
+    large_value_threshold: int = 350_000
+    large_value_prefix: str = "aiodynkv/"
+    encryption_keys: Mapping[str, bytes] | None = field(default=None, repr=False, hash=False)
+    encryption_key_id: str | None = None
+    encryption_kms_key_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
@@ -169,6 +199,48 @@ class KVConfig:
             raise KVConfigError(
                 "retry_mode", f"must be one of {', '.join(_RETRY_MODES)} (got {self.retry_mode!r})"
             )
+        self._check_data_features()
+
+    def _check_data_features(self) -> None:
+        """Near cache, large values in S3 and encryption (issue 15)."""
+        self._check_int("local_cache_items", 0, 100_000_000)
+        self._check_int("local_cache_bytes", 1, 2**40)
+        self._check_number("local_cache_ttl", minimum=0, strict=True, maximum=86_400.0)
+        self._check_number("local_cache_miss_ttl", minimum=0, strict=False, maximum=86_400.0)
+        bucket = self.large_value_bucket
+        if bucket is not None and (
+            not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket)
+        ):
+            raise KVConfigError(
+                "large_value_bucket",
+                f"must be an S3 bucket name (3-63 of a-z0-9.-; got {bucket!r})",
+            )
+        self._check_int("large_value_threshold", 1, 400_000)
+        prefix = self.large_value_prefix
+        if not isinstance(prefix, str) or len(prefix.encode()) > 512 or not prefix.isprintable():
+            raise KVConfigError(
+                "large_value_prefix", f"must be printable text of <= 512 bytes (got {prefix!r})"
+            )
+        self._check_optional_str("encryption_key_id", "encryption_kms_key_id")
+        keys = self.encryption_keys
+        if keys is not None:
+            keys = _encryption_keys(keys)
+            object.__setattr__(self, "encryption_keys", keys)
+            if self.encryption_key_id is None and len(keys) == 1:
+                object.__setattr__(self, "encryption_key_id", next(iter(keys)))
+        current = self.encryption_key_id
+        if current is not None and (keys is None or current not in keys):
+            raise KVConfigError(
+                "encryption_key_id", f"{current!r} is not a key id of encryption_keys"
+            )
+        if keys is not None and current is None and self.encryption_kms_key_id is None:
+            raise KVConfigError(
+                "encryption_key_id", "name the key in encryption_keys that new values use"
+            )
+        if keys is not None or self.encryption_kms_key_id is not None:
+            from aiodynkv._crypto import check_available
+
+            check_available("encryption_keys" if keys is not None else "encryption_kms_key_id")
 
     def _check_optional_str(self, *names: str) -> None:
         for name in names:
@@ -298,6 +370,42 @@ class KVConfig:
         if "table" not in values:
             raise KVConfigError("table", f"is required: set {ENV_PREFIX}TABLE")
         return cls(**values)
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _encryption_keys(keys: object) -> Mapping[str, bytes]:
+    """Validated, frozen ``encryption_keys`` (never echoing a key)."""
+    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
+        import base64
+        import binascii
+
+        parsed: dict[str, bytes] = {}
+        for part in filter(None, (p.strip() for p in keys.split(","))):
+            kid, _, text = part.partition(":")
+            try:
+                parsed[kid] = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise KVConfigError(
+                    "encryption_keys", f"key {kid!r} is not valid base64 (id:base64,...)"
+                ) from None
+        keys = parsed
+    if not isinstance(keys, Mapping) or not keys:
+        raise KVConfigError("encryption_keys", "must be a non-empty mapping of key id to key")
+    frozen: dict[str, bytes] = {}
+    for kid, key in keys.items():
+        if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
+            raise KVConfigError(
+                "encryption_keys", f"key ids are 1-64 of A-Za-z0-9._- (got {kid!r})"
+            )
+        if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
+            raise KVConfigError(
+                "encryption_keys", f"key {kid!r} must be 32 bytes (AES-256), e.g. os.urandom(32)"
+            )
+        frozen[kid] = bytes(key)
+    return MappingProxyType(frozen)
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -17,7 +17,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _table
+from aiodynkv._cache import NearCache
 from aiodynkv._errors import KVConfigError, KVError, StoreClosedError, map_error
+from aiodynkv._pipeline import for_core
 from aiodynkv._telemetry import Operation, Telemetry
 from aiodynkv._transport.botocore import BotocoreTransport, new_client
 
@@ -89,6 +91,9 @@ class Core:
         self.owns_client = client is None
         self.transport: Transport | None = None
         self.coalescer: ReadCoalescer | None = None
+        #: Near cache and value pipeline (issue 15): shared by the namespace views.
+        self.cache = NearCache.from_config(config)
+        self.pipeline = for_core(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inflight = 0
         self._stack = contextlib.AsyncExitStack()
@@ -218,6 +223,10 @@ class Core:
         self.abort.set()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=_ABORT_GRACE)
+
+    async def enter(self, manager: Any) -> Any:
+        """Enter an async context manager that closes with the store (its S3 or KMS client)."""
+        return await self._stack.enter_async_context(manager)
 
     def check_loop(self, operation: str) -> None:
         """Raise unless called from the event loop that opened the store."""

@@ -11,6 +11,7 @@ KVError                                   every error aiodynkv raises
 ├── KeyNotFoundError (KeyError)           get of a missing or expired key
 ├── ConditionFailedError                  if_version / if_absent condition failed
 ├── CorruptItemError                      an item aiodynkv cannot read (foreign or damaged)
+│   └── DecryptionError                   a value does not decrypt (copied, tampered, unknown key)
 ├── BatchIncompleteError                  a batch did not finish: done / unprocessed / in doubt
 ├── TableNotFoundError                    the table does not exist
 ├── AccessDeniedError                     bad, missing or insufficient credentials
@@ -45,6 +46,7 @@ __all__ = [
     "BatchIncompleteError",
     "ConditionFailedError",
     "CorruptItemError",
+    "DecryptionError",
     "InsecureEndpointWarning",
     "InvalidKeyError",
     "KVConfigError",
@@ -182,6 +184,15 @@ class CorruptItemError(KVError):
         super().__init__(message, **context)
         self.done: dict[str, Any] = dict(done or {})
         self.corrupt: dict[str, str] = dict(corrupt or {})
+
+
+class DecryptionError(CorruptItemError):
+    """An encrypted value does not decrypt: wrong table or key, tampered, or an unknown key id.
+
+    AES-256-GCM binds each value to its table, stored key and key id, so a value
+    copied to another key or table, a flipped bit, or a key id that is not in
+    ``encryption_keys`` all end here. The message never holds the value.
+    """
 
 
 class ConditionFailedError(KVError):

@@ -99,11 +99,14 @@ class KVStore(Protocol):
         ...
 
     @overload
-    async def get(self, key: str) -> Value: ...
+    async def get(self, key: str, *, consistent: bool = False) -> Value: ...
     @overload
-    async def get(self, key: str, default: _T) -> Value | _T: ...
-    async def get(self, key: str, default: Any = MISSING) -> Any:
-        """Return the value of `key`, or `default`; raise `KeyNotFoundError` without one."""
+    async def get(self, key: str, default: _T, *, consistent: bool = False) -> Value | _T: ...
+    async def get(self, key: str, default: Any = MISSING, *, consistent: bool = False) -> Any:
+        """Return the value of `key`, or `default`; raise `KeyNotFoundError` without one.
+
+        ``consistent=True`` bypasses the near cache and reads strongly consistent.
+        """
         ...
 
     async def get_json(self, key: str, default: Any = MISSING) -> Any:
@@ -170,8 +173,13 @@ class KVStore(Protocol):
         """Iterate the unexpired items with values, expiry and version (a full table scan)."""
         ...
 
-    async def get_many(self, keys: Iterable[str], *, snapshot: bool = False) -> dict[str, Value]:
-        """Return the values of the keys that exist (``snapshot``: one consistent read)."""
+    async def get_many(
+        self, keys: Iterable[str], *, snapshot: bool = False, consistent: bool = False
+    ) -> dict[str, Value]:
+        """Return the values of the keys that exist.
+
+        ``snapshot``: one consistent read; ``consistent``: bypass the near cache.
+        """
         ...
 
     async def set_many(

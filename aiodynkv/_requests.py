@@ -265,10 +265,13 @@ def put(
     base: int,
     if_absent: bool = False,
     if_version: int | None = None,
+    old: bool = False,
 ) -> dict[str, Any]:
     """UpdateItem writing a whole value (a `set`): value, expiry, flag, version, token.
 
     An UpdateItem, not a PutItem, so that the version can be bumped atomically.
+    With `old`, the reply holds the old item (``ReturnValues=ALL_OLD``), whose S3
+    object the store then deletes.
     """
     sets = ["#v = :v", BUMP, "#tk = :tok"]
     removes: list[str] = []
@@ -300,6 +303,7 @@ def put(
         now=now,
         token=token,
         base=base,
+        returns="ALL_OLD" if old else None,
     )
 
 

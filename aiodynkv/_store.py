@@ -15,6 +15,7 @@ the old item (DynamoDB, moto; dynalite does not, so one consistent read is made)
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ from aiodynkv._args import (
     ttl_seconds,
 )
 from aiodynkv._base import BaseStore, StoredItem
-from aiodynkv._batch import in_doubt, read_items, write_items
+from aiodynkv._batch import Outcome, in_doubt, read_items, write_items
+from aiodynkv._cache import fill_many, read_many_through, read_through, writing
 from aiodynkv._codec import (
     TOKEN,
     Item,
@@ -57,6 +59,7 @@ from aiodynkv._errors import (
     KVValidationError,
 )
 from aiodynkv._keys import SEPARATOR, KeyCodec
+from aiodynkv._pipeline import BatchWrites, read_old_items
 from aiodynkv._protocol import TTL, Health, Value
 
 if TYPE_CHECKING:
@@ -209,24 +212,48 @@ class AsyncDynamoKV(BaseStore):
             raise self._corrupt(operation, key, exc.reason or str(exc)) from None
 
     async def _read(
-        self, op: Operation, key: str, stored: str, projection: tuple[str, ...] = ()
+        self,
+        op: Operation,
+        key: str,
+        stored: str,
+        projection: tuple[str, ...] = (),
+        *,
+        consistent: bool = False,
     ) -> Item | None:
         config = self._core.config
         request = requests.get(
-            config, stored, consistent=config.consistent_read, projection=projection
+            config,
+            stored,
+            consistent=consistent or config.consistent_read,
+            projection=projection,
         )
         response = await self._core.send(op, "GetItem", request, key)
         return self._live(op, response.get("Item"), key)
 
-    async def _get(self, key: str) -> Value | None:
+    async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
+        pipeline = self._core.pipeline
+        if not pipeline.needs_open(item):
+            return item
+        opened: Item = await pipeline.open(item, stored, key, operation)
+        return opened
+
+    async def _get(self, key: str, consistent: bool = False) -> Value | None:
         core = self._core
         stored = self._encode(key, "get")
         with core.operation("get", "GetItem", key) as op:
-            if core.coalescer is not None:
-                item = self._live(op, await core.coalescer.get(stored, key, op), key)
-            else:
-                item = await self._read(op, key, stored)
-            return None if item is None else self._value(item, key, "get")
+
+            async def fetch() -> tuple[Value | None, float | None]:
+                if core.coalescer is not None and (core.config.consistent_read or not consistent):
+                    item = self._live(op, await core.coalescer.get(stored, key, op), key)
+                else:
+                    item = await self._read(op, key, stored, consistent=consistent)
+                if item is None:
+                    return None, None
+                item = await self._opened(item, stored, key, "get")
+                return self._value(item, key, "get"), expiry_seconds(item, core.config)
+
+            return await read_through(core.cache, op, stored, consistent, fetch)
 
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """Return the value at `key` and its version, for `set(..., if_version=)`.
@@ -240,6 +267,7 @@ class AsyncDynamoKV(BaseStore):
             item = await self._read(op, key, stored)
             if item is None:
                 raise self._not_found(key, "get_with_version")
+            item = await self._opened(item, stored, key, "get_with_version")
             value = self._value(item, key, "get_with_version")
             try:
                 return value, version_of(item, self.config)
@@ -317,30 +345,74 @@ class AsyncDynamoKV(BaseStore):
             ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
             TypeError: The value is not str or bytes.
         """
-        config = self._core.config
+        core = self._core
+        config, pipeline = core.config, core.pipeline
         stored = self._encode(key, "set")
         check_conditions(if_absent, if_version, "set")
         seconds = ttl_seconds(ttl, "set")
         at, token, base = now(), new_token(), new_version()
-        item = build_item(config, stored, value, expiry_ms_of(seconds, at), base, token, "set", key)
-        request = requests.put(
-            config, item, now=at, token=token, base=base, if_absent=if_absent, if_version=if_version
+        expires_ms = expiry_ms_of(seconds, at)
+        sized = not pipeline.writes  # else the pipeline checks the size after sealing
+        item = build_item(
+            config, stored, value, expires_ms, base, token, "set", key, check_size=sized
         )
-        with self._core.operation("set", "UpdateItem", key) as op:
+        with (
+            core.operation("set", "UpdateItem", key) as op,
+            writing(core.cache, stored) as cache,
+        ):
+            if pipeline.writes:
+                item = await pipeline.seal(item, stored, key, "set")
+            request = requests.put(
+                config,
+                item,
+                now=at,
+                token=token,
+                base=base,
+                if_absent=if_absent,
+                if_version=if_version,
+                old=pipeline.bucket is not None,  # to delete the S3 object it pointed at
+            )
             try:
-                await self._core.send(op, "UpdateItem", request, key)
-            except ConditionFailedError as exc:
-                if if_version is not None:
-                    conflict = await self._conflict_from(op, exc, stored, key, token)
-                    if conflict is not None:
-                        raise conflict from exc.__cause__
-                elif if_absent:
-                    if in_doubt(exc) and _mine(await self._old_item(op, exc, stored, key), token):
-                        return True
-                    op.outcome = "condition_failed"
-                    return False
-                # Unconditional: only our own earlier attempt can fail NOT_MINE.
+                written, old = await self._send_put(
+                    op, request, stored, key, token, if_absent, if_version
+                )
+            except ConditionFailedError:
+                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                raise
+            if not written:
+                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                return False
+            if pipeline.pointer_of(old) != pipeline.pointer_of(item):
+                await pipeline.discard([pipeline.pointer_of(old)], "set")
+            cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
             return True
+
+    async def _send_put(
+        self,
+        op: Operation,
+        request: dict[str, Any],
+        stored: str,
+        key: str,
+        token: str,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> tuple[bool, Item | None]:
+        """Send a `set`: whether it was written, and the old item when the server returned it."""
+        try:
+            response = await self._core.send(op, "UpdateItem", request, key)
+        except ConditionFailedError as exc:
+            if if_version is not None:
+                conflict = await self._conflict_from(op, exc, stored, key, token)
+                if conflict is not None:
+                    raise conflict from exc.__cause__
+            elif if_absent:
+                if in_doubt(exc) and _mine(await self._old_item(op, exc, stored, key), token):
+                    return True, None
+                op.outcome = "condition_failed"
+                return False, None
+            # Unconditional: only our own earlier attempt can fail NOT_MINE.
+            return True, None
+        return True, response.get("Attributes")
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """Delete `key`; True if it existed (and had not expired). Never raises for a missing key.
@@ -355,16 +427,24 @@ class AsyncDynamoKV(BaseStore):
         stored = self._encode(key, "delete")
         if if_version is not None:
             check_version(if_version, "delete")
-        request = requests.delete(self._core.config, stored, now=now(), if_version=if_version)
-        with self._core.operation("delete", "DeleteItem", key) as op:
+        core = self._core
+        request = requests.delete(core.config, stored, now=now(), if_version=if_version)
+        with (
+            core.operation("delete", "DeleteItem", key) as op,
+            writing(core.cache, stored) as cache,
+        ):
             try:
-                response = await self._core.send(op, "DeleteItem", request, key)
+                response = await core.send(op, "DeleteItem", request, key)
             except ConditionFailedError as exc:
                 conflict = await self._conflict_from(op, exc, stored, key, "")
                 if conflict is not None:
                     raise conflict from exc.__cause__
+                cache.done(stored, None)
                 return True
-            return self._live(op, response.get("Attributes"), key) is not None
+            cache.done(stored, None)
+            old = response.get("Attributes")
+            await core.pipeline.discard([core.pipeline.pointer_of(old)], "delete")
+            return self._live(op, old, key) is not None
 
     async def _update_existing(self, key: str, operation: str, seconds: float | None) -> bool:
         """Give a present, unexpired key a new expiry (or none); False when absent."""
@@ -374,7 +454,10 @@ class AsyncDynamoKV(BaseStore):
         request = requests.update_existing(
             config, stored, expiry_ms_of(seconds, at), now=at, token=token, base=new_version()
         )
-        with self._core.operation(operation, "UpdateItem", key) as op:
+        with (
+            self._core.operation(operation, "UpdateItem", key) as op,
+            writing(self._core.cache, stored),
+        ):
             try:
                 await self._core.send(op, "UpdateItem", request, key)
             except ConditionFailedError as exc:
@@ -413,7 +496,10 @@ class AsyncDynamoKV(BaseStore):
         stored = self._encode(key, "incr")
         check_delta(delta, "incr")
         seconds = ttl_seconds(ttl, "incr")
-        with self._core.operation("incr", "UpdateItem", key) as op:
+        with (
+            self._core.operation("incr", "UpdateItem", key) as op,
+            writing(self._core.cache, stored),
+        ):
             for _ in range(_INCR_RESETS):
                 at, token, base = now(), new_token(), new_version()
                 expires_ms = expiry_ms_of(seconds, at)
@@ -471,18 +557,23 @@ class AsyncDynamoKV(BaseStore):
         # Only the call's own earlier attempt can fail NOT_MINE: that is success.
         with (
             self._core.operation("set_counter", "UpdateItem", key) as op,
+            writing(self._core.cache, stored),
             contextlib.suppress(ConditionFailedError),
         ):
             await self._core.send(op, "UpdateItem", request, key)
 
     # -- batches -----------------------------------------------------------------
 
-    async def get_many(self, keys: Iterable[str], *, snapshot: bool = False) -> dict[str, Value]:
+    async def get_many(
+        self, keys: Iterable[str], *, snapshot: bool = False, consistent: bool = False
+    ) -> dict[str, Value]:
         """Read many keys (BatchGetItem, 100 keys per request, chunks concurrently).
 
         Missing and expired keys are absent from the result; duplicates are read once.
         With ``snapshot=True``, up to 100 keys are read as one consistent snapshot
         (TransactGetItems; see `aiodynkv._transaction.snapshot_get`).
+        With ``consistent=True`` the near cache is bypassed and the read is strongly
+        consistent whatever ``consistent_read`` says.
 
         Raises:
             BatchIncompleteError: Keys still unprocessed at ``batch_deadline``; its
@@ -494,17 +585,28 @@ class AsyncDynamoKV(BaseStore):
             from aiodynkv._transaction import snapshot_get
 
             return await snapshot_get(self, keys)
-        config = self._core.config
+        core = self._core
+        config = core.config
         wanted = {self._encode(key, "get_many"): key for key in key_list(keys, "get_many")}
         if not wanted:
             return {}
-        with self._core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
-            items, outcome = await read_items(self._core, op, list(wanted))
-            if outcome.fatal is not None and not items and len(outcome.unprocessed) == len(wanted):
+        with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
+            held, ask, ticket = read_many_through(core.cache, op, wanted, consistent)
+            items, outcome = (
+                await read_items(core, op, ask, consistent=consistent) if ask else ({}, Outcome())
+            )
+            nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
+            if outcome.fatal is not None and nothing:
                 raise outcome.fatal  # nothing read at all: the plain error says it all
+            items, unreadable = await core.pipeline.open_many(items, wanted, "get_many")
             found, corrupt = decode_many(
                 ((wanted[pk], i) for pk, i in items.items()), config, now()
             )
+            corrupt.update(unreadable)
+            fill_many(
+                core.cache, ticket, ask, outcome.unprocessed, wanted, items, found, corrupt, config
+            )
+            found.update({wanted[pk]: value for pk, value in held.items() if value is not None})
             if not outcome.complete:
                 missing = [wanted[pk] for pk in outcome.unprocessed]
                 raise BatchIncompleteError(
@@ -521,12 +623,30 @@ class AsyncDynamoKV(BaseStore):
         return found
 
     async def _write_many(
-        self, operation: str, entries: dict[str, dict[str, Any]], users: dict[str, Any]
+        self,
+        operation: str,
+        entries: dict[str, dict[str, Any]],
+        users: dict[str, Any],
+        expires_at: float | None = None,
     ) -> None:
         """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value)."""
-        config = self._core.config
-        with self._core.operation(operation, "BatchWriteItem", batch_size=len(entries)) as op:
-            outcome = await write_items(self._core, op, list(entries.values()))
+        core = self._core
+        config = core.config
+        with (
+            core.operation(operation, "BatchWriteItem", batch_size=len(entries)) as op,
+            writing(core.cache, *entries) as cache,
+        ):
+            hooks = BatchWrites(
+                core.pipeline,
+                cache,
+                operation,
+                users,
+                expires_at,
+                functools.partial(read_old_items, core),
+            )
+            await hooks.before(op, entries)
+            outcome = await write_items(core, op, list(entries.values()))
+            await hooks.after(entries, outcome.unprocessed, outcome.in_doubt)
             if outcome.complete:
                 return
             unprocessed = [users[pk][0] for pk in outcome.unprocessed]
@@ -572,12 +692,21 @@ class AsyncDynamoKV(BaseStore):
             key, value = pair_of(pair)
             stored = self._encode(key, "set_many")
             item = build_item(
-                config, stored, value, expires_ms, new_version(), token, "set_many", key
+                config,
+                stored,
+                value,
+                expires_ms,
+                new_version(),
+                token,
+                "set_many",
+                key,
+                check_size=not self._core.pipeline.writes,
             )
             entries[stored] = requests.put_request(item)
             users[stored] = (key, value)
         if entries:
-            await self._write_many("set_many", entries, users)
+            expires_at = None if expires_ms is None else expires_ms / 1000.0
+            await self._write_many("set_many", entries, users, expires_at)
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """Delete many keys (BatchWriteItem, 25 per request); missing keys are fine.
@@ -647,10 +776,11 @@ class AsyncDynamoKV(BaseStore):
         if prefix is not None and not isinstance(prefix, str):
             raise TypeError(f"items: prefix must be a str, not {type(prefix).__name__}")
         config, at = self.config, now()
-        async for user, item in self._pages("items", prefix or "", with_values=True, expired=False):
+        async for user, raw in self._pages("items", prefix or "", with_values=True, expired=False):
             try:
-                if is_expired(item, config, at):
+                if is_expired(raw, config, at):
                     continue
+                item = await self._opened(raw, self._keys.prefix + user, user, "items")
                 yield StoredItem(
                     user,
                     decode_value(item, config),

@@ -78,6 +78,7 @@ class Telemetry:
 
     __slots__ = (
         "_base",
+        "_cache",
         "_capacity",
         "_duration",
         "_logger",
@@ -112,6 +113,11 @@ class Telemetry:
             "aiodynkv.retries",
             unit="{retry}",
             description="Requests the AWS SDK retried (throttling, 5xx, connection errors).",
+        )
+        self._cache = meter.create_counter(
+            "aiodynkv.cache.lookups",
+            unit="{lookup}",
+            description="Near-cache lookups by result (aiodynkv.cache.result: hit or miss).",
         )
         self._logger = config.logger
         self._span_attrs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -208,6 +214,9 @@ class Operation:
         "_start",
         "_token",
         "batch_size",
+        "cache",
+        "cache_hits",
+        "cache_misses",
         "dynamo_op",
         "key",
         "links",
@@ -239,6 +248,10 @@ class Operation:
         self.read_units = 0.0
         self.write_units = 0.0
         self.retries = 0
+        #: Near cache: "hit", "miss", "partial" (batches) or "bypass"; None without one.
+        self.cache: str | None = None
+        self.cache_hits = 0
+        self.cache_misses = 0
         self._token: object = None
 
     def __enter__(self) -> Operation:
@@ -304,11 +317,18 @@ class Operation:
         metric_attrs = tel.metric_attributes(self.dynamo_op)
         if error_type is not None:
             metric_attrs = {**metric_attrs, "error.type": error_type}
-        tel._duration.record(duration, metric_attrs)
+        if self.cache != "hit":  # answered from process memory: no database operation
+            tel._duration.record(duration, metric_attrs)
         if self.read_units or self.write_units or self.retries:
             self._count(metric_attrs)
+        if self.cache_hits:
+            tel._cache.add(self.cache_hits, {**metric_attrs, "aiodynkv.cache.result": "hit"})
+        if self.cache_misses:
+            tel._cache.add(self.cache_misses, {**metric_attrs, "aiodynkv.cache.result": "miss"})
         if span.is_recording():
             span.set_attribute("aiodynkv.outcome", self.outcome)
+            if self.cache is not None:
+                span.set_attribute("aiodynkv.cache", self.cache)
             if self.retries:
                 span.set_attribute("aiodynkv.retries", self.retries)
             if error_type is not None and exc is not None:

@@ -35,7 +35,10 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
         "transactions": "dynalite has no TransactWriteItems / TransactGetItems API",
     },
-    "dynamodb-local": {},
+        "s3_kms": "dynalite serves DynamoDB only: no S3 or KMS on its endpoint",
+    },
+    "dynamodb-local": {
+        "s3_kms": "DynamoDB Local serves DynamoDB only: no S3 or KMS on its endpoint",
 }
 
 
@@ -145,6 +148,7 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
             store = AsyncDynamoKV(admin.config, **fields)
         await store.open()
         opened.append(store)
+            store._core.blobs.objects = admin._core.blobs.objects  # and the same S3 double
         return store
 
     yield factory

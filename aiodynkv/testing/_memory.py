@@ -22,6 +22,7 @@ from aiodynkv._args import (
     ttl_seconds,
 )
 from aiodynkv._base import BaseStore, StoredItem
+from aiodynkv._cache import NearCache, fill_many, read_many_through, read_through, writing
 from aiodynkv._codec import (
     EXPIRY_MS,
     MAX_COUNTER,
@@ -40,8 +41,11 @@ from aiodynkv._codec import (
 )
 from aiodynkv._config import KVConfig
 from aiodynkv._core import State
+from aiodynkv._crypto import MemoryKms
 from aiodynkv._errors import CorruptItemError, KVValidationError, StoreClosedError
 from aiodynkv._keys import KeyCodec
+from aiodynkv._offload import MemoryBlobs
+from aiodynkv._pipeline import BatchWrites, Pipeline
 from aiodynkv._protocol import TTL, Health, Value
 
 __all__ = ["InMemoryKV"]
@@ -50,12 +54,16 @@ __all__ = ["InMemoryKV"]
 class _MemoryCore:
     """What an in-memory store and its views share: config, state, the items."""
 
-    __slots__ = ("config", "items", "state")
+    __slots__ = ("blobs", "cache", "config", "items", "pipeline", "state")
 
     def __init__(self, config: KVConfig) -> None:
         self.config = config
         self.items: dict[str, Item] = {}
         self.state = State.UNOPENED
+        # Near cache, S3 double (objects in a dict) and the value pipeline (issue 15).
+        self.cache = NearCache.from_config(config)
+        self.blobs = MemoryBlobs()
+        self.pipeline = Pipeline(config, self.blobs, MemoryKms())
 
 
 class InMemoryKV(BaseStore):
@@ -191,6 +199,11 @@ class InMemoryKV(BaseStore):
         except CorruptItemError as exc:
             raise self._corrupt(operation, key, exc.reason or "") from None
 
+    def _invalidate(self, stored: str) -> None:
+        """Drop `stored` from the near cache (called where nothing awaits until the write)."""
+        if self._core.cache is not None:
+            self._core.cache.invalidate(stored)
+
     def _expire_parts(self, item: Item, expires_ms: int | None) -> None:
         ttl_attribute = self.config.ttl_attribute
         if expires_ms is None:
@@ -202,18 +215,36 @@ class InMemoryKV(BaseStore):
 
     # -- reads -------------------------------------------------------------------
 
-    async def _get(self, key: str) -> Value | None:
-        item = self._live(self._stored(key, "get"), key, "get")
-        await asyncio.sleep(0)
-        return None if item is None else self._value(item, key, "get")
+    async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
+        pipeline = self._core.pipeline
+        if not pipeline.needs_open(item):
+            return item
+        opened: Item = await pipeline.open(item, stored, key, operation)
+        return opened
+
+    async def _get(self, key: str, consistent: bool = False) -> Value | None:
+        stored = self._stored(key, "get")
+
+        async def fetch() -> tuple[Value | None, float | None]:
+            item = self._live(stored, key, "get")
+            await asyncio.sleep(0)
+            if item is None:
+                return None, None
+            item = await self._opened(item, stored, key, "get")
+            return self._value(item, key, "get"), expiry_seconds(item, self.config)
+
+        return await read_through(self._core.cache, None, stored, consistent, fetch)
 
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """See `AsyncDynamoKV.get_with_version`."""
-        item = self._live(self._stored(key, "get_with_version"), key, "get_with_version")
+        stored = self._stored(key, "get_with_version")
+        item = self._live(stored, key, "get_with_version")
         await asyncio.sleep(0)
         if item is None:
             raise self._not_found(key, "get_with_version")
-        value = self._value(item, key, "get_with_version")
+        opened = await self._opened(item, stored, key, "get_with_version")
+        value = self._value(opened, key, "get_with_version")
         return value, self._version(item, key, "get_with_version") or 0
 
     async def exists(self, key: str) -> bool:
@@ -246,39 +277,59 @@ class InMemoryKV(BaseStore):
         check_conditions(if_absent, if_version, "set")
         seconds = ttl_seconds(ttl, "set")
         at = now()
+        expires_ms = expiry_ms_of(seconds, at)
+        pipeline = self._core.pipeline
         item = build_item(
-            self.config, stored, value, expiry_ms_of(seconds, at), 0, new_token(), "set", key
+            self.config,
+            stored,
+            value,
+            expires_ms,
+            0,
+            new_token(),
+            "set",
+            key,
+            check_size=not pipeline.writes,
         )
         self._check("set")
-        await asyncio.sleep(0)
-        live = self._live(stored, key, "set")
-        if if_absent and live is not None:
-            return False
-        if if_version is not None:
-            current = self._version(live, key, "set")
-            if current != if_version:
-                raise self._conflict(key, "set", current, None)
-        item[self.config.version_attribute] = {"N": str(self._next_version(stored, key, "set"))}
-        self._core.items[stored] = item
-        return True
+        with writing(self._core.cache, stored) as cache:
+            if pipeline.writes:
+                item = await pipeline.seal(item, stored, key, "set")
+            await asyncio.sleep(0)
+            live = self._live(stored, key, "set")
+            mismatch = if_version is not None and self._version(live, key, "set") != if_version
+            if (if_absent and live is not None) or mismatch:
+                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                if not mismatch:
+                    return False
+                raise self._conflict(key, "set", self._version(live, key, "set"), None)
+            item[self.config.version_attribute] = {"N": str(self._next_version(stored, key, "set"))}
+            old = self._core.items.get(stored)
+            self._core.items[stored] = item
+            await pipeline.discard([pipeline.pointer_of(old)], "set")
+            cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
+            return True
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """See `AsyncDynamoKV.delete`."""
         stored = self._stored(key, "delete")
         if if_version is not None:
             check_version(if_version, "delete")
-        await asyncio.sleep(0)
-        live = self._live(stored, key, "delete")
-        if if_version is not None:
-            current = self._version(live, key, "delete")
-            if current != if_version:
-                raise self._conflict(key, "delete", current, None)
-        self._core.items.pop(stored, None)
-        return live is not None
+        with writing(self._core.cache, stored) as cache:
+            await asyncio.sleep(0)
+            live = self._live(stored, key, "delete")
+            if if_version is not None:
+                current = self._version(live, key, "delete")
+                if current != if_version:
+                    raise self._conflict(key, "delete", current, None)
+            old = self._core.items.pop(stored, None)
+            cache.done(stored, None)
+            await self._core.pipeline.discard([self._core.pipeline.pointer_of(old)], "delete")
+            return live is not None
 
     async def _update_existing(self, key: str, operation: str, seconds: float | None) -> bool:
         stored = self._stored(key, operation)
         await asyncio.sleep(0)
+        self._invalidate(stored)
         live = self._live(stored, key, operation)
         if live is None:
             return False
@@ -300,6 +351,7 @@ class InMemoryKV(BaseStore):
         check_delta(delta, "incr")
         seconds = ttl_seconds(ttl, "incr")
         await asyncio.sleep(0)
+        self._invalidate(stored)
         config = self.config
         live = self._live(stored, key, "incr")
         if live is None:
@@ -341,6 +393,7 @@ class InMemoryKV(BaseStore):
         check_delta(number, "set_counter", "number")
         seconds = ttl_seconds(ttl, "set_counter")
         await asyncio.sleep(0)
+        self._invalidate(stored)
         config = self.config
         item: Item = {
             config.partition_key: {"S": stored},
@@ -352,7 +405,9 @@ class InMemoryKV(BaseStore):
 
     # -- batches -----------------------------------------------------------------
 
-    async def get_many(self, keys: Iterable[str], *, snapshot: bool = False) -> dict[str, Value]:
+    async def get_many(
+        self, keys: Iterable[str], *, snapshot: bool = False, consistent: bool = False
+    ) -> dict[str, Value]:
         """See `AsyncDynamoKV.get_many`."""
         if snapshot:
             from aiodynkv._transaction import snapshot_get
@@ -364,9 +419,16 @@ class InMemoryKV(BaseStore):
         }
         self._check("get_many")
         await asyncio.sleep(0)
+        cache = self._core.cache
+        held, ask, ticket = read_many_through(cache, None, wanted, consistent)
         items = self._core.items
-        pairs = ((key, items[pk]) for pk, key in wanted.items() if pk in items)
+        raw = {pk: items[pk] for pk in ask if pk in items}
+        opened, unreadable = await self._core.pipeline.open_many(raw, wanted, "get_many")
+        pairs = ((wanted[pk], item) for pk, item in opened.items())
         out, corrupt = decode_many(pairs, self.config, now())
+        corrupt.update(unreadable)
+        fill_many(cache, ticket, ask, (), wanted, opened, out, corrupt, self.config)
+        out.update({wanted[pk]: value for pk, value in held.items() if value is not None})
         if corrupt:
             raise self._corrupt_many(out, corrupt, len(wanted))
         return out
@@ -382,15 +444,52 @@ class InMemoryKV(BaseStore):
         expires_ms = expiry_ms_of(seconds, now())
         token = new_token()
         staged: dict[str, Item] = {}
+        users: dict[str, tuple[str, Any]] = {}
+        sized = not self._core.pipeline.writes  # else the pipeline checks after sealing
         for pair in items.items() if isinstance(items, Mapping) else items:
             key, value = pair_of(pair)
             stored = self._keys.encode(key, "set_many", self.config.table)
             staged[stored] = build_item(
-                self.config, stored, value, expires_ms, new_version(), token, "set_many", key
+                self.config,
+                stored,
+                value,
+                expires_ms,
+                new_version(),
+                token,
+                "set_many",
+                key,
+                check_size=sized,
             )
+            users[stored] = (key, value)
         self._check("set_many")
+        expires_at = None if expires_ms is None else expires_ms / 1000.0
+        entries = {pk: {"PutRequest": {"Item": item}} for pk, item in staged.items()}
+        await self._write_many("set_many", entries, users, expires_at)
+
+    async def _old_items(self, _op: object, stored: list[str]) -> dict[str, Item]:
         await asyncio.sleep(0)
-        self._core.items.update(staged)
+        return {pk: self._core.items[pk] for pk in stored if pk in self._core.items}
+
+    async def _write_many(
+        self,
+        operation: str,
+        entries: dict[str, dict[str, Any]],
+        users: dict[str, tuple[str, Any]],
+        expires_at: float | None = None,
+    ) -> None:
+        """Apply a batch with `AsyncDynamoKV`'s steps around it (`BatchWrites`)."""
+        with writing(self._core.cache, *entries) as cache:
+            hooks = BatchWrites(
+                self._core.pipeline, cache, operation, users, expires_at, self._old_items
+            )
+            await hooks.before(None, entries)
+            await asyncio.sleep(0)
+            for pk, entry in entries.items():
+                if "PutRequest" in entry:
+                    self._core.items[pk] = entry["PutRequest"]["Item"]
+                else:
+                    self._core.items.pop(pk, None)
+            await hooks.after(entries, (), ())
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """See `AsyncDynamoKV.delete_many`."""
@@ -399,9 +498,8 @@ class InMemoryKV(BaseStore):
             for k in key_list(keys, "delete_many")
         ]
         self._check("delete_many")
-        await asyncio.sleep(0)
-        for pk in stored:
-            self._core.items.pop(pk, None)
+        entries: dict[str, dict[str, Any]] = {pk: {"DeleteRequest": {}} for pk in stored}
+        await self._write_many("delete_many", entries, {pk: (pk, None) for pk in stored})
 
     # -- listing -----------------------------------------------------------------
 
@@ -423,6 +521,7 @@ class InMemoryKV(BaseStore):
             item = self._core.items.get(self._keys.prefix + user)
             if item is None:  # pragma: no cover - deleted while iterating
                 continue
+            item = await self._opened(item, self._keys.prefix + user, user, "items")
             try:
                 yield StoredItem(
                     user,

@@ -21,6 +21,8 @@ def test_public_surface_is_exactly_this() -> None:
         # coordination (issue 14)
         "LeaseLostError", "Lock", "LockNotAcquiredError", "ShardedCounter", "Transaction",
         "TransactionFailedError", "TransactionReason",
+        # data features (issue 15)
+        "DecryptionError", "TypedView",
     }  # fmt: skip
     for name in aiodynkv.__all__:
         assert getattr(aiodynkv, name) is not None

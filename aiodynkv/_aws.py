@@ -1,0 +1,153 @@
+"""S3 and KMS clients beside a store's DynamoDB client, and their failures as `KVError`s.
+
+A store that offloads large values or uses KMS envelope encryption needs an S3 or
+KMS client. It is built once per store, on first use, from the DynamoDB client's
+own credentials object (so refreshing credentials refresh for all three), region,
+endpoint (moto serves S3 and KMS on the same port as DynamoDB), timeouts and
+retries, and it closes with the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import botocore.exceptions as bex
+
+from aiodynkv._errors import (
+    AccessDeniedError,
+    KVConnectionError,
+    KVError,
+    KVTimeoutError,
+    ServerError,
+    ThrottledError,
+)
+
+if TYPE_CHECKING:
+    from aiodynkv._core import Core
+
+__all__ = ["Clients", "error_code", "map_aws_error", "new_sibling_client"]
+
+_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "IncorrectKeyException",
+    }
+)
+_THROTTLED = frozenset(
+    {"SlowDown", "ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequests"}
+)
+_SERVER = frozenset(
+    {"InternalError", "InternalFailure", "ServiceUnavailable", "KMSInternalException"}
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The service's error code of a botocore ``ClientError`` ("" for anything else)."""
+    if isinstance(exc, bex.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def map_aws_error(
+    exc: BaseException, *, service: str, operation: str, table: str, key: str | None
+) -> KVError:
+    """The `KVError` for a failed S3 or KMS call (the message holds no key and no value)."""
+    if isinstance(exc, KVError):
+        return exc
+    code = error_code(exc)
+    cls: type[KVError] = KVError
+    if code:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)  # type: ignore[attr-defined]
+        message = str(exc.response.get("Error", {}).get("Message", ""))  # type: ignore[attr-defined]
+        reason = f"{service} {code}: {message}".rstrip(": ")
+        if code in _DENIED:
+            cls = AccessDeniedError
+        elif code in _THROTTLED:
+            cls = ThrottledError
+        elif code == "RequestTimeout":
+            cls = KVTimeoutError
+        elif code in _SERVER or (isinstance(status, int) and status >= 500):
+            cls = ServerError
+    elif isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+        cls, reason = AccessDeniedError, f"{service}: no credentials"
+    elif isinstance(exc, (bex.ReadTimeoutError, bex.ConnectTimeoutError, asyncio.TimeoutError)):
+        cls, reason = KVTimeoutError, f"{service}: {type(exc).__name__}"
+    elif isinstance(exc, (bex.ConnectionError, bex.HTTPClientError, aiohttp.ClientError, OSError)):
+        cls, reason = KVConnectionError, f"{service}: {type(exc).__name__}"
+    else:
+        reason = f"{service}: {type(exc).__name__}"
+    return cls(
+        f"{operation} on table {table!r} failed: {reason}",
+        operation=operation,
+        table=table,
+        key=key,
+        reason=reason,
+    )
+
+
+def new_sibling_client(core: Core, service: str) -> Any:
+    """An aiobotocore client for `service` sharing the DynamoDB client's credentials.
+
+    Returns the client as an async context manager (not entered).
+    """
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+
+    from aiodynkv._transport.botocore import _shared_loader
+    from aiodynkv._version import __version__
+
+    config, client = core.config, core.client
+    session = AioSession()
+    session.register_component("data_loader", _shared_loader())
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is not None:
+        session._credentials = credentials  # the same object: refreshes reach all clients
+    region = getattr(getattr(client, "meta", None), "region_name", None)
+    extra: dict[str, Any] = {}
+    if service == "s3" and config.endpoint is not None:
+        extra["s3"] = {"addressing_style": "path"}  # a local endpoint has no bucket subdomains
+    botocore_config = AioConfig(
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        retries={"total_max_attempts": config.max_attempts, "mode": config.retry_mode},
+        max_pool_connections=config.max_pool_connections,
+        user_agent_extra=f"aiodynkv/{__version__}",
+        **extra,
+    )
+    return session.create_client(
+        service,
+        region_name=region or config.effective_region,
+        endpoint_url=config.endpoint,
+        config=botocore_config,
+    )
+
+
+class Clients:
+    """The S3 and KMS clients of one store, each created on first use and closed with it."""
+
+    __slots__ = ("_clients", "_core", "_lock")
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._clients: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, service: str) -> Any:
+        """The open client for `service` (``"s3"`` or ``"kms"``)."""
+        client = self._clients.get(service)
+        if client is None:
+            async with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    client = await self._core.enter(new_sibling_client(self._core, service))
+                    self._clients[service] = client
+        return client

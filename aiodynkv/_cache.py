@@ -1,0 +1,350 @@
+"""The near cache: recent `get` answers kept in process memory for up to ``local_cache_ttl``.
+
+An LRU bounded by entry count (``local_cache_items``) and by memory
+(``local_cache_bytes``, counted with `sys.getsizeof`). It keeps values and "missing"
+answers (the latter for ``local_cache_miss_ttl``), keyed by the stored key, so
+namespace views of one store share it. An entry never outlives the item's exact
+expiry (``xm``).
+
+Writes through the same store keep it right: each write is bracketed by
+`NearCache.begin_write` and `NearCache.end_write`, which bump a sequence number.
+A read remembers the sequence number from before it asked the server
+(`NearCache.ticket`) and may fill the cache only if no write to that key began
+since; so a slow read can never put back a value older than a write this store
+has made. A write that ends with a known value (``set``, ``delete``) leaves it in
+the cache unless another write to the key began meanwhile; every other write
+(``incr``, ``expire``, a failed or doubtful write) just drops the entry.
+
+Writes by other processes are not seen: their staleness is bounded by the TTL.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from aiodynkv import _codec
+
+if TYPE_CHECKING:
+    from aiodynkv._codec import Item
+    from aiodynkv._config import KVConfig
+    from aiodynkv._protocol import Value
+    from aiodynkv._telemetry import Operation
+
+__all__ = [
+    "NearCache",
+    "Writes",
+    "fill_many",
+    "read_many_through",
+    "read_through",
+    "writing",
+]
+
+_ENTRY_OVERHEAD = 120  # bytes of bookkeeping per entry (the entry object and its slot)
+_MISSING_SIZE = 0
+
+
+class _Entry:
+    __slots__ = ("deadline", "size", "value")
+
+    def __init__(self, value: Value | None, deadline: float, size: int) -> None:
+        self.value = value
+        self.deadline = deadline
+        self.size = size
+
+
+def _size(stored: str, value: Value | None) -> int:
+    return _ENTRY_OVERHEAD + sys.getsizeof(stored) + (0 if value is None else sys.getsizeof(value))
+
+
+class NearCache:
+    """An LRU of get answers (values and misses) with exact expiry and write sequencing."""
+
+    __slots__ = (
+        "_bytes",
+        "_entries",
+        "_floor",
+        "_last",
+        "_seq",
+        "hits",
+        "max_bytes",
+        "max_items",
+        "miss_ttl",
+        "misses",
+        "ttl",
+    )
+
+    def __init__(self, max_items: int, max_bytes: int, ttl: float, miss_ttl: float) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.miss_ttl = min(miss_ttl, ttl)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._seq = 0
+        # Sequence number of the last write that touched each recently written key; for
+        # keys forgotten here, `_floor` (the largest forgotten one) stands in.
+        self._last: OrderedDict[str, int] = OrderedDict()
+        self._floor = 0
+
+    @classmethod
+    def from_config(cls, config: KVConfig) -> NearCache | None:
+        """The cache a config asks for, or None when ``local_cache_items`` is 0."""
+        if not config.local_cache_items:
+            return None
+        return cls(
+            config.local_cache_items,
+            config.local_cache_bytes,
+            config.local_cache_ttl,
+            config.local_cache_miss_ttl,
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """Bytes accounted to the entries held."""
+        return self._bytes
+
+    # -- reads -------------------------------------------------------------------
+
+    def lookup(self, stored: str) -> tuple[bool, Value | None]:
+        """``(True, value)`` for a fresh entry (None: known missing), else ``(False, None)``."""
+        entry = self._entries.get(stored)
+        if entry is None:
+            self.misses += 1
+            return False, None
+        if entry.deadline <= _codec.now():
+            self._drop(stored)
+            self.misses += 1
+            return False, None
+        self._entries.move_to_end(stored)
+        self.hits += 1
+        return True, entry.value
+
+    def ticket(self) -> int:
+        """Take before asking the server; `fill` needs it."""
+        return self._seq
+
+    def fill(self, stored: str, value: Value | None, expires_at: float | None, ticket: int) -> None:
+        """Remember a server answer unless a write to the key began after `ticket`."""
+        if ticket >= self._last.get(stored, self._floor):
+            self._put(stored, value, expires_at)
+
+    # -- writes ------------------------------------------------------------------
+
+    def _bump(self, stored: str) -> int:
+        self._seq += 1
+        self._last[stored] = self._seq
+        self._last.move_to_end(stored)
+        while len(self._last) > max(1024, self.max_items):
+            _, seq = self._last.popitem(last=False)
+            self._floor = max(self._floor, seq)
+        return self._seq
+
+    def begin_write(self, stored: str) -> int:
+        """A write to `stored` starts: drop the entry, refuse older reads' fills."""
+        self._drop(stored)
+        return self._bump(stored)
+
+    def end_write(
+        self,
+        stored: str,
+        ticket: int,
+        value: Value | None,
+        expires_at: float | None,
+        *,
+        known: bool,
+    ) -> None:
+        """A write ended: keep its outcome (`known`) unless another write began meanwhile."""
+        latest = self._last.get(stored) == ticket
+        self._bump(stored)
+        if known and latest:
+            self._put(stored, value, expires_at)
+        else:
+            self._drop(stored)
+
+    def invalidate(self, stored: str) -> None:
+        """Forget `stored` (and refuse fills by reads already under way)."""
+        self._drop(stored)
+        self._bump(stored)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+        self._bytes = 0
+        self._floor = self._seq = self._seq + 1
+
+    # -- storage -----------------------------------------------------------------
+
+    def _put(self, stored: str, value: Value | None, expires_at: float | None) -> None:
+        at = _codec.now()
+        deadline = at + (self.miss_ttl if value is None else self.ttl)
+        if expires_at is not None:
+            deadline = min(deadline, expires_at)
+        size = _size(stored, value)
+        self._drop(stored)
+        if deadline <= at or size > self.max_bytes:
+            return
+        self._entries[stored] = _Entry(value, deadline, size)
+        self._bytes += size
+        while len(self._entries) > self.max_items or self._bytes > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= old.size
+
+    def _drop(self, stored: str) -> None:
+        old = self._entries.pop(stored, None)
+        if old is not None:
+            self._bytes -= old.size
+
+
+# -- how the stores use it ------------------------------------------------------------
+
+Fetch = Callable[[], Awaitable[tuple["Value | None", "float | None"]]]
+
+
+class _Tally:
+    """Stands in for a telemetry `Operation` where there is none (`InMemoryKV`)."""
+
+    __slots__ = ("cache", "cache_hits", "cache_misses", "outcome")
+
+    def __init__(self) -> None:
+        self.cache: str | None = None
+        self.cache_hits = self.cache_misses = 0
+        self.outcome = "ok"
+
+
+async def read_through(
+    cache: NearCache | None, op: Operation | None, stored: str, consistent: bool, fetch: Fetch
+) -> Value | None:
+    """The value at `stored`: from the cache, else from `fetch` (then remembered).
+
+    `consistent` bypasses the cache, and refreshes it with the answer. `fetch` returns the
+    value (None when missing) and the item's exact expiry. `op` gets the cache's
+    span attribute and hit/miss counts.
+    """
+    if cache is None:
+        return (await fetch())[0]
+    tally: Operation | _Tally = op if op is not None else _Tally()
+    if consistent:
+        tally.cache = "bypass"
+    else:
+        found, value = cache.lookup(stored)
+        if found:
+            tally.cache, tally.cache_hits = "hit", 1
+            tally.outcome = "miss" if value is None else "hit"
+            return value
+        tally.cache, tally.cache_misses = "miss", 1
+    ticket = cache.ticket()
+    value, expires_at = await fetch()
+    cache.fill(stored, value, expires_at, ticket)
+    return value
+
+
+def read_many_through(
+    cache: NearCache | None, op: Operation | None, stored: Iterable[str], consistent: bool
+) -> tuple[dict[str, Value | None], list[str], int]:
+    """Split a batch: answers the cache holds (value None: known missing), keys to read, ticket."""
+    keys = list(stored)
+    tally: Operation | _Tally = op if op is not None else _Tally()
+    if cache is None:
+        return {}, keys, 0
+    if consistent:
+        tally.cache = "bypass"
+        return {}, keys, cache.ticket()
+    held: dict[str, Value | None] = {}
+    wanted: list[str] = []
+    for pk in keys:
+        found, value = cache.lookup(pk)
+        if found:
+            held[pk] = value
+        else:
+            wanted.append(pk)
+    tally.cache_hits, tally.cache_misses = len(held), len(wanted)
+    tally.cache = "hit" if not wanted else ("miss" if not held else "partial")
+    return held, wanted, cache.ticket()
+
+
+class Writes:
+    """Writes to some keys under way; `done` records what they left (see `writing`)."""
+
+    __slots__ = ("_cache", "_outcome", "_tickets")
+
+    def __init__(self, cache: NearCache | None, stored: Iterable[str]) -> None:
+        self._cache = cache
+        self._tickets = {} if cache is None else {pk: cache.begin_write(pk) for pk in stored}
+        self._outcome: dict[str, tuple[Value | None, float | None]] = {}
+
+    def done(self, stored: str, value: object, expires_at: float | None = None) -> None:
+        """The write to `stored` succeeded and left `value` (None: the key is now missing).
+
+        The value is kept as `get` would return it (bytes for a bytearray, a plain str).
+        """
+        if self._cache is None:
+            return
+        kept: Value | None
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            kept = bytes(value)
+        elif isinstance(value, str):
+            kept = str(value)
+        else:
+            kept = value if isinstance(value, int) else None
+        self._outcome[stored] = (kept, expires_at)
+
+    def finish(self) -> None:
+        cache = self._cache
+        if cache is None:
+            return
+        for pk, ticket in self._tickets.items():
+            outcome = self._outcome.get(pk)
+            if outcome is None:
+                cache.end_write(pk, ticket, None, None, known=False)
+            else:
+                cache.end_write(pk, ticket, outcome[0], outcome[1], known=True)
+
+
+@contextmanager
+def writing(cache: NearCache | None, *stored: str) -> Iterator[Writes]:
+    """Bracket writes to `stored` keys (`Writes.done` records each one's outcome).
+
+    Use: ``with writing(cache, pk) as w: ...; w.done(pk, value)``.
+
+    Keys without `Writes.done` (the write failed, is in doubt, or its result is not
+    known here) are dropped from the cache when the block ends.
+    """
+    writes = Writes(cache, stored)
+    try:
+        yield writes
+    finally:
+        writes.finish()
+
+
+def fill_many(
+    cache: NearCache | None,
+    ticket: int,
+    asked: Iterable[str],
+    unprocessed: Iterable[str],
+    users: Mapping[str, str],
+    items: Mapping[str, Item],
+    found: Mapping[str, Value],
+    corrupt: Mapping[str, str],
+    config: KVConfig,
+) -> None:
+    """Remember a batch read's answers: values found, and keys found missing or expired."""
+    if cache is None:
+        return
+    left = set(unprocessed)
+    for pk in asked:
+        user = users[pk]
+        if pk in left or user in corrupt:
+            continue
+        if user in found:
+            cache.fill(pk, found[user], _codec.expiry_seconds(items[pk], config), ticket)
+        else:
+            cache.fill(pk, None, None, ticket)

@@ -1,0 +1,217 @@
+"""Large values in S3: moto's real S3 (the embedded emulator's endpoint) and InMemoryKV's double."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from aiodynkv import ConditionFailedError, CorruptItemError, KeyNotFoundError, ValueTooLargeError
+from aiodynkv._codec import MAX_ITEM_BYTES, item_size
+from aiodynkv._offload import Pointer
+from aiodynkv._pipeline import parse_record
+from tests.conftest import Backend, StoreFactory, put_raw, raw_item
+from tests.integration.data_helpers import make_bucket, objects, put_object
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.backend_needs("s3_kms")]
+
+BIG = 600_000  # larger than an item may be
+
+
+async def _store(backend: Backend, make_store: StoreFactory, **fields: Any) -> Any:
+    bucket = await make_bucket(backend)
+    return await make_store(large_value_bucket=bucket, large_value_threshold=1_000, **fields)
+
+
+def _pointer(item: Any) -> Pointer:
+    record = item["z"]["S"]
+    _, steps, pointer = parse_record(record)
+    assert "o" in steps
+    assert pointer is not None
+    return pointer
+
+
+async def test_large_values_round_trip_through_s3_on_both_transports(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    text = "zoë ✓ " + os.urandom(BIG).hex()  # incompressible: stays larger than an item
+    blob = os.urandom(BIG)
+    for transport in ("lean", "botocore"):
+        store = await _store(backend, make_store, transport=transport)
+        await store.set("text", text)
+        await store.set("blob", blob)
+        assert await store.get("text") == text
+        assert await store.get("blob") == blob
+        assert await store.get_many(["text", "blob", "none"]) == {"text": text, "blob": blob}
+        item = await raw_item(store, "blob")
+        assert item is not None
+        assert item["value"] == {"B": b""}
+        assert item_size(item) < 1_000  # the item holds the pointer only
+        pointer = _pointer(item)
+        stored = await objects(store, pointer.bucket)
+        assert stored[pointer.name] == blob  # no compression or encryption configured
+        assert pointer.sha256 == hashlib.sha256(blob).hexdigest()
+        assert pointer.size == len(blob)
+        assert pointer.name.startswith(f"aiodynkv/{store.config.table}/")
+
+
+async def test_small_values_stay_in_the_item(backend: Backend, make_store: StoreFactory) -> None:
+    store = await _store(backend, make_store)
+    await store.set("k", "x" * 999)
+    item = await raw_item(store, "k")
+    assert item is not None
+    assert "z" not in item
+    assert await objects(store, store.config.large_value_bucket) == {}
+
+
+async def test_threshold_applies_after_compression(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store, compress_threshold=100)
+    await store.set("k", "a" * 50_000)  # compresses far below the 1,000-byte threshold
+    item = await raw_item(store, "k")
+    assert item is not None
+    assert item["z"] == {"S": "s"}
+    assert await store.get("k") == "a" * 50_000
+
+
+async def test_overwrite_and_delete_remove_the_old_object(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store)
+    bucket = store.config.large_value_bucket
+    await store.set("k", os.urandom(5_000))
+    first = set(await objects(store, bucket))
+    await store.set("k", os.urandom(5_000))
+    second = set(await objects(store, bucket))
+    assert len(first) == len(second) == 1
+    assert first != second
+    await store.set("k", "small now")
+    assert await objects(store, bucket) == {}
+    await store.set("k", os.urandom(5_000))
+    assert await store.delete("k") is True
+    assert await objects(store, bucket) == {}
+
+
+async def test_batches_offload_and_clean_up(backend: Backend, make_store: StoreFactory) -> None:
+    store = await _store(backend, make_store)
+    bucket = store.config.large_value_bucket
+    values = {f"k{i}": os.urandom(2_000 + i) for i in range(30)}
+    await store.set_many(values)
+    assert len(await objects(store, bucket)) == 30
+    assert await store.get_many(values) == values
+    await store.set_many({f"k{i}": "small" for i in range(10)})
+    assert len(await objects(store, bucket)) == 20
+    await store.delete_many([f"k{i}" for i in range(10, 30)])
+    assert await objects(store, bucket) == {}
+
+
+async def test_failed_conditions_leave_no_object(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store)
+    bucket = store.config.large_value_bucket
+    await store.set("k", "present")
+    assert await store.set("k", os.urandom(5_000), if_absent=True) is False
+    with pytest.raises(ConditionFailedError):
+        await store.set("k", os.urandom(5_000), if_version=12345)
+    assert await objects(store, bucket) == {}
+    assert await store.get("k") == "present"
+
+
+async def test_missing_object_is_corrupt_not_missing(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store)
+    await store.set("k", os.urandom(5_000))
+    pointer = _pointer(await raw_item(store, "k"))
+    await put_object(store, pointer.bucket, pointer.name, None)
+    with pytest.raises(CorruptItemError, match="missing") as info:
+        await store.get("k")
+    assert not isinstance(info.value, KeyNotFoundError)
+    with pytest.raises(CorruptItemError) as many:
+        await store.get_many(["k"])
+    assert "missing" in many.value.corrupt["k"]
+
+
+async def test_altered_object_fails_its_hash(backend: Backend, make_store: StoreFactory) -> None:
+    store = await _store(backend, make_store)
+    data = os.urandom(5_000)
+    await store.set("k", data)
+    pointer = _pointer(await raw_item(store, "k"))
+    await put_object(store, pointer.bucket, pointer.name, bytes([data[0] ^ 1]) + data[1:])
+    with pytest.raises(CorruptItemError, match="SHA-256"):
+        await store.get("k")
+    await put_object(store, pointer.bucket, pointer.name, data + b"x")
+    with pytest.raises(CorruptItemError, match="wrong size"):
+        await store.get("k")
+
+
+async def test_swapped_pointer_and_bad_records_are_corrupt(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store)
+    await store.set("k", os.urandom(5_000))
+    item = await raw_item(store, "k")
+    assert item is not None
+    for record in ("b:o:not-a-pointer", "q:o", "b:x", "b:o:s3:UPPER:1:" + "0" * 64 + ":n"):
+        await put_raw(store, {**item, "z": {"S": record}})
+        with pytest.raises(CorruptItemError):
+            await store.get("k")
+    await put_raw(store, {**item, "value": {"S": "text"}})
+    with pytest.raises(CorruptItemError, match="binary"):
+        await store.get("k")
+
+
+async def test_max_value_bytes_bounds_offloaded_values(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store, max_value_bytes=10_000)
+    with pytest.raises(ValueTooLargeError):
+        await store.set("k", os.urandom(10_001))
+    with pytest.raises(ValueTooLargeError):
+        await store.set_many({"a": b"x", "k": os.urandom(10_001)})
+    assert await objects(store, store.config.large_value_bucket) == {}
+    assert await store.get_many(["a", "k"]) == {}
+    # A pointer claiming more than the bound is refused before fetching anything.
+    await store.set("k", os.urandom(5_000))
+    item = await raw_item(store, "k")
+    pointer = _pointer(item)
+    huge = Pointer(pointer.bucket, pointer.name, 10**9, pointer.sha256)
+    await put_raw(store, {**item, "z": {"S": f"b:o:{huge}"}})  # type: ignore[dict-item]
+    with pytest.raises(CorruptItemError, match="max_value_bytes"):
+        await store.get("k")
+
+
+async def test_without_a_bucket_the_item_limit_still_holds(make_store: StoreFactory) -> None:
+    store = await make_store(compress_threshold=None)
+    with pytest.raises(ValueTooLargeError) as info:
+        await store.set("k", os.urandom(MAX_ITEM_BYTES))
+    assert info.value.limit == MAX_ITEM_BYTES
+    assert not await store.exists("k")
+
+
+async def test_namespaces_offload_too(backend: Backend, make_store: StoreFactory) -> None:
+    store = await _store(backend, make_store)
+    view = store.namespace("tenant")
+    data = os.urandom(3_000)
+    await view.set("k", data)
+    assert await view.get("k") == data
+    assert await store.get("k", None) is None
+    assert [i.value async for i in view.items()] == [data]
+    await view.clear()
+    assert await objects(store, store.config.large_value_bucket) == {}
+
+
+@pytest.mark.backend_needs("server", "s3_kms")
+async def test_s3_failures_are_typed_and_write_nothing(make_store: StoreFactory) -> None:
+    from aiodynkv import KVError
+
+    store = await make_store(large_value_bucket="no-such-bucket-here", large_value_threshold=10)
+    with pytest.raises(KVError, match="S3 NoSuchBucket") as info:
+        await store.set("k", "x" * 100)
+    assert info.value.key == "k"
+    assert "x" * 100 not in str(info.value)
+    assert not await store.exists("k")
