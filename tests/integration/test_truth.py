@@ -28,6 +28,7 @@ from aiodynkv import (
 )
 from tests.conftest import put_raw
 from tests.faults import FaultProxy
+from tests.integration.test_reliability import record
 
 # -- no shared state between stores, loops or threads ------------------------------------
 
@@ -68,7 +69,17 @@ def test_threads_with_their_own_loops_and_stores_never_hang(moto_endpoint: str) 
             thread.join(timeout=120)
     finally:
         sys.setswitchinterval(previous)
-    assert not any(t.is_alive() for t in threads), "a coalesced get hung"
+    hung = sum(t.is_alive() for t in threads)
+    record(
+        "4 threads, own loop and store each, 2,000 coalesced gets, switch interval 1 µs",
+        "thread switches as often as possible",
+        2000,
+        len(done) * 500,
+        len(errors) * 500,
+        hung * 500,
+        "test_threads_with_their_own_loops_and_stores_never_hang",
+    )
+    assert not hung, "a coalesced get hung"
     assert errors == []
     assert len(done) == 4
 
@@ -91,7 +102,17 @@ async def test_aclose_lets_a_3000_item_set_many_finish_whole(direct: AsyncDynamo
     await asyncio.sleep(0.2)
     await kv.aclose()
     await writing  # no StoreClosedError, no BatchIncompleteError
-    assert len(await direct.get_many(list(data))) == 3000
+    stored = len(await direct.get_many(list(data)))
+    record(
+        "aclose() 0.2 s into a set_many of 3,000",
+        "close while a batch is in flight",
+        3000,
+        stored,
+        0,
+        3000 - stored,
+        "test_aclose_lets_a_3000_item_set_many_finish_whole",
+    )
+    assert stored == 3000
     with pytest.raises(StoreClosedError):
         await kv.get("c0000")
 
@@ -120,6 +141,16 @@ async def test_aclose_past_close_timeout_ends_batches_with_an_honest_report(
     assert not (set(error.done) & (error.unprocessed | error.in_doubt))
     assert error.unprocessed and error.done
     stored = await direct.get_many(list(data))
+    mislabelled = len(set(error.done) - set(stored)) + len(error.unprocessed & set(stored))
+    record(
+        "aclose() past close_timeout (0.5 s) during a slow set_many of 1,000",
+        "0.3 s per reply",
+        1000,
+        len(error.done),
+        len(error.unprocessed) + len(error.in_doubt),
+        mislabelled,
+        "test_aclose_past_close_timeout_ends_batches_with_an_honest_report",
+    )
     assert set(error.done) <= set(stored)  # done means written
     assert not (error.unprocessed & set(stored))  # unprocessed means not written
 
@@ -162,7 +193,9 @@ FOREIGN: dict[str, dict[str, Any]] = {
 }
 
 
-async def test_foreign_items_raise_corrupt_item_error_on_every_read_path(store: Any) -> None:
+async def test_foreign_items_raise_corrupt_item_error_on_every_read_path(
+    store: Any, backend: Any
+) -> None:
     for name, attrs in FOREIGN.items():
         await put_raw(store, {"pk": {"S": f"bad-{name}"}, **attrs})
     await store.set("good", "fine")
@@ -180,6 +213,16 @@ async def test_foreign_items_raise_corrupt_item_error_on_every_read_path(store: 
         await store.get_many(["good", *(f"bad-{n}" for n in FOREIGN)])
     assert many.value.done == {"good": "fine", "bad-version": "x"}  # good results stay reachable
     assert set(many.value.corrupt) == {f"bad-{n}" for n in FOREIGN if n != "version"}
+    record(
+        f"foreign and damaged items, every read path ({backend.kind})",
+        f"{len(FOREIGN)} kinds incl. an 8 MiB zlib bomb",
+        len(FOREIGN),
+        0,
+        len(FOREIGN),
+        0,
+        "test_foreign_items_raise_corrupt_item_error_on_every_read_path",
+        transport="",
+    )
 
 
 async def test_a_planted_bomb_is_refused_at_max_value_bytes(store: Any) -> None:
