@@ -20,7 +20,9 @@ from aiodynkv import AsyncDynamoKV, KVStore
 from aiodynkv._codec import Item
 from aiodynkv.testing import InMemoryKV, LocalDynamoDB, docker_available
 
-KINDS = ("memory", "moto", "dynalite", "dynamodb-local")
+# "<server>/botocore" runs the same server through the botocore transport; the plain
+# server names use the default (lean) transport.
+KINDS = ("memory", "moto", "dynalite", "dynamodb-local", "moto/botocore", "dynalite/botocore")
 
 # What each backend lacks, with the reason shown in the skip.
 CAPABILITIES: dict[str, dict[str, str]] = {
@@ -34,11 +36,11 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     "dynalite": {
         "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
         "transactions": "dynalite has no TransactWriteItems / TransactGetItems API",
-    },
         "s3_kms": "dynalite serves DynamoDB only: no S3 or KMS on its endpoint",
     },
     "dynamodb-local": {
         "s3_kms": "DynamoDB Local serves DynamoDB only: no S3 or KMS on its endpoint",
+    },
 }
 
 
@@ -49,6 +51,7 @@ class Backend:
     kind: str
     endpoint: str | None
     lacks: dict[str, str] = field(default_factory=dict)
+    transport: str = "lean"
 
     def check(self, needs: tuple[str, ...]) -> None:
         for capability in needs:
@@ -114,10 +117,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.fixture(params=KINDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
     kind: str = request.param
+    server, _, transport = kind.partition("/")
     endpoint = None
-    if kind != "memory":
-        endpoint = request.getfixturevalue(f"{kind.replace('-', '_')}_endpoint")
-    found = Backend(kind, endpoint, CAPABILITIES[kind])
+    if server != "memory":
+        endpoint = request.getfixturevalue(f"{server.replace('-', '_')}_endpoint")
+    found = Backend(kind, endpoint, CAPABILITIES[server], transport or "lean")
     marker = request.node.get_closest_marker("backend_needs")
     if marker is not None:
         found.check(tuple(marker.args))
@@ -137,18 +141,18 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
         admin = await InMemoryKV(table=table).open()
     else:
         admin = await AsyncDynamoKV(
-            table=table, endpoint=backend.endpoint, create_table=True
+            table=table, endpoint=backend.endpoint, create_table=True, transport=backend.transport
         ).open()
 
     async def factory(**fields: Any) -> Any:
         if isinstance(admin, InMemoryKV):
             store: Any = InMemoryKV(admin.config.replace(**fields))
             store._core.items = admin._core.items  # same data, other settings
+            store._core.blobs.objects = admin._core.blobs.objects  # and the same S3 double
         else:
             store = AsyncDynamoKV(admin.config, **fields)
         await store.open()
         opened.append(store)
-            store._core.blobs.objects = admin._core.blobs.objects  # and the same S3 double
         return store
 
     yield factory
