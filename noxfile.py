@@ -153,10 +153,17 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """Fault-injection scenarios against dynalite; rewrites RELIABILITY.md from their figures."""
+    """Fault injection and truth tests on dynalite and moto; rewrites RELIABILITY.md."""
     session.install("-e", ".[local]", *TEST_DEPS)
     env = {
         "AIODYNKV_DYNALITE": install_dynalite(session),
         "AIODYNKV_RELIABILITY_OUT": os.fspath(ROOT / "RELIABILITY.md"),
     }
-    session.run("pytest", "tests/integration/test_reliability.py", "-q", *session.posargs, env=env)
+    session.run(
+        "pytest",
+        "tests/integration/test_reliability.py",
+        "tests/integration/test_truth.py",
+        "-q",
+        *session.posargs,
+        env=env,
+    )
