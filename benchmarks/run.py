@@ -411,6 +411,7 @@ class Runner:
         self.profiles: dict[str, list[dict[str, Any]]] = {}
         self.skipped: list[str] = []
         self.load = os.getloadavg()
+        self.source = aiodynkv_source(options.aiodynkv_label)
         self.loads: list[tuple[str, float]] = [("start", self.load[0])]
 
     def out_of_time(self) -> bool:
@@ -1093,7 +1094,12 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
         f"- {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
         f"{platform.system()} {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
-        f"- aiodynkv source: {aiodynkv_source(o.aiodynkv_label)}",
+        f"- aiodynkv source: {runner.source} at the start"
+        + (
+            ""
+            if (end := aiodynkv_source(o.aiodynkv_label)) == runner.source
+            else f"; **{end} at the end** (the code changed during the run)"
+        ),
         f"- dynalite {dynalite_version(dyn) if dyn else 'not found (its section is skipped)'}",
         f"- {load_summary(runner)}",
         *(
@@ -1269,6 +1275,12 @@ def readme_block(runner: Runner) -> list[str]:
         "configuration (lean transport, read coalescing, telemetry as shipped, no SDK). "
         "[BENCHMARKS.md](BENCHMARKS.md) has every table, what each contender was given, the "
         "method, and a profile for every missed target."
+        + (
+            " Other work shared the 2 cores during the run: absolute figures are inflated;"
+            " the ratios are medians of per-round ratios."
+            if max(v for _, v in runner.loads) > NOISY_LOAD
+            else ""
+        )
     )
     lines = [
         *textwrap.wrap(intro, 88, break_on_hyphens=False),
