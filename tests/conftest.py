@@ -192,14 +192,18 @@ async def put_raw(store: Any, item: Item) -> None:
 
 
 class Clock:
-    """A wall clock the test moves forward (``time.time`` is patched); no sleeping."""
+    """A frozen wall clock the test moves forward (``time.time`` is patched); no sleeping.
+
+    Frozen, so that the real time a loaded machine takes between two calls cannot
+    change what a test sees.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import time
 
         self.offset = 0.0
-        real = time.time
-        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
+        start = time.time()
+        monkeypatch.setattr(time, "time", lambda: start + self.offset)
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds

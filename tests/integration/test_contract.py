@@ -180,9 +180,9 @@ async def test_expired_key_reads_as_missing_while_still_in_the_table(
     store: Any, clock: Clock
 ) -> None:
     await store.set("session", "data", ttl=1)
-    clock.advance(0.9)  # (plus the real time the calls take)
+    clock.advance(0.999)
     assert await store.get("session") == "data"
-    clock.advance(0.1)  # one second after the write: gone
+    clock.advance(0.001)  # exactly one second after the write: gone, to the millisecond
     assert await store.get("session", None) is None
     assert not await store.exists("session")
     with pytest.raises(KeyNotFoundError):

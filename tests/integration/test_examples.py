@@ -35,6 +35,8 @@ EXAMPLES: tuple[str, ...] = (
 )  # fmt: skip
 # Run by tests/integration/test_coordination_examples.py (issue 14).
 EXAMPLES += ("job_runner.py", "order_flow.py")
+# Run by tests/integration/test_typed.py (issue 15).
+EXAMPLES += ("typed_encrypted.py",)
 
 
 def _free_port() -> int:
