@@ -285,6 +285,7 @@ class Lock:
 
     __slots__ = (
         "_acquired_at",
+        "_generation",
         "_lost",
         "_ops",
         "_owner",
@@ -334,6 +335,7 @@ class Lock:
         self._valid_until = 0.0
         self._acquired_at = 0.0
         self._renewer: asyncio.Task[None] | None = None
+        self._generation = 0  # bumped to stop a renewal task, even one that missed its cancel
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "held" if self.held else "free"
@@ -465,7 +467,10 @@ class Lock:
         self._lost = False
         self._valid_until = sent + self.lease
         self._acquired_at = sent
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(owner))
+        self._generation += 1
+        self._renewer = asyncio.get_running_loop().create_task(
+            self._renew_loop(owner, self._generation)
+        )
         waited = round((time.monotonic() - start) * 1000.0, 3)
         fields: dict[str, Any] = {"outcome": "acquired", "waited_ms": waited, "attempts": tries}
         self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
@@ -498,24 +503,27 @@ class Lock:
         """One renewal; True when renewed, False when another owner holds it."""
         sent = time.monotonic()
         lease_ms = math.ceil(self.lease * 1000.0)
-        # One try may not outlast the lease, nor a renewal period: the SDK's own retry
-        # backoff must not eat the time in which this loop could try again.
+        # One try lasts at most a third of a renewal period (and never past the lease):
+        # the SDK's own retry backoff must not eat the time in which this loop could
+        # send several fresh tries before the lease lapses.
         left = max(0.0, self._valid_until - sent)
         renewed = await asyncio.wait_for(
             self._ops.renew(self._stored, self.name, owner, lease_ms),
-            timeout=min(left, max(self.renew_every, 0.05)),
+            timeout=min(left, max(self.renew_every / 3, 0.05)),
         )
         if renewed:
             self._valid_until = max(self._valid_until, sent + self.lease)
         return renewed
 
-    async def _renew_loop(self, owner: str) -> None:
+    async def _renew_loop(self, owner: str, generation: int) -> None:
         failures = 0
-        while True:
+        while generation == self._generation:
             pause = self.renew_every
             if failures:
                 pause = min(self._pause(failures), pause)
             await asyncio.sleep(min(pause, max(0.0, self._valid_until - time.monotonic())))
+            if generation != self._generation:
+                return
             if time.monotonic() >= self._valid_until:
                 self._lose("renewals failed for a whole lease", failures)
                 return
@@ -533,6 +541,8 @@ class Lock:
             except asyncio.TimeoutError:  # this try took too long: try again while time is left
                 failures += 1
                 continue
+            if generation != self._generation:
+                return
             if not renewed:
                 self._lose("taken over by another holder", failures)
                 return
@@ -592,9 +602,10 @@ class Lock:
 
     async def _stop_renewer(self) -> None:
         task, self._renewer = self._renewer, None
+        self._generation += 1  # the loop ends at its next step even if a cancel is swallowed
         if task is not None and not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task})
 
     async def release(self) -> None:
         """Give the lease up (conditional on still owning it).

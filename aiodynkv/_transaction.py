@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
 from aiodynkv._args import check_conditions, check_delta, check_version, key_list, ttl_seconds
+from aiodynkv._cache import writing
 from aiodynkv._codec import (
     MAX_COUNTER,
     TOKEN,
@@ -143,6 +144,14 @@ class Transaction:
     def _add(self, kind: str, key: object, **fields: Any) -> _Action:
         store = self._store
         table = store.config.table
+        pipeline = getattr(store._core, "pipeline", None)
+        if kind == "set" and getattr(pipeline, "writes", False):
+            raise KVValidationError(
+                "transaction: values cannot be encrypted or offloaded to S3 inside a "
+                "transaction yet; write them with set() (incr, delete and check work)",
+                operation="transaction",
+                table=table,
+            )
         if self._state != "open":
             raise KVError(
                 f"transaction: already {self._state}; start a new one",
@@ -303,10 +312,13 @@ class Transaction:
         if not self._actions:
             self._state = "committed"
             return
-        if _is_dynamo(store):
-            await self._commit_dynamo()
-        else:
-            await self._commit_memory()
+        # The near cache (when on) forgets every written key, whatever the outcome.
+        written = [a.stored for a in self._actions if a.kind != "check"]
+        with writing(getattr(store._core, "cache", None), *written):
+            if _is_dynamo(store):
+                await self._commit_dynamo()
+            else:
+                await self._commit_memory()
         self._state = "committed"
 
     def discard(self) -> None:
@@ -624,7 +636,15 @@ async def snapshot_get(store: BaseStore, keys: Any) -> dict[str, Value]:
         pairs = [(key, items[pk]) for pk, key in wanted.items() if pk in items]
     else:
         pairs = await _snapshot_dynamo(store, wanted)
+    pipeline = getattr(store._core, "pipeline", None)
+    unreadable: dict[str, str] = {}
+    if pipeline is not None:  # encrypted or offloaded values (issue 15) made readable
+        stored_of = {key: pk for pk, key in wanted.items()}
+        items = {stored_of[key]: item for key, item in pairs}
+        opened, unreadable = await pipeline.open_many(items, wanted, "get_many")
+        pairs = [(wanted[pk], item) for pk, item in opened.items()]
     found, corrupt = decode_many(pairs, config, now())
+    corrupt.update(unreadable)
     if corrupt:
         raise store._corrupt_many(found, corrupt, len(wanted))
     return found

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from aiodynkv import (
     AsyncDynamoKV,
+    CorruptItemError,
     InvalidKeyError,
     KVError,
     KVStore,
@@ -30,7 +31,7 @@ from aiodynkv import (
 from aiodynkv._lock import _DynamoOps, _seen
 from aiodynkv._reserved import LOCK, reserved_key
 from aiodynkv.testing import InMemoryKV
-from tests.conftest import StoreFactory, raw_item
+from tests.conftest import StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy
 
 pytestmark = pytest.mark.asyncio
@@ -443,3 +444,101 @@ async def test_seen_reads_what_an_attempt_found(make_store: StoreFactory) -> Non
     assert (found.version, found.lease, found.owned) == (7, None, True)
     if isinstance(store, AsyncDynamoKV):
         assert isinstance(Lock(store, "job")._ops, _DynamoOps)
+
+
+# -- more edges: takeover seen by renewal, corrupt items, closing, failed releases -------
+
+
+async def _steal(store: Any, name: str) -> None:
+    """Make another owner the holder of `name`'s lock item, as a takeover would."""
+    stored = reserved_key(store, LOCK, name, "lock")
+    item = await raw_item(store, stored)
+    assert item is not None
+    item["lock_owner"] = {"S": "someone-else"}
+    item["ver"] = {"N": str(int(item["ver"]["N"]) + 1)}
+    await put_raw(store, item)
+
+
+async def test_a_renewal_that_finds_another_owner_loses_at_once(store: KVStore) -> None:
+    lock = store.lock("job", lease=0.6, wait=0)
+
+    async def body() -> None:
+        async with lock:
+            await _steal(store, "job")
+            await asyncio.sleep(0.4)  # one renewal, well within the lease
+            assert lock.lost
+            with pytest.raises(LeaseLostError):
+                await lock.extend()
+
+    with pytest.raises(LeaseLostError):
+        await body()
+
+
+async def test_extend_finds_another_owner(store: KVStore) -> None:
+    lock = store.lock("job", lease=5, wait=0)
+    await lock.acquire()
+    await _steal(store, "job")
+    with pytest.raises(LeaseLostError):
+        await lock.extend()
+    assert lock.lost
+    with pytest.raises(LeaseLostError):
+        await lock.release()
+
+
+async def test_extend_validates_the_new_lease(store: KVStore) -> None:
+    lock = store.lock("job", lease=5, wait=0, renew_every=2)
+    await lock.acquire()
+    with pytest.raises(KVValidationError, match="renew_every"):
+        await lock.extend(lease=1.5)
+    with pytest.raises(TypeError):
+        await lock.extend(lease="3")  # type: ignore[arg-type]
+    await lock.release()
+
+
+async def test_a_released_lease_that_was_lost_raises_again_on_exit(store: KVStore) -> None:
+    lock = store.lock("job", lease=5, wait=0)
+
+    async def body() -> None:
+        async with lock:
+            await _steal(store, "job")
+            with pytest.raises(LeaseLostError):
+                await lock.release()
+
+    with pytest.raises(LeaseLostError):
+        await body()
+
+
+async def test_a_corrupt_lock_item_is_a_corrupt_item_error(store: KVStore) -> None:
+    stored = reserved_key(store, LOCK, "job", "lock")  # type: ignore[arg-type]
+    item = {"pk": {"S": stored}, "ver": {"N": "1.5"}, "lock_owner": {"S": "x"}}
+    await put_raw(store, item)
+    with pytest.raises(CorruptItemError) as info:
+        await store.lock("job", wait=0).acquire()
+    assert info.value.key == "job"
+
+
+async def test_closing_the_store_loses_the_lease(make_store: StoreFactory) -> None:
+    store = await make_store()
+    lock = store.lock("job", lease=0.9, wait=0)
+    await lock.acquire()
+    await store.aclose()
+    await asyncio.sleep(0.5)
+    assert lock.lost
+    with pytest.raises(LeaseLostError):
+        await lock.release()
+
+
+async def test_a_failed_release_on_exit_is_logged_not_raised(
+    dynalite_table: AsyncDynamoKV, proxy: FaultProxy
+) -> None:
+    events = Events()
+    async with through(dynalite_table, proxy, logger=events, expose_keys=True) as kv:
+        async with kv.lock("job", lease=3.0, wait=0) as held:
+            await proxy.kill()  # the release cannot reach the server
+        assert not held.held
+    assert [f["error"] for f in events.named("aiodynkv.lock_release_failed")] == [
+        "KVConnectionError"
+    ]
+    assert events.named("aiodynkv.lock_wait")[0]["lock"] == "job"  # expose_keys
+    with pytest.raises(LockNotAcquiredError):  # it lapses by itself, after its lease
+        await dynalite_table.lock("job").acquire(wait=0)

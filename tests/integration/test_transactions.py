@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from aiodynkv import (
     AsyncDynamoKV,
+    CorruptItemError,
     InvalidKeyError,
     KVError,
     KVStore,
@@ -25,8 +26,9 @@ from aiodynkv import (
     ValueTooLargeError,
 )
 from aiodynkv._transaction import _code_of, _snake
+from aiodynkv._transport.base import ServiceError
 from aiodynkv.testing import InMemoryKV
-from tests.conftest import Clock, StoreFactory, raw_item
+from tests.conftest import Clock, StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.backend_needs("transactions")]
@@ -388,3 +390,120 @@ async def test_memory_transactions_are_atomic_against_concurrent_writers() -> No
 
         await asyncio.gather(*(move() for _ in range(50)))
         assert await kv.get_many(["from", "to"], snapshot=True) == {"from": -50, "to": 50}
+
+
+# -- what DynamoDB answers and the emulators do not: scripted replies --------------------
+
+
+def _cancelled(reasons: list[dict[str, Any]], *, in_doubt: bool = False) -> ServiceError:
+    return ServiceError(
+        "TransactionCanceledException",
+        "Transaction cancelled",
+        status=400,
+        body={"CancellationReasons": reasons},
+        in_doubt=in_doubt,
+    )
+
+
+async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
+    name = f"tx-{uuid.uuid4().hex[:10]}"
+    async with AsyncDynamoKV(table=name, endpoint=moto_endpoint, create_table=True) as kv:
+        await kv.set("a", "1")
+        real = kv._core.raw_send
+        replies: list[BaseException] = []
+
+        async def scripted(action: str, request: dict[str, Any]) -> dict[str, Any]:
+            if action in ("TransactWriteItems", "TransactGetItems") and replies:
+                raise replies.pop(0)
+            response: dict[str, Any] = await real(action, request)
+            return response
+
+        kv._core.raw_send = scripted
+
+        def tx() -> Any:
+            t = kv.transaction()
+            t.set("a", "2")
+            t.check("b", exists=False)
+            return t
+
+        # A conflict is an error worth retrying, raised from inside the operation.
+        replies.append(_cancelled([{"Code": "TransactionConflict"}, {"Code": "None"}]))
+        with pytest.raises(TransactionFailedError) as info:
+            await tx().commit()
+        assert info.value.retryable and info.value.failed[0].code == "conflict"
+        # An earlier attempt may have committed and no old item came back: read to tell.
+        replies.append(_cancelled([{"Code": "ConditionalCheckFailed"}], in_doubt=True))
+        with pytest.raises(TransactionFailedError):
+            await tx().commit()  # "a" does not carry this commit's token: not ours
+        # Another in-progress attempt with the same token: sent again.
+        replies.append(ServiceError("TransactionInProgressException", "busy", status=400))
+        await tx().commit()
+        assert await kv.get("a") == "2"
+        # Unreadable old items in the reasons are reported, not raised.
+        bad = {"pk": {"S": "a"}, "xm": {"N": "soon"}}
+        replies.append(
+            _cancelled([{"Code": "ConditionalCheckFailed", "Item": bad}, {"Code": "None"}])
+        )
+        with pytest.raises(TransactionFailedError) as info:
+            await tx().commit()
+        assert info.value.reasons[0].current_version is None
+        # A snapshot read cancelled by a conflicting transaction.
+        replies.append(_cancelled([{"Code": "None"}, {"Code": "TransactionConflict"}]))
+        with pytest.raises(TransactionFailedError) as snap:
+            await kv.get_many(["a", "b"], snapshot=True)
+        assert [r.code for r in snap.value.reasons] == ["none", "conflict"]
+        assert snap.value.reasons[1].action == "get" and snap.value.retryable
+        replies.append(ServiceError("AccessDeniedException", "no", status=400))
+        with pytest.raises(KVError):
+            await kv.get_many(["a"], snapshot=True)
+        await kv.client.delete_table(TableName=name)
+
+
+async def test_memory_refuses_a_counter_beyond_38_digits() -> None:
+    async with InMemoryKV() as kv:
+        await kv.set_counter("big", 10**38 - 1)
+        tx = kv.transaction()
+        tx.incr("big", 1)
+        with pytest.raises(TransactionFailedError) as info:
+            await tx.commit()
+        assert info.value.failed[0].code == "validation"
+        assert await kv.get("big") == 10**38 - 1
+
+
+async def test_a_corrupt_item_in_a_snapshot(store: KVStore) -> None:
+    await store.set("good", "v")
+    await put_raw(store, {"pk": {"S": "bad"}, "value": {"L": []}})
+    with pytest.raises(CorruptItemError) as info:
+        await store.get_many(["good", "bad"], snapshot=True)
+    assert info.value.done == {"good": "v"} and set(info.value.corrupt) == {"bad"}
+
+
+# -- with the data features of issue 15 ------------------------------------------------
+
+
+async def test_a_commit_drops_its_keys_from_the_near_cache(make_store: StoreFactory) -> None:
+    store = await make_store(local_cache_items=100)
+    await store.set("k", "old")
+    await store.incr("n", 1)
+    assert await store.get("k") == "old"  # now cached
+    assert await store.get("n") == 1
+    async with store.transaction() as tx:
+        tx.set("k", "new")
+        tx.incr("n", 1)
+    assert await store.get("k") == "new"
+    assert await store.get("n") == 2
+
+
+async def test_encrypted_values_read_in_snapshots_and_are_refused_in_transactions(
+    make_store: StoreFactory,
+) -> None:
+    pytest.importorskip("cryptography")
+    store = await make_store(encryption_keys={"k1": b"\x01" * 32}, encryption_key_id="k1")
+    await store.set("secret", "plain text")
+    assert await store.get_many(["secret"], snapshot=True) == {"secret": "plain text"}
+    tx = store.transaction()
+    with pytest.raises(KVValidationError, match="encrypted"):
+        tx.set("secret", "other")
+    tx.incr("n", 1)  # counters are not encrypted: fine
+    await tx.commit()
+    assert await store.get("n") == 1
