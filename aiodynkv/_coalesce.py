@@ -92,18 +92,7 @@ class ReadCoalescer:
                 self._handle = loop.call_later(window, self._flush, context=context)
             else:
                 self._handle = loop.call_soon(self._flush, context=context)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.budget + _BUDGET_SLACK)
-        except asyncio.TimeoutError:
-            future.cancel()
-            raise KVTimeoutError(
-                f"get on table {self._core.config.table!r} failed: the shared read did not "
-                f"answer within {self.budget} s (max_attempts x (connect_timeout + read_timeout))",
-                operation="get",
-                table=self._core.config.table,
-                key=key,
-                reason="coalesced read timed out",
-            ) from None
+        return await future  # resolved by the flush, or failed by its deadline (_give_up)
 
     def _flush(self) -> None:
         self._handle = None
@@ -113,8 +102,33 @@ class ReadCoalescer:
         except BaseException as exc:  # every caller gets the failure, none waits forever
             _fail(pending.values(), exc)
             raise
+        # One deadline per flush, not a timer per caller: whatever happens to the
+        # shared request, no caller waits longer than a single call's budget.
+        deadline = task.get_loop().call_later(
+            self.budget + _BUDGET_SLACK, self._give_up, task, pending
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: deadline.cancel())
+
+    def _give_up(self, task: asyncio.Task[None], pending: dict[str, list[_Waiter]]) -> None:
+        """The shared read did not answer within the budget: fail its callers, stop it."""
+        config = self._core.config
+        for waiters in pending.values():
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(
+                        KVTimeoutError(
+                            f"get on table {config.table!r} failed: the shared read did not "
+                            f"answer within {self.budget} s "
+                            "(max_attempts x (connect_timeout + read_timeout))",
+                            operation="get",
+                            table=config.table,
+                            key=waiter.key,
+                            reason="coalesced read timed out",
+                        )
+                    )
+        task.cancel()
 
     async def _fetch(self, pending: dict[str, list[_Waiter]]) -> None:
         live = {
@@ -123,7 +137,10 @@ class ReadCoalescer:
             if (alive := [w for w in waiters if not w.future.done()])
         }
         try:
-            if len(live) == 1 or not self.enabled:
+            if len(live) == 1:
+                [(stored, waiters)] = live.items()
+                await self._fetch_one(stored, waiters)
+            elif not self.enabled:
                 await asyncio.gather(*(self._fetch_one(s, w) for s, w in live.items()))
             elif live:
                 await self._fetch_many(live)
