@@ -1354,6 +1354,34 @@ def wait_for_quiet(seconds: float) -> None:
         print(f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
 
 
+def feature_sections(quick: bool, dyn: str | None) -> list[str]:
+    """The near-cache and sharded-counter figures, from their own scripts in this run."""
+    sections = [
+        (
+            "## Near cache: a Zipf read workload (issue 15)",
+            "benchmarks/near_cache.py",
+            "Requests sent and read units charged by the stub for the same reads, with and "
+            "without `local_cache_items` (the stub answers after 2 ms).",
+        ),
+        (
+            "## Sharded counters: one hot counter over partition keys (issue 14)",
+            "benchmarks/shards.py",
+            "The hottest partition key's share of the requests bounds a counter's "
+            "throughput on DynamoDB (about 1,000 writes/s per partition).",
+        ),
+    ]
+    lines: list[str] = []
+    env = {**os.environ, **({"AIODYNKV_DYNALITE": dyn} if dyn else {})}
+    for title, script, intro in sections:
+        command = [sys.executable, str(ROOT / script), *(["--quick"] if quick else [])]
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=1200, check=False
+        )
+        body = done.stdout.strip() if done.returncode == 0 else f"Failed: {done.stderr[-500:]}"
+        lines += [title, "", intro, f"From `python {script}` in this run.", "", body, ""]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, half the operations")
@@ -1405,9 +1433,13 @@ def main() -> None:
             server.stop()
     elif not options.no_dynalite:
         runner.log("dynalite not found: skipping its section (--dynalite PATH)")
+    extras = feature_sections(options.quick, dyn)
     runner.sample_load("end")
     elapsed = time.monotonic() - runner.started
     write_report(runner, options.output, dyn, elapsed)
+    if extras:
+        with options.output.open("a") as report:
+            report.write("\n" + "\n".join(extras).rstrip() + "\n")
     if options.json:
         options.json.write_text(json.dumps(raw_results(runner), indent=1))
     runner.log(f"wrote {options.output}")
