@@ -19,6 +19,7 @@ An item holds, besides the key and the value:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import secrets
@@ -261,8 +262,12 @@ def decode_many(
     return found, corrupt
 
 
+@functools.lru_cache(maxsize=4096)
 def number_size(text: str) -> int:
-    """Bytes DynamoDB counts for a Number: about one per two significant digits, plus one."""
+    """Bytes DynamoDB counts for a Number: about one per two significant digits, plus one.
+
+    Cached: a batch repeats the same expiry, and the version is sized at its largest.
+    """
     try:
         sign, digits, exponent = Decimal(text).normalize().as_tuple()
     except InvalidOperation:
@@ -276,13 +281,17 @@ def number_size(text: str) -> int:
     return 1 + math.ceil(count / 2) + pad + sign
 
 
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def item_size(item: Item) -> int:
     """Size of an item as DynamoDB counts it: UTF-8 attribute names plus value bytes."""
     total = 0
     for name, attr in item.items():
-        total += len(name.encode())
+        total += _utf8_size(name)
         if "S" in attr:
-            total += len(attr["S"].encode())
+            total += _utf8_size(attr["S"])
         elif "B" in attr:
             total += len(attr["B"])
         elif "N" in attr:
