@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from aiodynkv._codec import from_json, to_json
+from aiodynkv._codec import Item, from_json, to_json
 from aiodynkv._config import KVConfig
 from aiodynkv._errors import (
     ConditionFailedError,
@@ -136,6 +136,14 @@ class BaseStore:
         await self.aclose()
 
     # -- reads built on get ------------------------------------------------------
+
+    async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
+        pipeline = self._core.pipeline
+        if not pipeline.needs_open(item):
+            return item
+        opened: Item = await pipeline.open(item, stored, key, operation)
+        return opened
 
     @overload
     async def get(self, key: str, *, consistent: bool = False) -> Value: ...
