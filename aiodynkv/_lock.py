@@ -29,232 +29,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import time
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv import _requests as requests
-from aiodynkv._codec import Item, new_token, new_version, version_of
+from aiodynkv._codec import new_token
 from aiodynkv._errors import (
-    ConditionFailedError,
     CorruptItemError,
     KVError,
     KVTimeoutError,
     KVValidationError,
     LeaseLostError,
     LockNotAcquiredError,
-    StoreClosedError,
 )
+from aiodynkv._lock_record import MAX_LEASE, MIN_LEASE, Seen, ops_for, seconds, wait_of
+from aiodynkv._lock_renewal import LeaseRenewal
 from aiodynkv._reserved import LOCK, reserved_key
 
 if TYPE_CHECKING:
     from aiodynkv._base import BaseStore
-    from aiodynkv._config import KVConfig
 
 __all__ = ["Lock"]
 
-MIN_LEASE = 0.1
-MAX_LEASE = 24 * 3600.0
-_POLL_BASE = 0.02
 _UNSET: Any = object()
 
 
-def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
-    """A duration argument, validated (TypeError for the type, KVValidationError for the value)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"lock: {name} must be seconds (int or float), not {type(value).__name__}")
-    seconds = float(value)
-    too_low = seconds <= low if low_open else seconds < low
-    if not math.isfinite(seconds) or too_low or seconds > high:
-        bound = f"> {low}" if low_open else f">= {low}"
-        raise KVValidationError(
-            f"lock: {name} must be {bound} and <= {high} seconds (got {value!r})",
-            operation="lock",
-        )
-    return seconds
-
-
-def _wait_of(wait: object) -> float | None:
-    return None if wait is None else _seconds(wait, "wait", low=0.0, high=math.inf, low_open=False)
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """What one acquire attempt found: the token if it won, else the holder's state."""
-
-    fence: int | None = None
-    version: int | None = None
-    lease: float | None = None
-    owned: bool = False
-
-
-def _seen(item: Item | None, owner: str, config: KVConfig) -> _Seen:
-    if not item:
-        return _Seen()
-    holder = item.get(requests.LOCK_OWNER)
-    if holder == {"S": owner}:
-        return _Seen(fence=int(item[requests.LOCK_FENCE]["N"]))
-    lease = item.get(requests.LOCK_LEASE)
-    return _Seen(
-        version=version_of(item, config),
-        lease=float(lease["N"]) / 1000.0 if lease else None,
-        owned=holder is not None,
-    )
-
-
-class _DynamoOps:
-    """The lock requests on DynamoDB, each a traced store operation."""
-
-    def __init__(self, store: Any) -> None:
-        self.core = store._core
-
-    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
-        tel = self.core.tel
-        if tel.expose_keys:
-            fields["lock"] = name
-        fields["table"] = self.core.config.table
-        if level == "warning":
-            tel.warn(event, **fields)
-        else:
-            tel.debug(event, **fields)
-
-    async def _old(self, op: Any, exc: ConditionFailedError, stored: str, name: str) -> Item | None:
-        item: Item | None = getattr(exc.__cause__, "item", None)
-        if item is None:  # dynalite does not return the old item: read it (consistent)
-            request = requests.get(self.core.config, stored, consistent=True)
-            item = (await self.core.send(op, "GetItem", request, name)).get("Item")
-        return item
-
-    async def acquire(
-        self, stored: str, name: str, owner: str, lease_ms: int, seen: int | None
-    ) -> _Seen:
-        core = self.core
-        request = requests.lock_acquire(
-            core.config,
-            stored,
-            owner=owner,
-            lease_ms=lease_ms,
-            seen=seen,
-            token=new_token(),
-            base=new_version(),
-        )
-        with core.operation("lock_acquire", "UpdateItem", name) as op:
-            try:
-                response = await core.send(op, "UpdateItem", request, name)
-            except ConditionFailedError as exc:
-                found = _seen(await self._old(op, exc, stored, name), owner, core.config)
-                op.outcome = "acquired" if found.fence is not None else "condition_failed"
-                return found
-            op.outcome = "acquired"
-            return _seen(response.get("Attributes"), owner, core.config)
-
-    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:
-        core = self.core
-        request = requests.lock_renew(
-            core.config, stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
-        )
-        return await self._owned_write("lock_renew", request, stored, name, owner)
-
-    async def release(self, stored: str, name: str, owner: str) -> bool:
-        core = self.core
-        request = requests.lock_release(core.config, stored, owner=owner, token=new_token(), base=0)
-        return await self._owned_write("lock_release", request, stored, name, owner)
-
-    async def _owned_write(
-        self, operation: str, request: dict[str, Any], stored: str, name: str, owner: str
-    ) -> bool:
-        """Send a write conditional on `owner`; False when another owner (or none) holds it."""
-        core = self.core
-        with core.operation(operation, "UpdateItem", name) as op:
-            try:
-                await core.send(op, "UpdateItem", request, name)
-            except ConditionFailedError as exc:
-                if getattr(exc.__cause__, "in_doubt", False) and operation == "lock_release":
-                    # Our earlier attempt released it. (Had the lease been taken over before,
-                    # the holder would have seen it lapse first: `release` checks that.)
-                    return True
-                old = await self._old(op, exc, stored, name)
-                op.outcome = "condition_failed"
-                return old is not None and old.get(requests.LOCK_OWNER) == {"S": owner}
-            return True
-
-
-class _MemoryOps:
-    """The same lock semantics on `InMemoryKV`'s items (no telemetry there)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
-        """InMemoryKV has no telemetry."""
-
-    def _items(self, operation: str) -> dict[str, Item]:
-        self.store._check(operation)
-        items: dict[str, Item] = self.store._core.items
-        return items
-
-    async def acquire(
-        self,
-        stored: str,
-        name: str,  # noqa: ARG002 (the DynamoDB ops trace it)
-        owner: str,
-        lease_ms: int,
-        seen: int | None,
-    ) -> _Seen:
-        items = self._items("lock")
-        await asyncio.sleep(0)
-        config = self.store.config
-        item = items.get(stored)
-        free = item is None or requests.LOCK_OWNER not in item
-        if not free and (seen is None or version_of(item or {}, config) != seen):
-            return _seen(item, owner, config)
-        new: Item = dict(item) if item is not None else {config.partition_key: {"S": stored}}
-        fence = int(new.get(requests.LOCK_FENCE, {"N": "0"})["N"]) + 1
-        new[requests.LOCK_OWNER] = {"S": owner}
-        new[requests.LOCK_LEASE] = {"N": str(lease_ms)}
-        new[requests.LOCK_FENCE] = {"N": str(fence)}
-        self._bump(new)
-        items[stored] = new
-        return _seen(new, owner, config)
-
-    def _bump(self, item: Item) -> None:
-        name = self.store.config.version_attribute
-        current = item.get(name)
-        item[name] = {"N": str(new_version() if current is None else int(current["N"]) + 1)}
-
-    def _mine(self, stored: str, owner: str, operation: str) -> Item | None:
-        item = self._items(operation).get(stored)
-        return item if item and item.get(requests.LOCK_OWNER) == {"S": owner} else None
-
-    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:  # noqa: ARG002
-        await asyncio.sleep(0)
-        item = self._mine(stored, owner, "lock_renew")
-        if item is None:
-            return False
-        item[requests.LOCK_LEASE] = {"N": str(lease_ms)}
-        self._bump(item)
-        return True
-
-    async def release(self, stored: str, name: str, owner: str) -> bool:  # noqa: ARG002
-        await asyncio.sleep(0)
-        item = self._mine(stored, owner, "lock_release")
-        if item is None:
-            return False
-        item.pop(requests.LOCK_OWNER, None)
-        item.pop(requests.LOCK_LEASE, None)
-        self._bump(item)
-        return True
-
-
-def _ops(store: BaseStore) -> _DynamoOps | _MemoryOps:
-    from aiodynkv._core import Core
-
-    return _DynamoOps(store) if isinstance(store._core, Core) else _MemoryOps(store)
-
-
-class Lock:
+class Lock(LeaseRenewal):
     """A lease on one name, renewed in the background while held; see ``kv.lock``.
 
     Use it as ``async with kv.lock("job") as held:`` or explicitly with `acquire`,
@@ -285,16 +85,12 @@ class Lock:
 
     __slots__ = (
         "_acquired_at",
-        "_generation",
-        "_lost",
         "_ops",
         "_owner",
         "_renew_every",
-        "_renewer",
         "_store",
         "_stored",
         "_token",
-        "_valid_until",
         "lease",
         "name",
         "poll",
@@ -312,22 +108,22 @@ class Lock:
         poll: float | None = None,
     ) -> None:
         self._stored = reserved_key(store, LOCK, name, "lock")
-        self.lease = _seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
-        self.wait = _wait_of(wait)
+        self.lease = seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
+        self.wait = wait_of(wait)
         self._renew_every = (
             None
             if renew_every is None
-            else _seconds(renew_every, "renew_every", low=0.0, high=self.lease, low_open=True)
+            else seconds(renew_every, "renew_every", low=0.0, high=self.lease, low_open=True)
         )
         if self._renew_every is not None and self._renew_every >= self.lease:
             raise KVValidationError("lock: renew_every must be less than lease", operation="lock")
         self.poll = (
             min(1.0, self.lease / 4)
             if poll is None
-            else _seconds(poll, "poll", low=0.0, high=MAX_LEASE, low_open=True)
+            else seconds(poll, "poll", low=0.0, high=MAX_LEASE, low_open=True)
         )
         self._store = store
-        self._ops = _ops(store)
+        self._ops = ops_for(store)
         self.name = name
         self._owner: str | None = None
         self._token: int | None = None
@@ -354,7 +150,7 @@ class Lock:
     @property
     def renew_every(self) -> float:
         """Seconds between renewals."""
-        return self._renew_every if self._renew_every is not None else self.lease / 3
+        return self._every()
 
     @property
     def held(self) -> bool:
@@ -405,7 +201,7 @@ class Lock:
             LockNotAcquiredError: Not acquired within `wait`.
             KVError: Already held by this object, or a store failure.
         """
-        limit = self.wait if wait is _UNSET else _wait_of(wait)
+        limit = self.wait if wait is _UNSET else wait_of(wait)
         if self.held:
             store = self._store
             raise KVError(
@@ -449,15 +245,11 @@ class Lock:
             attempt += 1
             await asyncio.sleep(pause)
 
-    async def _try(self, owner: str, lease_ms: int, seen: int | None) -> _Seen:
+    async def _try(self, owner: str, lease_ms: int, seen: int | None) -> Seen:
         try:
             return await self._ops.acquire(self._stored, self.name, owner, lease_ms, seen)
         except CorruptItemError as exc:
             raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
-
-    def _pause(self, attempt: int) -> float:
-        ceiling = min(self.poll, _POLL_BASE * (2 ** min(attempt, 30)))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not secrets)
 
     def _won(
         self, owner: str, fence: int, sent: float, start: float, tries: int, takeover: bool
@@ -497,68 +289,6 @@ class Lock:
             )
         )
 
-    # -- renew -----------------------------------------------------------------------
-
-    async def _renew_once(self, owner: str) -> bool:
-        """One renewal; True when renewed, False when another owner holds it."""
-        sent = time.monotonic()
-        lease_ms = math.ceil(self.lease * 1000.0)
-        # One try lasts at most a third of a renewal period (and never past the lease):
-        # the SDK's own retry backoff must not eat the time in which this loop could
-        # send several fresh tries before the lease lapses.
-        left = max(0.0, self._valid_until - sent)
-        renewed = await asyncio.wait_for(
-            self._ops.renew(self._stored, self.name, owner, lease_ms),
-            timeout=min(left, max(self.renew_every / 3, 0.05)),
-        )
-        if renewed:
-            self._valid_until = max(self._valid_until, sent + self.lease)
-        return renewed
-
-    async def _renew_loop(self, owner: str, generation: int) -> None:
-        failures = 0
-        while generation == self._generation:
-            pause = self.renew_every
-            if failures:
-                pause = min(self._pause(failures), pause)
-            await asyncio.sleep(min(pause, max(0.0, self._valid_until - time.monotonic())))
-            if generation != self._generation:
-                return
-            if time.monotonic() >= self._valid_until:
-                self._lose("renewals failed for a whole lease", failures)
-                return
-            try:
-                renewed = await self._renew_once(owner)
-            except StoreClosedError:
-                self._lose("the store closed", failures)
-                return
-            except KVError as exc:  # throttled, timed out, 5xx...: try again while time is left
-                failures += 1
-                self._ops.event(
-                    "debug", "aiodynkv.lock_renew_failed", self.name, error=type(exc).__name__
-                )
-                continue
-            except asyncio.TimeoutError:  # this try took too long: try again while time is left
-                failures += 1
-                continue
-            if generation != self._generation:
-                return
-            if not renewed:
-                self._lose("taken over by another holder", failures)
-                return
-            failures = 0
-
-    def _lose(self, why: str, failures: int) -> None:
-        self._lost = True
-        self._ops.event(
-            "warning",
-            "aiodynkv.lock_lost",
-            self.name,
-            reason=why,
-            token=self._token,
-            failed_renewals=failures,
-        )
-
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).
 
@@ -569,7 +299,7 @@ class Lock:
         new = (
             None
             if lease is None
-            else _seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
+            else seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
         )
         owner = self._owner
         if owner is None or self.lost:
@@ -599,13 +329,6 @@ class Lock:
             raise self._lost_error("extend")
 
     # -- release ---------------------------------------------------------------------
-
-    async def _stop_renewer(self) -> None:
-        task, self._renewer = self._renewer, None
-        self._generation += 1  # the loop ends at its next step even if a cancel is swallowed
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task})
 
     async def release(self) -> None:
         """Give the lease up (conditional on still owning it).

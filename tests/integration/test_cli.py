@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from aiodynkv import AsyncDynamoKV, BatchIncompleteError
-from aiodynkv._cli import _app
+from aiodynkv._cli import _app, _commands_dev
 from aiodynkv._cli import main as cli_main
 
 FAST_FAIL = {
@@ -506,7 +506,7 @@ def test_local_serves_the_emulator_until_interrupted(
         seen.append(run("-e", endpoint, "-t", "aiodynkv", "set", "greeting", "hello"))
         seen.append(run("-e", endpoint, "-t", "aiodynkv", "get", "greeting"))
 
-    monkeypatch.setattr(_app, "wait_for_interrupt", meanwhile)
+    monkeypatch.setattr(_commands_dev, "wait_for_interrupt", meanwhile)
     monkeypatch.delenv("AIODYNKV_TABLE")
     code = cli_main(["local", "--port", str(port)])
     assert code == 0
@@ -533,7 +533,7 @@ def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_igno
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `&` and CI runners start us
     try:
         # Signalled once the handlers are in place: no race with a timer.
-        _app.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
+        _commands_dev.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored
         assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
     finally:

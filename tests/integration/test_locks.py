@@ -28,7 +28,7 @@ from aiodynkv import (
     Lock,
     LockNotAcquiredError,
 )
-from aiodynkv._lock import _DynamoOps, _seen
+from aiodynkv._lock_record import DynamoOps, seen_in
 from aiodynkv._reserved import LOCK, reserved_key
 from aiodynkv.testing import InMemoryKV
 from tests.conftest import StoreFactory, put_raw, raw_item
@@ -439,11 +439,13 @@ async def test_memory_store_has_no_telemetry_and_the_same_rules() -> None:
 async def test_seen_reads_what_an_attempt_found(make_store: StoreFactory) -> None:
     store = await make_store()
     config = store.config
-    assert _seen(None, "me", config).fence is None
-    found = _seen({"pk": {"S": "x"}, "ver": {"N": "7"}, "lock_owner": {"S": "other"}}, "me", config)
+    assert seen_in(None, "me", config).fence is None
+    found = seen_in(
+        {"pk": {"S": "x"}, "ver": {"N": "7"}, "lock_owner": {"S": "other"}}, "me", config
+    )
     assert (found.version, found.lease, found.owned) == (7, None, True)
     if isinstance(store, AsyncDynamoKV):
-        assert isinstance(Lock(store, "job")._ops, _DynamoOps)
+        assert isinstance(Lock(store, "job")._ops, DynamoOps)
 
 
 # -- more edges: takeover seen by renewal, corrupt items, closing, failed releases -------

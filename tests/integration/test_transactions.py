@@ -25,7 +25,7 @@ from aiodynkv import (
     TransientError,
     ValueTooLargeError,
 )
-from aiodynkv._transaction import _code_of, _snake
+from aiodynkv._transaction_commit import code_of, snake
 from aiodynkv._transport.base import ServiceError
 from aiodynkv.testing import InMemoryKV
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item
@@ -271,12 +271,12 @@ async def test_a_closed_store_refuses_to_commit(make_store: StoreFactory) -> Non
 
 
 async def test_reason_codes() -> None:
-    assert _code_of("ConditionalCheckFailed") == "condition_failed"
-    assert _code_of("TransactionConflict") == "conflict"
-    assert _code_of("ThrottlingError") == "throttled"
-    assert _code_of(None) == "none"
-    assert _code_of("ItemCollectionSizeLimitExceeded") == "item_collection_size_limit_exceeded"
-    assert _snake("MockValidationException") == "mock_validation"
+    assert code_of("ConditionalCheckFailed") == "condition_failed"
+    assert code_of("TransactionConflict") == "conflict"
+    assert code_of("ThrottlingError") == "throttled"
+    assert code_of(None) == "none"
+    assert code_of("ItemCollectionSizeLimitExceeded") == "item_collection_size_limit_exceeded"
+    assert snake("MockValidationException") == "mock_validation"
     error = TransactionFailedError(
         "x",
         reasons=[
