@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _table
 from aiodynkv._cache import NearCache
-from aiodynkv._errors import KVConfigError, KVError, StoreClosedError, map_error
+from aiodynkv._error_map import map_error
+from aiodynkv._errors import KVConfigError, KVError, StoreClosedError
 from aiodynkv._pipeline import for_core
 from aiodynkv._telemetry import Operation, Telemetry
 from aiodynkv._transport.botocore import BotocoreTransport, new_client

@@ -1,4 +1,4 @@
-"""The exception tree, and the one place that turns SDK failures into it.
+"""The exception tree (`aiodynkv._error_map` turns transport failures into it).
 
 ```
 KVError                                   every error aiodynkv raises
@@ -37,10 +37,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.exceptions as bex
-
-from aiodynkv._transport.base import ServiceError, WireError
-
 __all__ = [
     "AccessDeniedError",
     "BatchIncompleteError",
@@ -66,8 +62,6 @@ __all__ = [
     "TransientError",
     "ValueTooLargeError",
     "WrongTypeError",
-    "map_error",
-    "rekey",
 ]
 
 
@@ -336,102 +330,3 @@ class TransactionFailedError(KVError):
         """True when every failure was a conflict or throttling (worth trying again)."""
         failed = self.failed
         return bool(failed) and all(r.code in ("conflict", "throttled") for r in failed)
-
-
-# DynamoDB error codes, as botocore reports them in Error.Code.
-_CODE_TO_CLASS: dict[str, type[KVError]] = {
-    "ResourceNotFoundException": TableNotFoundError,
-    "ConditionalCheckFailedException": ConditionFailedError,
-    "ProvisionedThroughputExceededException": ThrottledError,
-    "ThrottlingException": ThrottledError,
-    "RequestLimitExceeded": ThrottledError,
-    "LimitExceededException": ThrottledError,
-    "TransactionConflictException": ThrottledError,
-    "InternalServerError": ServerError,
-    "InternalFailure": ServerError,
-    "ServiceUnavailable": ServerError,
-    "ServiceUnavailableException": ServerError,
-    "AccessDeniedException": AccessDeniedError,
-    "UnrecognizedClientException": AccessDeniedError,
-    "InvalidSignatureException": AccessDeniedError,
-    "MissingAuthenticationTokenException": AccessDeniedError,
-    "IncompleteSignatureException": AccessDeniedError,
-    "ExpiredTokenException": AccessDeniedError,
-    "InvalidClientTokenId": AccessDeniedError,
-    "SignatureDoesNotMatch": AccessDeniedError,
-    "ValidationException": KVValidationError,
-    "SerializationException": KVValidationError,
-}
-
-_SIZE_MESSAGES = ("item size", "size of the item", "maximum allowed size")
-
-
-def _service_error_class(exc: ServiceError) -> type[KVError]:
-    cls = _CODE_TO_CLASS.get(exc.code)
-    if cls is KVValidationError and any(m in exc.message.lower() for m in _SIZE_MESSAGES):
-        return ValueTooLargeError
-    if cls is not None:
-        return cls
-    return ServerError if exc.status >= 500 else KVError
-
-
-def _error_class(exc: BaseException) -> type[KVError]:
-    if isinstance(exc, ServiceError):
-        return _service_error_class(exc)
-    if isinstance(exc, WireError):
-        return KVTimeoutError if exc.timeout else KVConnectionError
-    if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
-        return AccessDeniedError
-    if isinstance(exc, bex.ParamValidationError):
-        return KVValidationError
-    return KVError
-
-
-_NO_TABLE_HINT = (
-    " (create it with create_table=True, `await kv.ensure_table()` or `aiodynkv create-table`)"
-)
-
-
-def rekey(error: KVError, operation: str, key: str) -> KVError:
-    """A copy of `error` about one caller's key (each caller of a shared request gets one)."""
-    copy = _rebuild(type(error), error.message, dict(error.__dict__))
-    copy.message = f"{operation} on table {error.table!r} failed: {error.reason or error.message}"
-    if isinstance(copy, TableNotFoundError):
-        copy.message += _NO_TABLE_HINT
-    Exception.__init__(copy, copy.message)
-    copy.operation = operation
-    copy.key = key
-    copy.__cause__ = error.__cause__
-    return copy
-
-
-def describe(exc: BaseException) -> str:
-    """What went wrong, without keys or values (the server's code and message)."""
-    if isinstance(exc, ServiceError):
-        return f"{exc.code}: {exc.message}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def map_error(exc: BaseException, *, operation: str, table: str, key: str | None) -> KVError:
-    """Translate a transport failure into the matching `KVError`.
-
-    Args:
-        exc: A `ServiceError` or `WireError` from a transport, or a credentials error.
-        operation: The store operation (``get``, ``set``, ...).
-        table: The table name.
-        key: The user's key, if the operation is about one (kept off the message).
-
-    Returns:
-        The `KVError` to raise ``from exc``; a `KVError` passes through unchanged.
-    """
-    if isinstance(exc, KVError):
-        return exc
-    cls = _error_class(exc)
-    reason = describe(exc)
-    message = f"{operation} on table {table!r} failed: {reason}"
-    if cls is TableNotFoundError:
-        message += _NO_TABLE_HINT
-    context: dict[str, Any] = {"operation": operation, "table": table, "key": key, "reason": reason}
-    if cls is ValueTooLargeError:
-        return ValueTooLargeError(message, size=None, limit=409_600, **context)
-    return cls(message, **context)

@@ -3,5 +3,5 @@
 `Transport` (in `base`) is the whole interface. `botocore.BotocoreTransport` sends
 through an aioboto3 client; `lean.LeanTransport` signs and posts DynamoDB JSON itself.
 Neither knows about keys, values or TTLs; failures come out as `ServiceError` or
-`WireError`, which `aiodynkv._errors.map_error` turns into the `KVError` tree.
+`WireError`, which `aiodynkv._error_map.map_error` turns into the `KVError` tree.
 """
