@@ -209,20 +209,26 @@ def _write(
     condition: str,
     values: dict[str, Any],
     *,
-    now: float,
+    now: float | None,
     token: str,
     base: int,
     returns: str | None = None,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """An UpdateItem that bumps the version and stores the write token.
+
+    `now` gives the clock values ``:now``/``:nowms`` (None: the expressions use none);
+    `names` adds expression names beyond the standard ones.
+    """
     request: dict[str, Any] = {
         "TableName": config.table,
         "Key": _key(config, stored),
         "UpdateExpression": update,
         "ConditionExpression": condition,
-        "ExpressionAttributeNames": _names(config),
+        "ExpressionAttributeNames": {**_names(config), **(names or {})},
         "ExpressionAttributeValues": {
             **values,
-            **_clock(now),
+            **(_clock(now) if now is not None else {}),
             ":tok": {"S": token},
             ":base": {"N": str(base)},
             ":one": {"N": "1"},

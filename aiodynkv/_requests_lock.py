@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._requests import BUMP, _key, _names, _used
+from aiodynkv._requests import BUMP, _write
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
@@ -23,6 +23,9 @@ LOCK_FENCE = "lock_fence"
 LOCK_LEASE = "lock_lease_ms"
 
 
+_LOCK_NAMES = {"#o": LOCK_OWNER, "#f": LOCK_FENCE, "#l": LOCK_LEASE}
+
+
 def _lock_write(
     config: KVConfig,
     stored: str,
@@ -34,29 +37,19 @@ def _lock_write(
     base: int,
     returns: str | None = None,
 ) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "TableName": config.table,
-        "Key": _key(config, stored),
-        "UpdateExpression": update,
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": {
-            **_names(config),
-            "#o": LOCK_OWNER,
-            "#f": LOCK_FENCE,
-            "#l": LOCK_LEASE,
-        },
-        "ExpressionAttributeValues": {
-            **values,
-            ":tok": {"S": token},
-            ":base": {"N": str(base)},
-            ":one": {"N": "1"},
-        },
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        "ReturnConsumedCapacity": "TOTAL",
-    }
-    if returns:
-        request["ReturnValues"] = returns
-    return _used(request)
+    """An UpdateItem of a lock item (the lock attributes named as well)."""
+    return _write(
+        config,
+        stored,
+        update,
+        condition,
+        values,
+        now=None,
+        token=token,
+        base=base,
+        returns=returns,
+        names=_LOCK_NAMES,
+    )
 
 
 def lock_acquire(
