@@ -19,8 +19,6 @@ import bisect
 import itertools
 import json
 import random
-import selectors
-import subprocess
 import sys
 import time
 import urllib.request
@@ -29,26 +27,10 @@ from typing import Any
 
 from aiodynkv import AsyncDynamoKV
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import start_stub
+
 STUB = Path(__file__).with_name("stub.py")
-
-
-def start_stub() -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(STUB), "--port", "0", "--max-seconds", "900"],
-        stdout=subprocess.PIPE,
-    )
-    if proc.stdout is None:
-        raise SystemExit("no pipe to the stub")
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout=20):
-            proc.kill()
-            raise SystemExit("the stub did not start within 20 s")
-    words = proc.stdout.readline().decode().split()
-    if len(words) != 2 or words[0] != "READY":
-        proc.kill()
-        raise SystemExit(f"the stub said {words!r}")
-    return proc, f"http://127.0.0.1:{words[1]}"
 
 
 def stub_call(endpoint: str, target: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -103,7 +85,8 @@ async def main() -> None:
     options = parser.parse_args()
     if options.quick:
         options.keys, options.reads = 1_000, 6_000
-    proc, endpoint = start_stub()
+    stub = start_stub(900)
+    endpoint = stub.url
     try:
         table = "bench-near-cache"
         async with AsyncDynamoKV(table=table, endpoint=endpoint, create_table=True) as kv:
@@ -133,8 +116,7 @@ async def main() -> None:
                 f"| {share:.1f} % | {result['seconds']:.2f} |"
             )
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stub.stop()
 
 
 if __name__ == "__main__":
