@@ -13,8 +13,9 @@ testing package; `aiodynkv.testing` re-exports it. Three kinds:
 
 No server outlives its owner: each runs in its own process group (so a Ctrl-C
 meant for the owner does not reach it first), `stop` ends the whole group, and an
-`atexit` hook stops whatever is still running when the interpreter exits. The moto
-server also watches its owner's PID and exits when the owner dies, even by SIGKILL.
+`atexit` hook stops whatever is still running when the interpreter exits. Each
+server process runs under `aiodynkv._owned`, which stops it as soon as its owner is
+gone, even when the owner was killed by SIGKILL or SIGTERM and no hook ran.
 """
 
 from __future__ import annotations
@@ -232,15 +233,7 @@ class LocalDynamoDB:
                     "the embedded emulator needs moto's server, the local extra: "
                     "pip install -e '.[local]' in a clone of aiodynkv"
                 ) from exc
-            # Our PID last: the server exits when its owner is gone.
-            return [
-                sys.executable,
-                "-m",
-                "aiodynkv._moto_server",
-                _HOST,
-                str(port),
-                str(os.getpid()),
-            ]
+            return [sys.executable, "-m", "aiodynkv._moto_server", _HOST, str(port)]
         exe = find_dynalite(install=self.install)
         return [
             exe,
@@ -258,7 +251,8 @@ class LocalDynamoDB:
 
     def _start_process(self) -> None:
         port = self.port or _free_port()
-        command = self._command(port)
+        # Under the owner watch: the server ends when this process does, however it ends.
+        command = [sys.executable, "-m", "aiodynkv._owned", str(os.getpid()), *self._command(port)]
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)

@@ -1,0 +1,139 @@
+"""The owner watch every local server runs under (`aiodynkv._owned`), through each way out.
+
+Each test starts the watch as a real subprocess, as `LocalDynamoDB` does, around a
+stand-in server (`sleep`, or Python that ignores SIGTERM), and looks the processes up
+in /proc to see that none is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.processes import command_line, descendants, survivors
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+
+_SLEEP = ["sleep", "120"]
+
+
+def _watch(
+    owner: int,
+    command: list[str],
+    *,
+    stdout: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 (our own test command)
+        [sys.executable, "-m", "aiodynkv._owned", str(owner), *command],
+        stdout=stdout,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 (only sets a signal disposition)
+        start_new_session=True,
+    )
+
+
+def _child_of(watch: subprocess.Popen[bytes], within: float = 10.0) -> dict[int, str]:
+    """The server process the watch started, once it is there."""
+    deadline = time.monotonic() + within
+    while not (found := descendants(watch.pid)):
+        assert watch.poll() is None, f"the watch ended with {watch.returncode}"
+        assert time.monotonic() < deadline, "the watch started no child"
+        time.sleep(0.05)
+    return found
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_the_server_ends_when_its_owner_is_killed_with_sigkill() -> None:
+    # The owner is a process of its own, so that the test can SIGKILL it: no hook runs.
+    script = textwrap.dedent(
+        f"""
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-m", "aiodynkv._owned", str(os.getpid()),
+                          *{_SLEEP!r}])
+        time.sleep(120)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 10
+        while len(started := descendants(owner.pid)) < 2:  # the watch and its server
+            assert time.monotonic() < deadline, started
+            time.sleep(0.05)
+        assert any(command_line(pid).startswith("sleep") for pid in started), started
+        owner.kill()
+        owner.wait()
+        left = survivors(started, within=5)
+        assert not left, {pid: command_line(pid) for pid in left}
+    finally:  # whatever the test saw, nothing it started stays
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(owner.pid, signal.SIGKILL)
+        owner.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_ends_the_server_even_with_sigint_ignored(signum: int) -> None:
+    # Started as `&` and CI runners start things: SIGINT ignored, inherited by `sleep`.
+    watch = _watch(os.getpid(), _SLEEP, preexec_fn=_ignore_sigint)
+    try:
+        started = _child_of(watch)
+        os.kill(watch.pid, signum)  # the watch alone, not its group
+        assert watch.wait(timeout=10) == 0
+        left = survivors(started, within=5)
+        assert not left, {pid: command_line(pid) for pid in left}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(watch.pid, signal.SIGKILL)
+        watch.wait()
+
+
+def test_a_server_that_ignores_sigterm_is_killed_after_the_grace_period() -> None:
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)",
+    ]
+    watch = _watch(os.getpid(), stubborn)
+    try:
+        started = _child_of(watch)
+        time.sleep(0.5)  # let the child set its SIGTERM handler
+        began = time.monotonic()
+        watch.terminate()
+        assert watch.wait(timeout=20) == 0
+        assert time.monotonic() - began >= 4  # it was given its grace period first
+        left = survivors(started, within=5)
+        assert not left, {pid: command_line(pid) for pid in left}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(watch.pid, signal.SIGKILL)
+        watch.wait()
+
+
+def test_the_watch_exits_with_the_status_of_a_server_that_ends_on_its_own() -> None:
+    watch = _watch(
+        os.getpid(),
+        [sys.executable, "-c", "print('port in use'); raise SystemExit(3)"],
+        stdout=subprocess.PIPE,
+    )
+    out, _ = watch.communicate(timeout=20)
+    assert watch.returncode == 3
+    assert out == b"port in use\n"  # the server's output goes where the watch's goes
+
+
+def test_nothing_starts_when_the_owner_is_already_gone(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    # PID 1 is not our parent: as if the owner died before the watch began.
+    watch = _watch(1, [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"])
+    assert watch.wait(timeout=20) == 0
+    assert not marker.exists()
