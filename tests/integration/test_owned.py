@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +26,32 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 _SLEEP = ["sleep", "120"]
 
 
+@contextlib.contextmanager
 def _watch(
     owner: int,
     command: list[str],
     *,
     stdout: int | None = None,
     preexec_fn: Callable[[], None] | None = None,
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 (our own test command)
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The owner watch around `command`; whatever the test saw, nothing it started stays."""
+    watch = subprocess.Popen(  # noqa: S603 (our own test command)
         [sys.executable, "-m", "aiodynkv._owned", str(owner), *command],
         stdout=stdout,
         preexec_fn=preexec_fn,  # noqa: PLW1509 (only sets a signal disposition)
         start_new_session=True,
     )
+    try:
+        yield watch
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(watch.pid, signal.SIGKILL)
+        watch.communicate()
+
+
+def _assert_gone(started: dict[int, str]) -> None:
+    left = survivors(started, within=5)
+    assert not left, {pid: command_line(pid) for pid in left}
 
 
 def _child_of(watch: subprocess.Popen[bytes], within: float = 10.0) -> dict[int, str]:
@@ -74,8 +87,7 @@ def test_the_server_ends_when_its_owner_is_killed_with_sigkill() -> None:
         assert any(command_line(pid).startswith("sleep") for pid in started), started
         owner.kill()
         owner.wait()
-        left = survivors(started, within=5)
-        assert not left, {pid: command_line(pid) for pid in left}
+        _assert_gone(started)
     finally:  # whatever the test saw, nothing it started stays
         with contextlib.suppress(ProcessLookupError):
             os.killpg(owner.pid, signal.SIGKILL)
@@ -85,48 +97,35 @@ def test_the_server_ends_when_its_owner_is_killed_with_sigkill() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_signal_ends_the_server_even_with_sigint_ignored(signum: int) -> None:
     # Started as `&` and CI runners start things: SIGINT ignored, inherited by `sleep`.
-    watch = _watch(os.getpid(), _SLEEP, preexec_fn=_ignore_sigint)
-    try:
+    with _watch(os.getpid(), _SLEEP, preexec_fn=_ignore_sigint) as watch:
         started = _child_of(watch)
         os.kill(watch.pid, signum)  # the watch alone, not its group
         assert watch.wait(timeout=10) == 0
-        left = survivors(started, within=5)
-        assert not left, {pid: command_line(pid) for pid in left}
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(watch.pid, signal.SIGKILL)
-        watch.wait()
+        _assert_gone(started)
 
 
 def test_a_server_that_ignores_sigterm_is_killed_after_the_grace_period() -> None:
     stubborn = [
         sys.executable,
         "-c",
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('ignoring', flush=True); time.sleep(120)",
     ]
-    watch = _watch(os.getpid(), stubborn)
-    try:
+    with _watch(os.getpid(), stubborn, stdout=subprocess.PIPE) as watch:
         started = _child_of(watch)
-        time.sleep(0.5)  # let the child set its SIGTERM handler
+        assert watch.stdout is not None
+        assert watch.stdout.readline() == b"ignoring\n"  # its SIGTERM handler is set
         began = time.monotonic()
         watch.terminate()
         assert watch.wait(timeout=20) == 0
         assert time.monotonic() - began >= 4  # it was given its grace period first
-        left = survivors(started, within=5)
-        assert not left, {pid: command_line(pid) for pid in left}
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(watch.pid, signal.SIGKILL)
-        watch.wait()
+        _assert_gone(started)
 
 
 def test_the_watch_exits_with_the_status_of_a_server_that_ends_on_its_own() -> None:
-    watch = _watch(
-        os.getpid(),
-        [sys.executable, "-c", "print('port in use'); raise SystemExit(3)"],
-        stdout=subprocess.PIPE,
-    )
-    out, _ = watch.communicate(timeout=20)
+    server = [sys.executable, "-c", "print('port in use'); raise SystemExit(3)"]
+    with _watch(os.getpid(), server, stdout=subprocess.PIPE) as watch:
+        out, _ = watch.communicate(timeout=20)
     assert watch.returncode == 3
     assert out == b"port in use\n"  # the server's output goes where the watch's goes
 
@@ -134,6 +133,6 @@ def test_the_watch_exits_with_the_status_of_a_server_that_ends_on_its_own() -> N
 def test_nothing_starts_when_the_owner_is_already_gone(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     # PID 1 is not our parent: as if the owner died before the watch began.
-    watch = _watch(1, [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"])
-    assert watch.wait(timeout=20) == 0
+    with _watch(1, [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]) as watch:
+        assert watch.wait(timeout=20) == 0
     assert not marker.exists()
