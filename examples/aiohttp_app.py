@@ -12,14 +12,20 @@ The store lives in a ``cleanup_ctx`` generator: opened before the app serves its
 first request, closed after the last. Handlers find it at ``request.app[KV]``.
 The routes are those of fastapi_app.py: ``/cache/{key}``, ``/sessions``,
 ``/sessions/{id}`` and ``/healthz`` (only ``{"status": "UP"}`` or ``"DOWN"`` with 503,
-and the latency). The middleware `kv_errors` turns aiodynkv's errors into the status a
-client expects: invalid key 400, other invalid input 422, too large 413, not found 404,
-condition failed 409, throttled or unavailable 503 with ``Retry-After``.
+and the latency). The cache takes HTTP conditional requests: GET answers an ``ETag``,
+the item's version (``"12345"``); PUT or DELETE with ``If-Match: "12345"`` applies only
+if the version is still that one (``if_version=``), and PUT with ``If-None-Match: *``
+only creates (``if_absent=True``); a condition not met is 412 Precondition Failed, a
+malformed header 400. The middleware `kv_errors` turns aiodynkv's errors into the
+status a client expects: invalid key 400, other invalid input 422, too large 413, not
+found 404, condition failed (If-Match) 412, throttled or unavailable 503 with
+``Retry-After``.
 
 Try it::
 
     curl -X PUT localhost:8081/cache/greeting -d '{"value": "hello", "ttl": 60}'
-    curl localhost:8081/cache/greeting
+    curl -i localhost:8081/cache/greeting   # ETag: "<version>"
+    curl -X PUT localhost:8081/cache/greeting -H 'If-Match: "<version>"' -d '{"value": "hi"}'
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -75,7 +82,7 @@ HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
     (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
     (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
     (KeyNotFoundError, 404, {}),
-    (ConditionFailedError, 409, {}),  # someone else wrote first (if_version)
+    (ConditionFailedError, 412, {}),  # If-Match: someone else wrote first (if_version)
     (ThrottledError, 503, {"Retry-After": "2"}),
     (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
 )
@@ -118,9 +125,29 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+ETAG = re.compile(r'"(\d+)"')  # an item's version, as an ETag: "12345"
+
+
+def _if_match(request: web.Request) -> int | None:
+    """The version ``If-Match: "<version>"`` names, for ``if_version=``; 400 if malformed."""
+    if (header := request.headers.get("If-Match")) is None:
+        return None
+    if (etag := ETAG.fullmatch(header)) is None:
+        raise web.HTTPBadRequest(text='If-Match takes one ETag, "<version>", as GET gave it')
+    return int(etag[1])
+
+
+def _if_none_match(request: web.Request) -> bool:
+    """True for ``If-None-Match: *`` (create only, ``if_absent=True``); 400 for other values."""
+    if (header := request.headers.get("If-None-Match")) not in (None, "*"):
+        raise web.HTTPBadRequest(text="only If-None-Match: * is supported here")
+    return header == "*"
+
+
 @routes.put("/cache/{key}")
 async def put_cache(request: web.Request) -> web.Response:
-    """Store ``{"value": str, "ttl": seconds or null}``."""
+    """Store ``{"value": str, "ttl": seconds or null}``; 412 when a precondition fails."""
+    version, if_absent = _if_match(request), _if_none_match(request)
     body = await _json_object(request)
     value, ttl = body.get("value"), body.get("ttl")
     ttl_ok = ttl is None or (
@@ -128,25 +155,32 @@ async def put_cache(request: web.Request) -> web.Response:
     )
     if not isinstance(value, str) or not ttl_ok or (ttl is not None and ttl <= 0):
         raise web.HTTPUnprocessableEntity(text='expected {"value": str, "ttl": seconds > 0}')
-    await request.app[KV].namespace("cache").set(request.match_info["key"], value, ttl=ttl)
-    return web.Response(status=204)
+    cache = request.app[KV].namespace("cache")
+    key = request.match_info["key"]
+    if not await cache.set(key, value, ttl=ttl, if_absent=if_absent, if_version=version):
+        raise web.HTTPPreconditionFailed(text="the key exists (If-None-Match: *)")
+    # A write that matched version v leaves v + 1 (README, "Conditional writes and versions").
+    # Otherwise the new version is not known here (a new item's is random; so is the
+    # next one of version 0, an item written without aiodynkv): GET it for the ETag.
+    return web.Response(status=204, headers={"ETag": f'"{version + 1}"'} if version else {})
 
 
 @routes.get("/cache/{key}")
 async def get_cache(request: web.Request) -> web.Response:
-    """The value and its remaining TTL; 404 (KeyNotFoundError) when missing or expired."""
+    """The value and its remaining TTL, its version as the ETag; 404 when missing or expired."""
     key = request.match_info["key"]
     cache = request.app[KV].namespace("cache")
-    value = await cache.get(key)
+    value, version = await cache.get_with_version(key)
     ttl = await cache.ttl(key)
-    return web.json_response({"key": key, "value": value, "ttl": ttl})
+    body = {"key": key, "value": value, "ttl": ttl}
+    return web.json_response(body, headers={"ETag": f'"{version}"'})
 
 
 @routes.delete("/cache/{key}")
 async def delete_cache(request: web.Request) -> web.Response:
-    """Forget a value; 404 when there was none."""
+    """Forget a value; 404 when there was none, 412 when If-Match fails."""
     key = request.match_info["key"]
-    if not await request.app[KV].namespace("cache").delete(key):
+    if not await request.app[KV].namespace("cache").delete(key, if_version=_if_match(request)):
         raise web.HTTPNotFound(text=f"no cached value for {key!r}")
     return web.Response(status=204)
 

@@ -11,7 +11,11 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
 
 - The store is opened once in the lifespan and handed to handlers by dependency
   injection (``Depends(store)``); tests can override `store` with an `InMemoryKV`.
-- ``PUT/GET/DELETE /cache/{key}``: a cache of text values with an optional TTL.
+- ``PUT/GET/DELETE /cache/{key}``: a cache of text values with an optional TTL, and
+  optimistic concurrency with HTTP conditional requests: GET answers an ``ETag``, the
+  item's version (``"12345"``); PUT or DELETE with ``If-Match: "12345"`` applies only
+  if the version is still that one (``if_version=``), and PUT with ``If-None-Match: *``
+  only creates (``if_absent=True``). A condition not met is 412 Precondition Failed.
 - ``POST /sessions``, ``GET/DELETE /sessions/{id}``: sessions that expire after
   ``SESSION_TTL`` seconds of inactivity (each read extends them).
 - ``GET /healthz``: ``{"status": "UP"}`` (200) or ``{"status": "DOWN"}`` (503), with the
@@ -19,13 +23,16 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
   route would hand to anyone who asks.
 - Errors become the status a client expects, in one exception handler (`http_error`):
   invalid key 400, other invalid input 422, too large 413, not found 404, condition
-  failed 409, throttled or unavailable 503 with ``Retry-After``. Copy it as it is.
+  failed (If-Match) 412, throttled or unavailable 503 with ``Retry-After``. Copy it as
+  it is. A malformed ``If-Match`` or ``If-None-Match`` header is 400.
 
 Try it::
 
     curl -X PUT localhost:8080/cache/greeting -H content-type:application/json \
          -d '{"value": "hello", "ttl": 60}'
-    curl localhost:8080/cache/greeting
+    curl -i localhost:8080/cache/greeting                 # ETag: "<version>"
+    curl -X PUT localhost:8080/cache/greeting -H content-type:application/json \
+         -H 'If-Match: "<version>"' -d '{"value": "hi"}'  # 412 if someone wrote first
     curl localhost:8080/healthz
 """
 
@@ -33,13 +40,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -103,7 +111,7 @@ HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
     (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
     (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
     (KeyNotFoundError, 404, {}),
-    (ConditionFailedError, 409, {}),  # someone else wrote first (if_version)
+    (ConditionFailedError, 412, {}),  # If-Match: someone else wrote first (if_version)
     (ThrottledError, 503, {"Retry-After": "2"}),
     (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
 )
@@ -140,6 +148,28 @@ def store(request: Request) -> KVStore:
 
 KV = Annotated[KVStore, Depends(store)]
 
+ETAG = re.compile(r'"(\d+)"')  # an item's version, as an ETag: "12345"
+
+
+def match_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
+    """The version ``If-Match: "<version>"`` names, for ``if_version=``; 400 if malformed."""
+    if if_match is None:
+        return None
+    if (etag := ETAG.fullmatch(if_match)) is None:
+        raise HTTPException(400, 'If-Match takes one ETag, "<version>", as GET gave it')
+    return int(etag[1])
+
+
+def create_only(if_none_match: Annotated[str | None, Header()] = None) -> bool:
+    """True for ``If-None-Match: *`` (create only, ``if_absent=True``); 400 for other values."""
+    if if_none_match not in (None, "*"):
+        raise HTTPException(400, "only If-None-Match: * is supported here")
+    return if_none_match == "*"
+
+
+IfVersion = Annotated[int | None, Depends(match_version)]
+IfAbsent = Annotated[bool, Depends(create_only)]
+
 
 class CacheEntry(BaseModel):
     """A value to cache, and for how long (seconds; None: until deleted)."""
@@ -156,25 +186,35 @@ class NewSession(BaseModel):
 
 
 @app.put("/cache/{key}", status_code=204)
-async def put_cache(key: str, entry: CacheEntry, kv: KV) -> Response:
-    """Store a value, with an optional TTL."""
-    await kv.namespace("cache").set(key, entry.value, ttl=entry.ttl)
-    return Response(status_code=204)
+async def put_cache(
+    key: str, entry: CacheEntry, kv: KV, version: IfVersion, if_absent: IfAbsent
+) -> Response:
+    """Store a value, with an optional TTL; 412 when If-Match or If-None-Match fails."""
+    cache = kv.namespace("cache")
+    if not await cache.set(
+        key, entry.value, ttl=entry.ttl, if_absent=if_absent, if_version=version
+    ):
+        raise HTTPException(412, "the key exists (If-None-Match: *)")
+    # A write that matched version v leaves v + 1 (README, "Conditional writes and versions").
+    # Otherwise the new version is not known here (a new item's is random; so is the
+    # next one of version 0, an item written without aiodynkv): GET it for the ETag.
+    return Response(status_code=204, headers={"ETag": f'"{version + 1}"'} if version else {})
 
 
 @app.get("/cache/{key}")
-async def get_cache(key: str, kv: KV) -> dict[str, Any]:
-    """The value and its remaining TTL; 404 (KeyNotFoundError) when missing or expired."""
+async def get_cache(key: str, kv: KV, response: Response) -> dict[str, Any]:
+    """The value and its remaining TTL, its version as the ETag; 404 when missing or expired."""
     cache = kv.namespace("cache")
-    value = await cache.get(key)
+    value, version = await cache.get_with_version(key)
     ttl = await cache.ttl(key)
+    response.headers["ETag"] = f'"{version}"'
     return {"key": key, "value": value, "ttl": ttl}
 
 
 @app.delete("/cache/{key}", status_code=204)
-async def delete_cache(key: str, kv: KV) -> Response:
-    """Forget a value; 404 when there was none."""
-    if not await kv.namespace("cache").delete(key):
+async def delete_cache(key: str, kv: KV, version: IfVersion) -> Response:
+    """Forget a value; 404 when there was none, 412 when If-Match fails."""
+    if not await kv.namespace("cache").delete(key, if_version=version):
         raise HTTPException(404, f"no cached value for {key!r}")
     return Response(status_code=204)
 

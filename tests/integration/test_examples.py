@@ -224,6 +224,74 @@ def test_bad_input_gets_the_status_a_client_expects(
     assert "Traceback" not in app.stop_output()
 
 
+def _etag(answer: httpx.Response) -> str:
+    """The answer's ETag: the item's version, quoted."""
+    etag = str(answer.headers.get("ETag", ""))
+    assert re.fullmatch(r'"\d+"', etag), (answer.status_code, dict(answer.headers))
+    return etag
+
+
+@pytest.mark.parametrize("name", ["fastapi_app.py", "aiohttp_app.py"])
+def test_if_match_and_if_none_match_make_cache_writes_conditional(
+    serve: Any, moto_endpoint: str, name: str
+) -> None:
+    app = serve(name, _on_moto(moto_endpoint))
+    http: httpx.Client = app.http
+
+    def put(key: str, value: str, **headers: str) -> httpx.Response:
+        return http.put(f"/cache/{key}", json={"value": value}, headers=headers)
+
+    def current(key: str) -> tuple[str, str]:
+        got = http.get(f"/cache/{key}")
+        assert got.status_code == 200, got.text
+        return got.json()["value"], _etag(got)
+
+    assert put("page", "v1").status_code == 204
+    _, first = current("page")
+    updated = put("page", "v2", **{"If-Match": first})
+    assert updated.status_code == 204, updated.text
+    second = _etag(updated)
+    assert second != first
+    assert current("page") == ("v2", second)  # the ETag the PUT gave is the stored one
+
+    # Someone who read v1 writes too late: 412, and v2 stays.
+    stale = put("page", "lost update", **{"If-Match": first})
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["error"] == "ConditionFailedError"
+    assert current("page") == ("v2", second)
+
+    # If-None-Match: * creates only.
+    assert put("page", "again", **{"If-None-Match": "*"}).status_code == 412
+    assert current("page") == ("v2", second)
+    assert put("fresh", "new", **{"If-None-Match": "*"}).status_code == 204
+    assert current("fresh")[0] == "new"
+
+    # If-Match on a key that does not exist: nothing to match, 412.
+    assert put("absent", "x", **{"If-Match": second}).status_code == 412
+    assert http.get("/cache/absent").status_code == 404
+
+    # Malformed conditions are refused before anything is written.
+    for header, bad in [
+        ("If-Match", "12"),  # not quoted
+        ("If-Match", '"abc"'),
+        ("If-Match", 'W/"12"'),  # weak: If-Match compares strongly
+        ("If-Match", f"{first}, {second}"),  # one version, not a list
+        ("If-Match", "*"),
+        ("If-None-Match", second),  # only * is supported on PUT
+    ]:
+        for key in ("page", "absent"):
+            answer = put(key, "malformed", **{header: bad})
+            assert answer.status_code == 400, (header, bad, answer.status_code, answer.text)
+    assert current("page") == ("v2", second)
+    assert http.get("/cache/absent").status_code == 404
+
+    # DELETE takes If-Match too.
+    assert http.delete("/cache/page", headers={"If-Match": first}).status_code == 412
+    assert http.delete("/cache/page", headers={"If-Match": second}).status_code == 204
+    assert http.get("/cache/page").status_code == 404
+    assert "Traceback" not in app.stop_output()
+
+
 def test_fastapi_app_on_its_own_embedded_emulator(serve: Any) -> None:
     app = serve("fastapi_app.py", _env())
     _cache_and_sessions(app.http)
