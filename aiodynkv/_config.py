@@ -31,6 +31,18 @@ _TRANSPORTS = ("lean", "botocore")
 LOCAL_REGION = "us-east-1"
 
 
+def _profile_region(profile: str | None) -> str | None:
+    """The ``region`` botocore reads for `profile` from the AWS config file, if any."""
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        region = botocore.session.Session(profile=profile).get_config_variable("region")
+    except botocore.exceptions.ProfileNotFound:
+        return None  # opening the store reports the missing profile
+    return region if isinstance(region, str) and region else None
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` exactly, or an IP literal in 127.0.0.0/8 or ``::1``."""
     if host.lower() == "localhost":
@@ -48,9 +60,9 @@ class KVConfig:
     Attributes:
         table: DynamoDB table name (3-255 characters of ``A-Za-z0-9_.-``).
         region: AWS region. When None: ``AWS_REGION``, then ``AWS_DEFAULT_REGION``,
-            then botocore's own resolution (the profile's ``region`` in
-            ``~/.aws/config``), then ``us-east-1`` for a loopback endpoint only;
-            otherwise opening the store raises `KVConfigError`.
+            then the profile's ``region`` in ``~/.aws/config`` (as botocore reads
+            it), then ``us-east-1`` for a loopback endpoint only; otherwise opening
+            the store raises `KVConfigError`. `effective_region` tells the result.
         endpoint: Endpoint URL for a DynamoDB-compatible server (DynamoDB Local,
             moto, dynalite); None means AWS itself. It may not carry a user or
             password (credentials belong in the credential chain), a query or a fragment.
@@ -320,18 +332,19 @@ class KVConfig:
 
     @property
     def effective_region(self) -> str | None:
-        """The region known before botocore resolves one.
+        """The region the store signs for.
 
-        ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else ``us-east-1``
-        for a loopback endpoint, else None (botocore may still find one in
-        ``~/.aws/config`` when the store opens; an open store's config carries it).
+        ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the region of
+        the profile (``profile``, else ``AWS_PROFILE``, else ``default``) in
+        ``~/.aws/config`` (``AWS_CONFIG_FILE``), else ``us-east-1`` for a loopback
+        endpoint, else None: opening the store then raises `KVConfigError`.
         """
         if self.region:
             return self.region
         env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if env:
             return env
-        return LOCAL_REGION if self.is_local else None
+        return _profile_region(self.profile) or (LOCAL_REGION if self.is_local else None)
 
     def replace(self, **changes: Any) -> KVConfig:
         """Return a copy with some fields changed (validated again)."""

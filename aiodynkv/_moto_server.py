@@ -40,6 +40,15 @@ def main(argv: list[str]) -> None:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """Don't log every request."""
 
+        def send_response(self, code: int, message: str | None = None) -> None:
+            """The status line and Date only: moto's app sends its own Server header.
+
+            http.server would add a second one, and a strict HTTP parser (aiohttp's in
+            asyncio debug mode, ``python -X dev``) rejects a reply with two.
+            """
+            self.send_response_only(code, message)
+            self.send_header("Date", self.date_time_string())
+
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(host, port, app, threaded=False, request_handler=QuietHandler)
 

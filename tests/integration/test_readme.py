@@ -178,7 +178,9 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_readme_cli_help_and_docs_tell_one_region_story(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_cli_help_and_docs_tell_one_region_story(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     readme = _flat(README.read_text(encoding="utf-8"))
     section = readme.split("**The region**", 1)[1].split("The table needs", 1)[0]
     at = 0
@@ -193,9 +195,13 @@ def test_readme_cli_help_and_docs_tell_one_region_story(monkeypatch: pytest.Monk
         assert words in cli_docs, words
         assert words in _app.REGION_HELP, words
     # ...and the code behaves as they say.
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AIODYNKV_REGION"):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AIODYNKV_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     assert KVConfig(table="tbl", region="eu-west-1").effective_region == "eu-west-1"
     assert KVConfig(table="tbl", endpoint="http://127.0.0.1:8000").effective_region == "us-east-1"
     assert KVConfig(table="tbl", endpoint="http://localhost:8000").effective_region == "us-east-1"
     assert KVConfig(table="tbl").effective_region is None
+    (tmp_path / "config").write_text("[default]\nregion = eu-north-1\n")  # the profile's first
+    assert KVConfig(table="tbl", endpoint="http://127.0.0.1:8000").effective_region == "eu-north-1"
+    assert KVConfig(table="tbl").effective_region == "eu-north-1"

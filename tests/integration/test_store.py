@@ -16,6 +16,7 @@ import pytest_asyncio
 from aiodynkv import (
     AsyncDynamoKV,
     BatchIncompleteError,
+    KVConfig,
     KVConfigError,
     KVConnectionError,
     KVError,
@@ -309,3 +310,25 @@ async def test_the_region_from_the_aws_config_file_is_used(
     async with AsyncDynamoKV(table="kvt") as store:
         assert store.config.region == "eu-north-1"
         assert store.config.server_address == ("dynamodb.eu-north-1.amazonaws.com", 443)
+
+
+async def test_the_region_from_the_aws_config_file_wins_over_the_loopback_fallback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, moto_endpoint: str
+) -> None:
+    # A table made with boto3 under this profile lives in eu-north-1, also on a local
+    # server: the store must sign for the same region to find it.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    config_file = tmp_path / "config"
+    config_file.write_text("[default]\nregion = eu-north-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    table = f"reg-{uuid.uuid4().hex[:10]}"
+    config = KVConfig(table=table, endpoint=moto_endpoint, create_table=True)
+    assert config.effective_region == "eu-north-1"
+    async with AsyncDynamoKV(config) as store:
+        assert store.config.region == "eu-north-1"
+        assert (await store.health()).details["region"] == "eu-north-1"
+        await store.set("k", "v")
+    async with AsyncDynamoKV(table=table, endpoint=moto_endpoint, region="eu-north-1") as same:
+        assert await same.get("k") == "v"
+        await same.client.delete_table(TableName=table)

@@ -7,6 +7,7 @@ up in /proc while it runs and checked to be gone after it ends.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -101,6 +102,36 @@ def test_the_demo_stores_and_reads_back(capsys: pytest.CaptureFixture[str]) -> N
     assert "get_many returned 250" in out
     assert "session exists?     -> False" in out
     assert "health                           -> UP" in out
+
+
+def test_the_demo_runs_in_asyncio_debug_mode() -> None:
+    # `python -X dev` turns on asyncio's debug mode and aiohttp's strict reply parser,
+    # which refuses a reply with two Server headers, as moto's server used to send.
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-m", "aiodynkv", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "health                           -> UP" in result.stdout
+
+
+def test_the_emulator_sends_one_server_header() -> None:
+    with LocalDynamoDB("moto") as server:
+        host, port = server.endpoint.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request(
+            "POST",
+            "/",
+            body=b"{}",
+            headers={"X-Amz-Target": "DynamoDB_20120810.ListTables"},
+        )
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+    assert len(response.headers.get_all("Server") or []) == 1, response.headers.items()
 
 
 def test_main_without_a_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,6 +23,7 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent-config"))
 
 
 def test_defaults_match_gofr_and_dynamodb_conventions() -> None:
@@ -345,6 +346,24 @@ def test_effective_region_falls_back_to_us_east_1_for_loopback_only(
     endpoint: str | None, region: str | None
 ) -> None:
     assert KVConfig(table="kvt", endpoint=endpoint).effective_region == region
+
+
+@pytest.mark.usefixtures("no_aws_env")
+def test_effective_region_takes_the_profile_region_before_the_loopback_fallback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    config_file = tmp_path / "config"
+    config_file.write_text("[default]\nregion = eu-north-1\n[profile dev]\nregion = sa-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    local = KVConfig(table="kvt", endpoint="http://127.0.0.1:8000")
+    assert local.effective_region == "eu-north-1"
+    assert local.replace(profile="dev").effective_region == "sa-east-1"
+    assert local.replace(region="ap-south-1").effective_region == "ap-south-1"
+    assert KVConfig(table="kvt").effective_region == "eu-north-1"
+    # A profile that does not exist resolves nothing here; opening the store says so.
+    assert local.replace(profile="nope").effective_region == "us-east-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    assert local.effective_region == "eu-west-3"
 
 
 @pytest.mark.usefixtures("no_aws_env")
