@@ -59,7 +59,7 @@ KEY_BYTES = 32
 DATA_KEY_MAX_AGE = 300.0
 DATA_KEY_MAX_USES = 2**20  # far below the 2**32 random-nonce bound of one GCM key
 _UNWRAPPED_CACHE = 1024
-_EXTRA = "pip install 'aiodynkv[encryption]' (the cryptography package)"
+_EXTRA = "pip install -e '.[encryption]' in a clone of aiodynkv (the cryptography package)"
 
 
 def aesgcm(key: bytes) -> Any:

@@ -78,7 +78,7 @@ async def kv_context(app: web.Application) -> AsyncIterator[None]:
 # so subclasses come before their bases. Anything else (a misconfiguration, denied
 # access) is the operator's problem: 500.
 HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
-    (InvalidKeyError, 400, {}),  # empty, over 2048 bytes, or a control character
+    (InvalidKeyError, 400, {}),  # empty, over 2048 bytes, U+001F, a lone surrogate
     (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
     (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
     (KeyNotFoundError, 404, {}),

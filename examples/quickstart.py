@@ -1,4 +1,4 @@
-"""The README's example, runnable: ``python examples/quickstart.py``.
+"""A runnable tour of the basic calls: ``python examples/quickstart.py``.
 
 Starts the embedded emulator (``pip install -e '.[local]'`` in the clone) unless
 ``AIODYNKV_ENDPOINT`` points at a server already running.

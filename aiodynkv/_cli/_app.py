@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -247,7 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     command = typer.main.get_command(app)
     try:
-        result = command.main(args, prog_name="aiodynkv", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning  # restored on the way out
+            result = command.main(args, prog_name="aiodynkv", standalone_mode=False)
     except (
         typer.TyperException,
         typer.Abort,
@@ -261,6 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent exit 130
         _err("interrupted")
     return result if isinstance(result, int) else 0
+
+
+def _warning(message: Warning | str, *_where: Any, **_source: Any) -> None:
+    """Show a warning as one line of its own, without Python's source line.
+
+    Takes `warnings.showwarning`'s arguments; only the message is shown.
+    """
+    _err(f"warning: {message}")
 
 
 def _missing_table(exc: BaseException) -> TableNotFoundError | None:

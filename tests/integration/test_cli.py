@@ -247,6 +247,36 @@ def test_no_region_for_a_remote_endpoint_is_a_usage_error_naming_the_ways_to_set
     assert result.err.count("\n") == 1
 
 
+_AIODYNKV = (sys.executable, "-m", "aiodynkv")
+
+
+def test_a_warning_is_one_line_without_source_code(tmp_path: Path) -> None:
+    # Plain http to a host that is not loopback warns (InsecureEndpointWarning); the
+    # command line says so in one line of its own, not Python's two with a source line.
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "AIODYNKV_")) or name == "AIODYNKV_DYNALITE"
+    }
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AIODYNKV_MAX_ATTEMPTS": "1",
+    }
+    result = subprocess.run(  # noqa: S603 (our own module)
+        [*_AIODYNKV, "-t", "tbl", "-e", "http://db.invalid:8000", "-r", "us-east-1", "get", "k"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("aiodynkv: warning: the endpoint is plain http"), lines
+    assert len(lines) == 2 and lines[1].startswith("aiodynkv: "), lines  # then the error
+    assert result.returncode == 3
+
+
 def _help(*args: str) -> str:
     """The help screen as a terminal 200 columns wide would show it."""
     result = subprocess.run(  # noqa: S603 (our own module)

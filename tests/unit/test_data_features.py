@@ -411,9 +411,17 @@ def test_config_validates_keys_without_echoing_them() -> None:
     assert kms_only.encryption_keys is None
 
 
+def test_missing_pydantic_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiodynkv.testing import InMemoryKV
+
+    monkeypatch.setitem(sys.modules, "pydantic", None)
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[typed\]'"):
+        InMemoryKV().typed(dict)
+
+
 def test_missing_cryptography_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
-    with pytest.raises(KVConfigError, match=r"aiodynkv\[encryption\]"):
+    with pytest.raises(KVConfigError, match=r"pip install -e '\.\[encryption\]'"):
         KVConfig(table="ttt", encryption_keys={"k1": K1})
     with pytest.raises(KVConfigError, match="encryption_kms_key_id"):
         KVConfig(table="ttt", encryption_kms_key_id="alias/x")
