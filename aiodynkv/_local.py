@@ -196,7 +196,11 @@ class LocalDynamoDB:
 
     @property
     def pid(self) -> int | None:
-        """PID of the server process (None for a container or when stopped)."""
+        """PID of the owner watch that leads the server's process group.
+
+        The server runs as its child, in the same group: signal the group
+        (``os.killpg``) to reach both. None for a container or when stopped.
+        """
         return self._process.pid if self._process else None
 
     def __repr__(self) -> str:
