@@ -15,7 +15,8 @@ No server outlives its owner: each runs in its own process group (so a Ctrl-C
 meant for the owner does not reach it first), `stop` ends the whole group, and an
 `atexit` hook stops whatever is still running when the interpreter exits. Each
 server process runs under `aiodynkv._owned`, which stops it as soon as its owner is
-gone, even when the owner was killed by SIGKILL or SIGTERM and no hook ran.
+gone, even when the owner was killed by SIGKILL or SIGTERM and no hook ran. `pid` is
+that watch's.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
+
+from aiodynkv._owned import watch_command
 
 __all__ = [
     "Kind",
@@ -256,7 +259,7 @@ class LocalDynamoDB:
     def _start_process(self) -> None:
         port = self.port or _free_port()
         # Under the owner watch: the server ends when this process does, however it ends.
-        command = [sys.executable, "-m", "aiodynkv._owned", str(os.getpid()), *self._command(port)]
+        command = watch_command(os.getpid(), self._command(port))
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
@@ -326,13 +329,16 @@ class LocalDynamoDB:
         """Stop the server (only the process group or container this object started)."""
         _RUNNING.discard(self)
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait(timeout=_STOP_TIMEOUT)
+        if process is not None:
+            if process.poll() is None:
+                _signal_group(process, signal.SIGTERM)
+                try:
+                    process.wait(timeout=_STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    _signal_group(process, signal.SIGKILL)
+                    process.wait(timeout=_STOP_TIMEOUT)
+            # Whatever is left of the group: a server whose watch was killed, say.
+            _signal_group(process, signal.SIGKILL)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -1,72 +1,117 @@
 """Run a server for as long as the process that started it lives.
 
-``python -m aiodynkv._owned OWNER_PID COMMAND [ARG ...]`` starts COMMAND as its own
-child and stays beside it. It stops the child (SIGTERM, then SIGKILL after a grace
-period) and exits when:
+``python -I .../_owned.py OWNER_PID COMMAND [ARG ...]`` (see `watch_command`) starts
+COMMAND as its own child and stays beside it. It stops the server and exits when:
 
 - its owner is gone: its parent is no longer ``OWNER_PID``, even when the owner was
   killed with SIGKILL or by a CI timeout, so that no atexit hook or finalizer ran;
 - it gets SIGTERM, SIGINT or SIGHUP, even when it was started with SIGINT ignored
-  (as ``&`` and CI runners do; a server such as dynalite would keep that setting).
+  (as ``&`` and CI runners do; a server such as dynalite would keep that setting),
+  and however many arrive at once.
 
-It exits with the child's status when the child ends on its own. `LocalDynamoDB`
-starts every local server through it, in a process group of its own.
+Stopping means SIGTERM to the whole process group when the watch leads one (as under
+`LocalDynamoDB`), so that what the server started itself ends too, then SIGKILL to a
+server still running after a grace period. On Linux the kernel also kills the server
+when the watch itself dies, even by SIGKILL (the parent-death signal).
+
+It exits with the server's status when the server ends on its own (128 + N for a
+server killed by signal N), and 0 once it stopped it. It imports only the standard
+library and runs in isolated mode (``-I``): it starts fast and sees nothing of the
+package or the environment's Python settings.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
-from types import FrameType
+from pathlib import Path
 
-_POLL_SECONDS = 0.25
+_POLL_SECONDS = 0.1
 _GRACE_SECONDS = 5.0
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
 )
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-class _StopSignalError(Exception):
-    """A stop signal arrived."""
+def watch_command(owner: int, server: list[str]) -> list[str]:
+    """The command line that runs `server` under a watch for process `owner`."""
+    return [sys.executable, "-I", str(Path(__file__).resolve()), str(owner), *server]
 
 
-def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
-    raise _StopSignalError
+def _mask(how: int) -> None:
+    """Block or unblock the stop signals, where the platform can (not on Windows)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(how, _STOP_SIGNALS)
 
 
-def _end(child: subprocess.Popen[bytes]) -> None:
-    """Stop `child`: SIGTERM, then SIGKILL when it does not end within the grace period."""
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+def _server_setup(watch: int, libc: ctypes.CDLL | None) -> None:
+    """In the server's process, between fork and exec."""
+    _mask(signal.SIG_UNBLOCK)  # the watch blocked them while it started us
+    if libc is not None:  # Linux: the kernel SIGKILLs us when the watch dies
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != watch:  # the watch died before the kernel could know to tell us
+        os._exit(1)
+
+
+def _signal_ours(server: subprocess.Popen[bytes], signum: int) -> None:
+    """Send `signum` to our process group when we lead it, else to the server alone.
+
+    The group holds what the server started itself too; run by hand, we would share
+    a group with the shell's job, and leave it alone.
+    """
+    try:
+        if hasattr(os, "killpg") and os.getpgrp() == os.getpid():
+            os.killpg(os.getpgrp(), signum)  # we get it too: our handler only takes note
+        else:  # pragma: no cover - not how LocalDynamoDB runs it
+            server.send_signal(signum)
+    except ProcessLookupError:  # pragma: no cover - already gone
+        pass
+
+
+def _end(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server: SIGTERM (to the group), then SIGKILL after the grace period."""
+    _signal_ours(server, signal.SIGTERM)
+    try:
+        server.wait(timeout=_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def main(argv: list[str]) -> int:
     """Run ``argv[1:]`` while process ``argv[0]`` is our parent; return the exit status."""
     owner, command = int(argv[0]), argv[1:]
+    stops: list[int] = []
+    # Blocked until the server runs: a stop that comes meanwhile waits, then counts.
+    _mask(signal.SIG_BLOCK)
     for signum in _STOP_SIGNALS:
-        signal.signal(signum, _raise_stop)
+        signal.signal(signum, lambda signum, _frame: stops.append(signum))
     if os.getppid() != owner:
         return 0  # the owner died before we even started
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: S603 (our own command)
+    watch = os.getpid()
+    libc = ctypes.CDLL(None) if sys.platform == "linux" else None
     try:
-        while child.poll() is None and os.getppid() == owner:
-            time.sleep(_POLL_SECONDS)  # a stop signal interrupts it at once
-        if child.returncode is not None:
-            return child.returncode
-    except _StopSignalError:
-        pass
-    finally:
-        for signum in _STOP_SIGNALS:  # one stop is enough
-            signal.signal(signum, signal.SIG_IGN)
-        _end(child)
+        server = subprocess.Popen(  # noqa: S603 (our owner's command)
+            command,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: _server_setup(watch, libc),  # noqa: PLW1509 (we run no threads)
+        )
+    except OSError as exc:
+        sys.stderr.write(f"cannot start {command[0]}: {exc}\n")
+        return 127
+    _mask(signal.SIG_UNBLOCK)
+    while not stops and server.poll() is None and os.getppid() == owner:
+        time.sleep(_POLL_SECONDS)  # a signal handler only appends: nothing is raised here
+    if server.returncode is not None and not stops:  # it ended on its own
+        _signal_ours(server, signal.SIGTERM)  # ...and what it started ends with it
+        code = server.returncode
+        return 128 - code if code < 0 else code
+    _end(server)
     return 0
 
 

@@ -57,3 +57,10 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return "?"
+
+
+def wait_ended(pid: int, within: float) -> None:
+    """Wait until process `pid` has ended (a zombie not yet reaped counts as ended)."""
+    table = _process_table()
+    if pid in table:
+        survivors({pid: table[pid][1]}, within)

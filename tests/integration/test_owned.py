@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from aiodynkv._owned import watch_command
 from tests.processes import command_line, descendants, survivors
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
@@ -36,7 +37,7 @@ def _watch(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The owner watch around `command`; whatever the test saw, nothing it started stays."""
     watch = subprocess.Popen(  # noqa: S603 (our own test command)
-        [sys.executable, "-m", "aiodynkv._owned", str(owner), *command],
+        watch_command(owner, command),
         stdout=stdout,
         preexec_fn=preexec_fn,  # noqa: PLW1509 (only sets a signal disposition)
         start_new_session=True,
@@ -62,6 +63,28 @@ def _child_of(watch: subprocess.Popen[bytes], within: float = 10.0) -> dict[int,
         assert time.monotonic() < deadline, "the watch started no child"
         time.sleep(0.05)
     return found
+
+
+def _marked(marker: str) -> dict[int, str]:
+    """Every living `sleep <marker>`, wherever it was reparented (not the watch around it,
+    whose command line holds the same words)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            command = command_line(int(entry.name))
+            if command.startswith(f"sleep {marker}"):
+                found[int(entry.name)] = command
+    return found
+
+
+def _assert_none_marked(marker: str) -> None:
+    deadline = time.monotonic() + 5
+    while (left := _marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:  # clean up before failing
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, left
 
 
 def _ignore_sigint() -> None:
@@ -136,3 +159,61 @@ def test_nothing_starts_when_the_owner_is_already_gone(tmp_path: Path) -> None:
     with _watch(1, [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]) as watch:
         assert watch.wait(timeout=20) == 0
     assert not marker.exists()
+
+
+def test_the_server_ends_when_the_watch_itself_is_killed() -> None:
+    # A test that SIGKILLs `LocalDynamoDB.pid` to fake a crash kills the watch: the
+    # kernel then ends the server too (Linux's parent-death signal).
+    with _watch(os.getpid(), _SLEEP) as watch:
+        started = _child_of(watch)
+        os.kill(watch.pid, signal.SIGKILL)  # the watch alone
+        watch.wait(timeout=10)
+        _assert_gone(started)
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM, signal.SIGHUP), (signal.SIGINT, signal.SIGTERM), (signal.SIGTERM,) * 3],
+)
+def test_stop_signals_in_quick_succession_still_end_the_server(
+    signals: tuple[int, ...],
+) -> None:
+    for attempt in range(5):
+        marker = f"{120 + attempt}.{os.getpid()}{signals[0]}{len(signals)}"
+        with _watch(os.getpid(), ["sleep", marker]) as watch:
+            _child_of(watch)
+            for signum in signals:
+                os.kill(watch.pid, signum)  # the watch alone, twice or more at once
+            assert watch.wait(timeout=20) == 0
+            _assert_none_marked(marker)  # before the fixture's group kill could hide it
+
+
+def test_a_stop_signal_during_startup_leaves_nothing() -> None:
+    # The signal lands at any moment of the watch's start, also while it starts the server.
+    for attempt in range(30):
+        marker = f"{200 + attempt}.{os.getpid()}"
+        with _watch(os.getpid(), ["sleep", marker]) as watch:
+            time.sleep(attempt * 0.004)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(watch.pid, signal.SIGTERM)
+            watch.wait(timeout=20)
+            _assert_none_marked(marker)  # before the fixture's group kill could hide it
+
+
+def test_what_the_server_started_ends_with_it() -> None:
+    # A launcher script that starts the real server without exec (a shell wrapper).
+    marker = f"321.{os.getpid()}"
+    with _watch(os.getpid(), ["sh", "-c", f"sleep {marker} & wait"]) as watch:
+        deadline = time.monotonic() + 10
+        while not _marked(marker):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(watch.pid, signal.SIGTERM)
+        assert watch.wait(timeout=20) == 0
+        _assert_none_marked(marker)
+
+
+def test_a_server_killed_by_a_signal_exits_with_128_plus_its_number() -> None:
+    server = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    with _watch(os.getpid(), server) as watch:
+        assert watch.wait(timeout=20) == 128 + signal.SIGKILL

@@ -28,7 +28,7 @@ from aiodynkv.testing import (
     docker_available,
     find_dynalite,
 )
-from tests.processes import command_line, descendants, survivors
+from tests.processes import command_line, descendants, survivors, wait_ended
 
 
 def test_local_moto_starts_answers_and_stops() -> None:
@@ -60,6 +60,21 @@ def test_a_server_that_exits_reports_its_output(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(LocalServerError, match="exited with code 1"):
         server.start()
     assert server.pid is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_server_whose_watch_was_killed_does_not_stay() -> None:
+    # `pid` is the owner watch: a test killing it to fake a crash must not orphan moto.
+    server = LocalDynamoDB("moto")
+    server.start()
+    assert server.pid is not None
+    started = descendants(server.pid)
+    assert any("_moto_server" in command_line(pid) for pid in started), started
+    os.kill(server.pid, signal.SIGKILL)
+    wait_ended(server.pid, within=5)  # dead before stop(), as a crash long ago would be
+    server.stop()
+    left = survivors(started, within=5)
+    assert not left, {pid: command_line(pid) for pid in left}
 
 
 def test_unknown_kind_is_refused() -> None:
