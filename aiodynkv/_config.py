@@ -40,6 +40,8 @@ def _profile_region(profile: str | None) -> str | None:
         region = botocore.session.Session(profile=profile).get_config_variable("region")
     except botocore.exceptions.ProfileNotFound:
         return None  # opening the store reports the missing profile
+    except botocore.exceptions.ConfigParseError as exc:
+        raise KVConfigError("region", f"cannot read the AWS config file: {exc}") from None
     return region if isinstance(region, str) and region else None
 
 

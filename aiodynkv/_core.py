@@ -160,6 +160,14 @@ class Core:
                 "no region configured: pass region=, set AIODYNKV_REGION, AWS_REGION or "
                 "AWS_DEFAULT_REGION, or set `region` for the profile in ~/.aws/config",
             ) from None
+        except bex.ProfileNotFound as exc:
+            raise KVConfigError(
+                "profile",
+                f"{exc} (from profile= or AWS_PROFILE): name a profile of ~/.aws/config "
+                "or ~/.aws/credentials, or unset it",
+            ) from None
+        except bex.ConfigParseError as exc:
+            raise KVConfigError("profile", f"cannot read the AWS config file: {exc}") from None
 
     async def _new_transport(self) -> Transport:
         config = self.config

@@ -266,12 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _warning(message: Warning | str, *_where: Any, **_source: Any) -> None:
+def _warning(message: Warning | str, category: type[Warning], *_where: Any, **_source: Any) -> None:
     """Show a warning as one line of its own, without Python's source line.
 
-    Takes `warnings.showwarning`'s arguments; only the message is shown.
+    Takes `warnings.showwarning`'s arguments; the category and message are shown.
     """
-    _err(f"warning: {message}")
+    _err(f"warning: {category.__name__}: {message}")
 
 
 def _missing_table(exc: BaseException) -> TableNotFoundError | None:

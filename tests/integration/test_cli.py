@@ -272,9 +272,22 @@ def test_a_warning_is_one_line_without_source_code(tmp_path: Path) -> None:
         check=False,
     )
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("aiodynkv: warning: the endpoint is plain http"), lines
+    assert lines[0].startswith(
+        "aiodynkv: warning: InsecureEndpointWarning: the endpoint is plain http"
+    ), lines
     assert len(lines) == 2 and lines[1].startswith("aiodynkv: "), lines  # then the error
     assert result.returncode == 3
+
+
+def test_a_missing_aws_profile_is_a_usage_error_in_one_line(
+    run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "config").write_text("[default]\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "missing")
+    result = run("get", "k")
+    assert result.code == 2, result.err
+    assert "missing" in result.err and result.err.count("\n") == 1, result.err
 
 
 def _help(*args: str) -> str:

@@ -312,6 +312,34 @@ async def test_the_region_from_the_aws_config_file_is_used(
         assert store.config.server_address == ("dynamodb.eu-north-1.amazonaws.com", 443)
 
 
+@pytest.mark.parametrize(
+    ("config_text", "profile", "field"),
+    [
+        ("[default]\nregion = eu-north-1\n", "missing", "profile"),  # no such profile
+        ("[default\nregion = eu-north-1\n", None, "region"),  # a broken config file
+    ],
+)
+async def test_a_bad_aws_profile_or_config_file_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    moto_endpoint: str,
+    config_text: str,
+    profile: str | None,
+    field: str,
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "config").write_text(config_text)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    if profile:
+        monkeypatch.setenv("AWS_PROFILE", profile)
+    store = AsyncDynamoKV(table="kvt", endpoint=moto_endpoint)
+    with pytest.raises(KVConfigError) as info:
+        await store.open()
+    assert info.value.field == field
+    assert not store.is_open
+
+
 async def test_the_region_from_the_aws_config_file_wins_over_the_loopback_fallback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, moto_endpoint: str
 ) -> None:
