@@ -12,14 +12,18 @@ The store lives in a ``cleanup_ctx`` generator: opened before the app serves its
 first request, closed after the last. Handlers find it at ``request.app[KV]``.
 The routes are those of fastapi_app.py: ``/cache/{key}``, ``/sessions``,
 ``/sessions/{id}`` and ``/healthz`` (only ``{"status": "UP"}`` or ``"DOWN"`` with 503,
-and the latency). The cache takes HTTP conditional requests: GET answers an ``ETag``,
-the item's version (``"12345"``); PUT or DELETE with ``If-Match: "12345"`` applies only
-if the version is still that one (``if_version=``), and PUT with ``If-None-Match: *``
-only creates (``if_absent=True``); a condition not met is 412 Precondition Failed, a
-malformed header 400. The middleware `kv_errors` turns aiodynkv's errors into the
-status a client expects: invalid key 400, other invalid input 422, too large 413, not
-found 404, condition failed (If-Match) 412, throttled or unavailable 503 with
-``Retry-After``.
+and the latency). The cache takes HTTP conditional requests (RFC 9110): GET answers an
+``ETag``, the item's version (``"12345"``). PUT or DELETE with ``If-Match: "12345"`` (or
+a list of tags, or ``*``: the item exists) applies only if the version is still one of
+those; ``If-None-Match: *`` only if there is no item (with tags: if none of them is the
+version). `_preconditions` reads the version, then writes with ``if_version=`` it (or
+``if_absent=True``), so a write in between fails too. A condition not met is 412
+Precondition Failed; tags are compared as text, so ``"0012"`` or ``W/"12"`` never
+match 12, and a well-formed tag that is no version is simply 412. A header that is
+neither ``*`` nor a list of entity-tags is 400. The middleware `kv_errors` turns
+aiodynkv's errors into the status a client expects: invalid key 400, other invalid
+input 422, too large 413, not found 404, condition failed 412, throttled or
+unavailable 503 with ``Retry-After``.
 
 Try it::
 
@@ -82,7 +86,7 @@ HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
     (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
     (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
     (KeyNotFoundError, 404, {}),
-    (ConditionFailedError, 412, {}),  # If-Match: someone else wrote first (if_version)
+    (ConditionFailedError, 412, {}),  # If-Match or If-None-Match failed
     (ThrottledError, 503, {"Retry-After": "2"}),
     (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
 )
@@ -125,29 +129,59 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-ETAG = re.compile(r'"(\d+)"')  # an item's version, as an ETag: "12345"
+# RFC 9110 §8.8.3: an entity-tag is "opaque" or W/"weak", any octet but controls,
+# space and '"' inside the quotes (a comma too). A list may have empty elements.
+ELEMENT = r'[ \t]*(?:(?:W/)?"[^\x00-\x20"\x7f]*"[ \t]*)?'
+ETAG_LIST = re.compile(rf"\*|{ELEMENT}(?:,{ELEMENT})*")
 
 
-def _if_match(request: web.Request) -> int | None:
-    """The version ``If-Match: "<version>"`` names, for ``if_version=``; 400 if malformed."""
-    if (header := request.headers.get("If-Match")) is None:
+def _entity_tags(lines: list[str], *, weak: bool) -> list[str] | None:
+    """An If-Match or If-None-Match header, one line or several; 400 if malformed.
+
+    None when absent, ``["*"]`` for ``*``, else its entity-tags as sent (``'"12"'``). A
+    weak one counts only if `weak` (If-None-Match compares weakly, If-Match strongly),
+    without its ``W/``. Tags are compared as text, never as numbers: ``"012"`` is not 12.
+    """
+    if not lines:
         return None
-    if (etag := ETAG.fullmatch(header)) is None:
-        raise web.HTTPBadRequest(text='If-Match takes one ETag, "<version>", as GET gave it')
-    return int(etag[1])
+    header = ", ".join(lines)  # several lines are one list
+    if ETAG_LIST.fullmatch(header) is None:
+        raise web.HTTPBadRequest(text="If-Match and If-None-Match take * or entity-tags")
+    if header == "*":
+        return ["*"]
+    return [tag for w, tag in re.findall(r'(W/)?("[^"]*")', header) if weak or not w]
 
 
-def _if_none_match(request: web.Request) -> bool:
-    """True for ``If-None-Match: *`` (create only, ``if_absent=True``); 400 for other values."""
-    if (header := request.headers.get("If-None-Match")) not in (None, "*"):
-        raise web.HTTPBadRequest(text="only If-None-Match: * is supported here")
-    return header == "*"
+async def _preconditions(request: web.Request, cache: KVStore) -> tuple[bool, int | None]:
+    """Evaluate If-Match, then If-None-Match (RFC 9110 §13.2.2); 412 when one fails.
+
+    Returns whether there was a condition, and then the item's version (None: no item).
+    Write with ``if_version=`` that version (``if_absent=True`` if None): a change since
+    this read fails the write too, with 412.
+    """
+    if_match = _entity_tags(request.headers.getall("If-Match", []), weak=False)
+    if_none_match = _entity_tags(request.headers.getall("If-None-Match", []), weak=True)
+    if if_match is None and if_none_match is None:
+        return False, None
+    try:
+        version: int | None = (await cache.get_with_version(request.match_info["key"]))[1]
+    except KeyNotFoundError:
+        version = None
+    etag = None if version is None else f'"{version}"'
+
+    def found(tags: list[str]) -> bool:
+        return etag is not None and (tags == ["*"] or etag in tags)
+
+    if (if_match is not None and not found(if_match)) or (
+        if_none_match is not None and found(if_none_match)
+    ):
+        raise ConditionFailedError("If-Match or If-None-Match failed", current_version=version)
+    return True, version
 
 
 @routes.put("/cache/{key}")
 async def put_cache(request: web.Request) -> web.Response:
     """Store ``{"value": str, "ttl": seconds or null}``; 412 when a precondition fails."""
-    version, if_absent = _if_match(request), _if_none_match(request)
     body = await _json_object(request)
     value, ttl = body.get("value"), body.get("ttl")
     ttl_ok = ttl is None or (
@@ -156,9 +190,11 @@ async def put_cache(request: web.Request) -> web.Response:
     if not isinstance(value, str) or not ttl_ok or (ttl is not None and ttl <= 0):
         raise web.HTTPUnprocessableEntity(text='expected {"value": str, "ttl": seconds > 0}')
     cache = request.app[KV].namespace("cache")
+    conditional, version = await _preconditions(request, cache)
+    if_absent = conditional and version is None
     key = request.match_info["key"]
     if not await cache.set(key, value, ttl=ttl, if_absent=if_absent, if_version=version):
-        raise web.HTTPPreconditionFailed(text="the key exists (If-None-Match: *)")
+        raise ConditionFailedError("the key was created meanwhile")
     # A write that matched version v leaves v + 1 (README, "Conditional writes and versions").
     # Otherwise the new version is not known here (a new item's is random; so is the
     # next one of version 0, an item written without aiodynkv): GET it for the ETag.
@@ -178,9 +214,12 @@ async def get_cache(request: web.Request) -> web.Response:
 
 @routes.delete("/cache/{key}")
 async def delete_cache(request: web.Request) -> web.Response:
-    """Forget a value; 404 when there was none, 412 when If-Match fails."""
+    """Forget a value; 404 when there was none, 412 when If-Match or If-None-Match fails."""
     key = request.match_info["key"]
-    if not await request.app[KV].namespace("cache").delete(key, if_version=_if_match(request)):
+    cache = request.app[KV].namespace("cache")
+    conditional, version = await _preconditions(request, cache)
+    # No item when the conditions were checked: nothing to delete (not even a new one).
+    if (conditional and version is None) or not await cache.delete(key, if_version=version):
         raise web.HTTPNotFound(text=f"no cached value for {key!r}")
     return web.Response(status=204)
 

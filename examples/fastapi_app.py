@@ -12,10 +12,15 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
 - The store is opened once in the lifespan and handed to handlers by dependency
   injection (``Depends(store)``); tests can override `store` with an `InMemoryKV`.
 - ``PUT/GET/DELETE /cache/{key}``: a cache of text values with an optional TTL, and
-  optimistic concurrency with HTTP conditional requests: GET answers an ``ETag``, the
-  item's version (``"12345"``); PUT or DELETE with ``If-Match: "12345"`` applies only
-  if the version is still that one (``if_version=``), and PUT with ``If-None-Match: *``
-  only creates (``if_absent=True``). A condition not met is 412 Precondition Failed.
+  optimistic concurrency with HTTP conditional requests (RFC 9110): GET answers an
+  ``ETag``, the item's version (``"12345"``). PUT or DELETE with ``If-Match: "12345"``
+  (or a list of tags, or ``*``: the item exists) applies only if the version is still
+  one of those; ``If-None-Match: *`` only if there is no item (with tags: if none of
+  them is the version). `preconditions` reads the version, then writes with
+  ``if_version=`` it (or ``if_absent=True``), so a write in between fails too. A
+  condition not met is 412 Precondition Failed; tags are compared as text, so
+  ``"0012"`` or ``W/"12"`` never match 12, and a well-formed tag that is no version
+  is simply 412.
 - ``POST /sessions``, ``GET/DELETE /sessions/{id}``: sessions that expire after
   ``SESSION_TTL`` seconds of inactivity (each read extends them).
 - ``GET /healthz``: ``{"status": "UP"}`` (200) or ``{"status": "DOWN"}`` (503), with the
@@ -23,8 +28,9 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
   route would hand to anyone who asks.
 - Errors become the status a client expects, in one exception handler (`http_error`):
   invalid key 400, other invalid input 422, too large 413, not found 404, condition
-  failed (If-Match) 412, throttled or unavailable 503 with ``Retry-After``. Copy it as
-  it is. A malformed ``If-Match`` or ``If-None-Match`` header is 400.
+  failed (If-Match, If-None-Match) 412, throttled or unavailable 503 with
+  ``Retry-After``. Copy it as it is. An ``If-Match`` or ``If-None-Match`` header that is
+  neither ``*`` nor a list of entity-tags is 400.
 
 Try it::
 
@@ -47,7 +53,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.datastructures import Headers
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -111,7 +118,7 @@ HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
     (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
     (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
     (KeyNotFoundError, 404, {}),
-    (ConditionFailedError, 412, {}),  # If-Match: someone else wrote first (if_version)
+    (ConditionFailedError, 412, {}),  # If-Match or If-None-Match failed
     (ThrottledError, 503, {"Retry-After": "2"}),
     (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
 )
@@ -148,27 +155,54 @@ def store(request: Request) -> KVStore:
 
 KV = Annotated[KVStore, Depends(store)]
 
-ETAG = re.compile(r'"(\d+)"')  # an item's version, as an ETag: "12345"
+# RFC 9110 §8.8.3: an entity-tag is "opaque" or W/"weak", any octet but controls,
+# space and '"' inside the quotes (a comma too). A list may have empty elements.
+ELEMENT = r'[ \t]*(?:(?:W/)?"[^\x00-\x20"\x7f]*"[ \t]*)?'
+ETAG_LIST = re.compile(rf"\*|{ELEMENT}(?:,{ELEMENT})*")
 
 
-def match_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
-    """The version ``If-Match: "<version>"`` names, for ``if_version=``; 400 if malformed."""
-    if if_match is None:
+def entity_tags(lines: list[str], *, weak: bool) -> list[str] | None:
+    """An If-Match or If-None-Match header, one line or several; 400 if malformed.
+
+    None when absent, ``["*"]`` for ``*``, else its entity-tags as sent (``'"12"'``). A
+    weak one counts only if `weak` (If-None-Match compares weakly, If-Match strongly),
+    without its ``W/``. Tags are compared as text, never as numbers: ``"012"`` is not 12.
+    """
+    if not lines:
         return None
-    if (etag := ETAG.fullmatch(if_match)) is None:
-        raise HTTPException(400, 'If-Match takes one ETag, "<version>", as GET gave it')
-    return int(etag[1])
+    header = ", ".join(lines)  # several lines are one list
+    if ETAG_LIST.fullmatch(header) is None:
+        raise HTTPException(400, "If-Match and If-None-Match take * or entity-tags, as ETag")
+    if header == "*":
+        return ["*"]
+    return [tag for w, tag in re.findall(r'(W/)?("[^"]*")', header) if weak or not w]
 
 
-def create_only(if_none_match: Annotated[str | None, Header()] = None) -> bool:
-    """True for ``If-None-Match: *`` (create only, ``if_absent=True``); 400 for other values."""
-    if if_none_match not in (None, "*"):
-        raise HTTPException(400, "only If-None-Match: * is supported here")
-    return if_none_match == "*"
+async def preconditions(cache: KVStore, key: str, headers: Headers) -> tuple[bool, int | None]:
+    """Evaluate If-Match, then If-None-Match (RFC 9110 §13.2.2); 412 when one fails.
 
+    Returns whether there was a condition, and then the item's version (None: no item).
+    Write with ``if_version=`` that version (``if_absent=True`` if None): a change since
+    this read fails the write too, with 412.
+    """
+    if_match = entity_tags(headers.getlist("If-Match"), weak=False)
+    if_none_match = entity_tags(headers.getlist("If-None-Match"), weak=True)
+    if if_match is None and if_none_match is None:
+        return False, None
+    try:
+        version: int | None = (await cache.get_with_version(key))[1]
+    except KeyNotFoundError:
+        version = None
+    etag = None if version is None else f'"{version}"'
 
-IfVersion = Annotated[int | None, Depends(match_version)]
-IfAbsent = Annotated[bool, Depends(create_only)]
+    def found(tags: list[str]) -> bool:
+        return etag is not None and (tags == ["*"] or etag in tags)
+
+    if (if_match is not None and not found(if_match)) or (
+        if_none_match is not None and found(if_none_match)
+    ):
+        raise ConditionFailedError("If-Match or If-None-Match failed", current_version=version)
+    return True, version
 
 
 class CacheEntry(BaseModel):
@@ -186,15 +220,15 @@ class NewSession(BaseModel):
 
 
 @app.put("/cache/{key}", status_code=204)
-async def put_cache(
-    key: str, entry: CacheEntry, kv: KV, version: IfVersion, if_absent: IfAbsent
-) -> Response:
+async def put_cache(key: str, entry: CacheEntry, kv: KV, request: Request) -> Response:
     """Store a value, with an optional TTL; 412 when If-Match or If-None-Match fails."""
     cache = kv.namespace("cache")
+    conditional, version = await preconditions(cache, key, request.headers)
+    if_absent = conditional and version is None
     if not await cache.set(
         key, entry.value, ttl=entry.ttl, if_absent=if_absent, if_version=version
     ):
-        raise HTTPException(412, "the key exists (If-None-Match: *)")
+        raise ConditionFailedError("the key was created meanwhile")
     # A write that matched version v leaves v + 1 (README, "Conditional writes and versions").
     # Otherwise the new version is not known here (a new item's is random; so is the
     # next one of version 0, an item written without aiodynkv): GET it for the ETag.
@@ -212,9 +246,12 @@ async def get_cache(key: str, kv: KV, response: Response) -> dict[str, Any]:
 
 
 @app.delete("/cache/{key}", status_code=204)
-async def delete_cache(key: str, kv: KV, version: IfVersion) -> Response:
-    """Forget a value; 404 when there was none, 412 when If-Match fails."""
-    if not await kv.namespace("cache").delete(key, if_version=version):
+async def delete_cache(key: str, kv: KV, request: Request) -> Response:
+    """Forget a value; 404 when there was none, 412 when If-Match or If-None-Match fails."""
+    cache = kv.namespace("cache")
+    conditional, version = await preconditions(cache, key, request.headers)
+    # No item when the conditions were checked: nothing to delete (not even a new one).
+    if (conditional and version is None) or not await cache.delete(key, if_version=version):
         raise HTTPException(404, f"no cached value for {key!r}")
     return Response(status_code=204)
 

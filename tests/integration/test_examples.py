@@ -270,18 +270,14 @@ def test_if_match_and_if_none_match_make_cache_writes_conditional(
     assert put("absent", "x", **{"If-Match": second}).status_code == 412
     assert http.get("/cache/absent").status_code == 404
 
-    # Malformed conditions are refused before anything is written.
-    for header, bad in [
-        ("If-Match", "12"),  # not quoted
-        ("If-Match", '"abc"'),
-        ("If-Match", 'W/"12"'),  # weak: If-Match compares strongly
-        ("If-Match", f"{first}, {second}"),  # one version, not a list
-        ("If-Match", "*"),
-        ("If-None-Match", second),  # only * is supported on PUT
-    ]:
-        for key in ("page", "absent"):
-            answer = put(key, "malformed", **{header: bad})
-            assert answer.status_code == 400, (header, bad, answer.status_code, answer.text)
+    # Malformed conditions (not * nor a list of entity-tags) are 400, and write nothing.
+    for header in ("If-Match", "If-None-Match"):
+        for bad in ("12", '"12', '"1" "2"', '"1"x', '*, "1"', 'w/"1"', '"a b"', '"1";'):
+            for key in ("page", "absent"):
+                answer = put(key, "malformed", **{header: bad})
+                assert answer.status_code == 400, (header, bad, answer.status_code, answer.text)
+                answer = http.delete(f"/cache/{key}", headers={header: bad})
+                assert answer.status_code == 400, (header, bad, answer.status_code, answer.text)
     assert current("page") == ("v2", second)
     assert http.get("/cache/absent").status_code == 404
 
@@ -289,6 +285,94 @@ def test_if_match_and_if_none_match_make_cache_writes_conditional(
     assert http.delete("/cache/page", headers={"If-Match": first}).status_code == 412
     assert http.delete("/cache/page", headers={"If-Match": second}).status_code == 204
     assert http.get("/cache/page").status_code == 404
+    assert "Traceback" not in app.stop_output()
+
+
+@pytest.mark.parametrize("name", ["fastapi_app.py", "aiohttp_app.py"])
+def test_conditional_requests_follow_rfc_9110(serve: Any, moto_endpoint: str, name: str) -> None:
+    """If-Match and If-None-Match as RFC 9110 §13.1 has them: *, lists, strong comparison."""
+    app = serve(name, _on_moto(moto_endpoint))
+    http: httpx.Client = app.http
+
+    def put(key: str, value: str, headers: Any) -> int:
+        return http.put(f"/cache/{key}", json={"value": value}, headers=headers).status_code
+
+    def delete(key: str, headers: Any) -> int:
+        return http.delete(f"/cache/{key}", headers=headers).status_code
+
+    def current(key: str) -> tuple[str, str] | None:
+        got = http.get(f"/cache/{key}")
+        if got.status_code == 404:
+            return None
+        assert got.status_code == 200, got.text
+        return got.json()["value"], _etag(got)
+
+    assert put("page", "v1", {}) == 204
+    _, etag = current("page") or ("", "")
+    digits = etag.strip('"')
+    arabic = digits.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))  # int() reads these
+    # Valid entity-tags that are not the current version: 412, nothing written, never
+    # 400 or 500: a 5000-digit one (int() would refuse it), 20 digits (over 63 bits),
+    # the version zero-padded or in other digits (strong comparison is octet by octet),
+    # weak (never a strong match), and a list without the version.
+    for tag in (
+        '"' + "9" * 5000 + '"',
+        '"' + "9" * 20 + '"',
+        f'"0{digits}"',
+        f'"+{digits}"',
+        f'"{arabic}"'.encode(),
+        f"W/{etag}",
+        '"abc", "1", W/' + etag,
+        '"*"',
+    ):
+        assert put("page", "x", {"If-Match": tag}) == 412, tag[:40]
+        assert delete("page", {"If-Match": tag}) == 412, tag[:40]
+    assert current("page") == ("v1", etag)
+
+    # A list matches if any of its tags does, also across several header lines, and
+    # also when another tag holds a comma.
+    assert put("page", "v2", {"If-Match": f'"1", W/"2", "a,b", {etag}'}) == 204
+    _, etag = current("page") or ("", "")
+    assert put("page", "v3", [("If-Match", '"1"'), ("If-Match", f'W/"x", {etag}')]) == 204
+    value, etag = current("page") or ("", "")
+    assert value == "v3"
+
+    # If-Match: * is "the item exists".
+    assert put("page", "v4", {"If-Match": "*"}) == 204
+    value, etag = current("page") or ("", "")
+    assert value == "v4"
+    assert put("missing", "x", {"If-Match": "*"}) == 412
+    assert delete("missing", {"If-Match": "*"}) == 412
+    assert current("missing") is None
+
+    # If-None-Match: * on DELETE: 412 while the item exists, 404 when there is none.
+    assert delete("page", {"If-None-Match": "*"}) == 412
+    assert current("page") == ("v4", etag)
+    assert delete("missing", {"If-None-Match": "*"}) == 404
+
+    # If-None-Match with tags: 412 when one matches (weakly), else the write proceeds.
+    assert put("page", "no", {"If-None-Match": etag}) == 412
+    assert put("page", "no", {"If-None-Match": f'"1", W/{etag}'}) == 412
+    assert delete("page", {"If-None-Match": etag}) == 412
+    assert current("page") == ("v4", etag)
+    assert put("page", "v5", {"If-None-Match": '"1"'}) == 204
+    value, etag = current("page") or ("", "")
+    assert value == "v5"
+
+    # Both headers: If-Match first, then If-None-Match: * (false for an existing item);
+    # 412 either way, never the library's 422 for if_absent with if_version.
+    for match in (etag, '"1"', "*"):
+        both = {"If-Match": match, "If-None-Match": "*"}
+        assert put("page", "no", both) == 412, match
+        assert delete("page", both) == 412, match
+        assert put("missing", "no", both) == 412, match
+        assert delete("missing", both) == 412, match
+    assert current("page") == ("v5", etag)
+    assert current("missing") is None
+
+    # If-Match with the current version, on DELETE.
+    assert delete("page", {"If-Match": f'"1", {etag}'}) == 204
+    assert current("page") is None
     assert "Traceback" not in app.stop_output()
 
 
