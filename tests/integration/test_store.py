@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aioboto3
@@ -286,27 +286,34 @@ async def test_batches_to_a_dead_server_fail_fast_naming_every_key() -> None:
         assert len(read.value.unprocessed) == 150
 
 
-async def test_no_region_anywhere_is_a_config_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
+AwsConfig = Callable[[str], None]
+
+
+@pytest.fixture
+def aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> AwsConfig:
+    """No region or profile from the environment; the AWS config file holds what it is given."""
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    config_file = tmp_path / "config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+
+    def write(text: str) -> None:
+        config_file.write_text(text)
+
+    return write
+
+
+@pytest.mark.usefixtures("aws_config")  # an empty AWS config file, nothing in the environment
+async def test_no_region_anywhere_is_a_config_error() -> None:
     store = AsyncDynamoKV(table="kvt")  # AWS itself; opening makes no request
     with pytest.raises(KVConfigError, match="region"):
         await store.open()
     assert not store.is_open
 
 
-async def test_the_region_from_the_aws_config_file_is_used(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    config_file = tmp_path / "config"
-    config_file.write_text("[default]\nregion = eu-north-1\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+async def test_the_region_from_the_aws_config_file_is_used(aws_config: AwsConfig) -> None:
+    aws_config("[default]\nregion = eu-north-1\n")
     async with AsyncDynamoKV(table="kvt") as store:
         assert store.config.region == "eu-north-1"
         assert store.config.server_address == ("dynamodb.eu-north-1.amazonaws.com", 443)
@@ -320,17 +327,14 @@ async def test_the_region_from_the_aws_config_file_is_used(
     ],
 )
 async def test_a_bad_aws_profile_or_config_file_is_a_config_error(
+    aws_config: AwsConfig,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Any,
     moto_endpoint: str,
     config_text: str,
     profile: str | None,
     field: str,
 ) -> None:
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "config").write_text(config_text)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    aws_config(config_text)
     if profile:
         monkeypatch.setenv("AWS_PROFILE", profile)
     store = AsyncDynamoKV(table="kvt", endpoint=moto_endpoint)
@@ -341,15 +345,11 @@ async def test_a_bad_aws_profile_or_config_file_is_a_config_error(
 
 
 async def test_the_region_from_the_aws_config_file_wins_over_the_loopback_fallback(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, moto_endpoint: str
+    aws_config: AwsConfig, moto_endpoint: str
 ) -> None:
     # A table made with boto3 under this profile lives in eu-north-1, also on a local
     # server: the store must sign for the same region to find it.
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    config_file = tmp_path / "config"
-    config_file.write_text("[default]\nregion = eu-north-1\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    aws_config("[default]\nregion = eu-north-1\n")
     table = f"reg-{uuid.uuid4().hex[:10]}"
     config = KVConfig(table=table, endpoint=moto_endpoint, create_table=True)
     assert config.effective_region == "eu-north-1"
