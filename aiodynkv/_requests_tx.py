@@ -16,33 +16,20 @@ if TYPE_CHECKING:
 
 __all__ = ["condition_check", "transact_get", "transact_item", "transact_write"]
 
+#: The request members a keyed, conditional action of TransactWriteItems takes.
+_CONDITIONAL = (
+    "TableName",
+    "Key",
+    "ConditionExpression",
+    "ExpressionAttributeNames",
+    "ExpressionAttributeValues",
+    "ReturnValuesOnConditionCheckFailure",
+)
 #: Actions of TransactWriteItems and the request members each one takes.
 _TX_MEMBERS = {
-    "Update": (
-        "TableName",
-        "Key",
-        "UpdateExpression",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValuesOnConditionCheckFailure",
-    ),
-    "Delete": (
-        "TableName",
-        "Key",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValuesOnConditionCheckFailure",
-    ),
-    "ConditionCheck": (
-        "TableName",
-        "Key",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValuesOnConditionCheckFailure",
-    ),
+    "Update": (*_CONDITIONAL[:2], "UpdateExpression", *_CONDITIONAL[2:]),
+    "Delete": _CONDITIONAL,
+    "ConditionCheck": _CONDITIONAL,
 }
 
 
