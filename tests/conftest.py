@@ -114,7 +114,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
-@pytest.fixture(params=KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every backend for tests that use one; the botocore legs only where a module asks.
+
+    The botocore transport runs the contract suite (``EVERY_TRANSPORT = True`` in the
+    module) and its own parity tests; the feature suites run on the default transport.
+    """
+    if "backend" not in metafunc.fixturenames:
+        return
+    every = getattr(metafunc.module, "EVERY_TRANSPORT", False)
+    kinds = [kind for kind in KINDS if every or "/" not in kind]
+    metafunc.parametrize("backend", kinds, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Backend:
     kind: str = request.param
     server, _, transport = kind.partition("/")
@@ -128,15 +141,50 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return found
 
 
+# Tables are reused across tests (emptied in between): creating and deleting one per test
+# cost more than the tests themselves. Per endpoint, per worker process.
+_SPARE_TABLES: dict[str, list[str]] = {}
+
+
+async def _emptied(store: AsyncDynamoKV) -> bool:
+    """Delete every item of the store's table; False if the table cannot be reused."""
+    key = store.config.partition_key
+    try:
+        start: dict[str, Any] = {}
+        while True:
+            page = await store.client.scan(
+                TableName=store.config.table,
+                ConsistentRead=True,
+                ProjectionExpression="#k",
+                ExpressionAttributeNames={"#k": key},
+                **start,
+            )
+            items = page.get("Items", [])
+            for at in range(0, len(items), 25):
+                requests: Any = [
+                    {"DeleteRequest": {"Key": {key: item[key]}}} for item in items[at : at + 25]
+                ]
+                pending: Any = {store.config.table: requests}
+                while pending:
+                    reply = await store.client.batch_write_item(RequestItems=pending)
+                    pending = reply.get("UnprocessedItems") or {}
+            if "LastEvaluatedKey" not in page:
+                return True
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+    except Exception:  # noqa: BLE001 - a table the test deleted or broke is not reused
+        return False
+
+
 StoreFactory = Callable[..., Any]
 
 
 @pytest_asyncio.fixture
 async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
-    """Open stores of the current backend on one fresh table; closes and deletes them after."""
-    table = f"t-{uuid.uuid4().hex[:12]}"
+    """Open stores of the current backend on one empty table; closes them after."""
     opened: list[Any] = []
     admin: Any
+    spare = _SPARE_TABLES.setdefault(backend.endpoint or "", [])
+    table = spare.pop() if spare else f"t-{uuid.uuid4().hex[:12]}"
     if backend.kind == "memory":
         admin = await InMemoryKV(table=table).open()
     else:
@@ -158,8 +206,8 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     yield factory
     for store in opened:
         await store.aclose()
-    if isinstance(admin, AsyncDynamoKV):
-        await admin.client.delete_table(TableName=table)
+    if isinstance(admin, AsyncDynamoKV) and await _emptied(admin):
+        spare.append(table)
     await admin.aclose()
 
 

@@ -291,15 +291,17 @@ def test_a_missing_aws_profile_is_a_usage_error_in_one_line(
 
 
 def _help(*args: str) -> str:
-    """The help screen as a terminal 200 columns wide would show it."""
-    result = subprocess.run(  # noqa: S603 (our own module)
-        [sys.executable, "-m", "aiodynkv", *args, "--help"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
-        timeout=60,
-        check=True,
+    """The help screen as a terminal 200 columns wide would show it (in process)."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(
+        _app.app,
+        [*args, "--help"],
+        prog_name="aiodynkv",
+        env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+        terminal_width=200,
     )
+    assert result.exit_code == 0, result.output
     return result.stdout
 
 

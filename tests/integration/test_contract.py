@@ -26,6 +26,8 @@ from aiodynkv import (
 from aiodynkv._codec import MAX_ITEM_BYTES, item_size
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item
 
+# The contract holds on both transports: the botocore legs run here.
+EVERY_TRANSPORT = True
 pytestmark = pytest.mark.asyncio
 
 

@@ -57,6 +57,10 @@ def record(
     )
 
 
+# Minutes of injected faults: `nox -s full` and `nox -s reliability` run them.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="session", autouse=True)
 def reliability_report() -> Iterator[None]:
     """Writes the rows at the end of the session (test_truth.py adds its own)."""
