@@ -158,7 +158,8 @@ class Core:
             raise KVConfigError(
                 "region",
                 "no region configured: pass region=, set AIODYNKV_REGION, AWS_REGION or "
-                "AWS_DEFAULT_REGION, or set `region` for the profile in ~/.aws/config",
+                "AWS_DEFAULT_REGION, or set `region` for the profile in ~/.aws/config; "
+                "for a local server set AIODYNKV_ENDPOINT (`aiodynkv local` starts one)",
             ) from None
         except bex.ProfileNotFound as exc:
             raise KVConfigError(

@@ -201,6 +201,45 @@ def _reveals_nothing(health: httpx.Response) -> None:
         assert detail not in health.text.lower(), detail
 
 
+# One table of requests, both apps: the same status, the same error body, no internal names.
+# (method, path, extra headers, body, status, "error" of the answer or None for success)
+SAME_API: tuple[tuple[str, str, dict[str, str], bytes | None, int, str | None], ...] = (
+    ("PUT", "/cache/team%2Fa", {}, b'{"value": "v"}', 204, None),
+    ("GET", "/cache/team/a", {}, None, 200, None),  # %2F and / are the same key
+    ("GET", "/cache/team%2Fa", {}, None, 200, None),
+    ("PUT", "/cache/k", {}, b"not json", 400, "BadRequest"),
+    ("PUT", "/cache/k", {}, b"[1, 2]", 422, "UnprocessableEntity"),
+    ("PUT", "/cache/k", {}, b'{"ttl": 5}', 422, "UnprocessableEntity"),
+    ("PUT", "/cache/k", {}, b'{"value": "v", "ttl": -1}', 422, "UnprocessableEntity"),
+    ("GET", "/cache/missing", {}, None, 404, "KeyNotFoundError"),
+    ("DELETE", "/cache/missing", {}, None, 404, "NotFound"),
+    ("PUT", "/cache/k", {"If-Match": "garbage"}, b'{"value": "v"}', 400, "BadRequest"),
+    ("PUT", "/cache/k", {"If-Match": '"123"'}, b'{"value": "v"}', 412, "ConditionFailedError"),
+    ("GET", "/cache/" + "k" * 3000, {}, None, 400, "InvalidKeyError"),
+    ("POST", "/sessions", {}, b"{", 400, "BadRequest"),
+    ("POST", "/sessions", {}, b'{"user": 1}', 422, "UnprocessableEntity"),
+    ("GET", "/sessions/nope", {}, None, 404, "NotFound"),
+)
+
+
+@pytest.mark.parametrize("name", ["fastapi_app.py", "aiohttp_app.py"])
+def test_both_web_apps_answer_one_table_of_requests_alike(
+    serve: Any, moto_endpoint: str, name: str
+) -> None:
+    env = _on_moto(moto_endpoint)
+    app = serve(name, env)
+    for method, path, headers, body, status, error in SAME_API:
+        sent = {"content-type": "application/json", **headers}
+        answer = app.http.request(method, path, headers=sent, content=body)
+        assert answer.status_code == status, (method, path, answer.status_code, answer.text)
+        if error is None:
+            continue
+        assert answer.json() == {"error": error, "detail": answer.json()["detail"]}, answer.text
+        for internal in (env["AIODYNKV_TABLE"], "GetItem", "PutItem", "operation", "table"):
+            assert internal not in answer.text, (path, answer.text)
+        assert "k" * 100 not in answer.text
+
+
 @pytest.mark.parametrize("name", ["fastapi_app.py", "aiohttp_app.py"])
 def test_bad_input_gets_the_status_a_client_expects(
     serve: Any, moto_endpoint: str, name: str

@@ -307,9 +307,11 @@ def aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> AwsConfig:
 @pytest.mark.usefixtures("aws_config")  # an empty AWS config file, nothing in the environment
 async def test_no_region_anywhere_is_a_config_error() -> None:
     store = AsyncDynamoKV(table="kvt")  # AWS itself; opening makes no request
-    with pytest.raises(KVConfigError, match="region"):
+    with pytest.raises(KVConfigError, match="region") as caught:
         await store.open()
     assert not store.is_open
+    # Someone starting a service on a laptop learns how to get a local server.
+    assert "AIODYNKV_ENDPOINT" in str(caught.value) and "aiodynkv local" in str(caught.value)
 
 
 async def test_the_region_from_the_aws_config_file_is_used(aws_config: AwsConfig) -> None:
