@@ -202,12 +202,8 @@ class Core:
         """Refuse new calls, wait for admitted ones (up to ``close_timeout``), close."""
         if self.state is State.CLOSED:
             return
-        if self.loop is not None and asyncio.get_running_loop() is not self.loop:
-            raise KVError(
-                "aclose: the store was opened on another event loop; close it from that loop",
-                operation="aclose",
-                table=self.config.table,
-            )
+        if self.loop is not None:
+            check_loop(self.loop, "aclose", self.config.table, "close it from that loop")
         if self.state is State.CLOSING:
             assert self._closed is not None  # noqa: S101 (set by open)
             await self._closed.wait()
@@ -240,13 +236,7 @@ class Core:
 
     def check_loop(self, operation: str) -> None:
         """Raise unless called from the event loop that opened the store."""
-        if asyncio.get_running_loop() is not self.loop:
-            raise KVError(
-                f"{operation}: the store was opened on another event loop; "
-                "open one store per event loop",
-                operation=operation,
-                table=self.config.table,
-            )
+        check_loop(self.loop, operation, self.config.table)
 
     def admit(self, operation: str) -> None:
         """Count a whole operation in flight, if the store is open (`aclose` waits for it)."""
@@ -304,3 +294,18 @@ class Core:
             raise map_error(exc, operation=op.name, table=self.config.table, key=key) from exc
         op.observe(response)
         return response
+
+
+def check_loop(
+    loop: asyncio.AbstractEventLoop | None,
+    operation: str,
+    table: str,
+    hint: str = "open one store per event loop",
+) -> None:
+    """Raise unless called from `loop`, the event loop that opened a store (every store)."""
+    if asyncio.get_running_loop() is not loop:
+        raise KVError(
+            f"{operation}: the store was opened on another event loop; {hint}",
+            operation=operation,
+            table=table,
+        )

@@ -17,7 +17,7 @@ from typing import Any
 from aiodynkv._cache import read_through
 from aiodynkv._codec import decode_value, expiry_seconds, is_expired, now, remaining_seconds
 from aiodynkv._config import KVConfig
-from aiodynkv._core import State
+from aiodynkv._core import State, check_loop
 from aiodynkv._errors import StoreClosedError
 from aiodynkv._keys import KeyCodec
 from aiodynkv._protocol import Health, Value
@@ -75,12 +75,20 @@ class InMemoryKV(MemoryWrites, MemoryBatches):
                 table=self.config.table,
             )
         self._core.state = State.OPEN
+        self._core.loop = asyncio.get_running_loop()
         return self
 
     async def aclose(self) -> None:
-        """Close the store (a view: nothing). Idempotent; `dump` still reads the data."""
-        if not self._view:
-            self._core.state = State.CLOSED
+        """Close the store (a view: nothing). Idempotent; `dump` still reads the data.
+
+        Raises:
+            KVError: Called from another event loop than the one that opened it.
+        """
+        if self._view or self._core.state is State.CLOSED:
+            return
+        if self._core.state is State.OPEN:
+            check_loop(self._core.loop, "aclose", self.config.table, "close it from that loop")
+        self._core.state = State.CLOSED
 
     async def ensure_table(self) -> None:
         """Nothing to create in memory."""

@@ -7,6 +7,7 @@ backend lacks.
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -514,3 +515,35 @@ async def test_a_namespace_view_opens_and_closes_with_its_parent(store: KVStore)
     assert await view.get("k") == "v"
     await store.set("root", "still open")
     assert store.namespace("a").namespace("b").current_namespace == "b"
+
+
+# -- one event loop per store, on every backend -------------------------------------------
+
+
+def _elsewhere(call: Any) -> BaseException | None:
+    """Run `call()` (a coroutine factory) on a new event loop in another thread."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(call())
+        except BaseException as exc:  # noqa: BLE001 (returned to the test)
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    return failure[0] if failure else None
+
+
+async def test_a_store_used_from_another_event_loop_fails_alike(store: KVStore) -> None:
+    await store.set("k", "v")
+    used = _elsewhere(lambda: store.get("k"))
+    assert isinstance(used, KVError) and str(used).startswith(
+        "get: the store was opened on another event loop; open one store per event loop"
+    ), repr(used)
+    closed = _elsewhere(store.aclose)
+    assert isinstance(closed, KVError) and str(closed).startswith(
+        "aclose: the store was opened on another event loop; close it from that loop"
+    ), repr(closed)
+    assert await store.get("k") == "v"  # still open, on its own loop

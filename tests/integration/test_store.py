@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,7 +18,6 @@ from aiodynkv import (
     KVConfig,
     KVConfigError,
     KVConnectionError,
-    KVError,
     StoreClosedError,
     TableNotFoundError,
 )
@@ -81,22 +79,6 @@ async def test_an_injected_client_is_used_and_never_closed(moto_endpoint: str) -
         item = await client.get_item(TableName=table, Key={"pk": {"S": "k"}})
         assert item["Item"]["value"] == {"S": "v"}
         await client.delete_table(TableName=table)
-
-
-async def test_a_store_used_from_another_event_loop_raises(kv: AsyncDynamoKV) -> None:
-    errors: list[BaseException] = []
-
-    def other_loop() -> None:
-        try:
-            asyncio.run(kv.get("k"))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    thread = threading.Thread(target=other_loop)
-    thread.start()
-    thread.join(timeout=10)
-    assert len(errors) == 1 and isinstance(errors[0], KVError)
-    assert "another event loop" in str(errors[0])
 
 
 async def test_aclose_waits_for_calls_in_flight(kv: AsyncDynamoKV) -> None:
