@@ -38,6 +38,7 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "pyyaml>=6",  # tests/unit/test_compose.py reads docker-compose.yml
     "httpx>=0.27",  # tests/integration/test_examples.py talks HTTP to the examples
+    "httpx2>=2.16",  # what Starlette's TestClient uses (the README's FastAPI tests)
     "pytest-xdist>=3.6",  # two workers: the suite is CPU-bound on the client and the servers
 ]
 # Everything any session installs, for `upgrade` to resolve in one environment.
