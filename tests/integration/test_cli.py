@@ -797,3 +797,24 @@ async def test_reimport_into_a_namespace_skips_what_it_holds_and_stops_at_a_corr
     with pytest.raises(CorruptItemError):
         await import_items(kv, [*lines, encode(Record("bad", "x", None))], _Quiet(), Summary())
     assert await kv.get_many(["a", "b", "n"]) == {"a": "1", "b": b"\x00", "n": 7}
+
+
+async def test_an_import_whose_batched_read_stays_unprocessed_stops_naming_the_keys(
+    moto_endpoint: str,
+) -> None:
+    from aiodynkv._cli._jsonl import Record, encode
+    from aiodynkv._cli._transfer import Summary, import_items
+    from tests.integration.test_store import StubbornClient
+
+    lines = [encode(Record(f"k{i}", "v", None)) for i in range(150)]
+    name = f"imp-{uuid.uuid4().hex[:10]}"
+    async with AsyncDynamoKV(table=name, endpoint=moto_endpoint, create_table=True) as kv:
+        stubborn = StubbornClient(kv.client, stuck={"k7", "k120"})
+        async with AsyncDynamoKV(
+            kv.config, client=stubborn, batch_deadline=0.3, transport="botocore"
+        ) as store:
+            with pytest.raises(BatchIncompleteError) as read:
+                await import_items(store, lines, _Quiet(), Summary())
+        assert read.value.unprocessed == {"k7", "k120"}
+        assert await kv.keys() == []  # nothing of the batch was written
+        await kv.client.delete_table(TableName=name)
