@@ -69,7 +69,7 @@ def map_aws_error(
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)  # type: ignore[attr-defined]
         message = str(exc.response.get("Error", {}).get("Message", ""))  # type: ignore[attr-defined]
         reason = f"{service} {code}: {message}".rstrip(": ")
-        if code in _DENIED:
+        if code in _DENIED or status == 403:  # a 403 is a refusal, whatever its body says
             cls = AccessDeniedError
         elif code in _THROTTLED:
             cls = ThrottledError

@@ -61,6 +61,8 @@ def _service_error_class(exc: ServiceError) -> type[KVError]:
         return ValueTooLargeError
     if cls is not None:
         return cls
+    if exc.status == 403:  # a refusal whose body names no code (not JSON: a proxy, moto's IAM)
+        return AccessDeniedError
     return ServerError if exc.status >= 500 else KVError
 
 

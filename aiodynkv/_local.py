@@ -35,6 +35,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
@@ -169,6 +170,9 @@ class LocalDynamoDB:
         port: Port to listen on; a free one by default.
         install: For dynalite, install it with npm when it is missing.
         startup_timeout: Seconds to wait for the server to answer.
+        env: Extra environment variables for the server process (moto and dynalite),
+            such as ``{"INITIAL_NO_AUTH_ACTION_COUNT": "4"}``, which turns on moto's
+            IAM enforcement after that many requests.
     """
 
     def __init__(
@@ -178,6 +182,7 @@ class LocalDynamoDB:
         port: int | None = None,
         install: bool = False,
         startup_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if kind not in ("moto", "dynalite", "dynamodb-local"):
             raise ValueError(f"kind must be 'moto', 'dynalite' or 'dynamodb-local', not {kind!r}")
@@ -185,6 +190,7 @@ class LocalDynamoDB:
         self.port = port
         self.install = install
         self.startup_timeout = startup_timeout
+        self.env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._container: Any = None
@@ -261,7 +267,7 @@ class LocalDynamoDB:
         # Under the owner watch: the server ends when this process does, however it ends.
         command = watch_command(os.getpid(), self._command(port))
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
             command,
             stdout=self._log,

@@ -10,10 +10,18 @@ from aiodynkv import _requests as requests
 from aiodynkv._args import key_list, pair_of, ttl_seconds
 from aiodynkv._batch import Outcome, read_items, write_items
 from aiodynkv._cache import fill_many, read_many_through, writing
-from aiodynkv._codec import build_item, decode_many, expiry_ms_of, new_token, new_version, now
+from aiodynkv._codec import (
+    build_item,
+    decode_many,
+    expiry_ms_of,
+    new_token,
+    new_version,
+    now,
+    stored_many,
+)
 from aiodynkv._errors import BatchIncompleteError
 from aiodynkv._pipeline import BatchWrites, read_old_items
-from aiodynkv._protocol import TTL, Value
+from aiodynkv._protocol import TTL, StoredItem, Value
 from aiodynkv._store_base import StoreParts
 
 __all__ = ["Batches"]
@@ -79,6 +87,44 @@ class Batches(StoreParts):
                 ) from outcome.error
             if corrupt:
                 raise self._corrupt_many(found, corrupt, len(wanted))
+            op.outcome = "hit" if found else "miss"
+        return found
+
+    async def _stored_many(self, keys: Iterable[str]) -> dict[str, StoredItem]:
+        """Items with value, expiry and version: BatchGetItem, strongly consistent, no cache.
+
+        What an import compares a file against. Missing and expired keys are absent.
+
+        Raises:
+            BatchIncompleteError: As `get_many`.
+            CorruptItemError: As `get_many`.
+        """
+        core = self._core
+        wanted = {self._encode(key, "get_many"): key for key in key_list(keys, "get_many")}
+        if not wanted:
+            return {}
+        with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
+            items, outcome = await read_items(core, op, list(wanted), consistent=True)
+            if outcome.fatal is not None and not items and len(outcome.unprocessed) == len(wanted):
+                raise outcome.fatal  # nothing read at all: the plain error says it all
+            items, unreadable = await core.pipeline.open_many(items, wanted, "get_many")
+            found, corrupt = stored_many(
+                ((wanted[pk], item) for pk, item in items.items()), core.config, now()
+            )
+            corrupt.update(unreadable)
+            values = {key: stored.value for key, stored in found.items()}
+            if not outcome.complete:
+                missing = [wanted[pk] for pk in outcome.unprocessed]
+                raise BatchIncompleteError(
+                    f"get_many: {len(missing)} of {len(wanted)} keys still unprocessed after "
+                    f"{core.config.batch_deadline} s (batch_deadline)",
+                    unprocessed=missing,
+                    done=values,
+                    operation="get_many",
+                    table=core.config.table,
+                ) from outcome.error
+            if corrupt:
+                raise self._corrupt_many(values, corrupt, len(wanted))
             op.outcome = "hit" if found else "miss"
         return found
 

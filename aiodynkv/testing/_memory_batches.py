@@ -19,6 +19,7 @@ from aiodynkv._codec import (
     new_token,
     new_version,
     now,
+    stored_many,
     version_of,
 )
 from aiodynkv._errors import CorruptItemError
@@ -61,6 +62,25 @@ class MemoryBatches(MemoryParts):
         if corrupt:
             raise self._corrupt_many(out, corrupt, len(wanted))
         return out
+
+    async def _stored_many(self, keys: Iterable[str]) -> dict[str, StoredItem]:
+        """See `AsyncDynamoKV._stored_many`."""
+        wanted = {
+            self._keys.encode(k, "get_many", self.config.table): k
+            for k in key_list(keys, "get_many")
+        }
+        self._check("get_many")
+        await asyncio.sleep(0)
+        items = self._core.items
+        raw = {pk: items[pk] for pk in wanted if pk in items}
+        opened, unreadable = await self._core.pipeline.open_many(raw, wanted, "get_many")
+        pairs = ((wanted[pk], item) for pk, item in opened.items())
+        found, corrupt = stored_many(pairs, self.config, now())
+        corrupt.update(unreadable)
+        if corrupt:
+            values = {key: stored.value for key, stored in found.items()}
+            raise self._corrupt_many(values, corrupt, len(wanted))
+        return found
 
     async def set_many(
         self,

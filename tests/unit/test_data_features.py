@@ -331,6 +331,7 @@ def _client_error(code: str, status: int = 400) -> bex.ClientError:
     ("exc", "cls"),
     [
         (_client_error("AccessDenied", 403), AccessDeniedError),
+        (_client_error("403", 403), AccessDeniedError),  # a refusal without a JSON body
         (_client_error("SlowDown", 503), ThrottledError),
         (_client_error("RequestTimeout"), KVTimeoutError),
         (_client_error("InternalError", 500), ServerError),

@@ -109,6 +109,14 @@ def test_an_unknown_code_below_500_is_a_plain_kv_error(status: int) -> None:
     assert type(error) is KVError
 
 
+def test_a_403_without_a_known_code_is_access_denied() -> None:
+    # What botocore and the lean transport make of a 403 whose body is not JSON (moto's
+    # IAM refusals are XML): the status is the code, and it is a refusal all the same.
+    refusal = service_error("403", "<ErrorResponse>...</ErrorResponse>", status=403)
+    error = map_error(refusal, operation="get", table="kvt", key=None)
+    assert type(error) is AccessDeniedError
+
+
 def test_a_known_code_wins_over_the_status() -> None:
     error = map_error(
         service_error("ThrottlingException", status=500), operation="get", table="kvt", key=None
