@@ -114,6 +114,12 @@ class BaseStore:
 
         Namespaces do not nest: ``kv.namespace("a").namespace("b")`` is namespace
         ``"b"``. The view opens and closes with its parent; its own `aclose` does nothing.
+        A name is any non-empty text without U+001F. Its only limit is DynamoDB's on the
+        key: namespace, separator and key together at most 2,048 UTF-8 bytes.
+
+        Raises:
+            KVValidationError: The name is empty, holds U+001F, is not UTF-8 text, or is
+                over 2,046 bytes (no room left for a key).
         """
         view = object.__new__(type(self))
         view._core = self._core

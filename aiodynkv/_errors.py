@@ -65,6 +65,19 @@ __all__ = [
 ]
 
 
+#: How much of a name or key a message quotes; the rest is replaced by its length.
+SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """`value` as a message quotes it: repr() of at most 64 characters, then its length."""
+    if isinstance(value, (str, bytes)) and len(value) > SHOWN_CHARS:
+        unit = "bytes" if isinstance(value, bytes) else "characters"
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} {unit})"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
 class KVError(Exception):
     """Base class of every error raised by aiodynkv.
 
@@ -94,7 +107,7 @@ class KVError(Exception):
 
     def __str__(self) -> str:
         if self.show_key and self.key is not None:
-            return f"{self.message} [key {self.key!r}]"
+            return f"{self.message} [key {shown(self.key)}]"
         return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:

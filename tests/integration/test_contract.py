@@ -429,9 +429,49 @@ async def test_key_limit_counts_the_namespace(store: KVStore) -> None:
 
 
 async def test_bad_namespace_names_are_refused(store: KVStore) -> None:
-    for bad in ("", "a\x1fb", "x" * 257):
-        with pytest.raises(KVValidationError, match="namespace"):
+    for bad in ("", "a\x1fb", "x" * 2047):  # 2047 bytes + separator leave no room for a key
+        with pytest.raises(KVValidationError, match="namespace") as info:
             store.namespace(bad)
+        assert "x" * 65 not in str(info.value)  # a long name is cut, not echoed
+
+
+async def test_a_1500_character_namespace_works_end_to_end(make_store: StoreFactory) -> None:
+    name = "c" * 1500  # py-key-value's test_long_collection_name
+    kv = await make_store()
+    for ns in (kv.namespace(name), await make_store(namespace=name)):
+        await ns.set("k", "v", ttl=60)
+        assert await ns.get("k") == "v"
+        assert await ns.exists("k")
+        await ns.set_many({"a": "1", "b": "2"})
+        assert await ns.get_many(["a", "b", "k"]) == {"a": "1", "b": "2", "k": "v"}
+        assert sorted(await ns.keys()) == ["a", "b", "k"]
+        assert await ns.incr("n") == 1
+        assert await ns.delete("k") is True
+        await ns.delete_many(["a", "b", "n"])
+        assert await ns.keys() == []
+    assert await kv.keys() == []  # nothing leaked to the root
+
+
+async def test_namespace_plus_key_over_2048_bytes_fails_before_any_request(
+    make_store: StoreFactory,
+) -> None:
+    name = "c" * 1500
+    kv = await make_store()
+    ns = kv.namespace(name)
+    await ns.set("k" * 547, "fits")  # 1500 + 1 (separator) + 547 = 2048 bytes
+    assert await ns.get("k" * 547) == "fits"
+    await kv.aclose()  # a request now would raise StoreClosedError
+    for call in (
+        lambda key: ns.set(key, "v"),
+        ns.get,
+        ns.delete,
+        lambda key: ns.get_many([key]),
+        lambda key: ns.set_many({key: "v"}),
+        lambda key: ns.delete_many([key]),
+    ):
+        with pytest.raises(InvalidKeyError, match="2049 bytes") as info:
+            await call("k" * 548)
+        assert len(str(info.value)) < 300  # the namespace is cut in the message
 
 
 async def test_keys_lists_with_prefix(store: KVStore) -> None:
