@@ -15,6 +15,8 @@ KVError                                   every error aiodynkv raises
 ├── BatchIncompleteError                  a batch did not finish: done / unprocessed / in doubt
 ├── TableNotFoundError                    the table does not exist
 ├── AccessDeniedError                     bad, missing or insufficient credentials
+├── BucketNotFoundError                   the large-value S3 bucket does not exist
+├── EncryptionKeyError                    KMS refused the key (unknown, disabled, wrong use)
 ├── LockNotAcquiredError                  a lease was not acquired within `wait`
 ├── LeaseLostError                        a held lease lapsed or was taken over
 ├── TransactionFailedError                a transaction was cancelled; nothing applied
@@ -40,9 +42,11 @@ from typing import Any
 __all__ = [
     "AccessDeniedError",
     "BatchIncompleteError",
+    "BucketNotFoundError",
     "ConditionFailedError",
     "CorruptItemError",
     "DecryptionError",
+    "EncryptionKeyError",
     "InsecureEndpointWarning",
     "InvalidKeyError",
     "KVConfigError",
@@ -250,6 +254,18 @@ class TableNotFoundError(KVError):
 
 class AccessDeniedError(KVError):
     """Credentials are missing, invalid, expired or lack a permission."""
+
+
+class BucketNotFoundError(KVError):
+    """The S3 bucket for large values (``large_value_bucket``) does not exist."""
+
+
+class EncryptionKeyError(KVError):
+    """KMS refused the key ``encryption_kms_key_id`` names.
+
+    The key does not exist, is disabled or pending deletion, or is not for
+    encryption. A missing permission on the key is an `AccessDeniedError` instead.
+    """
 
 
 class TransientError(KVError):

@@ -195,15 +195,20 @@ def test_wire_errors_are_transient_with_builtin_bases() -> None:
         raise broken
 
 
-def test_reason_of_a_wire_error_names_its_type() -> None:
+def test_reason_of_a_wire_error_is_its_message_without_the_class_name() -> None:
     error = map_error(
         WireError("", timeout=True, in_doubt=True), operation="get", table="kvt", key=None
     )
-    assert error.reason == "WireError"
+    assert error.reason == "timed out"
+    error = map_error(
+        WireError("", timeout=False, in_doubt=True), operation="get", table="kvt", key=None
+    )
+    assert error.reason == "connection failed"
     error = map_error(
         WireError("late", timeout=True, in_doubt=True), operation="get", table="kvt", key=None
     )
-    assert error.reason == "WireError: late"
+    assert error.reason == "late"
+    assert str(error) == "get on table 'kvt' failed: late"
 
 
 def test_kv_errors_pass_through() -> None:
