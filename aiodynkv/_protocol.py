@@ -191,8 +191,8 @@ class KVStore(Protocol):
         """Store many values at once."""
         ...
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete many keys at once."""
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete many keys at once; return how many existed (unexpired) before the call."""
         ...
 
     def keys(self, prefix: str | None = None) -> AsyncIterator[str]:

@@ -385,16 +385,46 @@ async def test_set_many_validates_everything_before_writing_anything(store: KVSt
 
 async def test_delete_many(store: KVStore) -> None:
     await store.set_many({f"k{i}": "v" for i in range(60)})
-    await store.delete_many([f"k{i}" for i in range(50)] + ["never-there", "k0"])
+    deleted = await store.delete_many([f"k{i}" for i in range(50)] + ["never-there", "k0"])
+    assert deleted == 50  # the missing key and the duplicate count nothing
     assert sorted(await store.get_many([f"k{i}" for i in range(60)])) == [
         f"k{i}" for i in range(50, 60)
     ]
+    assert await store.delete_many([f"k{i}" for i in range(50)]) == 0
+
+
+async def test_delete_many_counts_only_unexpired_keys_and_removes_expired_ones(
+    store: Any, clock: Clock
+) -> None:
+    await store.set("old", "v", ttl=1)
+    await store.set_many({"a": "1", "b": "2"})
+    clock.advance(1.0)
+    assert await store.delete_many(["old", "a", "b", "none"]) == 2
+    assert await raw_item(store, "old") is None  # the expired item is gone from the table
+
+
+async def test_delete_many_counts_each_key_once_under_concurrent_deletes(store: KVStore) -> None:
+    keys = [f"r{i}" for i in range(40)]
+    await store.set_many(dict.fromkeys(keys, "v"))
+    counts = await asyncio.gather(
+        store.delete_many(keys), store.delete_many(keys[::-1]), store.delete_many(keys[10:30])
+    )
+    assert sum(counts) == 40  # each key was deleted by exactly one of the calls
+    assert await store.get_many(keys) == {}
+
+
+async def test_delete_many_in_a_namespace_counts_only_its_keys(store: KVStore) -> None:
+    ns = store.namespace("svc")
+    await store.set("k", "root")
+    await ns.set_many({"k": "a", "j": "b"})
+    assert await ns.delete_many(["k", "j", "x"]) == 2
+    assert await store.get("k") == "root"
 
 
 async def test_batch_calls_with_nothing_do_nothing(store: KVStore) -> None:
     assert await store.get_many([]) == {}
     await store.set_many({})
-    await store.delete_many([])
+    assert await store.delete_many([]) == 0
 
 
 async def test_batch_calls_refuse_a_single_string(store: KVStore) -> None:
