@@ -91,6 +91,45 @@ async def test_exists(store: KVStore) -> None:
     assert await store.exists("k") is True
 
 
+async def test_get_with_ttl_returns_the_value_and_its_remaining_seconds(store: KVStore) -> None:
+    await store.set("session", "data", ttl=60)
+    await store.set("forever", b"bytes")
+    await store.incr("hits", 2)
+    value, remaining = await store.get_with_ttl("session")
+    assert value == "data"
+    assert remaining is not None and 55 < remaining <= 60
+    assert await store.get_with_ttl("forever") == (b"bytes", None)
+    assert await store.get_with_ttl("hits") == (2, None)
+    ns = store.namespace("svc")
+    await ns.set("session", "other", ttl=timedelta(hours=1))
+    value, remaining = await ns.get_with_ttl("session")
+    assert value == "other" and remaining is not None and 3500 < remaining <= 3600
+
+
+async def test_get_with_ttl_of_a_missing_key_raises_or_returns_the_default(
+    store: KVStore,
+) -> None:
+    with pytest.raises(KeyNotFoundError) as info:
+        await store.get_with_ttl("nobody")
+    assert info.value.operation == "get_with_ttl"
+    assert info.value.key == "nobody"
+    assert "nobody" not in str(info.value)
+    assert await store.get_with_ttl("nobody", None) == (None, None)
+    assert await store.get_with_ttl("nobody", "fallback") == ("fallback", None)
+    with pytest.raises(InvalidKeyError):
+        await store.get_with_ttl("")
+
+
+async def test_get_with_ttl_of_an_expired_key_is_missing(store: Any, clock: Clock) -> None:
+    await store.set("session", "data", ttl=1)
+    clock.advance(0.5)
+    assert await store.get_with_ttl("session") == ("data", pytest.approx(0.5, abs=0.002))
+    clock.advance(0.5)
+    assert await store.get_with_ttl("session", None) == (None, None)
+    with pytest.raises(KeyNotFoundError):
+        await store.get_with_ttl("session")
+
+
 async def test_json_helpers_round_trip(store: KVStore) -> None:
     doc = {"name": "zoë", "tags": ["a", "b"], "n": 3, "f": 1.5, "none": None}
     await store.set_json("doc", doc)
