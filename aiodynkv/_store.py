@@ -26,7 +26,7 @@ from aiodynkv._cache import read_through
 from aiodynkv._codec import Item, expiry_seconds, now, remaining_seconds, version_of
 from aiodynkv._config import KVConfig
 from aiodynkv._core import Core, State
-from aiodynkv._errors import CorruptItemError, InsecureEndpointWarning
+from aiodynkv._errors import CorruptItemError, InsecureEndpointWarning, shown
 from aiodynkv._keys import KeyCodec
 from aiodynkv._protocol import MISSING, Health, Value
 from aiodynkv._store_batches import Batches
@@ -100,7 +100,7 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         return bool(self._core.state is State.OPEN)
 
     def __repr__(self) -> str:
-        ns = f", namespace={self._keys.namespace!r}" if self._keys.namespace else ""
+        ns = f", namespace={shown(self._keys.namespace)}" if self._keys.namespace else ""
         return (
             f"<AsyncDynamoKV table={self.config.table!r}{ns} "
             f"transport={self.config.transport} {self._core.state.value}>"

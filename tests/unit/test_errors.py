@@ -74,6 +74,22 @@ def test_messages_hold_no_key_unless_show_key_is_set() -> None:
     assert str(missing) == f"get: not found [key {SECRET_KEY!r}]"
 
 
+def test_a_shown_long_key_is_cut_to_64_characters_and_its_length() -> None:
+    key = "k" * 1500
+    error = KeyNotFoundError("get: not found", key=key)
+    error.show_key = True
+    assert str(error) == f"get: not found [key {'k' * 64!r}... (1500 characters)]"
+    assert error.key == key  # code still gets the whole key
+
+
+def test_a_store_repr_cuts_a_long_namespace() -> None:
+    from aiodynkv import AsyncDynamoKV
+
+    text = repr(AsyncDynamoKV(table="kvt", namespace="c" * 1500))
+    assert "c" * 65 not in text
+    assert "1500 characters" in text
+
+
 def test_show_key_without_a_key_shows_the_message_only() -> None:
     error = KVError("boom")
     error.show_key = True
