@@ -7,9 +7,11 @@ from aiodynkv._counter import ShardedCounter
 from aiodynkv._errors import (
     AccessDeniedError,
     BatchIncompleteError,
+    BucketNotFoundError,
     ConditionFailedError,
     CorruptItemError,
     DecryptionError,
+    EncryptionKeyError,
     InsecureEndpointWarning,
     InvalidKeyError,
     KeyNotFoundError,
@@ -41,9 +43,11 @@ __all__ = [
     "AccessDeniedError",
     "AsyncDynamoKV",
     "BatchIncompleteError",
+    "BucketNotFoundError",
     "ConditionFailedError",
     "CorruptItemError",
     "DecryptionError",
+    "EncryptionKeyError",
     "Health",
     "InsecureEndpointWarning",
     "InvalidKeyError",
@@ -79,3 +83,10 @@ __all__ = [
     "from_json",
     "to_json",
 ]
+
+# Tracebacks and reprs name the public path (aiodynkv.KVError), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and issubclass(_obj, BaseException):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from aiodynkv._codec import RESERVED_ATTRIBUTES
-from aiodynkv._errors import KVConfigError
+from aiodynkv._errors import KVConfigError, shown
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -55,6 +56,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _utf8_size(text: str) -> int:
+    """The UTF-8 size of `text`; text that cannot be encoded counts as too long."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return sys.maxsize
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KVConfig:
     """Settings of an `AsyncDynamoKV`, validated when created.
@@ -73,7 +82,9 @@ class KVConfig:
         ttl_attribute: Attribute holding the expiry in whole epoch seconds (rounded up), as
             DynamoDB's TTL sweeper wants it; reads use the exact expiry in ``xm``.
         version_attribute: Attribute holding the item version used for compare-and-set.
-        namespace: Optional namespace folded into every stored key.
+        namespace: Optional namespace folded into every stored key. Any non-empty text
+            without U+001F; namespace, separator and key share DynamoDB's 2,048-byte key
+            limit (so at most 2,046 UTF-8 bytes).
         consistent_read: Use strongly consistent reads.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a response.
@@ -165,16 +176,16 @@ class KVConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
             raise KVConfigError(
-                "table", f"must be 3-255 characters of A-Za-z0-9_.- (got {self.table!r})"
+                "table", f"must be 3-255 characters of A-Za-z0-9_.- (got {shown(self.table)})"
             )
         self._check_optional_str("region", "profile")
         self._check_endpoint()
         names = ("partition_key", "value_attribute", "ttl_attribute", "version_attribute")
         for name in names:
             value = getattr(self, name)
-            if not isinstance(value, str) or not value or len(value.encode()) > 255:
+            if not isinstance(value, str) or not value or _utf8_size(value) > 255:
                 raise KVConfigError(
-                    name, f"must be a non-empty name of <= 255 bytes (got {value!r})"
+                    name, f"must be a non-empty name of <= 255 UTF-8 bytes (got {shown(value)})"
                 )
         used = [getattr(self, n) for n in names]
         if len(set(used)) != len(used) or set(used) & set(RESERVED_ATTRIBUTES):
@@ -192,7 +203,7 @@ class KVConfig:
                 raise KVConfigError("namespace", str(exc)) from None
         for name in ("consistent_read", "create_table", "coalesce_reads", "expose_keys"):
             if not isinstance(getattr(self, name), bool):
-                raise KVConfigError(name, f"must be a bool (got {getattr(self, name)!r})")
+                raise KVConfigError(name, f"must be a bool (got {shown(getattr(self, name))})")
         self._check_number("connect_timeout", minimum=0, strict=True)
         self._check_number("read_timeout", minimum=0, strict=True)
         self._check_number("table_wait_timeout", minimum=0, strict=True)
@@ -207,11 +218,13 @@ class KVConfig:
             self._check_int("compress_threshold", 0, 409_600)
         if self.transport not in _TRANSPORTS:
             raise KVConfigError(
-                "transport", f"must be one of {', '.join(_TRANSPORTS)} (got {self.transport!r})"
+                "transport",
+                f"must be one of {', '.join(_TRANSPORTS)} (got {shown(self.transport)})",
             )
         if self.retry_mode not in _RETRY_MODES:
             raise KVConfigError(
-                "retry_mode", f"must be one of {', '.join(_RETRY_MODES)} (got {self.retry_mode!r})"
+                "retry_mode",
+                f"must be one of {', '.join(_RETRY_MODES)} (got {shown(self.retry_mode)})",
             )
         self._check_data_features()
 
@@ -227,13 +240,14 @@ class KVConfig:
         ):
             raise KVConfigError(
                 "large_value_bucket",
-                f"must be an S3 bucket name (3-63 of a-z0-9.-; got {bucket!r})",
+                f"must be an S3 bucket name (3-63 of a-z0-9.-; got {shown(bucket)})",
             )
         self._check_int("large_value_threshold", 1, 400_000)
         prefix = self.large_value_prefix
-        if not isinstance(prefix, str) or len(prefix.encode()) > 512 or not prefix.isprintable():
+        if not isinstance(prefix, str) or _utf8_size(prefix) > 512 or not prefix.isprintable():
             raise KVConfigError(
-                "large_value_prefix", f"must be printable text of <= 512 bytes (got {prefix!r})"
+                "large_value_prefix",
+                f"must be printable text of <= 512 UTF-8 bytes (got {shown(prefix)})",
             )
         self._check_optional_str("encryption_key_id", "encryption_kms_key_id")
         keys = self.encryption_keys
@@ -245,7 +259,7 @@ class KVConfig:
         current = self.encryption_key_id
         if current is not None and (keys is None or current not in keys):
             raise KVConfigError(
-                "encryption_key_id", f"{current!r} is not a key id of encryption_keys"
+                "encryption_key_id", f"{shown(current)} is not a key id of encryption_keys"
             )
         if keys is not None and current is None and self.encryption_kms_key_id is None:
             raise KVConfigError(
@@ -260,7 +274,9 @@ class KVConfig:
         for name in names:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise KVConfigError(name, f"must be a non-empty string or None (got {value!r})")
+                raise KVConfigError(
+                    name, f"must be a non-empty string or None (got {shown(value)})"
+                )
 
     def _check_endpoint(self) -> None:
         if self.endpoint is None:
@@ -300,13 +316,13 @@ class KVConfig:
             bound = f"> {minimum}" if strict else f">= {minimum}"
             if maximum != math.inf:
                 bound += f" and <= {maximum}"
-            raise KVConfigError(name, f"must be a finite number {bound} (got {value!r})")
+            raise KVConfigError(name, f"must be a finite number {bound} (got {shown(value)})")
 
     def _check_int(self, name: str, minimum: int, maximum: int) -> None:
         value = getattr(self, name)
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
             raise KVConfigError(
-                name, f"must be an integer from {minimum} to {maximum} (got {value!r})"
+                name, f"must be an integer from {minimum} to {maximum} (got {shown(value)})"
             )
 
     @property
@@ -404,7 +420,7 @@ def _encryption_keys(keys: object) -> Mapping[str, bytes]:
                 parsed[kid] = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError):
                 raise KVConfigError(
-                    "encryption_keys", f"key {kid!r} is not valid base64 (id:base64,...)"
+                    "encryption_keys", f"key {shown(kid)} is not valid base64 (id:base64,...)"
                 ) from None
         keys = parsed
     if not isinstance(keys, Mapping) or not keys:
@@ -413,11 +429,12 @@ def _encryption_keys(keys: object) -> Mapping[str, bytes]:
     for kid, key in keys.items():
         if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
             raise KVConfigError(
-                "encryption_keys", f"key ids are 1-64 of A-Za-z0-9._- (got {kid!r})"
+                "encryption_keys", f"key ids are 1-64 of A-Za-z0-9._- (got {shown(kid)})"
             )
         if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
             raise KVConfigError(
-                "encryption_keys", f"key {kid!r} must be 32 bytes (AES-256), e.g. os.urandom(32)"
+                "encryption_keys",
+                f"key {shown(kid)} must be 32 bytes (AES-256), e.g. os.urandom(32)",
             )
         frozen[kid] = bytes(key)
     return MappingProxyType(frozen)
@@ -440,5 +457,5 @@ def _parse(name: str, annotation: str, raw: str) -> Any:
         if annotation == "float":
             return float(raw)
     except ValueError:
-        raise KVConfigError(name, f"cannot parse {variable}={raw!r} as {annotation}") from None
+        raise KVConfigError(name, f"cannot parse {variable}={shown(raw)} as {annotation}") from None
     return raw

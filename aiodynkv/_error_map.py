@@ -97,9 +97,15 @@ def rekey(error: KVError, operation: str, key: str) -> KVError:
 
 
 def describe(exc: BaseException) -> str:
-    """What went wrong, without keys or values (the server's code and message)."""
+    """What went wrong, without keys or values (the server's code and message).
+
+    A transport's own failure is described by its message alone: its class is an
+    internal name, and the `KVError` subclass already says timeout or connection.
+    """
     if isinstance(exc, ServiceError):
         return f"{exc.code}: {exc.message}".rstrip(": ")
+    if isinstance(exc, WireError):
+        return str(exc) or ("timed out" if exc.timeout else "connection failed")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

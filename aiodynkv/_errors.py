@@ -15,6 +15,8 @@ KVError                                   every error aiodynkv raises
 ├── BatchIncompleteError                  a batch did not finish: done / unprocessed / in doubt
 ├── TableNotFoundError                    the table does not exist
 ├── AccessDeniedError                     bad, missing or insufficient credentials
+├── BucketNotFoundError                   the large-value S3 bucket does not exist
+├── EncryptionKeyError                    KMS refused the key (unknown, disabled, wrong use)
 ├── LockNotAcquiredError                  a lease was not acquired within `wait`
 ├── LeaseLostError                        a held lease lapsed or was taken over
 ├── TransactionFailedError                a transaction was cancelled; nothing applied
@@ -40,9 +42,11 @@ from typing import Any
 __all__ = [
     "AccessDeniedError",
     "BatchIncompleteError",
+    "BucketNotFoundError",
     "ConditionFailedError",
     "CorruptItemError",
     "DecryptionError",
+    "EncryptionKeyError",
     "InsecureEndpointWarning",
     "InvalidKeyError",
     "KVConfigError",
@@ -63,6 +67,19 @@ __all__ = [
     "ValueTooLargeError",
     "WrongTypeError",
 ]
+
+
+#: How much of a name or key a message quotes; the rest is replaced by its length.
+SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """`value` as a message quotes it: repr() of at most 64 characters, then its length."""
+    if isinstance(value, (str, bytes)) and len(value) > SHOWN_CHARS:
+        unit = "bytes" if isinstance(value, bytes) else "characters"
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} {unit})"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 class KVError(Exception):
@@ -94,7 +111,7 @@ class KVError(Exception):
 
     def __str__(self) -> str:
         if self.show_key and self.key is not None:
-            return f"{self.message} [key {self.key!r}]"
+            return f"{self.message} [key {shown(self.key)}]"
         return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -237,6 +254,18 @@ class TableNotFoundError(KVError):
 
 class AccessDeniedError(KVError):
     """Credentials are missing, invalid, expired or lack a permission."""
+
+
+class BucketNotFoundError(KVError):
+    """The S3 bucket for large values (``large_value_bucket``) does not exist."""
+
+
+class EncryptionKeyError(KVError):
+    """KMS refused the key ``encryption_kms_key_id`` names.
+
+    The key does not exist, is disabled or pending deletion, or is not for
+    encryption. A missing permission on the key is an `AccessDeniedError` instead.
+    """
 
 
 class TransientError(KVError):

@@ -12,7 +12,7 @@ reads are here; writes in ``_memory_writes``, batches and listing in
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from aiodynkv._cache import read_through
 from aiodynkv._codec import decode_value, expiry_seconds, is_expired, now, remaining_seconds
@@ -20,12 +20,14 @@ from aiodynkv._config import KVConfig
 from aiodynkv._core import State, check_loop
 from aiodynkv._errors import StoreClosedError
 from aiodynkv._keys import KeyCodec
-from aiodynkv._protocol import Health, Value
+from aiodynkv._protocol import MISSING, Health, Value
 from aiodynkv.testing._memory_base import MemoryCore
 from aiodynkv.testing._memory_batches import MemoryBatches
 from aiodynkv.testing._memory_writes import MemoryWrites
 
 __all__ = ["InMemoryKV"]
+
+_T = TypeVar("_T")
 
 
 class InMemoryKV(MemoryWrites, MemoryBatches):
@@ -145,6 +147,33 @@ class InMemoryKV(MemoryWrites, MemoryBatches):
         opened = await self._opened(item, stored, key, "get_with_version")
         value = self._value(opened, key, "get_with_version")
         return value, self._version(item, key, "get_with_version") or 0
+
+    @overload
+    async def get_with_ttl(
+        self, key: str, *, consistent: bool = False
+    ) -> tuple[Value, float | None]: ...
+    @overload
+    async def get_with_ttl(
+        self, key: str, default: _T, *, consistent: bool = False
+    ) -> tuple[Value | _T, float | None]: ...
+    async def get_with_ttl(
+        self,
+        key: str,
+        default: Any = MISSING,
+        *,
+        consistent: bool = False,  # noqa: ARG002 (memory reads are always consistent)
+    ) -> tuple[Any, float | None]:
+        """See `AsyncDynamoKV.get_with_ttl`."""
+        stored = self._stored(key, "get_with_ttl")
+        item = self._live(stored, key, "get_with_ttl")
+        await asyncio.sleep(0)
+        if item is None:
+            if default is MISSING:
+                raise self._not_found(key, "get_with_ttl")
+            return default, None
+        opened = await self._opened(item, stored, key, "get_with_ttl")
+        value = self._value(opened, key, "get_with_ttl")
+        return value, remaining_seconds(item, self.config, now())
 
     async def exists(self, key: str) -> bool:
         """See `AsyncDynamoKV.exists`."""

@@ -16,6 +16,7 @@ from aiodynkv._codec import (
     decode_value,
     expiry_ms_of,
     expiry_seconds,
+    is_expired,
     new_token,
     new_version,
     now,
@@ -140,8 +141,37 @@ class MemoryBatches(MemoryParts):
                     self._core.items.pop(pk, None)
             await hooks.after(entries, (), ())
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
+    async def delete_many(self, keys: Iterable[str]) -> int:
         """See `AsyncDynamoKV.delete_many`."""
+        stored = {
+            self._keys.encode(k, "delete_many", self.config.table): None
+            for k in key_list(keys, "delete_many")
+        }
+        self._check("delete_many")
+        if not stored:
+            return 0
+        await asyncio.sleep(0)
+        pipeline = self._core.pipeline
+        count = 0
+        old: list[Item] = []
+        with writing(self._core.cache, *stored) as cache:
+            for pk in stored:
+                item = self._core.items.pop(pk, None)
+                cache.done(pk, None)
+                if item is None:
+                    continue
+                old.append(item)
+                try:
+                    count += not is_expired(item, self.config, now())
+                except CorruptItemError:
+                    count += 1  # an unreadable expiry: it was there
+            pointers = [pipeline.pointer_of(item) for item in old]
+            if any(pointers):
+                await pipeline.discard(pointers, "delete_many")
+        return count
+
+    async def _delete_batch(self, keys: Iterable[str]) -> None:
+        """Delete keys as one batch, counting nothing (for `clear`)."""
         stored = [
             self._keys.encode(k, "delete_many", self.config.table)
             for k in key_list(keys, "delete_many")

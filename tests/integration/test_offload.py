@@ -207,11 +207,12 @@ async def test_namespaces_offload_too(backend: Backend, make_store: StoreFactory
 
 @pytest.mark.backend_needs("server", "s3_kms")
 async def test_s3_failures_are_typed_and_write_nothing(make_store: StoreFactory) -> None:
-    from aiodynkv import KVError
+    from aiodynkv import BucketNotFoundError
 
     store = await make_store(large_value_bucket="no-such-bucket-here", large_value_threshold=10)
-    with pytest.raises(KVError, match="S3 NoSuchBucket") as info:
+    with pytest.raises(BucketNotFoundError, match="S3 NoSuchBucket") as info:
         await store.set("k", "x" * 100)
+    assert "large_value_bucket" in str(info.value)  # says which setting to fix
     assert info.value.key == "k"
     assert "x" * 100 not in str(info.value)
     assert not await store.exists("k")

@@ -442,15 +442,17 @@ async def test_applied_reply_lost_on_batches_leaves_exact_state(
         proxy.lose_replies["BatchWriteItem"] = 3
         await kv.set_many(data)
         stored = await direct.get_many(list(data))
-        proxy.lose_replies["BatchWriteItem"] = 3
-        await kv.delete_many(list(data)[:100])
+        proxy.lose_replies["DeleteItem"] = 3  # delete_many: one DeleteItem per key
+        deleted = await kv.delete_many(list(data)[:100])
         left = await direct.get_many(list(data))
+    # A resent DeleteItem whose first reply was lost finds nothing left to count.
+    assert 100 - 3 <= deleted <= 100
     wrong = sum(1 for k, v in data.items() if stored.get(k) != v)
     wrong += sum(1 for k in list(data)[:100] if k in left)
     wrong += sum(1 for k in list(data)[100:] if left.get(k) != data[k])
     record(
         f"applied, reply lost: set_many + delete_many of 200 ({server})",
-        "6 batch replies dropped after the server applied them",
+        "3 batch and 3 delete replies dropped after the server applied them",
         2,
         2,
         0,
@@ -458,6 +460,24 @@ async def test_applied_reply_lost_on_batches_leaves_exact_state(
         "test_applied_reply_lost_on_batches_leaves_exact_state",
     )
     assert wrong == 0
+
+
+async def test_delete_many_whose_replies_never_come_reports_keys_in_doubt(
+    lossy: tuple[AsyncDynamoKV, FaultProxy],
+) -> None:
+    direct, proxy = lossy
+    await direct.set_many({f"x{i:02d}": "v" for i in range(10)})
+    lost = [f"x{i:02d}" for i in range(4)]
+    async with through(proxy, direct, read_timeout=1.0, max_attempts=2) as kv:
+        assert await kv.delete_many([f"x{i:02d}" for i in range(4, 10)]) == 6
+        proxy.lose_replies["DeleteItem"] = 1000
+        with pytest.raises(BatchIncompleteError) as info:
+            await kv.delete_many([*lost, "never-there"])
+    error = info.value
+    assert error.unprocessed == frozenset()  # every request was sent
+    assert error.in_doubt == frozenset([*lost, "never-there"])
+    assert error.done == {}
+    assert await direct.get_many(lost) == {}  # in doubt: here the server did apply them
 
 
 async def test_a_batch_whose_replies_never_come_reports_keys_in_doubt(

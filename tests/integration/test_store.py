@@ -18,6 +18,8 @@ from aiodynkv import (
     KVConfig,
     KVConfigError,
     KVConnectionError,
+    KVError,
+    KVTimeoutError,
     StoreClosedError,
     TableNotFoundError,
 )
@@ -132,6 +134,46 @@ async def test_refused_connection_raises_kv_connection_error_quickly() -> None:
     assert health.status == "DOWN"
     assert health.details["error"] == "KVConnectionError"
     assert "endpoint" not in health.details  # nothing a stranger should see
+
+
+_INTERNAL_NAMES = ("WireError", "AttemptError", "ServiceError", "_wire", "aiodynkv._")
+
+
+@pytest.mark.parametrize("transport", ["lean", "botocore"])
+async def test_connection_and_timeout_errors_name_no_internal_class(transport: str) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing: the client's read times out
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    fields: dict[str, Any] = {"table": "kvt", "max_attempts": 1, "transport": transport}
+    try:
+        seen: list[KVError] = []
+        async with AsyncDynamoKV(
+            endpoint=f"http://127.0.0.1:{unused_port()}", connect_timeout=3.0, **fields
+        ) as kv:
+            with pytest.raises(KVConnectionError) as refused:
+                await asyncio.wait_for(kv.get("k"), timeout=10)
+            seen.append(refused.value)
+            health = await kv.health()
+        async with AsyncDynamoKV(
+            endpoint=f"http://127.0.0.1:{port}", read_timeout=0.3, **fields
+        ) as kv:
+            with pytest.raises(KVTimeoutError) as late:
+                await asyncio.wait_for(kv.set("k", "v"), timeout=10)
+            seen.append(late.value)
+    finally:
+        silent.close()
+        for writer in held:
+            writer.close()
+        await silent.wait_closed()
+    for error in seen:
+        for text in (str(error), error.reason or "", repr(error)):
+            assert not any(name in text for name in _INTERNAL_NAMES), text
+        assert str(error).startswith(f"{error.operation} on table 'kvt' failed: ")
+    assert not any(name in health.details["message"] for name in _INTERNAL_NAMES)
 
 
 async def test_health_of_an_unopened_store_is_down() -> None:

@@ -139,6 +139,38 @@ def test_invalid_values_raise_config_error_naming_the_field(field: str, value: A
     assert info.value.field == named
 
 
+_LONG = "\ud800" + "x" * 1499  # invalid everywhere, 1,500 characters
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "table",
+        "namespace",
+        "endpoint",
+        "partition_key",
+        "transport",
+        "retry_mode",
+        "large_value_bucket",
+        "large_value_prefix",
+        "consistent_read",
+        "max_attempts",
+        "read_timeout",
+    ],
+)
+def test_config_errors_cut_long_values(field: str) -> None:
+    with pytest.raises(KVConfigError) as info:
+        KVConfig(**{"table": "kvt", field: _LONG})  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "x" * 65 not in message
+    assert len(message) < 300
+    assert "\\ud800" not in message or "1500 characters" in message
+
+
+def test_a_1500_character_namespace_is_a_valid_config() -> None:
+    assert KVConfig(table="kvt", namespace="c" * 1500).namespace == "c" * 1500
+
+
 @pytest.mark.parametrize("name", ["kvt\n", "x" * 255 + "\n"])
 def test_a_table_name_with_a_trailing_newline_is_refused(name: str) -> None:
     try:

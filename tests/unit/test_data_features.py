@@ -12,6 +12,7 @@ from typing import Any
 import botocore.exceptions as bex
 import pytest
 
+import aiodynkv
 from aiodynkv import (
     AccessDeniedError,
     CorruptItemError,
@@ -336,7 +337,13 @@ def _client_error(code: str, status: int = 400) -> bex.ClientError:
         (_client_error("RequestTimeout"), KVTimeoutError),
         (_client_error("InternalError", 500), ServerError),
         (_client_error("Weird", 502), ServerError),
-        (_client_error("NoSuchBucket", 404), KVError),
+        (_client_error("NoSuchBucket", 404), aiodynkv.BucketNotFoundError),
+        (_client_error("NotFoundException"), aiodynkv.EncryptionKeyError),
+        (_client_error("DisabledException"), aiodynkv.EncryptionKeyError),
+        (_client_error("KMSInvalidStateException"), aiodynkv.EncryptionKeyError),
+        (_client_error("KeyUnavailableException", 500), aiodynkv.EncryptionKeyError),
+        (_client_error("InvalidKeyUsageException"), aiodynkv.EncryptionKeyError),
+        (_client_error("Weird", 400), KVError),
         (bex.NoCredentialsError(), AccessDeniedError),
         (bex.ReadTimeoutError(endpoint_url="http://x"), KVTimeoutError),
         (bex.EndpointConnectionError(endpoint_url="http://x"), KVConnectionError),
