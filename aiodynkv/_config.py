@@ -26,7 +26,7 @@ ENV_PREFIX = "AIODYNKV_"
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
-_TRANSPORTS = ("lean", "botocore")
+_TRANSPORTS = ("lean", "botocore", "memory")
 #: The region a loopback endpoint (a local emulator) signs for when none is set.
 LOCAL_REGION = "us-east-1"
 
@@ -94,7 +94,8 @@ class KVConfig:
         close_timeout: Seconds `aclose` waits for operations in flight to finish whole.
         transport: ``"lean"`` (signed DynamoDB JSON over aiohttp, the cheapest per call)
             or ``"botocore"`` (every call through the aioboto3 client, for botocore
-            event hooks and ``AiobotocoreInstrumentor``).
+            event hooks and ``AiobotocoreInstrumentor``), or ``"memory"`` (DynamoDB
+            answered in process, for tests; stores share its tables; no S3 or KMS).
         expose_keys: Put keys in exception messages, span attributes and log events.
             Off by default: keys are often secrets (session ids) or personal data.
             ``error.key`` always carries the key for code.
@@ -146,7 +147,7 @@ class KVConfig:
     coalesce_window: float = 0.0
     max_value_bytes: int = 4 * 1024 * 1024
     close_timeout: float = 10.0
-    transport: Literal["lean", "botocore"] = "lean"
+    transport: Literal["lean", "botocore", "memory"] = "lean"
     expose_keys: bool = False
     logger: Any = field(default=None, repr=False, compare=False)
     tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)
@@ -251,6 +252,12 @@ class KVConfig:
             raise KVConfigError(
                 "encryption_key_id", "name the key in encryption_keys that new values use"
             )
+        if self.transport == "memory":
+            for name in ("large_value_bucket", "encryption_kms_key_id"):
+                if getattr(self, name) is not None:
+                    raise KVConfigError(
+                        name, "the memory transport serves DynamoDB only: no S3 or KMS"
+                    )
         if keys is not None or self.encryption_kms_key_id is not None:
             from aiodynkv._crypto import check_available
 

@@ -134,10 +134,13 @@ class Core:
         self._idle.set()
         self._slots = asyncio.Semaphore(self.config.max_pool_connections)
         try:
-            if self.client is None:
-                self.client = await self._enter_client()
-            self._adopt_region()
-            self.transport = await self._new_transport()
+            if self.config.transport == "memory":
+                self.transport = self._memory_transport()
+            else:
+                if self.client is None:
+                    self.client = await self._enter_client()
+                self._adopt_region()
+                self.transport = await self._new_transport()
             if self.config.coalesce_reads:
                 from aiodynkv._coalesce import ReadCoalescer
 
@@ -168,6 +171,14 @@ class Core:
             ) from None
         except bex.ConfigParseError as exc:
             raise KVConfigError("profile", f"cannot read the AWS config file: {exc}") from None
+
+    def _memory_transport(self) -> Transport:
+        """The transport given as ``client=``, else the process-wide memory transport."""
+        from aiodynkv._transport.memory import MemoryTransport
+
+        if isinstance(self.client, MemoryTransport):
+            return self.client
+        return MemoryTransport.shared()
 
     async def _new_transport(self) -> Transport:
         config = self.config
