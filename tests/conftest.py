@@ -21,14 +21,26 @@ from aiodynkv._codec import Item
 from aiodynkv.testing import InMemoryKV, LocalDynamoDB, docker_available
 
 # "<server>/botocore" runs the same server through the botocore transport; the plain
-# server names use the default (lean) transport.
-KINDS = ("memory", "moto", "dynalite", "dynamodb-local", "moto/botocore", "dynalite/botocore")
+# server names use the default (lean) transport. "memory-transport" is `AsyncDynamoKV`
+# over the in-process memory transport (no server).
+KINDS = (
+    "memory",
+    "memory-transport",
+    "moto",
+    "dynalite",
+    "dynamodb-local",
+    "moto/botocore",
+    "dynalite/botocore",
+)
 
 # What each backend lacks, with the reason shown in the skip.
 CAPABILITIES: dict[str, dict[str, str]] = {
     "memory": {
         "ttl_api": "InMemoryKV has no table: nothing to enable TTL on",
         "server": "InMemoryKV has no server",
+    },
+    "memory-transport": {
+        "s3_kms": "the memory transport serves DynamoDB only: no S3 or KMS",
     },
     "moto": {
         "exact_size_limit": "moto counts item size its own way (rejects items DynamoDB accepts)",
@@ -119,7 +131,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     kind: str = request.param
     server, _, transport = kind.partition("/")
     endpoint = None
-    if server != "memory":
+    if server not in ("memory", "memory-transport"):
         endpoint = request.getfixturevalue(f"{server.replace('-', '_')}_endpoint")
     found = Backend(kind, endpoint, CAPABILITIES[server], transport or "lean")
     marker = request.node.get_closest_marker("backend_needs")
@@ -139,6 +151,8 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     admin: Any
     if backend.kind == "memory":
         admin = await InMemoryKV(table=table).open()
+    elif backend.kind == "memory-transport":
+        admin = await AsyncDynamoKV(table=table, transport="memory", create_table=True).open()
     else:
         admin = await AsyncDynamoKV(
             table=table, endpoint=backend.endpoint, create_table=True, transport=backend.transport
@@ -159,8 +173,19 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     for store in opened:
         await store.aclose()
     if isinstance(admin, AsyncDynamoKV):
-        await admin.client.delete_table(TableName=table)
+        await raw_call(admin, "DeleteTable", {"TableName": table})
     await admin.aclose()
+
+
+async def raw_call(store: Any, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB request sent as is: through the memory transport, or the store's client."""
+    if store.config.transport == "memory":
+        response: dict[str, Any] = await store._core.transport.send(action, request)
+        return response
+    from botocore import xform_name
+
+    response = await getattr(store.client, xform_name(action))(**request)
+    return response
 
 
 @pytest_asyncio.fixture
@@ -174,10 +199,14 @@ async def raw_item(store: Any, stored_key: str) -> Item | None:
     if isinstance(store, InMemoryKV):
         found: Item | None = store._core.items.get(stored_key)
         return found
-    response = await store.client.get_item(
-        TableName=store.config.table,
-        Key={store.config.partition_key: {"S": stored_key}},
-        ConsistentRead=True,
+    response = await raw_call(
+        store,
+        "GetItem",
+        {
+            "TableName": store.config.table,
+            "Key": {store.config.partition_key: {"S": stored_key}},
+            "ConsistentRead": True,
+        },
     )
     item: Item | None = response.get("Item")
     return item
@@ -188,7 +217,7 @@ async def put_raw(store: Any, item: Item) -> None:
     if isinstance(store, InMemoryKV):
         store._core.items[item[store.config.partition_key]["S"]] = item
         return
-    await store.client.put_item(TableName=store.config.table, Item=item)
+    await raw_call(store, "PutItem", {"TableName": store.config.table, "Item": item})
 
 
 class Clock:
