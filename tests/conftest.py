@@ -184,8 +184,8 @@ async def raw_call(store: Any, action: str, request: dict[str, Any]) -> dict[str
         return response
     from botocore import xform_name
 
-    response = await getattr(store.client, xform_name(action))(**request)
-    return response
+    reply: dict[str, Any] = await getattr(store.client, xform_name(action))(**request)
+    return reply
 
 
 @pytest_asyncio.fixture
