@@ -44,11 +44,19 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     },
     "moto": {
         "exact_size_limit": "moto counts item size its own way (rejects items DynamoDB accepts)",
+        "updated_values": (
+            "moto's UPDATED_NEW/UPDATED_OLD leave out attributes whose value did not change "
+            "and add the key of a new item"
+        ),
     },
     "dynalite": {
         "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
         "transactions": "dynalite has no TransactWriteItems / TransactGetItems API",
         "s3_kms": "dynalite serves DynamoDB only: no S3 or KMS on its endpoint",
+        "old_item_on_failure": (
+            "dynalite does not return the old item of a failed condition "
+            "(ReturnValuesOnConditionCheckFailure)"
+        ),
     },
     "dynamodb-local": {
         "s3_kms": "DynamoDB Local serves DynamoDB only: no S3 or KMS on its endpoint",
