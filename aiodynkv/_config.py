@@ -95,7 +95,8 @@ class KVConfig:
         transport: ``"lean"`` (signed DynamoDB JSON over aiohttp, the cheapest per call)
             or ``"botocore"`` (every call through the aioboto3 client, for botocore
             event hooks and ``AiobotocoreInstrumentor``), or ``"memory"`` (DynamoDB
-            answered in process, for tests; stores share its tables; no S3 or KMS).
+            answered in process, for tests; stores share its tables, an in-process object
+            store stands in for S3 and a local key wrap for KMS).
         expose_keys: Put keys in exception messages, span attributes and log events.
             Off by default: keys are often secrets (session ids) or personal data.
             ``error.key`` always carries the key for code.
@@ -252,12 +253,6 @@ class KVConfig:
             raise KVConfigError(
                 "encryption_key_id", "name the key in encryption_keys that new values use"
             )
-        if self.transport == "memory":
-            for name in ("large_value_bucket", "encryption_kms_key_id"):
-                if getattr(self, name) is not None:
-                    raise KVConfigError(
-                        name, "the memory transport serves DynamoDB only: no S3 or KMS"
-                    )
         if keys is not None or self.encryption_kms_key_id is not None:
             from aiodynkv._crypto import check_available
 

@@ -40,7 +40,8 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "server": "InMemoryKV has no server",
     },
     "memory-transport": {
-        "s3_kms": "the memory transport serves DynamoDB only: no S3 or KMS",
+        "endpoint": "the memory transport has no endpoint to connect to, and its S3 stand-in "
+        "has every bucket",
     },
     "moto": {
         "exact_size_limit": "moto counts item size its own way (rejects items DynamoDB accepts)",
@@ -172,6 +173,8 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
             store._core.items = admin._core.items  # same data, other settings
             store._core.blobs.objects = admin._core.blobs.objects  # and the same S3 double
         else:
+            if backend.kind == "memory-transport":
+                fields.pop("transport", None)  # its only transport: never a real endpoint
             store = AsyncDynamoKV(admin.config, **fields)
         await store.open()
         opened.append(store)

@@ -16,6 +16,7 @@ a server gives for an unknown operation or a `ValidationException`.
 
 Stores opened with ``transport="memory"`` share one process-wide instance (as
 processes share a server), unless a `MemoryTransport` is passed as ``client=``.
+Its ``blobs`` stand in for S3 for large values (as moto serves S3 beside DynamoDB).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from aiodynkv._offload import MemoryBlobs
 from aiodynkv._transport import _expressions as expr
 from aiodynkv._transport.base import ServiceError
 
@@ -248,6 +250,8 @@ class MemoryTransport:
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._tables: dict[str, _Table] = {}
+        #: The S3 stand-in of the stores on this transport (large values).
+        self.blobs = MemoryBlobs()
         self._tokens: dict[str, tuple[str, float, dict[str, Any]]] = {}
         self._clock = clock
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
