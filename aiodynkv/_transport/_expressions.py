@@ -32,9 +32,11 @@ __all__ = [
 
 AttrValue = dict[str, Any]
 Item = dict[str, AttrValue]
-#: A parsed condition: the item in, true or false out.
-Condition = Callable[[Item], bool]
-_Operand = Callable[[Item], "AttrValue | None"]
+#: The ``:value`` placeholders of one request.
+Values = Mapping[str, AttrValue]
+#: A parsed condition: the item and the request's values in, true or false out.
+Condition = Callable[[Item, Values], bool]
+_Operand = Callable[[Item, Values], "AttrValue | None"]
 
 # DynamoDB numbers: 38 significant digits, exponents -130..+125.
 _NUMBERS = Context(prec=38, Emin=-130, Emax=125)
@@ -48,13 +50,16 @@ class ExpressionError(Exception):
 
 
 class Placeholders:
-    """The ``#name`` and ``:value`` maps of one request, and which of them are used."""
+    """The ``#name`` map of one request, and the names and values its expressions use.
 
-    __slots__ = ("names", "used_names", "used_values", "values")
+    Parsing depends on the names only, so a parsed expression serves every request
+    with the same text and names; the values are checked per request (`check_values`).
+    """
 
-    def __init__(self, names: Mapping[str, str] | None, values: Mapping[str, Any] | None) -> None:
+    __slots__ = ("names", "used_names", "used_values")
+
+    def __init__(self, names: Mapping[str, str] | None) -> None:
         self.names = dict(names or {})
-        self.values = dict(values or {})
         self.used_names: set[str] = set()
         self.used_values: set[str] = set()
 
@@ -67,29 +72,38 @@ class Placeholders:
         self.used_names.add(token)
         return self.names[token]
 
-    def value(self, token: str) -> AttrValue:
-        if token not in self.values:
-            raise ExpressionError(
-                "An expression attribute value used in expression is not defined; "
-                f"attribute value: {token}"
-            )
+    def value(self, token: str) -> _Operand:
         self.used_values.add(token)
-        return dict(self.values[token])
+        return lambda _item, values: values[token]
 
-    def check_all_used(self) -> None:
-        """DynamoDB refuses names and values that no expression of the request uses."""
-        unused_names = sorted(set(self.names) - self.used_names)
-        if unused_names:
+    def check_names(self) -> None:
+        """DynamoDB refuses names that no expression of the request uses."""
+        unused = sorted(set(self.names) - self.used_names)
+        if unused:
             raise ExpressionError(
                 "Value provided in ExpressionAttributeNames unused in expressions: "
-                f"keys: {{{', '.join(unused_names)}}}"
+                f"keys: {{{', '.join(unused)}}}"
             )
-        unused_values = sorted(set(self.values) - self.used_values)
-        if unused_values:
-            raise ExpressionError(
-                "Value provided in ExpressionAttributeValues unused in expressions: "
-                f"keys: {{{', '.join(unused_values)}}}"
-            )
+
+
+def check_values(used: set[str] | frozenset[str], values: Values) -> None:
+    """DynamoDB refuses a value an expression uses but the request lacks, and an unused one.
+
+    Raises:
+        ExpressionError: The first such value.
+    """
+    missing = sorted(used - values.keys())
+    if missing:
+        raise ExpressionError(
+            "An expression attribute value used in expression is not defined; "
+            f"attribute value: {missing[0]}"
+        )
+    unused = sorted(values.keys() - used)
+    if unused:
+        raise ExpressionError(
+            "Value provided in ExpressionAttributeValues unused in expressions: "
+            f"keys: {{{', '.join(unused)}}}"
+        )
 
 
 # -- tokens ---------------------------------------------------------------------------
@@ -305,7 +319,7 @@ def _or(tokens: _Tokens, places: Placeholders) -> Condition:
         parts.append(_and(tokens, places))
     if len(parts) == 1:
         return parts[0]
-    return lambda item: any(part(item) for part in parts)
+    return lambda item, values: any(part(item, values) for part in parts)
 
 
 def _and(tokens: _Tokens, places: Placeholders) -> Condition:
@@ -314,13 +328,13 @@ def _and(tokens: _Tokens, places: Placeholders) -> Condition:
         parts.append(_not(tokens, places))
     if len(parts) == 1:
         return parts[0]
-    return lambda item: all(part(item) for part in parts)
+    return lambda item, values: all(part(item, values) for part in parts)
 
 
 def _not(tokens: _Tokens, places: Placeholders) -> Condition:
     if tokens.take("NOT"):
         inner = _not(tokens, places)
-        return lambda item: not inner(item)
+        return lambda item, values: not inner(item, values)
     return _primary(tokens, places)
 
 
@@ -342,13 +356,13 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:  # noqa: PLR09
     if op in ("=", "<>", "<", "<=", ">", ">="):
         right = _operand(tokens, places)
         if op == "=":
-            return lambda item: equal(left(item), right(item))
+            return lambda item, values: equal(left(item, values), right(item, values))
         if op == "<>":
-            return lambda item: not equal(left(item), right(item))
+            return lambda item, values: not equal(left(item, values), right(item, values))
         compare = _COMPARE[op]
 
-        def ordered(item: Item) -> bool:
-            pair = _ordered(left(item), right(item))
+        def ordered(item: Item, values: Values) -> bool:
+            pair = _ordered(left(item, values), right(item, values))
             return pair is not None and compare(*pair)
 
         return ordered
@@ -357,10 +371,10 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:  # noqa: PLR09
         tokens.expect("AND")
         high = _operand(tokens, places)
 
-        def between(item: Item) -> bool:
-            value = left(item)
-            above = _ordered(value, low(item))
-            below = _ordered(value, high(item))
+        def between(item: Item, values: Values) -> bool:
+            value = left(item, values)
+            above = _ordered(value, low(item, values))
+            below = _ordered(value, high(item, values))
             return (
                 above is not None
                 and below is not None
@@ -375,7 +389,9 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:  # noqa: PLR09
         while tokens.take(","):
             choices.append(_operand(tokens, places))
         tokens.expect(")")
-        return lambda item: any(equal(left(item), choice(item)) for choice in choices)
+        return lambda item, values: any(
+            equal(left(item, values), choice(item, values)) for choice in choices
+        )
     raise tokens.error(op)
 
 
@@ -390,20 +406,20 @@ def _function(tokens: _Tokens, places: Placeholders) -> Condition:
     path = _path(tokens, places)
     if name == "attribute_exists":
         tokens.expect(")")
-        return lambda item: path in item
+        return lambda item, _values: path in item
     if name == "attribute_not_exists":
         tokens.expect(")")
-        return lambda item: path not in item
+        return lambda item, _values: path not in item
     tokens.expect(",")
     operand = _operand(tokens, places)
     tokens.expect(")")
     if name == "begins_with":
-        return lambda item: _begins_with(item.get(path), operand(item))
+        return lambda item, values: _begins_with(item.get(path), operand(item, values))
     if name == "contains":
-        return lambda item: _contains(item.get(path), operand(item))
+        return lambda item, values: _contains(item.get(path), operand(item, values))
 
-    def has_type(item: Item) -> bool:  # attribute_type
-        wanted = operand(item)
+    def has_type(item: Item, values: Values) -> bool:  # attribute_type
+        wanted = operand(item, values)
         return path in item and wanted is not None and _type(item[path]) == wanted.get("S")
 
     return has_type
@@ -413,16 +429,15 @@ def _operand(tokens: _Tokens, places: Placeholders) -> _Operand:
     token = tokens.peek()
     if token is not None and token[0] == "value":
         tokens.next()
-        value = places.value(token[1])
-        return lambda _item: value
+        return places.value(token[1])
     if token is not None and token[0] == "word" and token[1].lower() == "size":
         tokens.next()
         tokens.expect("(")
         path = _path(tokens, places)
         tokens.expect(")")
-        return lambda item: _size(item.get(path))
+        return lambda item, _values: _size(item.get(path))
     path = _path(tokens, places)
-    return lambda item: item.get(path)
+    return lambda item, _values: item.get(path)
 
 
 def _size(value: AttrValue | None) -> AttrValue | None:
@@ -470,8 +485,8 @@ class Update:
             )
         self.paths.append(path)
 
-    def apply(self, old: Item) -> Item:
-        """The item after the update; every operand is read from `old`.
+    def apply(self, old: Item, values: Values) -> Item:
+        """The item after the update; every operand is read from `old` (and `values`).
 
         Raises:
             ExpressionError: An operand of the wrong type, or a missing one.
@@ -482,7 +497,7 @@ class Update:
                 new.pop(path, None)
                 continue
             assert operand is not None  # noqa: S101 (every other clause has one)
-            value = operand(old)
+            value = operand(old, values)
             if value is None:
                 raise ExpressionError(
                     "The provided expression refers to an attribute that does not exist in the item"
@@ -542,8 +557,7 @@ def _operand_value(tokens: _Tokens, places: Placeholders) -> _Operand:
     kind, token = tokens.next()
     if kind != "value":
         raise tokens.error(token)
-    value = places.value(token)
-    return lambda _item: value
+    return places.value(token)
 
 
 def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
@@ -555,8 +569,8 @@ def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
     right = _set_term(tokens, places)
     subtract = token[1] == "-"
 
-    def arithmetic(item: Item) -> AttrValue | None:
-        a, b = left(item), right(item)
+    def arithmetic(item: Item, values: Values) -> AttrValue | None:
+        a, b = left(item, values), right(item, values)
         if a is None or b is None:
             return None
         if _type(a) != "N" or _type(b) != "N":
@@ -576,9 +590,9 @@ def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
         fallback = _set_term(tokens, places)
         tokens.expect(")")
 
-        def if_not_exists(item: Item) -> AttrValue | None:
+        def if_not_exists(item: Item, values: Values) -> AttrValue | None:
             found = item.get(path)
-            return found if found is not None else fallback(item)
+            return found if found is not None else fallback(item, values)
 
         return if_not_exists
     if token is not None and token[0] == "word" and token[1].lower() == "list_append":
@@ -589,8 +603,8 @@ def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
         second = _set_term(tokens, places)
         tokens.expect(")")
 
-        def list_append(item: Item) -> AttrValue | None:
-            a, b = first(item), second(item)
+        def list_append(item: Item, values: Values) -> AttrValue | None:
+            a, b = first(item, values), second(item, values)
             if a is None or b is None:
                 return None
             if _type(a) != "L" or _type(b) != "L":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import hashlib
 import json
 import math
@@ -31,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from aiodynkv._offload import MemoryBlobs
 from aiodynkv._transport import _expressions as expr
@@ -50,6 +49,28 @@ _BATCH_GET_REPLY_BYTES = 16 * 1024 * 1024
 _IDEMPOTENCY_SECONDS = 600.0
 _CONDITION_FAILED = "The conditional request failed"
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+_EXPRESSIONS = (
+    "ConditionExpression",
+    "FilterExpression",
+    "UpdateExpression",
+    "ProjectionExpression",
+)
+_COMPILED_LIMIT = 4096  # parsed expressions kept (the library sends a few dozen texts)
+#: A parsed request: condition (or filter), update, projection, the values it uses.
+_Compiled = tuple["expr.Condition | None", "expr.Update | None", "list[str] | None", frozenset[str]]
+
+
+class _Parsed(NamedTuple):
+    """A request's parsed expressions and its checked ``:values``."""
+
+    condition: expr.Condition | None
+    update: expr.Update | None
+    projection: list[str] | None
+    values: dict[str, Any]
+
+    def holds(self, item: Item | None) -> bool:
+        """The condition (or filter) on `item` (None: no item); true without one."""
+        return self.condition is None or self.condition(item or {}, self.values)
 
 
 def _error(code: str, message: str, status: int = 400, **extra: Any) -> ServiceError:
@@ -127,8 +148,8 @@ class _Table:
         return {
             "TableName": self.name,
             "TableStatus": status,
-            "KeySchema": copy.deepcopy(self.schema),
-            "AttributeDefinitions": copy.deepcopy(self.definitions),
+            "KeySchema": _copy(self.schema),
+            "AttributeDefinitions": _copy(self.definitions),
             "CreationDateTime": self.created,
             "ItemCount": len(self.items),
             "TableSizeBytes": sum(_item_size(item) for item in self.items.values()),
@@ -230,6 +251,17 @@ def _checked_item(item: Any) -> Item:
     return {name: _checked_value(value) for name, value in item.items()}
 
 
+def _copy(value: Any) -> Any:
+    """A copy of DynamoDB JSON (dicts and lists of immutable leaves; buffers become bytes)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value
+
+
 def _fingerprint(value: Any) -> str:
     def blob(data: Any) -> str:
         return base64.b64encode(bytes(data)).decode()
@@ -253,6 +285,7 @@ class MemoryTransport:
         #: The S3 stand-in of the stores on this transport (large values).
         self.blobs = MemoryBlobs()
         self._tokens: dict[str, tuple[str, float, dict[str, Any]]] = {}
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
         self._clock = clock
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "GetItem": self._get_item,
@@ -288,7 +321,7 @@ class MemoryTransport:
         handler = self._handlers.get(action)
         if handler is None:
             raise _error("UnknownOperationException", "", status=400)
-        request = copy.deepcopy(request)
+        request = _copy(request)
         await asyncio.sleep(0)  # let other requests in, as a server would
         response = handler(request)
         response["ResponseMetadata"] = {
@@ -309,55 +342,65 @@ class MemoryTransport:
             raise _error("ResourceNotFoundException", "Requested resource not found")
         return table
 
-    @staticmethod
-    def _places(request: dict[str, Any]) -> expr.Placeholders:
+    def _parsed(self, request: dict[str, Any], *, update: bool = False) -> _Parsed:
+        """The request's expressions (parsed once per text and names) and checked values."""
         names = request.get("ExpressionAttributeNames")
-        values = request.get("ExpressionAttributeValues")
+        raw_values = request.get("ExpressionAttributeValues")
         if names is not None and not names:
             raise _invalid("ExpressionAttributeNames must not be empty")
-        if values is not None and not values:
+        if raw_values is not None and not raw_values:
             raise _invalid("ExpressionAttributeValues must not be empty")
-        checked = {k: _checked_value(v) for k, v in (values or {}).items()}
-        return expr.Placeholders(names, checked)
-
-    def _parsed(
-        self, request: dict[str, Any], *, update: bool = False
-    ) -> tuple[expr.Condition | None, expr.Update | None, list[str] | None]:
-        """Condition, update and projection of a request, placeholders checked."""
-        places = self._places(request)
+        texts = tuple(request.get(part) for part in _EXPRESSIONS)
+        key = (update, texts, tuple(sorted((names or {}).items())))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compile(texts, names, update=update)
+            if len(self._compiled) >= _COMPILED_LIMIT:
+                self._compiled.clear()
+            self._compiled[key] = compiled
+        condition, parsed_update, projection, used = compiled
+        values = {k: _checked_value(v) for k, v in (raw_values or {}).items()}
         try:
-            condition = filter_ = None
-            if "ConditionExpression" in request:
-                condition = expr.parse_condition(request["ConditionExpression"], places)
-            if "FilterExpression" in request:
-                filter_ = expr.parse_condition(
-                    request["FilterExpression"], places, "FilterExpression"
-                )
-            parsed_update = None
-            if update and "UpdateExpression" in request:
-                parsed_update = expr.parse_update(request["UpdateExpression"], places)
-            projection = None
-            if "ProjectionExpression" in request:
-                projection = expr.parse_projection(request["ProjectionExpression"], places)
-            if (places.names or places.values) and not (
-                condition or filter_ or parsed_update or projection
-            ):
-                which = "Names" if places.names else "Values"
+            if values and all(text is None for text in texts):
                 raise expr.ExpressionError(
-                    f"ExpressionAttribute{which} can only be specified when using expressions"
+                    "ExpressionAttributeValues can only be specified when using expressions"
                 )
-            places.check_all_used()
+            expr.check_values(used, values)
         except expr.ExpressionError as exc:
             raise _invalid(str(exc)) from None
-        if filter_ is not None:
-            condition = filter_
-        return condition, parsed_update, projection
+        return _Parsed(condition, parsed_update, projection, values)
+
+    @staticmethod
+    def _compile(texts: tuple[Any, ...], names: Any, *, update: bool) -> _Compiled:
+        condition_text, filter_text, update_text, projection_text = texts
+        places = expr.Placeholders(names)
+        try:
+            condition = None
+            if condition_text is not None:
+                condition = expr.parse_condition(condition_text, places)
+            if filter_text is not None:  # Scan: a filter, never a condition too
+                condition = expr.parse_condition(filter_text, places, "FilterExpression")
+            parsed_update = None
+            if update and update_text is not None:
+                parsed_update = expr.parse_update(update_text, places)
+            projection = None
+            if projection_text is not None:
+                projection = expr.parse_projection(projection_text, places)
+            if places.names and all(text is None for text in texts):
+                raise expr.ExpressionError(
+                    "ExpressionAttributeNames can only be specified when using expressions"
+                )
+            places.check_names()
+        except expr.ExpressionError as exc:
+            raise _invalid(str(exc)) from None
+        return condition, parsed_update, projection, frozenset(places.used_values)
 
     @staticmethod
     def _project(item: Item, projection: list[str] | None) -> Item:
         if projection is None:
-            return copy.deepcopy(item)
-        return {name: copy.deepcopy(item[name]) for name in projection if name in item}
+            copied: Item = _copy(item)
+            return copied
+        return {name: _copy(item[name]) for name in projection if name in item}
 
     @staticmethod
     def _capacity(
@@ -404,14 +447,14 @@ class MemoryTransport:
     def _condition_failed(request: dict[str, Any], old: Item | None) -> ServiceError:
         extra: dict[str, Any] = {}
         if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-            extra["Item"] = copy.deepcopy(old)
+            extra["Item"] = _copy(old)
         return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
 
     # -- single items --------------------------------------------------------------------
 
     def _get_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
-        _, _, projection = self._parsed(request)
+        projection = self._parsed(request).projection
         item = table.items.get(table.key_of(request.get("Key")))
         response: dict[str, Any] = {}
         if item is not None:
@@ -425,25 +468,27 @@ class MemoryTransport:
     def _put_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
         returns = self._returns(request, ("NONE", "ALL_OLD"))
-        condition, _, _ = self._parsed(request)
+        parsed = self._parsed(request)
         item = _checked_item(request.get("Item"))
         key = table.key_of(item, whole_item=True)
         self._check_size(item)
         old = table.items.get(key)
-        if condition is not None and not condition(old or {}):
+        if not parsed.holds(old):
             raise self._condition_failed(request, old)
         table.items[key] = item
         response: dict[str, Any] = {}
         if returns == "ALL_OLD" and old is not None:
-            response["Attributes"] = copy.deepcopy(old)
+            response["Attributes"] = _copy(old)
         response.update(
             self._capacity(request, table.name, self._write_units(old, item), write=True)
         )
         return response
 
-    def _updated(self, table: _Table, request: dict[str, Any], old: Item | None) -> Item:
+    def _updated(
+        self, table: _Table, request: dict[str, Any], parsed: _Parsed, old: Item | None
+    ) -> Item:
         """The item an UpdateItem (or a transaction's Update) leaves; raises if refused."""
-        _, update, _ = self._parsed(request, update=True)
+        update = parsed.update
         key_item = _checked_item(request.get("Key"))
         if update is None:
             new = dict(old) if old is not None else dict(key_item)
@@ -455,7 +500,7 @@ class MemoryTransport:
                         f"{name}. This attribute is part of the key"
                     )
             try:
-                new = update.apply(old if old is not None else key_item)
+                new = update.apply(old if old is not None else key_item, parsed.values)
             except expr.ExpressionError as exc:
                 raise _invalid(str(exc)) from None
         self._check_size(new, "Item size to update has exceeded the maximum allowed size")
@@ -466,15 +511,15 @@ class MemoryTransport:
         returns = self._returns(
             request, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
         )
-        condition, update, _ = self._parsed(request, update=True)
+        parsed = self._parsed(request, update=True)
         key = table.key_of(request.get("Key"))
         old = table.items.get(key)
-        if condition is not None and not condition(old or {}):
+        if not parsed.holds(old):
             raise self._condition_failed(request, old)
-        new = self._updated(table, request, old)
+        new = self._updated(table, request, parsed, old)
         table.items[key] = new
         response: dict[str, Any] = {}
-        touched = update.paths if update is not None else []
+        touched = parsed.update.paths if parsed.update is not None else []
         attributes: Item | None = None
         if returns == "ALL_OLD":
             attributes = old
@@ -485,7 +530,7 @@ class MemoryTransport:
         elif returns == "UPDATED_NEW":
             attributes = {n: new[n] for n in touched if n in new}
         if attributes:
-            response["Attributes"] = copy.deepcopy(attributes)
+            response["Attributes"] = _copy(attributes)
         response.update(
             self._capacity(request, table.name, self._write_units(old, new), write=True)
         )
@@ -494,15 +539,15 @@ class MemoryTransport:
     def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
         returns = self._returns(request, ("NONE", "ALL_OLD"))
-        condition, _, _ = self._parsed(request)
+        parsed = self._parsed(request)
         key = table.key_of(request.get("Key"))
         old = table.items.get(key)
-        if condition is not None and not condition(old or {}):
+        if not parsed.holds(old):
             raise self._condition_failed(request, old)
         table.items.pop(key, None)
         response: dict[str, Any] = {}
         if returns == "ALL_OLD" and old is not None:
-            response["Attributes"] = copy.deepcopy(old)
+            response["Attributes"] = _copy(old)
         response.update(self._capacity(request, table.name, self._write_units(old), write=True))
         return response
 
@@ -525,9 +570,9 @@ class MemoryTransport:
                     f"{name}.member.keys' failed to satisfy constraint: Member must have "
                     "length greater than or equal to 1"
                 )
-            _, _, projection = self._parsed(spec)
-            parsed = [table.key_of(key) for key in keys]
-            if len(set(parsed)) != len(parsed):
+            projection = self._parsed(spec).projection
+            wanted_keys = [table.key_of(key) for key in keys]
+            if len(set(wanted_keys)) != len(wanted_keys):
                 raise _invalid("Provided list of item keys contains duplicates")
             plan.append((table, spec, projection, keys))
         responses: dict[str, list[Item]] = {}
@@ -544,7 +589,7 @@ class MemoryTransport:
                     rest = unprocessed.setdefault(
                         table.name, {k: v for k, v in spec.items() if k != "Keys"} | {"Keys": []}
                     )
-                    rest["Keys"].append(copy.deepcopy(key))
+                    rest["Keys"].append(_copy(key))
                     continue
                 size += item_bytes
                 units += self._read_units(item_bytes, consistent=bool(spec.get("ConsistentRead")))
@@ -619,7 +664,7 @@ class MemoryTransport:
             if not isinstance(get, dict):
                 raise _invalid("TransactItems can only contain Get actions")
             table = self._table(get.get("TableName"))
-            _, _, projection = self._parsed(get)
+            projection = self._parsed(get).projection
             plan.append((table, table.key_of(get.get("Key")), projection))
         if len({(t.name, k) for t, k, _ in plan}) != len(plan):
             raise _invalid("Transaction request cannot include multiple operations on one item")
@@ -653,7 +698,7 @@ class MemoryTransport:
         if earlier is not None:
             return earlier
         plan = [self._transact_action(action) for action in actions]
-        if len({(t.name, k) for _, t, k, _, _ in plan}) != len(plan):
+        if len({(step[1].name, step[2]) for step in plan}) != len(plan):
             raise _invalid("Transaction request cannot include multiple operations on one item")
         results = [self._transact_outcome(*step) for step in plan]
         reasons = [reason for reason, _ in results]
@@ -666,7 +711,7 @@ class MemoryTransport:
                 CancellationReasons=reasons,
             )
         units: dict[str, float] = {}
-        for (kind, table, key, _, _), (_, new) in zip(plan, results, strict=True):
+        for (kind, table, key, *_), (_, new) in zip(plan, results, strict=True):
             old = table.items.get(key)
             units[table.name] = units.get(table.name, 0.0) + 2 * self._write_units(old, new)
             if kind == "ConditionCheck":
@@ -682,7 +727,7 @@ class MemoryTransport:
                 for name, u in units.items()
             ]
         if token is not None:
-            self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, copy.deepcopy(response))
+            self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
         return response
 
     def _earlier_answer(self, token: Any, fingerprint: str, now: float) -> dict[str, Any] | None:
@@ -700,11 +745,12 @@ class MemoryTransport:
                 "IdempotentParameterMismatchException",
                 "The request uses the same client token as a previous, but non-identical request.",
             )
-        return copy.deepcopy(known[2])
+        answer: dict[str, Any] = _copy(known[2])
+        return answer
 
     def _transact_action(
         self, action: Any
-    ) -> tuple[str, _Table, tuple[Any, ...], dict[str, Any], Item | None]:
+    ) -> tuple[str, _Table, tuple[Any, ...], dict[str, Any], Item | None, _Parsed]:
         """One action, checked as a whole request is (refusals are ValidationExceptions)."""
         if not isinstance(action, dict) or len(action) != 1:
             raise _invalid("Every TransactItem must hold exactly one action")
@@ -712,13 +758,13 @@ class MemoryTransport:
         if kind not in ("Put", "Update", "Delete", "ConditionCheck"):
             raise _invalid(f"Unknown transaction action: {kind}")
         table = self._table(spec.get("TableName"))
-        condition, _, _ = self._parsed(spec, update=kind == "Update")
-        if kind == "ConditionCheck" and condition is None:
+        parsed = self._parsed(spec, update=kind == "Update")
+        if kind == "ConditionCheck" and parsed.condition is None:
             raise _invalid("A ConditionCheck needs a ConditionExpression")
         if kind == "Put":
             item = _checked_item(spec.get("Item"))
-            return kind, table, table.key_of(item, whole_item=True), spec, item
-        return kind, table, table.key_of(spec.get("Key")), spec, None
+            return kind, table, table.key_of(item, whole_item=True), spec, item, parsed
+        return kind, table, table.key_of(spec.get("Key")), spec, None, parsed
 
     def _transact_outcome(
         self,
@@ -727,24 +773,24 @@ class MemoryTransport:
         key: tuple[Any, ...],
         spec: dict[str, Any],
         put: Item | None,
+        parsed: _Parsed,
     ) -> tuple[dict[str, Any], Item | None]:
         """The cancellation reason of one action (Code "None": fine) and the item it leaves."""
         old = table.items.get(key)
-        condition, _, _ = self._parsed(spec, update=kind == "Update")
-        if condition is not None and not condition(old or {}):
+        if not parsed.holds(old):
             reason: dict[str, Any] = {
                 "Code": "ConditionalCheckFailed",
                 "Message": _CONDITION_FAILED,
             }
             if old is not None and spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-                reason["Item"] = copy.deepcopy(old)
+                reason["Item"] = _copy(old)
             return reason, old
         try:
             if kind == "Put" and put is not None:
                 self._check_size(put)
                 return {"Code": "None"}, put
             if kind == "Update":
-                return {"Code": "None"}, self._updated(table, spec, old)
+                return {"Code": "None"}, self._updated(table, spec, parsed, old)
         except ServiceError as exc:
             return {"Code": "ValidationError", "Message": exc.message}, old
         return {"Code": "None"}, None if kind == "Delete" else old
@@ -753,7 +799,7 @@ class MemoryTransport:
 
     def _scan(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
-        filter_, _, projection = self._parsed(request)
+        parsed = self._parsed(request)
         limit = request.get("Limit")
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise _invalid(
@@ -772,15 +818,15 @@ class MemoryTransport:
             item = table.items[key]
             scanned += 1
             size += _item_size(item)
-            if filter_ is None or filter_(item):
-                items.append(self._project(item, projection))
+            if parsed.holds(item):
+                items.append(self._project(item, parsed.projection))
             # DynamoDB ends a page at the Limit or at 1 MB read, even when nothing follows.
             if (limit is not None and scanned >= limit) or size >= _SCAN_PAGE_BYTES:
                 last = key
                 break
         response: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": scanned}
         if last is not None:
-            response["LastEvaluatedKey"] = copy.deepcopy(table.key_item(table.items[last]))
+            response["LastEvaluatedKey"] = _copy(table.key_item(table.items[last]))
         units = self._read_units(size, consistent=bool(request.get("ConsistentRead")))
         response.update(self._capacity(request, table.name, units, write=False))
         return response
