@@ -217,6 +217,15 @@ async def test_requests_the_server_refuses(pair: tuple[str, Send, Send, str]) ->
             },
         ),
         ("BatchGetItem", {"RequestItems": {table: {"Keys": [_key("d"), _key("d")]}}}),
+        (
+            "GetItem",
+            {
+                "TableName": table,
+                "Key": _key("s"),
+                "ProjectionExpression": "v",
+                "ExpressionAttributeNames": {"#unused": "v"},
+            },
+        ),
     ]
     for action, request in refused:
         reply = await _both(pair, action, request)
@@ -374,6 +383,17 @@ async def test_what_dynamodb_refuses_and_servers_let_through() -> None:
         table="strict", create_table=True, transport="memory", client=transport
     ):
         bad_key = {"TableName": "strict", "Key": {"pk": {"N": "1"}}}  # the key is a string
+        syntax = {
+            "TableName": "strict",
+            "Key": _key("a"),
+            "ConditionExpression": "attribute_exists(pk",
+        }
+        undefined = {**syntax, "ConditionExpression": "v = :undefined"}
+        unnamed = {
+            **syntax,
+            "ConditionExpression": "#missing = :v",
+            "ExpressionAttributeValues": {":v": {"S": "x"}},
+        }
         ttl = {
             "TableName": "strict",
             "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expires_at"},
@@ -405,6 +425,9 @@ async def test_what_dynamodb_refuses_and_servers_let_through() -> None:
         }
         for action, request, message in (
             ("GetItem", bad_key, "does not match the schema"),
+            ("DeleteItem", syntax, "Syntax error"),  # moto answers 500
+            ("DeleteItem", undefined, "not defined"),  # moto answers 500
+            ("DeleteItem", unnamed, "not defined"),  # moto answers 500
             ("BatchWriteItem", duplicates, "duplicates"),
             ("UpdateTimeToLive", ttl, "already enabled"),  # ensure_table enabled it
         ):
@@ -416,3 +439,46 @@ async def test_what_dynamodb_refuses_and_servers_let_through() -> None:
         with pytest.raises(ServiceError) as caught:
             await transport.send("TransactWriteItems", mismatch)
         assert caught.value.code == "IdempotentParameterMismatchException"
+
+
+async def test_stores_share_the_process_wide_transport_unless_given_their_own() -> None:
+    shared = await AsyncDynamoKV(table="shared-t", create_table=True, transport="memory").open()
+    other = await AsyncDynamoKV(table="shared-t", transport="memory").open()
+    own = MemoryTransport()
+    alone = await AsyncDynamoKV(
+        table="shared-t", create_table=True, transport="memory", client=own
+    ).open()
+    try:
+        await shared.set("k", "v")
+        assert await other.get("k") == "v"  # two stores, one "server"
+        assert await alone.get("k", None) is None
+        assert alone.client is own
+    finally:
+        for kv in (shared, other, alone):
+            await kv.aclose()
+        await MemoryTransport.shared().send("DeleteTable", {"TableName": "shared-t"})
+
+
+async def test_item_sizes_agree_with_the_store_s_own_count() -> None:
+    """Two independent counts of DynamoDB's item size (the store's check, the transport's)."""
+    import random
+
+    from aiodynkv._codec import item_size
+    from aiodynkv._transport.memory import _item_size
+
+    rng = random.Random(7)
+    for _ in range(500):
+        item: dict[str, Any] = {}
+        for position in range(rng.randint(1, 5)):
+            name = rng.choice(("pk", "value", "é", "ver", "x" * 30)) + str(position)
+            kind = rng.choice("SBN")
+            if kind == "S":
+                item[name] = {"S": "".join(rng.choice("aé✓𝄞") for _ in range(rng.randint(0, 40)))}
+            elif kind == "B":
+                item[name] = {"B": rng.randbytes(rng.randint(0, 40))}
+            else:
+                digits = str(rng.randint(0, 10 ** rng.randint(1, 38)))
+                point = rng.randint(0, len(digits))
+                number = f"{rng.choice(('', '-'))}{digits[:point] or '0'}.{digits[point:] or '0'}"
+                item[name] = {"N": number}
+        assert _item_size(item) == item_size(item), item
