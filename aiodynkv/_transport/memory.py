@@ -125,7 +125,7 @@ class _Table:
                     if whole_item
                     else "The provided key element does not match the schema"
                 )
-            raw = value[wanted]
+            raw = _checked_value(value)[wanted]
             if raw in ("", b""):
                 raise _invalid(
                     "One or more parameter values are not valid. The AttributeValue for a key "
@@ -222,13 +222,17 @@ def _checked_value(value: Any) -> dict[str, Any]:
         )
     kind, raw = next(iter(value.items()))
     try:
-        if kind == "N":
+        if kind == "N" and isinstance(raw, str):
             return {"N": expr.canonical_number(raw)}
-        if kind == "NS" or kind in ("SS", "BS"):
-            if not raw:
+        if kind in ("NS", "SS", "BS"):
+            if not isinstance(raw, list) or not raw:
                 raise _invalid(
                     "One or more parameter values were invalid: An "
                     f"{'number' if kind == 'NS' else 'string'} set  may not be empty"
+                )
+            if not all(_is_a(m, _PYTHON_TYPES[kind[0]]) for m in raw):
+                raise _invalid(
+                    f"Supplied AttributeValue of type {kind} has a member of the wrong type"
                 )
             members = [expr.canonical_number(m) for m in raw] if kind == "NS" else list(raw)
             if len({Decimal(m) if kind == "NS" else m for m in members}) != len(members):
@@ -236,6 +240,8 @@ def _checked_value(value: Any) -> dict[str, Any]:
             return {kind: members}
     except expr.ExpressionError as exc:
         raise _invalid(str(exc)) from None
+    if not _is_a(raw, _PYTHON_TYPES[kind]) or (kind == "NULL" and raw is not True):
+        raise _invalid(f"Supplied AttributeValue of type {kind} has a value of the wrong type")
     if kind == "M":
         return {"M": {name: _checked_value(member) for name, member in raw.items()}}
     if kind == "L":
@@ -243,6 +249,21 @@ def _checked_value(value: Any) -> dict[str, Any]:
     if kind == "B":
         return {"B": bytes(raw)}
     return {kind: raw}
+
+
+def _is_a(raw: Any, expected: type | tuple[type, ...]) -> bool:
+    return isinstance(raw, expected)
+
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "N": str,
+    "S": str,
+    "B": (bytes, bytearray, memoryview),
+    "BOOL": bool,
+    "NULL": bool,
+    "M": dict,
+    "L": list,
+}
 
 
 def _checked_item(item: Any) -> Item:

@@ -482,3 +482,21 @@ async def test_item_sizes_agree_with_the_store_s_own_count() -> None:
                 number = f"{rng.choice(('', '-'))}{digits[:point] or '0'}.{digits[point:] or '0'}"
                 item[name] = {"N": number}
         assert _item_size(item) == item_size(item), item
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"N": "abc"}, {"N": 5}, {"S": 5}, {"B": "text"}, {"SS": []}, {"NS": ["1", "1.0"]}, {}],
+)
+async def test_malformed_attribute_values_are_validation_errors(value: dict[str, Any]) -> None:
+    transport = MemoryTransport()
+    async with AsyncDynamoKV(
+        table="shapes", create_table=True, transport="memory", client=transport
+    ):
+        for action, request in (
+            ("PutItem", {"TableName": "shapes", "Item": {**_key("a"), "v": value}}),
+            ("GetItem", {"TableName": "shapes", "Key": {"pk": value}}),
+        ):
+            with pytest.raises(ServiceError) as caught:
+                await transport.send(action, request)
+            assert caught.value.code == "ValidationException"
