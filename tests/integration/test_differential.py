@@ -74,7 +74,8 @@ def _program(seed: int, *, transactions: bool) -> list[Op]:
         key = rng.choice(KEYS)
         kind = rng.choice(
             ("set", "set", "get", "version", "delete", "incr", "incr", "counter", "expire",
-             "persist", "ttl", "set_many", "get_many", "delete_many", "advance", "listing")
+             "persist", "ttl", "set_many", "get_many", "delete_many", "advance", "listing",
+             "items", "exists", "clear")
             + (("tx", "tx", "snapshot") if transactions else ())
         )  # fmt: skip
         if kind == "set":
@@ -103,7 +104,9 @@ def _program(seed: int, *, transactions: bool) -> list[Op]:
                 action = rng.choice(("set", "delete", "incr", "exists", "absent", "version"))
                 actions.append((action, target, _value(rng), rng.randint(1, 4)))
             return ("tx", actions)
-        return (kind, key)  # get, version, persist, ttl, listing
+        if kind == "clear" and rng.random() < 0.7:  # keep clearing rare
+            return ("exists", key)
+        return (kind, key)  # get, version, persist, ttl, listing, items, exists, clear
 
     return [step() for _ in range(STEPS)]
 
@@ -152,6 +155,13 @@ async def _apply(kv: AsyncDynamoKV, op: Op, versions: dict[str, int], clock: Clo
         return None
     if kind == "listing":
         return sorted([key async for key in kv.keys()])
+    if kind == "items":
+        found = [(i.key, i.value, i.expires_at, i.version) async for i in kv.items()]
+        return sorted(found, key=lambda entry: entry[0])
+    if kind == "exists":
+        return await kv.exists(op[1])
+    if kind == "clear":
+        return await kv.clear()
     async with kv.transaction() as tx:  # "tx"
         for action, key, value, number in op[1]:
             if action == "set":
