@@ -27,7 +27,7 @@ ENV_PREFIX = "AIODYNKV_"
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
-_TRANSPORTS = ("lean", "botocore")
+_TRANSPORTS = ("lean", "botocore", "memory")
 #: The region a loopback endpoint (a local emulator) signs for when none is set.
 LOCAL_REGION = "us-east-1"
 
@@ -105,7 +105,9 @@ class KVConfig:
         close_timeout: Seconds `aclose` waits for operations in flight to finish whole.
         transport: ``"lean"`` (signed DynamoDB JSON over aiohttp, the cheapest per call)
             or ``"botocore"`` (every call through the aioboto3 client, for botocore
-            event hooks and ``AiobotocoreInstrumentor``).
+            event hooks and ``AiobotocoreInstrumentor``), or ``"memory"`` (DynamoDB
+            answered in process, for tests; stores share its tables, an in-process object
+            store stands in for S3 and a local key wrap for KMS).
         expose_keys: Put keys in exception messages, span attributes and log events.
             Off by default: keys are often secrets (session ids) or personal data.
             ``error.key`` always carries the key for code.
@@ -157,7 +159,7 @@ class KVConfig:
     coalesce_window: float = 0.0
     max_value_bytes: int = 4 * 1024 * 1024
     close_timeout: float = 10.0
-    transport: Literal["lean", "botocore"] = "lean"
+    transport: Literal["lean", "botocore", "memory"] = "lean"
     expose_keys: bool = False
     logger: Any = field(default=None, repr=False, compare=False)
     tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)

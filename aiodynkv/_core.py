@@ -20,7 +20,7 @@ from aiodynkv import _table
 from aiodynkv._cache import NearCache
 from aiodynkv._error_map import map_error
 from aiodynkv._errors import KVConfigError, KVError, StoreClosedError
-from aiodynkv._pipeline import for_core
+from aiodynkv._pipeline import Pipeline, for_core
 from aiodynkv._telemetry import Operation, Telemetry
 from aiodynkv._transport.botocore import BotocoreTransport, new_client
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
     from aiodynkv._config import KVConfig
     from aiodynkv._transport.base import Transport
+    from aiodynkv._transport.memory import MemoryTransport
 
 __all__ = ["Core", "State"]
 
@@ -94,7 +95,7 @@ class Core:
         self.coalescer: ReadCoalescer | None = None
         #: Near cache and value pipeline (issue 15): shared by the namespace views.
         self.cache = NearCache.from_config(config)
-        self.pipeline = for_core(self)
+        self.pipeline = self._memory_pipeline() if config.transport == "memory" else for_core(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inflight = 0
         self._stack = contextlib.AsyncExitStack()
@@ -134,10 +135,13 @@ class Core:
         self._idle.set()
         self._slots = asyncio.Semaphore(self.config.max_pool_connections)
         try:
-            if self.client is None:
-                self.client = await self._enter_client()
-            self._adopt_region()
-            self.transport = await self._new_transport()
+            if self.config.transport == "memory":
+                self.transport = self._memory_transport()
+            else:
+                if self.client is None:
+                    self.client = await self._enter_client()
+                self._adopt_region()
+                self.transport = await self._new_transport()
             if self.config.coalesce_reads:
                 from aiodynkv._coalesce import ReadCoalescer
 
@@ -169,6 +173,25 @@ class Core:
             ) from None
         except bex.ConfigParseError as exc:
             raise KVConfigError("profile", f"cannot read the AWS config file: {exc}") from None
+
+    def _memory_transport(self) -> MemoryTransport:
+        """The transport given as ``client=``, else the process-wide memory transport."""
+        from aiodynkv._transport.memory import MemoryTransport
+
+        if isinstance(self.client, MemoryTransport):
+            return self.client
+        return MemoryTransport.shared()
+
+    def _memory_pipeline(self) -> Pipeline:
+        """The value pipeline over the memory transport's object store and a KMS stand-in."""
+        from aiodynkv._crypto import MemoryKms
+
+        return Pipeline(
+            self.config,
+            self._memory_transport().blobs,
+            MemoryKms(),
+            lambda event, **fields: self.tel.warn(event, **fields),  # noqa: PLW0108 (tel is replaced on open)
+        )
 
     async def _new_transport(self) -> Transport:
         config = self.config

@@ -25,7 +25,7 @@ from aiodynkv import (
     WrongTypeError,
 )
 from aiodynkv._codec import MAX_ITEM_BYTES, item_size
-from tests.conftest import Clock, StoreFactory, put_raw, raw_item
+from tests.conftest import Clock, StoreFactory, put_raw, raw_call, raw_item
 
 # The contract holds on both transports: the botocore legs run here.
 EVERY_TRANSPORT = True
@@ -274,7 +274,7 @@ async def test_ttl_of_wrong_type_raises_type_error(store: KVStore, bad: Any) -> 
 @pytest.mark.backend_needs("ttl_api")
 async def test_ensure_table_enables_ttl_on_the_ttl_attribute(store: Any) -> None:
     await store.ensure_table()  # a second call is harmless
-    described = await store.client.describe_time_to_live(TableName=store.config.table)
+    described = await raw_call(store, "DescribeTimeToLive", {"TableName": store.config.table})
     spec = described["TimeToLiveDescription"]
     assert spec["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
     assert spec["AttributeName"] == store.config.ttl_attribute

@@ -205,7 +205,7 @@ async def test_namespaces_offload_too(backend: Backend, make_store: StoreFactory
     assert await objects(store, store.config.large_value_bucket) == {}
 
 
-@pytest.mark.backend_needs("server", "s3_kms")
+@pytest.mark.backend_needs("server", "s3_kms", "endpoint")
 async def test_s3_failures_are_typed_and_write_nothing(make_store: StoreFactory) -> None:
     from aiodynkv import BucketNotFoundError
 

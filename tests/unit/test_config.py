@@ -53,8 +53,8 @@ def test_removed_fields_are_gone() -> None:
             KVConfig(table="kvt", **fields)
 
 
-@pytest.mark.parametrize("transport", ["botocore", "lean"])
-def test_both_transports_are_accepted(transport: Any) -> None:
+@pytest.mark.parametrize("transport", ["botocore", "lean", "memory"])
+def test_every_transport_is_accepted(transport: Any) -> None:
     assert KVConfig(table="kvt", transport=transport).transport == transport
 
 
@@ -527,3 +527,8 @@ def test_the_insecure_warning_points_at_the_callers_line() -> None:
     with pytest.warns(InsecureEndpointWarning) as record:
         AsyncDynamoKV(table="kvt", endpoint="http://db.example.com")
     assert record[0].filename == __file__
+
+
+def test_the_memory_transport_is_chosen_from_the_environment() -> None:
+    env = {"AIODYNKV_TABLE": "kvt", "AIODYNKV_TRANSPORT": "memory"}
+    assert KVConfig.from_env(env).transport == "memory"
