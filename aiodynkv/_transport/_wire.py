@@ -13,6 +13,7 @@ import asyncio
 import base64
 import http.client
 import json
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,15 @@ import aiohttp
 
 from aiodynkv._transport.base import ServiceError
 
-__all__ = ["AttemptError", "classify", "dumps", "error_body", "parse_json", "service_error"]
+__all__ = [
+    "AttemptError",
+    "classify",
+    "crc32_problem",
+    "dumps",
+    "error_body",
+    "parse_json",
+    "service_error",
+]
 
 
 def _encode_blob(value: object) -> str:
@@ -131,6 +140,18 @@ def parse_json(raw: bytes) -> Any:
     if b'"B' in raw and isinstance(value, dict):
         _decode_reply(value)
     return value
+
+
+def crc32_problem(header: str | None, raw: bytes) -> str:
+    """Why a reply fails its ``x-amz-crc32`` check ("" when it passes or has no header)."""
+    if header is None:
+        return ""
+    text = header.strip()
+    if not text.isascii() or not text.isdigit() or int(text) > 0xFFFFFFFF:
+        return "the reply's x-amz-crc32 header is not a CRC32 value"
+    if zlib.crc32(raw) != int(text):
+        return "the reply failed its CRC32 check"
+    return ""
 
 
 class AttemptError(Exception):

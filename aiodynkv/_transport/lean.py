@@ -28,8 +28,13 @@ Retries (``retry_mode``):
   ``max_attempts`` counts all attempts here too (botocore's legacy ``max_attempts``
   option counts retries only).
 
-Differences from botocore on purpose: a 2xx reply whose body is not JSON is retried like
-a CRC mismatch (botocore raises a parser error); ``ResponseMetadata`` has no
+A reply that cannot be verified is never returned as data: a CRC mismatch, an
+``x-amz-crc32`` header that is not a 32-bit decimal number, or a 2xx body that is not a
+JSON object are retried like a lost reply and, after the last attempt, raise an in-doubt
+`WireError`.
+
+Differences from botocore on purpose: a 2xx reply whose body is not JSON is retried
+(botocore returns it as an empty reply); ``ResponseMetadata`` has no
 ``HTTPHeaders``; a ``{"B": str}`` in a request is sent as is (botocore would base64 the
 UTF-8 of the string; our callers always pass bytes).
 """
@@ -38,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
@@ -314,9 +318,9 @@ class LeanTransport:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise _wire.classify(exc) from exc
         response_headers = response.headers
-        crc = response_headers.get("x-amz-crc32")
-        if crc is not None and zlib.crc32(raw) != int(crc):
-            raise _wire.AttemptError("the reply failed its CRC32 check", timeout=False, sent=True)
+        problem = _wire.crc32_problem(response_headers.get("x-amz-crc32"), raw)
+        if problem:
+            raise _wire.AttemptError(problem, timeout=False, sent=True)
         return response.status, response_headers, raw
 
     def _success(

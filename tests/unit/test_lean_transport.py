@@ -70,7 +70,7 @@ def reply(
     crc: str = "good",
     delay: float = 0.0,
 ) -> Action:
-    """A reply; `crc` is "good", "bad" or "none" (no x-amz-crc32 header)."""
+    """A reply; `crc` is "good", "bad", "none" (no x-amz-crc32 header) or the header's text."""
     payload = raw if raw is not None else json.dumps({} if body is None else body).encode()
 
     async def act(server: FakeDynamo, writer: asyncio.StreamWriter) -> bool:
@@ -83,9 +83,11 @@ def reply(
             f"Content-Length: {len(payload)}",
             f"x-amzn-RequestId: request-{server.replies}",
         ]
-        if crc != "none":
+        if crc in {"good", "bad"}:
             value = zlib.crc32(payload) + (1 if crc == "bad" else 0)
             lines.append(f"x-amz-crc32: {value & 0xFFFFFFFF}")
+        elif crc != "none":
+            lines.append(f"x-amz-crc32: {crc}")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         await writer.drain()
         return True
@@ -729,6 +731,28 @@ async def test_a_success_status_without_json_is_retried(
     server.script = [reply(raw=b"not json")]
     response = await make().send("GetItem", GET)
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "crc"),
+    [
+        (b"<html>portal</html>", "good"),
+        (b"[1, 2]", "good"),
+        (b'"text"', "none"),
+        (b'{"Attributes": {}}', "not-a-number"),
+        (b'{"Attributes": {}}', "-5"),
+    ],
+    ids=["html", "json-list", "json-string", "crc-not-a-number", "crc-negative"],
+)
+async def test_a_success_status_that_cannot_be_verified_is_never_data(
+    server: FakeDynamo, make: TransportFactory, raw: bytes, crc: str
+) -> None:
+    server.default = reply(raw=raw, crc=crc)
+    with pytest.raises(WireError) as caught:
+        await make().send("UpdateItem", GET)
+    assert caught.value.in_doubt  # the 2xx may mean the write was applied
+    assert caught.value.attempts == 3
+    assert len(server.received) == 3  # retried like a corrupted reply
 
 
 # -- pool, credentials, lifecycle ---------------------------------------------------------
