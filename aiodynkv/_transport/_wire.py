@@ -23,11 +23,14 @@ from aiodynkv._transport.base import ServiceError
 
 __all__ = [
     "AttemptError",
+    "ScrubbedError",
     "classify",
     "crc32_problem",
     "dumps",
     "error_body",
+    "mask",
     "parse_json",
+    "scrubbed",
     "service_error",
 ]
 
@@ -163,6 +166,31 @@ class AttemptError(Exception):
         self.sent = sent
 
 
+def mask(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret replaced by ``***`` (as botocore masks proxy URLs)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class ScrubbedError(Exception):
+    """Stands in for an exception whose text quoted a secret: its type and masked text."""
+
+
+def scrubbed(exc: BaseException | None, secrets: tuple[str, ...]) -> BaseException | None:
+    """`exc`, or a `ScrubbedError` in its place when its text or its chain reveals a secret."""
+    if exc is None or not secrets:
+        return exc
+    texts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(texts) < 20:
+        texts += [str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    if not any(secret in text for text in texts for secret in secrets):
+        return exc
+    return ScrubbedError(mask(f"{type(exc).__name__}: {exc}", secrets))
+
+
 def classify(exc: BaseException) -> AttemptError:
     """What an exception from aiohttp says about the attempt.
 
@@ -172,6 +200,8 @@ def classify(exc: BaseException) -> AttemptError:
     """
     if isinstance(exc, aiohttp.ClientConnectorError):
         return AttemptError(f"could not connect: {exc}", timeout=False, sent=False)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
+        return AttemptError(f"the proxy refused: {exc}", timeout=False, sent=False)
     if isinstance(exc, aiohttp.ServerTimeoutError):
         if _is_connect_timeout(exc):
             return AttemptError(f"connect timeout: {exc}", timeout=True, sent=False)

@@ -42,6 +42,7 @@ UTF-8 of the string; our callers always pass bytes).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -154,7 +155,12 @@ class LeanTransport:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._verify = verify
-        self._proxy = proxy
+        self._proxy, self._proxy_headers, self._secrets = _split_proxy(proxy)
+        if self._proxy_headers and self._url.scheme == "http":
+            # a forwarding proxy reads it from the request (aiohttp sends proxy_headers
+            # only with CONNECT); it is not signed, and the proxy removes it
+            self._extra_headers.update(self._proxy_headers)
+            self._proxy_headers = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -268,23 +274,30 @@ class LeanTransport:
         retry_cost = 0  # quota tokens the latest retry took
         while True:
             attempt += 1
+            failure: _wire.AttemptError | None = None
             try:
                 status, headers, raw = await self._post(session, target, body)
                 if 200 <= status < 300:
                     return self._success(status, headers, raw, attempt, retry_cost)
-            except _wire.AttemptError as failure:
+            except _wire.AttemptError as exc:
+                failure = exc
+            if failure is not None:
                 in_doubt = in_doubt or failure.sent
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
                 if attempt < self.max_attempts and (cost := self._take_quota(cost)):
                     retry_cost = cost
                     await _sleep(self._delay(attempt))
                     continue
+                # raised outside the except block: no implicit context to carry secrets
                 raise WireError(
-                    f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
+                    _wire.mask(
+                        f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
+                        self._secrets,
+                    ),
                     timeout=failure.timeout,
                     in_doubt=in_doubt,
                     attempts=attempt,
-                ) from failure.__cause__
+                ) from _wire.scrubbed(failure.__cause__, self._secrets)
             in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx request may have succeeded
             error = _wire.service_error(status, raw, attempt, in_doubt)
             if (
@@ -309,7 +322,13 @@ class LeanTransport:
         headers = self._signer.headers(target, body, frozen)
         headers.update(self._extra_headers)
         try:
-            response = await session.post(self._url, data=body, headers=headers, proxy=self._proxy)
+            response = await session.post(
+                self._url,
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            )
             try:
                 raw = await response.read()
             except BaseException:
@@ -378,6 +397,28 @@ def _client_internals(client: Any) -> tuple[Any, str, bool | str]:
     if verify is None:
         verify = True
     return credentials, signing_name, verify
+
+
+def _split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, tuple[str, ...]]:
+    """The proxy URL without credentials, the header carrying them, and their texts.
+
+    The credentials go to aiohttp as a ``Proxy-Authorization`` header, so that aiohttp's
+    errors, which quote the proxy URL, do not quote them; their texts (the password as
+    written and decoded, and the header's token) are masked wherever they still appear.
+    """
+    if not proxy:
+        return None, None, ()
+    url = URL(proxy)
+    if url.user is None and url.password is None:
+        return proxy, None, ()
+    pair = f"{url.user or ''}:{url.password or ''}".encode()
+    token = base64.b64encode(pair).decode("ascii")
+    secrets = {token, *(text for text in (url.raw_password, url.password) if text)}
+    return (
+        str(url.with_user(None)),
+        {"Proxy-Authorization": f"Basic {token}"},
+        tuple(sorted(secrets, key=len, reverse=True)),
+    )
 
 
 def _proxy_for(client: Any, endpoint_url: str) -> str | None:

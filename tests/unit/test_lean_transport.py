@@ -14,12 +14,14 @@ import datetime as dt
 import json
 import socket
 import struct
+import traceback
 import types
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
+from urllib.parse import quote
 
 import aioboto3
 import aiohttp
@@ -907,3 +909,148 @@ def test_bad_arguments_are_rejected(override: dict[str, Any], message: str) -> N
     } | override
     with pytest.raises(ValueError, match=message):
         LeanTransport(**options)
+
+
+# -- proxy credentials --------------------------------------------------------------------
+
+
+def everything_said(exc: BaseException) -> str:
+    """str, repr and traceback of `exc` and of every exception chained to it."""
+    seen: list[BaseException] = []
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        stack += [current.__cause__, current.__context__]
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+    texts = [f"{e!s} {e!r} {''.join(traceback.format_exception(e))}" for e in seen]
+    return "\n".join(texts)
+
+
+PROXY_USER, PROXY_PASSWORD = "proxy-user", "hunter2@secret"
+PROXY_SECRETS = (
+    PROXY_PASSWORD,
+    quote(PROXY_PASSWORD, safe=""),
+    base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode(),
+)
+
+
+async def _refusing_proxy() -> asyncio.Server:
+    """A proxy that answers every request (CONNECT included) with 407."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("proxy_kind", ["refuses-auth", "not-listening"])
+async def test_proxy_credentials_never_appear_in_a_wire_error(
+    make: TransportFactory, proxy_kind: str
+) -> None:
+    proxy = await _refusing_proxy()
+    port = proxy.sockets[0].getsockname()[1]
+    if proxy_kind == "not-listening":
+        proxy.close()
+        await proxy.wait_closed()
+    secret_url = f"http://{PROXY_USER}:{quote(PROXY_PASSWORD, safe='')}@127.0.0.1:{port}"
+    transport = make(
+        endpoint_url="https://dynamodb.eu-west-3.amazonaws.com", proxy=secret_url, max_attempts=2
+    )
+    try:
+        with pytest.raises(WireError) as caught:
+            await transport.send("GetItem", GET)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    said = everything_said(caught.value)
+    assert f"127.0.0.1:{port}" in said  # the error still names the proxy
+    for secret in (*PROXY_SECRETS, PROXY_USER):
+        assert secret not in said
+    assert not caught.value.in_doubt  # nothing got past the proxy
+
+
+async def test_proxy_credentials_from_the_environment_are_sent_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    proxy = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    password = quote(PROXY_PASSWORD, safe="")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://{PROXY_USER}:{password}@127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = aioboto3.Session(
+        aws_access_key_id="a", aws_secret_access_key="b", region_name="us-west-2"
+    )
+    try:
+        async with session.client("dynamodb") as client:
+            transport = LeanTransport.from_client(
+                client,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+                retry_mode="standard",
+                max_pool_connections=4,
+                user_agent="ua",
+            )
+            try:
+                with pytest.raises(WireError) as caught:
+                    await transport.send("GetItem", GET)
+            finally:
+                await transport.aclose()
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    # the credentials reach the proxy, and nowhere else
+    assert f"Proxy-Authorization: Basic {PROXY_SECRETS[2]}".encode() in seen[0]
+    said = everything_said(caught.value)
+    for secret in PROXY_SECRETS:
+        assert secret not in said
+
+
+async def test_a_forwarding_proxy_gets_the_credentials_with_each_request(
+    server: FakeDynamo, make: TransportFactory
+) -> None:
+    forwarded: list[bytes] = []
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            forwarded.append(head)
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            payload = json.dumps({"Item": {"pk": {"S": "k"}}}).encode()
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload
+            )
+            await writer.drain()
+            assert body == _wire.dumps(GET).encode()
+        writer.close()
+
+    proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    password = quote(PROXY_PASSWORD, safe="")
+    try:
+        transport = make(proxy=f"http://{PROXY_USER}:{password}@127.0.0.1:{port}")
+        response = await transport.send("GetItem", GET)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert response["Item"] == {"pk": {"S": "k"}}
+    assert f"POST {server.url}/ HTTP/1.1".encode() in forwarded[0]
+    assert f"Proxy-Authorization: Basic {PROXY_SECRETS[2]}".encode() in forwarded[0]
