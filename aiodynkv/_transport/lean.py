@@ -130,14 +130,16 @@ class LeanTransport:
             raise ValueError(f"max_pool_connections must be at least 1: {max_pool_connections}")
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
-        path = parts.path or "/"
         self.endpoint_url = endpoint_url
         self.region = region
         self.max_attempts = max_attempts
         self.retry_mode = retry_mode
         self.max_pool_connections = max_pool_connections
         self._credentials: _Credentials = credentials
-        self._url = URL(endpoint_url).with_path(path)
+        # The path as it goes on the wire (escapes kept, not escaped again) is the one signed.
+        url = URL(endpoint_url)
+        path = url.raw_path or "/"
+        self._url = url.with_path(path, encoded=True)
         self._signer = Signer(
             host=canonical_host(endpoint_url),
             path=path,

@@ -52,6 +52,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     signature_ok: bool
+    path: str = "/"
 
     @property
     def target(self) -> str:
@@ -171,10 +172,10 @@ class FakeDynamo:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    def _check_signature(self, headers: dict[str, str], body: bytes) -> bool:
+    def _check_signature(self, headers: dict[str, str], body: bytes, path: str = "/") -> bool:
         request = AWSRequest(
             method="POST",
-            url=f"http://{headers['host']}/",
+            url=f"http://{headers['host']}{path}",
             data=body,
             headers={
                 "Content-Type": headers["content-type"],
@@ -205,12 +206,15 @@ class FakeDynamo:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 headers = {}
-                for line in head.decode().split("\r\n")[1:]:
+                request_line, *lines = head.decode().split("\r\n")
+                path = request_line.split(" ")[1]
+                for line in lines:
                     if line:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.received.append(Received(headers, body, self._check_signature(headers, body)))
+                signature_ok = self._check_signature(headers, body, path)
+                self.received.append(Received(headers, body, signature_ok, path))
                 action = self.script.pop(0) if self.script else self.default
                 if not await action(self, writer):
                     return
@@ -1054,3 +1058,21 @@ async def test_a_forwarding_proxy_gets_the_credentials_with_each_request(
     assert response["Item"] == {"pk": {"S": "k"}}
     assert f"POST {server.url}/ HTTP/1.1".encode() in forwarded[0]
     assert f"Proxy-Authorization: Basic {PROXY_SECRETS[2]}".encode() in forwarded[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/team%20a/", "/team%20a/"),
+        ("/a%2Fb/%7Euser/x", "/a%2Fb/~user/x"),  # ~ needs no escape (RFC 3986)
+        ("/team a/", "/team%20a/"),
+        ("", "/"),
+    ],
+)
+async def test_an_escaped_endpoint_path_is_sent_once_escaped_and_signed_over_it(
+    server: FakeDynamo, make: TransportFactory, path: str, sent: str
+) -> None:
+    await make(endpoint_url=server.url + path).send("GetItem", GET)
+    (request,) = server.received
+    assert request.path == sent
+    assert request.signature_ok  # botocore's signer over the path on the wire
