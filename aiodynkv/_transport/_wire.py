@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from aiodynkv._errors import KVConfigError
 from aiodynkv._transport.base import ServiceError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "classify",
     "crc32_problem",
     "dumps",
+    "endpoint_config_error",
     "error_body",
     "mask",
     "parse_json",
@@ -189,6 +191,16 @@ def scrubbed(exc: BaseException | None, secrets: tuple[str, ...]) -> BaseExcepti
     if not any(secret in text for text in texts for secret in secrets):
         return exc
     return ScrubbedError(mask(f"{type(exc).__name__}: {exc}", secrets))
+
+
+def endpoint_config_error(exc: BaseException) -> KVConfigError:
+    """The `KVConfigError` for botocore's refusal to resolve an endpoint."""
+    return KVConfigError(
+        "endpoint",
+        f"{exc} (set by account_id_endpoint_mode in the client's Config, "
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE or ~/.aws/config; the account id comes from "
+        "the credentials, AWS_ACCOUNT_ID or aws_account_id)",
+    )
 
 
 def classify(exc: BaseException) -> AttemptError:

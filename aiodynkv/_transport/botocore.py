@@ -199,6 +199,8 @@ class BotocoreTransport:
                 raise _unverified(action, attempts)
         except WireError:
             raise
+        except bex.EndpointResolutionError as exc:  # account_id_endpoint_mode "required"
+            raise _wire.endpoint_config_error(exc) from None
         except bex.ClientError as exc:
             raise _service_error(exc, attempts.in_doubt) from exc
         except (bex.ReadTimeoutError, bex.ConnectTimeoutError) as exc:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
@@ -93,6 +93,8 @@ class LeanTransport:
         signing_name: The SigV4 service name.
         verify: TLS verification: True (botocore's CA bundle), False, or a CA bundle path.
         proxy: A proxy URL for every request, or None.
+        endpoint_resolver: Awaited once, before the first request: the endpoint URL and
+            proxy to use instead of `endpoint_url` and `proxy`.
 
     Raises:
         ValueError: An argument is out of range.
@@ -113,6 +115,7 @@ class LeanTransport:
         signing_name: str = "dynamodb",
         verify: bool | str = True,
         proxy: str | None = None,
+        endpoint_resolver: Callable[[], Awaitable[tuple[str, str | None]]] | None = None,
     ) -> None:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -130,24 +133,15 @@ class LeanTransport:
             raise ValueError(f"max_pool_connections must be at least 1: {max_pool_connections}")
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
-        self.endpoint_url = endpoint_url
         self.region = region
         self.max_attempts = max_attempts
         self.retry_mode = retry_mode
         self.max_pool_connections = max_pool_connections
         self._credentials: _Credentials = credentials
-        # The path as it goes on the wire (escapes kept, not escaped again) is the one signed.
-        url = URL(endpoint_url)
-        path = url.raw_path or "/"
-        self._url = url.with_path(path, encoded=True)
-        self._signer = Signer(
-            host=canonical_host(endpoint_url),
-            path=path,
-            region=region,
-            service=signing_name,
-            content_type=_CONTENT_TYPE,
-        )
-        self._extra_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
+        self._signing_name = signing_name
+        self._user_agent = user_agent
+        self._use_endpoint(endpoint_url, proxy)
+        self._resolve_endpoint = endpoint_resolver
         self._targets: dict[str, str] = {}
         self._legacy = retry_mode == "legacy"
         self._retryable = _retry.legacy_retryable if self._legacy else _retry.standard_retryable
@@ -157,14 +151,30 @@ class LeanTransport:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._verify = verify
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _use_endpoint(self, endpoint_url: str, proxy: str | None) -> None:
+        """Post to `endpoint_url` (through `proxy`) from now on."""
+        self.endpoint_url = endpoint_url
+        # The path as it goes on the wire (escapes kept, not escaped again) is the one signed.
+        url = URL(endpoint_url)
+        path = url.raw_path or "/"
+        self._url = url.with_path(path, encoded=True)
+        self._signer = Signer(
+            host=canonical_host(endpoint_url),
+            path=path,
+            region=self.region,
+            service=self._signing_name,
+            content_type=_CONTENT_TYPE,
+        )
+        self._extra_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
         self._proxy, self._proxy_headers, self._secrets = _split_proxy(proxy)
         if self._proxy_headers and self._url.scheme == "http":
             # a forwarding proxy reads it from the request (aiohttp sends proxy_headers
             # only with CONNECT); it is not signed, and the proxy removes it
             self._extra_headers.update(self._proxy_headers)
             self._proxy_headers = None
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     @classmethod
     def from_client(
@@ -180,9 +190,12 @@ class LeanTransport:
     ) -> LeanTransport:
         """A transport to the endpoint an open aiobotocore DynamoDB client talks to.
 
-        The endpoint URL and region are the client's (``client.meta``), resolved by
-        botocore's endpoint rules; the signing name, credentials (refreshing as the
-        client's do), CA bundle and proxy are the client's too.
+        The endpoint URL and region are the client's, resolved by botocore's endpoint
+        rules before the first request, as botocore resolves them for each request: with
+        the account id of the credentials (``https://<account>.ddb.<region>.amazonaws.com``)
+        unless ``account_id_endpoint_mode`` (``AWS_ACCOUNT_ID_ENDPOINT_MODE``) is
+        ``disabled``. The signing name, credentials (refreshing as the client's do), CA
+        bundle and proxy are the client's too.
 
         Args:
             client: An open aiobotocore/aioboto3 DynamoDB client (not closed by us).
@@ -201,6 +214,11 @@ class LeanTransport:
         """
         endpoint_url: str = client.meta.endpoint_url
         credentials, signing_name, verify = _client_internals(client)
+
+        async def resolve() -> tuple[str, str | None]:
+            resolved = await _resolved_endpoint(client, endpoint_url)
+            return resolved, _proxy_for(client, resolved)
+
         return cls(
             endpoint_url=endpoint_url,
             region=client.meta.region_name,
@@ -208,6 +226,7 @@ class LeanTransport:
             signing_name=signing_name,
             verify=verify,
             proxy=_proxy_for(client, endpoint_url),
+            endpoint_resolver=resolve,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_attempts=max_attempts,
@@ -268,6 +287,9 @@ class LeanTransport:
             WireError: No usable answer, after retries.
             RuntimeError: The transport is closed.
         """
+        if self._resolve_endpoint is not None:
+            self._use_endpoint(*await self._resolve_endpoint())
+            self._resolve_endpoint = None
         session = self._session or self._open_session()
         body = _wire.dumps(request).encode()
         target = self._targets.get(action) or self._target(action)
@@ -399,6 +421,30 @@ def _client_internals(client: Any) -> tuple[Any, str, bool | str]:
     if verify is None:
         verify = True
     return credentials, signing_name, verify
+
+
+async def _resolved_endpoint(client: Any, endpoint_url: str) -> str:
+    """The endpoint botocore's rules give a request of `client` (account-ID endpoints).
+
+    ``_resolve_endpoint_ruleset`` is botocore's own (private) per-request resolution,
+    which reads the account id from the credentials and ``account_id_endpoint_mode``
+    from the client's configuration, ``AWS_ACCOUNT_ID_ENDPOINT_MODE`` or the config file.
+
+    Raises:
+        KVConfigError: The rules refuse the configuration (``required`` without an
+            account id, or with FIPS or dual-stack).
+    """
+    import botocore.exceptions as bex
+
+    resolve = getattr(client, "_resolve_endpoint_ruleset", None)
+    if resolve is None:
+        return endpoint_url
+    model = client.meta.service_model.operation_model("GetItem")
+    try:
+        resolved = await resolve(model, {"TableName": "aiodynkv", "Key": {}}, {})
+    except bex.EndpointResolutionError as exc:
+        raise _wire.endpoint_config_error(exc) from None
+    return str(resolved[0])
 
 
 def _split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, tuple[str, ...]]:

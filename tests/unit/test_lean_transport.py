@@ -1076,3 +1076,167 @@ async def test_an_escaped_endpoint_path_is_sent_once_escaped_and_signed_over_it(
     (request,) = server.received
     assert request.path == sent
     assert request.signature_ok  # botocore's signer over the path on the wire
+
+
+# -- account-ID endpoints: the host each transport connects to, through a recording proxy --
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that notes each CONNECT's host and refuses it (407)."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        self.url = ""
+
+    async def __aenter__(self) -> RecordingProxy:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.hosts.append(head.split(b" ")[1].decode())
+                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n")
+                writer.write(b"Content-Length: 0\r\n\r\n")
+                await writer.drain()
+            writer.close()
+
+        self._server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+ACCOUNT = "111122223333"
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> pytest.MonkeyPatch:
+    """Credentials from the environment only; no AWS config files, no account id yet."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "NO_PROXY", "no_proxy", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_ACCOUNT_ID", raising=False)
+    monkeypatch.delenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS.secret_key)
+    return monkeypatch
+
+
+async def _hosts_each_transport_connects_to(
+    config: Config, proxy: RecordingProxy
+) -> tuple[list[str], list[str]]:
+    from aiodynkv._transport.botocore import BotocoreTransport
+
+    session = aioboto3.Session(region_name="us-west-2")
+    config = config.merge(Config(retries={"total_max_attempts": 1}))
+    async with session.client("dynamodb", config=config) as client:
+        ours = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        try:
+            with pytest.raises(WireError):
+                await ours.send("GetItem", GET)
+        finally:
+            await ours.aclose()
+        lean_hosts, proxy.hosts = proxy.hosts, []
+        with pytest.raises(WireError):
+            await BotocoreTransport(client).send("GetItem", GET)
+    return lean_hosts, proxy.hosts
+
+
+@pytest.mark.parametrize(
+    ("account", "mode", "config", "host"),
+    [
+        (ACCOUNT, None, Config(), f"{ACCOUNT}.ddb.us-west-2.amazonaws.com:443"),
+        (ACCOUNT, "preferred", Config(), f"{ACCOUNT}.ddb.us-west-2.amazonaws.com:443"),
+        (ACCOUNT, "required", Config(), f"{ACCOUNT}.ddb.us-west-2.amazonaws.com:443"),
+        (ACCOUNT, "disabled", Config(), "dynamodb.us-west-2.amazonaws.com:443"),
+        (
+            ACCOUNT,
+            None,
+            Config(account_id_endpoint_mode="disabled"),
+            "dynamodb.us-west-2.amazonaws.com:443",
+        ),
+        (None, None, Config(), "dynamodb.us-west-2.amazonaws.com:443"),
+        (
+            ACCOUNT,
+            None,
+            Config(use_fips_endpoint=True),
+            "dynamodb-fips.us-west-2.amazonaws.com:443",
+        ),
+    ],
+    ids=[
+        "default",
+        "preferred",
+        "required",
+        "disabled",
+        "disabled-in-config",
+        "no-account",
+        "fips",
+    ],
+)
+async def test_account_id_endpoints_are_resolved_as_botocore_resolves_them(
+    aws_environment: pytest.MonkeyPatch,
+    account: str | None,
+    mode: str | None,
+    config: Config,
+    host: str,
+) -> None:
+    if account is not None:
+        aws_environment.setenv("AWS_ACCOUNT_ID", account)
+    if mode is not None:
+        aws_environment.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", mode)
+    async with RecordingProxy() as proxy:
+        aws_environment.setenv("HTTPS_PROXY", proxy.url)
+        lean_hosts, botocore_hosts = await _hosts_each_transport_connects_to(config, proxy)
+    assert lean_hosts == [host]
+    assert botocore_hosts[:1] == [host]  # botocore retries a refused tunnel
+
+
+@pytest.mark.parametrize(
+    ("account", "config"),
+    [
+        (None, Config(account_id_endpoint_mode="required")),
+        (ACCOUNT, Config(account_id_endpoint_mode="required", use_fips_endpoint=True)),
+    ],
+    ids=["required-without-account", "required-with-fips"],
+)
+async def test_a_required_account_endpoint_that_cannot_be_had_is_a_config_error_before_sending(
+    aws_environment: pytest.MonkeyPatch, account: str | None, config: Config
+) -> None:
+    from aiodynkv import KVConfigError
+    from aiodynkv._transport.botocore import BotocoreTransport
+
+    if account is not None:
+        aws_environment.setenv("AWS_ACCOUNT_ID", account)
+    async with RecordingProxy() as proxy:
+        aws_environment.setenv("HTTPS_PROXY", proxy.url)
+        session = aioboto3.Session(region_name="us-west-2")
+        async with session.client("dynamodb", config=config) as client:
+            transport = LeanTransport.from_client(
+                client,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+                retry_mode="standard",
+                max_pool_connections=2,
+                user_agent="ua",
+            )
+            try:
+                with pytest.raises(KVConfigError, match="AccountIdEndpointMode") as caught:
+                    await transport.send("GetItem", GET)
+            finally:
+                await transport.aclose()
+            with pytest.raises(KVConfigError, match="AccountIdEndpointMode") as through_botocore:
+                await BotocoreTransport(client).send("GetItem", GET)
+    assert proxy.hosts == []  # nothing was sent
+    assert "AWS_ACCOUNT_ID_ENDPOINT_MODE" in str(caught.value)
+    assert str(through_botocore.value) == str(caught.value)
