@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
     from aiodynkv._transport._sigv4 import FrozenCredentials
 
-__all__ = ["LeanTransport"]
+__all__ = ["LeanTransport", "client_settings"]
 
 _sleep = asyncio.sleep  # the tests replace it to see the backoff without waiting
 
@@ -421,6 +421,55 @@ def _client_internals(client: Any) -> tuple[Any, str, bool | str]:
     if verify is None:
         verify = True
     return credentials, signing_name, verify
+
+
+# Options of a client's Config that change what goes on the wire, which this transport
+# does not reproduce: refused rather than ignored.
+_UNSUPPORTED_OPTIONS: Final = ("tcp_keepalive", "client_cert", "proxies_config")
+
+
+def client_settings(client: Any) -> dict[str, Any]:
+    """The timeouts and retries of a user's client, as `LeanTransport` arguments.
+
+    The botocore transport sends through the client, so its ``Config`` decides them;
+    this gives the lean transport the same: ``connect_timeout``, ``read_timeout``,
+    ``retries`` (``total_max_attempts``, or ``max_attempts`` retries, or the mode's
+    default: 3 in standard mode, DynamoDB's 10 in legacy mode) and the retry mode.
+
+    Raises:
+        KVConfigError: The client's Config sets something the lean transport cannot
+            honour (TCP keepalive, a client certificate, proxy TLS settings, a signature
+            version other than SigV4).
+    """
+    from aiodynkv._errors import KVConfigError
+
+    config = client.meta.config
+    refused = [name for name in _UNSUPPORTED_OPTIONS if getattr(config, name, None)]
+    if getattr(config, "signature_version", None) not in (None, "v4"):
+        refused.append(f"signature_version={config.signature_version!r}")
+    if refused:
+        raise KVConfigError(
+            "transport",
+            f"the client's Config sets {', '.join(refused)}, which the lean transport "
+            "cannot honour: use transport='botocore' with this client, or leave them out",
+        )
+    retries = dict(getattr(config, "retries", None) or {})
+    mode = str(retries.get("mode") or "legacy")
+    attempts = retries.get("total_max_attempts")
+    if attempts is None and retries.get("max_attempts") is not None:
+        attempts = int(retries["max_attempts"]) + 1
+    if attempts is None:
+        attempts = _LEGACY_DEFAULT_ATTEMPTS if mode == "legacy" else _STANDARD_DEFAULT_ATTEMPTS
+    return {
+        "connect_timeout": float(config.connect_timeout),
+        "read_timeout": float(config.read_timeout),
+        "max_attempts": int(attempts),
+        "retry_mode": mode,
+    }
+
+
+_STANDARD_DEFAULT_ATTEMPTS: Final = 3  # botocore.retries.standard.DEFAULT_MAX_ATTEMPTS
+_LEGACY_DEFAULT_ATTEMPTS: Final = 10  # botocore/data/_retry.json, dynamodb.__default__
 
 
 async def _resolved_endpoint(client: Any, endpoint_url: str) -> str:

@@ -1240,3 +1240,104 @@ async def test_a_required_account_endpoint_that_cannot_be_had_is_a_config_error_
     assert proxy.hosts == []  # nothing was sent
     assert "AWS_ACCOUNT_ID_ENDPOINT_MODE" in str(caught.value)
     assert str(through_botocore.value) == str(caught.value)
+
+
+# -- a user's client= configuration ---------------------------------------------------------
+
+
+@pytest.fixture
+def fast_botocore_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.retries.standard
+    import botocore.retryhandler
+
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0
+    )
+    monkeypatch.setattr(botocore.retryhandler, "delay_exponential", lambda **_: 0.0)
+
+
+@pytest.mark.usefixtures("fast_botocore_retries")
+@pytest.mark.parametrize(
+    ("retries", "attempts"),
+    [
+        ({"total_max_attempts": 2, "mode": "standard"}, 2),
+        ({"max_attempts": 4, "mode": "standard"}, 5),  # botocore's max_attempts: retries
+        ({"mode": "standard"}, 3),
+        ({"total_max_attempts": 3, "mode": "legacy"}, 3),
+        ({"mode": "legacy"}, 10),  # DynamoDB's own legacy default
+        ({"total_max_attempts": 1, "mode": "adaptive"}, 1),
+    ],
+    ids=["total-2", "retries-4", "standard-default", "legacy-3", "legacy-default", "adaptive-1"],
+)
+async def test_a_users_client_retries_are_the_lean_transports_as_they_are_botocores(
+    server: FakeDynamo, retries: dict[str, Any], attempts: int
+) -> None:
+    from aiodynkv import AsyncDynamoKV, KVConfig, ServerError
+
+    server.default = error("InternalServerError", "down", status=500)
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key,
+        aws_secret_access_key=KEYS.secret_key,
+        aws_session_token=KEYS.token,
+        region_name=REGION,
+    )
+    config = Config(retries=retries)
+    counts = {}
+    async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
+        for transport in ("lean", "botocore"):
+            server.received.clear()
+            kv_config = KVConfig(table="ttt", endpoint=server.url, transport=transport)
+            async with AsyncDynamoKV(kv_config, client=client) as kv:
+                with pytest.raises(ServerError):
+                    await kv.get("k")
+            counts[transport] = len(server.received)
+    assert counts == {"lean": attempts, "botocore": attempts}
+
+
+async def test_a_users_client_timeouts_are_the_lean_transports(server: FakeDynamo) -> None:
+    from aiodynkv import AsyncDynamoKV, KVConfig, KVTimeoutError
+
+    server.default = hang(5.0)
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key, aws_secret_access_key=KEYS.secret_key, region_name=REGION
+    )
+    config = Config(read_timeout=0.3, connect_timeout=0.5, retries={"total_max_attempts": 1})
+    async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
+        kv_config = KVConfig(table="ttt", endpoint=server.url, read_timeout=30.0)
+        async with AsyncDynamoKV(kv_config, client=client) as kv:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(KVTimeoutError):
+                await kv.get("k")
+            elapsed = asyncio.get_running_loop().time() - started
+    assert elapsed < 2.0  # the client's 0.3 s, not KVConfig's 30 s
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (Config(tcp_keepalive=True), "tcp_keepalive"),
+        (Config(client_cert="/nonexistent/cert.pem"), "client_cert"),
+        (Config(proxies_config={"proxy_ca_bundle": "/nonexistent/ca.pem"}), "proxies_config"),
+        (Config(signature_version="UNSIGNED"), "signature_version"),
+    ],
+    ids=["tcp-keepalive", "client-cert", "proxies-config", "unsigned"],
+)
+async def test_client_settings_the_lean_transport_cannot_honour_are_refused_on_open(
+    server: FakeDynamo, config: Config, named: str
+) -> None:
+    from aiodynkv import AsyncDynamoKV, KVConfig, KVConfigError
+
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key, aws_secret_access_key=KEYS.secret_key, region_name=REGION
+    )
+    async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
+        store = AsyncDynamoKV(KVConfig(table="ttt", endpoint=server.url), client=client)
+        with pytest.raises(KVConfigError, match=named) as caught:
+            await store.open()
+        assert "transport='botocore'" in str(caught.value)
+        async with AsyncDynamoKV(
+            KVConfig(table="ttt", endpoint=server.url, transport="botocore"), client=client
+        ):
+            pass  # the botocore transport honours them
+    assert server.received == []
