@@ -16,8 +16,10 @@ import json
 import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from aiodynkv._errors import KVConfigError
 from aiodynkv._transport.base import ServiceError
@@ -32,8 +34,10 @@ __all__ = [
     "error_body",
     "mask",
     "parse_json",
+    "proxy_for",
     "scrubbed",
     "service_error",
+    "split_proxy",
 ]
 
 
@@ -268,4 +272,38 @@ def error_body(raw: bytes, status: int) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"message": str(body)}
 
 
-# -- the transport ------------------------------------------------------------------------
+# -- proxies ------------------------------------------------------------------------------
+
+
+def proxy_for(client: Any, endpoint_url: str) -> str | None:
+    """The proxy botocore would use for `endpoint_url`: ``proxies`` config, then environment."""
+    from botocore.utils import get_environ_proxies
+
+    scheme = urlsplit(endpoint_url).scheme
+    configured = getattr(getattr(client.meta, "config", None), "proxies", None) or {}
+    proxy = configured.get(scheme)
+    if proxy is None:
+        proxy = get_environ_proxies(endpoint_url).get(scheme)
+    return str(proxy) if proxy else None
+
+
+def split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, tuple[str, ...]]:
+    """The proxy URL without credentials, the header carrying them, and their texts.
+
+    The credentials go to aiohttp as a ``Proxy-Authorization`` header, so that aiohttp's
+    errors, which quote the proxy URL, do not quote them; their texts (the password as
+    written and decoded, and the header's token) are masked wherever they still appear.
+    """
+    if not proxy:
+        return None, None, ()
+    url = URL(proxy)
+    if url.user is None and url.password is None:
+        return proxy, None, ()
+    pair = f"{url.user or ''}:{url.password or ''}".encode()
+    token = base64.b64encode(pair).decode("ascii")
+    secrets = {token, *(text for text in (url.raw_password, url.password) if text)}
+    return (
+        str(url.with_user(None)),
+        {"Proxy-Authorization": f"Basic {token}"},
+        tuple(sorted(secrets, key=len, reverse=True)),
+    )

@@ -107,7 +107,7 @@ _AMBIGUOUS = (
     aiohttp.ClientPayloadError,
     ConnectionResetError,
 )
-_NEVER_SENT = (bex.ConnectTimeoutError, bex.EndpointConnectionError)
+_NEVER_SENT = (bex.ConnectTimeoutError, bex.EndpointConnectionError, bex.ProxyConnectionError)
 
 
 def _is_ambiguous(caught: BaseException | None, response: Any) -> bool:
@@ -170,11 +170,15 @@ def _verify_reply(response_dict: Any = None, **_: Any) -> None:
 class BotocoreTransport:
     """Sends requests through an open aiobotocore DynamoDB client."""
 
-    __slots__ = ("_client", "_methods")
+    __slots__ = ("_client", "_methods", "_secrets")
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._methods: dict[str, Any] = {}
+        meta = getattr(client, "meta", None)
+        endpoint_url = getattr(meta, "endpoint_url", None)
+        proxy = _wire.proxy_for(client, endpoint_url) if isinstance(endpoint_url, str) else None
+        self._secrets = _wire.split_proxy(proxy)[2]
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is not None:
             events.register_first("needs-retry.dynamodb", _record_attempt)
@@ -183,6 +187,23 @@ class BotocoreTransport:
 
     async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Call the client method for `action` (``GetItem`` → ``get_item``)."""
+        if not self._secrets:
+            return await self._send(action, request)
+        failure: ServiceError | WireError | None = None
+        try:
+            return await self._send(action, request)
+        except (ServiceError, WireError) as exc:
+            failure = exc
+        # botocore quotes the proxy URL aiohttp quotes, credentials and all: mask them, and
+        # raise outside the except block, so that no implicit context carries them
+        failure.args = (_wire.mask(str(failure), self._secrets),)
+        if isinstance(failure, ServiceError):
+            failure.message = _wire.mask(failure.message, self._secrets)
+        failure.__cause__ = _wire.scrubbed(failure.__cause__, self._secrets)
+        failure.__context__ = None
+        raise failure
+
+    async def _send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         method = self._methods.get(action)
         if method is None:
             method = self._methods[action] = getattr(self._client, xform_name(action))

@@ -42,7 +42,6 @@ UTF-8 of the string; our callers always pass bytes).
 from __future__ import annotations
 
 import asyncio
-import base64
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -169,7 +168,7 @@ class LeanTransport:
             content_type=_CONTENT_TYPE,
         )
         self._extra_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
-        self._proxy, self._proxy_headers, self._secrets = _split_proxy(proxy)
+        self._proxy, self._proxy_headers, self._secrets = _wire.split_proxy(proxy)
         if self._proxy_headers and self._url.scheme == "http":
             # a forwarding proxy reads it from the request (aiohttp sends proxy_headers
             # only with CONNECT); it is not signed, and the proxy removes it
@@ -217,7 +216,7 @@ class LeanTransport:
 
         async def resolve() -> tuple[str, str | None]:
             resolved = await _resolved_endpoint(client, endpoint_url)
-            return resolved, _proxy_for(client, resolved)
+            return resolved, _wire.proxy_for(client, resolved)
 
         return cls(
             endpoint_url=endpoint_url,
@@ -225,7 +224,7 @@ class LeanTransport:
             credentials=credentials,
             signing_name=signing_name,
             verify=verify,
-            proxy=_proxy_for(client, endpoint_url),
+            proxy=_wire.proxy_for(client, endpoint_url),
             endpoint_resolver=resolve,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -352,6 +351,7 @@ class LeanTransport:
                 headers=headers,
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
+                allow_redirects=False,  # a redirect is an error reply, as on botocore's urllib3
             )
             try:
                 raw = await response.read()
@@ -494,37 +494,3 @@ async def _resolved_endpoint(client: Any, endpoint_url: str) -> str:
     except bex.EndpointResolutionError as exc:
         raise _wire.endpoint_config_error(exc) from None
     return str(resolved[0])
-
-
-def _split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, tuple[str, ...]]:
-    """The proxy URL without credentials, the header carrying them, and their texts.
-
-    The credentials go to aiohttp as a ``Proxy-Authorization`` header, so that aiohttp's
-    errors, which quote the proxy URL, do not quote them; their texts (the password as
-    written and decoded, and the header's token) are masked wherever they still appear.
-    """
-    if not proxy:
-        return None, None, ()
-    url = URL(proxy)
-    if url.user is None and url.password is None:
-        return proxy, None, ()
-    pair = f"{url.user or ''}:{url.password or ''}".encode()
-    token = base64.b64encode(pair).decode("ascii")
-    secrets = {token, *(text for text in (url.raw_password, url.password) if text)}
-    return (
-        str(url.with_user(None)),
-        {"Proxy-Authorization": f"Basic {token}"},
-        tuple(sorted(secrets, key=len, reverse=True)),
-    )
-
-
-def _proxy_for(client: Any, endpoint_url: str) -> str | None:
-    """The proxy botocore would use for `endpoint_url`: ``proxies`` config, then environment."""
-    from botocore.utils import get_environ_proxies
-
-    scheme = urlsplit(endpoint_url).scheme
-    configured = getattr(client.meta.config, "proxies", None) or {}
-    proxy = configured.get(scheme)
-    if proxy is None:
-        proxy = get_environ_proxies(endpoint_url).get(scheme)
-    return str(proxy) if proxy else None

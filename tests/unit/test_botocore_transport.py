@@ -142,6 +142,7 @@ async def test_a_5xx_answer_may_have_been_applied(status: int) -> None:
         (aiohttp.ServerDisconnectedError(), False, True),
         (aiohttp.ClientPayloadError("cut"), False, True),
         (ConnectionResetError(), False, True),
+        (bex.ProxyConnectionError(proxy_url="http://***:***@proxy", error="407"), False, False),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
 )
