@@ -1,9 +1,11 @@
 """The lean transport: DynamoDB JSON signed by us and posted over one aiohttp session.
 
 What still comes from botocore (through `LeanTransport.from_client`): the endpoint URL
-(FIPS, dual-stack and custom endpoints resolved by its rules), the region, the signing
-name, the credentials object (with its own refresh: environment, profiles, SSO,
-assume-role, container and instance roles), the CA bundle and the proxy settings.
+(FIPS, dual-stack, account-ID and custom endpoints resolved by its rules), the region,
+the signing name, the credentials object (with its own refresh: environment, profiles,
+SSO, assume-role, container and instance roles), the CA bundle and the proxy settings
+(credentials in the proxy URL are sent as a ``Proxy-Authorization`` header and masked
+in every error); with a user's client, `client_settings` reads its timeouts and retries.
 
 What this module does itself, because botocore's generic machinery costs more than
 DynamoDB needs: the request body is ``json`` of the request dict (binary values
