@@ -182,8 +182,13 @@ class BotocoreTransport:
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is not None:
             events.register_first("needs-retry.dynamodb", _record_attempt)
-            events.register_first("before-send.dynamodb", _count_attempt)
-            events.register_first("before-parse.dynamodb", _verify_reply)
+            # unique ids: a client shared by several stores counts each attempt once
+            events.register_first(
+                "before-send.dynamodb", _count_attempt, unique_id="aiodynkv-count-attempt"
+            )
+            events.register_first(
+                "before-parse.dynamodb", _verify_reply, unique_id="aiodynkv-verify-reply"
+            )
 
     async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Call the client method for `action` (``GetItem`` → ``get_item``)."""

@@ -592,3 +592,16 @@ async def test_a_store_never_takes_an_unverifiable_reply_as_data(
     assert isinstance(read.value.__cause__, WireError)
     assert isinstance(counted.value.__cause__, WireError)
     assert counted.value.__cause__.in_doubt
+
+
+async def test_a_client_shared_by_two_transports_counts_each_attempt_once() -> None:
+    portal = (200, b"<html>captive portal</html>")
+    async with (
+        ScriptedServer([portal] * 3) as server,
+        real_transport(server.endpoint, max_attempts=1) as transport,
+    ):
+        BotocoreTransport(transport._client)  # a second store on the same client
+        with pytest.raises(WireError) as info:
+            await transport.send("UpdateItem", UPDATE)
+    assert len(server.targets) == 1
+    assert info.value.attempts == 1
