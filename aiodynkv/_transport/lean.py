@@ -462,12 +462,12 @@ def client_settings(client: Any) -> dict[str, Any]:
         attempts = int(retries["max_attempts"]) + 1
     if attempts is None:
         attempts = _LEGACY_DEFAULT_ATTEMPTS if mode == "legacy" else _STANDARD_DEFAULT_ATTEMPTS
-    return {
-        "connect_timeout": float(config.connect_timeout),
-        "read_timeout": float(config.read_timeout),
-        "max_attempts": int(attempts),
-        "retry_mode": mode,
-    }
+    settings: dict[str, Any] = {"max_attempts": int(attempts), "retry_mode": mode}
+    for name in ("connect_timeout", "read_timeout"):
+        seconds = getattr(config, name, None)
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            settings[name] = float(seconds)
+    return settings
 
 
 _STANDARD_DEFAULT_ATTEMPTS: Final = 3  # botocore.retries.standard.DEFAULT_MAX_ATTEMPTS
