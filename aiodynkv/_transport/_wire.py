@@ -301,7 +301,9 @@ def split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, t
         return proxy, None, ()
     pair = f"{url.user or ''}:{url.password or ''}".encode()
     token = base64.b64encode(pair).decode("ascii")
-    secrets = {token, *(text for text in (url.raw_password, url.password) if text)}
+    # without a password, the user name is the credential (a proxy token)
+    texts = (url.raw_password, url.password) if url.password else (url.raw_user, url.user)
+    secrets = {token, *(text for text in texts if text)}
     return (
         str(url.with_user(None)),
         {"Proxy-Authorization": f"Basic {token}"},

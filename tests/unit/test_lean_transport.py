@@ -1341,3 +1341,11 @@ async def test_client_settings_the_lean_transport_cannot_honour_are_refused_on_o
         ):
             pass  # the botocore transport honours them
     assert server.received == []
+
+
+def test_a_proxy_token_given_as_the_user_name_is_masked_too() -> None:
+    proxy, headers, secrets = _wire.split_proxy("http://tok%2Fen-123@127.0.0.1:3128")
+    assert proxy == "http://127.0.0.1:3128"
+    assert headers == {"Proxy-Authorization": f"Basic {base64.b64encode(b'tok/en-123:').decode()}"}
+    masked = _wire.mask("proxy http://tok%2Fen-123@h and tok/en-123", secrets)
+    assert masked == "proxy http://***@h and ***"
