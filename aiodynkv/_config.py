@@ -260,9 +260,8 @@ class KVConfig:
                 object.__setattr__(self, "encryption_key_id", next(iter(keys)))
         current = self.encryption_key_id
         if current is not None and (keys is None or current not in keys):
-            raise KVConfigError(
-                "encryption_key_id", f"{shown(current)} is not a key id of encryption_keys"
-            )
+            shown = repr(current) if _KEY_ID.fullmatch(current) else "the value (not shown)"
+            raise KVConfigError("encryption_key_id", f"{shown} is not a key id of encryption_keys")
         if keys is not None and current is None and self.encryption_kms_key_id is None:
             raise KVConfigError(
                 "encryption_key_id", "name the key in encryption_keys that new values use"
@@ -410,28 +409,22 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def _encryption_keys(keys: object) -> Mapping[str, bytes]:
-    """Validated, frozen ``encryption_keys`` (never echoing a key)."""
-    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
-        import base64
-        import binascii
+    """Validated, frozen ``encryption_keys``.
 
-        parsed: dict[str, bytes] = {}
-        for part in filter(None, (p.strip() for p in keys.split(","))):
-            kid, _, text = part.partition(":")
-            try:
-                parsed[kid] = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError):
-                raise KVConfigError(
-                    "encryption_keys", f"key {shown(kid)} is not valid base64 (id:base64,...)"
-                ) from None
-        keys = parsed
+    An error names the entry (its position in the string form, and its id once the id
+    is a valid one) and what is wrong with it; it never shows a key, nor text that may
+    hold one (a malformed entry, an id that is not an id).
+    """
+    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
+        keys = _parse_encryption_keys(keys)
     if not isinstance(keys, Mapping) or not keys:
         raise KVConfigError("encryption_keys", "must be a non-empty mapping of key id to key")
     frozen: dict[str, bytes] = {}
     for kid, key in keys.items():
         if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
             raise KVConfigError(
-                "encryption_keys", f"key ids are 1-64 of A-Za-z0-9._- (got {shown(kid)})"
+                "encryption_keys",
+                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)",
             )
         if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
             raise KVConfigError(
@@ -440,6 +433,41 @@ def _encryption_keys(keys: object) -> Mapping[str, bytes]:
             )
         frozen[kid] = bytes(key)
     return MappingProxyType(frozen)
+
+
+def _parse_encryption_keys(text: str) -> dict[str, bytes]:
+    """The ``id:base64,id:base64`` form, each entry checked and named by its position."""
+    import base64
+    import binascii
+
+    parsed: dict[str, bytes] = {}
+    for index, part in enumerate(filter(None, (p.strip() for p in text.split(","))), 1):
+        entry = f"entry {index} of {ENV_PREFIX}ENCRYPTION_KEYS (id:base64,id:base64)"
+        kid, colon, encoded = part.partition(":")
+        kid = kid.strip()
+        if not colon or not _KEY_ID.fullmatch(kid):
+            raise KVConfigError(
+                "encryption_keys",
+                f"{entry} does not start with a key id and ':' (key ids are 1-64 of "
+                "A-Za-z0-9._-); the entry is not shown, as it may hold a key",
+            )
+        entry = f"entry {index} (id {kid!r}) of {ENV_PREFIX}ENCRYPTION_KEYS"
+        if kid in parsed:
+            raise KVConfigError("encryption_keys", f"{entry}: the id is given twice")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise KVConfigError(
+                "encryption_keys", f"{entry}: the key is not valid base64"
+            ) from None
+        if len(key) != 32:
+            raise KVConfigError(
+                "encryption_keys",
+                f"{entry}: the key is {len(key)} bytes; AES-256 needs 32 bytes "
+                "(base64 of os.urandom(32))",
+            )
+        parsed[kid] = key
+    return parsed
 
 
 _TRUE = {"1", "true", "yes", "on"}

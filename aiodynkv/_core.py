@@ -197,19 +197,24 @@ class Core:
         config = self.config
         if config.transport == "botocore":
             return BotocoreTransport(self.client)
-        from aiodynkv._transport.lean import LeanTransport, _client_internals
+        from aiodynkv._transport.lean import LeanTransport, _client_internals, client_settings
         from aiodynkv._version import __version__
 
+        settings: dict[str, Any] = {
+            "connect_timeout": config.connect_timeout,
+            "read_timeout": config.read_timeout,
+            "max_attempts": config.max_attempts,
+            "retry_mode": config.retry_mode,
+        }
+        if not self.owns_client:  # the user's client: its Config decides, as it does on botocore
+            settings.update(client_settings(self.client))
         if _client_internals(self.client)[0] is None:  # no credentials to sign with
             return _Unsigned()
         transport = LeanTransport.from_client(
             self.client,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            max_attempts=config.max_attempts,
-            retry_mode=config.retry_mode,
             max_pool_connections=config.max_pool_connections,
             user_agent=f"aiodynkv/{__version__}",
+            **settings,
         )
         self._stack.push_async_callback(transport.aclose)
         return transport
