@@ -260,8 +260,8 @@ class KVConfig:
                 object.__setattr__(self, "encryption_key_id", next(iter(keys)))
         current = self.encryption_key_id
         if current is not None and (keys is None or current not in keys):
-            shown = repr(current) if _KEY_ID.fullmatch(current) else "the value (not shown)"
-            raise KVConfigError("encryption_key_id", f"{shown} is not a key id of encryption_keys")
+            named = repr(current) if _KEY_ID.fullmatch(current) else "the value (not shown)"
+            raise KVConfigError("encryption_key_id", f"{named} is not a key id of encryption_keys")
         if keys is not None and current is None and self.encryption_kms_key_id is None:
             raise KVConfigError(
                 "encryption_key_id", "name the key in encryption_keys that new values use"
