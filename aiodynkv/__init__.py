@@ -28,6 +28,7 @@ from aiodynkv._errors import (
     TransactionReason,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
     WrongTypeError,
 )
 from aiodynkv._lock import Lock
@@ -74,6 +75,7 @@ __all__ = [
     "TypedView",
     "Value",
     "ValueTooLargeError",
+    "WriteInDoubtError",
     "WrongTypeError",
     "__version__",
     "from_json",

@@ -23,6 +23,8 @@ def test_public_surface_is_exactly_this() -> None:
         "TransactionFailedError", "TransactionReason",
         # data features (issue 15)
         "DecryptionError", "TypedView",
+        # writes whose outcome is unknown
+        "WriteInDoubtError",
     }  # fmt: skip
     for name in aiodynkv.__all__:
         assert getattr(aiodynkv, name) is not None
