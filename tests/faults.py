@@ -64,6 +64,9 @@ class FaultProxy:
         self.script: dict[str, list[str]] = {}
         #: DynamoDB action -> requests seen.
         self.by_action: dict[str, int] = {}
+        #: With `record`, every request's action and JSON body, in order.
+        self.record = False
+        self.bodies: list[tuple[str, bytes]] = []
         self.stats = Stats()
         self._random = random.Random(seed)
         self._server: asyncio.Server | None = None
@@ -110,6 +113,8 @@ class FaultProxy:
                 self.stats.requests += 1
                 action = _target(request)
                 self.by_action[action] = self.by_action.get(action, 0) + 1
+                if self.record:
+                    self.bodies.append((action, request.split(b"\r\n\r\n", 1)[1]))
                 event = self._scripted(action)
                 if event in _FAULTS:
                     self.stats.injected += 1

@@ -9,6 +9,7 @@ recognises its own earlier attempt) or in `WriteInDoubtError`, which is not a
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +25,7 @@ from aiodynkv import (
     ConditionFailedError,
     KVTimeoutError,
     ThrottledError,
+    TransactionFailedError,
     TransientError,
     WriteInDoubtError,
 )
@@ -349,3 +351,80 @@ async def test_call_timeout_set_explicitly_bounds_the_call(transport: str) -> No
         assert 1.4 < time.monotonic() - start < 2.5
         with pytest.raises(WriteInDoubtError):
             await kv.set("k", "v")
+
+
+# -- transactions (moto: dynalite has none) ------------------------------------------------
+
+
+@pytest_asyncio.fixture(params=["lean", "botocore"])
+async def tx_faulty(request: pytest.FixtureRequest, moto_endpoint: str) -> AsyncIterator[Faulty]:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    async with AsyncDynamoKV(table=name, endpoint=moto_endpoint, create_table=True) as direct:
+        proxy = await FaultProxy(int(moto_endpoint.rsplit(":", 1)[1])).start()
+        try:
+            async with AsyncDynamoKV(
+                direct.config,
+                endpoint=proxy.endpoint,
+                connect_timeout=0.5,
+                read_timeout=2.0,
+                max_attempts=3,
+                retry_mode="legacy",
+                create_table=False,
+                coalesce_reads=False,
+                transport=request.param,
+            ) as kv:
+                yield direct, proxy, kv
+        finally:
+            await proxy.kill()
+            await direct.client.delete_table(TableName=name)
+
+
+@pytest.mark.parametrize("sequence", list(SEQUENCES))
+async def test_a_commit_in_doubt_is_resent_identical_and_applied_once(
+    tx_faulty: Faulty, sequence: str
+) -> None:
+    direct, proxy, kv = tx_faulty
+    await direct.incr("n", 10)
+    tx = kv.transaction()
+    tx.incr("n", 1)
+    tx.set("order", "paid")
+    proxy.record = True
+    proxy.script["TransactWriteItems"] = list(SEQUENCES[sequence])
+    with pytest.raises(WriteInDoubtError) as info:
+        await tx.commit()
+    assert not isinstance(info.value, TransientError)
+    assert info.value.keys == ("n", "order")
+    assert await direct.get("n") == 11
+    assert tx.state == "open"
+    await tx.commit()  # the very same request: recognised as applied, not applied again
+    assert tx.state == "committed"
+    assert await direct.get("n") == 11
+    assert await direct.get("order") == "paid"
+    sent = [json.loads(body) for action, body in proxy.bodies if action == "TransactWriteItems"]
+    assert len(sent) == 4
+    assert all(body == sent[0] for body in sent)
+
+
+async def test_a_lost_commit_of_deletes_and_checks_is_never_reported_cancelled(
+    tx_faulty: Faulty,
+) -> None:
+    direct, proxy, kv = tx_faulty
+    versions = {}
+    for key in ("a", "b", "c"):
+        await direct.set(key, "v")
+        versions[key] = (await direct.get_with_version(key))[1]
+    tx = kv.transaction()
+    tx.delete("a", if_version=versions["a"])
+    tx.delete("b", if_version=versions["b"])
+    tx.check("c", version=versions["c"])
+    proxy.script["TransactWriteItems"] = ["lose"]
+    with pytest.raises(WriteInDoubtError) as info:
+        await tx.commit()
+    assert info.value.keys == ("a", "b", "c")
+    assert not await direct.exists("a")
+    assert not await direct.exists("b")
+    # A commit that was not applied is still reported cancelled.
+    tx = kv.transaction()
+    tx.delete("c", if_version=versions["c"] + 1)
+    with pytest.raises(TransactionFailedError):
+        await tx.commit()
