@@ -81,8 +81,10 @@ class KVConfig:
         call_timeout: Seconds a whole call may take, every request, retry and backoff
             of it included, however the server behaves (a reply trickling in one byte at
             a time too); past it a read raises `KVTimeoutError` and a write whose request
-            was sent `WriteInDoubtError`. For batches it bounds each request (the batch
-            as a whole is bounded by `batch_deadline`). None (the default) derives it:
+            was sent `WriteInDoubtError`. It starts when the call's first request gets a
+            pooled connection (as for `connect_timeout`, waiting for a free one does not
+            count). For batches it bounds each request (the batch as a whole is bounded
+            by `batch_deadline`). None (the default) derives it:
             ``max_attempts * (connect_timeout + read_timeout)`` plus the longest backoff
             between the attempts (see `effective_call_timeout`).
         retry_mode: botocore retry mode: ``standard``, ``adaptive`` or ``legacy``.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import sys
 import time
@@ -38,6 +39,10 @@ _ABORT_GRACE = 2.0
 # Single requests that write: after an attempt that may have been applied, any failure
 # but the outcomes their callers resolve with the write token is a `WriteInDoubtError`.
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
+# Set by `Core.send` around one request: the operation whose deadline bounds it.
+_BOUND: contextvars.ContextVar[tuple[Operation, str] | None] = contextvars.ContextVar(
+    "aiodynkv_bound", default=None
+)
 # Requests of a batch: `call_timeout` bounds each one (`batch_deadline` bounds the batch).
 _BATCHES = frozenset({"BatchGetItem", "BatchWriteItem"})
 # Failures the callers of a write resolve themselves (token, old item, reasons).
@@ -71,7 +76,6 @@ class _Admitted:
     def __enter__(self) -> Operation:
         core = self._core
         core.admit(self._op.name)
-        self._op.deadline = time.monotonic() + core.call_timeout
         return self._op.__enter__()
 
     def __exit__(
@@ -301,7 +305,29 @@ class Core:
             raise self._refuse(action)
         assert self._slots is not None  # noqa: S101 (set by open)
         async with self._slots:
-            return await self.transport.send(action, request)
+            bound = _BOUND.get()
+            if bound is None:
+                return await self.transport.send(action, request)
+            return await self._bounded(bound[0], bound[1], request)
+
+    async def _bounded(self, op: Operation, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Send within the call's deadline (`Operation.deadline`).
+
+        The deadline starts when the call's first request gets a pooled connection:
+        waiting for one is bounded by the deadlines of the calls holding them.
+        """
+        assert self.transport is not None  # noqa: S101 (checked by raw_send)
+        start = time.monotonic()
+        if op.deadline is None:
+            op.deadline = start + self.call_timeout
+        limit = self.call_timeout if action in _BATCHES else op.deadline - start
+        if limit <= 0:
+            raise _deadline_error(self.call_timeout, handed=False)
+        try:
+            response: dict[str, Any] = await _within(self.transport.send(action, request), limit)
+        except _ExpiredError:
+            raise _deadline_error(self.call_timeout, handed=True) from None
+        return response
 
     async def send(
         self, op: Operation, action: str, request: dict[str, Any], key: str | None
@@ -311,11 +337,9 @@ class Core:
         The mapped error keeps the transport's error as its cause, so callers can
         read the old item of a failed condition from ``error.__cause__.item``.
         """
-        limit = self.call_timeout
-        if op.deadline is not None and action not in _BATCHES:
-            limit = op.deadline - time.monotonic()
+        token = _BOUND.set((op, action))
         try:
-            response = await self._send_within(action, request, limit)
+            response = await self.raw_send(action, request)
         except KVError:
             raise
         except Exception as exc:
@@ -331,39 +355,12 @@ class Core:
                 # A later request of a write whose earlier request may have been applied.
                 raise self.in_doubt(op, error, key) from exc
             raise error from exc
+        finally:
+            _BOUND.reset(token)
         if action in _WRITES and response.get("ResponseMetadata", {}).get("InDoubt"):
             op.in_doubt = True
         op.observe(response)
         return response
-
-    async def _send_within(
-        self, action: str, request: dict[str, Any], limit: float
-    ) -> dict[str, Any]:
-        """`raw_send`, ended after `limit` seconds with a timeout `WireError`.
-
-        The error is in doubt once the request was handed to the transport (it may have
-        been sent and applied); not while it waited for a pooled connection.
-        """
-        handed = [False]
-        if limit <= 0:
-            raise _deadline_error(self.call_timeout, handed=False)
-        try:
-            response: dict[str, Any] = await _within(
-                self._send_counted(action, request, handed), limit
-            )
-        except _ExpiredError:
-            raise _deadline_error(self.call_timeout, handed=handed[0]) from None
-        return response
-
-    async def _send_counted(
-        self, action: str, request: dict[str, Any], handed: list[bool]
-    ) -> dict[str, Any]:
-        if self.state is State.CLOSED or self.transport is None:
-            raise self._refuse(action)
-        assert self._slots is not None  # noqa: S101 (set by open)
-        async with self._slots:
-            handed[0] = True
-            return await self.transport.send(action, request)
 
     def in_doubt(
         self,

@@ -252,7 +252,8 @@ class Operation:
         self.retries = 0
         #: A write request of this operation may have been applied without a known result.
         self.in_doubt = False
-        #: When the whole call must end (``time.monotonic()``), set by the store's core.
+        #: When the whole call must end (``time.monotonic()``), set by the store's core
+        #: when the call's first request gets a pooled connection.
         self.deadline: float | None = None
         #: Near cache: "hit", "miss", "partial" (batches) or "bypass"; None without one.
         self.cache: str | None = None

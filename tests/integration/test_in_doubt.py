@@ -428,3 +428,31 @@ async def test_a_lost_commit_of_deletes_and_checks_is_never_reported_cancelled(
     tx.delete("c", if_version=versions["c"] + 1)
     with pytest.raises(TransactionFailedError):
         await tx.commit()
+
+
+@pytest.mark.parametrize("sequence", ["lost-throttled", "lost-5xx"])
+async def test_lease_extend_and_release_lost_then_refused_are_in_doubt(
+    faulty: Faulty, sequence: str
+) -> None:
+    _, proxy, kv = faulty
+    lock = kv.lock("job", lease=30.0, wait=0)
+    await lock.acquire()
+    proxy.script["UpdateItem"] = list(SEQUENCES[sequence])
+    with pytest.raises(WriteInDoubtError) as info:
+        await lock.extend()
+    assert info.value.key == "job"
+    proxy.script["UpdateItem"] = list(SEQUENCES[sequence])
+    with pytest.raises(WriteInDoubtError):
+        await lock.release()
+    assert proxy.lost_replies == 2
+
+
+async def test_delete_many_lost_then_refused_reports_its_keys_in_doubt(faulty: Faulty) -> None:
+    direct, proxy, kv = faulty
+    data = {f"b{i}": "v" for i in range(10)}
+    await direct.set_many(data)
+    proxy.script["BatchWriteItem"] = ["lose"] + ["503"] * 200
+    with pytest.raises(BatchIncompleteError) as info:
+        await kv.delete_many(list(data))
+    assert info.value.in_doubt == frozenset(data)
+    assert await direct.get_many(list(data)) == {}

@@ -435,9 +435,12 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
             await tx().commit()
         assert info.value.retryable and info.value.failed[0].code == "conflict"
         # An earlier attempt may have committed and no old item came back: read to tell.
+        # "a" does not carry this commit's token: never applied, or applied and
+        # overwritten since; nothing tells which, so the commit is in doubt.
         replies.append(_cancelled([{"Code": "ConditionalCheckFailed"}], in_doubt=True))
-        with pytest.raises(TransactionFailedError):
-            await tx().commit()  # "a" does not carry this commit's token: not ours
+        with pytest.raises(WriteInDoubtError) as doubt:
+            await tx().commit()
+        assert doubt.value.keys == ("a", "b")
         # Another in-progress attempt with the same token: sent again.
         replies.append(ServiceError("TransactionInProgressException", "busy", status=400))
         await tx().commit()
