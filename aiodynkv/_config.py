@@ -89,6 +89,15 @@ class KVConfig:
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a response.
         max_attempts: Total attempts per request, first one included (botocore retries).
+        call_timeout: Seconds a whole call may take, every request, retry and backoff
+            of it included, however the server behaves (a reply trickling in one byte at
+            a time too); past it a read raises `KVTimeoutError` and a write whose request
+            was sent `WriteInDoubtError`. It starts when the call's first request gets a
+            pooled connection (as for `connect_timeout`, waiting for a free one does not
+            count). For batches it bounds each request (the batch as a whole is bounded
+            by `batch_deadline`). None (the default) derives it:
+            ``max_attempts * (connect_timeout + read_timeout)`` plus the longest backoff
+            between the attempts (see `effective_call_timeout`).
         retry_mode: botocore retry mode: ``standard``, ``adaptive`` or ``legacy``.
         max_pool_connections: Size of the HTTP connection pool.
         profile: Named AWS profile for the credential chain.
@@ -147,6 +156,7 @@ class KVConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     max_attempts: int = 3
+    call_timeout: float | None = None
     retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
     max_pool_connections: int = 64
     profile: str | None = None
@@ -208,6 +218,8 @@ class KVConfig:
                 raise KVConfigError(name, f"must be a bool (got {shown(getattr(self, name))})")
         self._check_number("connect_timeout", minimum=0, strict=True)
         self._check_number("read_timeout", minimum=0, strict=True)
+        if self.call_timeout is not None:
+            self._check_number("call_timeout", minimum=0, strict=True)
         self._check_number("table_wait_timeout", minimum=0, strict=True)
         self._check_number("batch_deadline", minimum=0, strict=False)
         self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
@@ -325,6 +337,22 @@ class KVConfig:
             raise KVConfigError(
                 name, f"must be an integer from {minimum} to {maximum} (got {shown(value)})"
             )
+
+    @property
+    def effective_call_timeout(self) -> float:
+        """The whole-call deadline in seconds: `call_timeout`, or one derived from the rest.
+
+        Derived: every attempt connecting and reading for as long as allowed, plus the
+        longest backoff between them.
+        """
+        if self.call_timeout is not None:
+            return float(self.call_timeout)
+        attempts = self.max_attempts
+        if self.retry_mode == "legacy":
+            backoff = sum(0.05 * 2.0 ** (n - 1) for n in range(1, attempts))
+        else:
+            backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, attempts))
+        return attempts * (self.connect_timeout + self.read_timeout) + backoff
 
     @property
     def is_local(self) -> bool:
@@ -484,8 +512,8 @@ def _parse(name: str, annotation: str, raw: str) -> Any:
             return lowered in _TRUE
         if annotation.startswith("int"):
             return None if raw.strip().lower() == "none" else int(raw)
-        if annotation == "float":
-            return float(raw)
+        if annotation.startswith("float"):
+            return None if raw.strip().lower() == "none" else float(raw)
     except ValueError:
         raise KVConfigError(name, f"cannot parse {variable}={shown(raw)} as {annotation}") from None
     return raw

@@ -239,6 +239,8 @@ class BotocoreTransport:
             raise WireError(str(exc), timeout=False, in_doubt=in_doubt) from exc
         finally:
             _CURRENT.reset(token)
+        if attempts.in_doubt:
+            response.setdefault("ResponseMetadata", {})["InDoubt"] = True
         return response
 
     async def aclose(self) -> None:

@@ -303,7 +303,7 @@ class LeanTransport:
             try:
                 status, headers, raw = await self._post(session, target, body)
                 if 200 <= status < 300:
-                    return self._success(status, headers, raw, attempt, retry_cost)
+                    return self._success(status, headers, raw, attempt, retry_cost, in_doubt)
             except _wire.AttemptError as exc:
                 failure = exc
             if failure is not None:
@@ -369,7 +369,13 @@ class LeanTransport:
         return response.status, response_headers, raw
 
     def _success(
-        self, status: int, headers: Mapping[str, str], raw: bytes, attempt: int, retry_cost: int
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        raw: bytes,
+        attempt: int,
+        retry_cost: int,
+        in_doubt: bool,
     ) -> dict[str, Any]:
         try:
             parsed = _wire.parse_json(raw) if raw else {}
@@ -380,6 +386,8 @@ class LeanTransport:
         if not self._legacy:
             self._quota.release(retry_cost or _retry.NO_RETRY_INCREMENT)
         metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": attempt - 1}
+        if in_doubt:
+            metadata["InDoubt"] = True
         request_id = headers.get("x-amzn-RequestId")
         if request_id is not None:
             metadata["RequestId"] = request_id

@@ -29,6 +29,8 @@ def test_public_surface_is_exactly_this() -> None:
         "DecryptionError", "TypedView",
         # S3 and KMS refusals
         "BucketNotFoundError", "EncryptionKeyError",
+        # writes whose outcome is unknown
+        "WriteInDoubtError",
     }  # fmt: skip
     for name in aiodynkv.__all__:
         assert getattr(aiodynkv, name) is not None
