@@ -140,6 +140,15 @@ def _end_leftovers(processes: set[tuple[int, str]]) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _unmount_under(folder: Path) -> None:
+    """Unmount what the daemon left mounted in `folder` (its netns/default), deepest first."""
+    prefix = f"{folder}/"
+    with Path("/proc/self/mounts").open() as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False)  # noqa: S603, S607
+
+
 @contextlib.contextmanager
 def private_engine(tmp: Path) -> Iterator[dict[str, str]]:
     """The environment of a Docker engine that answers; see the module docstring."""
@@ -191,6 +200,7 @@ def private_engine(tmp: Path) -> Iterator[dict[str, str]]:
         _stop(process)
         _end_leftovers(started)
         log_file.close()
+        _unmount_under(tmp)
         for link in sorted(_links() - links_before):
             subprocess.run(["ip", "link", "delete", link], check=False)  # noqa: S603, S607
         log(f"stopped dockerd (pid {process.pid})")

@@ -96,17 +96,20 @@ def _dynamodb_local(config: pytest.Config) -> LocalDynamoDB | None:
             message = f"aiodynkv: DynamoDB Local needs Docker: {reason} ({FALLBACK_VARIABLE}=fail)"
             pytest.fail(message, pytrace=False)
         return None
+    server = LocalDynamoDB("dynamodb-local")
     try:
-        server = LocalDynamoDB("dynamodb-local")
         server.start()
     except ImageUnavailableError as exc:
-        if fallback == "fail":
-            pytest.fail(f"aiodynkv: {exc} ({FALLBACK_VARIABLE}=fail)", pytrace=False)
-        config.stash[_FELL_BACK] = (
-            f"aiodynkv: the fixtures used the embedded emulator, not DynamoDB Local: {exc}"
-        )
-        return None
-    return server
+        problem = str(exc)
+    else:
+        return server
+    # Outside the except block: the failure carries no chained exception to print.
+    if fallback == "fail":
+        pytest.fail(f"aiodynkv: {problem} ({FALLBACK_VARIABLE}=fail)", pytrace=False)
+    config.stash[_FELL_BACK] = (
+        f"aiodynkv: the fixtures used the embedded emulator, not DynamoDB Local: {problem}"
+    )
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -59,10 +59,10 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     for name in ("AIODYNKV_DYNAMODB_LOCAL_IMAGE", "AIODYNKV_DYNAMODB_LOCAL_PULL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("AIODYNKV_DYNAMODB_LOCAL_FALLBACK", raising=False)
-    monkeypatch.setattr(local, "_docker_client", lambda timeout: client)
+    monkeypatch.setattr(local, "_docker_client", lambda _timeout: client)
     container_module = importlib.import_module("testcontainers.core.container")
 
-    def no_container(*args: object, **kwargs: object) -> None:
+    def no_container(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("testcontainers must not be asked to start a container")
 
     monkeypatch.setattr(container_module, "DockerContainer", no_container)
@@ -156,12 +156,13 @@ class Reporter:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def write_line(self, line: str, **markup: bool) -> None:
+    def write_line(self, line: str, **_markup: bool) -> None:
         self.lines.append(line)
 
 
+@pytest.mark.usefixtures("engine")
 def test_the_fixture_falls_back_to_the_emulator_with_one_summary_line(
-    engine: FakeClient, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AIODYNKV_DYNAMODB_LOCAL_IMAGE", MISSING)
     config = _config()
@@ -175,14 +176,16 @@ def test_the_fixture_falls_back_to_the_emulator_with_one_summary_line(
     assert "AIODYNKV_DYNAMODB_LOCAL_IMAGE" in line
 
 
+@pytest.mark.usefixtures("engine")
 def test_the_fixture_fails_naming_image_and_settings_when_told_not_to_fall_back(
-    engine: FakeClient, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AIODYNKV_DYNAMODB_LOCAL_IMAGE", MISSING)
     monkeypatch.setenv("AIODYNKV_DYNAMODB_LOCAL_FALLBACK", "fail")
     with pytest.raises(pytest.fail.Exception) as caught:
         plugin._dynamodb_local(_config())
     assert caught.value.pytrace is False
+    assert caught.value.__context__ is None  # pytest would print it, traceback and all
     message = str(caught.value)
     assert MISSING in message
     assert "AIODYNKV_DYNAMODB_LOCAL_IMAGE" in message
@@ -190,7 +193,7 @@ def test_the_fixture_fails_naming_image_and_settings_when_told_not_to_fall_back(
 
 
 def test_fallback_fail_without_a_docker_engine_fails_with_the_reason(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AIODYNKV_DYNAMODB_LOCAL_FALLBACK", "fail")
     monkeypatch.setattr(plugin, "docker_available", lambda: (False, "no Docker engine here"))
