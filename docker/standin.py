@@ -69,8 +69,8 @@ def rootfs(cache: Path) -> Path:
     partial = tarball.with_suffix(".partial")
     started = time.monotonic()
     command = [
-        "mmdebstrap", "--quiet", "--variant=apt", "--include=python3,python3-venv,ca-certificates",
-        "bookworm", str(partial),
+        "mmdebstrap", "--quiet", "--variant=apt", "--format=tar",
+        "--include=python3,python3-venv,ca-certificates", "bookworm", str(partial),
     ]  # fmt: skip
     subprocess.run(command, check=True)  # noqa: S603
     partial.rename(tarball)

@@ -101,7 +101,7 @@ def _dynamodb_local(config: pytest.Config) -> LocalDynamoDB | None:
         server.start()
     except ImageUnavailableError as exc:
         problem = str(exc)
-    else:
+    else:  # pragma: no cover - needs Docker (nox -s docker)
         return server
     # Outside the except block: the failure carries no chained exception to print.
     if fallback == "fail":
