@@ -39,7 +39,8 @@ def test_public_surface_is_exactly_this() -> None:
 def test_testing_surface() -> None:
     assert aiodynkv.testing.__all__ == sorted(aiodynkv.testing.__all__)
     assert set(aiodynkv.testing.__all__) == {
-        "InMemoryKV", "LocalDynamoDB", "LocalServerError", "docker_available", "find_dynalite",
+        "ImageUnavailableError", "InMemoryKV", "LocalDynamoDB", "LocalServerError",
+        "docker_available", "find_dynalite",
     }  # fmt: skip
 
 
