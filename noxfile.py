@@ -137,7 +137,7 @@ def docker(session: nox.Session) -> None:
     Debian's packages and PyPI (cached in .nox/_docker), runs the tests with Ryuk disabled
     and nothing skipped, and stops all it started. docker/README.md has the details.
     """
-    session.install("-e", EXTRAS, *TEST_DEPS)
+    install(session, "-e", EXTRAS, *TEST_DEPS)
     session.run("python", os.fspath(ROOT / "docker" / "session.py"), *session.posargs)
 
 
