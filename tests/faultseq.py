@@ -66,7 +66,6 @@ from aiodynkv import (
     AsyncDynamoKV,
     BatchIncompleteError,
     ConditionFailedError,
-    KVError,
     LeaseLostError,
     LockNotAcquiredError,
     TransactionFailedError,
@@ -215,7 +214,9 @@ class ScriptedFaultProxy(FaultProxy):
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _play_one(self, event: str, request: bytes, writer: asyncio.StreamWriter) -> bool:
+    async def _play_one(  # noqa: PLR0911 - one return per event
+        self, event: str, request: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
         """Answer `request` as `event` says; False when the connection is to be dropped."""
         if event == "reset":
             return False
@@ -298,14 +299,14 @@ def no_retry_waits() -> Iterator[None]:
     from aiodynkv import _batch
     from aiodynkv._transport import lean
 
-    async def no_sleep(seconds: float) -> None:
+    async def no_sleep(_seconds: float) -> None:
         await asyncio.sleep(0)
 
     with (
-        mock.patch.object(lean, "_sleep", no_sleep),
-        mock.patch.object(_batch, "backoff", lambda attempt: 0.0),
+        mock.patch.object(lean, "_sleep", new=no_sleep),
+        mock.patch.object(_batch, "backoff", return_value=0.0),
         mock.patch.object(
-            botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0
+            botocore.retries.standard.ExponentialBackoff, "delay_amount", return_value=0.0
         ),
     ):
         yield
@@ -318,9 +319,12 @@ APPLIED, NOT_APPLIED, DOUBLED = "applied", "not_applied", "doubled"
 
 @dataclass
 class Ctx:
-    """One case's keys and what its setup left (versions, lock objects...)."""
+    """One case: its stores and keys, and what its setup left (versions, locks...)."""
 
+    direct: AsyncDynamoKV  # no faults: the ground truth
+    kv: AsyncDynamoKV  # through the scripted proxy
     key: str
+    expected: Any = None  # the expected result, when setup computes it
     keys: list[str] = field(default_factory=list)
     version: int = 0
     fence: int = 0
@@ -333,25 +337,26 @@ class Op:
 
     name = ""
     read = False
-    batch = False
     #: Errors that say "not applied" (a false outcome when the write was applied).
     denials: tuple[type[BaseException], ...] = (ConditionFailedError,)
     requests = 2  # requests a call may send (for `call_bound`)
+    result: Any = True  # the expected result (unless setup puts one in ``ctx.expected``)
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        return None
+    async def setup(self, ctx: Ctx) -> None:
+        """Prepare the key(s) through the clean store (nothing by default)."""
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
+    async def run(self, ctx: Ctx) -> Any:
         raise NotImplementedError
 
     def expected(self, ctx: Ctx) -> Any:
-        return True
+        return self.result if ctx.expected is None else ctx.expected
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
+    async def state(self, ctx: Ctx) -> str:
         raise NotImplementedError
 
     async def cleanup(self, ctx: Ctx) -> None:
-        return None
+        if ctx.lock is not None:
+            await ctx.lock._stop_renewer()
 
 
 async def _value_version(direct: AsyncDynamoKV, key: str) -> tuple[Any, int | None]:
@@ -375,44 +380,44 @@ def _versioned(value: Any, version: int | None, old: Any, new: Any, base: int) -
 class SetPlain(Op):
     name = "set"
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        await direct.set(ctx.key, "old")
-        ctx.version = (await direct.get_with_version(ctx.key))[1]
+    async def setup(self, ctx: Ctx) -> None:
+        await ctx.direct.set(ctx.key, "old")
+        ctx.version = (await ctx.direct.get_with_version(ctx.key))[1]
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.set(ctx.key, "new")
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.set(ctx.key, "new")
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        value, version = await _value_version(direct, ctx.key)
+    async def state(self, ctx: Ctx) -> str:
+        value, version = await _value_version(ctx.direct, ctx.key)
         return _versioned(value, version, "old", "new", ctx.version)
 
 
 class SetIfAbsent(Op):
     name = "set(if_absent)"
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.set(ctx.key, "new", if_absent=True)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.set(ctx.key, "new", if_absent=True)
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        value, _ = await _value_version(direct, ctx.key)
+    async def state(self, ctx: Ctx) -> str:
+        value, _ = await _value_version(ctx.direct, ctx.key)
         return {None: NOT_APPLIED, "new": APPLIED}.get(value, f"value {value!r}")
 
 
 class SetIfVersion(SetPlain):
     name = "set(if_version)"
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.set(ctx.key, "new", if_version=ctx.version)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.set(ctx.key, "new", if_version=ctx.version)
 
 
 class DeletePlain(SetPlain):
     name = "delete"
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.delete(ctx.key)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.delete(ctx.key)
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        value, version = await _value_version(direct, ctx.key)
+    async def state(self, ctx: Ctx) -> str:
+        value, version = await _value_version(ctx.direct, ctx.key)
         if value is None:
             return APPLIED
         return NOT_APPLIED if version == ctx.version else f"value {value!r} at {version}"
@@ -421,8 +426,8 @@ class DeletePlain(SetPlain):
 class DeleteIfVersion(DeletePlain):
     name = "delete(if_version)"
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.delete(ctx.key, if_version=ctx.version)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.delete(ctx.key, if_version=ctx.version)
 
 
 def _counter_state(value: Any, start: int, delta: int) -> str:
@@ -439,29 +444,28 @@ class Incr(Op):
     name = "incr"
     denials = ()
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        await direct.set_counter(ctx.key, 10)
+    async def setup(self, ctx: Ctx) -> None:
+        await ctx.direct.set_counter(ctx.key, 10)
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.incr(ctx.key, 5)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.incr(ctx.key, 5)
 
-    def expected(self, ctx: Ctx) -> Any:
-        return 15
+    result: Any = 15
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        return _counter_state(await direct.get(ctx.key, None), 10, 5)
+    async def state(self, ctx: Ctx) -> str:
+        return _counter_state(await ctx.direct.get(ctx.key, None), 10, 5)
 
 
 class Expire(SetPlain):
     name = "expire"
     denials = ()
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.expire(ctx.key, 3600)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.expire(ctx.key, 3600)
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        value, version = await _value_version(direct, ctx.key)
-        ttl = await direct.ttl(ctx.key) if value is not None else None
+    async def state(self, ctx: Ctx) -> str:
+        value, version = await _value_version(ctx.direct, ctx.key)
+        ttl = await ctx.direct.ttl(ctx.key) if value is not None else None
         if value != "old":
             return f"value {value!r}"
         if ttl is None:
@@ -472,16 +476,16 @@ class Expire(SetPlain):
 class Persist(Expire):
     name = "persist"
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        await direct.set(ctx.key, "old", ttl=3600)
-        ctx.version = (await direct.get_with_version(ctx.key))[1]
+    async def setup(self, ctx: Ctx) -> None:
+        await ctx.direct.set(ctx.key, "old", ttl=3600)
+        ctx.version = (await ctx.direct.get_with_version(ctx.key))[1]
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.persist(ctx.key)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.persist(ctx.key)
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        value, version = await _value_version(direct, ctx.key)
-        ttl = await direct.ttl(ctx.key) if value is not None else None
+    async def state(self, ctx: Ctx) -> str:
+        value, version = await _value_version(ctx.direct, ctx.key)
+        ttl = await ctx.direct.ttl(ctx.key) if value is not None else None
         if value != "old":
             return f"value {value!r}"
         if ttl is not None:
@@ -493,42 +497,44 @@ class SetCounter(Op):
     name = "set_counter"
     denials = ()
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        await direct.set_counter(ctx.key, 3)
-        ctx.version = (await direct.get_with_version(ctx.key))[1]
+    async def setup(self, ctx: Ctx) -> None:
+        await ctx.direct.set_counter(ctx.key, 3)
+        ctx.version = (await ctx.direct.get_with_version(ctx.key))[1]
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.set_counter(ctx.key, 7)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.set_counter(ctx.key, 7)
 
-    def expected(self, ctx: Ctx) -> Any:
-        return None
+    result: Any = None
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        value, version = await _value_version(direct, ctx.key)
+    async def state(self, ctx: Ctx) -> str:
+        value, version = await _value_version(ctx.direct, ctx.key)
         return _versioned(value, version, 3, 7, ctx.version)
+
+
+def _key_state(value: object, *, new: object, old: object) -> bool | None:
+    """True when one key of a batch holds what the batch writes, False when untouched."""
+    return True if value == new else False if value == old else None
 
 
 class SetMany(Op):
     name = "set_many"
-    batch = True
     denials = ()
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
+    async def setup(self, ctx: Ctx) -> None:
         ctx.keys = [f"{ctx.key}-{i}" for i in range(3)]
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.set_many({k: "new" for k in ctx.keys})
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.set_many(dict.fromkeys(ctx.keys, "new"))
 
-    def expected(self, ctx: Ctx) -> Any:
-        return None
+    result: Any = None
 
-    async def applied_keys(self, direct: AsyncDynamoKV, ctx: Ctx) -> dict[str, bool | None]:
+    async def applied_keys(self, ctx: Ctx) -> dict[str, bool | None]:
         """Per key: True applied, False not applied, None neither."""
-        found = await direct.get_many(ctx.keys)
-        return {k: {"new": True, None: False}.get(found.get(k)) for k in ctx.keys}
+        found = await ctx.direct.get_many(ctx.keys)
+        return {k: _key_state(found.get(k), new="new", old=None) for k in ctx.keys}
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        states = set((await self.applied_keys(direct, ctx)).values())
+    async def state(self, ctx: Ctx) -> str:
+        states = set((await self.applied_keys(ctx)).values())
         if states == {True}:
             return APPLIED
         if states == {False}:
@@ -539,16 +545,16 @@ class SetMany(Op):
 class DeleteMany(SetMany):
     name = "delete_many"
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
+    async def setup(self, ctx: Ctx) -> None:
         ctx.keys = [f"{ctx.key}-{i}" for i in range(3)]
-        await direct.set_many({k: "old" for k in ctx.keys})
+        await ctx.direct.set_many(dict.fromkeys(ctx.keys, "old"))
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.delete_many(ctx.keys)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.delete_many(ctx.keys)
 
-    async def applied_keys(self, direct: AsyncDynamoKV, ctx: Ctx) -> dict[str, bool | None]:
-        found = await direct.get_many(ctx.keys)
-        return {k: {None: True, "old": False}.get(found.get(k)) for k in ctx.keys}
+    async def applied_keys(self, ctx: Ctx) -> dict[str, bool | None]:
+        found = await ctx.direct.get_many(ctx.keys)
+        return {k: _key_state(found.get(k), new=None, old="old") for k in ctx.keys}
 
 
 class TxCommit(Op):
@@ -557,22 +563,21 @@ class TxCommit(Op):
     name = "tx.commit"
     denials = (TransactionFailedError, ConditionFailedError)
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
+    async def setup(self, ctx: Ctx) -> None:
         ctx.keys = [f"{ctx.key}-n", f"{ctx.key}-s"]
-        await direct.set_counter(ctx.keys[0], 10)
+        await ctx.direct.set_counter(ctx.keys[0], 10)
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        tx = kv.transaction()
+    async def run(self, ctx: Ctx) -> Any:
+        tx = ctx.kv.transaction()
         tx.incr(ctx.keys[0], 5)
         tx.set(ctx.keys[1], "new")
         return await tx.commit()
 
-    def expected(self, ctx: Ctx) -> Any:
-        return None
+    result: Any = None
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        counter = _counter_state(await direct.get(ctx.keys[0], None), 10, 5)
-        value = await direct.get(ctx.keys[1], None)
+    async def state(self, ctx: Ctx) -> str:
+        counter = _counter_state(await ctx.direct.get(ctx.keys[0], None), 10, 5)
+        value = await ctx.direct.get(ctx.keys[1], None)
         if counter == APPLIED and value == "new":
             return APPLIED
         if counter == NOT_APPLIED and value is None:
@@ -588,21 +593,20 @@ class TxDeletes(Op):
     name = "tx.commit(deletes)"
     denials = (TransactionFailedError, ConditionFailedError)
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
+    async def setup(self, ctx: Ctx) -> None:
         ctx.keys = [f"{ctx.key}-a", f"{ctx.key}-b"]
-        await direct.set_many({k: "old" for k in ctx.keys})
+        await ctx.direct.set_many(dict.fromkeys(ctx.keys, "old"))
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        tx = kv.transaction()
+    async def run(self, ctx: Ctx) -> Any:
+        tx = ctx.kv.transaction()
         for key in ctx.keys:
             tx.delete(key)
         return await tx.commit()
 
-    def expected(self, ctx: Ctx) -> Any:
-        return None
+    result: Any = None
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        found = await direct.get_many(ctx.keys)
+    async def state(self, ctx: Ctx) -> str:
+        found = await ctx.direct.get_many(ctx.keys)
         if not found:
             return APPLIED
         if len(found) == len(ctx.keys):
@@ -636,20 +640,18 @@ class LockAcquire(Op):
     name = "lock.acquire"
     denials = (LockNotAcquiredError, LeaseLostError)
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        held = direct.lock(ctx.key, lease=30, wait=0)
+    async def setup(self, ctx: Ctx) -> None:
+        held = ctx.direct.lock(ctx.key, lease=30, wait=0)
         ctx.fence = await held.acquire()
         await held.release()
+        ctx.expected = ctx.fence + 1
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        ctx.lock = kv.lock(ctx.key, lease=30, wait=0)
+    async def run(self, ctx: Ctx) -> Any:
+        ctx.lock = ctx.kv.lock(ctx.key, lease=30, wait=0)
         return await ctx.lock.acquire()
 
-    def expected(self, ctx: Ctx) -> Any:
-        return ctx.fence + 1
-
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        owner, fence, _ = _lock_fields(await _lock_item(direct, ctx.key))
+    async def state(self, ctx: Ctx) -> str:
+        owner, fence, _ = _lock_fields(await _lock_item(ctx.direct, ctx.key))
         if owner is None and fence == ctx.fence:
             return NOT_APPLIED
         if owner is not None and fence == ctx.fence + 1:
@@ -659,45 +661,37 @@ class LockAcquire(Op):
             return DOUBLED
         return f"owner {'set' if owner else 'none'}, fence {fence} (was {ctx.fence})"
 
-    async def cleanup(self, ctx: Ctx) -> None:
-        if ctx.lock is not None:
-            await ctx.lock._stop_renewer()
-
 
 class LockExtend(Op):
     name = "lock.extend"
     denials = (LeaseLostError, LockNotAcquiredError)
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        ctx.lock = kv.lock(ctx.key, lease=30, wait=0)
+    async def setup(self, ctx: Ctx) -> None:
+        ctx.lock = ctx.kv.lock(ctx.key, lease=30, wait=0)
         await ctx.lock.acquire()
         ctx.extra["owner"] = ctx.lock._owner
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
+    async def run(self, ctx: Ctx) -> Any:
         return await ctx.lock.extend(lease=20)
 
-    def expected(self, ctx: Ctx) -> Any:
-        return None
+    result: Any = None
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
+    async def state(self, ctx: Ctx) -> str:
         # Renewing twice is harmless (the same lease, a newer version): applied either way.
-        owner, _, lease = _lock_fields(await _lock_item(direct, ctx.key))
+        owner, _, lease = _lock_fields(await _lock_item(ctx.direct, ctx.key))
         if owner != ctx.extra["owner"]:
             return f"owner {'changed' if owner else 'gone'}"
         return {20000: APPLIED, 30000: NOT_APPLIED}.get(lease, f"lease {lease} ms")
-
-    async def cleanup(self, ctx: Ctx) -> None:
-        await ctx.lock._stop_renewer()
 
 
 class LockRelease(LockExtend):
     name = "lock.release"
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
+    async def run(self, ctx: Ctx) -> Any:
         return await ctx.lock.release()
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        owner, _, _ = _lock_fields(await _lock_item(direct, ctx.key))
+    async def state(self, ctx: Ctx) -> str:
+        owner, _, _ = _lock_fields(await _lock_item(ctx.direct, ctx.key))
         if owner is None:
             return APPLIED
         return NOT_APPLIED if owner == ctx.extra["owner"] else "another owner"
@@ -707,17 +701,16 @@ class CounterIncr(Op):
     name = "counter.incr"
     denials = ()
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        await direct.counter(ctx.key, shards=1).incr(10)
+    async def setup(self, ctx: Ctx) -> None:
+        await ctx.direct.counter(ctx.key, shards=1).incr(10)
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.counter(ctx.key, shards=1).incr(5)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.counter(ctx.key, shards=1).incr(5)
 
-    def expected(self, ctx: Ctx) -> Any:
-        return None
+    result: Any = None
 
-    async def state(self, direct: AsyncDynamoKV, ctx: Ctx) -> str:
-        return _counter_state(await direct.counter(ctx.key, shards=1).value(), 10, 5)
+    async def state(self, ctx: Ctx) -> str:
+        return _counter_state(await ctx.direct.counter(ctx.key, shards=1).value(), 10, 5)
 
 
 class Get(Op):
@@ -725,28 +718,25 @@ class Get(Op):
     read = True
     requests = 1
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
-        await direct.set(ctx.key, "balance=100")
+    async def setup(self, ctx: Ctx) -> None:
+        await ctx.direct.set(ctx.key, "balance=100")
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.get(ctx.key)
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.get(ctx.key)
 
-    def expected(self, ctx: Ctx) -> Any:
-        return "balance=100"
+    result: Any = "balance=100"
 
 
 class GetMany(Get):
     name = "get_many"
 
-    async def setup(self, direct: AsyncDynamoKV, kv: AsyncDynamoKV, ctx: Ctx) -> None:
+    async def setup(self, ctx: Ctx) -> None:
         ctx.keys = [f"{ctx.key}-{i}" for i in range(3)]
-        await direct.set_many({k: f"balance={i}00" for i, k in enumerate(ctx.keys)})
+        ctx.expected = {k: f"balance={i}00" for i, k in enumerate(ctx.keys)}
+        await ctx.direct.set_many(ctx.expected)
 
-    async def run(self, kv: AsyncDynamoKV, ctx: Ctx) -> Any:
-        return await kv.get_many(ctx.keys)
-
-    def expected(self, ctx: Ctx) -> Any:
-        return {k: f"balance={i}00" for i, k in enumerate(ctx.keys)}
+    async def run(self, ctx: Ctx) -> Any:
+        return await ctx.kv.get_many(ctx.keys)
 
 
 OPERATIONS: dict[str, Op] = {
@@ -891,45 +881,57 @@ def _batch_truthful(error: BatchIncompleteError, per_key: dict[str, bool | None]
     return "; ".join(wrong)
 
 
-async def classify(op: Op, run: Run, direct: AsyncDynamoKV, ctx: Ctx) -> tuple[str, str, str]:
+async def classify(op: Op, run: Run, ctx: Ctx) -> tuple[str, str, str]:
     """(outcome, detail, state) of one finished call."""
-    error, last = run.error, (run.log[-1][1] if run.log else "pass")
+    last = run.log[-1][1] if run.log else "pass"
     if op.read:
-        return _classify_read(op, run, ctx, last), _describe(error, run.value), "read"
-    state = await op.state(direct, ctx)
-    forwarded = any(a in _WRITE_ACTIONS and e in FORWARDED for a, e in run.log)
+        return _classify_read(op, run, ctx, last), _describe(run.error, run.value), "read"
+    state = await op.state(ctx)
     if run.timed_out:
         return "unbounded", f"still running after {run.elapsed:.1f} s", state
-    if error is None:
-        if run.value != op.expected(ctx):
-            return "false_outcome", f"returned {run.value!r}, expected {op.expected(ctx)!r}", state
-        if state == DOUBLED:
-            return "doubled", "success, applied twice", state
-        if state == NOT_APPLIED:
-            return "lost", "success reported, nothing applied", state
-        if state != APPLIED:
-            return "inconsistent", f"success reported, state: {state}", state
-        if last in UNVERIFIABLE:
-            return "corrupt_data", f"success built on a {last} reply", state
-        return "exact", "", state
-    described = _describe(error, None)
+    if run.error is None:
+        outcome, detail = _judge_success(op, run, ctx, state, last)
+    else:
+        outcome, detail = await _judge_error(op, run, ctx, state)
+    return outcome, detail, state
+
+
+def _judge_success(op: Op, run: Run, ctx: Ctx, state: str, last: str) -> tuple[str, str]:
+    if run.value != op.expected(ctx):
+        return "false_outcome", f"returned {run.value!r}, expected {op.expected(ctx)!r}"
     if state == DOUBLED:
-        return "doubled", described, state
+        return "doubled", "success, applied twice"
+    if state == NOT_APPLIED:
+        return "lost", "success reported, nothing applied"
+    if state != APPLIED:
+        return "inconsistent", f"success reported, state: {state}"
+    if last in UNVERIFIABLE:
+        return "corrupt_data", f"success built on a {last} reply"
+    return "exact", ""
+
+
+async def _judge_error(  # noqa: PLR0911 - one return per outcome
+    op: Op, run: Run, ctx: Ctx, state: str
+) -> tuple[str, str]:
+    error = run.error
+    assert error is not None
+    described = _describe(error, None)
+    forwarded = any(a in _WRITE_ACTIONS and e in FORWARDED for a, e in run.log)
+    if state == DOUBLED:
+        return "doubled", described
     if isinstance(error, _in_doubt_class()):
-        if state in (APPLIED, NOT_APPLIED):
-            return "in_doubt", described, state
-        return "inconsistent", described, state
-    if op.batch and isinstance(error, BatchIncompleteError):
-        wrong = _batch_truthful(error, await op.applied_keys(direct, ctx))  # type: ignore[attr-defined]
-        return ("false_outcome", wrong, state) if wrong else ("in_doubt", described, state)
+        return ("in_doubt" if state in (APPLIED, NOT_APPLIED) else "inconsistent"), described
+    if isinstance(op, SetMany) and isinstance(error, BatchIncompleteError):
+        wrong = _batch_truthful(error, await op.applied_keys(ctx))
+        return ("false_outcome", wrong) if wrong else ("in_doubt", described)
     if state == APPLIED:
         kind = "false_outcome" if isinstance(error, op.denials) else "wrong_error"
-        return kind, f"{described} (the write was applied)", state
+        return kind, f"{described} (the write was applied)"
     if state == NOT_APPLIED:
         if forwarded:
-            return "wrong_error", f"{described} (an attempt reached the server)", state
-        return "failed", described, state
-    return "inconsistent", described, state
+            return "wrong_error", f"{described} (an attempt reached the server)"
+        return "failed", described
+    return "inconsistent", described
 
 
 def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:
@@ -966,15 +968,15 @@ def faulty_store(direct: AsyncDynamoKV, proxy: FaultProxy, transport: str) -> As
 async def run_case(case: Case, direct: AsyncDynamoKV, proxy: ScriptedFaultProxy) -> Result:
     """Run `case` on a fresh key through `proxy`; judge it against the clean store `direct`."""
     op = OPERATIONS[case.op]
-    ctx = Ctx(key=f"m-{uuid.uuid4().hex[:12]}")
     run = Run()
     kv = await faulty_store(direct, proxy, case.transport).open()
+    ctx = Ctx(direct=direct, kv=kv, key=f"m-{uuid.uuid4().hex[:12]}")
     try:
         proxy.stop()
-        await op.setup(direct, kv, ctx)
+        await op.setup(ctx)
         proxy.play(case.sequence)
         start = time.monotonic()
-        call = asyncio.ensure_future(op.run(kv, ctx))
+        call = asyncio.ensure_future(op.run(ctx))
         done, _ = await asyncio.wait({call}, timeout=call_bound(op.requests))
         run.elapsed = time.monotonic() - start
         if not done:
@@ -988,7 +990,7 @@ async def run_case(case: Case, direct: AsyncDynamoKV, proxy: ScriptedFaultProxy)
             run.value = call.result()
         run.log = list(proxy.log)
         proxy.stop()
-        outcome, detail, state = await classify(op, run, direct, ctx)
+        outcome, detail, state = await classify(op, run, ctx)
     finally:
         proxy.stop()
         await op.cleanup(ctx)
@@ -1011,7 +1013,8 @@ async def matrix_setup(endpoint: str) -> AsyncIterator[tuple[AsyncDynamoKV, Scri
     """A fresh table on `endpoint` (a clean store to it) and a scripted proxy in front."""
     name = f"fm-{uuid.uuid4().hex[:12]}"
     async with AsyncDynamoKV(table=name, endpoint=endpoint, create_table=True) as direct:
-        proxy = await ScriptedFaultProxy(int(endpoint.rsplit(":", 1)[1])).start()
+        proxy = ScriptedFaultProxy(int(endpoint.rsplit(":", 1)[1]))
+        await proxy.start()
         try:
             yield direct, proxy
         finally:
