@@ -891,11 +891,12 @@ def _batch_truthful(error: BatchIncompleteError, per_key: dict[str, bool | None]
 async def classify(op: Op, run: Run, ctx: Ctx) -> tuple[str, str, str]:
     """(outcome, detail, state) of one finished call."""
     last = run.log[-1][1] if run.log else "pass"
+    if run.timed_out:
+        state = "read" if op.read else await op.state(ctx)
+        return "unbounded", f"still running after {run.elapsed:.1f} s", state
     if op.read:
         return _classify_read(op, run, ctx, last), _describe(run.error, run.value), "read"
     state = await op.state(ctx)
-    if run.timed_out:
-        return "unbounded", f"still running after {run.elapsed:.1f} s", state
     if run.error is None:
         outcome, detail = _judge_success(op, run, ctx, state, last)
     else:
@@ -943,8 +944,6 @@ async def _judge_error(  # noqa: PLR0911 - one return per outcome
 
 def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:
     error = run.error
-    if run.timed_out:
-        return "unbounded"
     if error is None:
         if run.value != op.expected(ctx) or last in UNVERIFIABLE:
             return "corrupt_data"
