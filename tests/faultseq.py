@@ -13,7 +13,8 @@ event                       forwarded    what the client gets
 ``reset``                   no           the connection dropped, no reply
 ``timeout_before_send``     no           nothing past its read timeout, then a drop
 ``500`` / ``503``           no           InternalFailure / ServiceUnavailable
-``throttle``                no           ProvisionedThroughputExceededException
+``throttle``                no           ProvisionedThroughputExceededException, then
+                                         ThrottlingException, in turn
 ``trickle``                 yes          the reply one byte every ``trickle_interval`` s
                                          (less than the read timeout: no read ever
                                          times out; only a whole-call deadline ends it)
@@ -172,6 +173,7 @@ class ScriptedFaultProxy(FaultProxy):
         #: (action, event) of every request since `play`.
         self.log: list[tuple[str, str]] = []
         self._recording = False
+        self._throttled = 0
 
     def play(self, events: Iterable[str]) -> None:
         """Play `events` on the next requests (then ``pass``), logging each request."""
@@ -180,6 +182,7 @@ class ScriptedFaultProxy(FaultProxy):
             raise ValueError(f"unknown events: {unknown}")
         self.script = list(events)
         self.log = []
+        self._throttled = 0
         self._recording = True
 
     def stop(self) -> None:
@@ -228,7 +231,11 @@ class ScriptedFaultProxy(FaultProxy):
         if event == "timeout_before_send":
             await asyncio.sleep(self.hold)
             return False
-        if event in {"500", "503", "throttle"}:
+        if event == "throttle":  # the two throttling codes, in turn
+            self._throttled += 1
+            await _send(writer, _fault_response(("throttling", "throttle")[self._throttled % 2]))
+            return True
+        if event in {"500", "503"}:
             await _send(writer, _fault_response(event))
             return True
         if event == "non_json_200":
