@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", choices=("sample", "full"), help="run the matrix on moto")
     parser.add_argument("--depth", type=int, default=3, help="longest sequence (--run full)")
     parser.add_argument("--out", type=Path, help="append each result to this file")
+    parser.add_argument(
+        "--without", action="append", default=[], choices=EVENTS, help="leave out sequences with it"
+    )
     args = parser.parse_args(argv)
     if args.run is None:
         if args.results is None:
@@ -92,10 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         title = f"{len(results)} cases from {args.results.name}"
     else:
         cases = sampled_cases() if args.run == "sample" else all_cases(args.depth)
+        cases = [case for case in cases if not set(case.sequence) & set(args.without)]
         results = asyncio.run(run(cases, args.out))
         title = (
             f"{args.run} run, {len(results)} cases, sequences of 1 to "
             f"{3 if args.run == 'sample' else args.depth} of {len(EVENTS)} events"
+            + (f", without {', '.join(args.without)}" if args.without else "")
         )
     sys.stdout.write(report(results, title))
     return 1 if any(result.violation for result in results) else 0

@@ -67,6 +67,7 @@ from aiodynkv import (
     AsyncDynamoKV,
     BatchIncompleteError,
     ConditionFailedError,
+    KeyNotFoundError,
     LeaseLostError,
     LockNotAcquiredError,
     TransactionFailedError,
@@ -955,6 +956,8 @@ def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:
         if run.value != op.expected(ctx) or last in UNVERIFIABLE:
             return "corrupt_data"
         return "exact"
+    if isinstance(error, KeyNotFoundError):
+        return "corrupt_data"  # the key is there: "missing" is false data
     if isinstance(error, TransientError):
         return "failed"
     if isinstance(error, BatchIncompleteError):
