@@ -25,6 +25,7 @@ from tests.faultseq import (
     Case,
     Result,
     all_cases,
+    by_pair,
     matrix_setup,
     matrix_table,
     no_retry_waits,
@@ -66,15 +67,16 @@ async def run(cases: Sequence[Case], out: Path | None) -> list[Result]:
 
     results: list[Result] = []
     with LocalDynamoDB("moto") as server, no_retry_waits():
-        async with matrix_setup(server.endpoint) as (direct, proxy):
-            for index, case in enumerate(cases, 1):
-                result = await run_case(case, direct, proxy)
-                results.append(result)
-                if out is not None:
-                    with out.open("a", encoding="utf-8") as file:
-                        file.write(result.as_json() + "\n")
-                if index % 50 == 0:
-                    sys.stderr.write(f"{index}/{len(cases)} cases\n")
+        for group in by_pair(cases).values():
+            async with matrix_setup(server.endpoint) as (direct, proxy):
+                for case in group:
+                    result = await run_case(case, direct, proxy)
+                    results.append(result)
+                    if out is not None:
+                        with out.open("a", encoding="utf-8") as file:
+                            file.write(result.as_json() + "\n")
+                    if len(results) % 50 == 0:
+                        sys.stderr.write(f"{len(results)}/{len(cases)} cases\n")
     return results
 
 

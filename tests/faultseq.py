@@ -68,6 +68,7 @@ from aiodynkv import (
     BatchIncompleteError,
     ConditionFailedError,
     KeyNotFoundError,
+    KVError,
     LeaseLostError,
     LockNotAcquiredError,
     TransactionFailedError,
@@ -88,6 +89,7 @@ __all__ = [
     "Ctx",
     "Run",
     "all_cases",
+    "by_pair",
     "call_bound",
     "classify",
     "faulty_store",
@@ -935,6 +937,8 @@ async def _judge_error(  # noqa: PLR0911 - one return per outcome
     forwarded = any(a in _WRITE_ACTIONS and e in FORWARDED for a, e in run.log)
     if state == DOUBLED:
         return "doubled", described
+    if not isinstance(error, KVError):
+        return "wrong_error", f"{described} (not a KVError)"
     if isinstance(error, _in_doubt_class()):
         return ("in_doubt" if state in (APPLIED, NOT_APPLIED) else "inconsistent"), described
     if isinstance(op, SetMany) and isinstance(error, BatchIncompleteError):
@@ -950,12 +954,14 @@ async def _judge_error(  # noqa: PLR0911 - one return per outcome
     return "inconsistent", described
 
 
-def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:
+def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:  # noqa: PLR0911
     error = run.error
     if error is None:
         if run.value != op.expected(ctx) or last in UNVERIFIABLE:
             return "corrupt_data"
         return "exact"
+    if not isinstance(error, KVError):
+        return "wrong_error"
     if isinstance(error, KeyNotFoundError):
         return "corrupt_data"  # the key is there: "missing" is false data
     if isinstance(error, TransientError):
@@ -1039,6 +1045,16 @@ async def matrix_setup(endpoint: str) -> AsyncIterator[tuple[AsyncDynamoKV, Scri
         finally:
             await proxy.kill()
             await direct.client.delete_table(TableName=name)
+
+
+def by_pair(cases: Iterable[Case]) -> dict[tuple[str, str], list[Case]]:
+    """Cases grouped by (operation, transport), in order: each group gets a fresh table
+    (moto's transactions slow down past the read timeout on a table of thousands of items).
+    """
+    groups: dict[tuple[str, str], list[Case]] = {}
+    for case in cases:
+        groups.setdefault((case.op, case.transport), []).append(case)
+    return groups
 
 
 # -- the summary ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from tests.faultseq import (
     Run,
     ScriptedFaultProxy,
     all_cases,
+    by_pair,
     classify,
     faulty_store,
     matrix_setup,
@@ -90,10 +91,13 @@ async def test_sampled_fault_sequence(
 
 
 @pytest.mark.skipif(not FULL, reason="the whole matrix runs with AIODYNKV_FULL_MATRIX=1")
-async def test_full_fault_matrix(seam: tuple[AsyncDynamoKV, ScriptedFaultProxy]) -> None:
-    direct, proxy = seam
-    results = [await run_case(case, direct, proxy) for case in all_cases(DEPTH)]
-    _record(results)
+async def test_full_fault_matrix(moto_endpoint: str) -> None:
+    results: list[Result] = []
+    for group in by_pair(all_cases(DEPTH)).values():
+        async with matrix_setup(moto_endpoint) as (direct, proxy):
+            found = [await run_case(case, direct, proxy) for case in group]
+        _record(found)
+        results.extend(found)
     groups = violation_groups(results)
     listing = "\n".join(
         f"{op} [{transport}] {outcome}: {len(found)} sequences, e.g. "
