@@ -140,11 +140,14 @@ _HTML = b"<html><head><title>Welcome</title></head><body>Sign in to continue</bo
 CONNECT_TIMEOUT = 0.3
 READ_TIMEOUT = 0.3
 MAX_ATTEMPTS = 3
+# The faulty store's whole-call deadline: every attempt timing out, and some slack (the
+# retry waits are patched to zero, which the derived default cannot know).
+CALL_TIMEOUT = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 0.5
 
 
 def call_bound(requests: int = 2) -> float:
-    """The longest a call may take: `requests` requests, each every attempt timing out."""
-    return requests * MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 1.5
+    """The longest a call may take: `requests` requests, each ended by `CALL_TIMEOUT`."""
+    return requests * CALL_TIMEOUT + 1.0
 
 
 # -- the scripted proxy ---------------------------------------------------------------
@@ -986,6 +989,7 @@ def faulty_store(
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
         "max_attempts": MAX_ATTEMPTS,
+        "call_timeout": CALL_TIMEOUT,
         "batch_deadline": 2.0,
     }
     fields.update(overrides)
