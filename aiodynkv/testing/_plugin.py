@@ -30,7 +30,7 @@ import pytest
 
 from aiodynkv._local import Kind, LocalDynamoDB, docker_available, running_servers
 from aiodynkv._store import AsyncDynamoKV
-from aiodynkv.testing._memory import InMemoryKV
+from aiodynkv.testing._in_memory import InMemoryKV
 
 ENDPOINT_VARIABLE = "AIODYNKV_TEST_ENDPOINT"
 _RENAMED = {
