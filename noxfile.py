@@ -9,6 +9,7 @@ python -m nox -s demo        # store and read back values on the embedded emulat
 python -m nox -s lint typecheck
 python -m nox -s docs        # the reference documentation (mkdocs build --strict)
 python -m nox -s package     # build sdist + wheel, check them, run the wheel in a fresh venv
+python -m nox -s docker      # testcontainers and docker-compose.yml through real containers
 """
 
 from __future__ import annotations
@@ -125,6 +126,19 @@ def upgrade(session: nox.Session) -> None:
     header = "# The versions the test suite was last proven with; `nox -s upgrade` writes it.\n"
     LOCK.write_text(header + str(frozen))
     run_pytest(session, "-m", "not slow")
+
+
+@nox.session
+def docker(session: nox.Session) -> None:
+    """testcontainers, the fixtures, the contract suite and docker-compose.yml, in containers.
+
+    Starts a private Docker engine when none answers (as root; apt-get installs docker.io,
+    mmdebstrap and docker-compose when missing), builds the DynamoDB stand-in image from
+    Debian's packages and PyPI (cached in .nox/_docker), runs the tests with Ryuk disabled
+    and nothing skipped, and stops all it started. docker/README.md has the details.
+    """
+    install(session, "-e", EXTRAS, *TEST_DEPS)
+    session.run("python", os.fspath(ROOT / "docker" / "session.py"), *session.posargs)
 
 
 @nox.session

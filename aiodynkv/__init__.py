@@ -30,6 +30,7 @@ from aiodynkv._errors import (
     TransactionReason,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
     WrongTypeError,
 )
 from aiodynkv._lock import Lock
@@ -78,6 +79,7 @@ __all__ = [
     "TypedView",
     "Value",
     "ValueTooLargeError",
+    "WriteInDoubtError",
     "WrongTypeError",
     "__version__",
     "from_json",

@@ -89,6 +89,15 @@ class KVConfig:
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a response.
         max_attempts: Total attempts per request, first one included (botocore retries).
+        call_timeout: Seconds a whole call may take, every request, retry and backoff
+            of it included, however the server behaves (a reply trickling in one byte at
+            a time too); past it a read raises `KVTimeoutError` and a write whose request
+            was sent `WriteInDoubtError`. It starts when the call's first request gets a
+            pooled connection (as for `connect_timeout`, waiting for a free one does not
+            count). For batches it bounds each request (the batch as a whole is bounded
+            by `batch_deadline`). None (the default) derives it:
+            ``max_attempts * (connect_timeout + read_timeout)`` plus the longest backoff
+            between the attempts (see `effective_call_timeout`).
         retry_mode: botocore retry mode: ``standard``, ``adaptive`` or ``legacy``.
         max_pool_connections: Size of the HTTP connection pool.
         profile: Named AWS profile for the credential chain.
@@ -147,6 +156,7 @@ class KVConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     max_attempts: int = 3
+    call_timeout: float | None = None
     retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
     max_pool_connections: int = 64
     profile: str | None = None
@@ -208,6 +218,8 @@ class KVConfig:
                 raise KVConfigError(name, f"must be a bool (got {shown(getattr(self, name))})")
         self._check_number("connect_timeout", minimum=0, strict=True)
         self._check_number("read_timeout", minimum=0, strict=True)
+        if self.call_timeout is not None:
+            self._check_number("call_timeout", minimum=0, strict=True)
         self._check_number("table_wait_timeout", minimum=0, strict=True)
         self._check_number("batch_deadline", minimum=0, strict=False)
         self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
@@ -260,9 +272,8 @@ class KVConfig:
                 object.__setattr__(self, "encryption_key_id", next(iter(keys)))
         current = self.encryption_key_id
         if current is not None and (keys is None or current not in keys):
-            raise KVConfigError(
-                "encryption_key_id", f"{shown(current)} is not a key id of encryption_keys"
-            )
+            named = repr(current) if _KEY_ID.fullmatch(current) else "the value (not shown)"
+            raise KVConfigError("encryption_key_id", f"{named} is not a key id of encryption_keys")
         if keys is not None and current is None and self.encryption_kms_key_id is None:
             raise KVConfigError(
                 "encryption_key_id", "name the key in encryption_keys that new values use"
@@ -326,6 +337,22 @@ class KVConfig:
             raise KVConfigError(
                 name, f"must be an integer from {minimum} to {maximum} (got {shown(value)})"
             )
+
+    @property
+    def effective_call_timeout(self) -> float:
+        """The whole-call deadline in seconds: `call_timeout`, or one derived from the rest.
+
+        Derived: every attempt connecting and reading for as long as allowed, plus the
+        longest backoff between them.
+        """
+        if self.call_timeout is not None:
+            return float(self.call_timeout)
+        attempts = self.max_attempts
+        if self.retry_mode == "legacy":
+            backoff = sum(0.05 * 2.0 ** (n - 1) for n in range(1, attempts))
+        else:
+            backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, attempts))
+        return attempts * (self.connect_timeout + self.read_timeout) + backoff
 
     @property
     def is_local(self) -> bool:
@@ -414,28 +441,22 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def _encryption_keys(keys: object) -> Mapping[str, bytes]:
-    """Validated, frozen ``encryption_keys`` (never echoing a key)."""
-    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
-        import base64
-        import binascii
+    """Validated, frozen ``encryption_keys``.
 
-        parsed: dict[str, bytes] = {}
-        for part in filter(None, (p.strip() for p in keys.split(","))):
-            kid, _, text = part.partition(":")
-            try:
-                parsed[kid] = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError):
-                raise KVConfigError(
-                    "encryption_keys", f"key {shown(kid)} is not valid base64 (id:base64,...)"
-                ) from None
-        keys = parsed
+    An error names the entry (its position in the string form, and its id once the id
+    is a valid one) and what is wrong with it; it never shows a key, nor text that may
+    hold one (a malformed entry, an id that is not an id).
+    """
+    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
+        keys = _parse_encryption_keys(keys)
     if not isinstance(keys, Mapping) or not keys:
         raise KVConfigError("encryption_keys", "must be a non-empty mapping of key id to key")
     frozen: dict[str, bytes] = {}
     for kid, key in keys.items():
         if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
             raise KVConfigError(
-                "encryption_keys", f"key ids are 1-64 of A-Za-z0-9._- (got {shown(kid)})"
+                "encryption_keys",
+                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)",
             )
         if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
             raise KVConfigError(
@@ -444,6 +465,41 @@ def _encryption_keys(keys: object) -> Mapping[str, bytes]:
             )
         frozen[kid] = bytes(key)
     return MappingProxyType(frozen)
+
+
+def _parse_encryption_keys(text: str) -> dict[str, bytes]:
+    """The ``id:base64,id:base64`` form, each entry checked and named by its position."""
+    import base64
+    import binascii
+
+    parsed: dict[str, bytes] = {}
+    for index, part in enumerate(filter(None, (p.strip() for p in text.split(","))), 1):
+        entry = f"entry {index} of {ENV_PREFIX}ENCRYPTION_KEYS (id:base64,id:base64)"
+        kid, colon, encoded = part.partition(":")
+        kid = kid.strip()
+        if not colon or not _KEY_ID.fullmatch(kid):
+            raise KVConfigError(
+                "encryption_keys",
+                f"{entry} does not start with a key id and ':' (key ids are 1-64 of "
+                "A-Za-z0-9._-); the entry is not shown, as it may hold a key",
+            )
+        entry = f"entry {index} (id {kid!r}) of {ENV_PREFIX}ENCRYPTION_KEYS"
+        if kid in parsed:
+            raise KVConfigError("encryption_keys", f"{entry}: the id is given twice")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise KVConfigError(
+                "encryption_keys", f"{entry}: the key is not valid base64"
+            ) from None
+        if len(key) != 32:
+            raise KVConfigError(
+                "encryption_keys",
+                f"{entry}: the key is {len(key)} bytes; AES-256 needs 32 bytes "
+                "(base64 of os.urandom(32))",
+            )
+        parsed[kid] = key
+    return parsed
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -460,8 +516,8 @@ def _parse(name: str, annotation: str, raw: str) -> Any:
             return lowered in _TRUE
         if annotation.startswith("int"):
             return None if raw.strip().lower() == "none" else int(raw)
-        if annotation == "float":
-            return float(raw)
+        if annotation.startswith("float"):
+            return None if raw.strip().lower() == "none" else float(raw)
     except ValueError:
         raise KVConfigError(name, f"cannot parse {variable}={shown(raw)} as {annotation}") from None
     return raw

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
+import sys
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _table
 from aiodynkv._cache import NearCache
-from aiodynkv._error_map import map_error
-from aiodynkv._errors import KVConfigError, KVError, StoreClosedError
+from aiodynkv._error_map import in_doubt_error, map_error
+from aiodynkv._errors import ConditionFailedError, KVConfigError, KVError, StoreClosedError
 from aiodynkv._pipeline import Pipeline, for_core
 from aiodynkv._telemetry import Operation, Telemetry
 from aiodynkv._transport.botocore import BotocoreTransport, new_client
@@ -34,6 +37,23 @@ __all__ = ["Core", "State"]
 
 # How long, past close_timeout, aclose lets stopped operations report before closing.
 _ABORT_GRACE = 2.0
+# Single requests that write: after an attempt that may have been applied, any failure
+# but the outcomes their callers resolve with the write token is a `WriteInDoubtError`.
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
+# Set by `Core.send` around one request: the operation whose deadline bounds it.
+_BOUND: contextvars.ContextVar[tuple[Operation, str] | None] = contextvars.ContextVar(
+    "aiodynkv_bound", default=None
+)
+# Requests of a batch: `call_timeout` bounds each one (`batch_deadline` bounds the batch).
+_BATCHES = frozenset({"BatchGetItem", "BatchWriteItem"})
+# Failures the callers of a write resolve themselves (token, old item, reasons).
+_RESOLVED = frozenset(
+    {
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+        "TransactionInProgressException",
+    }
+)
 
 
 class State(enum.Enum):
@@ -55,7 +75,8 @@ class _Admitted:
         self._op = op
 
     def __enter__(self) -> Operation:
-        self._core.admit(self._op.name)
+        core = self._core
+        core.admit(self._op.name)
         return self._op.__enter__()
 
     def __exit__(
@@ -88,6 +109,8 @@ class Core:
     def __init__(self, config: KVConfig, client: Any) -> None:
         self.config = config
         self.tel = Telemetry(config)
+        #: Seconds a whole call may take (`KVConfig.effective_call_timeout`).
+        self.call_timeout = config.effective_call_timeout
         self.state = State.UNOPENED
         self.client: Any = client
         self.owns_client = client is None
@@ -197,19 +220,24 @@ class Core:
         config = self.config
         if config.transport == "botocore":
             return BotocoreTransport(self.client)
-        from aiodynkv._transport.lean import LeanTransport, _client_internals
+        from aiodynkv._transport.lean import LeanTransport, _client_internals, client_settings
         from aiodynkv._version import __version__
 
+        settings: dict[str, Any] = {
+            "connect_timeout": config.connect_timeout,
+            "read_timeout": config.read_timeout,
+            "max_attempts": config.max_attempts,
+            "retry_mode": config.retry_mode,
+        }
+        if not self.owns_client:  # the user's client: its Config decides, as it does on botocore
+            settings.update(client_settings(self.client))
         if _client_internals(self.client)[0] is None:  # no credentials to sign with
             return _Unsigned()
         transport = LeanTransport.from_client(
             self.client,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            max_attempts=config.max_attempts,
-            retry_mode=config.retry_mode,
             max_pool_connections=config.max_pool_connections,
             user_agent=f"aiodynkv/{__version__}",
+            **settings,
         )
         self._stack.push_async_callback(transport.aclose)
         return transport
@@ -296,7 +324,29 @@ class Core:
             raise self._refuse(action)
         assert self._slots is not None  # noqa: S101 (set by open)
         async with self._slots:
-            return await self.transport.send(action, request)
+            bound = _BOUND.get()
+            if bound is None:
+                return await self.transport.send(action, request)
+            return await self._bounded(bound[0], bound[1], request)
+
+    async def _bounded(self, op: Operation, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Send within the call's deadline (`Operation.deadline`).
+
+        The deadline starts when the call's first request gets a pooled connection:
+        waiting for one is bounded by the deadlines of the calls holding them.
+        """
+        assert self.transport is not None  # noqa: S101 (checked by raw_send)
+        start = time.monotonic()
+        if op.deadline is None:
+            op.deadline = start + self.call_timeout
+        limit = self.call_timeout if action in _BATCHES else op.deadline - start
+        if limit <= 0:
+            raise _deadline_error(self.call_timeout, handed=False)
+        try:
+            response: dict[str, Any] = await _within(self.transport.send(action, request), limit)
+        except _ExpiredError:
+            raise _deadline_error(self.call_timeout, handed=True) from None
+        return response
 
     async def send(
         self, op: Operation, action: str, request: dict[str, Any], key: str | None
@@ -306,6 +356,7 @@ class Core:
         The mapped error keeps the transport's error as its cause, so callers can
         read the old item of a failed condition from ``error.__cause__.item``.
         """
+        token = _BOUND.set((op, action))
         try:
             response = await self.raw_send(action, request)
         except KVError:
@@ -314,9 +365,74 @@ class Core:
             body = getattr(exc, "body", None)
             if body:
                 op.observe(body)
-            raise map_error(exc, operation=op.name, table=self.config.table, key=key) from exc
+            error = map_error(exc, operation=op.name, table=self.config.table, key=key)
+            if action in _WRITES and getattr(exc, "in_doubt", False):
+                op.in_doubt = True
+                if getattr(exc, "code", "") not in _RESOLVED:
+                    raise self.in_doubt(op, error, key) from exc
+            elif op.in_doubt and not isinstance(error, ConditionFailedError):
+                # A later request of a write whose earlier request may have been applied.
+                raise self.in_doubt(op, error, key) from exc
+            raise error from exc
+        finally:
+            _BOUND.reset(token)
+        if action in _WRITES and response.get("ResponseMetadata", {}).get("InDoubt"):
+            op.in_doubt = True
         op.observe(response)
         return response
+
+    def in_doubt(
+        self,
+        op: Operation,
+        error: KVError | None,
+        key: str | None,
+        *,
+        keys: tuple[str, ...] = (),
+        why: str | None = None,
+    ) -> KVError:
+        """The `WriteInDoubtError` of operation `op` (its cause: `error`'s cause)."""
+        found = in_doubt_error(
+            error, operation=op.name, table=self.config.table, key=key, keys=keys, why=why
+        )
+        found.show_key = self.config.expose_keys
+        return found
+
+
+class _ExpiredError(Exception):
+    """The call's deadline passed while a request was in flight."""
+
+
+def _deadline_error(seconds: float, *, handed: bool) -> Exception:
+    from aiodynkv._transport.base import WireError
+
+    return WireError(
+        f"the call's deadline passed (call_timeout={seconds:g} s) before a reply arrived",
+        timeout=True,
+        in_doubt=handed,
+    )
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Any, limit: float) -> Any:
+        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
+        timeout = asyncio.timeout(limit)
+        try:
+            async with timeout:
+                return await awaitable
+        except TimeoutError:
+            if timeout.expired():
+                raise _ExpiredError from None
+            raise
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(awaitable: Any, limit: float) -> Any:
+        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
+        try:
+            return await asyncio.wait_for(awaitable, limit)
+        except asyncio.TimeoutError:
+            raise _ExpiredError from None
 
 
 def check_loop(

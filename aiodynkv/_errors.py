@@ -20,7 +20,8 @@ KVError                                   every error aiodynkv raises
 ├── LockNotAcquiredError                  a lease was not acquired within `wait`
 ├── LeaseLostError                        a held lease lapsed or was taken over
 ├── TransactionFailedError                a transaction was cancelled; nothing applied
-└── TransientError                        worth retrying later
+├── WriteInDoubtError                     a write may or may not have been applied: read first
+└── TransientError                        worth retrying (reads; writes known not applied)
     ├── ThrottledError                    DynamoDB throttled the request
     ├── ServerError                       DynamoDB answered 5xx
     ├── KVTimeoutError (TimeoutError)     connect or read timeout
@@ -65,6 +66,7 @@ __all__ = [
     "TransactionReason",
     "TransientError",
     "ValueTooLargeError",
+    "WriteInDoubtError",
     "WrongTypeError",
 ]
 
@@ -269,7 +271,32 @@ class EncryptionKeyError(KVError):
 
 
 class TransientError(KVError):
-    """A failure worth retrying later: throttling, 5xx, timeouts, broken connections."""
+    """A failure worth retrying later: throttling, 5xx, timeouts, broken connections.
+
+    Raised by reads, and by writes only when no attempt can have been applied (a write
+    whose earlier attempt may have been applied raises `WriteInDoubtError` instead).
+    """
+
+
+class WriteInDoubtError(KVError):
+    """A write may or may not have been applied; do not retry it blindly.
+
+    An attempt reached (or may have reached) the server and no result came back, and
+    what came after (a lost reply, throttling, a 5xx, a timeout, the call's deadline)
+    did not tell. Not a `TransientError`: sending the write again may apply it twice
+    (a counter adds twice, ``if_absent`` meets its own write). Read the key(s) to find
+    out, then decide.
+
+    Attributes:
+        keys: The user's keys the write was about (one for a single-key write, every
+            key of a transaction).
+    """
+
+    def __init__(self, message: str, *, keys: Iterable[str] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.keys: tuple[str, ...] = tuple(keys) or (
+            (context["key"],) if context.get("key") is not None else ()
+        )
 
 
 class ThrottledError(TransientError):

@@ -22,7 +22,7 @@ Precondition Failed; tags are compared as text, so ``"0012"`` or ``W/"12"`` neve
 match 12, and a well-formed tag that is no version is simply 412. A header that is
 neither ``*`` nor a list of entity-tags is 400. The middleware `kv_errors` turns
 aiodynkv's errors into the status a client expects: invalid key 400, other invalid
-input 422, too large 413, not found 404, condition failed 412, throttled or
+input 422, too large 413, not found 404, condition failed 412, write in doubt 504, throttled or
 unavailable 503 with ``Retry-After``; a body that is not JSON is 400, JSON of the wrong
 shape 422. Every error answer is ``{"error": name, "detail": text}``, as in
 fastapi_app.py, and names no table, operation or value. Keys may hold ``/`` (sent as
@@ -61,6 +61,7 @@ from aiodynkv import (
     ThrottledError,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
 )
 
 DEFAULT_TABLE = "aiodynkv"
@@ -92,6 +93,8 @@ HTTP_STATUS: tuple[tuple[type[KVError], int, str, dict[str, str]], ...] = (
     (KVValidationError, 422, "the store refused this input", {}),
     (KeyNotFoundError, 404, "no such key (or it expired)", {}),
     (ConditionFailedError, 412, "If-Match or If-None-Match failed", {}),
+    # Not retried blindly: the write may be applied; the client reads before it retries.
+    (WriteInDoubtError, 504, "the write may or may not have been applied: read, then retry", {}),
     (ThrottledError, 503, "the store is busy: retry", {"Retry-After": "2"}),
     (TransientError, 503, "the store is unavailable: retry", {"Retry-After": "1"}),
 )

@@ -28,7 +28,7 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
   route would hand to anyone who asks.
 - Errors become the status a client expects, in one exception handler (`http_error`):
   invalid key 400, other invalid input 422, too large 413, not found 404, condition
-  failed (If-Match, If-None-Match) 412, throttled or unavailable 503 with
+  failed (If-Match, If-None-Match) 412, a write in doubt 504, throttled or unavailable 503 with
   ``Retry-After``. Copy it as it is. A body that is not JSON, or an ``If-Match`` or
   ``If-None-Match`` header that is neither ``*`` nor a list of entity-tags, is 400; JSON
   of the wrong shape is 422. Every error answer is ``{"error": name, "detail": text}``,
@@ -76,6 +76,7 @@ from aiodynkv import (
     ThrottledError,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
 )
 
 DEFAULT_TABLE = "aiodynkv"
@@ -126,6 +127,8 @@ HTTP_STATUS: tuple[tuple[type[KVError], int, str, dict[str, str]], ...] = (
     (KVValidationError, 422, "the store refused this input", {}),
     (KeyNotFoundError, 404, "no such key (or it expired)", {}),
     (ConditionFailedError, 412, "If-Match or If-None-Match failed", {}),
+    # Not retried blindly: the write may be applied; the client reads before it retries.
+    (WriteInDoubtError, 504, "the write may or may not have been applied: read, then retry", {}),
     (ThrottledError, 503, "the store is busy: retry", {"Retry-After": "2"}),
     (TransientError, 503, "the store is unavailable: retry", {"Retry-After": "1"}),
 )

@@ -36,8 +36,8 @@ KINDS = (
 CAPABILITIES: dict[str, dict[str, str]] = {
     "memory": {
         "server": "InMemoryKV has no server",
-        "endpoint": "the memory transport has no endpoint to connect to, and its S3 stand-in "
-        "has every bucket",
+        "endpoint": "the memory transport has no endpoint to connect to; its S3 stand-in "
+        "has every bucket and its KMS stand-in every key",
     },
     "moto": {
         "exact_size_limit": "moto counts item size its own way (rejects items DynamoDB accepts)",

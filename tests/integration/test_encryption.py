@@ -204,7 +204,7 @@ async def test_values_stay_out_of_errors_logs_and_repr(make_store: StoreFactory)
     assert SECRET not in repr(logs)
 
 
-@pytest.mark.backend_needs("server", "s3_kms")
+@pytest.mark.backend_needs("server", "endpoint", "s3_kms")
 async def test_a_kms_key_that_kms_refuses_raises_encryption_key_error(
     make_store: StoreFactory,
 ) -> None:

@@ -541,3 +541,29 @@ def test_tracing_sends_otlp_over_http_to_a_collector(moto_endpoint: str) -> None
     for name in (b"checkout", b"GetItem tracing-demo", b"DynamoDB.GetItem", b"aws.dynamodb"):
         assert name in traces
     assert '"name": "checkout"' not in result.stdout  # spans went to OTLP, not the console
+
+
+def _load(name: str) -> Any:
+    """An example module, imported from its file (examples/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name.removesuffix(".py"), ROOT / "examples" / name
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_both_web_apps_map_every_error_alike_and_a_write_in_doubt_is_504() -> None:
+    import aiodynkv
+
+    fastapi_app, aiohttp_app = _load("fastapi_app.py"), _load("aiohttp_app.py")
+    assert fastapi_app.HTTP_STATUS == aiohttp_app.HTTP_STATUS
+    in_doubt = aiodynkv.WriteInDoubtError("lost", operation="incr", table="t", key="k")
+    for app in (fastapi_app, aiohttp_app):
+        status, detail, headers = app.http_status(in_doubt)
+        assert (status, headers) == (504, {}) and "read" in detail
+        assert app.http_status(aiodynkv.ThrottledError("x"))[0] == 503
+        assert app.http_status(aiodynkv.AccessDeniedError("x"))[0] == 500

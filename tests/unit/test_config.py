@@ -532,3 +532,31 @@ def test_the_insecure_warning_points_at_the_callers_line() -> None:
 def test_the_memory_transport_is_chosen_from_the_environment() -> None:
     env = {"AIODYNKV_TABLE": "kvt", "AIODYNKV_TRANSPORT": "memory"}
     assert KVConfig.from_env(env).transport == "memory"
+
+
+# -- the whole-call deadline ---------------------------------------------------------------
+
+
+def test_call_timeout_is_derived_from_the_timeouts_attempts_and_backoff() -> None:
+    config = KVConfig(table="tbl")
+    assert config.call_timeout is None
+    assert config.effective_call_timeout == 3 * (5.0 + 10.0) + (1.0 + 2.0)
+    one = KVConfig(table="tbl", max_attempts=1, connect_timeout=1, read_timeout=2)
+    assert one.effective_call_timeout == 3.0
+    legacy = KVConfig(table="tbl", retry_mode="legacy", connect_timeout=1, read_timeout=1)
+    assert legacy.effective_call_timeout == pytest.approx(3 * 2.0 + 0.05 + 0.1)
+    assert KVConfig(table="tbl", call_timeout=2.5).effective_call_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan"), "5", True])
+def test_an_invalid_call_timeout_is_refused_naming_the_field(value: Any) -> None:
+    with pytest.raises(KVConfigError, match="call_timeout"):
+        KVConfig(table="tbl", call_timeout=value)
+
+
+def test_call_timeout_from_the_environment() -> None:
+    env = {"AIODYNKV_TABLE": "tbl", "AIODYNKV_CALL_TIMEOUT": "7.5"}
+    assert KVConfig.from_env(env).call_timeout == 7.5
+    assert KVConfig.from_env({**env, "AIODYNKV_CALL_TIMEOUT": "none"}).call_timeout is None
+    with pytest.raises(KVConfigError, match="AIODYNKV_CALL_TIMEOUT"):
+        KVConfig.from_env({**env, "AIODYNKV_CALL_TIMEOUT": "soon"})

@@ -29,6 +29,8 @@ def test_public_surface_is_exactly_this() -> None:
         "DecryptionError", "TypedView",
         # S3 and KMS refusals
         "BucketNotFoundError", "EncryptionKeyError",
+        # writes whose outcome is unknown
+        "WriteInDoubtError",
     }  # fmt: skip
     for name in aiodynkv.__all__:
         assert getattr(aiodynkv, name) is not None
@@ -37,7 +39,8 @@ def test_public_surface_is_exactly_this() -> None:
 def test_testing_surface() -> None:
     assert aiodynkv.testing.__all__ == sorted(aiodynkv.testing.__all__)
     assert set(aiodynkv.testing.__all__) == {
-        "InMemoryKV", "LocalDynamoDB", "LocalServerError", "docker_available", "find_dynalite",
+        "ImageUnavailableError", "InMemoryKV", "LocalDynamoDB", "LocalServerError",
+        "docker_available", "find_dynalite",
     }  # fmt: skip
 
 
