@@ -421,7 +421,7 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
             response: dict[str, Any] = await real(action, request)
             return response
 
-        kv._core.raw_send = scripted
+        kv._core.raw_send = scripted  # type: ignore[method-assign]
 
         def tx() -> Any:
             t = kv.transaction()
