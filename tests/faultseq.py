@@ -567,6 +567,8 @@ class DeleteMany(SetMany):
     async def run(self, ctx: Ctx) -> Any:
         return await ctx.kv.delete_many(ctx.keys)
 
+    result: Any = 3  # every key existed
+
     async def applied_keys(self, ctx: Ctx) -> dict[str, bool | None]:
         found = await ctx.direct.get_many(ctx.keys)
         return {k: _key_state(found.get(k), new=None, old="old") for k in ctx.keys}
