@@ -384,10 +384,14 @@ class KVConfig:
         ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the region of
         the profile (``profile``, else ``AWS_PROFILE``, else ``default``) in
         ``~/.aws/config`` (``AWS_CONFIG_FILE``), else ``us-east-1`` for a loopback
-        endpoint, else None: opening the store then raises `KVConfigError`.
+        endpoint, else None: opening the store then raises `KVConfigError`. The
+        memory transport signs nothing: it is ``region``, else ``us-east-1``, and no
+        AWS configuration is read.
         """
         if self.region:
             return self.region
+        if self.transport == "memory":
+            return LOCAL_REGION
         env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if env:
             return env

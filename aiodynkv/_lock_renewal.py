@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiodynkv._errors import KVError, StoreClosedError
 
 if TYPE_CHECKING:
-    from aiodynkv._lock_record import DynamoOps, MemoryOps
+    from aiodynkv._lock_record import DynamoOps
 
 __all__ = ["LeaseRenewal"]
 
@@ -32,7 +32,7 @@ class LeaseRenewal:
     name: str
     lease: float
     poll: float
-    _ops: DynamoOps | MemoryOps
+    _ops: DynamoOps
     _stored: str
     _token: int | None
     _lost: bool

@@ -35,6 +35,7 @@ from aiodynkv._store_writes import Writes
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
+    from typing_extensions import Self
 
     from aiodynkv._telemetry import Operation
 
@@ -108,7 +109,7 @@ class AsyncDynamoKV(Writes, Batches, Listing):
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def open(self) -> AsyncDynamoKV:
+    async def open(self) -> Self:
         """Create the client (and the table with ``create_table=True``).
 
         A namespace view does not open anything: it checks its parent is open.

@@ -11,7 +11,6 @@ cancellation) is in `aiodynkv._transaction_commit`.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import uuid
 from types import TracebackType
@@ -22,7 +21,7 @@ from aiodynkv._cache import writing
 from aiodynkv._codec import Item, decode_many, item_size, new_token, now, to_json
 from aiodynkv._errors import KVError, KVValidationError, TransactionFailedError, TransactionReason
 from aiodynkv._requests_tx import transact_get
-from aiodynkv._transaction_commit import Action, TransactionCommit, code_of, is_dynamo
+from aiodynkv._transaction_commit import Action, TransactionCommit, code_of
 
 if TYPE_CHECKING:
     from aiodynkv._base import BaseStore
@@ -238,10 +237,7 @@ class Transaction(TransactionCommit):
         # The near cache (when on) forgets every written key, whatever the outcome.
         written = [a.stored for a in self._actions if a.kind != "check"]
         with writing(getattr(store._core, "cache", None), *written):
-            if is_dynamo(store):
-                await self._commit_dynamo()
-            else:
-                await self._commit_memory()
+            await self._commit_dynamo()
         self._state = "committed"
 
     def discard(self) -> None:
@@ -287,14 +283,7 @@ async def snapshot_get(store: BaseStore, keys: Any) -> dict[str, Value]:
             operation="get_many",
             table=config.table,
         )
-    if not is_dynamo(store):
-        memory: Any = store
-        memory._check("get_many")
-        await asyncio.sleep(0)
-        items = memory._core.items
-        pairs = [(key, items[pk]) for pk, key in wanted.items() if pk in items]
-    else:
-        pairs = await _snapshot_dynamo(store, wanted)
+    pairs = await _snapshot_dynamo(store, wanted)
     pipeline = getattr(store._core, "pipeline", None)
     unreadable: dict[str, str] = {}
     if pipeline is not None:  # encrypted or offloaded values (issue 15) made readable

@@ -42,7 +42,7 @@ from aiodynkv._local import (
     running_servers,
 )
 from aiodynkv._store import AsyncDynamoKV
-from aiodynkv.testing._memory import InMemoryKV
+from aiodynkv.testing._in_memory import InMemoryKV
 
 ENDPOINT_VARIABLE = "AIODYNKV_TEST_ENDPOINT"
 _RENAMED = {
