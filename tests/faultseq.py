@@ -175,7 +175,7 @@ class ScriptedFaultProxy(FaultProxy):
         self.hold = hold
         self.trickle_interval = trickle_interval
         self.trickle_for = trickle_for
-        self.script: list[str] = []
+        self.queue: list[str] = []
         #: (action, event) of every request since `play`.
         self.log: list[tuple[str, str]] = []
         self._recording = False
@@ -186,18 +186,18 @@ class ScriptedFaultProxy(FaultProxy):
         unknown = [e for e in events if e not in EVENTS and e != "pass"]
         if unknown:
             raise ValueError(f"unknown events: {unknown}")
-        self.script = list(events)
+        self.queue = list(events)
         self.log = []
         self._throttled = 0
         self._recording = True
 
     def stop(self) -> None:
         """Every request passes again, unlogged."""
-        self.script = []
+        self.queue = []
         self._recording = False
 
     def _next(self, action: str) -> str:
-        event = self.script.pop(0) if self.script else "pass"
+        event = self.queue.pop(0) if self.queue else "pass"
         if self._recording:
             self.log.append((action, event))
         return event
