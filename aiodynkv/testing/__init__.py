@@ -7,7 +7,7 @@
   ``aiodynkv_kv`` and ``aiodynkv_memory``; see ``aiodynkv.testing._plugin``.
 """
 
-from aiodynkv._local import (
+from aiodynkv.testing._local import (
     ImageUnavailableError,
     LocalDynamoDB,
     LocalServerError,

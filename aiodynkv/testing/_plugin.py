@@ -35,13 +35,13 @@ from typing import Any
 
 import pytest
 
-from aiodynkv._local import (
+from aiodynkv._store import AsyncDynamoKV
+from aiodynkv.testing._local import (
     ImageUnavailableError,
     LocalDynamoDB,
     docker_available,
     running_servers,
 )
-from aiodynkv._store import AsyncDynamoKV
 from aiodynkv.testing._memory import InMemoryKV
 
 ENDPOINT_VARIABLE = "AIODYNKV_TEST_ENDPOINT"

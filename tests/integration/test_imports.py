@@ -2,7 +2,8 @@
 
 botocore, aiobotocore and aioboto3 take most of a second to import; they load when a
 store opens, not with the package, so ``aiodynkv --help`` and a store's construction
-stay fast.
+stay fast. The test servers (``aiodynkv.testing``) are tools for tests, the demo and
+``aiodynkv local``: the runtime path never loads them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 _HEAVY = ("botocore", "aiobotocore", "aioboto3")
+_TESTING = ("aiodynkv.testing", "aiodynkv.testing._local", "aiodynkv.testing._owned")
 
 
 def _loaded_after(code: str, *, watch: tuple[str, ...] = _HEAVY) -> list[str]:
@@ -30,16 +32,20 @@ def test_import_aiodynkv_loads_no_aws_sdk() -> None:
     assert _loaded_after("import aiodynkv") == []
 
 
+def test_import_aiodynkv_and_its_command_line_load_no_test_server() -> None:
+    assert _loaded_after("import aiodynkv, aiodynkv.__main__, aiodynkv._cli", watch=_TESTING) == []
+
+
 def test_constructing_a_store_loads_no_aws_sdk() -> None:
     code = (
         "import aiodynkv\n"
         "aiodynkv.AsyncDynamoKV(table='t-imports', endpoint='http://127.0.0.1:9', "
         "region='us-east-1', large_value_bucket='b-imports')"
     )
-    assert _loaded_after(code) == []
+    assert _loaded_after(code, watch=_HEAVY + _TESTING) == []
 
 
-def test_cli_help_loads_no_aws_sdk() -> None:
+def test_cli_help_loads_no_aws_sdk_and_no_test_server() -> None:
     code = (
         "import contextlib, io\n"
         "from aiodynkv.__main__ import main\n"
@@ -48,10 +54,10 @@ def test_cli_help_loads_no_aws_sdk() -> None:
         "    main(['--help'])\n"
         "assert 'create-table' in out.getvalue(), out.getvalue()"
     )
-    assert _loaded_after(code) == []
+    assert _loaded_after(code, watch=_HEAVY + _TESTING) == []
 
 
-def test_opening_a_store_loads_the_aws_sdk_it_signs_with(aiodynkv_endpoint: str) -> None:
+def test_opening_a_store_loads_the_aws_sdk_and_no_test_server(aiodynkv_endpoint: str) -> None:
     code = (
         "import asyncio, aiodynkv\n"
         "async def main():\n"
@@ -61,4 +67,4 @@ def test_opening_a_store_loads_the_aws_sdk_it_signs_with(aiodynkv_endpoint: str)
         "        assert await kv.get('k') == 'v'\n"
         "asyncio.run(main())"
     )
-    assert _loaded_after(code, watch=("botocore",)) == ["botocore"]
+    assert _loaded_after(code, watch=("botocore", *_TESTING)) == ["botocore"]

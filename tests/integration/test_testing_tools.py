@@ -89,7 +89,7 @@ def test_find_dynalite_explains_how_to_install(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    import aiodynkv._local as local
+    import aiodynkv.testing._local as local
 
     monkeypatch.setattr(local, "_CACHE", tmp_path / "aiodynkv")
     with pytest.raises(LocalServerError, match="npm install dynalite@4"):
@@ -250,17 +250,6 @@ def test_the_old_fixture_names_work_for_one_release_with_a_deprecation_warning(
         assert f"use '{new}'" in out
 
 
-def test_import_aiodynkv_does_not_import_the_testing_package() -> None:
-    code = (
-        "import sys, aiodynkv, aiodynkv._demo, aiodynkv.__main__, aiodynkv._local; "
-        "print('aiodynkv.testing' in sys.modules)"
-    )
-    result = subprocess.run(  # noqa: S603 (our own package)
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout == "False\n"
-
-
 # -- no server outlives the session ---------------------------------------------------------
 
 
@@ -354,7 +343,7 @@ def test_no_server_outlives_a_test_session_that_fails_or_is_killed(
             time.sleep(0.05)
         started = descendants(inner.pid)
         commands = {pid: command_line(pid) for pid in started}
-        # The servers themselves, not the owner watches (`aiodynkv._owned`) around them.
+        # The servers themselves, not the owner watches (`aiodynkv.testing._owned`) around them.
         servers = [c for c in commands.values() if "_owned" not in c]
         assert sum("_moto_server" in c for c in servers) >= 2 + (ending == "fails"), commands
         assert any("dynalite" in c for c in servers) or not have_dynalite, commands
