@@ -186,13 +186,19 @@ async def test_plugin_memory_fixture(aiodynkv_memory: InMemoryKV) -> None:
     assert "items=1" in repr(aiodynkv_memory)
 
 
-async def test_the_old_memory_kv_name_works_with_a_deprecation_warning(
-    recwarn: pytest.WarningsRecorder, memory_kv: InMemoryKV, aiodynkv_memory: InMemoryKV
-) -> None:
-    assert memory_kv is aiodynkv_memory
-    (warning,) = [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
-    assert "'memory_kv' is deprecated" in str(warning.message)
-    assert "use 'aiodynkv_memory'" in str(warning.message)
+def test_the_plugin_offers_only_fixtures_named_aiodynkv(tmp_path: Path) -> None:
+    # A plugin loaded in every session of every project must take none of its names.
+    listing = _pytest(tmp_path, "def test_nothing():\n    pass\n", "--fixtures")
+    out, _ = listing.communicate(timeout=120)
+    assert listing.returncode == 0, out
+    section = out.partition("fixtures defined from aiodynkv.testing._plugin")[2]
+    names = set()
+    for line in section.splitlines()[1:]:
+        if line.startswith("-"):  # the next plugin's section
+            break
+        if line and not line[0].isspace():
+            names.add(line.split()[0])
+    assert names == {"aiodynkv_endpoint", "aiodynkv_kv", "aiodynkv_memory"}, out
 
 
 def _pytest(
@@ -214,40 +220,6 @@ def _pytest(
         text=True,
         start_new_session=True,
     )
-
-
-def test_the_old_fixture_names_work_for_one_release_with_a_deprecation_warning(
-    tmp_path: Path, moto_endpoint: str
-) -> None:
-    inner = _pytest(
-        tmp_path,
-        """
-        from aiodynkv import AsyncDynamoKV
-        from aiodynkv.testing import InMemoryKV
-
-        def test_endpoint(dynamodb_endpoint, aiodynkv_endpoint):
-            assert dynamodb_endpoint == aiodynkv_endpoint
-
-        async def test_stores(kv, memory_kv):
-            assert isinstance(kv, AsyncDynamoKV) and kv.is_open
-            assert isinstance(memory_kv, InMemoryKV)
-        """,
-        "-o",
-        "asyncio_mode=auto",
-        "-W",
-        "always::DeprecationWarning",
-        env={"AIODYNKV_TEST_ENDPOINT": moto_endpoint},
-    )
-    out, _ = inner.communicate(timeout=120)
-    assert inner.returncode == 0, out
-    assert "2 passed" in out
-    for old, new in (
-        ("dynamodb_endpoint", "aiodynkv_endpoint"),
-        ("kv", "aiodynkv_kv"),
-        ("memory_kv", "aiodynkv_memory"),
-    ):
-        assert f"DeprecationWarning: the aiodynkv fixture '{old}' is deprecated" in out
-        assert f"use '{new}'" in out
 
 
 # -- no server outlives the session ---------------------------------------------------------
