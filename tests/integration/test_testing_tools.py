@@ -121,7 +121,8 @@ def test_the_demo_stores_and_reads_back(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_the_demo_runs_in_asyncio_debug_mode() -> None:
     # `python -X dev` turns on asyncio's debug mode and aiohttp's strict reply parser,
-    # which refuses a reply with two Server headers, as moto's server used to send.
+    # which refuses a reply with two Server headers: moto's app sends one of its own,
+    # so the launcher's request handler must not add another.
     result = subprocess.run(
         [sys.executable, "-X", "dev", "-m", "aiodynkv", "demo"],
         capture_output=True,
