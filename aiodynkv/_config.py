@@ -243,7 +243,7 @@ class KVConfig:
         self._check_data_features()
 
     def _check_data_features(self) -> None:
-        """Near cache, large values in S3 and encryption (issue 15)."""
+        """Near cache, large values in S3 and encryption."""
         self._check_int("local_cache_items", 0, 100_000_000)
         self._check_int("local_cache_bytes", 1, 2**40)
         self._check_number("local_cache_ttl", minimum=0, strict=True, maximum=86_400.0)

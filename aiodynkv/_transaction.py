@@ -286,7 +286,7 @@ async def snapshot_get(store: BaseStore, keys: Any) -> dict[str, Value]:
     pairs = await _snapshot_dynamo(store, wanted)
     pipeline = getattr(store._core, "pipeline", None)
     unreadable: dict[str, str] = {}
-    if pipeline is not None:  # encrypted or offloaded values (issue 15) made readable
+    if pipeline is not None:  # encrypted, compressed or offloaded values made readable
         stored_of = {key: pk for pk, key in wanted.items()}
         items = {stored_of[key]: item for key, item in pairs}
         opened, unreadable = await pipeline.open_many(items, wanted, "get_many")

@@ -747,7 +747,7 @@ class Target:
 
 
 def targets(runner: Runner) -> list[Target]:
-    """Issue 13's targets, each on aiodynkv's default config (botocore row aside)."""
+    """The speed targets, each on aiodynkv's default config (botocore row aside)."""
     stub = runner.results.get("stub", {})
 
     def m(workload: str, contender: str, key: str) -> float | None:
@@ -1118,7 +1118,7 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
         "|---|---|",
         *[f"| {name} | {version} |" for name, version in versions()],
         "",
-        "## Targets (issue 13), one run, on the stub",
+        "## Targets, one run, on the stub",
         "",
         "aiodynkv in its **default configuration** in every row (lean transport, read",
         "coalescing on, telemetry as shipped with no OpenTelemetry SDK), except the",
@@ -1358,13 +1358,13 @@ def feature_sections(quick: bool, dyn: str | None) -> list[str]:
     """The near-cache and sharded-counter figures, from their own scripts in this run."""
     sections = [
         (
-            "## Near cache: a Zipf read workload (issue 15)",
+            "## Near cache: a Zipf read workload",
             "benchmarks/near_cache.py",
             "Requests sent and read units charged by the stub for the same reads, with and "
             "without `local_cache_items` (the stub answers after 2 ms).",
         ),
         (
-            "## Sharded counters: one hot counter over partition keys (issue 14)",
+            "## Sharded counters: one hot counter over partition keys",
             "benchmarks/shards.py",
             "The hottest partition key's share of the requests bounds a counter's "
             "throughput on DynamoDB (about 1,000 writes/s per partition).",

@@ -7,14 +7,14 @@
   ``aiodynkv_kv`` and ``aiodynkv_memory``; see ``aiodynkv.testing._plugin``.
 """
 
-from aiodynkv._local import (
+from aiodynkv.testing._in_memory import InMemoryKV
+from aiodynkv.testing._local import (
     ImageUnavailableError,
     LocalDynamoDB,
     LocalServerError,
     docker_available,
     find_dynalite,
 )
-from aiodynkv.testing._in_memory import InMemoryKV
 
 __all__ = [
     "ImageUnavailableError",

@@ -1,4 +1,4 @@
-"""Helpers of the issue-15 tests: S3 buckets and KMS keys on moto, objects of a store's bucket."""
+"""Helpers of the data-feature tests: S3 buckets and KMS keys on moto, a store's bucket objects."""
 
 from __future__ import annotations
 

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES: tuple[str, ...] = (
     "quickstart.py", "fastapi_app.py", "aiohttp_app.py", "rate_limiter.py", "tracing.py"
 )  # fmt: skip
-# Run by tests/integration/test_coordination_examples.py (issue 14).
+# Run by tests/integration/test_coordination_examples.py.
 EXAMPLES += ("job_runner.py", "order_flow.py")
-# Run by tests/integration/test_typed.py (issue 15).
+# Run by tests/integration/test_typed.py.
 EXAMPLES += ("typed_encrypted.py",)
 
 

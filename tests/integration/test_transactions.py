@@ -491,7 +491,7 @@ async def test_a_corrupt_item_in_a_snapshot(store: KVStore) -> None:
     assert info.value.done == {"good": "v"} and set(info.value.corrupt) == {"bad"}
 
 
-# -- with the data features of issue 15 ------------------------------------------------
+# -- with the near cache, compression, encryption and offload --------------------------
 
 
 async def test_a_commit_drops_its_keys_from_the_near_cache(make_store: StoreFactory) -> None:
