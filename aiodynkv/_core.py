@@ -115,7 +115,7 @@ class Core:
         self.owns_client = client is None
         self.transport: Transport | None = None
         self.coalescer: ReadCoalescer | None = None
-        #: Near cache and value pipeline (issue 15): shared by the namespace views.
+        #: Near cache and value pipeline: shared by the namespace views.
         self.cache = NearCache.from_config(config)
         self.pipeline = self._memory_pipeline() if config.transport == "memory" else for_core(self)
         self.loop: asyncio.AbstractEventLoop | None = None
