@@ -445,7 +445,10 @@ def test_healthz_is_503_when_the_table_is_down(serve: Any) -> None:
         unavailable = app.http.get("/cache/anything")
         assert unavailable.status_code == 503, name
         assert unavailable.headers["Retry-After"] == "1"
-        assert unavailable.json() == {"error": "KVConnectionError"}
+        assert unavailable.json() == {
+            "error": "KVConnectionError",
+            "detail": "the store is unavailable: retry",
+        }
 
 
 def test_rate_limiter_answers_429_past_the_limit_until_the_window_ends(
