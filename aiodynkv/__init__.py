@@ -1,6 +1,5 @@
 """aiodynkv: an asyncio-native key-value store on Amazon DynamoDB."""
 
-from aiodynkv._base import KeyListing, StoredItem
 from aiodynkv._codec import from_json, to_json
 from aiodynkv._config import KVConfig
 from aiodynkv._counter import ShardedCounter
@@ -34,7 +33,7 @@ from aiodynkv._errors import (
     WrongTypeError,
 )
 from aiodynkv._lock import Lock
-from aiodynkv._protocol import MISSING, TTL, Health, KVStore, Value
+from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, KVStore, StoredItem, Value
 from aiodynkv._store import AsyncDynamoKV
 from aiodynkv._transaction import Transaction
 from aiodynkv._typed import TypedView

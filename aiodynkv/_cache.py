@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NearCache",
-    "Writes",
+    "PendingWrites",
     "fill_many",
     "read_many_through",
     "read_through",
@@ -258,8 +258,8 @@ def read_many_through(
     return held, wanted, cache.ticket()
 
 
-class Writes:
-    """Writes to some keys under way; `done` records what they left (see `writing`)."""
+class PendingWrites:
+    """Writes under way to some keys, as the near cache sees them; `done` records what they left."""
 
     __slots__ = ("_cache", "_outcome", "_tickets")
 
@@ -297,15 +297,15 @@ class Writes:
 
 
 @contextmanager
-def writing(cache: NearCache | None, *stored: str) -> Iterator[Writes]:
-    """Bracket writes to `stored` keys (`Writes.done` records each one's outcome).
+def writing(cache: NearCache | None, *stored: str) -> Iterator[PendingWrites]:
+    """Bracket writes to `stored` keys (`PendingWrites.done` records each one's outcome).
 
     Use: ``with writing(cache, pk) as w: ...; w.done(pk, value)``.
 
-    Keys without `Writes.done` (the write failed, is in doubt, or its result is not
+    Keys without `PendingWrites.done` (the write failed, is in doubt, or its result is not
     known here) are dropped from the cache when the block ends.
     """
-    writes = Writes(cache, stored)
+    writes = PendingWrites(cache, stored)
     try:
         yield writes
     finally:

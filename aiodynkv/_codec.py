@@ -61,6 +61,8 @@ __all__ = [
     "stored_many",
     "to_json",
     "version_of",
+    "was_live",
+    "written_by",
 ]
 
 AttributeValue = dict[str, Any]
@@ -232,6 +234,14 @@ def is_expired(item: Item, config: KVConfig, now: float) -> bool:
     """True if the item's expiry is at or before `now`."""
     expires = expiry_seconds(item, config)
     return expires is not None and expires <= now
+
+
+def was_live(item: Item, config: KVConfig, now: float) -> bool:
+    """Whether an item (a deleted one, say) had not expired; an unreadable expiry counts."""
+    try:
+        return not is_expired(item, config, now)
+    except CorruptItemError:
+        return True
 
 
 def remaining_seconds(item: Item, config: KVConfig, now: float) -> float | None:
@@ -428,6 +438,11 @@ def new_version() -> int:
 def new_token() -> str:
     """A fresh per-call write token (96 random bits)."""
     return secrets.token_urlsafe(12)
+
+
+def written_by(item: Item | None, token: str) -> bool:
+    """True if `item` was last written by the call holding `token`."""
+    return item is not None and item.get(TOKEN) == {"S": token}
 
 
 def now() -> float:

@@ -24,8 +24,8 @@ from aiodynkv._errors import KVError, KVValidationError
 from aiodynkv._reserved import COUNTER, hidden_view
 
 if TYPE_CHECKING:
-    from aiodynkv._base import BaseStore
     from aiodynkv._protocol import TTL
+    from aiodynkv._store import AsyncDynamoKV
 
 __all__ = ["MAX_SHARDS", "ShardedCounter"]
 
@@ -53,7 +53,7 @@ class ShardedCounter:
 
     __slots__ = ("_keys", "_view", "name", "shards")
 
-    def __init__(self, store: BaseStore, name: str, *, shards: int = 32) -> None:
+    def __init__(self, store: AsyncDynamoKV, name: str, *, shards: int = 32) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int):
             raise TypeError(f"counter: shards must be an int, not {type(shards).__name__}")
         if not 1 <= shards <= MAX_SHARDS:

@@ -47,7 +47,7 @@ from aiodynkv._lock_renewal import LeaseRenewal
 from aiodynkv._reserved import LOCK, reserved_key
 
 if TYPE_CHECKING:
-    from aiodynkv._base import BaseStore
+    from aiodynkv._store import AsyncDynamoKV as BaseStore
 
 __all__ = ["Lock"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiodynkv import _requests as requests
 from aiodynkv._codec import Item, new_token, new_version, version_of
 from aiodynkv._errors import ConditionFailedError, KVValidationError
-from aiodynkv._requests_lock import (
+from aiodynkv._requests import (
     LOCK_FENCE,
     LOCK_LEASE,
     LOCK_OWNER,
@@ -25,8 +25,8 @@ from aiodynkv._requests_lock import (
 )
 
 if TYPE_CHECKING:
-    from aiodynkv._base import BaseStore
     from aiodynkv._config import KVConfig
+    from aiodynkv._store import AsyncDynamoKV as BaseStore
 
 __all__ = [
     "MAX_LEASE",

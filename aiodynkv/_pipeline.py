@@ -30,7 +30,7 @@ from aiodynkv._offload import Pointer, object_name
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-    from aiodynkv._cache import Writes
+    from aiodynkv._cache import PendingWrites
     from aiodynkv._codec import Item
     from aiodynkv._config import KVConfig
     from aiodynkv._core import Core
@@ -350,7 +350,7 @@ class BatchWrites:
     def __init__(
         self,
         pipeline: Pipeline,
-        cache: Writes,
+        cache: PendingWrites,
         operation: str,
         users: Mapping[str, tuple[str, Any]],
         expires_at: float | None,

@@ -1,9 +1,9 @@
-"""The `KVStore` protocol shared by `AsyncDynamoKV` and `InMemoryKV`, and `Health`."""
+"""The `KVStore` protocol and what a store hands back: `Health`, `StoredItem`, `KeyListing`."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from aiodynkv._lock import Lock
     from aiodynkv._transaction import Transaction
 
-__all__ = ["MISSING", "TTL", "Health", "KVStore", "StoredItem", "Value"]
+__all__ = ["MISSING", "TTL", "Health", "KVStore", "KeyListing", "StoredItem", "Value"]
 
 Value = str | bytes | int
 TTL = float | timedelta
@@ -66,6 +66,27 @@ class StoredItem:
     value: Value
     expires_at: float | None
     version: int
+
+
+class KeyListing(AsyncIterator[str]):
+    """The keys of a namespace: ``async for key in kv.keys()`` or ``await kv.keys()`` (a list)."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: AsyncIterator[str]) -> None:
+        self._source = source
+
+    def __aiter__(self) -> KeyListing:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._source.__anext__()
+
+    def __await__(self) -> Generator[Any, None, list[str]]:
+        return self._collect().__await__()
+
+    async def _collect(self) -> list[str]:
+        return [key async for key in self._source]
 
 
 @runtime_checkable

@@ -2,9 +2,8 @@
 
 Nothing here does I/O, reads the clock or draws random numbers: the caller passes
 `now`, the write token and the version base, so every request can be unit-tested
-(and snapshot-tested) without a server. The lease and transaction builders, made
-of the same parts, are in `_requests_lock` and `_requests_tx`. Expression names are
-fixed:
+(and snapshot-tested) without a server: the single-key requests, batches, scans,
+transactions and the lease item's writes. Expression names are fixed:
 
 ``#k`` partition key, ``#v`` value, ``#t`` TTL attribute (whole seconds, for
 DynamoDB's sweeper), ``#m`` exact expiry in ms, ``#r`` version, ``#z`` compression
@@ -24,19 +23,29 @@ if TYPE_CHECKING:
 __all__ = [
     "ABSENT",
     "BUMP",
+    "LOCK_FENCE",
+    "LOCK_LEASE",
+    "LOCK_OWNER",
     "NOT_MINE",
     "UNEXPIRED",
     "batch_get",
     "batch_write",
+    "condition_check",
     "delete",
+    "delete_request",
     "get",
     "incr",
     "incr_restart",
+    "lock_acquire",
+    "lock_release",
+    "lock_renew",
     "put",
     "put_request",
-    "delete_request",
     "scan_page",
     "set_counter",
+    "transact_get",
+    "transact_item",
+    "transact_write",
     "update_existing",
     "version_matches",
 ]
@@ -451,3 +460,183 @@ def put_request(item: Item) -> dict[str, Any]:
 def delete_request(config: KVConfig, stored: str) -> dict[str, Any]:
     """One DeleteRequest of a BatchWriteItem."""
     return {"DeleteRequest": {"Key": _key(config, stored)}}
+
+
+# -- transactions -----------------------------------------------------------------
+
+#: The request members a keyed, conditional action of TransactWriteItems takes.
+_CONDITIONAL = (
+    "TableName",
+    "Key",
+    "ConditionExpression",
+    "ExpressionAttributeNames",
+    "ExpressionAttributeValues",
+    "ReturnValuesOnConditionCheckFailure",
+)
+#: Actions of TransactWriteItems and the request members each one takes.
+_TX_MEMBERS = {
+    "Update": (*_CONDITIONAL[:2], "UpdateExpression", *_CONDITIONAL[2:]),
+    "Delete": _CONDITIONAL,
+    "ConditionCheck": _CONDITIONAL,
+}
+
+
+def transact_item(kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    """One action of a TransactWriteItems from a single-item request of `_requests`.
+
+    Args:
+        kind: ``Update``, ``Delete`` or ``ConditionCheck``.
+        request: An UpdateItem/DeleteItem request (`put`, `incr`, `delete`...) or a
+            condition check (`condition_check`).
+    """
+    members = _TX_MEMBERS[kind]
+    return {kind: {name: request[name] for name in members if name in request}}
+
+
+def condition_check(
+    config: KVConfig,
+    stored: str,
+    *,
+    now: float,
+    version: int | None = None,
+    exists: bool | None = None,
+) -> dict[str, Any]:
+    """The parts of a ConditionCheck: a version match and/or presence (unexpired) or absence."""
+    parts: list[str] = []
+    values: dict[str, Any] = dict(_clock(now))
+    if version is not None:
+        parts.append(version_matches(version))
+        values[":expected"] = {"N": str(version)}
+    if exists is True and version is None:
+        parts.append(f"attribute_exists(#k) AND {UNEXPIRED}")
+    elif exists is False:
+        parts.append(ABSENT)
+    request: dict[str, Any] = {
+        "TableName": config.table,
+        "Key": _key(config, stored),
+        "ConditionExpression": " AND ".join(parts),
+        "ExpressionAttributeNames": _names(config),
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    return _used(request)
+
+
+def transact_write(actions: Sequence[dict[str, Any]], token: str) -> dict[str, Any]:
+    """TransactWriteItems of up to 100 actions; `token` makes SDK retries idempotent."""
+    return {
+        "TransactItems": list(actions),
+        "ClientRequestToken": token,
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+def transact_get(config: KVConfig, stored: Sequence[str]) -> dict[str, Any]:
+    """TransactGetItems of up to 100 stored keys: one consistent snapshot."""
+    return {
+        "TransactItems": [
+            {"Get": {"TableName": config.table, "Key": _key(config, pk)}} for pk in stored
+        ],
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+# -- the lease (lock) item --------------------------------------------------------
+
+#: Attributes of a lock item (which lives in the reserved key space, see `_reserved`):
+#: the holder's owner token, the fencing counter, and the holder's lease in ms. The
+#: item's version (``#r``) is the record version number waiters watch.
+LOCK_OWNER = "lock_owner"
+LOCK_FENCE = "lock_fence"
+LOCK_LEASE = "lock_lease_ms"
+
+
+_LOCK_NAMES = {"#o": LOCK_OWNER, "#f": LOCK_FENCE, "#l": LOCK_LEASE}
+
+
+def _lock_write(
+    config: KVConfig,
+    stored: str,
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+    *,
+    token: str,
+    base: int,
+    returns: str | None = None,
+) -> dict[str, Any]:
+    """An UpdateItem of a lock item (the lock attributes named as well)."""
+    return _write(
+        config,
+        stored,
+        update,
+        condition,
+        values,
+        now=None,
+        token=token,
+        base=base,
+        returns=returns,
+        names=_LOCK_NAMES,
+    )
+
+
+def lock_acquire(
+    config: KVConfig,
+    stored: str,
+    *,
+    owner: str,
+    lease_ms: int,
+    seen: int | None,
+    token: str,
+    base: int,
+) -> dict[str, Any]:
+    """UpdateItem taking a lock that is free, or (`seen`) still at a version watched for a lease.
+
+    The fencing counter is incremented in the same write, so every acquisition of a
+    name gets a larger token than the one before, across takeovers.
+    """
+    condition = "attribute_not_exists(#k) OR attribute_not_exists(#o)"
+    values: dict[str, Any] = {":o": {"S": owner}, ":l": {"N": str(lease_ms)}}
+    if seen is not None:
+        condition += " OR #r = :seen"
+        values[":seen"] = {"N": str(seen)}
+    return _lock_write(
+        config,
+        stored,
+        f"SET #o = :o, #l = :l, #tk = :tok, {BUMP} ADD #f :one",
+        condition,
+        values,
+        token=token,
+        base=base,
+        returns="ALL_NEW",
+    )
+
+
+def lock_renew(
+    config: KVConfig, stored: str, *, owner: str, lease_ms: int, token: str, base: int
+) -> dict[str, Any]:
+    """UpdateItem renewing a held lock: a new version (waiters see progress), same owner."""
+    return _lock_write(
+        config,
+        stored,
+        f"SET #l = :l, #tk = :tok, {BUMP}",
+        "#o = :o",
+        {":o": {"S": owner}, ":l": {"N": str(lease_ms)}},
+        token=token,
+        base=base,
+    )
+
+
+def lock_release(
+    config: KVConfig, stored: str, *, owner: str, token: str, base: int
+) -> dict[str, Any]:
+    """UpdateItem freeing a held lock; the item (and its fencing counter) stays."""
+    return _lock_write(
+        config,
+        stored,
+        f"SET #tk = :tok, {BUMP} REMOVE #o, #l",
+        "#o = :o",
+        {":o": {"S": owner}},
+        token=token,
+        base=base,
+    )

@@ -23,16 +23,16 @@ from aiodynkv._errors import InvalidKeyError
 from aiodynkv._keys import MAX_KEY_BYTES, SEPARATOR, KeyCodec
 
 if TYPE_CHECKING:
-    from aiodynkv._base import BaseStore
+    from aiodynkv._store import AsyncDynamoKV
 
 __all__ = ["COUNTER", "LOCK", "hidden_view", "reserved_key"]
 
 LOCK = "l"
 COUNTER = "c"
-_S = TypeVar("_S", bound="BaseStore")
+_S = TypeVar("_S", bound="AsyncDynamoKV")
 
 
-def reserved_key(store: BaseStore, kind: str, name: object, operation: str) -> str:
+def reserved_key(store: AsyncDynamoKV, kind: str, name: object, operation: str) -> str:
     """The stored key of `store`'s reserved item `kind` called `name` (validated).
 
     Raises:

@@ -2,49 +2,107 @@
 
 Validation lives in ``_args``/``_keys``/``_codec``, request building in
 ``_requests``, lifecycle and sending in ``_core``, batches in ``_batch``, read
-coalescing in ``_coalesce``; a method strings them together. This module holds
-the lifecycle and the reads; the writes are in ``_store_writes``, the batches in
-``_store_batches``, the listing in ``_store_listing``, the helpers they share in
-``_store_base`` (mixins of `AsyncDynamoKV`).
+coalescing in ``_coalesce``, the near cache in ``_cache``, the value pipeline in
+``_pipeline``; a method strings them together.
 
 Exactly-once writes: every write carries a fresh token stored on the item, and
 asks for the old item when its condition fails. When the transport retried a
 request whose reply was lost and the retry meets the call's own earlier write,
-the token says so, and the call reports what its write did (True, the counter's
-value), without a second write and without an extra read where the server returns
-the old item (DynamoDB, moto; dynalite does not, so one consistent read is made).
+the token says so (`written_by`), and the call reports what its write did (True,
+the counter's value), without a second write and without an extra read where the
+server returns the old item (DynamoDB, moto; dynalite does not, so one consistent
+read is made: `_old_item`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import warnings
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiodynkv import _requests as requests
 from aiodynkv import _table
-from aiodynkv._cache import read_through
-from aiodynkv._codec import Item, expiry_seconds, now, remaining_seconds, version_of
+from aiodynkv._args import (
+    check_conditions,
+    check_delta,
+    check_version,
+    key_list,
+    pair_of,
+    ttl_seconds,
+)
+from aiodynkv._batch import (
+    MAX_WRITE_BATCH,
+    Chunk,
+    Outcome,
+    chunked,
+    drive,
+    in_doubt,
+    read_items,
+    write_items,
+)
+from aiodynkv._cache import fill_many, read_many_through, read_through, writing
+from aiodynkv._codec import (
+    Item,
+    build_item,
+    decode_many,
+    decode_value,
+    expiry_ms_of,
+    expiry_seconds,
+    from_json,
+    is_expired,
+    new_token,
+    new_version,
+    now,
+    remaining_seconds,
+    stored_many,
+    to_json,
+    version_of,
+    was_live,
+    written_by,
+)
 from aiodynkv._config import KVConfig
 from aiodynkv._core import Core, State
-from aiodynkv._errors import CorruptItemError, InsecureEndpointWarning, shown
-from aiodynkv._keys import KeyCodec
-from aiodynkv._protocol import MISSING, Health, Value
-from aiodynkv._store_batches import Batches
-from aiodynkv._store_listing import Listing
-from aiodynkv._store_writes import Writes
+from aiodynkv._errors import (
+    BatchIncompleteError,
+    ConditionFailedError,
+    CorruptItemError,
+    InsecureEndpointWarning,
+    KeyNotFoundError,
+    KVError,
+    KVValidationError,
+    WrongTypeError,
+    shown,
+)
+from aiodynkv._keys import SEPARATOR, KeyCodec
+from aiodynkv._pipeline import BatchWrites, read_old_items
+from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
     from typing_extensions import Self
 
+    from aiodynkv._counter import ShardedCounter
+    from aiodynkv._lock import Lock
     from aiodynkv._telemetry import Operation
+    from aiodynkv._transaction import Transaction
+    from aiodynkv._typed import TypedView
 
 __all__ = ["AsyncDynamoKV"]
 
 _T = TypeVar("_T")
+_M = TypeVar("_M")
+_E = TypeVar("_E", bound=KVError)
+_NO_VALUE = object()
+_CLEAR_BATCH = 1000  # keys per _delete_batch in clear(): 40 BatchWriteItem requests
+_DELETE_WINDOW = 1000  # keys of one delete_many driven at once (bounds the tasks created)
+_INCR_RESETS = 5
+_NOT_MINE = "the retry met an item this call did not write"
 
 
-class AsyncDynamoKV(Writes, Batches, Listing):
+class AsyncDynamoKV:
     """An asyncio key-value store on one DynamoDB table.
 
     Open it once for the life of the service and share it::
@@ -63,7 +121,7 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         KVConfigError: A field is invalid; the message names it.
     """
 
-    __slots__ = ()
+    __slots__ = ("_core", "_keys", "_view")
 
     def __init__(
         self,
@@ -81,14 +139,29 @@ class AsyncDynamoKV(Writes, Batches, Listing):
                 InsecureEndpointWarning,
                 stacklevel=2,
             )
-        self._core = Core(config, client)
+        #: Config, lifecycle and sending, shared with the namespace views.
+        self._core: Core = Core(config, client)
         self._keys = KeyCodec(config.namespace)
         self._view = False
+
+    @staticmethod
+    def _merge(
+        config: KVConfig | None, defaults: dict[str, Any], fields: dict[str, Any]
+    ) -> KVConfig:
+        """The config from a `KVConfig` and/or keyword fields (keywords win)."""
+        if config is None:
+            return KVConfig(**{**defaults, **fields})
+        return config.replace(**fields) if fields else config
 
     @classmethod
     def from_env(cls, *, client: Any | None = None, **overrides: Any) -> AsyncDynamoKV:
         """A store configured from ``AIODYNKV_*`` variables (see `KVConfig.from_env`)."""
         return cls(KVConfig.from_env(**overrides), client=client)
+
+    @property
+    def config(self) -> KVConfig:
+        """The store's configuration."""
+        return self._core.config
 
     @property
     def client(self) -> DynamoDBClient | Any:
@@ -98,7 +171,12 @@ class AsyncDynamoKV(Writes, Batches, Listing):
     @property
     def is_open(self) -> bool:
         """True between a successful `open` and `aclose`."""
-        return bool(self._core.state is State.OPEN)
+        return self._core.state is State.OPEN
+
+    @property
+    def current_namespace(self) -> str | None:
+        """The namespace this store or view reads and writes (None at the root)."""
+        return self._keys.namespace
 
     def __repr__(self) -> str:
         ns = f", namespace={shown(self._keys.namespace)}" if self._keys.namespace else ""
@@ -106,6 +184,27 @@ class AsyncDynamoKV(Writes, Batches, Listing):
             f"<AsyncDynamoKV table={self.config.table!r}{ns} "
             f"transport={self.config.transport} {self._core.state.value}>"
         )
+
+    def namespace(self, name: str) -> Self:
+        """A view whose keys live in namespace `name`, sharing this store's connection.
+
+        Namespaces do not nest: ``kv.namespace("a").namespace("b")`` is namespace
+        ``"b"``. The view opens and closes with its parent; its own `aclose` does nothing.
+        A name is any non-empty text without U+001F. Its only limit is DynamoDB's on the
+        key: namespace, separator and key together at most 2,048 UTF-8 bytes.
+
+        Raises:
+            KVValidationError: The name is empty, holds U+001F, is not UTF-8 text, or is
+                over 2,046 bytes (no room left for a key).
+        """
+        view = object.__new__(type(self))
+        view._core = self._core
+        view._view = True
+        try:
+            view._keys = KeyCodec(name)
+        except (TypeError, ValueError) as exc:
+            raise KVValidationError(f"namespace: {exc}", operation="namespace") from None
+        return view
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -140,6 +239,17 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         if not self._view:
             await self._core.close()
 
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     async def ensure_table(self) -> None:
         """Create the table if missing (on-demand billing), wait for ACTIVE, enable TTL.
 
@@ -160,24 +270,31 @@ class AsyncDynamoKV(Writes, Batches, Listing):
 
     # -- reads -------------------------------------------------------------------
 
-    async def _read(
-        self,
-        op: Operation,
-        key: str,
-        stored: str,
-        projection: tuple[str, ...] = (),
-        *,
-        consistent: bool = False,
-    ) -> Item | None:
-        config = self._core.config
-        request = requests.get(
-            config,
-            stored,
-            consistent=consistent or config.consistent_read,
-            projection=projection,
-        )
-        response = await self._core.send(op, "GetItem", request, key)
-        return self._live(op, response.get("Item"), key)
+    @overload
+    async def get(self, key: str, *, consistent: bool = False) -> Value: ...
+    @overload
+    async def get(self, key: str, default: _T, *, consistent: bool = False) -> Value | _T: ...
+    async def get(self, key: str, default: Any = MISSING, *, consistent: bool = False) -> Any:
+        """Return the value stored at `key`: str, bytes, or int for a counter.
+
+        Args:
+            key: The key.
+            default: Returned when the key is missing or expired.
+            consistent: Bypass the near cache and read strongly consistent, whatever
+                ``consistent_read`` says.
+
+        Raises:
+            KeyNotFoundError: The key is missing or expired and no default was given.
+            InvalidKeyError: The key is invalid.
+            CorruptItemError: The item cannot be read (foreign or damaged data).
+            DecryptionError: The value is encrypted and does not decrypt here.
+        """
+        value = await self._get(key, consistent)
+        if value is None:
+            if default is MISSING:
+                raise self._not_found(key, "get")
+            return default
+        return value
 
     async def _get(self, key: str, consistent: bool = False) -> Value | None:
         core = self._core
@@ -269,3 +386,873 @@ class AsyncDynamoKV(Writes, Batches, Listing):
             if item is None:
                 raise self._not_found(key, "ttl")
             return remaining_seconds(item, self.config, now())
+
+    async def get_json(self, key: str, default: Any = MISSING) -> Any:
+        """Return the value at `key` parsed as JSON, or `default` when missing.
+
+        A counter comes back as its int.
+
+        Raises:
+            KeyNotFoundError: Missing or expired and no default was given.
+            CorruptItemError: The stored value is not JSON.
+        """
+        value = await self.get(key, MISSING if default is MISSING else _NO_VALUE)
+        if value is _NO_VALUE:
+            return default
+        if isinstance(value, int):
+            return value
+        try:
+            return from_json(value)  # type: ignore[arg-type]  # str or bytes: what get returns
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self._corrupt("get_json", key, f"the value is not JSON ({exc})") from None
+
+    # -- single-key writes (exactly once, see the module docstring) ------------------
+
+    async def set(
+        self,
+        key: str,
+        value: str | bytes,
+        *,
+        ttl: TTL | None = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
+    ) -> bool:
+        """Store `value` at `key` (one UpdateItem, one write unit per KB).
+
+        Args:
+            key: The key.
+            value: str or bytes; other types raise TypeError (use `set_json`).
+            ttl: Seconds or a timedelta after which the key reads as missing; None
+                stores it without expiry (removing an earlier one).
+            if_absent: Write only if the key is missing or expired.
+            if_version: Write only if the key's current version is this one.
+
+        Returns:
+            True if written; False only when `if_absent` found the key present.
+
+        Raises:
+            ConditionFailedError: `if_version` did not match (carries ``current_version``).
+            ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
+            TypeError: The value is not str or bytes.
+        """
+        core = self._core
+        config, pipeline = core.config, core.pipeline
+        stored = self._encode(key, "set")
+        check_conditions(if_absent, if_version, "set")
+        seconds = ttl_seconds(ttl, "set")
+        at, token, base = now(), new_token(), new_version()
+        expires_ms = expiry_ms_of(seconds, at)
+        sized = not pipeline.writes  # else the pipeline checks the size after sealing
+        item = build_item(
+            config, stored, value, expires_ms, base, token, "set", key, check_size=sized
+        )
+        with (
+            core.operation("set", "UpdateItem", key) as op,
+            writing(core.cache, stored) as cache,
+        ):
+            if pipeline.writes:
+                item = await pipeline.seal(item, stored, key, "set")
+            request = requests.put(
+                config,
+                item,
+                now=at,
+                token=token,
+                base=base,
+                if_absent=if_absent,
+                if_version=if_version,
+                old=pipeline.bucket is not None,  # to delete the S3 object it pointed at
+            )
+            try:
+                written, old = await self._send_put(
+                    op, request, stored, key, token, if_absent, if_version
+                )
+            except ConditionFailedError:
+                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                raise
+            if not written:
+                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                return False
+            if pipeline.pointer_of(old) != pipeline.pointer_of(item):
+                await pipeline.discard([pipeline.pointer_of(old)], "set")
+            cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
+            return True
+
+    async def _send_put(
+        self,
+        op: Operation,
+        request: dict[str, Any],
+        stored: str,
+        key: str,
+        token: str,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> tuple[bool, Item | None]:
+        """Send a `set`: whether it was written, and the old item when the server returned it."""
+        try:
+            response = await self._core.send(op, "UpdateItem", request, key)
+        except ConditionFailedError as exc:
+            if if_version is not None:
+                conflict = await self._conflict_from(op, exc, stored, key, token)
+                if conflict is not None:
+                    raise conflict from exc.__cause__
+            elif if_absent:
+                if in_doubt(exc):
+                    await self._own_retry(op, exc, stored, key, token)
+                    return True, None
+                op.outcome = "condition_failed"
+                return False, None
+            # Unconditional: only our own earlier attempt can fail NOT_MINE.
+            return True, None
+        return True, response.get("Attributes")
+
+    async def set_json(
+        self,
+        key: str,
+        obj: Any,
+        *,
+        ttl: TTL | None = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
+    ) -> bool:
+        """Store `obj` as compact JSON text; see `set`.
+
+        Raises:
+            TypeError: `obj` is not JSON serialisable.
+            ValueError: `obj` holds NaN or an infinity.
+        """
+        return await self.set(
+            key, to_json(obj), ttl=ttl, if_absent=if_absent, if_version=if_version
+        )
+
+    async def delete(self, key: str, *, if_version: int | None = None) -> bool:
+        """Delete `key`; True if it existed (and had not expired). Never raises for a missing key.
+
+        Args:
+            key: The key.
+            if_version: Delete only if the key's current version is this one.
+
+        Raises:
+            ConditionFailedError: `if_version` did not match (carries ``current_version``).
+        """
+        stored = self._encode(key, "delete")
+        if if_version is not None:
+            check_version(if_version, "delete")
+        core = self._core
+        # With `if_version`, a missing key passes the condition and comes back without an
+        # old item: a retry after a lost reply then knows, without a read, that the key
+        # is gone (the caller's version says it existed), and a first attempt that finds
+        # it missing reports the conflict itself.
+        request = requests.delete(
+            core.config, stored, now=now(), if_version=if_version, absent_ok=True
+        )
+        with (
+            core.operation("delete", "DeleteItem", key) as op,
+            writing(core.cache, stored) as cache,
+        ):
+            try:
+                response = await core.send(op, "DeleteItem", request, key)
+            except ConditionFailedError as exc:
+                conflict = await self._conflict_from(op, exc, stored, key, "")
+                raise (conflict or exc) from exc.__cause__
+            cache.done(stored, None)
+            old = response.get("Attributes")
+            await core.pipeline.discard([core.pipeline.pointer_of(old)], "delete")
+            if self._live(op, old, key) is not None:
+                return True
+            if if_version is not None:
+                if op.in_doubt:
+                    return True  # our earlier attempt deleted the version the caller named
+                raise self._conflict(key, "delete", None, None)
+            if op.in_doubt:
+                # Missing now: deleted by our earlier attempt, or missing all along.
+                raise core.in_doubt(op, None, key, why="the retry found the key missing")
+            return False
+
+    async def expire(self, key: str, ttl: TTL) -> bool:
+        """Give an existing key a new expiry; False if it is missing or expired."""
+        return await self._update_existing(key, "expire", ttl_seconds(ttl, "expire", required=True))
+
+    async def persist(self, key: str) -> bool:
+        """Remove the expiry of an existing key; False if it is missing or expired."""
+        return await self._update_existing(key, "persist", None)
+
+    async def _update_existing(self, key: str, operation: str, seconds: float | None) -> bool:
+        """Give a present, unexpired key a new expiry (or none); False when absent."""
+        core = self._core
+        stored = self._encode(key, operation)
+        at, token = now(), new_token()
+        request = requests.update_existing(
+            core.config, stored, expiry_ms_of(seconds, at), now=at, token=token, base=new_version()
+        )
+        with core.operation(operation, "UpdateItem", key) as op, writing(core.cache, stored):
+            try:
+                await core.send(op, "UpdateItem", request, key)
+            except ConditionFailedError as exc:
+                if in_doubt(exc):
+                    await self._own_retry(op, exc, stored, key, token)
+                    return True
+                op.outcome = "miss"
+                return False
+            return True
+
+    async def incr(self, key: str, delta: int = 1, *, ttl: TTL | None = None) -> int:
+        """Atomically add `delta` to the counter at `key` and return the new value.
+
+        A missing or expired key starts from 0. Without `ttl` an existing expiry is
+        kept. One UpdateItem (two when restarting an expired counter). A retried
+        request never adds twice.
+
+        Raises:
+            WrongTypeError: The stored value is not a counter; nothing is changed.
+            TypeError: `delta` is not an int.
+        """
+        stored = self._encode(key, "incr")
+        check_delta(delta, "incr")
+        seconds = ttl_seconds(ttl, "incr")
+        core = self._core
+        with core.operation("incr", "UpdateItem", key) as op, writing(core.cache, stored):
+            for _ in range(_INCR_RESETS):
+                counted = await self._incr_once(op, key, stored, delta, seconds)
+                if counted is not None:
+                    return counted
+            raise KVError(  # pragma: no cover - needs five lost races in a row
+                "incr: the key kept expiring under contention",
+                operation="incr",
+                table=core.config.table,
+                key=key,
+            )
+
+    async def _incr_once(
+        self, op: Operation, key: str, stored: str, delta: int, seconds: float | None
+    ) -> int | None:
+        """One round of `incr`: add, else restart an expired counter; None if another won."""
+        config = self._core.config
+        at, token, base = now(), new_token(), new_version()
+        expires_ms = expiry_ms_of(seconds, at)
+        try:
+            request = requests.incr(
+                config, stored, delta, expires_ms, now=at, token=token, base=base
+            )
+            response = await self._core.send(op, "UpdateItem", request, key)
+            return self._counter(response["Attributes"], key)
+        except ConditionFailedError as exc:  # expired, or our own earlier attempt
+            if in_doubt(exc):
+                old = await self._old_item(op, exc, stored, key)
+                if written_by(old, token):
+                    return self._counter(old or {}, key)
+        except KVValidationError as exc:
+            raise self._wrong_type(key, exc.reason) from exc.__cause__
+        try:
+            request = requests.incr_restart(
+                config, stored, delta, expires_ms, now=at, token=token, base=base
+            )
+            await self._core.send(op, "UpdateItem", request, key)
+        except ConditionFailedError as exc:  # restarted by another, or by us
+            old = await self._old_item(op, exc, stored, key) if in_doubt(exc) else None
+            return self._counter(old or {}, key) if written_by(old, token) else None
+        return delta
+
+    async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None:
+        """Make `key` a counter holding `number`, in one atomic write (for imports, resets).
+
+        Raises:
+            TypeError: `number` is not an int.
+        """
+        core = self._core
+        stored = self._encode(key, "set_counter")
+        check_delta(number, "set_counter", "number")
+        seconds = ttl_seconds(ttl, "set_counter")
+        at, token = now(), new_token()
+        expires_ms = expiry_ms_of(seconds, at)
+        request = requests.set_counter(
+            core.config, stored, number, expires_ms, now=at, token=token, base=new_version()
+        )
+        # Only the call's own earlier attempt can fail NOT_MINE: that is success.
+        with (
+            core.operation("set_counter", "UpdateItem", key) as op,
+            writing(core.cache, stored),
+            contextlib.suppress(ConditionFailedError),
+        ):
+            await core.send(op, "UpdateItem", request, key)
+
+    # -- batches (chunked, concurrent: aiodynkv._batch) ---------------------------
+
+    async def get_many(
+        self, keys: Iterable[str], *, snapshot: bool = False, consistent: bool = False
+    ) -> dict[str, Value]:
+        """Read many keys (BatchGetItem, 100 keys per request, chunks concurrently).
+
+        Missing and expired keys are absent from the result; duplicates are read once.
+        With ``snapshot=True``, up to 100 keys are read as one consistent snapshot
+        (TransactGetItems; see `aiodynkv._transaction.snapshot_get`).
+        With ``consistent=True`` the near cache is bypassed and the read is strongly
+        consistent whatever ``consistent_read`` says.
+
+        Raises:
+            BatchIncompleteError: Keys still unprocessed at ``batch_deadline``; its
+                ``unprocessed`` names exactly them and ``done`` holds what was read.
+            CorruptItemError: Some items cannot be read; its ``corrupt`` says why per
+                key, and ``done`` holds every value that was read fine.
+        """
+        if snapshot:
+            from aiodynkv._transaction import snapshot_get
+
+            return await snapshot_get(self, keys)
+        core = self._core
+        wanted = self._encoded(keys, "get_many")
+        if not wanted:
+            return {}
+        with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
+            held, ask, ticket = read_many_through(core.cache, op, wanted, consistent)
+            items, outcome, corrupt = await self._read_many(op, wanted, ask, consistent, held)
+            config = core.config
+            found, bad = decode_many(((wanted[pk], i) for pk, i in items.items()), config, now())
+            corrupt.update(bad)
+            fill_many(
+                core.cache, ticket, ask, outcome.unprocessed, wanted, items, found, corrupt, config
+            )
+            found.update({wanted[pk]: value for pk, value in held.items() if value is not None})
+            self._check_read(op, wanted, outcome, found, corrupt)
+        return found
+
+    async def _stored_many(self, keys: Iterable[str]) -> dict[str, StoredItem]:
+        """Items with value, expiry and version: BatchGetItem, strongly consistent, no cache.
+
+        What an import compares a file against. Missing and expired keys are absent.
+
+        Raises:
+            BatchIncompleteError: As `get_many`.
+            CorruptItemError: As `get_many`.
+        """
+        core = self._core
+        wanted = self._encoded(keys, "get_many")
+        if not wanted:
+            return {}
+        with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
+            items, outcome, corrupt = await self._read_many(op, wanted, list(wanted), True)
+            found, bad = stored_many(
+                ((wanted[pk], i) for pk, i in items.items()), core.config, now()
+            )
+            corrupt.update(bad)
+            values = {key: stored.value for key, stored in found.items()}
+            self._check_read(op, wanted, outcome, values, corrupt)
+        return found
+
+    async def _read_many(
+        self,
+        op: Operation,
+        wanted: dict[str, str],
+        ask: list[str],
+        consistent: bool,
+        held: Mapping[str, Value | None] | None = None,
+    ) -> tuple[dict[str, Item], Outcome, dict[str, str]]:
+        """BatchGetItem of `ask`, values opened: the items, the outcome, the unreadable keys."""
+        core = self._core
+        items, outcome = (
+            await read_items(core, op, ask, consistent=consistent) if ask else ({}, Outcome())
+        )
+        nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
+        if outcome.fatal is not None and nothing:
+            raise outcome.fatal  # nothing read at all: the plain error says it all
+        opened, unreadable = await core.pipeline.open_many(items, wanted, "get_many")
+        return opened, outcome, unreadable
+
+    def _check_read(
+        self,
+        op: Operation,
+        wanted: dict[str, str],
+        outcome: Outcome,
+        found: dict[str, Value],
+        corrupt: dict[str, str],
+    ) -> None:
+        """Raise for keys left unprocessed or unreadable; else record a hit or a miss."""
+        config = self._core.config
+        if not outcome.complete:
+            missing = [wanted[pk] for pk in outcome.unprocessed]
+            raise BatchIncompleteError(
+                f"get_many: {len(missing)} of {len(wanted)} keys still unprocessed after "
+                f"{config.batch_deadline} s (batch_deadline)",
+                unprocessed=missing,
+                done=found,
+                operation="get_many",
+                table=config.table,
+            ) from outcome.error
+        if corrupt:
+            raise self._corrupt_many(found, corrupt, len(wanted))
+        op.outcome = "hit" if found else "miss"
+
+    async def set_many(
+        self,
+        items: Mapping[str, str | bytes] | Iterable[tuple[str, str | bytes]],
+        *,
+        ttl: TTL | None = None,
+    ) -> None:
+        """Write many values (BatchWriteItem, 25 per request, chunks concurrently).
+
+        Every key and value is validated before anything is sent; for a key given
+        twice the last value wins. Each item gets a fresh version. A retried chunk
+        is idempotent (the same items are put again).
+
+        Raises:
+            BatchIncompleteError: The batch did not finish; ``done``, ``unprocessed``
+                and ``in_doubt`` say what happened to each key.
+        """
+        config = self._core.config
+        seconds = ttl_seconds(ttl, "set_many")
+        at, token = now(), new_token()
+        expires_ms = expiry_ms_of(seconds, at)
+        sized = not self._core.pipeline.writes  # else the pipeline checks the size
+        entries: dict[str, dict[str, Any]] = {}
+        users: dict[str, Any] = {}
+        for pair in items.items() if isinstance(items, Mapping) else items:
+            key, value = pair_of(pair)
+            stored = self._encode(key, "set_many")
+            item = build_item(
+                config, stored, value, expires_ms, new_version(), token, "set_many", key,
+                check_size=sized,
+            )  # fmt: skip
+            entries[stored] = requests.put_request(item)
+            users[stored] = (key, value)
+        if entries:
+            expires_at = None if expires_ms is None else expires_ms / 1000.0
+            await self._write_many("set_many", entries, users, expires_at)
+
+    async def _write_many(
+        self,
+        operation: str,
+        entries: dict[str, dict[str, Any]],
+        users: dict[str, Any],
+        expires_at: float | None = None,
+    ) -> None:
+        """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value)."""
+        core = self._core
+        with (
+            core.operation(operation, "BatchWriteItem", batch_size=len(entries)) as op,
+            writing(core.cache, *entries) as cache,
+        ):
+            old_items = functools.partial(read_old_items, core)
+            hooks = BatchWrites(core.pipeline, cache, operation, users, expires_at, old_items)
+            await hooks.before(op, entries)
+            outcome = await write_items(core, op, list(entries.values()))
+            await hooks.after(entries, outcome.unprocessed, outcome.in_doubt)
+            if not outcome.complete:
+                done = {pk: value for pk, (_, value) in users.items()}
+                user_of = {pk: user for pk, (user, _) in users.items()}
+                raise self._incomplete_write(operation, "items", "written", outcome, user_of, done)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete many keys; return how many existed (and had not expired) before the call.
+
+        Each key is one DeleteItem returning the item it removed (``ReturnValues=ALL_OLD``),
+        up to ``batch_concurrency`` x 25 in flight, since BatchWriteItem returns no old
+        items. Reading first and then deleting in batches would miscount under races (a
+        key written or deleted by another caller between the read and the delete); a
+        DeleteItem removes and returns its item atomically, so concurrent callers count
+        every key exactly once between them. Expired items not yet swept are deleted
+        too, and not counted. Missing keys and duplicates count nothing. A key whose
+        request was sent again after a lost reply, and whose retry found nothing, may
+        have been deleted by the lost attempt: it is reported in doubt, never uncounted.
+
+        Returns:
+            How many of the keys existed unexpired and were deleted by this call.
+
+        Raises:
+            BatchIncompleteError: The batch did not finish; ``done`` (None per key),
+                ``unprocessed`` and ``in_doubt`` say what happened to each key.
+        """
+        core = self._core
+        users = self._encoded(keys, "delete_many")
+        if not users:
+            return 0
+        old: dict[str, Item | None] = {}
+        existed: set[str] = set()
+
+        async def send(chunk: Chunk) -> None:
+            pk = chunk[0]
+            request = requests.delete(core.config, pk, now=now())
+            response = await core.send(op, "DeleteItem", request, users[pk])
+            item = old[pk] = response.get("Attributes")
+            if item is None and response.get("ResponseMetadata", {}).get("InDoubt"):
+                # An earlier attempt may have deleted it: the retry cannot say.
+                raise core.in_doubt(op, None, users[pk], why="the retry found the key missing")
+            if item is not None and was_live(item, core.config, now()):
+                existed.add(pk)
+
+        with (
+            core.operation("delete_many", "DeleteItem", batch_size=len(users)) as op,
+            writing(core.cache, *users) as cache,
+        ):
+            outcome = await self._drive_deletes(list(users), send)
+            for pk in old:
+                cache.done(pk, None)
+            pointers = [core.pipeline.pointer_of(item) for item in old.values()]
+            if any(pointers):
+                await core.pipeline.discard(pointers, "delete_many")
+            op.outcome = "hit" if existed else "miss"
+            if not outcome.complete:
+                done = dict.fromkeys(users)
+                raise self._incomplete_write("delete_many", "keys", "deleted", outcome, users, done)
+            return len(existed)
+
+    async def _drive_deletes(self, stored: list[str], send: Any) -> Outcome:
+        """Send one DeleteItem per key, a window of keys at a time, under the batch bounds."""
+        config = self._core.config
+        outcome = Outcome()
+        for window in chunked(stored, _DELETE_WINDOW):
+            if outcome.fatal is not None:
+                outcome.unprocessed.extend(window)
+                continue
+            part = await drive(
+                [[pk] for pk in window],
+                send,
+                concurrency=config.batch_concurrency * MAX_WRITE_BATCH,
+                deadline_seconds=config.batch_deadline,
+                abort=self._core.abort,
+            )
+            outcome.unprocessed += part.unprocessed
+            outcome.in_doubt += part.in_doubt
+            outcome.error = part.error or outcome.error
+            outcome.fatal = part.fatal or outcome.fatal
+        return outcome
+
+    async def _delete_batch(self, keys: Iterable[str]) -> None:
+        """Delete keys with BatchWriteItem (25 per request), counting nothing (for `clear`)."""
+        config = self._core.config
+        users = self._encoded(keys, "delete_many")
+        entries = {stored: requests.delete_request(config, stored) for stored in users}
+        if entries:
+            pairs = {stored: (key, None) for stored, key in users.items()}
+            await self._write_many("delete_many", entries, pairs)
+
+    def _incomplete_write(
+        self,
+        operation: str,
+        what: str,
+        verb: str,
+        outcome: Outcome,
+        user_of: dict[str, str],
+        done: dict[str, Any],
+    ) -> KVError:
+        """A batch write's error: the plain one when nothing was applied, else who got what."""
+        if outcome.fatal is not None and len(outcome.unprocessed) == len(user_of):
+            return outcome.fatal  # nothing written: the plain error says it all
+        left = set(outcome.unprocessed) | set(outcome.in_doubt)
+        done = {user_of[pk]: value for pk, value in done.items() if pk not in left}
+        error = BatchIncompleteError(
+            f"{operation}: of {len(user_of)} {what}, {len(done)} done, "
+            f"{len(outcome.unprocessed)} not {verb}, {len(outcome.in_doubt)} in doubt "
+            "(see .done, .unprocessed, .in_doubt)",
+            unprocessed=[user_of[pk] for pk in outcome.unprocessed],
+            in_doubt=[user_of[pk] for pk in outcome.in_doubt],
+            done=done,
+            operation=operation,
+            table=self._core.config.table,
+        )
+        error.__cause__ = outcome.error
+        return error
+
+    # -- listing (paginated Scans of this namespace) ------------------------------
+
+    def keys(self, prefix: str | None = None) -> KeyListing:
+        """The unexpired keys of this namespace, optionally starting with `prefix`.
+
+        Use ``async for key in kv.keys()`` to stream them, or ``await kv.keys()`` for a
+        list. On DynamoDB this is a paginated Scan of the whole table (every namespace),
+        billed for all of it: for admin tools and tests, not request paths.
+
+        Raises:
+            TypeError: `prefix` is not a str.
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"keys: prefix must be a str, not {type(prefix).__name__}")
+        return KeyListing(self._scan(prefix or "", expired=False))
+
+    async def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]:
+        """Iterate the unexpired items of this namespace with values, expiry and version.
+
+        A paginated Scan like `keys`, for exports and admin tools.
+
+        Raises:
+            CorruptItemError: An item cannot be read (the iteration stops there).
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"items: prefix must be a str, not {type(prefix).__name__}")
+        config, at = self.config, now()
+        async for user, raw in self._pages("items", prefix or "", with_values=True, expired=False):
+            try:
+                if is_expired(raw, config, at):
+                    continue
+                item = await self._opened(raw, self._keys.prefix + user, user, "items")
+                yield StoredItem(
+                    user,
+                    decode_value(item, config),
+                    expiry_seconds(item, config),
+                    version_of(item, config),
+                )
+            except CorruptItemError as exc:
+                raise self._corrupt("items", user, exc.reason or "") from None
+
+    async def clear(self) -> int:
+        """Delete every key of this namespace, expired ones not yet swept included.
+
+        A full Scan plus batched deletes, so the table holds nothing of this namespace
+        afterwards (DynamoDB's TTL sweeper may take days to remove expired items).
+
+        Returns:
+            How many items were deleted (expired ones included).
+        """
+        batch: list[str] = []
+        count = 0
+        async for key in self._scan("", expired=True):
+            batch.append(key)
+            if len(batch) >= _CLEAR_BATCH:
+                await self._delete_batch(batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            await self._delete_batch(batch)
+            count += len(batch)
+        return count
+
+    async def _pages(
+        self, operation: str, prefix: str, *, with_values: bool, expired: bool
+    ) -> AsyncIterator[tuple[str, Item]]:
+        """Scan pages of this namespace's (user key, item) pairs under `prefix`."""
+        config = self._core.config
+        start: dict[str, Any] | None = None
+        while True:
+            request = requests.scan_page(
+                config,
+                now=now(),
+                prefix=self._keys.prefix + prefix,
+                root=not self._keys.prefix,
+                separator=SEPARATOR,
+                with_values=with_values,
+                expired=expired,
+                start=start,
+            )
+            with self._core.operation(operation, "Scan") as op:
+                response = await self._core.send(op, "Scan", request, None)
+            for item in response.get("Items", ()):
+                user = self._keys.decode(item[config.partition_key]["S"])
+                if user is not None:
+                    yield user, item
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    async def _scan(self, prefix: str, *, expired: bool) -> AsyncIterator[str]:
+        at = now()
+        async for user, item in self._pages("keys", prefix, with_values=False, expired=expired):
+            try:
+                if expired or not is_expired(item, self.config, at):
+                    yield user
+            except CorruptItemError as exc:
+                raise self._corrupt("keys", user, exc.reason or "") from None
+
+    # -- coordination (aiodynkv._lock, _transaction, _counter) and typed views -----
+
+    def lock(
+        self,
+        name: str,
+        *,
+        lease: float = 10.0,
+        wait: float | None = None,
+        renew_every: float | None = None,
+        poll: float | None = None,
+    ) -> Lock:
+        """A lease on `name` with a fencing token: ``async with kv.lock("job") as held:``.
+
+        See `Lock` for the arguments; nothing is sent until it is acquired.
+        """
+        from aiodynkv._lock import Lock
+
+        return Lock(self, name, lease=lease, wait=wait, renew_every=renew_every, poll=poll)
+
+    def transaction(self) -> Transaction:
+        """All-or-nothing writes and checks: ``async with kv.transaction() as tx:``."""
+        from aiodynkv._transaction import Transaction
+
+        return Transaction(self)
+
+    def counter(self, name: str, *, shards: int = 32) -> ShardedCounter:
+        """A counter spread over `shards` items, for keys too hot for one partition."""
+        from aiodynkv._counter import ShardedCounter
+
+        return ShardedCounter(self, name, shards=shards)
+
+    @overload
+    def typed(self, type_: type[_M]) -> TypedView[_M]: ...
+    @overload
+    def typed(self, type_: Any) -> TypedView[Any]: ...
+    def typed(self, type_: Any) -> TypedView[Any]:
+        """A view storing values of `type_` as JSON, validated on read (the ``typed`` extra).
+
+        `type_` is a pydantic model, a dataclass, or anything pydantic's ``TypeAdapter``
+        accepts: ``users = kv.typed(User); await users.set("u1", User(name="ada"))``.
+        """
+        from aiodynkv._typed import TypedView
+
+        return TypedView(self, type_)
+
+    # -- steps the operations share -----------------------------------------------
+
+    def _encode(self, key: object, operation: str) -> str:
+        return self._keys.encode(key, operation, self._core.config.table)
+
+    def _encoded(self, keys: Iterable[str], operation: str) -> dict[str, str]:
+        """Stored key → user key, in order, duplicates once (validated before any request)."""
+        return {self._encode(key, operation): key for key in key_list(keys, operation)}
+
+    async def _read(
+        self,
+        op: Operation,
+        key: str,
+        stored: str,
+        projection: tuple[str, ...] = (),
+        *,
+        consistent: bool = False,
+    ) -> Item | None:
+        """GetItem of one key: the item unless missing or expired."""
+        config = self._core.config
+        request = requests.get(
+            config,
+            stored,
+            consistent=consistent or config.consistent_read,
+            projection=projection,
+        )
+        response = await self._core.send(op, "GetItem", request, key)
+        return self._live(op, response.get("Item"), key)
+
+    def _live(self, op: Operation, item: Item | None, key: str) -> Item | None:
+        """The item unless missing or expired; records the op's outcome."""
+        try:
+            expired = item is not None and is_expired(item, self.config, now())
+        except CorruptItemError as exc:
+            raise self._corrupt(op.name, key, exc.reason or str(exc)) from None
+        op.outcome = "miss" if item is None or expired else "hit"
+        return None if expired else item
+
+    async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
+        pipeline = self._core.pipeline
+        if not pipeline.needs_open(item):
+            return item
+        return await pipeline.open(item, stored, key, operation)
+
+    def _value(self, item: Item, key: str, operation: str) -> Value:
+        try:
+            return decode_value(item, self.config)
+        except CorruptItemError as exc:
+            raise self._corrupt(operation, key, exc.reason or str(exc)) from None
+
+    def _counter(self, item: Item, key: str) -> int:
+        value = self._value(item, key, "incr")
+        if not isinstance(value, int):
+            raise self._corrupt("incr", key, "the value is not a counter")
+        return value
+
+    async def _old_item(
+        self, op: Operation, exc: ConditionFailedError, stored: str, key: str
+    ) -> Item | None:
+        """The item a failed condition met: returned by the server, else read (consistent)."""
+        item: Item | None = getattr(exc.__cause__, "item", None)
+        if item is None:
+            request = requests.get(self._core.config, stored, consistent=True)
+            item = (await self._core.send(op, "GetItem", request, key)).get("Item")
+        return item
+
+    async def _own_retry(
+        self, op: Operation, exc: ConditionFailedError, stored: str, key: str, token: str
+    ) -> None:
+        """Return if the failed condition met the call's own earlier write; else in doubt."""
+        if not written_by(await self._old_item(op, exc, stored, key), token):
+            raise self._core.in_doubt(op, exc, key, why=_NOT_MINE) from exc.__cause__
+
+    async def _conflict_from(
+        self, op: Operation, exc: ConditionFailedError, stored: str, key: str, token: str
+    ) -> KVError | None:
+        """None if the call's own earlier attempt applied; else the version conflict.
+
+        After an attempt that may have been applied, an item that is not the call's own
+        cannot tell whether that attempt was applied (and overwritten since) or not:
+        that is a `WriteInDoubtError`, not a conflict.
+        """
+        old = await self._old_item(op, exc, stored, key)
+        if token and written_by(old, token):
+            return None
+        if in_doubt(exc):
+            return self._core.in_doubt(op, exc, key, why=_NOT_MINE)
+        live = self._live(op, old, key)
+        current = None if live is None else version_of(live, self.config)
+        return self._conflict(key, op.name, current, exc.reason)
+
+    # -- the store's errors ---------------------------------------------------------
+
+    def _shown(self, error: _E) -> _E:
+        error.show_key = self.config.expose_keys
+        return error
+
+    def _not_found(self, key: str, operation: str) -> KeyNotFoundError:
+        return self._shown(
+            KeyNotFoundError(
+                f"{operation}: key not found in table {self.config.table!r}",
+                operation=operation,
+                table=self.config.table,
+                key=key,
+            )
+        )
+
+    def _conflict(
+        self, key: str, operation: str, current: int | None, reason: str | None
+    ) -> ConditionFailedError:
+        return self._shown(
+            ConditionFailedError(
+                f"{operation}: version condition failed in table {self.config.table!r} "
+                f"(current version: {current})",
+                current_version=current,
+                operation=operation,
+                table=self.config.table,
+                key=key,
+                reason=reason or "ConditionalCheckFailedException: The conditional request failed",
+            )
+        )
+
+    def _wrong_type(self, key: str, reason: str | None) -> WrongTypeError:
+        return self._shown(
+            WrongTypeError(
+                "incr: the value is not a counter",
+                operation="incr",
+                table=self.config.table,
+                key=key,
+                reason=reason,
+            )
+        )
+
+    def _corrupt_many(
+        self, found: dict[str, Value], corrupt: dict[str, str], total: int
+    ) -> CorruptItemError:
+        """`get_many`'s error when some items cannot be read: the good values stay in ``done``."""
+        return self._shown(
+            CorruptItemError(
+                f"get_many: {len(corrupt)} of {total} items in table {self.config.table!r} "
+                "cannot be read (see .corrupt; .done holds the values read fine)",
+                done=found,
+                corrupt=corrupt,
+                operation="get_many",
+                table=self.config.table,
+                key=next(iter(corrupt)),
+                reason="corrupt items",
+            )
+        )
+
+    def _corrupt(self, operation: str, key: str, what: str) -> CorruptItemError:
+        return self._shown(
+            CorruptItemError(
+                f"{operation}: the item in table {self.config.table!r} cannot be read: {what}",
+                operation=operation,
+                table=self.config.table,
+                key=key,
+                reason=what,
+            )
+        )

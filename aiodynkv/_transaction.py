@@ -5,35 +5,112 @@ each as it is added (key, value, TTL, conditions, one action per key, at most 10
 actions, 4 MB in all), and commits them as one TransactWriteItems: all applied or
 none. Each write is built by the same request builders as the single-key write, so
 TTL, namespaces, versions (bumped, random base), compression and write tokens are
-the same. The commit itself (sending, retries, counter restarts, the reasons of a
-cancellation) is in `aiodynkv._transaction_commit`.
+the same.
+
+Retries: the commit carries a ``ClientRequestToken``, so the SDK's retries are
+idempotent on DynamoDB. Every write also carries the commit's write token and a
+condition that it was not written by this commit already, so that a retried
+request that meets its own applied transaction (a server that ignores the token,
+like moto) is recognised as committed instead of cancelled. The request is built
+once and kept: calling `commit` again after `WriteInDoubtError` re-sends the very
+same request (token, items, write tokens). A commit that may have been applied and
+cannot be recognised (only deletes and checks, or an item overwritten since) raises
+`WriteInDoubtError`, never "cancelled, nothing applied".
+
+An ``incr`` of an expired counter restarts it, as the single-key ``incr`` does: the
+first attempt is cancelled on that counter's condition and the transaction is sent
+again with a restart for it (nothing was applied by the first attempt).
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import re
 import uuid
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._args import check_conditions, check_delta, check_version, key_list, ttl_seconds
+from aiodynkv import _requests as requests
+from aiodynkv._args import check_conditions, check_delta, check_version, ttl_seconds
 from aiodynkv._cache import writing
-from aiodynkv._codec import Item, decode_many, item_size, new_token, now, to_json
-from aiodynkv._errors import KVError, KVValidationError, TransactionFailedError, TransactionReason
-from aiodynkv._requests_tx import transact_get
-from aiodynkv._transaction_commit import Action, TransactionCommit, code_of
+from aiodynkv._codec import (
+    Item,
+    build_item,
+    decode_many,
+    expiry_ms_of,
+    is_expired,
+    item_size,
+    new_token,
+    new_version,
+    now,
+    to_json,
+    version_of,
+    written_by,
+)
+from aiodynkv._errors import (
+    CorruptItemError,
+    KVError,
+    KVValidationError,
+    TransactionFailedError,
+    TransactionReason,
+    WriteInDoubtError,
+)
 
 if TYPE_CHECKING:
-    from aiodynkv._base import BaseStore
     from aiodynkv._protocol import TTL, Value
+    from aiodynkv._store import AsyncDynamoKV
+    from aiodynkv._telemetry import Operation
 
-__all__ = ["MAX_ACTIONS", "MAX_TRANSACTION_BYTES", "Transaction", "snapshot_get"]
+__all__ = [
+    "MAX_ACTIONS",
+    "MAX_TRANSACTION_BYTES",
+    "Action",
+    "Transaction",
+    "code_of",
+    "snapshot_get",
+]
 
 MAX_ACTIONS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+_RESTARTS = 5
+_IN_PROGRESS_RETRIES = 3
+_CODES = {
+    "None": "none",
+    "ConditionalCheckFailed": "condition_failed",
+    "TransactionConflict": "conflict",
+    "ProvisionedThroughputExceeded": "throttled",
+    "ThrottlingError": "throttled",
+    "RequestLimitExceeded": "throttled",
+    "ValidationError": "validation",
+}
+_TYPE_MISMATCH = "incorrect data type"
 
 
-class Transaction(TransactionCommit):
+def snake(code: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", code.removesuffix("Exception")).lower()
+
+
+def code_of(raw: object) -> str:
+    text = str(raw or "None")
+    return _CODES.get(text) or snake(text)
+
+
+@dataclass
+class Action:
+    kind: str  # set, delete, incr, check
+    key: str
+    stored: str
+    value: object = None
+    seconds: float | None = None
+    if_absent: bool = False
+    if_version: int | None = None
+    delta: int = 0
+    exists: bool | None = None
+
+
+class Transaction:
     """Writes and checks on up to 100 keys, applied all together or not at all.
 
     Use ``async with kv.transaction() as tx:`` (committed when the block ends, nothing
@@ -46,17 +123,30 @@ class Transaction(TransactionCommit):
     counter after the commit.
     """
 
-    __slots__ = ("_actions", "_size", "_state", "_store", "_stored")
+    __slots__ = (
+        "_actions",
+        "_client_token",
+        "_in_doubt",
+        "_pending",
+        "_restart",
+        "_size",
+        "_state",
+        "_store",
+        "_stored",
+    )
 
-    def __init__(self, store: BaseStore) -> None:
+    def __init__(self, store: AsyncDynamoKV) -> None:
         self._store = store
         self._actions: list[Action] = []
         self._stored: builtins.set[str] = builtins.set()
         self._size = 0
         self._state = "open"
         self._client_token = uuid.uuid4().hex
+        #: An earlier send of this commit may have been applied.
         self._in_doubt = False
+        #: The request being committed, its clock and write token: built once, re-sent as is.
         self._pending: tuple[dict[str, Any], float, str] | None = None
+        #: The incr actions to send as counter restarts (their counter had expired).
         self._restart: builtins.set[int] = builtins.set()
 
     def __len__(self) -> int:
@@ -75,8 +165,7 @@ class Transaction(TransactionCommit):
     def _add(self, kind: str, key: object, **fields: Any) -> Action:
         store = self._store
         table = store.config.table
-        pipeline = getattr(store._core, "pipeline", None)
-        if kind == "set" and getattr(pipeline, "writes", False):
+        if kind == "set" and store._core.pipeline.writes:
             raise KVValidationError(
                 "transaction: values cannot be encrypted or offloaded to S3 inside a "
                 "transaction yet; write them with set() (incr, delete and check work)",
@@ -89,7 +178,7 @@ class Transaction(TransactionCommit):
                 operation="transaction",
                 table=table,
             )
-        stored = store._keys.encode(key, "transaction", table)
+        stored = store._encode(key, "transaction")
         user = str(key)
         if stored in self._stored:
             raise store._shown(
@@ -236,8 +325,8 @@ class Transaction(TransactionCommit):
             return
         # The near cache (when on) forgets every written key, whatever the outcome.
         written = [a.stored for a in self._actions if a.kind != "check"]
-        with writing(getattr(store._core, "cache", None), *written):
-            await self._commit_dynamo()
+        with writing(store._core.cache, *written):
+            await self._send()
         self._state = "committed"
 
     def discard(self) -> None:
@@ -261,11 +350,239 @@ class Transaction(TransactionCommit):
             return
         await self.commit()
 
+    # -- the commit's steps -----------------------------------------------------------
+
+    def _item(self, action: Action, at: float, token: str, base: int = 0) -> Item:
+        return build_item(
+            self._store.config,
+            action.stored,
+            action.value,
+            expiry_ms_of(action.seconds, at or now()),
+            base,
+            token,
+            "transaction",
+            action.key,
+        )
+
+    def _request(self, action: Action, at: float, token: str, restart: bool) -> dict[str, Any]:
+        config = self._store.config
+        base = new_version()
+        if action.kind == "set":
+            item = self._item(action, at, token, base)
+            request = requests.put(
+                config,
+                item,
+                now=at,
+                token=token,
+                base=base,
+                if_absent=action.if_absent,
+                if_version=action.if_version,
+            )
+            return requests.transact_item("Update", request)
+        if action.kind == "incr":
+            build = requests.incr_restart if restart else requests.incr
+            expires_ms = expiry_ms_of(action.seconds, at)
+            request = build(
+                config, action.stored, action.delta, expires_ms, now=at, token=token, base=base
+            )
+            return requests.transact_item("Update", request)
+        if action.kind == "delete":
+            request = requests.delete(config, action.stored, now=at, if_version=action.if_version)
+            return requests.transact_item("Delete", request)
+        request = requests.condition_check(
+            config, action.stored, now=at, version=action.if_version, exists=action.exists
+        )
+        return requests.transact_item("ConditionCheck", request)
+
+    def _prepared(self) -> tuple[dict[str, Any], float, str]:
+        """The request to send: the one already sent if any (a retry must be identical)."""
+        if self._pending is None:
+            at, token = now(), new_token()
+            actions = [
+                self._request(action, at, token, index in self._restart)
+                for index, action in enumerate(self._actions)
+            ]
+            self._pending = (requests.transact_write(actions, self._client_token), at, token)
+        return self._pending
+
+    async def _send(self) -> None:
+        core = self._store._core
+        rounds = 0
+        while True:
+            request, at, token = self._prepared()
+            size = len(self._actions)
+            with core.operation("transaction", "TransactWriteItems", batch_size=size) as op:
+                try:
+                    await core.send(op, "TransactWriteItems", request, None)
+                except KVError as exc:
+                    verdict = await self._verdict(op, exc, at, token, rounds)
+                else:
+                    return
+            if verdict is True:
+                return
+            if isinstance(verdict, TransactionFailedError):
+                raise verdict from verdict.__cause__
+            rounds += 1
+            await asyncio.sleep(0.01 * rounds)
+
+    def _doubtful(self, op: Operation, exc: KVError | None) -> KVError:
+        """The `WriteInDoubtError` of this commit (every action's key)."""
+        self._in_doubt = True
+        if isinstance(exc, WriteInDoubtError):
+            exc.keys = tuple(action.key for action in self._actions)
+            return exc
+        found: KVError = self._store._core.in_doubt(
+            op,
+            exc,
+            None,
+            keys=tuple(action.key for action in self._actions),
+            why=None if exc is not None else "the retry could not recognise the commit",
+        )
+        return found
+
+    async def _verdict(
+        self, op: Operation, exc: KVError, at: float, token: str, rounds: int
+    ) -> TransactionFailedError | bool:
+        """After a failed send: True (committed after all), False (send again), or the error.
+
+        Raises:
+            KVError: A failure that is an error, not an outcome (inside the operation);
+                `WriteInDoubtError` when an earlier send may have been applied.
+        """
+        cause = exc.__cause__
+        code = getattr(cause, "code", "")
+        doubt = self._in_doubt or bool(getattr(cause, "in_doubt", False))
+        if isinstance(exc, WriteInDoubtError):
+            raise self._doubtful(op, exc) from cause
+        if code == "TransactionInProgressException" and rounds < _IN_PROGRESS_RETRIES:
+            op.outcome = "retried"  # an earlier attempt with this token is still running
+            return False
+        if doubt and code != "TransactionCanceledException":
+            raise self._doubtful(op, exc) from cause
+        if isinstance(exc, KVValidationError) and _TYPE_MISMATCH in str(
+            getattr(cause, "message", "")
+        ):
+            # moto refuses the whole request; DynamoDB cancels it with a reason per action.
+            raise self._failed(await self._not_counters(), cause) from cause
+        if code != "TransactionCanceledException":
+            raise exc
+        raw = list(getattr(cause, "body", {}).get("CancellationReasons") or [])
+        if doubt:
+            op.in_doubt = True  # a failed read below is in doubt too
+            if await self._mine(op, raw, token):
+                return True  # an earlier attempt of this very request committed
+            raise self._doubtful(op, None) from cause
+        expired = self._expired_counters(raw, at)
+        if expired and rounds < _RESTARTS:
+            self._restart |= expired
+            self._client_token = uuid.uuid4().hex  # a different request now
+            self._pending = None
+            op.outcome = "retried"
+            return False
+        failure = self._failed(self._reasons(raw, at), cause)
+        if any(r.code != "condition_failed" for r in failure.failed):
+            raise failure from cause
+        op.outcome = "condition_failed"
+        return failure
+
+    async def _mine(self, op: Operation, raw: list[dict[str, Any]], token: str) -> bool:
+        """True if the cancelled request met this commit's own earlier, applied attempt."""
+        if any(written_by(reason.get("Item"), token) for reason in raw):
+            return True
+        if any(reason.get("Item") for reason in raw):
+            return False
+        written = next((a for a in self._actions if a.kind in ("set", "incr")), None)
+        if written is None:  # only deletes and checks: nothing carries the token
+            return False
+        core = self._store._core
+        request = requests.get(core.config, written.stored, consistent=True)
+        return written_by((await core.send(op, "GetItem", request, written.key)).get("Item"), token)
+
+    def _expired_counters(self, raw: list[dict[str, Any]], at: float) -> builtins.set[int]:
+        """The incr actions cancelled only because their counter had expired."""
+        config = self._store.config
+        expired: builtins.set[int] = builtins.set()
+        for index, (action, reason) in enumerate(zip(self._actions, raw, strict=False)):
+            code = code_of(reason.get("Code"))
+            if code == "none":
+                continue
+            item = reason.get("Item")
+            if action.kind != "incr" or code != "condition_failed" or not item:
+                return builtins.set()
+            try:
+                if not is_expired(item, config, at):
+                    return builtins.set()
+            except CorruptItemError:
+                return builtins.set()
+            expired.add(index)
+        return expired
+
+    def _reasons(self, raw: list[dict[str, Any]], at: float) -> list[TransactionReason]:
+        config = self._store.config
+        out = []
+        for index, action in enumerate(self._actions):
+            reason = raw[index] if index < len(raw) else {}
+            code = code_of(reason.get("Code"))
+            current = None
+            item = reason.get("Item")
+            if item:
+                try:
+                    if not is_expired(item, config, at):
+                        current = version_of(item, config)
+                except CorruptItemError:
+                    current = None
+            message = reason.get("Message") if code != "none" else None
+            out.append(
+                TransactionReason(index, action.kind, action.key, code, message or None, current)
+            )
+        return out
+
+    async def _not_counters(self) -> list[TransactionReason]:
+        """Which incr actions meet a value that is not a counter (read after the refusal)."""
+        keys = [a.key for a in self._actions if a.kind == "incr"]
+        try:
+            values = await self._store.get_many(keys)
+        except KVError:  # pragma: no cover - the read itself failed: blame every incr
+            values = dict.fromkeys(keys, "")
+        out = []
+        for index, action in enumerate(self._actions):
+            bad = action.kind == "incr" and not isinstance(values.get(action.key, 0), int)
+            out.append(
+                TransactionReason(
+                    index,
+                    action.kind,
+                    action.key,
+                    "validation" if bad else "none",
+                    "the value is not a counter" if bad else None,
+                )
+            )
+        return out
+
+    def _failed(
+        self, reasons: list[TransactionReason], cause: BaseException | None
+    ) -> TransactionFailedError:
+        store = self._store
+        failed = [r for r in reasons if r.code != "none"]
+        why = ", ".join(sorted({r.code for r in failed})) or "unknown"
+        error = store._shown(
+            TransactionFailedError(
+                f"transaction: cancelled, nothing applied: {len(failed)} of {len(reasons)} "
+                f"actions failed ({why}) in table {store.config.table!r} (see .reasons)",
+                reasons=reasons,
+                operation="transaction",
+                table=store.config.table,
+                key=failed[0].key if failed else None,
+                reason=f"TransactionCanceledException: {why}",
+            )
+        )
+        error.__cause__ = cause
+        return error
+
 
 # -- snapshot reads --------------------------------------------------------------
 
 
-async def snapshot_get(store: BaseStore, keys: Any) -> dict[str, Value]:
+async def snapshot_get(store: AsyncDynamoKV, keys: Any) -> dict[str, Value]:
     """``get_many(keys, snapshot=True)``: up to 100 keys read as one consistent snapshot.
 
     Raises:
@@ -274,35 +591,29 @@ async def snapshot_get(store: BaseStore, keys: Any) -> dict[str, Value]:
         CorruptItemError: Some items cannot be read (``done`` holds the rest).
     """
     config = store.config
-    wanted = {
-        store._keys.encode(key, "get_many", config.table): key for key in key_list(keys, "get_many")
-    }
+    wanted = store._encoded(keys, "get_many")
     if len(wanted) > MAX_ACTIONS:
         raise KVValidationError(
             f"get_many: a snapshot reads at most {MAX_ACTIONS} keys (got {len(wanted)})",
             operation="get_many",
             table=config.table,
         )
-    pairs = await _snapshot_dynamo(store, wanted)
-    pipeline = getattr(store._core, "pipeline", None)
-    unreadable: dict[str, str] = {}
-    if pipeline is not None:  # encrypted, compressed or offloaded values made readable
-        stored_of = {key: pk for pk, key in wanted.items()}
-        items = {stored_of[key]: item for key, item in pairs}
-        opened, unreadable = await pipeline.open_many(items, wanted, "get_many")
-        pairs = [(wanted[pk], item) for pk, item in opened.items()]
-    found, corrupt = decode_many(pairs, config, now())
+    items = await _snapshot_items(store, wanted)
+    # Encrypted, compressed or offloaded values made readable.
+    opened, unreadable = await store._core.pipeline.open_many(items, wanted, "get_many")
+    found, corrupt = decode_many(((wanted[pk], i) for pk, i in opened.items()), config, now())
     corrupt.update(unreadable)
     if corrupt:
         raise store._corrupt_many(found, corrupt, len(wanted))
     return found
 
 
-async def _snapshot_dynamo(store: BaseStore, wanted: dict[str, str]) -> list[tuple[str, Item]]:
+async def _snapshot_items(store: AsyncDynamoKV, wanted: dict[str, str]) -> dict[str, Item]:
+    """TransactGetItems of the wanted stored keys: the items found, by stored key."""
     core = store._core
     if not wanted:
-        return []
-    request = transact_get(core.config, list(wanted))
+        return {}
+    request = requests.transact_get(core.config, list(wanted))
     with core.operation("get_many", "TransactGetItems", batch_size=len(wanted)) as op:
         try:
             response = await core.send(op, "TransactGetItems", request, None)
@@ -332,10 +643,10 @@ async def _snapshot_dynamo(store: BaseStore, wanted: dict[str, str]) -> list[tup
                 )
             ) from cause
         responses = response.get("Responses") or []
-        pairs = [
-            (key, entry["Item"])
-            for key, entry in zip(wanted.values(), responses, strict=False)
+        items = {
+            pk: entry["Item"]
+            for pk, entry in zip(wanted, responses, strict=False)
             if entry and entry.get("Item")
-        ]
-        op.outcome = "hit" if pairs else "miss"
-    return pairs
+        }
+        op.outcome = "hit" if items else "miss"
+    return items

@@ -17,7 +17,7 @@ from aiodynkv._errors import CorruptItemError, KVValidationError
 from aiodynkv._protocol import MISSING, TTL
 
 if TYPE_CHECKING:
-    from aiodynkv._base import BaseStore
+    from aiodynkv._store import AsyncDynamoKV
 
 __all__ = ["TypedView"]
 
@@ -35,14 +35,14 @@ def _adapter(type_: Any) -> Any:
 
 
 class TypedView(Generic[_M]):
-    """Values of one type on a store or namespace view (see `BaseStore.typed`).
+    """Values of one type on a store or namespace view (see `AsyncDynamoKV.typed`).
 
     Every method mirrors the store's own: `get` returns a `_M`, `set` takes one.
     """
 
     __slots__ = ("_adapter", "_store", "_type")
 
-    def __init__(self, store: BaseStore, type_: Any) -> None:
+    def __init__(self, store: AsyncDynamoKV, type_: Any) -> None:
         self._store: Any = store  # AsyncDynamoKV or InMemoryKV (or a view of one)
         self._type = type_
         self._adapter = _adapter(type_)
@@ -52,9 +52,9 @@ class TypedView(Generic[_M]):
         return f"<TypedView {name} of {self._store!r}>"
 
     @property
-    def store(self) -> BaseStore:
+    def store(self) -> AsyncDynamoKV:
         """The store (or namespace view) underneath."""
-        store: BaseStore = self._store
+        store: AsyncDynamoKV = self._store
         return store
 
     def namespace(self, name: str) -> TypedView[_M]:

@@ -648,7 +648,7 @@ async def _lock_item(direct: AsyncDynamoKV, name: str) -> dict[str, Any]:
 
 
 def _lock_fields(item: dict[str, Any]) -> tuple[str | None, int, int]:
-    from aiodynkv._requests_lock import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
+    from aiodynkv._requests import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
 
     owner = item.get(LOCK_OWNER, {}).get("S")
     fence = int(item.get(LOCK_FENCE, {}).get("N", 0))

@@ -26,7 +26,7 @@ from aiodynkv import (
     ValueTooLargeError,
     WriteInDoubtError,
 )
-from aiodynkv._transaction_commit import code_of, snake
+from aiodynkv._transaction import code_of, snake
 from aiodynkv._transport.base import ServiceError
 from aiodynkv.testing import InMemoryKV
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item

@@ -27,7 +27,7 @@ from aiodynkv import (
     _codec,
 )
 from aiodynkv._aws import map_aws_error
-from aiodynkv._cache import NearCache, Writes, writing
+from aiodynkv._cache import NearCache, PendingWrites, writing
 from aiodynkv._crypto import (
     DATA_KEY_MAX_USES,
     Encryptor,
@@ -106,13 +106,13 @@ def test_a_read_older_than_a_write_never_fills_the_cache() -> None:
     cache.fill("k", "older", None, during)  # so is one that started during the write
     assert cache.lookup("k") == (True, "new")
     # Two overlapping writes: the one that ends first must not leave its value.
-    first, second = Writes(cache, ["x"]), Writes(cache, ["x"])
+    first, second = PendingWrites(cache, ["x"]), PendingWrites(cache, ["x"])
     first.done("x", "1")
     second.done("x", "2")
     second.finish()
     first.finish()
     assert cache.lookup("x") == (False, None)
-    failed = Writes(cache, ["y"])
+    failed = PendingWrites(cache, ["y"])
     failed.finish()  # no done(): the outcome is unknown
     assert cache.lookup("y") == (False, None)
 
