@@ -1189,70 +1189,63 @@ class AsyncDynamoKV:
 
     # -- the store's errors ---------------------------------------------------------
 
+    def _error(
+        self, cls: type[_E], message: str, operation: str, key: str | None, **fields: Any
+    ) -> _E:
+        """An error of this store's table; its message names the table, never the key."""
+        error = cls(
+            f"{operation}: {message}",
+            operation=operation,
+            table=self.config.table,
+            key=key,
+            **fields,
+        )
+        return self._shown(error)
+
     def _shown(self, error: _E) -> _E:
+        """`error`, its key shown in ``str(error)`` only with ``expose_keys``."""
         error.show_key = self.config.expose_keys
         return error
 
     def _not_found(self, key: str, operation: str) -> KeyNotFoundError:
-        return self._shown(
-            KeyNotFoundError(
-                f"{operation}: key not found in table {self.config.table!r}",
-                operation=operation,
-                table=self.config.table,
-                key=key,
-            )
-        )
+        table = self.config.table
+        return self._error(KeyNotFoundError, f"key not found in table {table!r}", operation, key)
 
     def _conflict(
         self, key: str, operation: str, current: int | None, reason: str | None
     ) -> ConditionFailedError:
-        return self._shown(
-            ConditionFailedError(
-                f"{operation}: version condition failed in table {self.config.table!r} "
-                f"(current version: {current})",
-                current_version=current,
-                operation=operation,
-                table=self.config.table,
-                key=key,
-                reason=reason or "ConditionalCheckFailedException: The conditional request failed",
-            )
+        return self._error(
+            ConditionFailedError,
+            f"version condition failed in table {self.config.table!r} (current version: {current})",
+            operation,
+            key,
+            current_version=current,
+            reason=reason or "ConditionalCheckFailedException: The conditional request failed",
         )
 
     def _wrong_type(self, key: str, reason: str | None) -> WrongTypeError:
-        return self._shown(
-            WrongTypeError(
-                "incr: the value is not a counter",
-                operation="incr",
-                table=self.config.table,
-                key=key,
-                reason=reason,
-            )
-        )
+        return self._error(WrongTypeError, "the value is not a counter", "incr", key, reason=reason)
 
     def _corrupt_many(
         self, found: dict[str, Value], corrupt: dict[str, str], total: int
     ) -> CorruptItemError:
         """`get_many`'s error when some items cannot be read: the good values stay in ``done``."""
-        return self._shown(
-            CorruptItemError(
-                f"get_many: {len(corrupt)} of {total} items in table {self.config.table!r} "
-                "cannot be read (see .corrupt; .done holds the values read fine)",
-                done=found,
-                corrupt=corrupt,
-                operation="get_many",
-                table=self.config.table,
-                key=next(iter(corrupt)),
-                reason="corrupt items",
-            )
+        return self._error(
+            CorruptItemError,
+            f"{len(corrupt)} of {total} items in table {self.config.table!r} "
+            "cannot be read (see .corrupt; .done holds the values read fine)",
+            "get_many",
+            next(iter(corrupt)),
+            done=found,
+            corrupt=corrupt,
+            reason="corrupt items",
         )
 
     def _corrupt(self, operation: str, key: str, what: str) -> CorruptItemError:
-        return self._shown(
-            CorruptItemError(
-                f"{operation}: the item in table {self.config.table!r} cannot be read: {what}",
-                operation=operation,
-                table=self.config.table,
-                key=key,
-                reason=what,
-            )
+        return self._error(
+            CorruptItemError,
+            f"the item in table {self.config.table!r} cannot be read: {what}",
+            operation,
+            key,
+            reason=what,
         )

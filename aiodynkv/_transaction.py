@@ -181,13 +181,11 @@ class Transaction:
         stored = store._encode(key, "transaction")
         user = str(key)
         if stored in self._stored:
-            raise store._shown(
-                KVValidationError(
-                    "transaction: one action per key (DynamoDB refuses two on one item)",
-                    operation="transaction",
-                    table=table,
-                    key=user,
-                )
+            raise store._error(
+                KVValidationError,
+                "one action per key (DynamoDB refuses two on one item)",
+                "transaction",
+                user,
             )
         if len(self._actions) >= MAX_ACTIONS:
             raise KVValidationError(
@@ -200,15 +198,12 @@ class Transaction:
 
     def _keep(self, action: Action, size: int) -> None:
         if self._size + size > MAX_TRANSACTION_BYTES:
-            store = self._store
-            raise store._shown(
-                KVValidationError(
-                    f"transaction: the items would total {self._size + size:,} bytes; "
-                    f"DynamoDB allows {MAX_TRANSACTION_BYTES:,} (4 MB) per transaction",
-                    operation="transaction",
-                    table=store.config.table,
-                    key=action.key,
-                )
+            raise self._store._error(
+                KVValidationError,
+                f"the items would total {self._size + size:,} bytes; "
+                f"DynamoDB allows {MAX_TRANSACTION_BYTES:,} (4 MB) per transaction",
+                "transaction",
+                action.key,
             )
         self._size += size
         self._stored.add(action.stored)
@@ -564,16 +559,14 @@ class Transaction:
         store = self._store
         failed = [r for r in reasons if r.code != "none"]
         why = ", ".join(sorted({r.code for r in failed})) or "unknown"
-        error = store._shown(
-            TransactionFailedError(
-                f"transaction: cancelled, nothing applied: {len(failed)} of {len(reasons)} "
-                f"actions failed ({why}) in table {store.config.table!r} (see .reasons)",
-                reasons=reasons,
-                operation="transaction",
-                table=store.config.table,
-                key=failed[0].key if failed else None,
-                reason=f"TransactionCanceledException: {why}",
-            )
+        error = store._error(
+            TransactionFailedError,
+            f"cancelled, nothing applied: {len(failed)} of {len(reasons)} "
+            f"actions failed ({why}) in table {store.config.table!r} (see .reasons)",
+            "transaction",
+            failed[0].key if failed else None,
+            reasons=reasons,
+            reason=f"TransactionCanceledException: {why}",
         )
         error.__cause__ = cause
         return error
@@ -632,15 +625,14 @@ async def _snapshot_items(store: AsyncDynamoKV, wanted: dict[str, str]) -> dict[
                 for index, key in enumerate(wanted.values())
             ]
             failed = sorted({r.code for r in reasons if r.code != "none"}) or ["unknown"]
-            raise store._shown(
-                TransactionFailedError(
-                    f"get_many: the snapshot read was cancelled ({', '.join(failed)}) in table "
-                    f"{core.config.table!r}; try again",
-                    reasons=reasons,
-                    operation="get_many",
-                    table=core.config.table,
-                    reason=f"TransactionCanceledException: {', '.join(failed)}",
-                )
+            raise store._error(
+                TransactionFailedError,
+                f"the snapshot read was cancelled ({', '.join(failed)}) in table "
+                f"{core.config.table!r}; try again",
+                "get_many",
+                None,
+                reasons=reasons,
+                reason=f"TransactionCanceledException: {', '.join(failed)}",
             ) from cause
         responses = response.get("Responses") or []
         items = {
