@@ -308,8 +308,8 @@ class AsyncDynamoKV:
                     item = await self._read(op, key, stored, consistent=consistent)
                 if item is None:
                     return None, None
-                item = await self._opened(item, stored, key, "get")
-                return self._value(item, key, "get"), expiry_seconds(item, core.config)
+                value, item = await self._decoded(op, item, key, stored)
+                return value, expiry_seconds(item, core.config)
 
             return await read_through(core.cache, op, stored, consistent, fetch)
 
@@ -322,11 +322,10 @@ class AsyncDynamoKV:
         """
         stored = self._encode(key, "get_with_version")
         with self._core.operation("get_with_version", "GetItem", key) as op:
-            item = await self._read(op, key, stored)
-            if item is None:
+            found = await self._read_value(op, key, stored)
+            if found is None:
                 raise self._not_found(key, "get_with_version")
-            item = await self._opened(item, stored, key, "get_with_version")
-            value = self._value(item, key, "get_with_version")
+            value, item = found
             try:
                 return value, version_of(item, self.config)
             except CorruptItemError as exc:
@@ -359,13 +358,12 @@ class AsyncDynamoKV:
         """
         stored = self._encode(key, "get_with_ttl")
         with self._core.operation("get_with_ttl", "GetItem", key) as op:
-            item = await self._read(op, key, stored, consistent=consistent)
-            if item is None:
+            found = await self._read_value(op, key, stored, consistent=consistent)
+            if found is None:
                 if default is MISSING:
                     raise self._not_found(key, "get_with_ttl")
                 return default, None
-            opened = await self._opened(item, stored, key, "get_with_ttl")
-            value = self._value(opened, key, "get_with_ttl")
+            value, item = found
             return value, remaining_seconds(item, self.config, now())
 
     async def exists(self, key: str) -> bool:
@@ -1132,6 +1130,20 @@ class AsyncDynamoKV:
             raise self._corrupt(op.name, key, exc.reason or str(exc)) from None
         op.outcome = "miss" if item is None or expired else "hit"
         return None if expired else item
+
+    async def _read_value(
+        self, op: Operation, key: str, stored: str, *, consistent: bool = False
+    ) -> tuple[Value, Item] | None:
+        """GetItem of one key: its value and the readable item; None if missing or expired."""
+        item = await self._read(op, key, stored, consistent=consistent)
+        return None if item is None else await self._decoded(op, item, key, stored)
+
+    async def _decoded(
+        self, op: Operation, item: Item, key: str, stored: str
+    ) -> tuple[Value, Item]:
+        """The item's value, and the item made readable (`_opened`)."""
+        item = await self._opened(item, stored, key, op.name)
+        return self._value(item, key, op.name), item
 
     async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
         """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
