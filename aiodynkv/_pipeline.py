@@ -1,4 +1,4 @@
-"""The order of value transformations, written once for both stores.
+"""The order of value transformations, written once for every transport.
 
 Write: typed model → JSON (`aiodynkv._typed`) → str/bytes → compress (`aiodynkv._codec`)
 → encrypt (`aiodynkv._crypto`) → offload to S3 when still larger than
