@@ -29,6 +29,8 @@ from aiodynkv._codec import (
     number_size,
     remaining_seconds,
     version_of,
+    was_live,
+    written_by,
 )
 
 CONFIG = KVConfig(table="ttt")
@@ -266,3 +268,18 @@ def test_json_helpers() -> None:
         to_json(float("inf"))
     with pytest.raises(ValueError, match="property name"):
         from_json("{not json")
+
+
+def test_written_by_recognises_only_the_call_whose_token_the_item_holds() -> None:
+    item = {"pk": {"S": "k"}, "tk": {"S": "mine"}}
+    assert written_by(item, "mine")
+    assert not written_by(item, "theirs")
+    assert not written_by({"pk": {"S": "k"}}, "mine")
+    assert not written_by(None, "mine")
+
+
+def test_was_live_tells_expired_from_unexpired_and_counts_an_unreadable_expiry_live() -> None:
+    assert was_live({"pk": {"S": "k"}}, CONFIG, 100.0)
+    assert was_live({"pk": {"S": "k"}, "xm": {"N": "200000"}}, CONFIG, 100.0)
+    assert not was_live({"pk": {"S": "k"}, "xm": {"N": "50000"}}, CONFIG, 100.0)
+    assert was_live({"pk": {"S": "k"}, "xm": {"S": "soon"}}, CONFIG, 100.0)
