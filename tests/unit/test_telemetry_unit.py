@@ -322,6 +322,23 @@ def test_configured_structlog_receives_the_events() -> None:
     assert logs[0]["retries"] == 1
 
 
+def test_structlog_filtering_out_debug_gets_no_debug_events_built() -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        processors=[structlog.processors.JSONRenderer()],
+    )
+    tel = Telemetry(KVConfig(table="kvt"))
+    assert tel.logs_events() is False
+    with capture_logs() as logs:  # capture_logs keeps the wrapper class: INFO and up
+        with tel.operation("get", "GetItem", "k"):
+            pass
+        with pytest.raises(ThrottledError), tel.operation("get", "GetItem", "k"):
+            raise throttled()
+    assert [(e["event"], e["log_level"]) for e in logs] == [("aiodynkv.get", "info")]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    assert tel.logs_events() is True
+
+
 def test_an_injected_logger_wins_over_structlog() -> None:
     tel, recorder = recorded()
     with capture_logs() as logs, tel.operation("get", "GetItem", "k"):
