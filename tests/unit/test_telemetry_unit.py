@@ -345,3 +345,49 @@ def test_an_injected_logger_wins_over_structlog() -> None:
         pass
     assert not logs
     assert [e[1] for e in recorder.events] == ["aiodynkv.get"]
+
+
+def test_counters_add_up_across_calls_and_stores_sharing_a_meter() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    stores = [Telemetry(KVConfig(table="kvt", meter_provider=provider)) for _ in range(2)]
+    response = {
+        "ConsumedCapacity": {"TableName": "kvt", "CapacityUnits": 1.5},
+        "ResponseMetadata": {"RetryAttempts": 2},
+    }
+
+    def sums() -> dict[tuple[str, str, str], float]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return {
+            (
+                m.name,
+                str(p.attributes["db.operation.name"]),
+                str(p.attributes.get("aiodynkv.capacity.kind")),
+            ): p.value
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name in ("aiodynkv.consumed_capacity", "aiodynkv.retries")
+            for p in m.data.data_points  # type: ignore[union-attr]
+        }
+
+    for tel in stores:
+        with tel.operation("get", "GetItem", "k") as op:
+            op.observe(response)
+    assert sums() == {
+        ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
+        ("aiodynkv.retries", "GetItem", "None"): 4,
+    }
+    with stores[0].operation("set", "UpdateItem", "k") as op:
+        op.observe(response)
+    assert sums() == {
+        ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
+        ("aiodynkv.retries", "GetItem", "None"): 4,
+        ("aiodynkv.consumed_capacity", "UpdateItem", "write"): 1.5,
+        ("aiodynkv.retries", "UpdateItem", "None"): 2,
+    }
+    provider.shutdown()
