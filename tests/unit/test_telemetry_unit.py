@@ -349,7 +349,7 @@ def test_an_injected_logger_wins_over_structlog() -> None:
 
 def test_counters_add_up_across_calls_and_stores_sharing_a_meter() -> None:
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
@@ -362,18 +362,18 @@ def test_counters_add_up_across_calls_and_stores_sharing_a_meter() -> None:
     def sums() -> dict[tuple[str, str, str], float]:
         data = reader.get_metrics_data()
         assert data is not None
-        return {
-            (
-                m.name,
-                str(p.attributes["db.operation.name"]),
-                str(p.attributes.get("aiodynkv.capacity.kind")),
-            ): p.value
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if m.name in ("aiodynkv.consumed_capacity", "aiodynkv.retries")
-            for p in m.data.data_points  # type: ignore[union-attr]
-        }
+        found: dict[tuple[str, str, str], float] = {}
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name not in ("aiodynkv.consumed_capacity", "aiodynkv.retries"):
+                        continue
+                    for p in m.data.data_points:
+                        assert isinstance(p, NumberDataPoint)
+                        attrs = dict(p.attributes or {})
+                        kind = str(attrs.get("aiodynkv.capacity.kind"))
+                        found[(m.name, str(attrs["db.operation.name"]), kind)] = p.value
+        return found
 
     for tel in stores:
         with tel.operation("get", "GetItem", "k") as op:
