@@ -244,7 +244,8 @@ def start_servers(url: str) -> tuple[dict[str, str], list[subprocess.Popen[bytes
     for name in CONTENDERS:
         port = free_port()
         cmd = [sys.executable, __file__, "--serve", name, "--url", url, "--port", str(port)]
-        procs.append(subprocess.Popen(cmd))
+        # stdout is the report's (run.py reads it): the apps print elsewhere.
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         servers[name] = f"http://127.0.0.1:{port}"
     return servers, procs
 
