@@ -114,27 +114,38 @@ class _ObservedCounter:
     def __init__(self, meter: Any, name: str, unit: str, description: str) -> None:
         self._lock = threading.Lock()  # the reader's thread collects while stores register
         self._sums: list[weakref.ref[_Sums]] = []
+        #: Totals of stores that are gone, by attribute set: a sum never goes down.
+        self._retired: dict[tuple[Any, ...], list[Any]] = {}
         meter.create_observable_counter(
             name, callbacks=[self._observe], unit=unit, description=description
         )
 
     def sums(self) -> _Sums:
-        """New totals for one store, reported until the store is gone."""
+        """New totals for one store; kept (retired) when the store is gone."""
         sums = _Sums()
+        weakref.finalize(sums, self._retire, sums.totals)
         with self._lock:
             self._sums = [ref for ref in self._sums if ref() is not None]
             self._sums.append(weakref.ref(sums))
         return sums
 
+    def _retire(self, totals: dict[int, list[Any]]) -> None:
+        with self._lock:
+            for attributes, total in list(totals.values()):
+                key = tuple(attributes.items())
+                entry = self._retired.get(key)
+                if entry is None:
+                    self._retired[key] = [attributes, total]
+                else:
+                    entry[1] += total
+
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
         del options
         with self._lock:
             live = [sums for ref in self._sums if (sums := ref()) is not None]
-        return [
-            Observation(total, attributes)
-            for sums in live
-            for attributes, total in list(sums.totals.values())
-        ]
+            entries = [tuple(entry) for entry in self._retired.values()]
+        entries += [tuple(entry) for sums in live for entry in list(sums.totals.values())]
+        return [Observation(total, attributes) for attributes, total in entries]
 
 
 _COUNTERS: weakref.WeakKeyDictionary[Any, dict[str, _ObservedCounter]] = weakref.WeakKeyDictionary()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -384,6 +385,14 @@ def test_counters_add_up_across_calls_and_stores_sharing_a_meter() -> None:
     }
     with stores[0].operation("set", "UpdateItem", "k") as op:
         op.observe(response)
+    assert sums() == {
+        ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
+        ("aiodynkv.retries", "GetItem", "None"): 4,
+        ("aiodynkv.consumed_capacity", "UpdateItem", "write"): 1.5,
+        ("aiodynkv.retries", "UpdateItem", "None"): 2,
+    }
+    del stores[:], tel, op  # a store that is gone keeps its share: sums never go down
+    gc.collect()
     assert sums() == {
         ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
         ("aiodynkv.retries", "GetItem", "None"): 4,
