@@ -12,6 +12,7 @@ reads are here; writes in ``_memory_writes``, batches and listing in
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from aiodynkv._cache import read_through
@@ -122,7 +123,11 @@ class InMemoryKV(MemoryWrites, MemoryBatches):
             await asyncio.sleep(0)
             if item is None:
                 return None, None
-            item = await self._opened(item, stored, key, "get")
+            item = await self._opened(
+                item, stored, key, "get", functools.partial(self._read_again, stored, key, "get")
+            )
+            if item is None:  # deleted while it was read
+                return None, None
             return self._value(item, key, "get"), expiry_seconds(item, self.config)
 
         return await read_through(self._core.cache, None, stored, consistent, fetch)
@@ -134,9 +139,17 @@ class InMemoryKV(MemoryWrites, MemoryBatches):
         await asyncio.sleep(0)
         if item is None:
             raise self._not_found(key, "get_with_version")
-        opened = await self._opened(item, stored, key, "get_with_version")
+        opened = await self._opened(
+            item,
+            stored,
+            key,
+            "get_with_version",
+            functools.partial(self._read_again, stored, key, "get_with_version"),
+        )
+        if opened is None:  # deleted while it was read
+            raise self._not_found(key, "get_with_version")
         value = self._value(opened, key, "get_with_version")
-        return value, self._version(item, key, "get_with_version") or 0
+        return value, self._version(opened, key, "get_with_version") or 0
 
     async def exists(self, key: str) -> bool:
         """See `AsyncDynamoKV.exists`."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiodynkv._base import BaseStore
 from aiodynkv._cache import NearCache
 from aiodynkv._codec import EXPIRY_MS, Item, decode_value, is_expired, new_version, now, version_of
@@ -64,6 +66,11 @@ class MemoryParts(BaseStore):
             raise self._corrupt(operation, key, exc.reason or "") from None
         live: Item = item
         return live
+
+    async def _read_again(self, stored: str, key: str, operation: str) -> Item | None:
+        """The live item read again (its offloaded object went missing meanwhile)."""
+        await asyncio.sleep(0)
+        return self._live(stored, key, operation)
 
     def _version(self, item: Item | None, key: str, operation: str) -> int | None:
         if item is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -52,7 +53,9 @@ class MemoryBatches(MemoryParts):
         held, ask, ticket = read_many_through(cache, None, wanted, consistent)
         items = self._core.items
         raw = {pk: items[pk] for pk in ask if pk in items}
-        opened, unreadable = await self._core.pipeline.open_many(raw, wanted, "get_many")
+        opened, unreadable = await self._core.pipeline.open_many(
+            raw, wanted, "get_many", lambda pk: self._read_again(pk, wanted[pk], "get_many")
+        )
         pairs = ((wanted[pk], item) for pk, item in opened.items())
         out, corrupt = decode_many(pairs, self.config, now())
         corrupt.update(unreadable)
@@ -150,7 +153,16 @@ class MemoryBatches(MemoryParts):
             item = self._core.items.get(self._keys.prefix + user)
             if item is None:  # pragma: no cover - deleted while iterating
                 continue
-            item = await self._opened(item, self._keys.prefix + user, user, "items")
+            stored = self._keys.prefix + user
+            item = await self._opened(
+                item,
+                stored,
+                user,
+                "items",
+                functools.partial(self._read_again, stored, user, "items"),
+            )
+            if item is None:  # deleted while it was listed
+                continue
             try:
                 yield StoredItem(
                     user,
