@@ -7,7 +7,7 @@ import asyncio
 from aiodynkv._args import check_conditions, check_delta, check_version, ttl_seconds
 from aiodynkv._cache import writing
 from aiodynkv._codec import MAX_COUNTER, Item, build_item, expiry_ms_of, new_token, now
-from aiodynkv._errors import KVValidationError
+from aiodynkv._errors import KVError, KVValidationError
 from aiodynkv._protocol import TTL
 from aiodynkv.testing._memory_base import MemoryParts
 
@@ -51,14 +51,20 @@ class MemoryWrites(MemoryParts):
             if pipeline.writes:
                 item = await pipeline.seal(item, stored, key, "set")
             await asyncio.sleep(0)
-            live = self._live(stored, key, "set")
-            mismatch = if_version is not None and self._version(live, key, "set") != if_version
+            try:
+                live = self._live(stored, key, "set")
+                current = self._version(live, key, "set")
+                bumped = self._next_version(stored, key, "set")
+            except KVError:  # nothing written (a damaged item is there): its new object goes
+                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                raise
+            mismatch = if_version is not None and current != if_version
             if (if_absent and live is not None) or mismatch:
                 await pipeline.discard([pipeline.pointer_of(item)], "set")
                 if not mismatch:
                     return False
-                raise self._conflict(key, "set", self._version(live, key, "set"), None)
-            item[self.config.version_attribute] = {"N": str(self._next_version(stored, key, "set"))}
+                raise self._conflict(key, "set", current, None)
+            item[self.config.version_attribute] = {"N": str(bumped)}
             old = self._core.items.get(stored)
             self._core.items[stored] = item
             await pipeline.discard([pipeline.pointer_of(old)], "set")

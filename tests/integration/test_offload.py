@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from aiodynkv import ConditionFailedError, CorruptItemError, KeyNotFoundError, ValueTooLargeError
+from aiodynkv import (
+    ConditionFailedError,
+    CorruptItemError,
+    KeyNotFoundError,
+    KVError,
+    TableNotFoundError,
+    ValueTooLargeError,
+)
 from aiodynkv._codec import MAX_ITEM_BYTES, item_size
 from aiodynkv._offload import Pointer
 from aiodynkv._pipeline import parse_record
@@ -349,3 +357,73 @@ async def test_readers_never_see_a_concurrent_overwrite_as_corrupt(
     assert corrupt == []
     assert seen <= set(values) and len(seen) > 1
     assert await objects(store, store.config.large_value_bucket) == {}
+
+
+# -- no orphans: a write that definitely failed removes the object it uploaded -----------
+
+
+@pytest.mark.backend_needs("server", "s3_kms")
+async def test_a_write_that_definitely_failed_removes_its_new_object(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    bucket = await make_bucket(backend)
+    store = await make_store(
+        table=f"missing-{uuid.uuid4().hex[:10]}",
+        create_table=False,
+        large_value_bucket=bucket,
+        large_value_threshold=1_000,
+    )
+    with pytest.raises(TableNotFoundError):
+        await store.set("k", os.urandom(5_000))
+    assert await objects(store, bucket) == {}
+    with pytest.raises(KVError):
+        await store.set_many({"a": os.urandom(5_000), "b": os.urandom(6_000)})
+    assert await objects(store, bucket) == {}
+
+
+class LostReplies:
+    """A store's transport whose UpdateItem is applied and then its reply lost."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        from aiodynkv._transport.base import WireError
+
+        reply: dict[str, Any] = await self.transport.send(action, request)
+        if action != "UpdateItem":
+            return reply
+        self.lost += 1
+        raise WireError(
+            "read timeout (injected, after the server applied it)", timeout=True, in_doubt=True
+        )
+
+
+@pytest.mark.backend_needs("server", "s3_kms")
+async def test_a_write_in_doubt_keeps_its_object(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    store = await _store(backend, make_store)
+    wire = LostReplies(store._core.transport)
+    store._core.transport = wire
+    data = os.urandom(5_000)
+    with pytest.raises(KVError):
+        await store.set("k", data)
+    assert wire.lost == 1
+    store._core.transport = wire.transport
+    assert await store.get("k") == data  # applied: its object must still be there
+    assert len(await objects(store, store.config.large_value_bucket)) == 1
+
+
+async def test_in_memory_a_set_refused_by_a_damaged_item_removes_its_object() -> None:
+    from aiodynkv.testing import InMemoryKV
+
+    async with InMemoryKV(large_value_bucket="bucket", large_value_threshold=1_000) as kv:
+        await put_raw(kv, {"pk": {"S": "k"}, "value": {"S": "x"}, "ver": {"N": "1.5"}})
+        with pytest.raises(CorruptItemError):
+            await kv.set("k", os.urandom(5_000))
+        assert await objects(kv, "bucket") == {}
