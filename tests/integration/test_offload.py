@@ -427,3 +427,35 @@ async def test_in_memory_a_set_refused_by_a_damaged_item_removes_its_object() ->
         with pytest.raises(CorruptItemError):
             await kv.set("k", os.urandom(5_000))
         assert await objects(kv, "bucket") == {}
+
+
+@pytest.mark.backend_needs("transactions", "s3_kms")
+async def test_a_transactional_delete_removes_its_object_once_committed(
+    backend: Backend, make_store: StoreFactory
+) -> None:
+    from aiodynkv import TransactionFailedError
+
+    store = await _store(backend, make_store)
+    bucket = store.config.large_value_bucket
+    kept = os.urandom(6_000)
+    await store.set("a", os.urandom(5_000))
+    await store.set("b", kept)
+    await store.set("c", "small")
+    assert len(await objects(store, bucket)) == 2
+    async with store.transaction() as tx:
+        tx.delete("a")
+        tx.delete("c")
+        tx.delete("never-there")
+        tx.incr("n")
+    assert await store.get_many(["a", "c", "n"]) == {"n": 1}
+    assert len(await objects(store, bucket)) == 1  # only b's
+    cancelled = store.transaction()
+    cancelled.delete("b")
+    cancelled.check("nobody", exists=True)
+    with pytest.raises(TransactionFailedError):  # nothing deleted, nothing removed
+        await cancelled.commit()
+    assert await store.get("b") == kept
+    assert len(await objects(store, bucket)) == 1
+    async with store.transaction() as tx:
+        tx.delete("b")
+    assert await objects(store, bucket) == {}
