@@ -1,10 +1,15 @@
 """Developer tasks; the README shows the same commands.
 
+Every session installs from constraints.txt, the versions the suite was last proven with;
+`python -m nox -s upgrade` refreshes that file from the newest releases and runs the suite.
+
 python -m nox -s tests       # all backends: memory, moto, dynalite (+ DynamoDB Local with Docker)
+python -m nox -s full        # the slow tests: stress, soak, processes, the whole fault matrix
 python -m nox -s demo        # store and read back values on the embedded emulator
 python -m nox -s lint typecheck
 python -m nox -s docs        # the reference documentation (mkdocs build --strict)
 python -m nox -s package     # build sdist + wheel, check them, run the wheel in a fresh venv
+python -m nox -s docker      # testcontainers and docker-compose.yml through real containers
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 ROOT = Path(__file__).parent
+LOCK = ROOT / "constraints.txt"
 DYNALITE_DIR = ROOT / ".nox" / "_dynalite"
+DYNALITE = "dynalite@4.0.0"  # the npm release the suite was proven with
 TEST_DEPS = [
     "pytest>=8",
     "pytest-asyncio>=0.24",
@@ -32,6 +39,23 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "pyyaml>=6",  # tests/unit/test_compose.py reads docker-compose.yml
     "httpx>=0.27",  # tests/integration/test_examples.py talks HTTP to the examples
+    "httpx2>=2.16",  # what Starlette's TestClient uses (the README's FastAPI tests)
+    "pytest-xdist>=3.6",  # two workers: the suite is CPU-bound on the client and the servers
+]
+# Everything any session installs, for `upgrade` to resolve in one environment.
+ALL_DEPS = [
+    "-e",
+    ".[local,cli,examples,encryption,typed,docs]",
+    *TEST_DEPS,
+    "mypy>=1.11",
+    "types-aiobotocore-dynamodb",
+    "types-PyYAML",
+    "nox",
+    "ruff>=0.6",
+    "build>=1.2",
+    "twine>=5",
+    "-r",
+    "benchmarks/requirements.txt",
 ]
 # The extras the tests and the type check need: the emulator, the command line, and
 # what examples/ imports (FastAPI, uvicorn, aiohttp, the OpenTelemetry SDK and exporter),
@@ -39,8 +63,13 @@ TEST_DEPS = [
 EXTRAS = ".[local,cli,examples,encryption,typed]"
 
 
+def install(session: nox.Session, *args: str) -> None:
+    """pip install under the lock: the exact versions in constraints.txt."""
+    session.install("-c", os.fspath(LOCK), *args)
+
+
 def install_dynalite(session: nox.Session) -> str:
-    """npm-install dynalite@4 once into .nox/_dynalite; return its executable."""
+    """npm-install dynalite once into .nox/_dynalite; return its executable."""
     exe = DYNALITE_DIR / "node_modules" / ".bin" / "dynalite"
     if not exe.exists():
         if shutil.which("npm") is None:
@@ -53,34 +82,76 @@ def install_dynalite(session: nox.Session) -> str:
             "--no-fund",
             "--prefix",
             str(DYNALITE_DIR),
-            "dynalite@4",
+            DYNALITE,
             external=True,
         )
     return str(exe)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """The whole suite with branch coverage (>= 95 %), on every backend."""
-    session.install("-e", EXTRAS, *TEST_DEPS)
+def run_pytest(session: nox.Session, *args: str) -> None:
+    """pytest under branch coverage on two workers; the 95 % gate applies to whole runs."""
     env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
-    session.run("coverage", "combine", success_codes=[0, 1])
-    session.run("coverage", "report")
+    session.run("coverage", "run", "-m", "pytest", "-n", "2", *args, env=env)
+    session.run("coverage", "combine", "--quiet")
+    # A subset (arguments after --) reports its coverage but cannot fail the gate.
+    gate = [] if not session.posargs else ["--fail-under=0"]
+    session.run("coverage", "report", *gate)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The suite with branch coverage (>= 95 %) on every backend; the slow tests are in `full`."""
+    install(session, "-e", EXTRAS, *TEST_DEPS)
+    run_pytest(session, "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def full(session: nox.Session) -> None:
+    """The slow tests: stress, soak, several processes, the owner watch, the whole fault matrix."""
+    install(session, "-e", EXTRAS, *TEST_DEPS)
+    env = {"AIODYNKV_DYNALITE": install_dynalite(session), "AIODYNKV_FULL_MATRIX": "1"}
+    session.run("pytest", "-n", "2", "-m", "slow", *session.posargs, env=env)
+
+
+@nox.session
+def upgrade(session: nox.Session) -> None:
+    """Refresh constraints.txt from the newest releases, then run the suite on them.
+
+    Run it when you want new upstream releases (monthly, or for a fix you need); commit
+    constraints.txt only when the suite passes on it.
+    """
+    session.install("--upgrade", "--upgrade-strategy", "eager", *ALL_DEPS)
+    frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
+    header = "# The versions the test suite was last proven with; `nox -s upgrade` writes it.\n"
+    LOCK.write_text(header + str(frozen))
+    run_pytest(session, "-m", "not slow")
+
+
+@nox.session
+def docker(session: nox.Session) -> None:
+    """testcontainers, the fixtures, the contract suite and docker-compose.yml, in containers.
+
+    Starts a private Docker engine when none answers (as root; apt-get installs docker.io,
+    mmdebstrap and docker-compose when missing), builds the DynamoDB stand-in image from
+    Debian's packages and PyPI (cached in .nox/_docker), runs the tests with Ryuk disabled
+    and nothing skipped, and stops all it started. docker/README.md has the details.
+    """
+    install(session, "-e", EXTRAS, *TEST_DEPS)
+    session.run("python", os.fspath(ROOT / "docker" / "session.py"), *session.posargs)
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
     """Start the embedded emulator, store values, read them back."""
-    session.install("-e", ".[local]")
+    install(session, "-e", ".[local]")
     session.run("python", "-m", "aiodynkv", "demo")
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
-    session.install("ruff>=0.6")
+    install(session, "ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -88,7 +159,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the examples."""
-    session.install(
+    install(
+        session,
         "-e",
         EXTRAS,
         *TEST_DEPS,
@@ -103,7 +175,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """The reference documentation (mkdocs + mkdocstrings) in strict mode: a warning fails."""
-    session.install("-e", ".[docs]")
+    install(session, "-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", "--site-dir", os.fspath(ROOT / "site"))
 
 
@@ -116,7 +188,7 @@ def package(session: nox.Session) -> None:
     then runs `aiodynkv --help`, `aiodynkv demo` and `python -m aiodynkv demo` outside the
     source tree, so nothing is imported from the clone.
     """
-    session.install("build>=1.2", "twine>=5")
+    install(session, "build>=1.2", "twine>=5")
     with tempfile.TemporaryDirectory(prefix="aiodynkv-package-") as tmp:
         dist = Path(tmp) / "dist"
         session.run("python", "-m", "build", "--outdir", os.fspath(dist), os.fspath(ROOT))
@@ -128,7 +200,17 @@ def package(session: nox.Session) -> None:
         python = os.fspath(scripts / "python")
         (wheel,) = dist.glob("*.whl")
         session.chdir(tmp)
-        session.run(python, "-m", "pip", "install", "--quiet", f"{wheel}[cli,local]", external=True)
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            os.fspath(LOCK),
+            f"{wheel}[cli,local]",
+            external=True,
+        )
         session.run(
             python, "-c", "import aiodynkv; print('aiodynkv', aiodynkv.__version__)", external=True
         )
@@ -145,7 +227,7 @@ def bench(session: nox.Session) -> None:
     Rewrites BENCHMARKS.md and the figures between the bench markers in README.md.
     AIODYNKV_DYNALITE names a dynalite executable to use instead of installing one.
     """
-    session.install("-e", ".", "-r", "benchmarks/requirements.txt")
+    install(session, "-e", ".", "-r", "benchmarks/requirements.txt")
     dynalite = os.environ.get("AIODYNKV_DYNALITE") or install_dynalite(session)
     env = {"AIODYNKV_DYNALITE": dynalite}
     session.run("python", "benchmarks/run.py", *session.posargs, env=env)
@@ -154,7 +236,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def reliability(session: nox.Session) -> None:
     """Fault injection and truth tests on dynalite and moto; rewrites RELIABILITY.md."""
-    session.install("-e", ".[local]", *TEST_DEPS)
+    install(session, "-e", ".[local]", *TEST_DEPS)
     env = {
         "AIODYNKV_DYNALITE": install_dynalite(session),
         "AIODYNKV_RELIABILITY_OUT": os.fspath(ROOT / "RELIABILITY.md"),

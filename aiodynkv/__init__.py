@@ -7,9 +7,11 @@ from aiodynkv._counter import ShardedCounter
 from aiodynkv._errors import (
     AccessDeniedError,
     BatchIncompleteError,
+    BucketNotFoundError,
     ConditionFailedError,
     CorruptItemError,
     DecryptionError,
+    EncryptionKeyError,
     InsecureEndpointWarning,
     InvalidKeyError,
     KeyNotFoundError,
@@ -28,6 +30,7 @@ from aiodynkv._errors import (
     TransactionReason,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
     WrongTypeError,
 )
 from aiodynkv._lock import Lock
@@ -41,9 +44,11 @@ __all__ = [
     "AccessDeniedError",
     "AsyncDynamoKV",
     "BatchIncompleteError",
+    "BucketNotFoundError",
     "ConditionFailedError",
     "CorruptItemError",
     "DecryptionError",
+    "EncryptionKeyError",
     "Health",
     "InsecureEndpointWarning",
     "InvalidKeyError",
@@ -74,8 +79,16 @@ __all__ = [
     "TypedView",
     "Value",
     "ValueTooLargeError",
+    "WriteInDoubtError",
     "WrongTypeError",
     "__version__",
     "from_json",
     "to_json",
 ]
+
+# Tracebacks and reprs name the public path (aiodynkv.KVError), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and issubclass(_obj, BaseException):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiodynkv._codec import MAX_COUNTER
-from aiodynkv._errors import KVValidationError
+from aiodynkv._errors import KVValidationError, shown
 
 __all__ = [
     "MAX_TTL_SECONDS",
@@ -52,7 +52,7 @@ def ttl_seconds(ttl: object, operation: str, *, required: bool = False) -> float
         )
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TTL_SECONDS):
         raise KVValidationError(
-            f"{operation}: ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {ttl!r})",
+            f"{operation}: ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {shown(ttl)})",
             operation=operation,
         )
     return seconds

@@ -17,6 +17,8 @@ import botocore.exceptions as bex
 
 from aiodynkv._errors import (
     AccessDeniedError,
+    BucketNotFoundError,
+    EncryptionKeyError,
     KVConnectionError,
     KVError,
     KVTimeoutError,
@@ -45,6 +47,16 @@ _DENIED = frozenset(
 _THROTTLED = frozenset(
     {"SlowDown", "ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequests"}
 )
+# KMS refusing the key itself (not the caller's permission, not the ciphertext).
+_KEY_REFUSED = frozenset(
+    {
+        "NotFoundException",
+        "DisabledException",
+        "KMSInvalidStateException",
+        "KeyUnavailableException",
+        "InvalidKeyUsageException",
+    }
+)
 _SERVER = frozenset(
     {"InternalError", "InternalFailure", "ServiceUnavailable", "KMSInternalException"}
 )
@@ -69,8 +81,14 @@ def map_aws_error(
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)  # type: ignore[attr-defined]
         message = str(exc.response.get("Error", {}).get("Message", ""))  # type: ignore[attr-defined]
         reason = f"{service} {code}: {message}".rstrip(": ")
-        if code in _DENIED:
+        if code in _DENIED or status == 403:  # a 403 is a refusal, whatever its body says
             cls = AccessDeniedError
+        elif code == "NoSuchBucket":
+            cls = BucketNotFoundError
+            reason += " (create the bucket, or fix large_value_bucket)"
+        elif code in _KEY_REFUSED:
+            cls = EncryptionKeyError
+            reason += " (KMS refused encryption_kms_key_id: check the key exists and is enabled)"
         elif code in _THROTTLED:
             cls = ThrottledError
         elif code == "RequestTimeout":

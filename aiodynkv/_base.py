@@ -1,7 +1,7 @@
 """What `AsyncDynamoKV` and `InMemoryKV` share, written once.
 
 A store implements a few primitives (`open`, `aclose`, `get`, `set`,
-`delete_many`, `_scan`); this base gives both the rest: construction from a
+`delete_many`, `_delete_batch`, `_scan`); this base gives both the rest: construction from a
 config, namespace views, `async with`, JSON helpers, `keys()` (iterable and
 awaitable), `clear()`, and the construction of the errors both must raise
 identically.
@@ -39,7 +39,7 @@ __all__ = ["BaseStore", "KeyListing", "StoredItem"]
 _T = TypeVar("_T")
 _M = TypeVar("_M")
 _E = TypeVar("_E", bound=KVError)
-_CLEAR_BATCH = 1000  # keys per delete_many in clear(): 40 BatchWriteItem requests
+_CLEAR_BATCH = 1000  # keys per _delete_batch in clear(): 40 BatchWriteItem requests
 _NO_VALUE = object()
 
 
@@ -85,9 +85,11 @@ class BaseStore:
             if_absent: bool = False,
             if_version: int | None = None,
         ) -> bool: ...
-        async def delete_many(self, keys: Iterable[str]) -> None: ...
+        async def delete_many(self, keys: Iterable[str]) -> int: ...
+        async def _delete_batch(self, keys: Iterable[str]) -> None: ...
         def _scan(self, prefix: str, *, expired: bool) -> AsyncIterator[str]: ...
         async def _get(self, key: str, consistent: bool = False) -> Value | None: ...
+        async def _stored_many(self, keys: Iterable[str]) -> dict[str, StoredItem]: ...
 
     @staticmethod
     def _merge(
@@ -114,6 +116,12 @@ class BaseStore:
 
         Namespaces do not nest: ``kv.namespace("a").namespace("b")`` is namespace
         ``"b"``. The view opens and closes with its parent; its own `aclose` does nothing.
+        A name is any non-empty text without U+001F. Its only limit is DynamoDB's on the
+        key: namespace, separator and key together at most 2,048 UTF-8 bytes.
+
+        Raises:
+            KVValidationError: The name is empty, holds U+001F, is not UTF-8 text, or is
+                over 2,046 bytes (no room left for a key).
         """
         view = object.__new__(type(self))
         view._core = self._core
@@ -250,11 +258,11 @@ class BaseStore:
         async for key in self._scan("", expired=True):
             batch.append(key)
             if len(batch) >= _CLEAR_BATCH:
-                await self.delete_many(batch)
+                await self._delete_batch(batch)
                 count += len(batch)
                 batch = []
         if batch:
-            await self.delete_many(batch)
+            await self._delete_batch(batch)
             count += len(batch)
         return count
 

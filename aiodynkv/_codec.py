@@ -30,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv._errors import CorruptItemError, KVValidationError, ValueTooLargeError
-from aiodynkv._protocol import Value
+from aiodynkv._protocol import StoredItem, Value
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
@@ -58,6 +58,7 @@ __all__ = [
     "new_version",
     "number_size",
     "remaining_seconds",
+    "stored_many",
     "to_json",
     "version_of",
 ]
@@ -257,6 +258,26 @@ def decode_many(
         try:
             if not is_expired(item, config, at):
                 found[key] = decode_value(item, config)
+        except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
+            corrupt[key] = exc.reason or str(exc)
+    return found, corrupt
+
+
+def stored_many(
+    items: Iterable[tuple[str, Item]], config: KVConfig, at: float
+) -> tuple[dict[str, StoredItem], dict[str, str]]:
+    """Like `decode_many`, with each value's expiry and version (`StoredItem`)."""
+    found: dict[str, StoredItem] = {}
+    corrupt: dict[str, str] = {}
+    for key, item in items:
+        try:
+            if not is_expired(item, config, at):
+                found[key] = StoredItem(
+                    key,
+                    decode_value(item, config),
+                    expiry_seconds(item, config),
+                    version_of(item, config),
+                )
         except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
             corrupt[key] = exc.reason or str(exc)
     return found, corrupt

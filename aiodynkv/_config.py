@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from aiodynkv._codec import RESERVED_ATTRIBUTES
-from aiodynkv._errors import KVConfigError
+from aiodynkv._errors import KVConfigError, shown
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -26,7 +27,7 @@ ENV_PREFIX = "AIODYNKV_"
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
-_TRANSPORTS = ("lean", "botocore")
+_TRANSPORTS = ("lean", "botocore", "memory")
 #: The region a loopback endpoint (a local emulator) signs for when none is set.
 LOCAL_REGION = "us-east-1"
 
@@ -55,6 +56,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _utf8_size(text: str) -> int:
+    """The UTF-8 size of `text`; text that cannot be encoded counts as too long."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return sys.maxsize
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KVConfig:
     """Settings of an `AsyncDynamoKV`, validated when created.
@@ -73,11 +82,22 @@ class KVConfig:
         ttl_attribute: Attribute holding the expiry in whole epoch seconds (rounded up), as
             DynamoDB's TTL sweeper wants it; reads use the exact expiry in ``xm``.
         version_attribute: Attribute holding the item version used for compare-and-set.
-        namespace: Optional namespace folded into every stored key.
+        namespace: Optional namespace folded into every stored key. Any non-empty text
+            without U+001F; namespace, separator and key share DynamoDB's 2,048-byte key
+            limit (so at most 2,046 UTF-8 bytes).
         consistent_read: Use strongly consistent reads.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a response.
         max_attempts: Total attempts per request, first one included (botocore retries).
+        call_timeout: Seconds a whole call may take, every request, retry and backoff
+            of it included, however the server behaves (a reply trickling in one byte at
+            a time too); past it a read raises `KVTimeoutError` and a write whose request
+            was sent `WriteInDoubtError`. It starts when the call's first request gets a
+            pooled connection (as for `connect_timeout`, waiting for a free one does not
+            count). For batches it bounds each request (the batch as a whole is bounded
+            by `batch_deadline`). None (the default) derives it:
+            ``max_attempts * (connect_timeout + read_timeout)`` plus the longest backoff
+            between the attempts (see `effective_call_timeout`).
         retry_mode: botocore retry mode: ``standard``, ``adaptive`` or ``legacy``.
         max_pool_connections: Size of the HTTP connection pool.
         profile: Named AWS profile for the credential chain.
@@ -94,7 +114,9 @@ class KVConfig:
         close_timeout: Seconds `aclose` waits for operations in flight to finish whole.
         transport: ``"lean"`` (signed DynamoDB JSON over aiohttp, the cheapest per call)
             or ``"botocore"`` (every call through the aioboto3 client, for botocore
-            event hooks and ``AiobotocoreInstrumentor``).
+            event hooks and ``AiobotocoreInstrumentor``), or ``"memory"`` (DynamoDB
+            answered in process, for tests; stores share its tables, an in-process object
+            store stands in for S3 and a local key wrap for KMS).
         expose_keys: Put keys in exception messages, span attributes and log events.
             Off by default: keys are often secrets (session ids) or personal data.
             ``error.key`` always carries the key for code.
@@ -134,6 +156,7 @@ class KVConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     max_attempts: int = 3
+    call_timeout: float | None = None
     retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
     max_pool_connections: int = 64
     profile: str | None = None
@@ -146,7 +169,7 @@ class KVConfig:
     coalesce_window: float = 0.0
     max_value_bytes: int = 4 * 1024 * 1024
     close_timeout: float = 10.0
-    transport: Literal["lean", "botocore"] = "lean"
+    transport: Literal["lean", "botocore", "memory"] = "lean"
     expose_keys: bool = False
     logger: Any = field(default=None, repr=False, compare=False)
     tracer_provider: TracerProvider | None = field(default=None, repr=False, compare=False)
@@ -165,16 +188,16 @@ class KVConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
             raise KVConfigError(
-                "table", f"must be 3-255 characters of A-Za-z0-9_.- (got {self.table!r})"
+                "table", f"must be 3-255 characters of A-Za-z0-9_.- (got {shown(self.table)})"
             )
         self._check_optional_str("region", "profile")
         self._check_endpoint()
         names = ("partition_key", "value_attribute", "ttl_attribute", "version_attribute")
         for name in names:
             value = getattr(self, name)
-            if not isinstance(value, str) or not value or len(value.encode()) > 255:
+            if not isinstance(value, str) or not value or _utf8_size(value) > 255:
                 raise KVConfigError(
-                    name, f"must be a non-empty name of <= 255 bytes (got {value!r})"
+                    name, f"must be a non-empty name of <= 255 UTF-8 bytes (got {shown(value)})"
                 )
         used = [getattr(self, n) for n in names]
         if len(set(used)) != len(used) or set(used) & set(RESERVED_ATTRIBUTES):
@@ -192,9 +215,11 @@ class KVConfig:
                 raise KVConfigError("namespace", str(exc)) from None
         for name in ("consistent_read", "create_table", "coalesce_reads", "expose_keys"):
             if not isinstance(getattr(self, name), bool):
-                raise KVConfigError(name, f"must be a bool (got {getattr(self, name)!r})")
+                raise KVConfigError(name, f"must be a bool (got {shown(getattr(self, name))})")
         self._check_number("connect_timeout", minimum=0, strict=True)
         self._check_number("read_timeout", minimum=0, strict=True)
+        if self.call_timeout is not None:
+            self._check_number("call_timeout", minimum=0, strict=True)
         self._check_number("table_wait_timeout", minimum=0, strict=True)
         self._check_number("batch_deadline", minimum=0, strict=False)
         self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
@@ -207,11 +232,13 @@ class KVConfig:
             self._check_int("compress_threshold", 0, 409_600)
         if self.transport not in _TRANSPORTS:
             raise KVConfigError(
-                "transport", f"must be one of {', '.join(_TRANSPORTS)} (got {self.transport!r})"
+                "transport",
+                f"must be one of {', '.join(_TRANSPORTS)} (got {shown(self.transport)})",
             )
         if self.retry_mode not in _RETRY_MODES:
             raise KVConfigError(
-                "retry_mode", f"must be one of {', '.join(_RETRY_MODES)} (got {self.retry_mode!r})"
+                "retry_mode",
+                f"must be one of {', '.join(_RETRY_MODES)} (got {shown(self.retry_mode)})",
             )
         self._check_data_features()
 
@@ -227,13 +254,14 @@ class KVConfig:
         ):
             raise KVConfigError(
                 "large_value_bucket",
-                f"must be an S3 bucket name (3-63 of a-z0-9.-; got {bucket!r})",
+                f"must be an S3 bucket name (3-63 of a-z0-9.-; got {shown(bucket)})",
             )
         self._check_int("large_value_threshold", 1, 400_000)
         prefix = self.large_value_prefix
-        if not isinstance(prefix, str) or len(prefix.encode()) > 512 or not prefix.isprintable():
+        if not isinstance(prefix, str) or _utf8_size(prefix) > 512 or not prefix.isprintable():
             raise KVConfigError(
-                "large_value_prefix", f"must be printable text of <= 512 bytes (got {prefix!r})"
+                "large_value_prefix",
+                f"must be printable text of <= 512 UTF-8 bytes (got {shown(prefix)})",
             )
         self._check_optional_str("encryption_key_id", "encryption_kms_key_id")
         keys = self.encryption_keys
@@ -244,9 +272,8 @@ class KVConfig:
                 object.__setattr__(self, "encryption_key_id", next(iter(keys)))
         current = self.encryption_key_id
         if current is not None and (keys is None or current not in keys):
-            raise KVConfigError(
-                "encryption_key_id", f"{current!r} is not a key id of encryption_keys"
-            )
+            named = repr(current) if _KEY_ID.fullmatch(current) else "the value (not shown)"
+            raise KVConfigError("encryption_key_id", f"{named} is not a key id of encryption_keys")
         if keys is not None and current is None and self.encryption_kms_key_id is None:
             raise KVConfigError(
                 "encryption_key_id", "name the key in encryption_keys that new values use"
@@ -260,7 +287,9 @@ class KVConfig:
         for name in names:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise KVConfigError(name, f"must be a non-empty string or None (got {value!r})")
+                raise KVConfigError(
+                    name, f"must be a non-empty string or None (got {shown(value)})"
+                )
 
     def _check_endpoint(self) -> None:
         if self.endpoint is None:
@@ -300,14 +329,30 @@ class KVConfig:
             bound = f"> {minimum}" if strict else f">= {minimum}"
             if maximum != math.inf:
                 bound += f" and <= {maximum}"
-            raise KVConfigError(name, f"must be a finite number {bound} (got {value!r})")
+            raise KVConfigError(name, f"must be a finite number {bound} (got {shown(value)})")
 
     def _check_int(self, name: str, minimum: int, maximum: int) -> None:
         value = getattr(self, name)
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
             raise KVConfigError(
-                name, f"must be an integer from {minimum} to {maximum} (got {value!r})"
+                name, f"must be an integer from {minimum} to {maximum} (got {shown(value)})"
             )
+
+    @property
+    def effective_call_timeout(self) -> float:
+        """The whole-call deadline in seconds: `call_timeout`, or one derived from the rest.
+
+        Derived: every attempt connecting and reading for as long as allowed, plus the
+        longest backoff between them.
+        """
+        if self.call_timeout is not None:
+            return float(self.call_timeout)
+        attempts = self.max_attempts
+        if self.retry_mode == "legacy":
+            backoff = sum(0.05 * 2.0 ** (n - 1) for n in range(1, attempts))
+        else:
+            backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, attempts))
+        return attempts * (self.connect_timeout + self.read_timeout) + backoff
 
     @property
     def is_local(self) -> bool:
@@ -392,35 +437,65 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def _encryption_keys(keys: object) -> Mapping[str, bytes]:
-    """Validated, frozen ``encryption_keys`` (never echoing a key)."""
-    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
-        import base64
-        import binascii
+    """Validated, frozen ``encryption_keys``.
 
-        parsed: dict[str, bytes] = {}
-        for part in filter(None, (p.strip() for p in keys.split(","))):
-            kid, _, text = part.partition(":")
-            try:
-                parsed[kid] = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError):
-                raise KVConfigError(
-                    "encryption_keys", f"key {kid!r} is not valid base64 (id:base64,...)"
-                ) from None
-        keys = parsed
+    An error names the entry (its position in the string form, and its id once the id
+    is a valid one) and what is wrong with it; it never shows a key, nor text that may
+    hold one (a malformed entry, an id that is not an id).
+    """
+    if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
+        keys = _parse_encryption_keys(keys)
     if not isinstance(keys, Mapping) or not keys:
         raise KVConfigError("encryption_keys", "must be a non-empty mapping of key id to key")
     frozen: dict[str, bytes] = {}
     for kid, key in keys.items():
         if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
             raise KVConfigError(
-                "encryption_keys", f"key ids are 1-64 of A-Za-z0-9._- (got {kid!r})"
+                "encryption_keys",
+                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)",
             )
         if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
             raise KVConfigError(
-                "encryption_keys", f"key {kid!r} must be 32 bytes (AES-256), e.g. os.urandom(32)"
+                "encryption_keys",
+                f"key {shown(kid)} must be 32 bytes (AES-256), e.g. os.urandom(32)",
             )
         frozen[kid] = bytes(key)
     return MappingProxyType(frozen)
+
+
+def _parse_encryption_keys(text: str) -> dict[str, bytes]:
+    """The ``id:base64,id:base64`` form, each entry checked and named by its position."""
+    import base64
+    import binascii
+
+    parsed: dict[str, bytes] = {}
+    for index, part in enumerate(filter(None, (p.strip() for p in text.split(","))), 1):
+        entry = f"entry {index} of {ENV_PREFIX}ENCRYPTION_KEYS (id:base64,id:base64)"
+        kid, colon, encoded = part.partition(":")
+        kid = kid.strip()
+        if not colon or not _KEY_ID.fullmatch(kid):
+            raise KVConfigError(
+                "encryption_keys",
+                f"{entry} does not start with a key id and ':' (key ids are 1-64 of "
+                "A-Za-z0-9._-); the entry is not shown, as it may hold a key",
+            )
+        entry = f"entry {index} (id {kid!r}) of {ENV_PREFIX}ENCRYPTION_KEYS"
+        if kid in parsed:
+            raise KVConfigError("encryption_keys", f"{entry}: the id is given twice")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise KVConfigError(
+                "encryption_keys", f"{entry}: the key is not valid base64"
+            ) from None
+        if len(key) != 32:
+            raise KVConfigError(
+                "encryption_keys",
+                f"{entry}: the key is {len(key)} bytes; AES-256 needs 32 bytes "
+                "(base64 of os.urandom(32))",
+            )
+        parsed[kid] = key
+    return parsed
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -437,8 +512,8 @@ def _parse(name: str, annotation: str, raw: str) -> Any:
             return lowered in _TRUE
         if annotation.startswith("int"):
             return None if raw.strip().lower() == "none" else int(raw)
-        if annotation == "float":
-            return float(raw)
+        if annotation.startswith("float"):
+            return None if raw.strip().lower() == "none" else float(raw)
     except ValueError:
-        raise KVConfigError(name, f"cannot parse {variable}={raw!r} as {annotation}") from None
+        raise KVConfigError(name, f"cannot parse {variable}={shown(raw)} as {annotation}") from None
     return raw

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
+import sys
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _table
 from aiodynkv._cache import NearCache
-from aiodynkv._error_map import map_error
-from aiodynkv._errors import KVConfigError, KVError, StoreClosedError
-from aiodynkv._pipeline import for_core
+from aiodynkv._error_map import in_doubt_error, map_error
+from aiodynkv._errors import ConditionFailedError, KVConfigError, KVError, StoreClosedError
+from aiodynkv._pipeline import Pipeline, for_core
 from aiodynkv._telemetry import Operation, Telemetry
 from aiodynkv._transport.botocore import BotocoreTransport, new_client
 
@@ -28,11 +31,29 @@ if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
     from aiodynkv._config import KVConfig
     from aiodynkv._transport.base import Transport
+    from aiodynkv._transport.memory import MemoryTransport
 
 __all__ = ["Core", "State"]
 
 # How long, past close_timeout, aclose lets stopped operations report before closing.
 _ABORT_GRACE = 2.0
+# Single requests that write: after an attempt that may have been applied, any failure
+# but the outcomes their callers resolve with the write token is a `WriteInDoubtError`.
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
+# Set by `Core.send` around one request: the operation whose deadline bounds it.
+_BOUND: contextvars.ContextVar[tuple[Operation, str] | None] = contextvars.ContextVar(
+    "aiodynkv_bound", default=None
+)
+# Requests of a batch: `call_timeout` bounds each one (`batch_deadline` bounds the batch).
+_BATCHES = frozenset({"BatchGetItem", "BatchWriteItem"})
+# Failures the callers of a write resolve themselves (token, old item, reasons).
+_RESOLVED = frozenset(
+    {
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+        "TransactionInProgressException",
+    }
+)
 
 
 class State(enum.Enum):
@@ -54,7 +75,8 @@ class _Admitted:
         self._op = op
 
     def __enter__(self) -> Operation:
-        self._core.admit(self._op.name)
+        core = self._core
+        core.admit(self._op.name)
         return self._op.__enter__()
 
     def __exit__(
@@ -87,6 +109,8 @@ class Core:
     def __init__(self, config: KVConfig, client: Any) -> None:
         self.config = config
         self.tel = Telemetry(config)
+        #: Seconds a whole call may take (`KVConfig.effective_call_timeout`).
+        self.call_timeout = config.effective_call_timeout
         self.state = State.UNOPENED
         self.client: Any = client
         self.owns_client = client is None
@@ -94,7 +118,7 @@ class Core:
         self.coalescer: ReadCoalescer | None = None
         #: Near cache and value pipeline (issue 15): shared by the namespace views.
         self.cache = NearCache.from_config(config)
-        self.pipeline = for_core(self)
+        self.pipeline = self._memory_pipeline() if config.transport == "memory" else for_core(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inflight = 0
         self._stack = contextlib.AsyncExitStack()
@@ -134,10 +158,13 @@ class Core:
         self._idle.set()
         self._slots = asyncio.Semaphore(self.config.max_pool_connections)
         try:
-            if self.client is None:
-                self.client = await self._enter_client()
-            self._adopt_region()
-            self.transport = await self._new_transport()
+            if self.config.transport == "memory":
+                self.transport = self._memory_transport()
+            else:
+                if self.client is None:
+                    self.client = await self._enter_client()
+                self._adopt_region()
+                self.transport = await self._new_transport()
             if self.config.coalesce_reads:
                 from aiodynkv._coalesce import ReadCoalescer
 
@@ -158,7 +185,8 @@ class Core:
             raise KVConfigError(
                 "region",
                 "no region configured: pass region=, set AIODYNKV_REGION, AWS_REGION or "
-                "AWS_DEFAULT_REGION, or set `region` for the profile in ~/.aws/config",
+                "AWS_DEFAULT_REGION, or set `region` for the profile in ~/.aws/config; "
+                "for a local server set AIODYNKV_ENDPOINT (`aiodynkv local` starts one)",
             ) from None
         except bex.ProfileNotFound as exc:
             raise KVConfigError(
@@ -169,23 +197,47 @@ class Core:
         except bex.ConfigParseError as exc:
             raise KVConfigError("profile", f"cannot read the AWS config file: {exc}") from None
 
+    def _memory_transport(self) -> MemoryTransport:
+        """The transport given as ``client=``, else the process-wide memory transport."""
+        from aiodynkv._transport.memory import MemoryTransport
+
+        if isinstance(self.client, MemoryTransport):
+            return self.client
+        return MemoryTransport.shared()
+
+    def _memory_pipeline(self) -> Pipeline:
+        """The value pipeline over the memory transport's object store and a KMS stand-in."""
+        from aiodynkv._crypto import MemoryKms
+
+        return Pipeline(
+            self.config,
+            self._memory_transport().blobs,
+            MemoryKms(),
+            lambda event, **fields: self.tel.warn(event, **fields),  # noqa: PLW0108 (tel is replaced on open)
+        )
+
     async def _new_transport(self) -> Transport:
         config = self.config
         if config.transport == "botocore":
             return BotocoreTransport(self.client)
-        from aiodynkv._transport.lean import LeanTransport, _client_internals
+        from aiodynkv._transport.lean import LeanTransport, _client_internals, client_settings
         from aiodynkv._version import __version__
 
+        settings: dict[str, Any] = {
+            "connect_timeout": config.connect_timeout,
+            "read_timeout": config.read_timeout,
+            "max_attempts": config.max_attempts,
+            "retry_mode": config.retry_mode,
+        }
+        if not self.owns_client:  # the user's client: its Config decides, as it does on botocore
+            settings.update(client_settings(self.client))
         if _client_internals(self.client)[0] is None:  # no credentials to sign with
             return _Unsigned()
         transport = LeanTransport.from_client(
             self.client,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            max_attempts=config.max_attempts,
-            retry_mode=config.retry_mode,
             max_pool_connections=config.max_pool_connections,
             user_agent=f"aiodynkv/{__version__}",
+            **settings,
         )
         self._stack.push_async_callback(transport.aclose)
         return transport
@@ -201,12 +253,8 @@ class Core:
         """Refuse new calls, wait for admitted ones (up to ``close_timeout``), close."""
         if self.state is State.CLOSED:
             return
-        if self.loop is not None and asyncio.get_running_loop() is not self.loop:
-            raise KVError(
-                "aclose: the store was opened on another event loop; close it from that loop",
-                operation="aclose",
-                table=self.config.table,
-            )
+        if self.loop is not None:
+            check_loop(self.loop, "aclose", self.config.table, "close it from that loop")
         if self.state is State.CLOSING:
             assert self._closed is not None  # noqa: S101 (set by open)
             await self._closed.wait()
@@ -239,13 +287,7 @@ class Core:
 
     def check_loop(self, operation: str) -> None:
         """Raise unless called from the event loop that opened the store."""
-        if asyncio.get_running_loop() is not self.loop:
-            raise KVError(
-                f"{operation}: the store was opened on another event loop; "
-                "open one store per event loop",
-                operation=operation,
-                table=self.config.table,
-            )
+        check_loop(self.loop, operation, self.config.table)
 
     def admit(self, operation: str) -> None:
         """Count a whole operation in flight, if the store is open (`aclose` waits for it)."""
@@ -282,7 +324,29 @@ class Core:
             raise self._refuse(action)
         assert self._slots is not None  # noqa: S101 (set by open)
         async with self._slots:
-            return await self.transport.send(action, request)
+            bound = _BOUND.get()
+            if bound is None:
+                return await self.transport.send(action, request)
+            return await self._bounded(bound[0], bound[1], request)
+
+    async def _bounded(self, op: Operation, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Send within the call's deadline (`Operation.deadline`).
+
+        The deadline starts when the call's first request gets a pooled connection:
+        waiting for one is bounded by the deadlines of the calls holding them.
+        """
+        assert self.transport is not None  # noqa: S101 (checked by raw_send)
+        start = time.monotonic()
+        if op.deadline is None:
+            op.deadline = start + self.call_timeout
+        limit = self.call_timeout if action in _BATCHES else op.deadline - start
+        if limit <= 0:
+            raise _deadline_error(self.call_timeout, handed=False)
+        try:
+            response: dict[str, Any] = await _within(self.transport.send(action, request), limit)
+        except _ExpiredError:
+            raise _deadline_error(self.call_timeout, handed=True) from None
+        return response
 
     async def send(
         self, op: Operation, action: str, request: dict[str, Any], key: str | None
@@ -292,6 +356,7 @@ class Core:
         The mapped error keeps the transport's error as its cause, so callers can
         read the old item of a failed condition from ``error.__cause__.item``.
         """
+        token = _BOUND.set((op, action))
         try:
             response = await self.raw_send(action, request)
         except KVError:
@@ -300,6 +365,86 @@ class Core:
             body = getattr(exc, "body", None)
             if body:
                 op.observe(body)
-            raise map_error(exc, operation=op.name, table=self.config.table, key=key) from exc
+            error = map_error(exc, operation=op.name, table=self.config.table, key=key)
+            if action in _WRITES and getattr(exc, "in_doubt", False):
+                op.in_doubt = True
+                if getattr(exc, "code", "") not in _RESOLVED:
+                    raise self.in_doubt(op, error, key) from exc
+            elif op.in_doubt and not isinstance(error, ConditionFailedError):
+                # A later request of a write whose earlier request may have been applied.
+                raise self.in_doubt(op, error, key) from exc
+            raise error from exc
+        finally:
+            _BOUND.reset(token)
+        if action in _WRITES and response.get("ResponseMetadata", {}).get("InDoubt"):
+            op.in_doubt = True
         op.observe(response)
         return response
+
+    def in_doubt(
+        self,
+        op: Operation,
+        error: KVError | None,
+        key: str | None,
+        *,
+        keys: tuple[str, ...] = (),
+        why: str | None = None,
+    ) -> KVError:
+        """The `WriteInDoubtError` of operation `op` (its cause: `error`'s cause)."""
+        found = in_doubt_error(
+            error, operation=op.name, table=self.config.table, key=key, keys=keys, why=why
+        )
+        found.show_key = self.config.expose_keys
+        return found
+
+
+class _ExpiredError(Exception):
+    """The call's deadline passed while a request was in flight."""
+
+
+def _deadline_error(seconds: float, *, handed: bool) -> Exception:
+    from aiodynkv._transport.base import WireError
+
+    return WireError(
+        f"the call's deadline passed (call_timeout={seconds:g} s) before a reply arrived",
+        timeout=True,
+        in_doubt=handed,
+    )
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Any, limit: float) -> Any:
+        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
+        timeout = asyncio.timeout(limit)
+        try:
+            async with timeout:
+                return await awaitable
+        except TimeoutError:
+            if timeout.expired():
+                raise _ExpiredError from None
+            raise
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(awaitable: Any, limit: float) -> Any:
+        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
+        try:
+            return await asyncio.wait_for(awaitable, limit)
+        except asyncio.TimeoutError:
+            raise _ExpiredError from None
+
+
+def check_loop(
+    loop: asyncio.AbstractEventLoop | None,
+    operation: str,
+    table: str,
+    hint: str = "open one store per event loop",
+) -> None:
+    """Raise unless called from `loop`, the event loop that opened a store (every store)."""
+    if asyncio.get_running_loop() is not loop:
+        raise KVError(
+            f"{operation}: the store was opened on another event loop; {hint}",
+            operation=operation,
+            table=table,
+        )

@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiodynkv._errors import DecryptionError, KVConfigError
+from aiodynkv._errors import DecryptionError, KVConfigError, shown
 
 if TYPE_CHECKING:
     from aiodynkv._aws import Clients
@@ -279,7 +279,7 @@ class Encryptor:
         if version == LOCAL:
             cipher = self._local.get(key_id)
             if cipher is None:
-                reason = f"encryption key id {key_id!r} is not in encryption_keys"
+                reason = f"encryption key id {shown(key_id)} is not in encryption_keys"
                 raise DecryptionError(reason, reason=reason)
             return cipher
         cached = self._opened.get(wrapped)

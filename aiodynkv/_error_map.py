@@ -21,11 +21,12 @@ from aiodynkv._errors import (
     TableNotFoundError,
     ThrottledError,
     ValueTooLargeError,
+    WriteInDoubtError,
     _rebuild,
 )
 from aiodynkv._transport.base import ServiceError, WireError
 
-__all__ = ["describe", "map_error", "rekey"]
+__all__ = ["describe", "in_doubt_error", "map_error", "rekey"]
 
 # DynamoDB error codes, as botocore reports them in Error.Code.
 _CODE_TO_CLASS: dict[str, type[KVError]] = {
@@ -61,6 +62,8 @@ def _service_error_class(exc: ServiceError) -> type[KVError]:
         return ValueTooLargeError
     if cls is not None:
         return cls
+    if exc.status == 403:  # a refusal whose body names no code (not JSON: a proxy, moto's IAM)
+        return AccessDeniedError
     return ServerError if exc.status >= 500 else KVError
 
 
@@ -90,14 +93,22 @@ def rekey(error: KVError, operation: str, key: str) -> KVError:
     Exception.__init__(copy, copy.message)
     copy.operation = operation
     copy.key = key
+    if isinstance(copy, WriteInDoubtError):
+        copy.keys = (key,)
     copy.__cause__ = error.__cause__
     return copy
 
 
 def describe(exc: BaseException) -> str:
-    """What went wrong, without keys or values (the server's code and message)."""
+    """What went wrong, without keys or values (the server's code and message).
+
+    A transport's own failure is described by its message alone: its class is an
+    internal name, and the `KVError` subclass already says timeout or connection.
+    """
     if isinstance(exc, ServiceError):
         return f"{exc.code}: {exc.message}".rstrip(": ")
+    if isinstance(exc, WireError):
+        return str(exc) or ("timed out" if exc.timeout else "connection failed")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -124,3 +135,40 @@ def map_error(exc: BaseException, *, operation: str, table: str, key: str | None
     if cls is ValueTooLargeError:
         return ValueTooLargeError(message, size=None, limit=409_600, **context)
     return cls(message, **context)
+
+
+def in_doubt_error(
+    error: KVError | None,
+    *,
+    operation: str,
+    table: str,
+    key: str | None,
+    keys: tuple[str, ...] = (),
+    why: str | None = None,
+) -> WriteInDoubtError:
+    """The `WriteInDoubtError` of a write that may have been applied, then ended in `error`.
+
+    Args:
+        error: The error the write's last request ended in, if any.
+        operation: The store operation (``set``, ``incr``, ``transaction``...).
+        table: The table name.
+        key: The user's key (kept off the message).
+        keys: Every key of a multi-key write (a transaction).
+        why: What ended the call, when it is not `error` (the call's deadline).
+    """
+    what = why or (error.reason or error.message if error is not None else "no reply")
+    reason = (
+        f"the write may or may not have been applied (an attempt may have reached the "
+        f"server, then: {what}); do not retry it blindly: read to find out"
+    )
+    found = WriteInDoubtError(
+        f"{operation} on table {table!r}: {reason}",
+        operation=operation,
+        table=table,
+        key=key,
+        keys=keys,
+        reason=reason,
+    )
+    if error is not None:
+        found.show_key = error.show_key
+    return found

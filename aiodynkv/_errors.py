@@ -15,10 +15,13 @@ KVError                                   every error aiodynkv raises
 ├── BatchIncompleteError                  a batch did not finish: done / unprocessed / in doubt
 ├── TableNotFoundError                    the table does not exist
 ├── AccessDeniedError                     bad, missing or insufficient credentials
+├── BucketNotFoundError                   the large-value S3 bucket does not exist
+├── EncryptionKeyError                    KMS refused the key (unknown, disabled, wrong use)
 ├── LockNotAcquiredError                  a lease was not acquired within `wait`
 ├── LeaseLostError                        a held lease lapsed or was taken over
 ├── TransactionFailedError                a transaction was cancelled; nothing applied
-└── TransientError                        worth retrying later
+├── WriteInDoubtError                     a write may or may not have been applied: read first
+└── TransientError                        worth retrying (reads; writes known not applied)
     ├── ThrottledError                    DynamoDB throttled the request
     ├── ServerError                       DynamoDB answered 5xx
     ├── KVTimeoutError (TimeoutError)     connect or read timeout
@@ -40,9 +43,11 @@ from typing import Any
 __all__ = [
     "AccessDeniedError",
     "BatchIncompleteError",
+    "BucketNotFoundError",
     "ConditionFailedError",
     "CorruptItemError",
     "DecryptionError",
+    "EncryptionKeyError",
     "InsecureEndpointWarning",
     "InvalidKeyError",
     "KVConfigError",
@@ -61,8 +66,22 @@ __all__ = [
     "TransactionReason",
     "TransientError",
     "ValueTooLargeError",
+    "WriteInDoubtError",
     "WrongTypeError",
 ]
+
+
+#: How much of a name or key a message quotes; the rest is replaced by its length.
+SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """`value` as a message quotes it: repr() of at most 64 characters, then its length."""
+    if isinstance(value, (str, bytes)) and len(value) > SHOWN_CHARS:
+        unit = "bytes" if isinstance(value, bytes) else "characters"
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} {unit})"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 class KVError(Exception):
@@ -94,7 +113,7 @@ class KVError(Exception):
 
     def __str__(self) -> str:
         if self.show_key and self.key is not None:
-            return f"{self.message} [key {self.key!r}]"
+            return f"{self.message} [key {shown(self.key)}]"
         return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -239,8 +258,45 @@ class AccessDeniedError(KVError):
     """Credentials are missing, invalid, expired or lack a permission."""
 
 
+class BucketNotFoundError(KVError):
+    """The S3 bucket for large values (``large_value_bucket``) does not exist."""
+
+
+class EncryptionKeyError(KVError):
+    """KMS refused the key ``encryption_kms_key_id`` names.
+
+    The key does not exist, is disabled or pending deletion, or is not for
+    encryption. A missing permission on the key is an `AccessDeniedError` instead.
+    """
+
+
 class TransientError(KVError):
-    """A failure worth retrying later: throttling, 5xx, timeouts, broken connections."""
+    """A failure worth retrying later: throttling, 5xx, timeouts, broken connections.
+
+    Raised by reads, and by writes only when no attempt can have been applied (a write
+    whose earlier attempt may have been applied raises `WriteInDoubtError` instead).
+    """
+
+
+class WriteInDoubtError(KVError):
+    """A write may or may not have been applied; do not retry it blindly.
+
+    An attempt reached (or may have reached) the server and no result came back, and
+    what came after (a lost reply, throttling, a 5xx, a timeout, the call's deadline)
+    did not tell. Not a `TransientError`: sending the write again may apply it twice
+    (a counter adds twice, ``if_absent`` meets its own write). Read the key(s) to find
+    out, then decide.
+
+    Attributes:
+        keys: The user's keys the write was about (one for a single-key write, every
+            key of a transaction).
+    """
+
+    def __init__(self, message: str, *, keys: Iterable[str] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.keys: tuple[str, ...] = tuple(keys) or (
+            (context["key"],) if context.get("key") is not None else ()
+        )
 
 
 class ThrottledError(TransientError):

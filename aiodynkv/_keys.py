@@ -3,17 +3,23 @@ r"""Key validation and namespace folding, done before any request is built.
 A stored key is the user's key, or ``<namespace>\\x1f<key>`` inside a namespace.
 The unit separator (U+001F) is refused in keys and namespaces, so the encoding
 is unambiguous: a root key never contains it, a namespaced key contains it once.
+
+The only length limit is DynamoDB's on the partition key: namespace, separator
+and key together at most 2,048 UTF-8 bytes. A namespace may therefore be up to
+2,046 bytes (room for the separator and a one-byte key); a longer namespace
+leaves less room for its keys.
 """
 
 from __future__ import annotations
 
-from aiodynkv._errors import InvalidKeyError
+from aiodynkv._errors import InvalidKeyError, shown
 
-__all__ = ["MAX_KEY_BYTES", "MAX_NAMESPACE_CHARS", "SEPARATOR", "KeyCodec", "check_namespace"]
+__all__ = ["MAX_KEY_BYTES", "MAX_NAMESPACE_BYTES", "SEPARATOR", "KeyCodec", "check_namespace"]
 
 MAX_KEY_BYTES = 2048
-MAX_NAMESPACE_CHARS = 256
 SEPARATOR = "\x1f"
+#: The longest namespace, in UTF-8 bytes: the separator and a one-byte key still fit.
+MAX_NAMESPACE_BYTES = MAX_KEY_BYTES - 2
 
 
 def check_namespace(namespace: object) -> str:
@@ -27,20 +33,25 @@ def check_namespace(namespace: object) -> str:
 
     Raises:
         TypeError: It is not a str.
-        ValueError: It is empty, too long, holds U+001F, or is not UTF-8 encodable.
+        ValueError: It is empty, holds U+001F, is not UTF-8 encodable, or is over
+            2,046 UTF-8 bytes (namespace, separator and key share DynamoDB's 2,048).
     """
     if not isinstance(namespace, str):
         raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
-    if not namespace or len(namespace) > MAX_NAMESPACE_CHARS:
-        raise ValueError(
-            f"namespace must be 1-{MAX_NAMESPACE_CHARS} characters (got {namespace!r})"
-        )
+    if not namespace:
+        raise ValueError("namespace must not be empty")
     if SEPARATOR in namespace:
         raise ValueError("namespace must not contain U+001F (the namespace separator)")
     try:
-        namespace.encode()
+        size = len(namespace.encode())
     except UnicodeEncodeError:
-        raise ValueError(f"namespace is not valid UTF-8 text: {namespace!r}") from None
+        raise ValueError(f"namespace is not valid UTF-8 text: {shown(namespace)}") from None
+    if size > MAX_NAMESPACE_BYTES:
+        raise ValueError(
+            f"namespace is {size} bytes ({shown(namespace)}); namespace, separator and key "
+            f"share DynamoDB's {MAX_KEY_BYTES}-byte key limit, so at most "
+            f"{MAX_NAMESPACE_BYTES} bytes"
+        )
     return namespace
 
 
@@ -88,7 +99,7 @@ class KeyCodec:
                 key=key,
             ) from None
         if size > MAX_KEY_BYTES:
-            ns = f" with namespace {self.namespace!r}" if self.namespace else ""
+            ns = f" with namespace {shown(self.namespace)}" if self.namespace else ""
             raise InvalidKeyError(
                 f"{operation}: key is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}",
                 operation=operation,

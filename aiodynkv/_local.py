@@ -9,7 +9,13 @@ testing package; `aiodynkv.testing` re-exports it. Three kinds:
   ``./node_modules/.bin``; ``install=True`` runs ``npm install dynalite@4`` into a
   cache directory when it is nowhere to be found.
 - ``"dynamodb-local"``: Amazon's DynamoDB Local image through testcontainers; needs
-  a Docker engine (`docker_available` says whether one answers).
+  a Docker engine (`docker_available` says whether one answers). The image and when
+  to pull it are settings: ``image=`` / ``AIODYNKV_DYNAMODB_LOCAL_IMAGE`` (default
+  ``amazon/dynamodb-local:latest``; any image that serves DynamoDB's API on port 8000
+  and takes DynamoDB Local's arguments, such as the stand-in docker/README.md builds)
+  and ``pull=`` / ``AIODYNKV_DYNAMODB_LOCAL_PULL`` (``missing``, ``always``, ``never``).
+  An image that is neither present nor pullable raises `ImageUnavailableError`, which
+  names the image and the setting, before testcontainers starts anything.
 
 No server outlives its owner: each runs in its own process group (so a Ctrl-C
 meant for the owner does not reach it first), `stop` ends the whole group, and an
@@ -24,6 +30,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import importlib
 import os
 import shutil
 import signal
@@ -35,6 +42,8 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
@@ -42,8 +51,10 @@ from typing import IO, Any, Literal
 from aiodynkv._owned import watch_command
 
 __all__ = [
+    "ImageUnavailableError",
     "Kind",
     "LocalDynamoDB",
+    "PullPolicy",
     "LocalServerError",
     "docker_available",
     "find_dynalite",
@@ -51,8 +62,13 @@ __all__ = [
 ]
 
 Kind = Literal["moto", "dynalite", "dynamodb-local"]
+PullPolicy = Literal["missing", "always", "never"]
 _HOST = "127.0.0.1"
 _DYNAMODB_LOCAL_IMAGE = "amazon/dynamodb-local:latest"
+IMAGE_VARIABLE = "AIODYNKV_DYNAMODB_LOCAL_IMAGE"
+PULL_VARIABLE = "AIODYNKV_DYNAMODB_LOCAL_PULL"
+_PULL_POLICIES: tuple[PullPolicy, ...] = ("missing", "always", "never")
+_DYNAMODB_LOCAL_ARGS = "-jar DynamoDBLocal.jar -inMemory -sharedDb"
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "aiodynkv"
 _STOP_TIMEOUT = 10.0
 # The servers started and not yet stopped, for the exit hook below. A registry is the
@@ -84,6 +100,55 @@ class LocalServerError(RuntimeError):
     """The local server could not be found, started or reached."""
 
 
+class ImageUnavailableError(LocalServerError):
+    """A Docker engine answers, but the image is not there and could not be pulled.
+
+    Attributes:
+        image: The image that was asked for.
+    """
+
+    def __init__(self, message: str, *, image: str) -> None:
+        super().__init__(message)
+        self.image = image
+
+
+def _docker() -> Any:
+    """The docker-py package (untyped; imported by name so no folder called docker shadows it)."""
+    return importlib.import_module("docker")
+
+
+def _docker_client(timeout: float) -> Any:
+    """A docker-py client for the engine ``DOCKER_HOST`` (or the default socket) names."""
+    return _docker().from_env(timeout=int(max(1, timeout)))
+
+
+def _ensure_image(client: Any, image: str, pull: PullPolicy, setting: str) -> None:
+    """Make `image` present locally as `pull` allows, or raise `ImageUnavailableError`."""
+    not_found = _docker().errors.ImageNotFound
+    if pull != "always":
+        try:
+            client.images.get(image)
+        except not_found:
+            pass
+        else:
+            return
+    if pull == "never":
+        raise ImageUnavailableError(
+            f"the Docker image {image!r} is not present and the pull policy is 'never' "
+            f"({PULL_VARIABLE}): build or load it, or set {setting}",
+            image=image,
+        )
+    try:
+        client.images.pull(image)
+    except Exception as exc:  # noqa: BLE001 (any failure means: no image to run)
+        reason = " ".join(str(exc).split())[:200]
+        raise ImageUnavailableError(
+            f"the Docker image {image!r} is not present and could not be pulled ({reason}): "
+            f"set {setting}",
+            image=image,
+        ) from None
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
@@ -102,15 +167,13 @@ def docker_available(timeout: float = 2.0) -> tuple[bool, str]:
             False,
             "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist",
         )
-    try:
-        import docker
-    except ImportError:
+    if find_spec("docker") is None:
         return False, "the docker Python package is not installed (pip install testcontainers)"
     # A failed connection attempt inside docker-py leaves its socket to the collector.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         try:
-            client = docker.from_env(timeout=int(max(1, timeout)))
+            client = _docker_client(timeout)
             try:
                 client.ping()
             finally:
@@ -169,6 +232,17 @@ class LocalDynamoDB:
         port: Port to listen on; a free one by default.
         install: For dynalite, install it with npm when it is missing.
         startup_timeout: Seconds to wait for the server to answer.
+        env: Extra environment variables for the server process (moto and dynalite),
+            such as ``{"INITIAL_NO_AUTH_ACTION_COUNT": "4"}``, which turns on moto's
+            IAM enforcement after that many requests.
+        image: For ``"dynamodb-local"``, the Docker image to run; default
+            ``AIODYNKV_DYNAMODB_LOCAL_IMAGE``, else ``amazon/dynamodb-local:latest``.
+        pull: For ``"dynamodb-local"``, when to pull the image: ``"missing"`` (when it
+            is not present), ``"always"`` or ``"never"``; default
+            ``AIODYNKV_DYNAMODB_LOCAL_PULL``, else ``"missing"``.
+
+    Raises:
+        ValueError: An unknown kind or pull policy.
     """
 
     def __init__(
@@ -178,13 +252,24 @@ class LocalDynamoDB:
         port: int | None = None,
         install: bool = False,
         startup_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        image: str | None = None,
+        pull: PullPolicy | None = None,
     ) -> None:
         if kind not in ("moto", "dynalite", "dynamodb-local"):
             raise ValueError(f"kind must be 'moto', 'dynalite' or 'dynamodb-local', not {kind!r}")
+        policy = pull or os.environ.get(PULL_VARIABLE) or "missing"
+        if policy not in _PULL_POLICIES:
+            source = "pull" if pull else PULL_VARIABLE
+            raise ValueError(f"{source} must be 'missing', 'always' or 'never', not {policy!r}")
         self.kind: Kind = kind
+        self.image: str = image or os.environ.get(IMAGE_VARIABLE) or _DYNAMODB_LOCAL_IMAGE
+        self.pull: PullPolicy = policy
+        self._image_setting = "image=" if image else IMAGE_VARIABLE
         self.port = port
         self.install = install
         self.startup_timeout = startup_timeout
+        self.env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._container: Any = None
@@ -209,6 +294,13 @@ class LocalDynamoDB:
     def __repr__(self) -> str:
         return f"<LocalDynamoDB kind={self.kind!r} endpoint={self._endpoint!r}>"
 
+    @property
+    def container_id(self) -> str | None:
+        """ID of the Docker container serving ``"dynamodb-local"``; None otherwise."""
+        if self._container is None:
+            return None
+        return str(self._container.get_wrapped_container().id)  # pragma: no cover - needs Docker
+
     def start(self) -> str:
         """Start the server and wait until it answers.
 
@@ -220,11 +312,11 @@ class LocalDynamoDB:
         """
         if self._endpoint is not None:
             return self._endpoint
-        if self.kind == "dynamodb-local":
-            self._start_container()
-        else:
-            self._start_process()
         try:
+            if self.kind == "dynamodb-local":
+                self._start_container()
+            else:
+                self._start_process()
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -261,7 +353,7 @@ class LocalDynamoDB:
         # Under the owner watch: the server ends when this process does, however it ends.
         command = watch_command(os.getpid(), self._command(port))
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
             command,
             stdout=self._log,
@@ -277,16 +369,49 @@ class LocalDynamoDB:
         ok, reason = docker_available()
         if not ok:
             raise LocalServerError(f"DynamoDB Local needs Docker: {reason}")
+        from testcontainers.core.config import testcontainers_config
+
+        client = _docker_client(10.0)
+        try:
+            setting = f"{self._image_setting} to an image that is present or can be pulled"
+            _ensure_image(client, self.image, self.pull, setting)
+            if not testcontainers_config.ryuk_disabled:
+                ryuk = testcontainers_config.ryuk_image
+                _ensure_image(client, ryuk, "missing", "TESTCONTAINERS_RYUK_DISABLED=true")
+        finally:
+            client.close()
+        self._run_container()
+
+    def _run_container(self) -> None:  # pragma: no cover - needs Docker (nox -s docker)
         from testcontainers.core.container import DockerContainer
 
-        container = DockerContainer(_DYNAMODB_LOCAL_IMAGE)
-        container.with_command("-jar DynamoDBLocal.jar -inMemory -sharedDb")
+        container = DockerContainer(self.image)
+        container.with_command(_DYNAMODB_LOCAL_ARGS)
         container.with_bind_ports(8000, self.port)
-        container.start()
         self._container = container
         _RUNNING.add(self)
-        host = container.get_container_host_ip()
-        self._endpoint = f"http://{host}:{container.get_exposed_port(8000)}"
+        container.start()
+        docker_host = os.environ.get("DOCKER_HOST", "")
+        if docker_host and not docker_host.startswith("unix://"):  # a remote engine
+            host = container.get_container_host_ip()
+            self._endpoint = f"http://{host}:{container.get_exposed_port(8000)}"
+            return
+        # An engine on this machine publishes the port on every interface, loopback
+        # included: a loopback endpoint, whatever testcontainers guesses about networks.
+        self._endpoint = f"http://{_HOST}:{self._published_port()}"
+
+    def _published_port(self) -> int:  # pragma: no cover - needs Docker (nox -s docker)
+        wrapped = self._container.get_wrapped_container()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            wrapped.reload()
+            bindings = wrapped.attrs["NetworkSettings"]["Ports"].get("8000/tcp") or []
+            if bindings:
+                return int(bindings[0]["HostPort"])
+            self._check_container()
+            if time.monotonic() > deadline:
+                raise LocalServerError(f"the container of {self.image!r} published no port 8000")
+            time.sleep(0.1)
 
     def _output(self) -> str:
         if self._log is None:
@@ -312,6 +437,8 @@ class LocalDynamoDB:
                 raise LocalServerError(
                     f"{self.kind} exited with code {self._process.returncode}:\n{self._output()}"
                 )
+            if self._container is not None:  # pragma: no cover - needs Docker
+                self._check_container()
             try:
                 with urllib.request.urlopen(request, timeout=2.0):  # noqa: S310
                     return
@@ -324,6 +451,16 @@ class LocalDynamoDB:
                         f"{self.startup_timeout} s:\n{self._output()}"
                     ) from None
                 time.sleep(0.1)
+
+    def _check_container(self) -> None:  # pragma: no cover - needs Docker (nox -s docker)
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status in ("exited", "dead"):
+            logs = wrapped.logs(tail=40).decode(errors="replace")
+            raise LocalServerError(
+                f"the container of {self.image!r} exited "
+                f"(code {wrapped.attrs['State'].get('ExitCode')}):\n{logs}"
+            )
 
     def stop(self) -> None:
         """Stop the server (only the process group or container this object started)."""

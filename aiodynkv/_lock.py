@@ -39,10 +39,10 @@ from aiodynkv._codec import new_token
 from aiodynkv._errors import (
     CorruptItemError,
     KVError,
-    KVTimeoutError,
     KVValidationError,
     LeaseLostError,
     LockNotAcquiredError,
+    WriteInDoubtError,
 )
 from aiodynkv._lock_record import MAX_LEASE, MIN_LEASE, Seen, ops_for, seconds, wait_of
 from aiodynkv._lock_renewal import LeaseRenewal
@@ -297,6 +297,7 @@ class Lock(LeaseRenewal):
 
         Raises:
             LeaseLostError: The lease was lost, or is not held by this object.
+            WriteInDoubtError: The renewal may or may not have been applied.
             KVError: The renewal failed (the lease stays until it lapses).
         """
         new = (
@@ -325,8 +326,9 @@ class Lock(LeaseRenewal):
                 if self.lost:
                     raise self._lost_error("extend") from None
                 store = self._store
-                raise KVTimeoutError(
-                    "extend: the renewal did not answer in time; the lease stays until it lapses",
+                raise WriteInDoubtError(
+                    "extend: the renewal did not answer in time: it may or may not have been "
+                    "applied; the lease stays at least until it lapses",
                     operation="extend",
                     table=store.config.table,
                     key=self.name,

@@ -109,6 +109,24 @@ class KVStore(Protocol):
         """
         ...
 
+    @overload
+    async def get_with_ttl(
+        self, key: str, *, consistent: bool = False
+    ) -> tuple[Value, float | None]: ...
+    @overload
+    async def get_with_ttl(
+        self, key: str, default: _T, *, consistent: bool = False
+    ) -> tuple[Value | _T, float | None]: ...
+    async def get_with_ttl(
+        self, key: str, default: Any = MISSING, *, consistent: bool = False
+    ) -> tuple[Any, float | None]:
+        """Return ``(value, remaining seconds or None)`` in one read.
+
+        A missing or expired key gives ``(default, None)``; without a default it
+        raises `KeyNotFoundError`.
+        """
+        ...
+
     async def get_json(self, key: str, default: Any = MISSING) -> Any:
         """Return the JSON value of `key` decoded, or `default`."""
         ...
@@ -191,8 +209,8 @@ class KVStore(Protocol):
         """Store many values at once."""
         ...
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete many keys at once."""
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete many keys at once; return how many existed (unexpired) before the call."""
         ...
 
     def keys(self, prefix: str | None = None) -> AsyncIterator[str]:

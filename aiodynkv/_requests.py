@@ -306,9 +306,18 @@ def put(
 
 
 def delete(
-    config: KVConfig, stored: str, *, now: float, if_version: int | None = None
+    config: KVConfig,
+    stored: str,
+    *,
+    now: float,
+    if_version: int | None = None,
+    absent_ok: bool = False,
 ) -> dict[str, Any]:
-    """DeleteItem returning the old item (to tell whether the key existed)."""
+    """DeleteItem returning the old item (to tell whether the key existed).
+
+    With `if_version` and `absent_ok`, a missing key passes the condition (the reply
+    then has no old item), so that a retry meeting its own earlier delete succeeds.
+    """
     request: dict[str, Any] = {
         "TableName": config.table,
         "Key": _key(config, stored),
@@ -316,7 +325,10 @@ def delete(
         "ReturnConsumedCapacity": "TOTAL",
     }
     if if_version is not None:
-        request["ConditionExpression"] = version_matches(if_version)
+        condition = version_matches(if_version)
+        if absent_ok:
+            condition = f"attribute_not_exists(#k) OR ({condition})"
+        request["ConditionExpression"] = condition
         request["ExpressionAttributeNames"] = _names(config)
         request["ExpressionAttributeValues"] = {
             ":expected": {"N": str(if_version)},

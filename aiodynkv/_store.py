@@ -18,7 +18,7 @@ the old item (DynamoDB, moto; dynalite does not, so one consistent read is made)
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiodynkv import _requests as requests
 from aiodynkv import _table
@@ -26,9 +26,9 @@ from aiodynkv._cache import read_through
 from aiodynkv._codec import Item, expiry_seconds, now, remaining_seconds, version_of
 from aiodynkv._config import KVConfig
 from aiodynkv._core import Core, State
-from aiodynkv._errors import CorruptItemError, InsecureEndpointWarning
+from aiodynkv._errors import CorruptItemError, InsecureEndpointWarning, shown
 from aiodynkv._keys import KeyCodec
-from aiodynkv._protocol import Health, Value
+from aiodynkv._protocol import MISSING, Health, Value
 from aiodynkv._store_batches import Batches
 from aiodynkv._store_listing import Listing
 from aiodynkv._store_writes import Writes
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from aiodynkv._telemetry import Operation
 
 __all__ = ["AsyncDynamoKV"]
+
+_T = TypeVar("_T")
 
 
 class AsyncDynamoKV(Writes, Batches, Listing):
@@ -100,7 +102,7 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         return bool(self._core.state is State.OPEN)
 
     def __repr__(self) -> str:
-        ns = f", namespace={self._keys.namespace!r}" if self._keys.namespace else ""
+        ns = f", namespace={shown(self._keys.namespace)}" if self._keys.namespace else ""
         return (
             f"<AsyncDynamoKV table={self.config.table!r}{ns} "
             f"transport={self.config.transport} {self._core.state.value}>"
@@ -225,6 +227,45 @@ class AsyncDynamoKV(Writes, Batches, Listing):
                 return value, version_of(item, self.config)
             except CorruptItemError as exc:
                 raise self._corrupt("get_with_version", key, exc.reason or "") from None
+
+    @overload
+    async def get_with_ttl(
+        self, key: str, *, consistent: bool = False
+    ) -> tuple[Value, float | None]: ...
+    @overload
+    async def get_with_ttl(
+        self, key: str, default: _T, *, consistent: bool = False
+    ) -> tuple[Value | _T, float | None]: ...
+    async def get_with_ttl(
+        self, key: str, default: Any = MISSING, *, consistent: bool = False
+    ) -> tuple[Any, float | None]:
+        """Return the value at `key` and its remaining seconds (None without expiry).
+
+        One GetItem, bypassing the near cache. A missing or expired key gives
+        ``(default, None)``, or raises without a default.
+
+        Args:
+            key: The key.
+            default: Returned in place of the value when the key is missing or expired.
+            consistent: Read strongly consistent, whatever ``consistent_read`` says.
+
+        Raises:
+            KeyNotFoundError: The key is missing or expired and no default was given.
+            CorruptItemError: The item cannot be read.
+        """
+        stored = self._encode(key, "get_with_ttl")
+        with self._core.operation("get_with_ttl", "GetItem", key) as op:
+            item = await self._read(op, key, stored, consistent=consistent)
+            if item is not None:
+                item = await self._opened(
+                    item, stored, key, "get_with_ttl", lambda: self._read_again(op, stored, key)
+                )
+            if item is None:
+                if default is MISSING:
+                    raise self._not_found(key, "get_with_ttl")
+                return default, None
+            value = self._value(item, key, "get_with_ttl")
+            return value, remaining_seconds(item, self.config, now())
 
     async def exists(self, key: str) -> bool:
         """True if `key` exists and has not expired (reads only the key and its expiry)."""

@@ -8,15 +8,36 @@ from typing import Any
 
 from aiodynkv import _requests as requests
 from aiodynkv._args import key_list, pair_of, ttl_seconds
-from aiodynkv._batch import Outcome, read_items, write_items
+from aiodynkv._batch import (
+    MAX_WRITE_BATCH,
+    Chunk,
+    Outcome,
+    chunked,
+    drive,
+    read_items,
+    write_items,
+)
 from aiodynkv._cache import fill_many, read_many_through, writing
-from aiodynkv._codec import build_item, decode_many, expiry_ms_of, new_token, new_version, now
-from aiodynkv._errors import BatchIncompleteError
+from aiodynkv._codec import (
+    Item,
+    build_item,
+    decode_many,
+    expiry_ms_of,
+    is_expired,
+    new_token,
+    new_version,
+    now,
+    stored_many,
+)
+from aiodynkv._config import KVConfig
+from aiodynkv._errors import BatchIncompleteError, CorruptItemError
 from aiodynkv._pipeline import BatchWrites, read_old_items
-from aiodynkv._protocol import TTL, Value
+from aiodynkv._protocol import TTL, StoredItem, Value
 from aiodynkv._store_base import StoreParts
 
 __all__ = ["Batches"]
+
+_DELETE_WINDOW = 1000  # keys of one delete_many driven at once (bounds the tasks created)
 
 
 class Batches(StoreParts):
@@ -84,6 +105,44 @@ class Batches(StoreParts):
                 ) from outcome.error
             if corrupt:
                 raise self._corrupt_many(found, corrupt, len(wanted))
+            op.outcome = "hit" if found else "miss"
+        return found
+
+    async def _stored_many(self, keys: Iterable[str]) -> dict[str, StoredItem]:
+        """Items with value, expiry and version: BatchGetItem, strongly consistent, no cache.
+
+        What an import compares a file against. Missing and expired keys are absent.
+
+        Raises:
+            BatchIncompleteError: As `get_many`.
+            CorruptItemError: As `get_many`.
+        """
+        core = self._core
+        wanted = {self._encode(key, "get_many"): key for key in key_list(keys, "get_many")}
+        if not wanted:
+            return {}
+        with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
+            items, outcome = await read_items(core, op, list(wanted), consistent=True)
+            if outcome.fatal is not None and not items and len(outcome.unprocessed) == len(wanted):
+                raise outcome.fatal  # nothing read at all: the plain error says it all
+            items, unreadable = await core.pipeline.open_many(items, wanted, "get_many")
+            found, corrupt = stored_many(
+                ((wanted[pk], item) for pk, item in items.items()), core.config, now()
+            )
+            corrupt.update(unreadable)
+            values = {key: stored.value for key, stored in found.items()}
+            if not outcome.complete:
+                missing = [wanted[pk] for pk in outcome.unprocessed]
+                raise BatchIncompleteError(
+                    f"get_many: {len(missing)} of {len(wanted)} keys still unprocessed after "
+                    f"{core.config.batch_deadline} s (batch_deadline)",
+                    unprocessed=missing,
+                    done=values,
+                    operation="get_many",
+                    table=core.config.table,
+                ) from outcome.error
+            if corrupt:
+                raise self._corrupt_many(values, corrupt, len(wanted))
             op.outcome = "hit" if found else "miss"
         return found
 
@@ -173,12 +232,88 @@ class Batches(StoreParts):
             expires_at = None if expires_ms is None else expires_ms / 1000.0
             await self._write_many("set_many", entries, users, expires_at)
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete many keys (BatchWriteItem, 25 per request); missing keys are fine.
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete many keys; return how many existed (and had not expired) before the call.
+
+        Each key is one DeleteItem returning the item it removed (``ReturnValues=ALL_OLD``),
+        up to ``batch_concurrency`` x 25 in flight, since BatchWriteItem returns no old
+        items. Reading first and then deleting in batches would miscount under races (a
+        key written or deleted by another caller between the read and the delete); a
+        DeleteItem removes and returns its item atomically, so concurrent callers count
+        every key exactly once between them. Expired items not yet swept are deleted
+        too, and not counted. Missing keys and duplicates count nothing. A request the
+        transport had to send again after a lost reply counts its key only if the
+        resent request still found the item; the key is deleted either way.
+
+        Returns:
+            How many of the keys existed unexpired and were deleted by this call.
 
         Raises:
-            BatchIncompleteError: The batch did not finish (see `set_many`).
+            BatchIncompleteError: The batch did not finish; ``done`` (None per key),
+                ``unprocessed`` and ``in_doubt`` say what happened to each key.
         """
+        core = self._core
+        config = core.config
+        users: dict[str, str] = {}
+        for key in key_list(keys, "delete_many"):
+            users[self._encode(key, "delete_many")] = key
+        if not users:
+            return 0
+        old: dict[str, Item | None] = {}
+        existed: set[str] = set()
+
+        async def send(chunk: Chunk) -> None:
+            pk = chunk[0]
+            request = requests.delete(config, pk, now=now())
+            response = await core.send(op, "DeleteItem", request, users[pk])
+            item = old[pk] = response.get("Attributes")
+            if item is not None and _was_live(item, config):
+                existed.add(pk)
+
+        with (
+            core.operation("delete_many", "DeleteItem", batch_size=len(users)) as op,
+            writing(core.cache, *users) as cache,
+        ):
+            outcome = Outcome()
+            for window in chunked(list(users), _DELETE_WINDOW):
+                if outcome.fatal is not None:
+                    outcome.unprocessed.extend(window)
+                    continue
+                part = await drive(
+                    [[pk] for pk in window],
+                    send,
+                    concurrency=config.batch_concurrency * MAX_WRITE_BATCH,
+                    deadline_seconds=config.batch_deadline,
+                    abort=core.abort,
+                )
+                outcome.unprocessed += part.unprocessed
+                outcome.in_doubt += part.in_doubt
+                outcome.error = part.error or outcome.error
+                outcome.fatal = part.fatal or outcome.fatal
+            for pk in old:
+                cache.done(pk, None)
+            pointers = [core.pipeline.pointer_of(item) for item in old.values()]
+            if any(pointers):
+                await core.pipeline.discard(pointers, "delete_many")
+            op.outcome = "hit" if existed else "miss"
+            if outcome.complete:
+                return len(existed)
+            if outcome.fatal is not None and len(outcome.unprocessed) == len(users):
+                raise outcome.fatal  # nothing deleted: the plain error says it all
+            left = set(outcome.unprocessed) | set(outcome.in_doubt)
+            raise BatchIncompleteError(
+                f"delete_many: of {len(users)} keys, {len(users) - len(left)} done, "
+                f"{len(outcome.unprocessed)} not deleted, {len(outcome.in_doubt)} in doubt "
+                "(see .done, .unprocessed, .in_doubt)",
+                unprocessed=[users[pk] for pk in outcome.unprocessed],
+                in_doubt=[users[pk] for pk in outcome.in_doubt],
+                done={user: None for pk, user in users.items() if pk not in left},
+                operation="delete_many",
+                table=config.table,
+            ) from outcome.error
+
+    async def _delete_batch(self, keys: Iterable[str]) -> None:
+        """Delete keys with BatchWriteItem (25 per request), counting nothing (for `clear`)."""
         config = self._core.config
         entries: dict[str, dict[str, Any]] = {}
         users: dict[str, Any] = {}
@@ -188,3 +323,11 @@ class Batches(StoreParts):
             users[stored] = (key, None)
         if entries:
             await self._write_many("delete_many", entries, users)
+
+
+def _was_live(item: Item, config: KVConfig) -> bool:
+    """Whether a deleted item had not expired (one with an unreadable expiry counts)."""
+    try:
+        return not is_expired(item, config, now())
+    except CorruptItemError:
+        return True

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Writes"]
 
 _INCR_RESETS = 5
+_NOT_MINE = "the retry met an item this call did not write"
 
 
 def _not_applied(error: KVError) -> bool:
@@ -72,14 +73,20 @@ class Writes(StoreParts):
 
     async def _conflict_from(
         self, op: Operation, exc: ConditionFailedError, stored: str, key: str, token: str
-    ) -> ConditionFailedError | None:
-        """None if the call's own earlier attempt applied; else the version conflict."""
+    ) -> KVError | None:
+        """None if the call's own earlier attempt applied; else the version conflict.
+
+        After an attempt that may have been applied, an item that is not the call's own
+        cannot tell whether that attempt was applied (and overwritten since) or not:
+        that is a `WriteInDoubtError`, not a conflict.
+        """
         old = await self._old_item(op, exc, stored, key)
         if token and _mine(old, token):
             return None
+        if in_doubt(exc):
+            doubt: KVError = self._core.in_doubt(op, exc, key, why=_NOT_MINE)
+            return doubt
         live = self._live(op, old, key)
-        if live is None and in_doubt(exc) and op.name == "delete":
-            return None  # our earlier attempt deleted it
         current = None if live is None else version_of(live, self.config)
         return self._conflict(key, op.name, current, exc.reason)
 
@@ -180,8 +187,10 @@ class Writes(StoreParts):
                 if conflict is not None:
                     raise conflict from exc.__cause__
             elif if_absent:
-                if in_doubt(exc) and _mine(await self._old_item(op, exc, stored, key), token):
-                    return True, None
+                if in_doubt(exc):
+                    if _mine(await self._old_item(op, exc, stored, key), token):
+                        return True, None
+                    raise self._core.in_doubt(op, exc, key, why=_NOT_MINE) from exc.__cause__
                 op.outcome = "condition_failed"
                 return False, None
             # Unconditional: only our own earlier attempt can fail NOT_MINE.
@@ -206,7 +215,13 @@ class Writes(StoreParts):
         if if_version is not None:
             check_version(if_version, "delete")
         core = self._core
-        request = requests.delete(core.config, stored, now=now(), if_version=if_version)
+        # With `if_version`, a missing key passes the condition and comes back without an
+        # old item: a retry after a lost reply then knows, without a read, that the key
+        # is gone (the caller's version says it existed), and a first attempt that finds
+        # it missing reports the conflict itself.
+        request = requests.delete(
+            core.config, stored, now=now(), if_version=if_version, absent_ok=True
+        )
         with (
             core.operation("delete", "DeleteItem", key) as op,
             writing(core.cache, stored) as cache,
@@ -215,14 +230,20 @@ class Writes(StoreParts):
                 response = await core.send(op, "DeleteItem", request, key)
             except ConditionFailedError as exc:
                 conflict = await self._conflict_from(op, exc, stored, key, "")
-                if conflict is not None:
-                    raise conflict from exc.__cause__
-                cache.done(stored, None)
-                return True
+                raise (conflict or exc) from exc.__cause__
             cache.done(stored, None)
             old = response.get("Attributes")
             await core.pipeline.discard([core.pipeline.pointer_of(old)], "delete")
-            return self._live(op, old, key) is not None
+            if self._live(op, old, key) is not None:
+                return True
+            if if_version is not None:
+                if op.in_doubt:
+                    return True  # our earlier attempt deleted the version the caller named
+                raise self._conflict(key, "delete", None, None)
+            if op.in_doubt:
+                # Missing now: deleted by our earlier attempt, or missing all along.
+                raise core.in_doubt(op, None, key, why="the retry found the key missing")
+            return False
 
     async def _update_existing(self, key: str, operation: str, seconds: float | None) -> bool:
         """Give a present, unexpired key a new expiry (or none); False when absent."""
@@ -239,8 +260,10 @@ class Writes(StoreParts):
             try:
                 await self._core.send(op, "UpdateItem", request, key)
             except ConditionFailedError as exc:
-                if in_doubt(exc) and _mine(await self._old_item(op, exc, stored, key), token):
-                    return True
+                if in_doubt(exc):
+                    if _mine(await self._old_item(op, exc, stored, key), token):
+                        return True
+                    raise self._core.in_doubt(op, exc, key, why=_NOT_MINE) from exc.__cause__
                 op.outcome = "miss"
                 return False
             return True

@@ -217,7 +217,9 @@ class Operation:
         "cache",
         "cache_hits",
         "cache_misses",
+        "deadline",
         "dynamo_op",
+        "in_doubt",
         "key",
         "links",
         "name",
@@ -248,6 +250,11 @@ class Operation:
         self.read_units = 0.0
         self.write_units = 0.0
         self.retries = 0
+        #: A write request of this operation may have been applied without a known result.
+        self.in_doubt = False
+        #: When the whole call must end (``time.monotonic()``), set by the store's core
+        #: when the call's first request gets a pooled connection.
+        self.deadline: float | None = None
         #: Near cache: "hit", "miss", "partial" (batches) or "bypass"; None without one.
         self.cache: str | None = None
         self.cache_hits = 0

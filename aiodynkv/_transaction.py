@@ -59,6 +59,9 @@ class Transaction(TransactionCommit):
         self._state = "open"
         self._client_token = uuid.uuid4().hex
         self._objects: builtins.set[Pointer] = builtins.set()  # of offloaded values it deletes
+        self._in_doubt = False
+        self._pending: tuple[dict[str, Any], float, str] | None = None
+        self._restart: builtins.set[int] = builtins.set()
 
     def __len__(self) -> int:
         return len(self._actions)
@@ -214,9 +217,12 @@ class Transaction(TransactionCommit):
             TransactionFailedError: Cancelled (a condition failed, a conflict, throttling,
                 a value that is not a counter...): nothing was applied; ``.reasons``
                 says why, per action.
-            KVError: The store failed otherwise (a `TransientError` may leave the commit
-                in doubt: calling `commit` again re-sends it with the same
-                ``ClientRequestToken``, which DynamoDB applies at most once).
+            WriteInDoubtError: The commit may or may not have been applied (a reply was
+                lost, then the retries failed). Calling `commit` again re-sends the very
+                same request (``ClientRequestToken``, items, write tokens), which is
+                applied at most once; or read the keys to find out.
+            KVError: The store failed otherwise; a `TransientError` means nothing was
+                applied (calling `commit` again is safe).
         """
         store = self._store
         if self._state == "committed":

@@ -9,7 +9,11 @@ Retries: the commit carries a ``ClientRequestToken``, so the SDK's retries are
 idempotent on DynamoDB. Every write also carries the commit's write token and a
 condition that it was not written by this commit already, so that a retried
 request that meets its own applied transaction (a server that ignores the token,
-like moto) is recognised as committed instead of cancelled.
+like moto) is recognised as committed instead of cancelled. The request is built
+once and kept: calling `commit` again after `WriteInDoubtError` re-sends the very
+same request (token, items, write tokens). A commit that may have been applied and
+cannot be recognised (only deletes and checks, or an item overwritten since) raises
+`WriteInDoubtError`, never "cancelled, nothing applied".
 
 An ``incr`` of an expired counter restarts it, as the single-key ``incr`` does: the
 first attempt is cancelled on that counter's condition and the transaction is sent
@@ -45,6 +49,7 @@ from aiodynkv._errors import (
     KVValidationError,
     TransactionFailedError,
     TransactionReason,
+    WriteInDoubtError,
 )
 from aiodynkv._requests_tx import condition_check, transact_item, transact_write
 
@@ -98,11 +103,17 @@ class Action:
 class TransactionCommit:
     """The commit's steps; `Transaction` holds the actions they send."""
 
-    __slots__ = ("_client_token",)
+    __slots__ = ("_client_token", "_in_doubt", "_pending", "_restart")
 
     _store: BaseStore
     _actions: list[Action]
     _client_token: str
+    #: An earlier send of this commit may have been applied.
+    _in_doubt: bool
+    #: The request being committed, its clock and write token: built once, re-sent as is.
+    _pending: tuple[dict[str, Any], float, str] | None
+    #: The incr actions to send as counter restarts (their counter had expired).
+    _restart: builtins.set[int]
 
     def _item(self, action: Action, at: float, token: str, base: int = 0) -> Item:
         return build_item(
@@ -148,22 +159,28 @@ class TransactionCommit:
         )
         return transact_item("ConditionCheck", request)
 
-    async def _commit_dynamo(self) -> None:
-        core = self._store._core
-        restart: builtins.set[int] = builtins.set()
-        rounds = 0
-        while True:
+    def _prepared(self) -> tuple[dict[str, Any], float, str]:
+        """The request to send: the one already sent if any (a retry must be identical)."""
+        if self._pending is None:
             at, token = now(), new_token()
             actions = [
-                self._request(action, at, token, index in restart)
+                self._request(action, at, token, index in self._restart)
                 for index, action in enumerate(self._actions)
             ]
-            request = transact_write(actions, self._client_token)
-            with core.operation("transaction", "TransactWriteItems", batch_size=len(actions)) as op:
+            self._pending = (transact_write(actions, self._client_token), at, token)
+        return self._pending
+
+    async def _commit_dynamo(self) -> None:
+        core = self._store._core
+        rounds = 0
+        while True:
+            request, at, token = self._prepared()
+            size = len(self._actions)
+            with core.operation("transaction", "TransactWriteItems", batch_size=size) as op:
                 try:
                     await core.send(op, "TransactWriteItems", request, None)
                 except KVError as exc:
-                    verdict = await self._verdict(op, exc, at, token, restart, rounds)
+                    verdict = await self._verdict(op, exc, at, token, rounds)
                 else:
                     return
             if verdict is True:
@@ -173,19 +190,40 @@ class TransactionCommit:
             rounds += 1
             await asyncio.sleep(0.01 * rounds)
 
+    def _doubtful(self, op: Any, exc: KVError | None) -> KVError:
+        """The `WriteInDoubtError` of this commit (every action's key)."""
+        self._in_doubt = True
+        if isinstance(exc, WriteInDoubtError):
+            exc.keys = tuple(action.key for action in self._actions)
+            return exc
+        found: KVError = self._store._core.in_doubt(
+            op,
+            exc,
+            None,
+            keys=tuple(action.key for action in self._actions),
+            why=None if exc is not None else "the retry could not recognise the commit",
+        )
+        return found
+
     async def _verdict(
-        self, op: Any, exc: KVError, at: float, token: str, restart: builtins.set[int], rounds: int
+        self, op: Any, exc: KVError, at: float, token: str, rounds: int
     ) -> TransactionFailedError | bool:
         """After a failed send: True (committed after all), False (send again), or the error.
 
         Raises:
-            KVError: A failure that is an error, not an outcome (inside the operation).
+            KVError: A failure that is an error, not an outcome (inside the operation);
+                `WriteInDoubtError` when an earlier send may have been applied.
         """
         cause = exc.__cause__
         code = getattr(cause, "code", "")
+        doubt = self._in_doubt or bool(getattr(cause, "in_doubt", False))
+        if isinstance(exc, WriteInDoubtError):
+            raise self._doubtful(op, exc) from cause
         if code == "TransactionInProgressException" and rounds < _IN_PROGRESS_RETRIES:
             op.outcome = "retried"  # an earlier attempt with this token is still running
             return False
+        if doubt and code != "TransactionCanceledException":
+            raise self._doubtful(op, exc) from cause
         if isinstance(exc, KVValidationError) and _TYPE_MISMATCH in str(
             getattr(cause, "message", "")
         ):
@@ -194,12 +232,16 @@ class TransactionCommit:
         if code != "TransactionCanceledException":
             raise exc
         raw = list(getattr(cause, "body", {}).get("CancellationReasons") or [])
-        if getattr(cause, "in_doubt", False) and await self._mine(op, raw, token):
-            return True  # an earlier attempt of this very request committed
+        if doubt:
+            op.in_doubt = True  # a failed read below is in doubt too
+            if await self._mine(op, raw, token):
+                return True  # an earlier attempt of this very request committed
+            raise self._doubtful(op, None) from cause
         expired = self._expired_counters(raw, at)
         if expired and rounds < _RESTARTS:
-            restart |= expired
+            self._restart |= expired
             self._client_token = uuid.uuid4().hex  # a different request now
+            self._pending = None
             op.outcome = "retried"
             return False
         failure = self._failed(self._reasons(raw, at), cause)
@@ -216,7 +258,7 @@ class TransactionCommit:
         if any(reason.get("Item") for reason in raw):
             return False
         written = next((a for a in self._actions if a.kind in ("set", "incr")), None)
-        if written is None:  # pragma: no cover - a checks-and-deletes commit cannot tell
+        if written is None:  # only deletes and checks: nothing carries the token
             return False
         core = self._store._core
         request = requests.get(core.config, written.stored, consistent=True)

@@ -201,6 +201,7 @@ class TypedView(Generic[_M]):
         result: bool = await self._store.delete(key, if_version=if_version)
         return result
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete many keys."""
-        await self._store.delete_many(keys)
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete many keys; return how many existed."""
+        count: int = await self._store.delete_many(keys)
+        return count

@@ -22,8 +22,11 @@ Precondition Failed; tags are compared as text, so ``"0012"`` or ``W/"12"`` neve
 match 12, and a well-formed tag that is no version is simply 412. A header that is
 neither ``*`` nor a list of entity-tags is 400. The middleware `kv_errors` turns
 aiodynkv's errors into the status a client expects: invalid key 400, other invalid
-input 422, too large 413, not found 404, condition failed 412, throttled or
-unavailable 503 with ``Retry-After``.
+input 422, too large 413, not found 404, condition failed 412, write in doubt 504, throttled or
+unavailable 503 with ``Retry-After``; a body that is not JSON is 400, JSON of the wrong
+shape 422. Every error answer is ``{"error": name, "detail": text}``, as in
+fastapi_app.py, and names no table, operation or value. Keys may hold ``/`` (sent as
+``/`` or ``%2F``: the same key).
 
 Try it::
 
@@ -40,6 +43,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +61,7 @@ from aiodynkv import (
     ThrottledError,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
 )
 
 DEFAULT_TABLE = "aiodynkv"
@@ -78,54 +83,68 @@ async def kv_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-# The status a client expects for each error; the first class that matches decides,
-# so subclasses come before their bases. Anything else (a misconfiguration, denied
-# access) is the operator's problem: 500.
-HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
-    (InvalidKeyError, 400, {}),  # empty, over 2048 bytes, U+001F, a lone surrogate
-    (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
-    (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
-    (KeyNotFoundError, 404, {}),
-    (ConditionFailedError, 412, {}),  # If-Match or If-None-Match failed
-    (ThrottledError, 503, {"Retry-After": "2"}),
-    (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
+# The status a client expects for each error, and what to tell it; the first class that
+# matches decides, so subclasses come before their bases. Anything else (a
+# misconfiguration, denied access) is the operator's problem: 500. The detail is ours,
+# never the exception's message, which names the table and the operation.
+HTTP_STATUS: tuple[tuple[type[KVError], int, str, dict[str, str]], ...] = (
+    (InvalidKeyError, 400, "the key is empty, too long or holds a refused character", {}),
+    (ValueTooLargeError, 413, "the value is over DynamoDB's 400 KB item limit", {}),
+    (KVValidationError, 422, "the store refused this input", {}),
+    (KeyNotFoundError, 404, "no such key (or it expired)", {}),
+    (ConditionFailedError, 412, "If-Match or If-None-Match failed", {}),
+    # Not retried blindly: the write may be applied; the client reads before it retries.
+    (WriteInDoubtError, 504, "the write may or may not have been applied: read, then retry", {}),
+    (ThrottledError, 503, "the store is busy: retry", {"Retry-After": "2"}),
+    (TransientError, 503, "the store is unavailable: retry", {"Retry-After": "1"}),
 )
 
 
-def http_status(exc: KVError) -> tuple[int, dict[str, str]]:
-    """The HTTP status and headers for `exc`, from `HTTP_STATUS` (else 500)."""
-    for error, status, headers in HTTP_STATUS:
+def http_status(exc: KVError) -> tuple[int, str, dict[str, str]]:
+    """The HTTP status, detail and headers for `exc`, from `HTTP_STATUS` (else 500)."""
+    for error, status, detail, headers in HTTP_STATUS:
         if isinstance(exc, error):
-            return status, headers
-    return 500, {}
+            return status, detail, headers
+    return 500, "internal error", {}
+
+
+def error_body(error: str, detail: str) -> dict[str, str]:
+    """Every error answer has this shape: ``{"error": name, "detail": text}``."""
+    return {"error": error, "detail": detail}
 
 
 @web.middleware
 async def kv_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every KVError a handler lets through, as a JSON error with the right status.
-
-    Messages name no values and, by default, no keys; 5xx answers name only the class.
-    """
+    """Every KVError a handler lets through, and the app's own 4xx, as one JSON shape."""
     try:
         return await handler(request)
     except KVError as exc:
-        status, headers = http_status(exc)
-        body = {"error": type(exc).__name__}
-        if status < 500:
-            body["detail"] = str(exc)
-        return web.json_response(body, status=status, headers=headers)
+        status, detail, headers = http_status(exc)
+        return web.json_response(
+            error_body(type(exc).__name__, detail), status=status, headers=headers
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        name = HTTPStatus(exc.status).phrase.replace(" ", "")
+        detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
+        return web.json_response(error_body(name, detail or exc.reason), status=exc.status)
 
 
 routes = web.RouteTableDef()
+SHAPES = {
+    "cache": '{"value": str, "ttl": seconds > 0}',
+    "sessions": '{"user": str, "data": object}',
+}
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def _json_object(request: web.Request, shape: str) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
         raise web.HTTPBadRequest(text="the body must be JSON") from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="the body must be a JSON object")
+        raise web.HTTPUnprocessableEntity(text=f"expected {shape}")
     return body
 
 
@@ -179,16 +198,16 @@ async def _preconditions(request: web.Request, cache: KVStore) -> tuple[bool, in
     return True, version
 
 
-@routes.put("/cache/{key}")
+@routes.put("/cache/{key:.+}")
 async def put_cache(request: web.Request) -> web.Response:
     """Store ``{"value": str, "ttl": seconds or null}``; 412 when a precondition fails."""
-    body = await _json_object(request)
+    body = await _json_object(request, SHAPES["cache"])
     value, ttl = body.get("value"), body.get("ttl")
     ttl_ok = ttl is None or (
         isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and math.isfinite(ttl)
     )
     if not isinstance(value, str) or not ttl_ok or (ttl is not None and ttl <= 0):
-        raise web.HTTPUnprocessableEntity(text='expected {"value": str, "ttl": seconds > 0}')
+        raise web.HTTPUnprocessableEntity(text=f"expected {SHAPES['cache']}")
     cache = request.app[KV].namespace("cache")
     conditional, version = await _preconditions(request, cache)
     if_absent = conditional and version is None
@@ -201,7 +220,7 @@ async def put_cache(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"ETag": f'"{version + 1}"'} if version else {})
 
 
-@routes.get("/cache/{key}")
+@routes.get("/cache/{key:.+}")
 async def get_cache(request: web.Request) -> web.Response:
     """The value and its remaining TTL, its version as the ETag; 404 when missing or expired."""
     key = request.match_info["key"]
@@ -212,7 +231,7 @@ async def get_cache(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"ETag": f'"{version}"'})
 
 
-@routes.delete("/cache/{key}")
+@routes.delete("/cache/{key:.+}")
 async def delete_cache(request: web.Request) -> web.Response:
     """Forget a value; 404 when there was none, 412 when If-Match or If-None-Match fails."""
     key = request.match_info["key"]
@@ -220,16 +239,16 @@ async def delete_cache(request: web.Request) -> web.Response:
     conditional, version = await _preconditions(request, cache)
     # No item when the conditions were checked: nothing to delete (not even a new one).
     if (conditional and version is None) or not await cache.delete(key, if_version=version):
-        raise web.HTTPNotFound(text=f"no cached value for {key!r}")
+        raise web.HTTPNotFound(text="no such key (or it expired)")
     return web.Response(status=204)
 
 
 @routes.post("/sessions")
 async def create_session(request: web.Request) -> web.Response:
     """Start a session for ``{"user": str, "data": {...}}``."""
-    body = await _json_object(request)
+    body = await _json_object(request, SHAPES["sessions"])
     if not isinstance(body.get("user"), str) or not isinstance(body.get("data", {}), dict):
-        raise web.HTTPUnprocessableEntity(text='expected {"user": str, "data": object}')
+        raise web.HTTPUnprocessableEntity(text=f"expected {SHAPES['sessions']}")
     session_id = secrets.token_urlsafe(24)
     await (
         request.app[KV]

@@ -28,9 +28,12 @@ variables (table ``aiodynkv`` by default), as in docker-compose.yml. With
   route would hand to anyone who asks.
 - Errors become the status a client expects, in one exception handler (`http_error`):
   invalid key 400, other invalid input 422, too large 413, not found 404, condition
-  failed (If-Match, If-None-Match) 412, throttled or unavailable 503 with
-  ``Retry-After``. Copy it as it is. An ``If-Match`` or ``If-None-Match`` header that is
-  neither ``*`` nor a list of entity-tags is 400.
+  failed (If-Match, If-None-Match) 412, a write in doubt 504, throttled or unavailable 503 with
+  ``Retry-After``. Copy it as it is. A body that is not JSON, or an ``If-Match`` or
+  ``If-None-Match`` header that is neither ``*`` nor a list of entity-tags, is 400; JSON
+  of the wrong shape is 422. Every error answer is ``{"error": name, "detail": text}``,
+  the same as aiohttp_app.py's, and names no table, operation or value.
+- Keys may hold ``/`` (sent as ``/`` or ``%2F``: the same key).
 
 Try it::
 
@@ -50,13 +53,16 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.datastructures import Headers
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiodynkv import (
     AsyncDynamoKV,
@@ -70,6 +76,7 @@ from aiodynkv import (
     ThrottledError,
     TransientError,
     ValueTooLargeError,
+    WriteInDoubtError,
 )
 
 DEFAULT_TABLE = "aiodynkv"
@@ -110,41 +117,69 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="aiodynkv example", lifespan=lifespan)
 
 
-# The status a client expects for each error; the first class that matches decides,
-# so subclasses come before their bases. Anything else (a misconfiguration, denied
-# access) is the operator's problem: 500.
-HTTP_STATUS: tuple[tuple[type[KVError], int, dict[str, str]], ...] = (
-    (InvalidKeyError, 400, {}),  # empty, over 2048 bytes, U+001F, a lone surrogate
-    (ValueTooLargeError, 413, {}),  # the item would exceed DynamoDB's 400 KB
-    (KVValidationError, 422, {}),  # any other input aiodynkv or DynamoDB refuses
-    (KeyNotFoundError, 404, {}),
-    (ConditionFailedError, 412, {}),  # If-Match or If-None-Match failed
-    (ThrottledError, 503, {"Retry-After": "2"}),
-    (TransientError, 503, {"Retry-After": "1"}),  # timeouts, 5xx, lost connections
+# The status a client expects for each error, and what to tell it; the first class that
+# matches decides, so subclasses come before their bases. Anything else (a
+# misconfiguration, denied access) is the operator's problem: 500. The detail is ours,
+# never the exception's message, which names the table and the operation.
+HTTP_STATUS: tuple[tuple[type[KVError], int, str, dict[str, str]], ...] = (
+    (InvalidKeyError, 400, "the key is empty, too long or holds a refused character", {}),
+    (ValueTooLargeError, 413, "the value is over DynamoDB's 400 KB item limit", {}),
+    (KVValidationError, 422, "the store refused this input", {}),
+    (KeyNotFoundError, 404, "no such key (or it expired)", {}),
+    (ConditionFailedError, 412, "If-Match or If-None-Match failed", {}),
+    # Not retried blindly: the write may be applied; the client reads before it retries.
+    (WriteInDoubtError, 504, "the write may or may not have been applied: read, then retry", {}),
+    (ThrottledError, 503, "the store is busy: retry", {"Retry-After": "2"}),
+    (TransientError, 503, "the store is unavailable: retry", {"Retry-After": "1"}),
 )
 
 
-def http_status(exc: KVError) -> tuple[int, dict[str, str]]:
-    """The HTTP status and headers for `exc`, from `HTTP_STATUS` (else 500)."""
-    for error, status, headers in HTTP_STATUS:
+def http_status(exc: KVError) -> tuple[int, str, dict[str, str]]:
+    """The HTTP status, detail and headers for `exc`, from `HTTP_STATUS` (else 500)."""
+    for error, status, detail, headers in HTTP_STATUS:
         if isinstance(exc, error):
-            return status, headers
-    return 500, {}
+            return status, detail, headers
+    return 500, "internal error", {}
+
+
+def error_body(error: str, detail: str) -> dict[str, str]:
+    """Every error answer has this shape: ``{"error": name, "detail": text}``."""
+    return {"error": error, "detail": detail}
 
 
 @app.exception_handler(KVError)
 async def http_error(_request: Request, exc: Exception) -> JSONResponse:
-    """Every KVError a handler lets through, as a JSON error with the right status.
-
-    Messages name no values and, by default, no keys; 5xx answers name only the class.
-    """
+    """Every KVError a handler lets through, as a JSON error with the right status."""
     if not isinstance(exc, KVError):  # registered for KVError only
         raise exc
-    status, headers = http_status(exc)
-    body = {"error": type(exc).__name__}
-    if status < 500:
-        body["detail"] = str(exc)
-    return JSONResponse(body, status_code=status, headers=headers)
+    status, detail, headers = http_status(exc)
+    return JSONResponse(error_body(type(exc).__name__, detail), status, headers=headers)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def http_exception(_request: Request, exc: Exception) -> JSONResponse:
+    """The app's own 400/404 answers (and unknown routes), in the same shape."""
+    if not isinstance(exc, StarletteHTTPException):  # registered for HTTPException only
+        raise exc
+    name = HTTPStatus(exc.status_code).phrase.replace(" ", "")
+    return JSONResponse(error_body(name, str(exc.detail)), exc.status_code)
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_body(request: Request, exc: Exception) -> JSONResponse:
+    """A body that is not JSON is 400; JSON of the wrong shape is 422."""
+    if not isinstance(exc, RequestValidationError):  # registered for it only
+        raise exc
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return JSONResponse(error_body("BadRequest", "the body must be JSON"), 400)
+    shape = SHAPES["cache" if request.url.path.startswith("/cache") else "sessions"]
+    return JSONResponse(error_body("UnprocessableEntity", f"expected {shape}"), 422)
+
+
+SHAPES = {
+    "cache": '{"value": str, "ttl": seconds > 0}',
+    "sessions": '{"user": str, "data": object}',
+}
 
 
 def store(request: Request) -> KVStore:
@@ -219,7 +254,7 @@ class NewSession(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-@app.put("/cache/{key}", status_code=204)
+@app.put("/cache/{key:path}", status_code=204)
 async def put_cache(key: str, entry: CacheEntry, kv: KV, request: Request) -> Response:
     """Store a value, with an optional TTL; 412 when If-Match or If-None-Match fails."""
     cache = kv.namespace("cache")
@@ -235,7 +270,7 @@ async def put_cache(key: str, entry: CacheEntry, kv: KV, request: Request) -> Re
     return Response(status_code=204, headers={"ETag": f'"{version + 1}"'} if version else {})
 
 
-@app.get("/cache/{key}")
+@app.get("/cache/{key:path}")
 async def get_cache(key: str, kv: KV, response: Response) -> dict[str, Any]:
     """The value and its remaining TTL, its version as the ETag; 404 when missing or expired."""
     cache = kv.namespace("cache")
@@ -245,14 +280,14 @@ async def get_cache(key: str, kv: KV, response: Response) -> dict[str, Any]:
     return {"key": key, "value": value, "ttl": ttl}
 
 
-@app.delete("/cache/{key}", status_code=204)
+@app.delete("/cache/{key:path}", status_code=204)
 async def delete_cache(key: str, kv: KV, request: Request) -> Response:
     """Forget a value; 404 when there was none, 412 when If-Match or If-None-Match fails."""
     cache = kv.namespace("cache")
     conditional, version = await preconditions(cache, key, request.headers)
     # No item when the conditions were checked: nothing to delete (not even a new one).
     if (conditional and version is None) or not await cache.delete(key, if_version=version):
-        raise HTTPException(404, f"no cached value for {key!r}")
+        raise HTTPException(404, "no such key (or it expired)")
     return Response(status_code=204)
 
 

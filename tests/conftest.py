@@ -21,8 +21,17 @@ from aiodynkv._codec import Item
 from aiodynkv.testing import InMemoryKV, LocalDynamoDB, docker_available
 
 # "<server>/botocore" runs the same server through the botocore transport; the plain
-# server names use the default (lean) transport.
-KINDS = ("memory", "moto", "dynalite", "dynamodb-local", "moto/botocore", "dynalite/botocore")
+# server names use the default (lean) transport. "memory-transport" is `AsyncDynamoKV`
+# over the in-process memory transport (no server).
+KINDS = (
+    "memory",
+    "memory-transport",
+    "moto",
+    "dynalite",
+    "dynamodb-local",
+    "moto/botocore",
+    "dynalite/botocore",
+)
 
 # What each backend lacks, with the reason shown in the skip.
 CAPABILITIES: dict[str, dict[str, str]] = {
@@ -30,13 +39,25 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "ttl_api": "InMemoryKV has no table: nothing to enable TTL on",
         "server": "InMemoryKV has no server",
     },
+    "memory-transport": {
+        "endpoint": "the memory transport has no endpoint to connect to; its S3 stand-in "
+        "has every bucket and its KMS stand-in every key",
+    },
     "moto": {
         "exact_size_limit": "moto counts item size its own way (rejects items DynamoDB accepts)",
+        "updated_values": (
+            "moto's UPDATED_NEW/UPDATED_OLD leave out attributes whose value did not change "
+            "and add the key of a new item"
+        ),
     },
     "dynalite": {
         "ttl_api": "dynalite has no UpdateTimeToLive / DescribeTimeToLive API",
         "transactions": "dynalite has no TransactWriteItems / TransactGetItems API",
         "s3_kms": "dynalite serves DynamoDB only: no S3 or KMS on its endpoint",
+        "old_item_on_failure": (
+            "dynalite does not return the old item of a failed condition "
+            "(ReturnValuesOnConditionCheckFailure)"
+        ),
     },
     "dynamodb-local": {
         "s3_kms": "DynamoDB Local serves DynamoDB only: no S3 or KMS on its endpoint",
@@ -114,12 +135,25 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
-@pytest.fixture(params=KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every backend for tests that use one; the botocore legs only where a module asks.
+
+    The botocore transport runs the contract suite (``EVERY_TRANSPORT = True`` in the
+    module) and its own parity tests; the feature suites run on the default transport.
+    """
+    if "backend" not in metafunc.fixturenames:
+        return
+    every = getattr(metafunc.module, "EVERY_TRANSPORT", False)
+    kinds = [kind for kind in KINDS if every or "/" not in kind]
+    metafunc.parametrize("backend", kinds, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Backend:
     kind: str = request.param
     server, _, transport = kind.partition("/")
     endpoint = None
-    if server != "memory":
+    if server not in ("memory", "memory-transport"):
         endpoint = request.getfixturevalue(f"{server.replace('-', '_')}_endpoint")
     found = Backend(kind, endpoint, CAPABILITIES[server], transport or "lean")
     marker = request.node.get_closest_marker("backend_needs")
@@ -128,17 +162,56 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return found
 
 
+# Tables are reused across tests (emptied in between): creating and deleting one per test
+# cost more than the tests themselves. Per endpoint, per worker process.
+_SPARE_TABLES: dict[str, list[str]] = {}
+
+
+async def _emptied(store: AsyncDynamoKV) -> bool:
+    """Delete every item of the store's table; False if the table cannot be reused."""
+    table, key = store.config.table, store.config.partition_key
+    try:
+        start: dict[str, Any] = {}
+        while True:
+            page = await raw_call(
+                store,
+                "Scan",
+                {
+                    "TableName": table,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#k",
+                    "ExpressionAttributeNames": {"#k": key},
+                    **start,
+                },
+            )
+            items = page.get("Items", [])
+            for at in range(0, len(items), 25):
+                chunk = items[at : at + 25]
+                pending: Any = {table: [{"DeleteRequest": {"Key": {key: i[key]}}} for i in chunk]}
+                while pending:
+                    reply = await raw_call(store, "BatchWriteItem", {"RequestItems": pending})
+                    pending = reply.get("UnprocessedItems") or {}
+            if "LastEvaluatedKey" not in page:
+                return True
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+    except Exception:  # noqa: BLE001 - a table the test deleted or broke is not reused
+        return False
+
+
 StoreFactory = Callable[..., Any]
 
 
 @pytest_asyncio.fixture
 async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
-    """Open stores of the current backend on one fresh table; closes and deletes them after."""
-    table = f"t-{uuid.uuid4().hex[:12]}"
+    """Open stores of the current backend on one empty table; closes them after."""
     opened: list[Any] = []
     admin: Any
+    spare = _SPARE_TABLES.setdefault(f"{backend.kind}|{backend.endpoint}", [])
+    table = spare.pop() if spare else f"t-{uuid.uuid4().hex[:12]}"
     if backend.kind == "memory":
         admin = await InMemoryKV(table=table).open()
+    elif backend.kind == "memory-transport":
+        admin = await AsyncDynamoKV(table=table, transport="memory", create_table=True).open()
     else:
         admin = await AsyncDynamoKV(
             table=table, endpoint=backend.endpoint, create_table=True, transport=backend.transport
@@ -150,6 +223,8 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
             store._core.items = admin._core.items  # same data, other settings
             store._core.blobs.objects = admin._core.blobs.objects  # and the same S3 double
         else:
+            if backend.kind == "memory-transport":
+                fields.pop("transport", None)  # its only transport: never a real endpoint
             store = AsyncDynamoKV(admin.config, **fields)
         await store.open()
         opened.append(store)
@@ -158,9 +233,20 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     yield factory
     for store in opened:
         await store.aclose()
-    if isinstance(admin, AsyncDynamoKV):
-        await admin.client.delete_table(TableName=table)
+    if isinstance(admin, AsyncDynamoKV) and await _emptied(admin):
+        spare.append(table)
     await admin.aclose()
+
+
+async def raw_call(store: Any, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB request sent as is: through the memory transport, or the store's client."""
+    if store.config.transport == "memory":
+        response: dict[str, Any] = await store._core.transport.send(action, request)
+        return response
+    from botocore import xform_name
+
+    reply: dict[str, Any] = await getattr(store.client, xform_name(action))(**request)
+    return reply
 
 
 @pytest_asyncio.fixture
@@ -174,10 +260,14 @@ async def raw_item(store: Any, stored_key: str) -> Item | None:
     if isinstance(store, InMemoryKV):
         found: Item | None = store._core.items.get(stored_key)
         return found
-    response = await store.client.get_item(
-        TableName=store.config.table,
-        Key={store.config.partition_key: {"S": stored_key}},
-        ConsistentRead=True,
+    response = await raw_call(
+        store,
+        "GetItem",
+        {
+            "TableName": store.config.table,
+            "Key": {store.config.partition_key: {"S": stored_key}},
+            "ConsistentRead": True,
+        },
     )
     item: Item | None = response.get("Item")
     return item
@@ -188,7 +278,7 @@ async def put_raw(store: Any, item: Item) -> None:
     if isinstance(store, InMemoryKV):
         store._core.items[item[store.config.partition_key]["S"]] = item
         return
-    await store.client.put_item(TableName=store.config.table, Item=item)
+    await raw_call(store, "PutItem", {"TableName": store.config.table, "Item": item})
 
 
 class Clock:

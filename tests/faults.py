@@ -57,6 +57,16 @@ class FaultProxy:
         #: after the server has applied the request.
         self.lose_replies: dict[str, int] = {}
         self.lost_replies = 0
+        #: DynamoDB action -> the events of its next requests, in order: ``"lose"``
+        #: (forward, let the server apply it, drop the reply), a fault kind (``"throttle"``,
+        #: ``"500"``... answered without forwarding), or ``"pass"``. Played before
+        #: `lose_replies` and `fault_rate`.
+        self.script: dict[str, list[str]] = {}
+        #: DynamoDB action -> requests seen.
+        self.by_action: dict[str, int] = {}
+        #: With `record`, every request's action and JSON body, in order.
+        self.record = False
+        self.bodies: list[tuple[str, bytes]] = []
         self.stats = Stats()
         self._random = random.Random(seed)
         self._server: asyncio.Server | None = None
@@ -101,8 +111,20 @@ class FaultProxy:
                 if request is None:
                     return
                 self.stats.requests += 1
-                response = await self._answer(request)
-                if self._lose(request):
+                action = _target(request)
+                self.by_action[action] = self.by_action.get(action, 0) + 1
+                if self.record:
+                    self.bodies.append((action, request.split(b"\r\n\r\n", 1)[1]))
+                event = self._scripted(action)
+                if event in _FAULTS:
+                    self.stats.injected += 1
+                    self.stats.by_kind[event] = self.stats.by_kind.get(event, 0) + 1
+                    response = _fault_response(event)
+                else:
+                    response = await self._answer(request, scripted=event is not None)
+                if event == "lose" or (event is None and self._lose(request)):
+                    if event == "lose":
+                        self.lost_replies += 1
                     writer.transport.abort()  # applied upstream; the client never hears
                     return
                 if self.delay:
@@ -120,6 +142,13 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    def _scripted(self, action: str) -> str | None:
+        """The next scripted event of `action`, if any (consumed)."""
+        events = self.script.get(action)
+        if not events:
+            return None
+        return events.pop(0)
+
     def _lose(self, request: bytes) -> bool:
         """True if this request's reply is to be lost (and count it)."""
         if not self.lose_replies:
@@ -131,8 +160,8 @@ class FaultProxy:
         self.lost_replies += 1
         return True
 
-    async def _answer(self, request: bytes) -> bytes:
-        if self.fault_rate and self._random.random() < self.fault_rate:
+    async def _answer(self, request: bytes, *, scripted: bool = False) -> bytes:
+        if not scripted and self.fault_rate and self._random.random() < self.fault_rate:
             kind = self._random.choice(self.fault_kinds)
             self.stats.injected += 1
             self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1

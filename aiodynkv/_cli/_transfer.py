@@ -1,16 +1,17 @@
 """``aiodynkv export`` and ``aiodynkv import``: batched copies between a store and JSON Lines.
 
-Both use the public store API only (``items``, ``get_many``, ``ttl``, ``set_many``,
-``set_counter``), so they work on any `KVStore`, `InMemoryKV` included.
+Both work on `AsyncDynamoKV` and `InMemoryKV` (and their namespaces).
 
 - Export reads every item with its value and expiry in one paginated Scan
   (``items``). Keys are written sorted, so exporting an unchanged table twice gives
   the same file.
-- Import reads the file in batches. A key that already holds the identical item (same
-  type, value and expiry) is skipped (unless ``overwrite``), so running an import
-  again, or again after an interruption, writes only what is missing or different.
-  Items are grouped by expiry and written with ``set_many``; counters are written with
-  ``set_counter``, one atomic write each.
+- Import reads the file in batches and reads each batch's keys from the table in one
+  batched read (BatchGetItem, values with their expiry). A key that already holds the
+  identical item (same type, value and expiry) is skipped (unless ``overwrite``), so
+  running an import again, or again after an interruption, costs about a read of the
+  file's keys and writes only what is missing or different. Items are grouped by
+  expiry and written with ``set_many``; counters are written with ``set_counter``, one
+  atomic write each.
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from aiodynkv._cli._jsonl import Record, RecordError, decode, encode
-from aiodynkv._errors import BatchIncompleteError, KeyNotFoundError, KVValidationError
-from aiodynkv._protocol import KVStore, Value
+from aiodynkv._errors import BatchIncompleteError, KVValidationError
+from aiodynkv._protocol import KVStore, StoredItem
+
+if TYPE_CHECKING:
+    from aiodynkv._store import AsyncDynamoKV
+    from aiodynkv.testing import InMemoryKV
 
 __all__ = ["Reporter", "Summary", "count_lines", "export_items", "import_items"]
 
 # An expiry is written as ttl = expires_at - now - margin: the store rounds the
 # expiry up (ceil(now + ttl)), so without the margin it could land one second late.
 _EXPIRY_MARGIN = 0.5
-_ABSENT = object()  # not in the table
 
 
 class Reporter(Protocol):
@@ -136,12 +140,22 @@ class _Counts:
         )
 
 
+def _same(record: Record, have: StoredItem | None) -> bool:
+    """True if the table holds this exact item: same type, value and expiry."""
+    if have is None or type(have.value) is not type(record.value) or have.value != record.value:
+        return False
+    if have.expires_at is None or record.expires_at is None:
+        return have.expires_at is None and record.expires_at is None
+    # The file holds whole seconds, rounded up; the table the exact expiry.
+    return abs(have.expires_at - record.expires_at) <= 1.0
+
+
 class _Importer:
     """Writes batches of records, counting what happened to each in `summary`."""
 
     def __init__(
         self,
-        kv: KVStore,
+        kv: AsyncDynamoKV | InMemoryKV,
         reporter: Reporter,
         summary: Summary,
         *,
@@ -193,17 +207,14 @@ class _Importer:
 
     async def apply(self, records: list[Record]) -> _Counts:
         """Write the records that the table does not already hold identically."""
-        current: dict[str, Value] = {}
+        stored: dict[str, StoredItem] = {}
         if records and not self.overwrite:
-            current = await self.kv.get_many([record.key for record in records])
+            stored = await self.kv._stored_many([record.key for record in records])
         counts = _Counts()
         groups: dict[int | None, dict[str, str | bytes]] = {}
         jobs = []
-        same = await asyncio.gather(
-            *(self._same(record, current.get(record.key, _ABSENT)) for record in records)
-        )
-        for record, identical in zip(records, same, strict=True):
-            if identical:
+        for record in records:
+            if _same(record, stored.get(record.key)):
                 counts.skipped += 1
             elif isinstance(record.value, int):
                 jobs.append(self._counter(record.key, record.value, record.expires_at))
@@ -216,19 +227,6 @@ class _Importer:
                 raise result
             counts += result
         return counts
-
-    async def _same(self, record: Record, have: object) -> bool:
-        """True if the table holds this exact item: same type, value and expiry."""
-        if self.overwrite or type(have) is not type(record.value) or have != record.value:
-            return False
-        async with self.limit:
-            try:
-                left = await self.kv.ttl(record.key)
-            except KeyNotFoundError:
-                return False  # expired or deleted since it was read
-        if left is None or record.expires_at is None:
-            return left is None and record.expires_at is None
-        return abs(time.time() + left - record.expires_at) <= 1.0  # stored rounded up
 
     async def _set_many(self, items: dict[str, str | bytes], expires_at: int | None) -> _Counts:
         async with self.limit:
@@ -255,7 +253,7 @@ class _Importer:
 
 
 async def import_items(
-    kv: KVStore,
+    kv: AsyncDynamoKV | InMemoryKV,
     lines: Iterable[str],
     reporter: Reporter,
     summary: Summary,

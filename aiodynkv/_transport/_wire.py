@@ -13,14 +13,32 @@ import asyncio
 import base64
 import http.client
 import json
+import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
+from aiodynkv._errors import KVConfigError
 from aiodynkv._transport.base import ServiceError
 
-__all__ = ["AttemptError", "classify", "dumps", "error_body", "parse_json", "service_error"]
+__all__ = [
+    "AttemptError",
+    "ScrubbedError",
+    "classify",
+    "crc32_problem",
+    "dumps",
+    "endpoint_config_error",
+    "error_body",
+    "mask",
+    "parse_json",
+    "proxy_for",
+    "scrubbed",
+    "service_error",
+    "split_proxy",
+]
 
 
 def _encode_blob(value: object) -> str:
@@ -133,6 +151,18 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
+def crc32_problem(header: str | None, raw: bytes) -> str:
+    """Why a reply fails its ``x-amz-crc32`` check ("" when it passes or has no header)."""
+    if header is None:
+        return ""
+    text = header.strip()
+    if not text.isascii() or not text.isdigit() or int(text) > 0xFFFFFFFF:
+        return "the reply's x-amz-crc32 header is not a CRC32 value"
+    if zlib.crc32(raw) != int(text):
+        return "the reply failed its CRC32 check"
+    return ""
+
+
 class AttemptError(Exception):
     """One attempt got no usable reply."""
 
@@ -140,6 +170,41 @@ class AttemptError(Exception):
         super().__init__(message)
         self.timeout = timeout
         self.sent = sent
+
+
+def mask(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret replaced by ``***`` (as botocore masks proxy URLs)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class ScrubbedError(Exception):
+    """Stands in for an exception whose text quoted a secret: its type and masked text."""
+
+
+def scrubbed(exc: BaseException | None, secrets: tuple[str, ...]) -> BaseException | None:
+    """`exc`, or a `ScrubbedError` in its place when its text or its chain reveals a secret."""
+    if exc is None or not secrets:
+        return exc
+    texts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(texts) < 20:
+        texts += [str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    if not any(secret in text for text in texts for secret in secrets):
+        return exc
+    return ScrubbedError(mask(f"{type(exc).__name__}: {exc}", secrets))
+
+
+def endpoint_config_error(exc: BaseException) -> KVConfigError:
+    """The `KVConfigError` for botocore's refusal to resolve an endpoint."""
+    return KVConfigError(
+        "endpoint",
+        f"{exc} (set by account_id_endpoint_mode in the client's Config, "
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE or ~/.aws/config; the account id comes from "
+        "the credentials, AWS_ACCOUNT_ID or aws_account_id)",
+    )
 
 
 def classify(exc: BaseException) -> AttemptError:
@@ -151,6 +216,8 @@ def classify(exc: BaseException) -> AttemptError:
     """
     if isinstance(exc, aiohttp.ClientConnectorError):
         return AttemptError(f"could not connect: {exc}", timeout=False, sent=False)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
+        return AttemptError(f"the proxy refused: {exc}", timeout=False, sent=False)
     if isinstance(exc, aiohttp.ServerTimeoutError):
         if _is_connect_timeout(exc):
             return AttemptError(f"connect timeout: {exc}", timeout=True, sent=False)
@@ -205,4 +272,40 @@ def error_body(raw: bytes, status: int) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"message": str(body)}
 
 
-# -- the transport ------------------------------------------------------------------------
+# -- proxies ------------------------------------------------------------------------------
+
+
+def proxy_for(client: Any, endpoint_url: str) -> str | None:
+    """The proxy botocore would use for `endpoint_url`: ``proxies`` config, then environment."""
+    from botocore.utils import get_environ_proxies
+
+    scheme = urlsplit(endpoint_url).scheme
+    configured = getattr(getattr(client.meta, "config", None), "proxies", None) or {}
+    proxy = configured.get(scheme)
+    if proxy is None:
+        proxy = get_environ_proxies(endpoint_url).get(scheme)
+    return str(proxy) if proxy else None
+
+
+def split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, tuple[str, ...]]:
+    """The proxy URL without credentials, the header carrying them, and their texts.
+
+    The credentials go to aiohttp as a ``Proxy-Authorization`` header, so that aiohttp's
+    errors, which quote the proxy URL, do not quote them; their texts (the password as
+    written and decoded, and the header's token) are masked wherever they still appear.
+    """
+    if not proxy:
+        return None, None, ()
+    url = URL(proxy)
+    if url.user is None and url.password is None:
+        return proxy, None, ()
+    pair = f"{url.user or ''}:{url.password or ''}".encode()
+    token = base64.b64encode(pair).decode("ascii")
+    # without a password, the user name is the credential (a proxy token)
+    texts = (url.raw_password, url.password) if url.password else (url.raw_user, url.user)
+    secrets = {token, *(text for text in texts if text)}
+    return (
+        str(url.with_user(None)),
+        {"Proxy-Authorization": f"Basic {token}"},
+        tuple(sorted(secrets, key=len, reverse=True)),
+    )

@@ -80,7 +80,8 @@ class Transport(Protocol):
         """Send `request` as DynamoDB action `action`; return the parsed response.
 
         The response carries ``ResponseMetadata.RetryAttempts`` (retries made) like
-        botocore's.
+        botocore's, and ``ResponseMetadata.InDoubt`` (True) when an earlier attempt
+        may have been applied before the one that answered.
 
         Raises:
             ServiceError: The server answered with an error, after retries.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import xform_name
 
+from aiodynkv._transport import _wire
 from aiodynkv._transport.base import ServiceError, WireError
 from aiodynkv._version import __version__
 
@@ -84,12 +86,14 @@ def new_client(config: KVConfig) -> Any:
 
 
 class _Attempts:
-    """What the retry hook saw of one request's attempts."""
+    """What the retry hooks saw of one request's attempts."""
 
-    __slots__ = ("in_doubt",)
+    __slots__ = ("in_doubt", "seen", "unverified")
 
     def __init__(self) -> None:
         self.in_doubt = False
+        self.seen = 0  # attempts the hooks saw
+        self.unverified = ""  # why the latest reply cannot be trusted ("" when it can)
 
 
 _CURRENT: contextvars.ContextVar[_Attempts | None] = contextvars.ContextVar(
@@ -103,7 +107,7 @@ _AMBIGUOUS = (
     aiohttp.ClientPayloadError,
     ConnectionResetError,
 )
-_NEVER_SENT = (bex.ConnectTimeoutError, bex.EndpointConnectionError)
+_NEVER_SENT = (bex.ConnectTimeoutError, bex.EndpointConnectionError, bex.ProxyConnectionError)
 
 
 def _is_ambiguous(caught: BaseException | None, response: Any) -> bool:
@@ -126,27 +130,103 @@ def _record_attempt(
         attempts.in_doubt = True
 
 
+def _count_attempt(**_: Any) -> None:
+    """The ``before-send`` hook: one more attempt, whose reply is not yet seen."""
+    attempts = _CURRENT.get()
+    if attempts is not None:
+        attempts.seen += 1
+        attempts.unverified = ""
+
+
+def _verify_reply(response_dict: Any = None, **_: Any) -> None:
+    """The ``before-parse`` hook: note a reply that is not verifiably DynamoDB's.
+
+    botocore retries a CRC mismatch but returns the last mismatching reply as data,
+    raises a bare ``ValueError`` for a CRC header that is not a number, parses a 2xx
+    body that is not JSON as an empty reply and fails on a JSON array.
+    """
+    attempts = _CURRENT.get()
+    if attempts is None or not isinstance(response_dict, dict):
+        return
+    raw = response_dict.get("body")
+    if not isinstance(raw, bytes):
+        return  # a streaming body: DynamoDB has none
+    headers = response_dict.get("headers") or {}
+    problem = _wire.crc32_problem(headers.get("x-amz-crc32"), raw)
+    status = response_dict.get("status_code", 0)
+    if not problem and isinstance(status, int) and 200 <= status < 300 and raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            problem = "the reply is not JSON"
+        else:
+            if not isinstance(parsed, dict):
+                problem = "the reply is not a JSON object"
+    if problem:
+        attempts.unverified = problem
+        attempts.in_doubt = True
+
+
 class BotocoreTransport:
     """Sends requests through an open aiobotocore DynamoDB client."""
 
-    __slots__ = ("_client", "_methods")
+    __slots__ = ("_client", "_methods", "_secrets")
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._methods: dict[str, Any] = {}
+        meta = getattr(client, "meta", None)
+        endpoint_url = getattr(meta, "endpoint_url", None)
+        proxy = _wire.proxy_for(client, endpoint_url) if isinstance(endpoint_url, str) else None
+        self._secrets = _wire.split_proxy(proxy)[2]
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is not None:
             events.register_first("needs-retry.dynamodb", _record_attempt)
+            # unique ids: a client shared by several stores counts each attempt once
+            events.register_first(
+                "before-send.dynamodb", _count_attempt, unique_id="aiodynkv-count-attempt"
+            )
+            events.register_first(
+                "before-parse.dynamodb", _verify_reply, unique_id="aiodynkv-verify-reply"
+            )
 
     async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Call the client method for `action` (``GetItem`` → ``get_item``)."""
+        if not self._secrets:
+            return await self._send(action, request)
+        failure: ServiceError | WireError | None = None
+        try:
+            return await self._send(action, request)
+        except (ServiceError, WireError) as exc:
+            failure = exc
+        # botocore quotes the proxy URL aiohttp quotes, credentials and all: mask them, and
+        # raise outside the except block, so that no implicit context carries them
+        failure.args = (_wire.mask(str(failure), self._secrets),)
+        if isinstance(failure, ServiceError):
+            failure.message = _wire.mask(failure.message, self._secrets)
+        failure.__cause__ = _wire.scrubbed(failure.__cause__, self._secrets)
+        failure.__context__ = None
+        raise failure
+
+    async def _send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         method = self._methods.get(action)
         if method is None:
             method = self._methods[action] = getattr(self._client, xform_name(action))
         attempts = _Attempts()
         token = _CURRENT.set(attempts)
         try:
-            response: dict[str, Any] = await method(**request)
+            try:
+                response: dict[str, Any] = await method(**request)
+            except Exception as exc:
+                if attempts.unverified:  # botocore's answer to a reply it could not check
+                    raise _unverified(action, attempts) from exc
+                raise
+            if attempts.unverified:
+                raise _unverified(action, attempts)
+        except WireError:
+            raise
+        except bex.EndpointResolutionError as exc:  # account_id_endpoint_mode "required"
+            raise _wire.endpoint_config_error(exc) from None
         except bex.ClientError as exc:
             raise _service_error(exc, attempts.in_doubt) from exc
         except (bex.ReadTimeoutError, bex.ConnectTimeoutError) as exc:
@@ -159,10 +239,22 @@ class BotocoreTransport:
             raise WireError(str(exc), timeout=False, in_doubt=in_doubt) from exc
         finally:
             _CURRENT.reset(token)
+        if attempts.in_doubt:
+            response.setdefault("ResponseMetadata", {})["InDoubt"] = True
         return response
 
     async def aclose(self) -> None:
         """The client is closed by whoever entered it (the store, or the user's own)."""
+
+
+def _unverified(action: str, attempts: _Attempts) -> WireError:
+    """The failure for a request whose last reply could not be verified."""
+    return WireError(
+        f"{action}: {attempts.unverified} (attempt {attempts.seen})",
+        timeout=False,
+        in_doubt=True,
+        attempts=attempts.seen,
+    )
 
 
 def _service_error(exc: bex.ClientError, in_doubt: bool) -> ServiceError:

@@ -1,9 +1,11 @@
 """The lean transport: DynamoDB JSON signed by us and posted over one aiohttp session.
 
 What still comes from botocore (through `LeanTransport.from_client`): the endpoint URL
-(FIPS, dual-stack and custom endpoints resolved by its rules), the region, the signing
-name, the credentials object (with its own refresh: environment, profiles, SSO,
-assume-role, container and instance roles), the CA bundle and the proxy settings.
+(FIPS, dual-stack, account-ID and custom endpoints resolved by its rules), the region,
+the signing name, the credentials object (with its own refresh: environment, profiles,
+SSO, assume-role, container and instance roles), the CA bundle and the proxy settings
+(credentials in the proxy URL are sent as a ``Proxy-Authorization`` header and masked
+in every error); with a user's client, `client_settings` reads its timeouts and retries.
 
 What this module does itself, because botocore's generic machinery costs more than
 DynamoDB needs: the request body is ``json`` of the request dict (binary values
@@ -28,8 +30,13 @@ Retries (``retry_mode``):
   ``max_attempts`` counts all attempts here too (botocore's legacy ``max_attempts``
   option counts retries only).
 
-Differences from botocore on purpose: a 2xx reply whose body is not JSON is retried like
-a CRC mismatch (botocore raises a parser error); ``ResponseMetadata`` has no
+A reply that cannot be verified is never returned as data: a CRC mismatch, an
+``x-amz-crc32`` header that is not a 32-bit decimal number, or a 2xx body that is not a
+JSON object are retried like a lost reply and, after the last attempt, raise an in-doubt
+`WireError`.
+
+Differences from botocore on purpose: a 2xx reply whose body is not JSON is retried
+(botocore returns it as an empty reply); ``ResponseMetadata`` has no
 ``HTTPHeaders``; a ``{"B": str}`` in a request is sent as is (botocore would base64 the
 UTF-8 of the string; our callers always pass bytes).
 """
@@ -38,8 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
@@ -55,7 +61,7 @@ if TYPE_CHECKING:
 
     from aiodynkv._transport._sigv4 import FrozenCredentials
 
-__all__ = ["LeanTransport"]
+__all__ = ["LeanTransport", "client_settings"]
 
 _sleep = asyncio.sleep  # the tests replace it to see the backoff without waiting
 
@@ -88,6 +94,8 @@ class LeanTransport:
         signing_name: The SigV4 service name.
         verify: TLS verification: True (botocore's CA bundle), False, or a CA bundle path.
         proxy: A proxy URL for every request, or None.
+        endpoint_resolver: Awaited once, before the first request: the endpoint URL and
+            proxy to use instead of `endpoint_url` and `proxy`.
 
     Raises:
         ValueError: An argument is out of range.
@@ -108,6 +116,7 @@ class LeanTransport:
         signing_name: str = "dynamodb",
         verify: bool | str = True,
         proxy: str | None = None,
+        endpoint_resolver: Callable[[], Awaitable[tuple[str, str | None]]] | None = None,
     ) -> None:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -125,22 +134,15 @@ class LeanTransport:
             raise ValueError(f"max_pool_connections must be at least 1: {max_pool_connections}")
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
-        path = parts.path or "/"
-        self.endpoint_url = endpoint_url
         self.region = region
         self.max_attempts = max_attempts
         self.retry_mode = retry_mode
         self.max_pool_connections = max_pool_connections
         self._credentials: _Credentials = credentials
-        self._url = URL(endpoint_url).with_path(path)
-        self._signer = Signer(
-            host=canonical_host(endpoint_url),
-            path=path,
-            region=region,
-            service=signing_name,
-            content_type=_CONTENT_TYPE,
-        )
-        self._extra_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
+        self._signing_name = signing_name
+        self._user_agent = user_agent
+        self._use_endpoint(endpoint_url, proxy)
+        self._resolve_endpoint = endpoint_resolver
         self._targets: dict[str, str] = {}
         self._legacy = retry_mode == "legacy"
         self._retryable = _retry.legacy_retryable if self._legacy else _retry.standard_retryable
@@ -150,9 +152,30 @@ class LeanTransport:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._verify = verify
-        self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+
+    def _use_endpoint(self, endpoint_url: str, proxy: str | None) -> None:
+        """Post to `endpoint_url` (through `proxy`) from now on."""
+        self.endpoint_url = endpoint_url
+        # The path as it goes on the wire (escapes kept, not escaped again) is the one signed.
+        url = URL(endpoint_url)
+        path = url.raw_path or "/"
+        self._url = url.with_path(path, encoded=True)
+        self._signer = Signer(
+            host=canonical_host(endpoint_url),
+            path=path,
+            region=self.region,
+            service=self._signing_name,
+            content_type=_CONTENT_TYPE,
+        )
+        self._extra_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
+        self._proxy, self._proxy_headers, self._secrets = _wire.split_proxy(proxy)
+        if self._proxy_headers and self._url.scheme == "http":
+            # a forwarding proxy reads it from the request (aiohttp sends proxy_headers
+            # only with CONNECT); it is not signed, and the proxy removes it
+            self._extra_headers.update(self._proxy_headers)
+            self._proxy_headers = None
 
     @classmethod
     def from_client(
@@ -168,9 +191,12 @@ class LeanTransport:
     ) -> LeanTransport:
         """A transport to the endpoint an open aiobotocore DynamoDB client talks to.
 
-        The endpoint URL and region are the client's (``client.meta``), resolved by
-        botocore's endpoint rules; the signing name, credentials (refreshing as the
-        client's do), CA bundle and proxy are the client's too.
+        The endpoint URL and region are the client's, resolved by botocore's endpoint
+        rules before the first request, as botocore resolves them for each request: with
+        the account id of the credentials (``https://<account>.ddb.<region>.amazonaws.com``)
+        unless ``account_id_endpoint_mode`` (``AWS_ACCOUNT_ID_ENDPOINT_MODE``) is
+        ``disabled``. The signing name, credentials (refreshing as the client's do), CA
+        bundle and proxy are the client's too.
 
         Args:
             client: An open aiobotocore/aioboto3 DynamoDB client (not closed by us).
@@ -189,13 +215,19 @@ class LeanTransport:
         """
         endpoint_url: str = client.meta.endpoint_url
         credentials, signing_name, verify = _client_internals(client)
+
+        async def resolve() -> tuple[str, str | None]:
+            resolved = await _resolved_endpoint(client, endpoint_url)
+            return resolved, _wire.proxy_for(client, resolved)
+
         return cls(
             endpoint_url=endpoint_url,
             region=client.meta.region_name,
             credentials=credentials,
             signing_name=signing_name,
             verify=verify,
-            proxy=_proxy_for(client, endpoint_url),
+            proxy=_wire.proxy_for(client, endpoint_url),
+            endpoint_resolver=resolve,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_attempts=max_attempts,
@@ -256,6 +288,9 @@ class LeanTransport:
             WireError: No usable answer, after retries.
             RuntimeError: The transport is closed.
         """
+        if self._resolve_endpoint is not None:
+            self._use_endpoint(*await self._resolve_endpoint())
+            self._resolve_endpoint = None
         session = self._session or self._open_session()
         body = _wire.dumps(request).encode()
         target = self._targets.get(action) or self._target(action)
@@ -264,23 +299,30 @@ class LeanTransport:
         retry_cost = 0  # quota tokens the latest retry took
         while True:
             attempt += 1
+            failure: _wire.AttemptError | None = None
             try:
                 status, headers, raw = await self._post(session, target, body)
                 if 200 <= status < 300:
-                    return self._success(status, headers, raw, attempt, retry_cost)
-            except _wire.AttemptError as failure:
+                    return self._success(status, headers, raw, attempt, retry_cost, in_doubt)
+            except _wire.AttemptError as exc:
+                failure = exc
+            if failure is not None:
                 in_doubt = in_doubt or failure.sent
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
                 if attempt < self.max_attempts and (cost := self._take_quota(cost)):
                     retry_cost = cost
                     await _sleep(self._delay(attempt))
                     continue
+                # raised outside the except block: no implicit context to carry secrets
                 raise WireError(
-                    f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
+                    _wire.mask(
+                        f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
+                        self._secrets,
+                    ),
                     timeout=failure.timeout,
                     in_doubt=in_doubt,
                     attempts=attempt,
-                ) from failure.__cause__
+                ) from _wire.scrubbed(failure.__cause__, self._secrets)
             in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx request may have succeeded
             error = _wire.service_error(status, raw, attempt, in_doubt)
             if (
@@ -305,7 +347,14 @@ class LeanTransport:
         headers = self._signer.headers(target, body, frozen)
         headers.update(self._extra_headers)
         try:
-            response = await session.post(self._url, data=body, headers=headers, proxy=self._proxy)
+            response = await session.post(
+                self._url,
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+                allow_redirects=False,  # a redirect is an error reply, as on botocore's urllib3
+            )
             try:
                 raw = await response.read()
             except BaseException:
@@ -314,13 +363,19 @@ class LeanTransport:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise _wire.classify(exc) from exc
         response_headers = response.headers
-        crc = response_headers.get("x-amz-crc32")
-        if crc is not None and zlib.crc32(raw) != int(crc):
-            raise _wire.AttemptError("the reply failed its CRC32 check", timeout=False, sent=True)
+        problem = _wire.crc32_problem(response_headers.get("x-amz-crc32"), raw)
+        if problem:
+            raise _wire.AttemptError(problem, timeout=False, sent=True)
         return response.status, response_headers, raw
 
     def _success(
-        self, status: int, headers: Mapping[str, str], raw: bytes, attempt: int, retry_cost: int
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        raw: bytes,
+        attempt: int,
+        retry_cost: int,
+        in_doubt: bool,
     ) -> dict[str, Any]:
         try:
             parsed = _wire.parse_json(raw) if raw else {}
@@ -331,6 +386,8 @@ class LeanTransport:
         if not self._legacy:
             self._quota.release(retry_cost or _retry.NO_RETRY_INCREMENT)
         metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": attempt - 1}
+        if in_doubt:
+            metadata["InDoubt"] = True
         request_id = headers.get("x-amzn-RequestId")
         if request_id is not None:
             metadata["RequestId"] = request_id
@@ -376,13 +433,74 @@ def _client_internals(client: Any) -> tuple[Any, str, bool | str]:
     return credentials, signing_name, verify
 
 
-def _proxy_for(client: Any, endpoint_url: str) -> str | None:
-    """The proxy botocore would use for `endpoint_url`: ``proxies`` config, then environment."""
-    from botocore.utils import get_environ_proxies
+# Options of a client's Config that change what goes on the wire, which this transport
+# does not reproduce: refused rather than ignored.
+_UNSUPPORTED_OPTIONS: Final = ("tcp_keepalive", "client_cert", "proxies_config")
 
-    scheme = urlsplit(endpoint_url).scheme
-    configured = getattr(client.meta.config, "proxies", None) or {}
-    proxy = configured.get(scheme)
-    if proxy is None:
-        proxy = get_environ_proxies(endpoint_url).get(scheme)
-    return str(proxy) if proxy else None
+
+def client_settings(client: Any) -> dict[str, Any]:
+    """The timeouts and retries of a user's client, as `LeanTransport` arguments.
+
+    The botocore transport sends through the client, so its ``Config`` decides them;
+    this gives the lean transport the same: ``connect_timeout``, ``read_timeout``,
+    ``retries`` (``total_max_attempts``, or ``max_attempts`` retries, or the mode's
+    default: 3 in standard mode, DynamoDB's 10 in legacy mode) and the retry mode.
+
+    Raises:
+        KVConfigError: The client's Config sets something the lean transport cannot
+            honour (TCP keepalive, a client certificate, proxy TLS settings, a signature
+            version other than SigV4).
+    """
+    from aiodynkv._errors import KVConfigError
+
+    config = client.meta.config
+    refused = [name for name in _UNSUPPORTED_OPTIONS if getattr(config, name, None)]
+    if getattr(config, "signature_version", None) not in (None, "v4"):
+        refused.append(f"signature_version={config.signature_version!r}")
+    if refused:
+        raise KVConfigError(
+            "transport",
+            f"the client's Config sets {', '.join(refused)}, which the lean transport "
+            "cannot honour: use transport='botocore' with this client, or leave them out",
+        )
+    retries = dict(getattr(config, "retries", None) or {})
+    mode = str(retries.get("mode") or "legacy")
+    attempts = retries.get("total_max_attempts")
+    if attempts is None and retries.get("max_attempts") is not None:
+        attempts = int(retries["max_attempts"]) + 1
+    if attempts is None:
+        attempts = _LEGACY_DEFAULT_ATTEMPTS if mode == "legacy" else _STANDARD_DEFAULT_ATTEMPTS
+    settings: dict[str, Any] = {"max_attempts": int(attempts), "retry_mode": mode}
+    for name in ("connect_timeout", "read_timeout"):
+        seconds = getattr(config, name, None)
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            settings[name] = float(seconds)
+    return settings
+
+
+_STANDARD_DEFAULT_ATTEMPTS: Final = 3  # botocore.retries.standard.DEFAULT_MAX_ATTEMPTS
+_LEGACY_DEFAULT_ATTEMPTS: Final = 10  # botocore/data/_retry.json, dynamodb.__default__
+
+
+async def _resolved_endpoint(client: Any, endpoint_url: str) -> str:
+    """The endpoint botocore's rules give a request of `client` (account-ID endpoints).
+
+    ``_resolve_endpoint_ruleset`` is botocore's own (private) per-request resolution,
+    which reads the account id from the credentials and ``account_id_endpoint_mode``
+    from the client's configuration, ``AWS_ACCOUNT_ID_ENDPOINT_MODE`` or the config file.
+
+    Raises:
+        KVConfigError: The rules refuse the configuration (``required`` without an
+            account id, or with FIPS or dual-stack).
+    """
+    import botocore.exceptions as bex
+
+    resolve = getattr(client, "_resolve_endpoint_ruleset", None)
+    if resolve is None:
+        return endpoint_url
+    model = client.meta.service_model.operation_model("GetItem")
+    try:
+        resolved = await resolve(model, {"TableName": "aiodynkv", "Key": {}}, {})
+    except bex.EndpointResolutionError as exc:
+        raise _wire.endpoint_config_error(exc) from None
+    return str(resolved[0])

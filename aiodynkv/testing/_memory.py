@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from aiodynkv._cache import read_through
 from aiodynkv._codec import decode_value, expiry_seconds, is_expired, now, remaining_seconds
 from aiodynkv._config import KVConfig
-from aiodynkv._core import State
+from aiodynkv._core import State, check_loop
 from aiodynkv._errors import StoreClosedError
 from aiodynkv._keys import KeyCodec
-from aiodynkv._protocol import Health, Value
+from aiodynkv._protocol import MISSING, Health, Value
 from aiodynkv.testing._memory_base import MemoryCore
 from aiodynkv.testing._memory_batches import MemoryBatches
 from aiodynkv.testing._memory_writes import MemoryWrites
 
 __all__ = ["InMemoryKV"]
+
+_T = TypeVar("_T")
 
 
 class InMemoryKV(MemoryWrites, MemoryBatches):
@@ -76,12 +78,20 @@ class InMemoryKV(MemoryWrites, MemoryBatches):
                 table=self.config.table,
             )
         self._core.state = State.OPEN
+        self._core.loop = asyncio.get_running_loop()
         return self
 
     async def aclose(self) -> None:
-        """Close the store (a view: nothing). Idempotent; `dump` still reads the data."""
-        if not self._view:
-            self._core.state = State.CLOSED
+        """Close the store (a view: nothing). Idempotent; `dump` still reads the data.
+
+        Raises:
+            KVError: Called from another event loop than the one that opened it.
+        """
+        if self._view or self._core.state is State.CLOSED:
+            return
+        if self._core.state is State.OPEN:
+            check_loop(self._core.loop, "aclose", self.config.table, "close it from that loop")
+        self._core.state = State.CLOSED
 
     async def ensure_table(self) -> None:
         """Nothing to create in memory."""
@@ -150,6 +160,40 @@ class InMemoryKV(MemoryWrites, MemoryBatches):
             raise self._not_found(key, "get_with_version")
         value = self._value(opened, key, "get_with_version")
         return value, self._version(opened, key, "get_with_version") or 0
+
+    @overload
+    async def get_with_ttl(
+        self, key: str, *, consistent: bool = False
+    ) -> tuple[Value, float | None]: ...
+    @overload
+    async def get_with_ttl(
+        self, key: str, default: _T, *, consistent: bool = False
+    ) -> tuple[Value | _T, float | None]: ...
+    async def get_with_ttl(
+        self,
+        key: str,
+        default: Any = MISSING,
+        *,
+        consistent: bool = False,  # noqa: ARG002 (memory reads are always consistent)
+    ) -> tuple[Any, float | None]:
+        """See `AsyncDynamoKV.get_with_ttl`."""
+        stored = self._stored(key, "get_with_ttl")
+        item = self._live(stored, key, "get_with_ttl")
+        await asyncio.sleep(0)
+        if item is not None:
+            item = await self._opened(
+                item,
+                stored,
+                key,
+                "get_with_ttl",
+                functools.partial(self._read_again, stored, key, "get_with_ttl"),
+            )
+        if item is None:
+            if default is MISSING:
+                raise self._not_found(key, "get_with_ttl")
+            return default, None
+        value = self._value(item, key, "get_with_ttl")
+        return value, remaining_seconds(item, self.config, now())
 
     async def exists(self, key: str) -> bool:
         """See `AsyncDynamoKV.exists`."""

@@ -8,7 +8,7 @@ from aiodynkv._base import BaseStore
 from aiodynkv._cache import NearCache
 from aiodynkv._codec import EXPIRY_MS, Item, decode_value, is_expired, new_version, now, version_of
 from aiodynkv._config import KVConfig
-from aiodynkv._core import State
+from aiodynkv._core import State, check_loop
 from aiodynkv._crypto import MemoryKms
 from aiodynkv._errors import CorruptItemError, StoreClosedError
 from aiodynkv._offload import MemoryBlobs
@@ -21,12 +21,13 @@ __all__ = ["MemoryCore", "MemoryParts"]
 class MemoryCore:
     """What an in-memory store and its views share: config, state, the items."""
 
-    __slots__ = ("blobs", "cache", "config", "items", "pipeline", "state")
+    __slots__ = ("blobs", "cache", "config", "items", "loop", "pipeline", "state")
 
     def __init__(self, config: KVConfig) -> None:
         self.config = config
         self.items: dict[str, Item] = {}
         self.state = State.UNOPENED
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one that opened it
         # Near cache, S3 double (objects in a dict) and the value pipeline (issue 15).
         self.cache = NearCache.from_config(config)
         self.blobs = MemoryBlobs()
@@ -51,6 +52,8 @@ class MemoryParts(BaseStore):
                 operation=operation,
                 table=self.config.table,
             )
+        # The same rule as AsyncDynamoKV's, so a test on memory fails as on a server.
+        check_loop(self._core.loop, operation, self.config.table)
 
     def _stored(self, key: object, operation: str) -> str:
         stored = self._keys.encode(key, operation, self.config.table)

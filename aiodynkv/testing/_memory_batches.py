@@ -17,9 +17,11 @@ from aiodynkv._codec import (
     decode_value,
     expiry_ms_of,
     expiry_seconds,
+    is_expired,
     new_token,
     new_version,
     now,
+    stored_many,
     version_of,
 )
 from aiodynkv._errors import CorruptItemError
@@ -64,6 +66,25 @@ class MemoryBatches(MemoryParts):
         if corrupt:
             raise self._corrupt_many(out, corrupt, len(wanted))
         return out
+
+    async def _stored_many(self, keys: Iterable[str]) -> dict[str, StoredItem]:
+        """See `AsyncDynamoKV._stored_many`."""
+        wanted = {
+            self._keys.encode(k, "get_many", self.config.table): k
+            for k in key_list(keys, "get_many")
+        }
+        self._check("get_many")
+        await asyncio.sleep(0)
+        items = self._core.items
+        raw = {pk: items[pk] for pk in wanted if pk in items}
+        opened, unreadable = await self._core.pipeline.open_many(raw, wanted, "get_many")
+        pairs = ((wanted[pk], item) for pk, item in opened.items())
+        found, corrupt = stored_many(pairs, self.config, now())
+        corrupt.update(unreadable)
+        if corrupt:
+            values = {key: stored.value for key, stored in found.items()}
+            raise self._corrupt_many(values, corrupt, len(wanted))
+        return found
 
     async def set_many(
         self,
@@ -123,8 +144,37 @@ class MemoryBatches(MemoryParts):
                     self._core.items.pop(pk, None)
             await hooks.after(entries, (), ())
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
+    async def delete_many(self, keys: Iterable[str]) -> int:
         """See `AsyncDynamoKV.delete_many`."""
+        stored = {
+            self._keys.encode(k, "delete_many", self.config.table): None
+            for k in key_list(keys, "delete_many")
+        }
+        self._check("delete_many")
+        if not stored:
+            return 0
+        await asyncio.sleep(0)
+        pipeline = self._core.pipeline
+        count = 0
+        old: list[Item] = []
+        with writing(self._core.cache, *stored) as cache:
+            for pk in stored:
+                item = self._core.items.pop(pk, None)
+                cache.done(pk, None)
+                if item is None:
+                    continue
+                old.append(item)
+                try:
+                    count += not is_expired(item, self.config, now())
+                except CorruptItemError:
+                    count += 1  # an unreadable expiry: it was there
+            pointers = [pipeline.pointer_of(item) for item in old]
+            if any(pointers):
+                await pipeline.discard(pointers, "delete_many")
+        return count
+
+    async def _delete_batch(self, keys: Iterable[str]) -> None:
+        """Delete keys as one batch, counting nothing (for `clear`)."""
         stored = [
             self._keys.encode(k, "delete_many", self.config.table)
             for k in key_list(keys, "delete_many")

@@ -6,6 +6,12 @@ name the project uses for its own fixtures:
 
 - ``aiodynkv_endpoint`` (session): ``AIODYNKV_TEST_ENDPOINT`` if set; else DynamoDB
   Local in testcontainers if a Docker engine answers; else the embedded moto server.
+  The image and its pull policy are `LocalDynamoDB`'s settings
+  (``AIODYNKV_DYNAMODB_LOCAL_IMAGE``, ``AIODYNKV_DYNAMODB_LOCAL_PULL``). When the engine
+  answers but the image is neither present nor pullable (offline), the fixture uses the
+  embedded moto server and says so in one line of the summary; with
+  ``AIODYNKV_DYNAMODB_LOCAL_FALLBACK=fail`` it fails instead, naming the image and the
+  setting. That setting also makes a missing Docker engine a failure.
 - ``aiodynkv_kv``: an open `AsyncDynamoKV` on a fresh table of that endpoint, per test.
 - ``aiodynkv_memory``: an open `InMemoryKV`, per test.
 
@@ -25,10 +31,16 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from importlib.util import find_spec
+from typing import Any
 
 import pytest
 
-from aiodynkv._local import Kind, LocalDynamoDB, docker_available, running_servers
+from aiodynkv._local import (
+    ImageUnavailableError,
+    LocalDynamoDB,
+    docker_available,
+    running_servers,
+)
 from aiodynkv._store import AsyncDynamoKV
 from aiodynkv.testing._memory import InMemoryKV
 
@@ -38,7 +50,10 @@ _RENAMED = {
     "kv": "aiodynkv_kv",
     "memory_kv": "aiodynkv_memory",
 }
+FALLBACK_VARIABLE = "AIODYNKV_DYNAMODB_LOCAL_FALLBACK"
+_FALLBACKS = ("moto", "fail")
 _BEFORE_SESSION = pytest.StashKey[frozenset[LocalDynamoDB]]()
+_FELL_BACK = pytest.StashKey[str]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -54,6 +69,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             server.stop()
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The one line saying that the fixtures did not get DynamoDB Local, and why."""
+    if _FELL_BACK in config.stash:
+        terminalreporter.write_line(config.stash[_FELL_BACK], yellow=True)
+
+
 def _deprecated(old: str) -> None:
     warnings.warn(
         f"the aiodynkv fixture {old!r} is deprecated and will be removed in the next "
@@ -63,15 +84,43 @@ def _deprecated(old: str) -> None:
     )
 
 
+def _dynamodb_local(config: pytest.Config) -> LocalDynamoDB | None:
+    """DynamoDB Local started, or None when the embedded emulator is to be used instead."""
+    fallback = os.environ.get(FALLBACK_VARIABLE) or "moto"
+    if fallback not in _FALLBACKS:
+        message = f"{FALLBACK_VARIABLE} must be 'moto' or 'fail', not {fallback!r}"
+        pytest.fail(message, pytrace=False)
+    ok, reason = docker_available()
+    if not ok:
+        if fallback == "fail":
+            message = f"aiodynkv: DynamoDB Local needs Docker: {reason} ({FALLBACK_VARIABLE}=fail)"
+            pytest.fail(message, pytrace=False)
+        return None
+    server = LocalDynamoDB("dynamodb-local")
+    try:
+        server.start()
+    except ImageUnavailableError as exc:
+        problem = str(exc)
+    else:  # pragma: no cover - needs Docker (nox -s docker)
+        return server
+    # Outside the except block: the failure carries no chained exception to print.
+    if fallback == "fail":
+        pytest.fail(f"aiodynkv: {problem} ({FALLBACK_VARIABLE}=fail)", pytrace=False)
+    config.stash[_FELL_BACK] = (
+        f"aiodynkv: the fixtures used the embedded emulator, not DynamoDB Local: {problem}"
+    )
+    return None
+
+
 @pytest.fixture(scope="session")
-def aiodynkv_endpoint() -> Iterator[str]:
+def aiodynkv_endpoint(pytestconfig: pytest.Config) -> Iterator[str]:
     """Endpoint URL of a DynamoDB-compatible server for the whole test session."""
     configured = os.environ.get(ENDPOINT_VARIABLE)
     if configured:
         yield configured
         return
-    kind: Kind = "dynamodb-local" if docker_available()[0] else "moto"
-    with LocalDynamoDB(kind) as server:
+    server = _dynamodb_local(pytestconfig) or LocalDynamoDB("moto")
+    with server:
         yield server.endpoint
 
 

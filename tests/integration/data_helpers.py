@@ -39,10 +39,22 @@ async def make_kms_key(backend: Backend) -> str:
     return str(reply["KeyMetadata"]["KeyId"])
 
 
+def _memory_objects(store: Any) -> dict[tuple[str, str], bytes] | None:
+    """The object dict of InMemoryKV or of the memory transport (None: a real S3)."""
+    if isinstance(store, InMemoryKV):
+        found: dict[tuple[str, str], bytes] = store._core.blobs.objects
+        return found
+    if store.config.transport == "memory":
+        held: dict[tuple[str, str], bytes] = store._core.transport.blobs.objects
+        return held
+    return None
+
+
 async def objects(store: Any, bucket: str) -> dict[str, bytes]:
     """Every object of `bucket` with its bytes."""
-    if isinstance(store, InMemoryKV):
-        return {name: data for (b, name), data in store._core.blobs.objects.items() if b == bucket}
+    memory = _memory_objects(store)
+    if memory is not None:
+        return {name: data for (b, name), data in memory.items() if b == bucket}
     found: dict[str, bytes] = {}
     async with _session().client("s3", endpoint_url=store.config.endpoint) as s3:
         listing = await s3.list_objects_v2(Bucket=bucket)
@@ -55,11 +67,12 @@ async def objects(store: Any, bucket: str) -> dict[str, bytes]:
 
 async def put_object(store: Any, bucket: str, name: str, data: bytes | None) -> None:
     """Replace (or with None delete) one object behind the store's back."""
-    if isinstance(store, InMemoryKV):
+    memory = _memory_objects(store)
+    if memory is not None:
         if data is None:
-            store._core.blobs.objects.pop((bucket, name), None)
+            memory.pop((bucket, name), None)
         else:
-            store._core.blobs.objects[bucket, name] = data
+            memory[bucket, name] = data
         return
     async with _session().client("s3", endpoint_url=store.config.endpoint) as s3:
         if data is None:

@@ -29,6 +29,7 @@ import pytest
 from aiodynkv import AsyncDynamoKV, BatchIncompleteError
 from aiodynkv._cli import _app, _commands_dev
 from aiodynkv._cli import main as cli_main
+from tests.conftest import StoreFactory, put_raw
 
 FAST_FAIL = {
     "AIODYNKV_MAX_ATTEMPTS": "1",
@@ -291,15 +292,17 @@ def test_a_missing_aws_profile_is_a_usage_error_in_one_line(
 
 
 def _help(*args: str) -> str:
-    """The help screen as a terminal 200 columns wide would show it."""
-    result = subprocess.run(  # noqa: S603 (our own module)
-        [sys.executable, "-m", "aiodynkv", *args, "--help"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
-        timeout=60,
-        check=True,
+    """The help screen as a terminal 200 columns wide would show it (in process)."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(
+        _app.app,
+        [*args, "--help"],
+        prog_name="aiodynkv",
+        env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+        terminal_width=200,
     )
+    assert result.exit_code == 0, result.output
     return result.stdout
 
 
@@ -738,3 +741,82 @@ async def test_import_rewrites_an_item_whose_only_difference_is_its_expiry() -> 
         again = Summary()
         await import_items(kv, lines[:2], _Quiet(), again)
         assert again.skipped == 2  # identical now, value and expiry
+
+
+async def test_reimporting_stored_items_reads_them_in_batches_and_writes_nothing(
+    moto_endpoint: str,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from aiodynkv._cli._jsonl import Record, encode
+    from aiodynkv._cli._transfer import Summary, import_items
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    later = int(time.time()) + 3600
+    records = [Record(f"s:{i:04d}", f"v{i}", later if i % 2 else None) for i in range(300)]
+    records += [Record(f"b:{i}", bytes([i]), None) for i in range(10)]
+    records += [Record(f"n:{i}", i, later if i % 2 else None) for i in range(10)]
+    lines = [encode(record) for record in records]
+    name = f"imp-{uuid.uuid4().hex[:10]}"
+    async with AsyncDynamoKV(
+        table=name, endpoint=moto_endpoint, create_table=True, tracer_provider=provider
+    ) as kv:
+        await import_items(kv, lines, _Quiet(), Summary(), batch_size=200)
+        exporter.clear()
+        again = Summary()
+        await import_items(kv, lines, _Quiet(), again, batch_size=200)
+        await kv.client.delete_table(TableName=name)
+    assert (again.read, again.written, again.skipped, again.failed) == (320, 0, 320, 0)
+    sent = [span.name.split()[0] for span in exporter.get_finished_spans()]
+    # Two batches of lines: one batched read each (BatchGetItem), no per-key reads, no writes.
+    assert sent == ["BatchGetItem", "BatchGetItem"]
+
+
+async def test_reimport_into_a_namespace_skips_what_it_holds_and_stops_at_a_corrupt_item(
+    make_store: StoreFactory,
+) -> None:
+    from aiodynkv import CorruptItemError
+    from aiodynkv._cli._jsonl import Record, encode
+    from aiodynkv._cli._transfer import Summary, import_items
+
+    base = await make_store()
+    kv = base.namespace("ns")
+    later = int(time.time()) + 3600
+    lines = [
+        encode(Record("a", "1", None)),
+        encode(Record("b", b"\x00", later)),
+        encode(Record("n", 7, None)),
+    ]
+    await import_items(kv, lines, _Quiet(), Summary())
+    again = Summary()
+    await import_items(kv, lines, _Quiet(), again)
+    assert (again.written, again.skipped) == (0, 3)
+    await put_raw(base, {"pk": {"S": kv._keys.prefix + "bad"}, "value": {"BOOL": True}})
+    with pytest.raises(CorruptItemError):
+        await import_items(kv, [*lines, encode(Record("bad", "x", None))], _Quiet(), Summary())
+    assert await kv.get_many(["a", "b", "n"]) == {"a": "1", "b": b"\x00", "n": 7}
+
+
+async def test_an_import_whose_batched_read_stays_unprocessed_stops_naming_the_keys(
+    moto_endpoint: str,
+) -> None:
+    from aiodynkv._cli._jsonl import Record, encode
+    from aiodynkv._cli._transfer import Summary, import_items
+    from tests.integration.test_store import StubbornClient
+
+    lines = [encode(Record(f"k{i}", "v", None)) for i in range(150)]
+    name = f"imp-{uuid.uuid4().hex[:10]}"
+    async with AsyncDynamoKV(table=name, endpoint=moto_endpoint, create_table=True) as kv:
+        stubborn = StubbornClient(kv.client, stuck={"k7", "k120"})
+        async with AsyncDynamoKV(
+            kv.config, client=stubborn, batch_deadline=0.3, transport="botocore"
+        ) as store:
+            with pytest.raises(BatchIncompleteError) as read:
+                await import_items(store, lines, _Quiet(), Summary())
+        assert read.value.unprocessed == {"k7", "k120"}
+        assert await kv.keys() == []  # nothing of the batch was written
+        await kv.client.delete_table(TableName=name)

@@ -7,6 +7,7 @@ backend lacks.
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -24,8 +25,10 @@ from aiodynkv import (
     WrongTypeError,
 )
 from aiodynkv._codec import MAX_ITEM_BYTES, item_size
-from tests.conftest import Clock, StoreFactory, put_raw, raw_item
+from tests.conftest import Clock, StoreFactory, put_raw, raw_call, raw_item
 
+# The contract holds on both transports: the botocore legs run here.
+EVERY_TRANSPORT = True
 pytestmark = pytest.mark.asyncio
 
 
@@ -89,6 +92,45 @@ async def test_exists(store: KVStore) -> None:
     assert await store.exists("k") is False
     await store.set("k", b"")
     assert await store.exists("k") is True
+
+
+async def test_get_with_ttl_returns_the_value_and_its_remaining_seconds(store: KVStore) -> None:
+    await store.set("session", "data", ttl=60)
+    await store.set("forever", b"bytes")
+    await store.incr("hits", 2)
+    value, remaining = await store.get_with_ttl("session")
+    assert value == "data"
+    assert remaining is not None and 55 < remaining <= 60
+    assert await store.get_with_ttl("forever") == (b"bytes", None)
+    assert await store.get_with_ttl("hits") == (2, None)
+    ns = store.namespace("svc")
+    await ns.set("session", "other", ttl=timedelta(hours=1))
+    value, remaining = await ns.get_with_ttl("session")
+    assert value == "other" and remaining is not None and 3500 < remaining <= 3600
+
+
+async def test_get_with_ttl_of_a_missing_key_raises_or_returns_the_default(
+    store: KVStore,
+) -> None:
+    with pytest.raises(KeyNotFoundError) as info:
+        await store.get_with_ttl("nobody")
+    assert info.value.operation == "get_with_ttl"
+    assert info.value.key == "nobody"
+    assert "nobody" not in str(info.value)
+    assert await store.get_with_ttl("nobody", None) == (None, None)
+    assert await store.get_with_ttl("nobody", "fallback") == ("fallback", None)
+    with pytest.raises(InvalidKeyError):
+        await store.get_with_ttl("")
+
+
+async def test_get_with_ttl_of_an_expired_key_is_missing(store: Any, clock: Clock) -> None:
+    await store.set("session", "data", ttl=1)
+    clock.advance(0.5)
+    assert await store.get_with_ttl("session") == ("data", pytest.approx(0.5, abs=0.002))
+    clock.advance(0.5)
+    assert await store.get_with_ttl("session", None) == (None, None)
+    with pytest.raises(KeyNotFoundError):
+        await store.get_with_ttl("session")
 
 
 async def test_json_helpers_round_trip(store: KVStore) -> None:
@@ -232,7 +274,7 @@ async def test_ttl_of_wrong_type_raises_type_error(store: KVStore, bad: Any) -> 
 @pytest.mark.backend_needs("ttl_api")
 async def test_ensure_table_enables_ttl_on_the_ttl_attribute(store: Any) -> None:
     await store.ensure_table()  # a second call is harmless
-    described = await store.client.describe_time_to_live(TableName=store.config.table)
+    described = await raw_call(store, "DescribeTimeToLive", {"TableName": store.config.table})
     spec = described["TimeToLiveDescription"]
     assert spec["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
     assert spec["AttributeName"] == store.config.ttl_attribute
@@ -385,16 +427,46 @@ async def test_set_many_validates_everything_before_writing_anything(store: KVSt
 
 async def test_delete_many(store: KVStore) -> None:
     await store.set_many({f"k{i}": "v" for i in range(60)})
-    await store.delete_many([f"k{i}" for i in range(50)] + ["never-there", "k0"])
+    deleted = await store.delete_many([f"k{i}" for i in range(50)] + ["never-there", "k0"])
+    assert deleted == 50  # the missing key and the duplicate count nothing
     assert sorted(await store.get_many([f"k{i}" for i in range(60)])) == [
         f"k{i}" for i in range(50, 60)
     ]
+    assert await store.delete_many([f"k{i}" for i in range(50)]) == 0
+
+
+async def test_delete_many_counts_only_unexpired_keys_and_removes_expired_ones(
+    store: Any, clock: Clock
+) -> None:
+    await store.set("old", "v", ttl=1)
+    await store.set_many({"a": "1", "b": "2"})
+    clock.advance(1.0)
+    assert await store.delete_many(["old", "a", "b", "none"]) == 2
+    assert await raw_item(store, "old") is None  # the expired item is gone from the table
+
+
+async def test_delete_many_counts_each_key_once_under_concurrent_deletes(store: KVStore) -> None:
+    keys = [f"r{i}" for i in range(40)]
+    await store.set_many(dict.fromkeys(keys, "v"))
+    counts = await asyncio.gather(
+        store.delete_many(keys), store.delete_many(keys[::-1]), store.delete_many(keys[10:30])
+    )
+    assert sum(counts) == 40  # each key was deleted by exactly one of the calls
+    assert await store.get_many(keys) == {}
+
+
+async def test_delete_many_in_a_namespace_counts_only_its_keys(store: KVStore) -> None:
+    ns = store.namespace("svc")
+    await store.set("k", "root")
+    await ns.set_many({"k": "a", "j": "b"})
+    assert await ns.delete_many(["k", "j", "x"]) == 2
+    assert await store.get("k") == "root"
 
 
 async def test_batch_calls_with_nothing_do_nothing(store: KVStore) -> None:
     assert await store.get_many([]) == {}
     await store.set_many({})
-    await store.delete_many([])
+    assert await store.delete_many([]) == 0
 
 
 async def test_batch_calls_refuse_a_single_string(store: KVStore) -> None:
@@ -429,9 +501,49 @@ async def test_key_limit_counts_the_namespace(store: KVStore) -> None:
 
 
 async def test_bad_namespace_names_are_refused(store: KVStore) -> None:
-    for bad in ("", "a\x1fb", "x" * 257):
-        with pytest.raises(KVValidationError, match="namespace"):
+    for bad in ("", "a\x1fb", "x" * 2047):  # 2047 bytes + separator leave no room for a key
+        with pytest.raises(KVValidationError, match="namespace") as info:
             store.namespace(bad)
+        assert "x" * 65 not in str(info.value)  # a long name is cut, not echoed
+
+
+async def test_a_1500_character_namespace_works_end_to_end(make_store: StoreFactory) -> None:
+    name = "c" * 1500  # py-key-value's test_long_collection_name
+    kv = await make_store()
+    for ns in (kv.namespace(name), await make_store(namespace=name)):
+        await ns.set("k", "v", ttl=60)
+        assert await ns.get("k") == "v"
+        assert await ns.exists("k")
+        await ns.set_many({"a": "1", "b": "2"})
+        assert await ns.get_many(["a", "b", "k"]) == {"a": "1", "b": "2", "k": "v"}
+        assert sorted(await ns.keys()) == ["a", "b", "k"]
+        assert await ns.incr("n") == 1
+        assert await ns.delete("k") is True
+        await ns.delete_many(["a", "b", "n"])
+        assert await ns.keys() == []
+    assert await kv.keys() == []  # nothing leaked to the root
+
+
+async def test_namespace_plus_key_over_2048_bytes_fails_before_any_request(
+    make_store: StoreFactory,
+) -> None:
+    name = "c" * 1500
+    kv = await make_store()
+    ns = kv.namespace(name)
+    await ns.set("k" * 547, "fits")  # 1500 + 1 (separator) + 547 = 2048 bytes
+    assert await ns.get("k" * 547) == "fits"
+    await kv.aclose()  # a request now would raise StoreClosedError
+    for call in (
+        lambda key: ns.set(key, "v"),
+        ns.get,
+        ns.delete,
+        lambda key: ns.get_many([key]),
+        lambda key: ns.set_many({key: "v"}),
+        lambda key: ns.delete_many([key]),
+    ):
+        with pytest.raises(InvalidKeyError, match="2049 bytes") as info:
+            await call("k" * 548)
+        assert len(str(info.value)) < 300  # the namespace is cut in the message
 
 
 async def test_keys_lists_with_prefix(store: KVStore) -> None:
@@ -512,3 +624,35 @@ async def test_a_namespace_view_opens_and_closes_with_its_parent(store: KVStore)
     assert await view.get("k") == "v"
     await store.set("root", "still open")
     assert store.namespace("a").namespace("b").current_namespace == "b"
+
+
+# -- one event loop per store, on every backend -------------------------------------------
+
+
+def _elsewhere(call: Any) -> BaseException | None:
+    """Run `call()` (a coroutine factory) on a new event loop in another thread."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(call())
+        except BaseException as exc:  # noqa: BLE001 (returned to the test)
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    return failure[0] if failure else None
+
+
+async def test_a_store_used_from_another_event_loop_fails_alike(store: KVStore) -> None:
+    await store.set("k", "v")
+    used = _elsewhere(lambda: store.get("k"))
+    assert isinstance(used, KVError) and str(used).startswith(
+        "get: the store was opened on another event loop; open one store per event loop"
+    ), repr(used)
+    closed = _elsewhere(store.aclose)
+    assert isinstance(closed, KVError) and str(closed).startswith(
+        "aclose: the store was opened on another event loop; close it from that loop"
+    ), repr(closed)
+    assert await store.get("k") == "v"  # still open, on its own loop

@@ -204,6 +204,21 @@ async def test_values_stay_out_of_errors_logs_and_repr(make_store: StoreFactory)
     assert SECRET not in repr(logs)
 
 
+@pytest.mark.backend_needs("server", "endpoint", "s3_kms")
+async def test_a_kms_key_that_kms_refuses_raises_encryption_key_error(
+    make_store: StoreFactory,
+) -> None:
+    from aiodynkv import EncryptionKeyError
+
+    store = await make_store(encryption_kms_key_id="0b6b1a4e-0000-4000-8000-000000000000")
+    with pytest.raises(EncryptionKeyError, match="KMS NotFoundException") as info:
+        await store.set("k", SECRET)
+    assert "encryption_kms_key_id" in str(info.value)  # says which setting to fix
+    assert info.value.key == "k"
+    assert SECRET not in str(info.value)
+    assert not await store.exists("k")
+
+
 @pytest.mark.backend_needs("s3_kms")
 async def test_the_order_is_typed_json_compress_encrypt_offload(
     backend: Backend, make_store: StoreFactory

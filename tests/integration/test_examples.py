@@ -201,6 +201,45 @@ def _reveals_nothing(health: httpx.Response) -> None:
         assert detail not in health.text.lower(), detail
 
 
+# One table of requests, both apps: the same status, the same error body, no internal names.
+# (method, path, extra headers, body, status, "error" of the answer or None for success)
+SAME_API: tuple[tuple[str, str, dict[str, str], bytes | None, int, str | None], ...] = (
+    ("PUT", "/cache/team%2Fa", {}, b'{"value": "v"}', 204, None),
+    ("GET", "/cache/team/a", {}, None, 200, None),  # %2F and / are the same key
+    ("GET", "/cache/team%2Fa", {}, None, 200, None),
+    ("PUT", "/cache/k", {}, b"not json", 400, "BadRequest"),
+    ("PUT", "/cache/k", {}, b"[1, 2]", 422, "UnprocessableEntity"),
+    ("PUT", "/cache/k", {}, b'{"ttl": 5}', 422, "UnprocessableEntity"),
+    ("PUT", "/cache/k", {}, b'{"value": "v", "ttl": -1}', 422, "UnprocessableEntity"),
+    ("GET", "/cache/missing", {}, None, 404, "KeyNotFoundError"),
+    ("DELETE", "/cache/missing", {}, None, 404, "NotFound"),
+    ("PUT", "/cache/k", {"If-Match": "garbage"}, b'{"value": "v"}', 400, "BadRequest"),
+    ("PUT", "/cache/k", {"If-Match": '"123"'}, b'{"value": "v"}', 412, "ConditionFailedError"),
+    ("GET", "/cache/" + "k" * 3000, {}, None, 400, "InvalidKeyError"),
+    ("POST", "/sessions", {}, b"{", 400, "BadRequest"),
+    ("POST", "/sessions", {}, b'{"user": 1}', 422, "UnprocessableEntity"),
+    ("GET", "/sessions/nope", {}, None, 404, "NotFound"),
+)
+
+
+@pytest.mark.parametrize("name", ["fastapi_app.py", "aiohttp_app.py"])
+def test_both_web_apps_answer_one_table_of_requests_alike(
+    serve: Any, moto_endpoint: str, name: str
+) -> None:
+    env = _on_moto(moto_endpoint)
+    app = serve(name, env)
+    for method, path, headers, body, status, error in SAME_API:
+        sent = {"content-type": "application/json", **headers}
+        answer = app.http.request(method, path, headers=sent, content=body)
+        assert answer.status_code == status, (method, path, answer.status_code, answer.text)
+        if error is None:
+            continue
+        assert answer.json() == {"error": error, "detail": answer.json()["detail"]}, answer.text
+        for internal in (env["AIODYNKV_TABLE"], "GetItem", "PutItem", "operation", "table"):
+            assert internal not in answer.text, (path, answer.text)
+        assert "k" * 100 not in answer.text
+
+
 @pytest.mark.parametrize("name", ["fastapi_app.py", "aiohttp_app.py"])
 def test_bad_input_gets_the_status_a_client_expects(
     serve: Any, moto_endpoint: str, name: str
@@ -502,3 +541,29 @@ def test_tracing_sends_otlp_over_http_to_a_collector(moto_endpoint: str) -> None
     for name in (b"checkout", b"GetItem tracing-demo", b"DynamoDB.GetItem", b"aws.dynamodb"):
         assert name in traces
     assert '"name": "checkout"' not in result.stdout  # spans went to OTLP, not the console
+
+
+def _load(name: str) -> Any:
+    """An example module, imported from its file (examples/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name.removesuffix(".py"), ROOT / "examples" / name
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_both_web_apps_map_every_error_alike_and_a_write_in_doubt_is_504() -> None:
+    import aiodynkv
+
+    fastapi_app, aiohttp_app = _load("fastapi_app.py"), _load("aiohttp_app.py")
+    assert fastapi_app.HTTP_STATUS == aiohttp_app.HTTP_STATUS
+    in_doubt = aiodynkv.WriteInDoubtError("lost", operation="incr", table="t", key="k")
+    for app in (fastapi_app, aiohttp_app):
+        status, detail, headers = app.http_status(in_doubt)
+        assert (status, headers) == (504, {}) and "read" in detail
+        assert app.http_status(aiodynkv.ThrottledError("x"))[0] == 503
+        assert app.http_status(aiodynkv.AccessDeniedError("x"))[0] == 500

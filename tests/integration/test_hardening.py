@@ -106,6 +106,7 @@ async def test_bad_input_raises_only_documented_errors_and_writes_nothing(
 # -- load, memory, pool ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_10000_concurrent_operations_succeed_and_read_back_with_flat_memory(
     kv: AsyncDynamoKV,
 ) -> None:

@@ -255,6 +255,7 @@ async def dynalite_table(dynalite_endpoint: str) -> AsyncIterator[AsyncDynamoKV]
         await kv.client.delete_table(TableName=name)
 
 
+@pytest.mark.slow
 async def test_eight_processes_count_exactly_under_the_lease(
     dynalite_table: AsyncDynamoKV, dynalite_endpoint: str
 ) -> None:
@@ -285,6 +286,7 @@ def held_by_a_process(dynalite_table: AsyncDynamoKV, dynalite_endpoint: str) -> 
         proc.stdout.close()
 
 
+@pytest.mark.slow
 async def test_a_killed_holder_is_taken_over_after_its_lease_with_a_higher_token(
     dynalite_table: AsyncDynamoKV, held_by_a_process: Any
 ) -> None:

@@ -215,13 +215,14 @@ async def test_namespaces_offload_too(backend: Backend, make_store: StoreFactory
     assert await objects(store, store.config.large_value_bucket) == {}
 
 
-@pytest.mark.backend_needs("server", "s3_kms")
+@pytest.mark.backend_needs("server", "s3_kms", "endpoint")
 async def test_s3_failures_are_typed_and_write_nothing(make_store: StoreFactory) -> None:
-    from aiodynkv import KVError
+    from aiodynkv import BucketNotFoundError
 
     store = await make_store(large_value_bucket="no-such-bucket-here", large_value_threshold=10)
-    with pytest.raises(KVError, match="S3 NoSuchBucket") as info:
+    with pytest.raises(BucketNotFoundError, match="S3 NoSuchBucket") as info:
         await store.set("k", "x" * 100)
+    assert "large_value_bucket" in str(info.value)  # says which setting to fix
     assert info.value.key == "k"
     assert "x" * 100 not in str(info.value)
     assert not await store.exists("k")
@@ -277,6 +278,8 @@ async def test_a_get_racing_an_overwrite_returns_the_new_value(
     assert (await store.get_with_version("k"))[1] == version  # the version of what it returned
     blobs.hook = lambda: store.set("k", new)
     assert [item.value async for item in store.items()] == [new]
+    blobs.hook = lambda: store.set("k", newer)
+    assert (await store.get_with_ttl("k"))[0] == newer
     blobs.hook = lambda: store.set("k", "small now")
     assert await store.get_many(["k"]) == {"k": "small now"}
     assert await objects(store, bucket) == {}

@@ -22,7 +22,10 @@ import pytest
 from aiodynkv._owned import watch_command
 from tests.processes import command_line, descendants, survivors
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc"),
+]
 
 _SLEEP = ["sleep", "120"]
 

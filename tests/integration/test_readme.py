@@ -1,11 +1,14 @@
-"""Every ```python block of README.md runs, against the embedded emulator.
+"""Every ```python block of README.md and docs/*.md runs, against the embedded emulator.
 
 A block is run the way a reader would use it:
 
+- a block whose first line is ``# file: NAME.py`` is a module the reader saves: it
+  must import, and later blocks of the same page find it next to them;
 - a program (it calls ``asyncio.run``) runs as a script, exactly as written, and
   what it prints must agree with its ``print(...)  # ...`` comments;
-- a block that defines ``test_*`` functions runs under pytest, with the plugin's
-  fixtures on the session's moto server (``AIODYNKV_TEST_ENDPOINT``);
+- a block that defines ``test_*`` functions runs under pytest as a new project
+  would run it: no configuration, so pytest-asyncio in its default strict mode,
+  with the plugin's fixtures on the session's moto server (``AIODYNKV_TEST_ENDPOINT``);
 - any other block continues the first program: it runs with top-level ``await``
   and an open store ``kv`` on a fresh table of the session's moto server.
 
@@ -34,6 +37,8 @@ from aiodynkv._cli import _app
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+PAGES = (README, *sorted((ROOT / "docs").glob("*.md")))
+_FILE = re.compile(r"\A# file: (?P<name>\w+\.py)\n")
 LOCAL_ENDPOINT = "http://127.0.0.1:8000"
 _BLOCK = re.compile(
     r"(?:<!--\s*test:\s*skip\s+(?P<skip>.*?)\s*-->\s*\n)?^```python\n(?P<code>.*?)^```",
@@ -63,14 +68,23 @@ asyncio.run(main())
 
 @dataclass(frozen=True)
 class Block:
-    """A ```python block of the README."""
+    """A ```python block of a page, and the modules saved by the page's blocks before it."""
 
+    page: str
     line: int
     code: str
     skip: str | None
+    before: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def file(self) -> str | None:
+        match = _FILE.match(self.code)
+        return match["name"] if match else None
 
     @property
     def kind(self) -> str:
+        if self.file is not None and not self.file.startswith("test_"):
+            return "module"
         if "asyncio.run(" in self.code:
             return "program"
         if re.search(r"^(async )?def test_", self.code, re.MULTILINE):
@@ -78,19 +92,35 @@ class Block:
         return "fragment"
 
 
-def readme_blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
-    return [
-        Block(text.count("\n", 0, match.start("code")) + 1, match["code"], match["skip"])
-        for match in _BLOCK.finditer(text)
-    ]
+def readme_blocks(page: Path = README) -> list[Block]:
+    text = page.read_text(encoding="utf-8")
+    blocks: list[Block] = []
+    saved: list[tuple[str, str]] = []
+    for match in _BLOCK.finditer(text):
+        line = text.count("\n", 0, match.start("code")) + 1
+        block = Block(page.name, line, match["code"], match["skip"], tuple(saved))
+        blocks.append(block)
+        if block.file is not None:
+            saved.append((block.file, block.code))
+    return blocks
 
 
-def test_the_readme_has_python_blocks_and_the_first_is_a_program() -> None:
-    blocks = readme_blocks()
-    assert len(blocks) >= 8
-    assert blocks[0].kind == "program"
-    assert "LocalDynamoDB" in blocks[0].code  # runs right after the Quick start, no Docker
+def all_blocks() -> list[Block]:
+    return [block for page in PAGES for block in readme_blocks(page)]
+
+
+def test_the_readme_is_short_and_leads_with_a_service_and_its_tests() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 400
+    first = "\n".join(lines[:200])
+    assert "lifespan" in first and "FastAPI(" in first and "TestClient(" in first
+    kinds = [block.kind for block in readme_blocks()]
+    assert kinds[0] == "module" and "tests" in kinds
+
+
+def test_the_docs_start_with_a_program_that_needs_no_docker() -> None:
+    (first, *_) = readme_blocks(ROOT / "docs" / "guide.md")
+    assert first.kind == "program" and "LocalDynamoDB" in first.code
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +148,21 @@ def _env(endpoint: str) -> dict[str, str]:
 
 
 def _run(block: Block, endpoint: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    for name, saved in block.before:
+        (tmp_path / name).write_text(saved.replace(LOCAL_ENDPOINT, endpoint), encoding="utf-8")
     code = block.code.replace(LOCAL_ENDPOINT, endpoint)
-    script = tmp_path / "test_block.py"
+    script = tmp_path / (block.file or "test_block.py")
     script.write_text(code, encoding="utf-8")
-    if block.kind == "program":
+    if block.kind == "module":
+        command = [sys.executable, "-W", "error", "-c", f"import {script.stem}"]
+    elif block.kind == "program":
         command = [sys.executable, str(script)]
     elif block.kind == "tests":
+        # No -o options and no ini file: the defaults a new project has (strict mode).
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
-        command += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
-        command += ["-W", "error", str(script)]
+        command += ["--rootdir", str(tmp_path), "-W", "error"]
+        # ...where pytest-asyncio only warns that its loop-scope option is unset.
+        command += ["-W", "ignore::pytest.PytestDeprecationWarning", str(script)]
     else:
         runner = tmp_path / "runner.py"
         runner.write_text(textwrap.dedent(_FRAGMENT_RUNNER), encoding="utf-8")
@@ -142,12 +178,15 @@ def _run(block: Block, endpoint: str, tmp_path: Path) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.parametrize("block", readme_blocks(), ids=lambda block: f"line-{block.line}")
+@pytest.mark.parametrize(
+    "block", all_blocks(), ids=lambda block: f"{block.page.removesuffix('.md')}-{block.line}"
+)
 def test_readme_block_runs(block: Block, local_table: str, tmp_path: Path) -> None:
+    where = f"{block.page} line {block.line}"
     if block.skip:
-        pytest.skip(f"README.md line {block.line}: {block.skip}")
+        pytest.skip(f"{where}: {block.skip}")
     result = _run(block, local_table, tmp_path)
-    assert result.returncode == 0, f"README.md line {block.line}:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, f"{where}:\n{result.stdout}{result.stderr}"
     if block.kind == "tests":
         assert " passed" in result.stdout and "failed" not in result.stdout, result.stdout
     if block.kind == "program":
@@ -181,7 +220,7 @@ def _flat(text: str) -> str:
 def test_readme_cli_help_and_docs_tell_one_region_story(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    readme = _flat(README.read_text(encoding="utf-8"))
+    readme = _flat((ROOT / "docs" / "guide.md").read_text(encoding="utf-8"))
     section = readme.split("**The region**", 1)[1].split("The table needs", 1)[0]
     at = 0
     for fact in REGION_FACTS:  # all there, in the order of the rules

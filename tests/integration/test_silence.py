@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 
@@ -27,13 +28,10 @@ _FAILING_CALLS = textwrap.dedent(
         StoreClosedError,
         WrongTypeError,
     )
-    from aiodynkv.testing import LocalDynamoDB
 
 
     async def failing_calls(endpoint: str) -> None:
-        kv = AsyncDynamoKV(
-            table="silence", endpoint=endpoint, create_table=True, transport=TRANSPORT
-        )
+        kv = AsyncDynamoKV(table=TABLE, endpoint=endpoint, create_table=True, transport=TRANSPORT)
         async with kv:
             await kv.set("name", "alice")
             try:
@@ -60,24 +58,23 @@ _FAILING_CALLS = textwrap.dedent(
 
     SETUP
 
-    with LocalDynamoDB("moto") as server:
-        asyncio.run(failing_calls(server.endpoint))
+    asyncio.run(failing_calls(ENDPOINT))
     """
 )
 
 
-def _run(setup: str, transport: str) -> subprocess.CompletedProcess[str]:
+def _run(setup: str, transport: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+    """The script in a fresh interpreter, against the session's moto server."""
+    script = _FAILING_CALLS.replace("SETUP", setup).replace("TRANSPORT", repr(transport))
+    script = script.replace("ENDPOINT", repr(endpoint))
+    script = script.replace("TABLE", repr(f"silence-{uuid.uuid4().hex[:8]}"))
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("AWS_", "AIODYNKV_", "PYTHONWARNINGS"))
     }
     return subprocess.run(  # noqa: S603 (our own interpreter and script)
-        [
-            sys.executable,
-            "-c",
-            _FAILING_CALLS.replace("SETUP", setup).replace("TRANSPORT", repr(transport)),
-        ],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=180,
@@ -87,16 +84,21 @@ def _run(setup: str, transport: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("transport", ["botocore", "lean"])
-def test_failing_calls_print_nothing_without_logging_configured(transport: str) -> None:
-    result = _run("", transport)
+def test_failing_calls_print_nothing_without_logging_configured(
+    transport: str, moto_endpoint: str
+) -> None:
+    result = _run("", transport, moto_endpoint)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert result.stderr == ""
 
 
 @pytest.mark.parametrize("transport", ["botocore", "lean"])
-def test_events_reach_the_stdlib_logger_once_logging_is_configured(transport: str) -> None:
-    result = _run("import logging\nlogging.basicConfig(level=logging.DEBUG)", transport)
+def test_events_reach_the_stdlib_logger_once_logging_is_configured(
+    transport: str, moto_endpoint: str
+) -> None:
+    setup = "import logging\nlogging.basicConfig(level=logging.DEBUG)"
+    result = _run(setup, transport, moto_endpoint)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if ":aiodynkv:" in line]

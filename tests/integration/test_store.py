@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +19,7 @@ from aiodynkv import (
     KVConfigError,
     KVConnectionError,
     KVError,
+    KVTimeoutError,
     StoreClosedError,
     TableNotFoundError,
 )
@@ -83,22 +83,6 @@ async def test_an_injected_client_is_used_and_never_closed(moto_endpoint: str) -
         await client.delete_table(TableName=table)
 
 
-async def test_a_store_used_from_another_event_loop_raises(kv: AsyncDynamoKV) -> None:
-    errors: list[BaseException] = []
-
-    def other_loop() -> None:
-        try:
-            asyncio.run(kv.get("k"))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    thread = threading.Thread(target=other_loop)
-    thread.start()
-    thread.join(timeout=10)
-    assert len(errors) == 1 and isinstance(errors[0], KVError)
-    assert "another event loop" in str(errors[0])
-
-
 async def test_aclose_waits_for_calls_in_flight(kv: AsyncDynamoKV) -> None:
     store = await AsyncDynamoKV(kv.config).open()
     pending = [asyncio.ensure_future(store.set(f"k{i}", "v")) for i in range(20)]
@@ -150,6 +134,46 @@ async def test_refused_connection_raises_kv_connection_error_quickly() -> None:
     assert health.status == "DOWN"
     assert health.details["error"] == "KVConnectionError"
     assert "endpoint" not in health.details  # nothing a stranger should see
+
+
+_INTERNAL_NAMES = ("WireError", "AttemptError", "ServiceError", "_wire", "aiodynkv._")
+
+
+@pytest.mark.parametrize("transport", ["lean", "botocore"])
+async def test_connection_and_timeout_errors_name_no_internal_class(transport: str) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing: the client's read times out
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    fields: dict[str, Any] = {"table": "kvt", "max_attempts": 1, "transport": transport}
+    try:
+        seen: list[KVError] = []
+        async with AsyncDynamoKV(
+            endpoint=f"http://127.0.0.1:{unused_port()}", connect_timeout=3.0, **fields
+        ) as kv:
+            with pytest.raises(KVConnectionError) as refused:
+                await asyncio.wait_for(kv.get("k"), timeout=10)
+            seen.append(refused.value)
+            health = await kv.health()
+        async with AsyncDynamoKV(
+            endpoint=f"http://127.0.0.1:{port}", read_timeout=0.3, **fields
+        ) as kv:
+            with pytest.raises(KVTimeoutError) as late:
+                await asyncio.wait_for(kv.set("k", "v"), timeout=10)
+            seen.append(late.value)
+    finally:
+        silent.close()
+        for writer in held:
+            writer.close()
+        await silent.wait_closed()
+    for error in seen:
+        for text in (str(error), error.reason or "", repr(error)):
+            assert not any(name in text for name in _INTERNAL_NAMES), text
+        assert str(error).startswith(f"{error.operation} on table 'kvt' failed: ")
+    assert not any(name in health.details["message"] for name in _INTERNAL_NAMES)
 
 
 async def test_health_of_an_unopened_store_is_down() -> None:
@@ -307,9 +331,11 @@ def aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> AwsConfig:
 @pytest.mark.usefixtures("aws_config")  # an empty AWS config file, nothing in the environment
 async def test_no_region_anywhere_is_a_config_error() -> None:
     store = AsyncDynamoKV(table="kvt")  # AWS itself; opening makes no request
-    with pytest.raises(KVConfigError, match="region"):
+    with pytest.raises(KVConfigError, match="region") as caught:
         await store.open()
     assert not store.is_open
+    # Someone starting a service on a laptop learns how to get a local server.
+    assert "AIODYNKV_ENDPOINT" in str(caught.value) and "aiodynkv local" in str(caught.value)
 
 
 async def test_the_region_from_the_aws_config_file_is_used(aws_config: AwsConfig) -> None:

@@ -243,3 +243,19 @@ async def test_an_injected_logger_is_used(kv: AsyncDynamoKV) -> None:
     async with AsyncDynamoKV(kv.config, logger=Recorder()) as store:
         await store.exists("k")
     assert events[-1][0] == "aiodynkv.exists"
+
+
+async def test_get_with_ttl_and_delete_many_are_one_span_each(
+    kv: AsyncDynamoKV, otel: Otel
+) -> None:
+    await kv.set_many({"a": "1", "b": "2"}, ttl=60)
+    otel.spans.clear()
+    value, remaining = await kv.get_with_ttl("a")
+    assert value == "1" and remaining is not None
+    assert await kv.delete_many(["a", "b", "c"]) == 2
+    ttl_span, delete_span = otel.finished()
+    assert ttl_span.name == f"GetItem {kv.config.table}"
+    assert ttl_span.attributes["aiodynkv.operation"] == "get_with_ttl"
+    assert ttl_span.attributes["aiodynkv.outcome"] == "hit"
+    assert delete_span.name == f"DeleteItem {kv.config.table}"
+    assert delete_span.attributes["aiodynkv.operation"] == "delete_many"

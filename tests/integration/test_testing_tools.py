@@ -335,6 +335,7 @@ def _free_port() -> int:
         ("test_is_killed_while_servers_run", "SIGKILL"),
     ],
 )
+@pytest.mark.slow
 def test_no_server_outlives_a_test_session_that_fails_or_is_killed(
     tmp_path: Path, test: str, ending: str
 ) -> None:

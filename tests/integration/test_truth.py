@@ -30,6 +30,9 @@ from tests.conftest import put_raw
 from tests.faults import FaultProxy
 from tests.integration.test_reliability import record
 
+# Foreign and damaged data are refused on both transports: the botocore legs run here.
+EVERY_TRANSPORT = True
+
 # -- no shared state between stores, loops or threads ------------------------------------
 
 

@@ -122,7 +122,7 @@ async def test_unserialisable_values_raise_before_anything_is_written(
     assert await kv.get_many(["u", "ok", "bad"]) == {}
 
 
-@pytest.mark.backend_needs("server", "s3_kms")
+@pytest.mark.backend_needs("server", "s3_kms", "endpoint")
 async def test_the_example_runs(backend: Backend) -> None:
     import importlib.util
     from pathlib import Path

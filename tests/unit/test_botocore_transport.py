@@ -12,15 +12,16 @@ import asyncio
 import contextlib
 import json
 import socket
+import zlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import botocore.exceptions as bex
 import botocore.retries.standard
 import pytest
 
-from aiodynkv import KVConfig
+from aiodynkv import AsyncDynamoKV, KVConfig, KVError
 from aiodynkv._transport.base import ServiceError, WireError
 from aiodynkv._transport.botocore import (
     _CURRENT,
@@ -141,6 +142,7 @@ async def test_a_5xx_answer_may_have_been_applied(status: int) -> None:
         (aiohttp.ServerDisconnectedError(), False, True),
         (aiohttp.ClientPayloadError("cut"), False, True),
         (ConnectionResetError(), False, True),
+        (bex.ProxyConnectionError(proxy_url="http://***:***@proxy", error="407"), False, False),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
 )
@@ -274,7 +276,8 @@ class ScriptedServer:
     """An HTTP server on 127.0.0.1 playing one scripted action per request.
 
     Actions: ``"drop"`` (read the request, close the connection), ``"stall"`` (read
-    it, answer nothing), or ``(status, body)`` (a DynamoDB JSON answer).
+    it, answer nothing), or ``(status, body)`` (a DynamoDB JSON answer; raw bytes when
+    `body` is bytes) with an optional third element of extra headers.
     """
 
     def __init__(self, script: list[Any]) -> None:
@@ -321,13 +324,15 @@ class ScriptedServer:
                 if action == "stall":
                     await asyncio.sleep(30)
                     return
-                status, body = action
-                payload = json.dumps(body).encode()
+                status, body, *rest = action
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                extra = "".join(f"{name}: {value}\r\n" for name, value in (rest or [{}])[0].items())
                 writer.write(
                     (
                         f"HTTP/1.1 {status} X\r\n"
                         "Content-Type: application/x-amz-json-1.0\r\n"
                         f"Content-Length: {len(payload)}\r\n"
+                        f"{extra}"
                         f"x-amzn-RequestId: r{len(self.targets)}\r\n\r\n"
                     ).encode()
                     + payload
@@ -503,3 +508,100 @@ async def test_the_hook_does_not_change_what_botocore_retries() -> None:
         1,
         False,
     )
+
+
+# -- replies that cannot be verified are never data -----------------------------------
+
+
+def crc_reply(body: bytes, crc: str | None = None, status: int = 200) -> Any:
+    """A reply whose x-amz-crc32 is `crc` (default: the body's own CRC32)."""
+    header = str(zlib.crc32(body)) if crc is None else crc
+    return (status, body, {"x-amz-crc32": header})
+
+
+STORED = b'{"Item": {"pk": {"S": "k"}, "value": {"S": "balance=100"}}}'
+CORRUPTED = b'{"Item": {"pk": {"S": "k"}, "value": {"S": "balance=900"}}}'
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+async def test_real_replies_that_never_pass_the_crc32_check_are_an_in_doubt_wire_error(
+    mode: str,
+) -> None:
+    corrupted = crc_reply(CORRUPTED, crc=str(zlib.crc32(STORED)))
+    async with (
+        ScriptedServer([corrupted] * 3) as server,
+        real_transport(server.endpoint, retry_mode=mode) as transport,
+    ):
+        with pytest.raises(WireError, match="CRC32") as info:
+            await transport.send("UpdateItem", UPDATE)
+    assert len(server.targets) == 3
+    assert (info.value.timeout, info.value.in_doubt, info.value.attempts) == (False, True, 3)
+
+
+async def test_real_a_crc32_mismatch_then_a_good_reply_returns_the_good_reply() -> None:
+    corrupted = crc_reply(CORRUPTED, crc=str(zlib.crc32(STORED)))
+    async with (
+        ScriptedServer([corrupted, crc_reply(STORED)]) as server,
+        real_transport(server.endpoint) as transport,
+    ):
+        response = await transport.send("GetItem", {"TableName": "kvt", "Key": {"pk": {"S": "k"}}})
+    assert response["Item"]["value"] == {"S": "balance=100"}
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        (200, b"<html>captive portal</html>"),
+        (200, b"[1, 2]"),
+        crc_reply(b'{"Attributes": {}}', crc="not-a-number"),
+        crc_reply(b'{"Attributes": {}}', crc="99999999999"),
+    ],
+    ids=["html", "json-list", "crc-not-a-number", "crc-too-large"],
+)
+async def test_real_a_success_status_that_cannot_be_verified_is_an_in_doubt_wire_error(
+    mode: str, action: Any
+) -> None:
+    async with (
+        ScriptedServer([action] * 3) as server,
+        real_transport(server.endpoint, retry_mode=mode) as transport,
+    ):
+        with pytest.raises(WireError) as info:
+            await transport.send("UpdateItem", UPDATE)
+    assert 1 <= len(server.targets) <= 3
+    assert (info.value.timeout, info.value.in_doubt) == (False, True)
+
+
+@pytest.mark.parametrize("transport", ["botocore", "lean"])
+async def test_a_store_never_takes_an_unverifiable_reply_as_data(
+    transport: Literal["botocore", "lean"],
+) -> None:
+    corrupted = crc_reply(CORRUPTED, crc=str(zlib.crc32(STORED)))
+    portal = (200, b"<html>captive portal</html>")
+    async with ScriptedServer([corrupted] * 3 + [portal] * 6) as server:
+        config = KVConfig(
+            table="kvt", endpoint=server.endpoint, transport=transport, max_attempts=3
+        )
+        async with AsyncDynamoKV(config) as kv:
+            with pytest.raises(KVError) as read:
+                await kv.get("k")
+            with pytest.raises(KVError) as counted:
+                await kv.incr("n", 5)
+    assert "balance" not in str(read.value)
+    assert isinstance(read.value.__cause__, WireError)
+    assert isinstance(counted.value.__cause__, WireError)
+    assert counted.value.__cause__.in_doubt
+
+
+async def test_a_client_shared_by_two_transports_counts_each_attempt_once() -> None:
+    portal = (200, b"<html>captive portal</html>")
+    async with (
+        ScriptedServer([portal] * 3) as server,
+        real_transport(server.endpoint, max_attempts=1) as transport,
+    ):
+        BotocoreTransport(transport._client)  # a second store on the same client
+        with pytest.raises(WireError) as info:
+            await transport.send("UpdateItem", UPDATE)
+    assert len(server.targets) == 1
+    assert info.value.attempts == 1

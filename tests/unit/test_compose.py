@@ -46,8 +46,29 @@ def test_compose_has_dynamodb_local_the_table_the_app_and_jaeger(compose: dict[s
     assert services["jaeger"]["profiles"] == ["examples"]
 
 
+def _default(value: str) -> str:
+    """`value` as docker compose reads it with none of its variables set."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_the_images_are_settings_whose_defaults_are_amazons(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["dynamodb-local"]["image"] == (
+        "${AIODYNKV_DYNAMODB_LOCAL_IMAGE:-amazon/dynamodb-local}"
+    )
+    assert services["create-table"]["image"] == "${AIODYNKV_AWS_CLI_IMAGE:-amazon/aws-cli}"
+    assert _default(services["dynamodb-local"]["image"]) == "amazon/dynamodb-local"
+    assert _default(services["create-table"]["image"]) == "amazon/aws-cli"
+
+
 def test_every_published_port_is_on_loopback_only(compose: dict[str, Any]) -> None:
-    published = {name: service.get("ports", []) for name, service in compose["services"].items()}
+    published = {
+        name: [_default(port) for port in service.get("ports", [])]
+        for name, service in compose["services"].items()
+    }
+    assert compose["services"]["dynamodb-local"]["ports"] == [
+        "127.0.0.1:${AIODYNKV_DYNAMODB_LOCAL_PORT:-8000}:8000"
+    ]
     assert published["dynamodb-local"] == ["127.0.0.1:8000:8000"]
     assert published["app"] == ["127.0.0.1:8080:8080"]
     assert set(published["jaeger"]) == {"127.0.0.1:16686:16686", "127.0.0.1:4318:4318"}

@@ -53,8 +53,8 @@ def test_removed_fields_are_gone() -> None:
             KVConfig(table="kvt", **fields)
 
 
-@pytest.mark.parametrize("transport", ["botocore", "lean"])
-def test_both_transports_are_accepted(transport: Any) -> None:
+@pytest.mark.parametrize("transport", ["botocore", "lean", "memory"])
+def test_every_transport_is_accepted(transport: Any) -> None:
     assert KVConfig(table="kvt", transport=transport).transport == transport
 
 
@@ -137,6 +137,38 @@ def test_invalid_values_raise_config_error_naming_the_field(field: str, value: A
         KVConfig(**{"table": "kvt", field: value})
     assert isinstance(info.value, ValueError)
     assert info.value.field == named
+
+
+_LONG = "\ud800" + "x" * 1499  # invalid everywhere, 1,500 characters
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "table",
+        "namespace",
+        "endpoint",
+        "partition_key",
+        "transport",
+        "retry_mode",
+        "large_value_bucket",
+        "large_value_prefix",
+        "consistent_read",
+        "max_attempts",
+        "read_timeout",
+    ],
+)
+def test_config_errors_cut_long_values(field: str) -> None:
+    with pytest.raises(KVConfigError) as info:
+        KVConfig(**{"table": "kvt", field: _LONG})  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "x" * 65 not in message
+    assert len(message) < 300
+    assert "\\ud800" not in message or "1500 characters" in message
+
+
+def test_a_1500_character_namespace_is_a_valid_config() -> None:
+    assert KVConfig(table="kvt", namespace="c" * 1500).namespace == "c" * 1500
 
 
 @pytest.mark.parametrize("name", ["kvt\n", "x" * 255 + "\n"])
@@ -495,3 +527,36 @@ def test_the_insecure_warning_points_at_the_callers_line() -> None:
     with pytest.warns(InsecureEndpointWarning) as record:
         AsyncDynamoKV(table="kvt", endpoint="http://db.example.com")
     assert record[0].filename == __file__
+
+
+def test_the_memory_transport_is_chosen_from_the_environment() -> None:
+    env = {"AIODYNKV_TABLE": "kvt", "AIODYNKV_TRANSPORT": "memory"}
+    assert KVConfig.from_env(env).transport == "memory"
+
+
+# -- the whole-call deadline ---------------------------------------------------------------
+
+
+def test_call_timeout_is_derived_from_the_timeouts_attempts_and_backoff() -> None:
+    config = KVConfig(table="tbl")
+    assert config.call_timeout is None
+    assert config.effective_call_timeout == 3 * (5.0 + 10.0) + (1.0 + 2.0)
+    one = KVConfig(table="tbl", max_attempts=1, connect_timeout=1, read_timeout=2)
+    assert one.effective_call_timeout == 3.0
+    legacy = KVConfig(table="tbl", retry_mode="legacy", connect_timeout=1, read_timeout=1)
+    assert legacy.effective_call_timeout == pytest.approx(3 * 2.0 + 0.05 + 0.1)
+    assert KVConfig(table="tbl", call_timeout=2.5).effective_call_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan"), "5", True])
+def test_an_invalid_call_timeout_is_refused_naming_the_field(value: Any) -> None:
+    with pytest.raises(KVConfigError, match="call_timeout"):
+        KVConfig(table="tbl", call_timeout=value)
+
+
+def test_call_timeout_from_the_environment() -> None:
+    env = {"AIODYNKV_TABLE": "tbl", "AIODYNKV_CALL_TIMEOUT": "7.5"}
+    assert KVConfig.from_env(env).call_timeout == 7.5
+    assert KVConfig.from_env({**env, "AIODYNKV_CALL_TIMEOUT": "none"}).call_timeout is None
+    with pytest.raises(KVConfigError, match="AIODYNKV_CALL_TIMEOUT"):
+        KVConfig.from_env({**env, "AIODYNKV_CALL_TIMEOUT": "soon"})

@@ -12,6 +12,7 @@ from typing import Any
 import botocore.exceptions as bex
 import pytest
 
+import aiodynkv
 from aiodynkv import (
     AccessDeniedError,
     CorruptItemError,
@@ -331,11 +332,18 @@ def _client_error(code: str, status: int = 400) -> bex.ClientError:
     ("exc", "cls"),
     [
         (_client_error("AccessDenied", 403), AccessDeniedError),
+        (_client_error("403", 403), AccessDeniedError),  # a refusal without a JSON body
         (_client_error("SlowDown", 503), ThrottledError),
         (_client_error("RequestTimeout"), KVTimeoutError),
         (_client_error("InternalError", 500), ServerError),
         (_client_error("Weird", 502), ServerError),
-        (_client_error("NoSuchBucket", 404), KVError),
+        (_client_error("NoSuchBucket", 404), aiodynkv.BucketNotFoundError),
+        (_client_error("NotFoundException"), aiodynkv.EncryptionKeyError),
+        (_client_error("DisabledException"), aiodynkv.EncryptionKeyError),
+        (_client_error("KMSInvalidStateException"), aiodynkv.EncryptionKeyError),
+        (_client_error("KeyUnavailableException", 500), aiodynkv.EncryptionKeyError),
+        (_client_error("InvalidKeyUsageException"), aiodynkv.EncryptionKeyError),
+        (_client_error("Weird", 400), KVError),
         (bex.NoCredentialsError(), AccessDeniedError),
         (bex.ReadTimeoutError(endpoint_url="http://x"), KVTimeoutError),
         (bex.EndpointConnectionError(endpoint_url="http://x"), KVConnectionError),
@@ -425,3 +433,64 @@ def test_missing_cryptography_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
         KVConfig(table="ttt", encryption_keys={"k1": K1})
     with pytest.raises(KVConfigError, match="encryption_kms_key_id"):
         KVConfig(table="ttt", encryption_kms_key_id="alias/x")
+
+
+def _key_texts(key: bytes) -> list[str]:
+    """Every way a key could be echoed: its base64 (and without padding), hex, bytes repr."""
+    text = base64.b64encode(key).decode()
+    return [text, text.rstrip("="), text[:16], key.hex(), repr(key)[2:20]]
+
+
+@pytest.mark.parametrize(
+    ("entries", "named"),
+    [
+        # "=" for ":" (a 32-byte key in base64 ends in "="): the id is not separated
+        (lambda a, b: f"k1:{a},k2={b}", "entry 2"),
+        (lambda a, b: f"k1:{a},{b}", "entry 2"),  # the id left out
+        (lambda a, b: f"k1:{a};k2:{b}", "entry 1"),  # the wrong list separator
+        (lambda a, b: f"k1:{a[:-4]},k2:{b}", "entry 1 (id 'k1')"),  # cut short: 29 bytes
+        (lambda a, b: f"k1:{a}@,k2:{b}", "entry 1 (id 'k1')"),  # not base64
+        (lambda a, b: f"k1:{b}:{a}", "entry 1 (id 'k1')"),  # two keys on one id
+        (lambda a, b: f"{a}:k1,k2:{b}", "entry 1"),  # id and key swapped
+    ],
+    ids=["equals-for-colon", "no-id", "semicolons", "short", "not-base64", "two-keys", "swapped"],
+)
+def test_a_malformed_encryption_keys_entry_is_named_never_echoed(
+    entries: Any, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = base64.b64encode(K1).decode(), base64.b64encode(K2).decode()
+    text = entries(first, second)
+    env = {"AIODYNKV_TABLE": "ttt", "AIODYNKV_ENCRYPTION_KEYS": text}
+    with pytest.raises(KVConfigError) as info:
+        KVConfig.from_env(env)
+    said = f"{info.value!s} {info.value!r} {info.value.__cause__!r} {info.value.__context__!r}"
+    assert "AIODYNKV_ENCRYPTION_KEYS" in said or "encryption_keys" in said
+    assert named in said
+    for key in (K1, K2):
+        for echoed in _key_texts(key):
+            assert echoed not in said
+    from aiodynkv._cli import main as cli_main
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        code = cli_main(["get", "k"])
+    printed = capsys.readouterr()
+    assert code != 0
+    assert named in printed.err
+    for key in (K1, K2):
+        for echoed in _key_texts(key):
+            assert echoed not in printed.out + printed.err
+
+
+def test_a_key_given_as_an_id_is_not_echoed() -> None:
+    with pytest.raises(KVConfigError, match="key id") as info:
+        KVConfig(table="ttt", encryption_keys={base64.b64encode(K1).decode(): K2})
+    for echoed in _key_texts(K1) + _key_texts(K2):
+        assert echoed not in str(info.value)
+    with pytest.raises(KVConfigError, match="encryption_key_id") as wrong_id:
+        KVConfig(
+            table="ttt", encryption_keys={"k1": K1}, encryption_key_id=base64.b64encode(K2).decode()
+        )
+    for echoed in _key_texts(K2):
+        assert echoed not in str(wrong_id.value)

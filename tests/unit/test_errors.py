@@ -74,6 +74,22 @@ def test_messages_hold_no_key_unless_show_key_is_set() -> None:
     assert str(missing) == f"get: not found [key {SECRET_KEY!r}]"
 
 
+def test_a_shown_long_key_is_cut_to_64_characters_and_its_length() -> None:
+    key = "k" * 1500
+    error = KeyNotFoundError("get: not found", key=key)
+    error.show_key = True
+    assert str(error) == f"get: not found [key {'k' * 64!r}... (1500 characters)]"
+    assert error.key == key  # code still gets the whole key
+
+
+def test_a_store_repr_cuts_a_long_namespace() -> None:
+    from aiodynkv import AsyncDynamoKV
+
+    text = repr(AsyncDynamoKV(table="kvt", namespace="c" * 1500))
+    assert "c" * 65 not in text
+    assert "1500 characters" in text
+
+
 def test_show_key_without_a_key_shows_the_message_only() -> None:
     error = KVError("boom")
     error.show_key = True
@@ -107,6 +123,14 @@ def test_an_unknown_5xx_code_is_a_server_error(status: int) -> None:
 def test_an_unknown_code_below_500_is_a_plain_kv_error(status: int) -> None:
     error = map_error(service_error("Weird", status=status), operation="get", table="kvt", key=None)
     assert type(error) is KVError
+
+
+def test_a_403_without_a_known_code_is_access_denied() -> None:
+    # What botocore and the lean transport make of a 403 whose body is not JSON (moto's
+    # IAM refusals are XML): the status is the code, and it is a refusal all the same.
+    refusal = service_error("403", "<ErrorResponse>...</ErrorResponse>", status=403)
+    error = map_error(refusal, operation="get", table="kvt", key=None)
+    assert type(error) is AccessDeniedError
 
 
 def test_a_known_code_wins_over_the_status() -> None:
@@ -195,15 +219,20 @@ def test_wire_errors_are_transient_with_builtin_bases() -> None:
         raise broken
 
 
-def test_reason_of_a_wire_error_names_its_type() -> None:
+def test_reason_of_a_wire_error_is_its_message_without_the_class_name() -> None:
     error = map_error(
         WireError("", timeout=True, in_doubt=True), operation="get", table="kvt", key=None
     )
-    assert error.reason == "WireError"
+    assert error.reason == "timed out"
+    error = map_error(
+        WireError("", timeout=False, in_doubt=True), operation="get", table="kvt", key=None
+    )
+    assert error.reason == "connection failed"
     error = map_error(
         WireError("late", timeout=True, in_doubt=True), operation="get", table="kvt", key=None
     )
-    assert error.reason == "WireError: late"
+    assert error.reason == "late"
+    assert str(error) == "get on table 'kvt' failed: late"
 
 
 def test_kv_errors_pass_through() -> None:

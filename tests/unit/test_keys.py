@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aiodynkv import InvalidKeyError
-from aiodynkv._keys import MAX_KEY_BYTES, MAX_NAMESPACE_CHARS, SEPARATOR, KeyCodec, check_namespace
+from aiodynkv._keys import MAX_KEY_BYTES, SEPARATOR, KeyCodec, check_namespace
 
 TABLE = "kvt"
 
@@ -65,17 +65,38 @@ def test_str_subclasses_are_stored_as_plain_text() -> None:
 
 def test_check_namespace() -> None:
     assert check_namespace("svc-a") == "svc-a"
-    assert check_namespace("n" * MAX_NAMESPACE_CHARS) == "n" * MAX_NAMESPACE_CHARS
+    assert check_namespace("c" * 1500) == "c" * 1500  # only the key limit bounds a namespace
+    longest = "n" * (MAX_KEY_BYTES - 2)  # the separator and a one-byte key still fit
+    assert check_namespace(longest) == longest
     with pytest.raises(TypeError):
         check_namespace(1)
     with pytest.raises(ValueError, match=r"surrogate|UTF-8"):
         check_namespace("\ud800")
-    with pytest.raises(ValueError, match="1-256 characters"):
+    with pytest.raises(ValueError, match="empty"):
         check_namespace("")
-    with pytest.raises(ValueError, match="1-256 characters"):
-        check_namespace("n" * (MAX_NAMESPACE_CHARS + 1))
+    with pytest.raises(ValueError, match="2047 bytes") as info:
+        check_namespace(longest + "n")
+    assert longest not in str(info.value)
+    with pytest.raises(ValueError, match="2048 bytes"):  # 1,024 two-byte characters
+        check_namespace("é" * 1024)
     with pytest.raises(ValueError, match="U\\+001F"):
         check_namespace("a" + SEPARATOR)
+
+
+def test_namespace_errors_cut_long_names() -> None:
+    with pytest.raises(ValueError, match=r"5000 characters") as info:
+        check_namespace("\ud800" + "x" * 4999)
+    assert len(str(info.value)) < 200
+
+
+def test_key_size_error_cuts_a_long_namespace() -> None:
+    codec = KeyCodec("c" * 1500)
+    codec.encode("k" * 547, "set", TABLE)
+    with pytest.raises(InvalidKeyError, match="2049 bytes") as info:
+        codec.encode("k" * 548, "set", TABLE)
+    message = str(info.value)
+    assert "c" * 65 not in message
+    assert "1500 characters" in message
 
 
 def test_the_namespace_counts_against_the_key_limit() -> None:

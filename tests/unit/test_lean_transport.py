@@ -14,12 +14,14 @@ import datetime as dt
 import json
 import socket
 import struct
+import traceback
 import types
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
+from urllib.parse import quote
 
 import aioboto3
 import aiohttp
@@ -50,6 +52,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     signature_ok: bool
+    path: str = "/"
 
     @property
     def target(self) -> str:
@@ -70,7 +73,7 @@ def reply(
     crc: str = "good",
     delay: float = 0.0,
 ) -> Action:
-    """A reply; `crc` is "good", "bad" or "none" (no x-amz-crc32 header)."""
+    """A reply; `crc` is "good", "bad", "none" (no x-amz-crc32 header) or the header's text."""
     payload = raw if raw is not None else json.dumps({} if body is None else body).encode()
 
     async def act(server: FakeDynamo, writer: asyncio.StreamWriter) -> bool:
@@ -83,9 +86,11 @@ def reply(
             f"Content-Length: {len(payload)}",
             f"x-amzn-RequestId: request-{server.replies}",
         ]
-        if crc != "none":
+        if crc in {"good", "bad"}:
             value = zlib.crc32(payload) + (1 if crc == "bad" else 0)
             lines.append(f"x-amz-crc32: {value & 0xFFFFFFFF}")
+        elif crc != "none":
+            lines.append(f"x-amz-crc32: {crc}")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         await writer.drain()
         return True
@@ -167,10 +172,10 @@ class FakeDynamo:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    def _check_signature(self, headers: dict[str, str], body: bytes) -> bool:
+    def _check_signature(self, headers: dict[str, str], body: bytes, path: str = "/") -> bool:
         request = AWSRequest(
             method="POST",
-            url=f"http://{headers['host']}/",
+            url=f"http://{headers['host']}{path}",
             data=body,
             headers={
                 "Content-Type": headers["content-type"],
@@ -201,12 +206,15 @@ class FakeDynamo:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 headers = {}
-                for line in head.decode().split("\r\n")[1:]:
+                request_line, *lines = head.decode().split("\r\n")
+                path = request_line.split(" ")[1]
+                for line in lines:
                     if line:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.received.append(Received(headers, body, self._check_signature(headers, body)))
+                signature_ok = self._check_signature(headers, body, path)
+                self.received.append(Received(headers, body, signature_ok, path))
                 action = self.script.pop(0) if self.script else self.default
                 if not await action(self, writer):
                     return
@@ -731,6 +739,28 @@ async def test_a_success_status_without_json_is_retried(
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
 
 
+@pytest.mark.parametrize(
+    ("raw", "crc"),
+    [
+        (b"<html>portal</html>", "good"),
+        (b"[1, 2]", "good"),
+        (b'"text"', "none"),
+        (b'{"Attributes": {}}', "not-a-number"),
+        (b'{"Attributes": {}}', "-5"),
+    ],
+    ids=["html", "json-list", "json-string", "crc-not-a-number", "crc-negative"],
+)
+async def test_a_success_status_that_cannot_be_verified_is_never_data(
+    server: FakeDynamo, make: TransportFactory, raw: bytes, crc: str
+) -> None:
+    server.default = reply(raw=raw, crc=crc)
+    with pytest.raises(WireError) as caught:
+        await make().send("UpdateItem", GET)
+    assert caught.value.in_doubt  # the 2xx may mean the write was applied
+    assert caught.value.attempts == 3
+    assert len(server.received) == 3  # retried like a corrupted reply
+
+
 # -- pool, credentials, lifecycle ---------------------------------------------------------
 
 
@@ -883,3 +913,439 @@ def test_bad_arguments_are_rejected(override: dict[str, Any], message: str) -> N
     } | override
     with pytest.raises(ValueError, match=message):
         LeanTransport(**options)
+
+
+# -- proxy credentials --------------------------------------------------------------------
+
+
+def everything_said(exc: BaseException) -> str:
+    """str, repr and traceback of `exc` and of every exception chained to it."""
+    seen: list[BaseException] = []
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        stack += [current.__cause__, current.__context__]
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+    texts = [f"{e!s} {e!r} {''.join(traceback.format_exception(e))}" for e in seen]
+    return "\n".join(texts)
+
+
+PROXY_USER, PROXY_PASSWORD = "proxy-user", "hunter2@secret"
+PROXY_SECRETS = (
+    PROXY_PASSWORD,
+    quote(PROXY_PASSWORD, safe=""),
+    base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode(),
+)
+
+
+async def _refusing_proxy() -> asyncio.Server:
+    """A proxy that answers every request (CONNECT included) with 407."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("proxy_kind", ["refuses-auth", "not-listening"])
+async def test_proxy_credentials_never_appear_in_a_wire_error(
+    make: TransportFactory, proxy_kind: str
+) -> None:
+    proxy = await _refusing_proxy()
+    port = proxy.sockets[0].getsockname()[1]
+    if proxy_kind == "not-listening":
+        proxy.close()
+        await proxy.wait_closed()
+    secret_url = f"http://{PROXY_USER}:{quote(PROXY_PASSWORD, safe='')}@127.0.0.1:{port}"
+    transport = make(
+        endpoint_url="https://dynamodb.eu-west-3.amazonaws.com", proxy=secret_url, max_attempts=2
+    )
+    try:
+        with pytest.raises(WireError) as caught:
+            await transport.send("GetItem", GET)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    said = everything_said(caught.value)
+    assert f"127.0.0.1:{port}" in said  # the error still names the proxy
+    for secret in (*PROXY_SECRETS, PROXY_USER):
+        assert secret not in said
+    assert not caught.value.in_doubt  # nothing got past the proxy
+
+
+async def test_proxy_credentials_from_the_environment_are_sent_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    proxy = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    password = quote(PROXY_PASSWORD, safe="")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://{PROXY_USER}:{password}@127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = aioboto3.Session(
+        aws_access_key_id="a", aws_secret_access_key="b", region_name="us-west-2"
+    )
+    try:
+        async with session.client("dynamodb") as client:
+            transport = LeanTransport.from_client(
+                client,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+                retry_mode="standard",
+                max_pool_connections=4,
+                user_agent="ua",
+            )
+            try:
+                with pytest.raises(WireError) as caught:
+                    await transport.send("GetItem", GET)
+            finally:
+                await transport.aclose()
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    # the credentials reach the proxy, and nowhere else
+    assert f"Proxy-Authorization: Basic {PROXY_SECRETS[2]}".encode() in seen[0]
+    said = everything_said(caught.value)
+    for secret in PROXY_SECRETS:
+        assert secret not in said
+
+
+async def test_a_forwarding_proxy_gets_the_credentials_with_each_request(
+    server: FakeDynamo, make: TransportFactory
+) -> None:
+    forwarded: list[bytes] = []
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            forwarded.append(head)
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            payload = json.dumps({"Item": {"pk": {"S": "k"}}}).encode()
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload
+            )
+            await writer.drain()
+            assert body == _wire.dumps(GET).encode()
+        writer.close()
+
+    proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    password = quote(PROXY_PASSWORD, safe="")
+    try:
+        transport = make(proxy=f"http://{PROXY_USER}:{password}@127.0.0.1:{port}")
+        response = await transport.send("GetItem", GET)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert response["Item"] == {"pk": {"S": "k"}}
+    assert f"POST {server.url}/ HTTP/1.1".encode() in forwarded[0]
+    assert f"Proxy-Authorization: Basic {PROXY_SECRETS[2]}".encode() in forwarded[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/team%20a/", "/team%20a/"),
+        ("/a%2Fb/%7Euser/x", "/a%2Fb/~user/x"),  # ~ needs no escape (RFC 3986)
+        ("/team a/", "/team%20a/"),
+        ("", "/"),
+    ],
+)
+async def test_an_escaped_endpoint_path_is_sent_once_escaped_and_signed_over_it(
+    server: FakeDynamo, make: TransportFactory, path: str, sent: str
+) -> None:
+    await make(endpoint_url=server.url + path).send("GetItem", GET)
+    (request,) = server.received
+    assert request.path == sent
+    assert request.signature_ok  # botocore's signer over the path on the wire
+
+
+# -- account-ID endpoints: the host each transport connects to, through a recording proxy --
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that notes each CONNECT's host and refuses it (407)."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        self.url = ""
+
+    async def __aenter__(self) -> RecordingProxy:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.hosts.append(head.split(b" ")[1].decode())
+                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n")
+                writer.write(b"Content-Length: 0\r\n\r\n")
+                await writer.drain()
+            writer.close()
+
+        self._server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+ACCOUNT = "111122223333"
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> pytest.MonkeyPatch:
+    """Credentials from the environment only; no AWS config files, no account id yet."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "NO_PROXY", "no_proxy", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_ACCOUNT_ID", raising=False)
+    monkeypatch.delenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS.secret_key)
+    return monkeypatch
+
+
+async def _hosts_each_transport_connects_to(
+    config: Config, proxy: RecordingProxy
+) -> tuple[list[str], list[str]]:
+    from aiodynkv._transport.botocore import BotocoreTransport
+
+    session = aioboto3.Session(region_name="us-west-2")
+    config = config.merge(Config(retries={"total_max_attempts": 1}))
+    async with session.client("dynamodb", config=config) as client:
+        ours = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        try:
+            with pytest.raises(WireError):
+                await ours.send("GetItem", GET)
+        finally:
+            await ours.aclose()
+        lean_hosts, proxy.hosts = proxy.hosts, []
+        with pytest.raises(WireError):
+            await BotocoreTransport(client).send("GetItem", GET)
+    return lean_hosts, proxy.hosts
+
+
+@pytest.mark.parametrize(
+    ("account", "mode", "config", "host"),
+    [
+        (ACCOUNT, None, Config(), f"{ACCOUNT}.ddb.us-west-2.amazonaws.com:443"),
+        (ACCOUNT, "preferred", Config(), f"{ACCOUNT}.ddb.us-west-2.amazonaws.com:443"),
+        (ACCOUNT, "required", Config(), f"{ACCOUNT}.ddb.us-west-2.amazonaws.com:443"),
+        (ACCOUNT, "disabled", Config(), "dynamodb.us-west-2.amazonaws.com:443"),
+        (
+            ACCOUNT,
+            None,
+            Config(account_id_endpoint_mode="disabled"),
+            "dynamodb.us-west-2.amazonaws.com:443",
+        ),
+        (None, None, Config(), "dynamodb.us-west-2.amazonaws.com:443"),
+        (
+            ACCOUNT,
+            None,
+            Config(use_fips_endpoint=True),
+            "dynamodb-fips.us-west-2.amazonaws.com:443",
+        ),
+    ],
+    ids=[
+        "default",
+        "preferred",
+        "required",
+        "disabled",
+        "disabled-in-config",
+        "no-account",
+        "fips",
+    ],
+)
+async def test_account_id_endpoints_are_resolved_as_botocore_resolves_them(
+    aws_environment: pytest.MonkeyPatch,
+    account: str | None,
+    mode: str | None,
+    config: Config,
+    host: str,
+) -> None:
+    if account is not None:
+        aws_environment.setenv("AWS_ACCOUNT_ID", account)
+    if mode is not None:
+        aws_environment.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", mode)
+    async with RecordingProxy() as proxy:
+        aws_environment.setenv("HTTPS_PROXY", proxy.url)
+        lean_hosts, botocore_hosts = await _hosts_each_transport_connects_to(config, proxy)
+    assert lean_hosts == [host]
+    assert botocore_hosts[:1] == [host]  # botocore retries a refused tunnel
+
+
+@pytest.mark.parametrize(
+    ("account", "config"),
+    [
+        (None, Config(account_id_endpoint_mode="required")),
+        (ACCOUNT, Config(account_id_endpoint_mode="required", use_fips_endpoint=True)),
+    ],
+    ids=["required-without-account", "required-with-fips"],
+)
+async def test_a_required_account_endpoint_that_cannot_be_had_is_a_config_error_before_sending(
+    aws_environment: pytest.MonkeyPatch, account: str | None, config: Config
+) -> None:
+    from aiodynkv import KVConfigError
+    from aiodynkv._transport.botocore import BotocoreTransport
+
+    if account is not None:
+        aws_environment.setenv("AWS_ACCOUNT_ID", account)
+    async with RecordingProxy() as proxy:
+        aws_environment.setenv("HTTPS_PROXY", proxy.url)
+        session = aioboto3.Session(region_name="us-west-2")
+        async with session.client("dynamodb", config=config) as client:
+            transport = LeanTransport.from_client(
+                client,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+                retry_mode="standard",
+                max_pool_connections=2,
+                user_agent="ua",
+            )
+            try:
+                with pytest.raises(KVConfigError, match="AccountIdEndpointMode") as caught:
+                    await transport.send("GetItem", GET)
+            finally:
+                await transport.aclose()
+            with pytest.raises(KVConfigError, match="AccountIdEndpointMode") as through_botocore:
+                await BotocoreTransport(client).send("GetItem", GET)
+    assert proxy.hosts == []  # nothing was sent
+    assert "AWS_ACCOUNT_ID_ENDPOINT_MODE" in str(caught.value)
+    assert str(through_botocore.value) == str(caught.value)
+
+
+# -- a user's client= configuration ---------------------------------------------------------
+
+
+@pytest.fixture
+def fast_botocore_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.retries.standard
+    import botocore.retryhandler
+
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0
+    )
+    monkeypatch.setattr(botocore.retryhandler, "delay_exponential", lambda **_: 0.0)
+
+
+@pytest.mark.usefixtures("fast_botocore_retries")
+@pytest.mark.parametrize(
+    ("retries", "attempts"),
+    [
+        ({"total_max_attempts": 2, "mode": "standard"}, 2),
+        ({"max_attempts": 4, "mode": "standard"}, 5),  # botocore's max_attempts: retries
+        ({"mode": "standard"}, 3),
+        ({"total_max_attempts": 3, "mode": "legacy"}, 3),
+        ({"mode": "legacy"}, 10),  # DynamoDB's own legacy default
+        ({"total_max_attempts": 1, "mode": "adaptive"}, 1),
+    ],
+    ids=["total-2", "retries-4", "standard-default", "legacy-3", "legacy-default", "adaptive-1"],
+)
+async def test_a_users_client_retries_are_the_lean_transports_as_they_are_botocores(
+    server: FakeDynamo, retries: dict[str, Any], attempts: int
+) -> None:
+    from aiodynkv import AsyncDynamoKV, KVConfig, ServerError
+
+    server.default = error("InternalServerError", "down", status=500)
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key,
+        aws_secret_access_key=KEYS.secret_key,
+        aws_session_token=KEYS.token,
+        region_name=REGION,
+    )
+    config = Config(retries=retries)
+    counts = {}
+    async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
+        for transport in ("lean", "botocore"):
+            server.received.clear()
+            kv_config = KVConfig(table="ttt", endpoint=server.url, transport=transport)
+            async with AsyncDynamoKV(kv_config, client=client) as kv:
+                with pytest.raises(ServerError):
+                    await kv.get("k")
+            counts[transport] = len(server.received)
+    assert counts == {"lean": attempts, "botocore": attempts}
+
+
+async def test_a_users_client_timeouts_are_the_lean_transports(server: FakeDynamo) -> None:
+    from aiodynkv import AsyncDynamoKV, KVConfig, KVTimeoutError
+
+    server.default = hang(5.0)
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key, aws_secret_access_key=KEYS.secret_key, region_name=REGION
+    )
+    config = Config(read_timeout=0.3, connect_timeout=0.5, retries={"total_max_attempts": 1})
+    async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
+        kv_config = KVConfig(table="ttt", endpoint=server.url, read_timeout=30.0)
+        async with AsyncDynamoKV(kv_config, client=client) as kv:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(KVTimeoutError):
+                await kv.get("k")
+            elapsed = asyncio.get_running_loop().time() - started
+    assert elapsed < 2.0  # the client's 0.3 s, not KVConfig's 30 s
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (Config(tcp_keepalive=True), "tcp_keepalive"),
+        (Config(client_cert="/nonexistent/cert.pem"), "client_cert"),
+        (Config(proxies_config={"proxy_ca_bundle": "/nonexistent/ca.pem"}), "proxies_config"),
+        (Config(signature_version="UNSIGNED"), "signature_version"),
+    ],
+    ids=["tcp-keepalive", "client-cert", "proxies-config", "unsigned"],
+)
+async def test_client_settings_the_lean_transport_cannot_honour_are_refused_on_open(
+    server: FakeDynamo, config: Config, named: str
+) -> None:
+    from aiodynkv import AsyncDynamoKV, KVConfig, KVConfigError
+
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key, aws_secret_access_key=KEYS.secret_key, region_name=REGION
+    )
+    async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
+        store = AsyncDynamoKV(KVConfig(table="ttt", endpoint=server.url), client=client)
+        with pytest.raises(KVConfigError, match=named) as caught:
+            await store.open()
+        assert "transport='botocore'" in str(caught.value)
+        async with AsyncDynamoKV(
+            KVConfig(table="ttt", endpoint=server.url, transport="botocore"), client=client
+        ):
+            pass  # the botocore transport honours them
+    assert server.received == []
+
+
+def test_a_proxy_token_given_as_the_user_name_is_masked_too() -> None:
+    proxy, headers, secrets = _wire.split_proxy("http://tok%2Fen-123@127.0.0.1:3128")
+    assert proxy == "http://127.0.0.1:3128"
+    assert headers == {"Proxy-Authorization": f"Basic {base64.b64encode(b'tok/en-123:').decode()}"}
+    masked = _wire.mask("proxy http://tok%2Fen-123@h and tok/en-123", secrets)
+    assert masked == "proxy http://***@h and ***"

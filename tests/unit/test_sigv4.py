@@ -83,6 +83,8 @@ URLS = [
     "https://dynamodb.eu-west-1.api.aws:443/",  # default port: not part of the host
     "http://[::1]:8000/",
     "http://localhost:8000/prefix/./a/../ddb",
+    "http://127.0.0.1:8000/team%20a/",  # escaped: signed over the path as sent
+    "http://127.0.0.1:8000/a%2Fb/%7Euser/",
 ]
 
 

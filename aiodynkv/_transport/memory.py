@@ -1,0 +1,929 @@
+"""The memory transport: DynamoDB answered in process, with DynamoDB's semantics.
+
+`MemoryTransport` answers the requests aiodynkv's request builders send (item
+reads and writes with condition, update and projection expressions, batches,
+transactions, Scan, table and TTL management) the way DynamoDB does: the same
+conditions, ``ReturnValues*``, consumed capacity, limits (400 KB items, 2,048-byte
+hash keys, 100/25-item batches, 1 MB Scan pages, 16 MB BatchGetItem replies) and
+errors, raised as the `ServiceError` the lean transport raises for the same reply.
+Items are copied in and out, so no caller shares a dict with the table. Each
+request yields to the event loop once, then runs to completion, so concurrent
+requests interleave as they would on a server and each is atomic.
+
+It does no I/O and never fails on the wire. Not served: Query, PartiQL, indexes,
+streams, and nested document paths in expressions; they are refused with the code
+a server gives for an unknown operation or a `ValidationException`.
+
+Stores opened with ``transport="memory"`` share one process-wide instance (as
+processes share a server), unless a `MemoryTransport` is passed as ``client=``.
+Its ``blobs`` stand in for S3 for large values (as moto serves S3 beside DynamoDB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar, NamedTuple
+
+from aiodynkv._offload import MemoryBlobs
+from aiodynkv._transport import _expressions as expr
+from aiodynkv._transport.base import ServiceError
+
+__all__ = ["MemoryTransport"]
+
+Item = dict[str, Any]
+
+_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+_MAX_ITEM_BYTES = 409_600
+_MAX_HASH_KEY_BYTES = 2_048
+_MAX_RANGE_KEY_BYTES = 1_024
+_SCAN_PAGE_BYTES = 1024 * 1024
+_BATCH_GET_REPLY_BYTES = 16 * 1024 * 1024
+_IDEMPOTENCY_SECONDS = 600.0
+_CONDITION_FAILED = "The conditional request failed"
+_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+_EXPRESSIONS = (
+    "ConditionExpression",
+    "FilterExpression",
+    "UpdateExpression",
+    "ProjectionExpression",
+)
+_COMPILED_LIMIT = 4096  # parsed expressions kept (the library sends a few dozen texts)
+#: A parsed request: condition (or filter), update, projection, the values it uses.
+_Compiled = tuple["expr.Condition | None", "expr.Update | None", "list[str] | None", frozenset[str]]
+
+
+class _Parsed(NamedTuple):
+    """A request's parsed expressions and its checked ``:values``."""
+
+    condition: expr.Condition | None
+    update: expr.Update | None
+    projection: list[str] | None
+    values: dict[str, Any]
+
+    def holds(self, item: Item | None) -> bool:
+        """The condition (or filter) on `item` (None: no item); true without one."""
+        return self.condition is None or self.condition(item or {}, self.values)
+
+
+def _error(code: str, message: str, status: int = 400, **extra: Any) -> ServiceError:
+    """The `ServiceError` the lean transport makes of this DynamoDB error reply."""
+    body: dict[str, Any] = {"__type": _ERROR_PREFIX + code, "message": message, **extra}
+    item = extra.get("Item")
+    return ServiceError(code, message, status=status, item=item, body=body)
+
+
+def _invalid(message: str) -> ServiceError:
+    return _error("ValidationException", message)
+
+
+class _Table:
+    """One table: its description, TTL setting and items by key."""
+
+    __slots__ = ("created", "definitions", "items", "key_names", "name", "schema", "ttl")
+
+    def __init__(self, name: str, schema: list[dict[str, str]], definitions: list[Any]) -> None:
+        self.name = name
+        self.schema = schema
+        self.definitions = definitions
+        self.key_names = [k["AttributeName"] for k in schema]  # HASH first
+        self.items: dict[tuple[Any, ...], Item] = {}
+        self.ttl: str | None = None
+        self.created = time.time()
+
+    def key_type(self, name: str) -> str:
+        for definition in self.definitions:
+            if definition["AttributeName"] == name:
+                return str(definition["AttributeType"])
+        return "S"  # pragma: no cover - CreateTable checks every key has a definition
+
+    def key_of(self, key: Any, *, whole_item: bool = False) -> tuple[Any, ...]:
+        """The dict key of an item's key attributes; refuses a key of the wrong shape."""
+        if not isinstance(key, dict):
+            raise _invalid("The provided key element does not match the schema")
+        if not whole_item and set(key) != set(self.key_names):
+            raise _invalid("The provided key element does not match the schema")
+        parts: list[Any] = []
+        for position, name in enumerate(self.key_names):
+            value = key.get(name)
+            wanted = self.key_type(name)
+            if whole_item and value is None:
+                raise _invalid(
+                    f"One or more parameter values were invalid: Missing the key {name} in the item"
+                )
+            if not isinstance(value, dict) or set(value) != {wanted}:
+                raise _invalid(
+                    "One or more parameter values were invalid: Type mismatch for key "
+                    f"{name} expected: {wanted} actual: {_type_of(value)}"
+                    if whole_item
+                    else "The provided key element does not match the schema"
+                )
+            raw = _checked_value(value)[wanted]
+            if raw in ("", b""):
+                raise _invalid(
+                    "One or more parameter values are not valid. The AttributeValue for a key "
+                    f"attribute cannot contain an empty {_TYPE_NAMES[wanted]} value. Key: {name}"
+                )
+            limit = _MAX_HASH_KEY_BYTES if position == 0 else _MAX_RANGE_KEY_BYTES
+            if wanted != "N" and _scalar_size(wanted, raw) > limit:
+                part = "hashkey" if position == 0 else "rangekey"
+                raise _invalid(
+                    f"One or more parameter values were invalid: Size of {part} has exceeded "
+                    f"the maximum size limit of {limit} bytes"
+                )
+            parts.append(Decimal(raw) if wanted == "N" else bytes(raw) if wanted == "B" else raw)
+        return tuple(parts)
+
+    def key_item(self, item: Item) -> Item:
+        return {name: item[name] for name in self.key_names}
+
+    def describe(self, status: str = "ACTIVE") -> dict[str, Any]:
+        return {
+            "TableName": self.name,
+            "TableStatus": status,
+            "KeySchema": _copy(self.schema),
+            "AttributeDefinitions": _copy(self.definitions),
+            "CreationDateTime": self.created,
+            "ItemCount": len(self.items),
+            "TableSizeBytes": sum(_item_size(item) for item in self.items.values()),
+            "TableArn": f"arn:aws:dynamodb:local:000000000000:table/{self.name}",
+            "TableId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.name)),
+            "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+            "ProvisionedThroughput": {
+                "NumberOfDecreasesToday": 0,
+                "ReadCapacityUnits": 0,
+                "WriteCapacityUnits": 0,
+            },
+        }
+
+
+_TYPE_NAMES = {"S": "string", "B": "binary", "N": "number"}
+
+
+def _type_of(value: Any) -> str:
+    return next(iter(value)) if isinstance(value, dict) and value else "null"
+
+
+# -- sizes, as DynamoDB counts them ---------------------------------------------------
+
+
+def _number_size(text: str) -> int:
+    number = Decimal(text).normalize()
+    sign, digits, exponent = number.as_tuple()
+    if digits == (0,):
+        return 1
+    count = len(digits)
+    lead = count - 1 + int(exponent)
+    pad = 0 if (count % 2 or lead % 2) else 1
+    return 1 + math.ceil(count / 2) + pad + sign
+
+
+def _scalar_size(kind: str, raw: Any) -> int:
+    if kind == "S":
+        return len(raw.encode("utf-8", "surrogatepass"))
+    if kind == "B":
+        return len(raw)
+    return _number_size(raw)
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    kind, raw = next(iter(value.items()))
+    if kind in ("S", "B", "N"):
+        return _scalar_size(kind, raw)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "BS", "NS"):
+        return sum(_scalar_size(kind[0], member) for member in raw)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(member) for member in raw)
+    return 3 + sum(1 + len(name.encode()) + _value_size(member) for name, member in raw.items())
+
+
+def _item_size(item: Item) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+# -- attribute values ------------------------------------------------------------------
+
+
+def _checked_value(value: Any) -> dict[str, Any]:
+    """A valid attribute value, numbers canonical; refuses what DynamoDB refuses."""
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in _TYPES:
+        raise _invalid(
+            "Supplied AttributeValue has more than one datatypes set, must contain exactly one "
+            "of the supported datatypes"
+        )
+    kind, raw = next(iter(value.items()))
+    try:
+        if kind == "N" and isinstance(raw, str):
+            return {"N": expr.canonical_number(raw)}
+        if kind in ("NS", "SS", "BS"):
+            if not isinstance(raw, list) or not raw:
+                raise _invalid(
+                    "One or more parameter values were invalid: An "
+                    f"{'number' if kind == 'NS' else 'string'} set  may not be empty"
+                )
+            if not all(_is_a(m, _PYTHON_TYPES[kind[0]]) for m in raw):
+                raise _invalid(
+                    f"Supplied AttributeValue of type {kind} has a member of the wrong type"
+                )
+            members = [expr.canonical_number(m) for m in raw] if kind == "NS" else list(raw)
+            if len({Decimal(m) if kind == "NS" else m for m in members}) != len(members):
+                raise _invalid("Input collection contains duplicates")
+            return {kind: members}
+    except expr.ExpressionError as exc:
+        raise _invalid(str(exc)) from None
+    if not _is_a(raw, _PYTHON_TYPES[kind]) or (kind == "NULL" and raw is not True):
+        raise _invalid(f"Supplied AttributeValue of type {kind} has a value of the wrong type")
+    if kind == "M":
+        return {"M": {name: _checked_value(member) for name, member in raw.items()}}
+    if kind == "L":
+        return {"L": [_checked_value(member) for member in raw]}
+    if kind == "B":
+        return {"B": bytes(raw)}
+    return {kind: raw}
+
+
+def _is_a(raw: Any, expected: type | tuple[type, ...]) -> bool:
+    return isinstance(raw, expected)
+
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "N": str,
+    "S": str,
+    "B": (bytes, bytearray, memoryview),
+    "BOOL": bool,
+    "NULL": bool,
+    "M": dict,
+    "L": list,
+}
+
+
+def _checked_item(item: Any) -> Item:
+    if not isinstance(item, dict):
+        raise _invalid("One or more parameter values were invalid: the item is not a map")
+    return {name: _checked_value(value) for name, value in item.items()}
+
+
+def _copy(value: Any) -> Any:
+    """A copy of DynamoDB JSON (dicts and lists of immutable leaves; buffers become bytes)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value
+
+
+def _fingerprint(value: Any) -> str:
+    def blob(data: Any) -> str:
+        return base64.b64encode(bytes(data)).decode()
+
+    text = json.dumps(value, sort_keys=True, default=blob)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class MemoryTransport:
+    """A DynamoDB endpoint in process memory (see the module docstring).
+
+    Args:
+        clock: Monotonic seconds, for the 10-minute idempotency window of
+            ``ClientRequestToken``.
+    """
+
+    _shared: ClassVar[MemoryTransport | None] = None
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._tables: dict[str, _Table] = {}
+        #: The S3 stand-in of the stores on this transport (large values).
+        self.blobs = MemoryBlobs()
+        self._tokens: dict[str, tuple[str, float, dict[str, Any]]] = {}
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
+        self._clock = clock
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "GetItem": self._get_item,
+            "PutItem": self._put_item,
+            "UpdateItem": self._update_item,
+            "DeleteItem": self._delete_item,
+            "BatchGetItem": self._batch_get_item,
+            "BatchWriteItem": self._batch_write_item,
+            "TransactGetItems": self._transact_get_items,
+            "TransactWriteItems": self._transact_write_items,
+            "Scan": self._scan,
+            "CreateTable": self._create_table,
+            "DeleteTable": self._delete_table,
+            "DescribeTable": self._describe_table,
+            "ListTables": self._list_tables,
+            "UpdateTimeToLive": self._update_time_to_live,
+            "DescribeTimeToLive": self._describe_time_to_live,
+        }
+
+    @classmethod
+    def shared(cls) -> MemoryTransport:
+        """The process-wide instance that stores opened with ``transport="memory"`` use."""
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
+
+    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer `request` as DynamoDB answers action `action`.
+
+        Raises:
+            ServiceError: DynamoDB's error for this request (same code, message, body).
+        """
+        handler = self._handlers.get(action)
+        if handler is None:
+            raise _error("UnknownOperationException", "", status=400)
+        request = _copy(request)
+        await asyncio.sleep(0)  # let other requests in, as a server would
+        response = handler(request)
+        response["ResponseMetadata"] = {
+            "HTTPStatusCode": 200,
+            "RetryAttempts": 0,
+            "RequestId": uuid.uuid4().hex.upper(),
+        }
+        return response
+
+    async def aclose(self) -> None:
+        """Nothing to release: the tables outlive a store, as on a server."""
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _table(self, name: Any) -> _Table:
+        table = self._tables.get(name) if isinstance(name, str) else None
+        if table is None:
+            raise _error("ResourceNotFoundException", "Requested resource not found")
+        return table
+
+    def _parsed(self, request: dict[str, Any], *, update: bool = False) -> _Parsed:
+        """The request's expressions (parsed once per text and names) and checked values."""
+        names = request.get("ExpressionAttributeNames")
+        raw_values = request.get("ExpressionAttributeValues")
+        if names is not None and not names:
+            raise _invalid("ExpressionAttributeNames must not be empty")
+        if raw_values is not None and not raw_values:
+            raise _invalid("ExpressionAttributeValues must not be empty")
+        texts = tuple(request.get(part) for part in _EXPRESSIONS)
+        key = (update, texts, tuple(sorted((names or {}).items())))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compile(texts, names, update=update)
+            if len(self._compiled) >= _COMPILED_LIMIT:
+                self._compiled.clear()
+            self._compiled[key] = compiled
+        condition, parsed_update, projection, used = compiled
+        values = {k: _checked_value(v) for k, v in (raw_values or {}).items()}
+        try:
+            if values and all(text is None for text in texts):
+                raise expr.ExpressionError(
+                    "ExpressionAttributeValues can only be specified when using expressions"
+                )
+            expr.check_values(used, values)
+        except expr.ExpressionError as exc:
+            raise _invalid(str(exc)) from None
+        return _Parsed(condition, parsed_update, projection, values)
+
+    @staticmethod
+    def _compile(texts: tuple[Any, ...], names: Any, *, update: bool) -> _Compiled:
+        condition_text, filter_text, update_text, projection_text = texts
+        places = expr.Placeholders(names)
+        try:
+            condition = None
+            if condition_text is not None:
+                condition = expr.parse_condition(condition_text, places)
+            if filter_text is not None:  # Scan: a filter, never a condition too
+                condition = expr.parse_condition(filter_text, places, "FilterExpression")
+            parsed_update = None
+            if update and update_text is not None:
+                parsed_update = expr.parse_update(update_text, places)
+            projection = None
+            if projection_text is not None:
+                projection = expr.parse_projection(projection_text, places)
+            if places.names and all(text is None for text in texts):
+                raise expr.ExpressionError(
+                    "ExpressionAttributeNames can only be specified when using expressions"
+                )
+            places.check_names()
+        except expr.ExpressionError as exc:
+            raise _invalid(str(exc)) from None
+        return condition, parsed_update, projection, frozenset(places.used_values)
+
+    @staticmethod
+    def _project(item: Item, projection: list[str] | None) -> Item:
+        if projection is None:
+            copied: Item = _copy(item)
+            return copied
+        return {name: _copy(item[name]) for name in projection if name in item}
+
+    @staticmethod
+    def _capacity(
+        request: dict[str, Any], table: str, units: float, *, write: bool
+    ) -> dict[str, Any]:
+        if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
+            return {}
+        entry: dict[str, Any] = {"TableName": table, "CapacityUnits": units}
+        entry["WriteCapacityUnits" if write else "ReadCapacityUnits"] = units
+        if request["ReturnConsumedCapacity"] == "INDEXES":
+            entry["Table"] = {"CapacityUnits": units}
+        return {"ConsumedCapacity": entry}
+
+    @staticmethod
+    def _read_units(size: int, *, consistent: bool) -> float:
+        units = float(max(1, math.ceil(size / 4096)))
+        return units if consistent else units / 2
+
+    @staticmethod
+    def _write_units(*items: Item | None) -> float:
+        size = max((_item_size(item) for item in items if item), default=0)
+        return float(max(1, math.ceil(size / 1024)))
+
+    @staticmethod
+    def _check_size(
+        item: Item, message: str = "Item size has exceeded the maximum allowed size"
+    ) -> None:
+        if _item_size(item) > _MAX_ITEM_BYTES:
+            raise _invalid(message)
+
+    @staticmethod
+    def _returns(request: dict[str, Any], allowed: tuple[str, ...]) -> str:
+        returns = request.get("ReturnValues", "NONE")
+        if returns not in allowed:
+            raise _invalid(f"Return values set to invalid value: {returns}")
+        on_failure = request.get("ReturnValuesOnConditionCheckFailure", "NONE")
+        if on_failure not in ("NONE", "ALL_OLD"):
+            raise _invalid(
+                f"ReturnValuesOnConditionCheckFailure set to invalid value: {on_failure}"
+            )
+        return str(returns)
+
+    @staticmethod
+    def _condition_failed(request: dict[str, Any], old: Item | None) -> ServiceError:
+        extra: dict[str, Any] = {}
+        if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+            extra["Item"] = _copy(old)
+        return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
+
+    # -- single items --------------------------------------------------------------------
+
+    def _get_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        projection = self._parsed(request).projection
+        item = table.items.get(table.key_of(request.get("Key")))
+        response: dict[str, Any] = {}
+        if item is not None:
+            response["Item"] = self._project(item, projection)
+        units = self._read_units(
+            _item_size(item) if item else 0, consistent=bool(request.get("ConsistentRead"))
+        )
+        response.update(self._capacity(request, table.name, units, write=False))
+        return response
+
+    def _put_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        returns = self._returns(request, ("NONE", "ALL_OLD"))
+        parsed = self._parsed(request)
+        item = _checked_item(request.get("Item"))
+        key = table.key_of(item, whole_item=True)
+        self._check_size(item)
+        old = table.items.get(key)
+        if not parsed.holds(old):
+            raise self._condition_failed(request, old)
+        table.items[key] = item
+        response: dict[str, Any] = {}
+        if returns == "ALL_OLD" and old is not None:
+            response["Attributes"] = _copy(old)
+        response.update(
+            self._capacity(request, table.name, self._write_units(old, item), write=True)
+        )
+        return response
+
+    def _updated(
+        self, table: _Table, request: dict[str, Any], parsed: _Parsed, old: Item | None
+    ) -> Item:
+        """The item an UpdateItem (or a transaction's Update) leaves; raises if refused."""
+        update = parsed.update
+        key_item = _checked_item(request.get("Key"))
+        if update is None:
+            new = dict(old) if old is not None else dict(key_item)
+        else:
+            for name in table.key_names:
+                if name in update.paths:
+                    raise _invalid(
+                        f"One or more parameter values were invalid: Cannot update attribute "
+                        f"{name}. This attribute is part of the key"
+                    )
+            try:
+                new = update.apply(old if old is not None else key_item, parsed.values)
+            except expr.ExpressionError as exc:
+                raise _invalid(str(exc)) from None
+        self._check_size(new, "Item size to update has exceeded the maximum allowed size")
+        return new
+
+    def _update_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        returns = self._returns(
+            request, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
+        )
+        parsed = self._parsed(request, update=True)
+        key = table.key_of(request.get("Key"))
+        old = table.items.get(key)
+        if not parsed.holds(old):
+            raise self._condition_failed(request, old)
+        new = self._updated(table, request, parsed, old)
+        table.items[key] = new
+        response: dict[str, Any] = {}
+        touched = parsed.update.paths if parsed.update is not None else []
+        attributes: Item | None = None
+        if returns == "ALL_OLD":
+            attributes = old
+        elif returns == "ALL_NEW":
+            attributes = new
+        elif returns == "UPDATED_OLD":
+            attributes = {n: old[n] for n in touched if n in old} if old else None
+        elif returns == "UPDATED_NEW":
+            attributes = {n: new[n] for n in touched if n in new}
+        if attributes:
+            response["Attributes"] = _copy(attributes)
+        response.update(
+            self._capacity(request, table.name, self._write_units(old, new), write=True)
+        )
+        return response
+
+    def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        returns = self._returns(request, ("NONE", "ALL_OLD"))
+        parsed = self._parsed(request)
+        key = table.key_of(request.get("Key"))
+        old = table.items.get(key)
+        if not parsed.holds(old):
+            raise self._condition_failed(request, old)
+        table.items.pop(key, None)
+        response: dict[str, Any] = {}
+        if returns == "ALL_OLD" and old is not None:
+            response["Attributes"] = _copy(old)
+        response.update(self._capacity(request, table.name, self._write_units(old), write=True))
+        return response
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def _batch_get_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        wanted = request.get("RequestItems")
+        if not isinstance(wanted, dict) or not wanted:
+            raise _invalid("1 validation error detected: Value null at 'requestItems' failed")
+        total = sum(len(spec.get("Keys") or ()) for spec in wanted.values())
+        if total > 100:
+            raise _invalid("Too many items requested for the BatchGetItem call")
+        plan: list[tuple[_Table, dict[str, Any], list[str] | None, list[Any]]] = []
+        for name, spec in wanted.items():
+            table = self._table(name)
+            keys = spec.get("Keys") or []
+            if not keys:
+                raise _invalid(
+                    "1 validation error detected: Value at 'requestItems."
+                    f"{name}.member.keys' failed to satisfy constraint: Member must have "
+                    "length greater than or equal to 1"
+                )
+            projection = self._parsed(spec).projection
+            wanted_keys = [table.key_of(key) for key in keys]
+            if len(set(wanted_keys)) != len(wanted_keys):
+                raise _invalid("Provided list of item keys contains duplicates")
+            plan.append((table, spec, projection, keys))
+        responses: dict[str, list[Item]] = {}
+        unprocessed: dict[str, Any] = {}
+        capacity: list[dict[str, Any]] = []
+        size = 0
+        for table, spec, projection, keys in plan:
+            found = responses.setdefault(table.name, [])
+            units = 0.0
+            for key in keys:
+                item = table.items.get(table.key_of(key))
+                item_bytes = _item_size(item) if item else 0
+                if item is not None and size + item_bytes > _BATCH_GET_REPLY_BYTES:
+                    rest = unprocessed.setdefault(
+                        table.name, {k: v for k, v in spec.items() if k != "Keys"} | {"Keys": []}
+                    )
+                    rest["Keys"].append(_copy(key))
+                    continue
+                size += item_bytes
+                units += self._read_units(item_bytes, consistent=bool(spec.get("ConsistentRead")))
+                if item is not None:
+                    found.append(self._project(item, projection))
+            if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
+                capacity.append(
+                    {"TableName": table.name, "CapacityUnits": units, "ReadCapacityUnits": units}
+                )
+        response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
+        if capacity:
+            response["ConsumedCapacity"] = capacity
+        return response
+
+    def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        wanted = request.get("RequestItems")
+        if not isinstance(wanted, dict) or not wanted:
+            raise _invalid("1 validation error detected: Value null at 'requestItems' failed")
+        total = sum(len(writes or ()) for writes in wanted.values())
+        if total > 25:
+            raise _invalid(
+                "1 validation error detected: Value at 'requestItems' failed to satisfy "
+                "constraint: Map value must satisfy constraint: [Member must have length less "
+                "than or equal to 25, Member must have length greater than or equal to 1]"
+            )
+        plan: list[tuple[_Table, tuple[Any, ...], Item | None]] = []
+        for name, writes in wanted.items():
+            table = self._table(name)
+            seen: set[tuple[Any, ...]] = set()
+            for write in writes or ():
+                if "PutRequest" in write:
+                    item = _checked_item(write["PutRequest"].get("Item"))
+                    key = table.key_of(item, whole_item=True)
+                    self._check_size(item)
+                    plan.append((table, key, item))
+                elif "DeleteRequest" in write:
+                    key = table.key_of(write["DeleteRequest"].get("Key"))
+                    plan.append((table, key, None))
+                else:
+                    raise _invalid("A write request must be a PutRequest or a DeleteRequest")
+                if key in seen:
+                    raise _invalid("Provided list of item keys contains duplicates")
+                seen.add(key)
+        units: dict[str, float] = {}
+        for table, key, written in plan:
+            old = table.items.get(key)
+            units[table.name] = units.get(table.name, 0.0) + self._write_units(old, written)
+            if written is None:
+                table.items.pop(key, None)
+            else:
+                table.items[key] = written
+        response: dict[str, Any] = {"UnprocessedItems": {}}
+        if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
+            response["ConsumedCapacity"] = [
+                {"TableName": name, "CapacityUnits": u, "WriteCapacityUnits": u}
+                for name, u in units.items()
+            ]
+        return response
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _transact_get_items(self, request: dict[str, Any]) -> dict[str, Any]:
+        actions = request.get("TransactItems") or []
+        if not 1 <= len(actions) <= 100:
+            raise _invalid(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy "
+                "constraint: Member must have length less than or equal to 100"
+            )
+        plan = []
+        for action in actions:
+            get = action.get("Get")
+            if not isinstance(get, dict):
+                raise _invalid("TransactItems can only contain Get actions")
+            table = self._table(get.get("TableName"))
+            projection = self._parsed(get).projection
+            plan.append((table, table.key_of(get.get("Key")), projection))
+        if len({(t.name, k) for t, k, _ in plan}) != len(plan):
+            raise _invalid("Transaction request cannot include multiple operations on one item")
+        responses: list[dict[str, Any]] = []
+        units: dict[str, float] = {}
+        for table, key, projection in plan:
+            item = table.items.get(key)
+            units[table.name] = units.get(table.name, 0.0) + 2 * self._read_units(
+                _item_size(item) if item else 0, consistent=True
+            )
+            responses.append({"Item": self._project(item, projection)} if item else {})
+        response: dict[str, Any] = {"Responses": responses}
+        if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
+            response["ConsumedCapacity"] = [
+                {"TableName": name, "CapacityUnits": u, "ReadCapacityUnits": u}
+                for name, u in units.items()
+            ]
+        return response
+
+    def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
+        actions = request.get("TransactItems") or []
+        if not 1 <= len(actions) <= 100:
+            raise _invalid(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy "
+                "constraint: Member must have length less than or equal to 100"
+            )
+        token = request.get("ClientRequestToken")
+        fingerprint = _fingerprint(actions)
+        now = self._clock()
+        earlier = self._earlier_answer(token, fingerprint, now)
+        if earlier is not None:
+            return earlier
+        plan = [self._transact_action(action) for action in actions]
+        if len({(step[1].name, step[2]) for step in plan}) != len(plan):
+            raise _invalid("Transaction request cannot include multiple operations on one item")
+        results = [self._transact_outcome(*step) for step in plan]
+        reasons = [reason for reason, _ in results]
+        if any(reason["Code"] != "None" for reason in reasons):
+            codes = ", ".join(reason["Code"] for reason in reasons)
+            raise _error(
+                "TransactionCanceledException",
+                "Transaction cancelled, please refer cancellation reasons for specific "
+                f"reasons [{codes}]",
+                CancellationReasons=reasons,
+            )
+        units: dict[str, float] = {}
+        for (kind, table, key, *_), (_, new) in zip(plan, results, strict=True):
+            old = table.items.get(key)
+            units[table.name] = units.get(table.name, 0.0) + 2 * self._write_units(old, new)
+            if kind == "ConditionCheck":
+                continue
+            if new is None:
+                table.items.pop(key, None)
+            else:
+                table.items[key] = new
+        response: dict[str, Any] = {}
+        if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
+            response["ConsumedCapacity"] = [
+                {"TableName": name, "CapacityUnits": u, "WriteCapacityUnits": u}
+                for name, u in units.items()
+            ]
+        if token is not None:
+            self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
+        return response
+
+    def _earlier_answer(self, token: Any, fingerprint: str, now: float) -> dict[str, Any] | None:
+        """The answer to an earlier success under `token` (10 minutes), else None."""
+        self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
+        if token is None:
+            return None
+        if not isinstance(token, str) or not 1 <= len(token) <= 36:
+            raise _invalid("ClientRequestToken must be 1 to 36 characters")
+        known = self._tokens.get(token)
+        if known is None:
+            return None
+        if known[0] != fingerprint:
+            raise _error(
+                "IdempotentParameterMismatchException",
+                "The request uses the same client token as a previous, but non-identical request.",
+            )
+        answer: dict[str, Any] = _copy(known[2])
+        return answer
+
+    def _transact_action(
+        self, action: Any
+    ) -> tuple[str, _Table, tuple[Any, ...], dict[str, Any], Item | None, _Parsed]:
+        """One action, checked as a whole request is (refusals are ValidationExceptions)."""
+        if not isinstance(action, dict) or len(action) != 1:
+            raise _invalid("Every TransactItem must hold exactly one action")
+        kind, spec = next(iter(action.items()))
+        if kind not in ("Put", "Update", "Delete", "ConditionCheck"):
+            raise _invalid(f"Unknown transaction action: {kind}")
+        table = self._table(spec.get("TableName"))
+        parsed = self._parsed(spec, update=kind == "Update")
+        if kind == "ConditionCheck" and parsed.condition is None:
+            raise _invalid("A ConditionCheck needs a ConditionExpression")
+        if kind == "Put":
+            item = _checked_item(spec.get("Item"))
+            return kind, table, table.key_of(item, whole_item=True), spec, item, parsed
+        return kind, table, table.key_of(spec.get("Key")), spec, None, parsed
+
+    def _transact_outcome(
+        self,
+        kind: str,
+        table: _Table,
+        key: tuple[Any, ...],
+        spec: dict[str, Any],
+        put: Item | None,
+        parsed: _Parsed,
+    ) -> tuple[dict[str, Any], Item | None]:
+        """The cancellation reason of one action (Code "None": fine) and the item it leaves."""
+        old = table.items.get(key)
+        if not parsed.holds(old):
+            reason: dict[str, Any] = {
+                "Code": "ConditionalCheckFailed",
+                "Message": _CONDITION_FAILED,
+            }
+            if old is not None and spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+                reason["Item"] = _copy(old)
+            return reason, old
+        try:
+            if kind == "Put" and put is not None:
+                self._check_size(put)
+                return {"Code": "None"}, put
+            if kind == "Update":
+                return {"Code": "None"}, self._updated(table, spec, parsed, old)
+        except ServiceError as exc:
+            return {"Code": "ValidationError", "Message": exc.message}, old
+        return {"Code": "None"}, None if kind == "Delete" else old
+
+    # -- Scan --------------------------------------------------------------------------------
+
+    def _scan(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        parsed = self._parsed(request)
+        limit = request.get("Limit")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise _invalid(
+                "1 validation error detected: Value at 'limit' failed to satisfy constraint: "
+                "Member must have value greater than or equal to 1"
+            )
+        keys = sorted(table.items, key=_sort_key)
+        start = request.get("ExclusiveStartKey")
+        if start is not None:
+            after = _sort_key(table.key_of(start))
+            keys = [k for k in keys if _sort_key(k) > after]
+        items: list[Item] = []
+        scanned = size = 0
+        last: tuple[Any, ...] | None = None
+        for key in keys:
+            item = table.items[key]
+            scanned += 1
+            size += _item_size(item)
+            if parsed.holds(item):
+                items.append(self._project(item, parsed.projection))
+            # DynamoDB ends a page at the Limit or at 1 MB read, even when nothing follows.
+            if (limit is not None and scanned >= limit) or size >= _SCAN_PAGE_BYTES:
+                last = key
+                break
+        response: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": scanned}
+        if last is not None:
+            response["LastEvaluatedKey"] = _copy(table.key_item(table.items[last]))
+        units = self._read_units(size, consistent=bool(request.get("ConsistentRead")))
+        response.update(self._capacity(request, table.name, units, write=False))
+        return response
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def _create_table(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("TableName")
+        if not isinstance(name, str) or not 3 <= len(name) <= 255:
+            raise _invalid("TableName must be at least 3 characters long and at most 255")
+        schema = request.get("KeySchema") or []
+        definitions = request.get("AttributeDefinitions") or []
+        kinds = [k.get("KeyType") for k in schema]
+        if kinds not in (["HASH"], ["HASH", "RANGE"]):
+            raise _invalid(
+                "Invalid KeySchema: the first key must be HASH, an optional second RANGE"
+            )
+        defined = {d.get("AttributeName"): d.get("AttributeType") for d in definitions}
+        for key in schema:
+            if defined.get(key["AttributeName"]) not in ("S", "N", "B"):
+                raise _invalid(
+                    "One or more parameter values were invalid: Some index key attributes are "
+                    "not defined in AttributeDefinitions"
+                )
+        if len(defined) != len(schema):
+            raise _invalid(
+                "One or more parameter values were invalid: Number of attributes in KeySchema "
+                "does not exactly match number of attributes defined in AttributeDefinitions"
+            )
+        if name in self._tables:
+            raise _error("ResourceInUseException", f"Table already exists: {name}")
+        table = self._tables[name] = _Table(name, list(schema), list(definitions))
+        return {"TableDescription": table.describe()}
+
+    def _delete_table(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        del self._tables[table.name]
+        return {"TableDescription": table.describe("DELETING")}
+
+    def _describe_table(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("TableName")
+        if name not in self._tables:
+            raise _error(
+                "ResourceNotFoundException",
+                f"Requested resource not found: Table: {name} not found",
+            )
+        return {"Table": self._tables[name].describe()}
+
+    def _list_tables(self, request: dict[str, Any]) -> dict[str, Any]:
+        del request
+        return {"TableNames": sorted(self._tables)}
+
+    def _update_time_to_live(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        spec = request.get("TimeToLiveSpecification") or {}
+        enabled, attribute = spec.get("Enabled"), spec.get("AttributeName")
+        if not isinstance(attribute, str) or not attribute or not isinstance(enabled, bool):
+            raise _invalid("TimeToLiveSpecification needs Enabled and AttributeName")
+        if enabled and table.ttl is not None:
+            raise _invalid("TimeToLive is already enabled")
+        if not enabled and table.ttl is None:
+            raise _invalid("TimeToLive is already disabled")
+        table.ttl = attribute if enabled else None
+        return {"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}}
+
+    def _describe_time_to_live(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        if table.ttl is None:
+            return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
+        return {
+            "TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": table.ttl}
+        }
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Scan order: by key, strings by their UTF-8 bytes."""
+    return tuple(
+        part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part for part in key
+    )

@@ -1,0 +1,112 @@
+"""The fault-sequence matrix as a markdown table (for RELIABILITY.md), from results or a run.
+
+    python -m tests.fault_matrix_report results.jsonl > table.md
+    python -m tests.fault_matrix_report --run sample --out results.jsonl > table.md
+    python -m tests.fault_matrix_report --run full --depth 2 > table.md
+
+A results file holds one JSON `tests.faultseq.Result` per line, as
+``AIODYNKV_MATRIX_RESULTS=<file> pytest tests/integration/test_fault_matrix.py`` writes
+them. ``--run`` starts moto itself and runs the sample (`sampled_cases`) or the whole
+matrix (every sequence of 1 to ``--depth`` events). The table is followed by the
+violating (operation, transport, outcome) groups with their sequences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.faultseq import (
+    EVENTS,
+    Case,
+    Result,
+    all_cases,
+    by_pair,
+    matrix_setup,
+    matrix_table,
+    no_retry_waits,
+    run_case,
+    sampled_cases,
+    violation_groups,
+)
+
+
+def load(path: Path) -> list[Result]:
+    results = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            fields = json.loads(line)
+            fields["sequence"] = tuple(fields["sequence"])
+            fields["log"] = [tuple(step) for step in fields["log"]]
+            results.append(Result(**fields))
+    return results
+
+
+def report(results: Sequence[Result], title: str) -> str:
+    """The table, then one line per violating group (with up to 5 of its sequences)."""
+    lines = [f"Fault-sequence matrix: {title}.", "", matrix_table(results)]
+    groups = violation_groups(results)
+    if groups:
+        lines.append("Violations by operation, transport and kind:\n")
+        for (op, transport, outcome), found in sorted(groups.items()):
+            shown = "; ".join("+".join(r.sequence) for r in found[:5])
+            more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+            lines.append(
+                f"- `{op}` [{transport}] **{outcome}** x{len(found)}: {shown}{more}. "
+                f"E.g. {found[0].detail}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+async def run(cases: Sequence[Case], out: Path | None) -> list[Result]:
+    from aiodynkv.testing import LocalDynamoDB
+
+    results: list[Result] = []
+    with LocalDynamoDB("moto") as server, no_retry_waits():
+        for group in by_pair(cases).values():
+            async with matrix_setup(server.endpoint) as (direct, proxy):
+                for case in group:
+                    result = await run_case(case, direct, proxy)
+                    results.append(result)
+                    if out is not None:
+                        with out.open("a", encoding="utf-8") as file:
+                            file.write(result.as_json() + "\n")
+                    if len(results) % 50 == 0:
+                        sys.stderr.write(f"{len(results)}/{len(cases)} cases\n")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fault_matrix_report")
+    parser.add_argument("results", nargs="?", type=Path, help="a JSON-lines results file")
+    parser.add_argument("--run", choices=("sample", "full"), help="run the matrix on moto")
+    parser.add_argument("--depth", type=int, default=3, help="longest sequence (--run full)")
+    parser.add_argument("--out", type=Path, help="append each result to this file")
+    parser.add_argument(
+        "--without", action="append", default=[], choices=EVENTS, help="leave out sequences with it"
+    )
+    args = parser.parse_args(argv)
+    if args.run is None:
+        if args.results is None:
+            parser.error("give a results file or --run")
+        results = load(args.results)
+        title = f"{len(results)} cases from {args.results.name}"
+    else:
+        cases = sampled_cases() if args.run == "sample" else all_cases(args.depth)
+        cases = [case for case in cases if not set(case.sequence) & set(args.without)]
+        results = asyncio.run(run(cases, args.out))
+        title = (
+            f"{args.run} run, {len(results)} cases, sequences of 1 to "
+            f"{3 if args.run == 'sample' else args.depth} of {len(EVENTS)} events"
+            + (f", without {', '.join(args.without)}" if args.without else "")
+        )
+    sys.stdout.write(report(results, title))
+    return 1 if any(result.violation for result in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Every public write under generated fault sequences, on both transports, judged by a model.
+
+`tests.faultseq` holds the scripted proxy, the model and the judge. The default run
+takes a fixed sample (`sampled_cases`: every operation on both transports, every event
+on every operation); ``AIODYNKV_FULL_MATRIX=1`` runs the whole matrix (every sequence of
+one to three events, ``AIODYNKV_MATRIX_DEPTH`` to cut it) in
+``test_full_fault_matrix``. With ``AIODYNKV_MATRIX_RESULTS=<file>`` each case appends
+its result as a JSON line; ``python -m tests.fault_matrix_report <file>`` turns them
+into the RELIABILITY.md table.
+
+A case passes when its outcome is exact, in doubt (the package's in-doubt error, the
+state applied once or not at all) or a definite failure with nothing applied; any
+violation (doubled, lost, false outcome, corrupt data, wrong error class, unbounded)
+fails it, with the requests the proxy saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+import aiodynkv
+from aiodynkv import AsyncDynamoKV, KVError
+from tests.faultseq import (
+    EVENTS,
+    OPERATIONS,
+    TRANSPORTS,
+    Case,
+    Ctx,
+    Result,
+    Run,
+    ScriptedFaultProxy,
+    all_cases,
+    by_pair,
+    classify,
+    faulty_store,
+    matrix_setup,
+    matrix_table,
+    no_retry_waits,
+    run_case,
+    sampled_cases,
+    violation_groups,
+)
+
+FULL = os.environ.get("AIODYNKV_FULL_MATRIX") == "1"
+DEPTH = int(os.environ.get("AIODYNKV_MATRIX_DEPTH", "3"))
+SAMPLE = sampled_cases()
+
+
+@pytest.fixture(autouse=True)
+def _no_waits() -> Iterator[None]:
+    with no_retry_waits():
+        yield
+
+
+@pytest_asyncio.fixture
+async def seam(moto_endpoint: str) -> AsyncIterator[tuple[AsyncDynamoKV, ScriptedFaultProxy]]:
+    async with matrix_setup(moto_endpoint) as found:
+        yield found
+
+
+def _record(results: list[Result]) -> None:
+    path = os.environ.get("AIODYNKV_MATRIX_RESULTS")
+    if path:
+        with Path(path).open("a", encoding="utf-8") as out:
+            out.writelines(result.as_json() + "\n" for result in results)
+
+
+def _explain(result: Result) -> str:
+    steps = ", ".join(f"{action}:{event}" for action, event in result.log)
+    return (
+        f"{result.outcome}: {result.detail} | returned {result.returned} | state "
+        f"{result.state} | requests {steps}"
+    )
+
+
+@pytest.mark.parametrize("case", SAMPLE, ids=[case.id for case in SAMPLE])
+async def test_sampled_fault_sequence(
+    case: Case, seam: tuple[AsyncDynamoKV, ScriptedFaultProxy]
+) -> None:
+    direct, proxy = seam
+    result = await run_case(case, direct, proxy)
+    _record([result])
+    assert not result.violation, _explain(result)
+
+
+@pytest.mark.skipif(not FULL, reason="the whole matrix runs with AIODYNKV_FULL_MATRIX=1")
+async def test_full_fault_matrix(moto_endpoint: str) -> None:
+    results: list[Result] = []
+    for group in by_pair(all_cases(DEPTH)).values():
+        async with matrix_setup(moto_endpoint) as (direct, proxy):
+            found = [await run_case(case, direct, proxy) for case in group]
+        _record(found)
+        results.extend(found)
+    groups = violation_groups(results)
+    listing = "\n".join(
+        f"{op} [{transport}] {outcome}: {len(found)} sequences, e.g. "
+        f"{'+'.join(found[0].sequence)} -> {found[0].detail}"
+        for (op, transport, outcome), found in sorted(groups.items())
+    )
+    assert not groups, matrix_table(results) + "\n" + listing
+
+
+# -- the harness itself --------------------------------------------------------------
+
+
+def test_the_sample_is_fixed_and_covers_every_operation_transport_and_event() -> None:
+    assert sampled_cases() == SAMPLE  # the same seed gives the same cases
+    pairs = {(case.op, case.transport) for case in SAMPLE}
+    assert pairs == {(op, t) for op in OPERATIONS for t in TRANSPORTS}
+    for op in OPERATIONS:
+        met = {event for case in SAMPLE if case.op == op for event in case.sequence}
+        assert met == set(EVENTS), op
+    assert len(all_cases()) == len(OPERATIONS) * len(TRANSPORTS) * (11 + 11**2 + 11**3)
+
+
+async def test_the_judge_catches_a_blind_retry_that_adds_twice(
+    seam: tuple[AsyncDynamoKV, ScriptedFaultProxy],
+) -> None:
+    # A caller that retries whatever the first call said: its first incr was applied
+    # (the reply lost, the retries throttled), so the second one adds again.
+    direct, proxy = seam
+    op = OPERATIONS["incr"]
+    async with faulty_store(direct, proxy, "lean") as kv:
+        ctx = Ctx(direct=direct, kv=kv, key=f"j-{uuid.uuid4().hex[:10]}")
+        await op.setup(ctx)
+        proxy.play(["applied_lost", "throttle", "throttle"])
+        with contextlib.suppress(KVError):
+            await kv.incr(ctx.key, 5)
+        run = Run(value=await kv.incr(ctx.key, 5), log=list(proxy.log))
+        proxy.stop()
+        outcome, _, state = await classify(op, run, ctx)
+    assert run.value == 20
+    assert (outcome, state) == ("doubled", "doubled")
+
+
+async def test_the_proxy_applies_forwarded_events_only(
+    seam: tuple[AsyncDynamoKV, ScriptedFaultProxy],
+) -> None:
+    direct, proxy = seam
+    async with faulty_store(direct, proxy, "lean", max_attempts=1) as kv:
+        for event, applied in [("reset", False), ("503", False), ("applied_lost", True)]:
+            key = f"p-{uuid.uuid4().hex[:10]}"
+            proxy.play([event])
+            with contextlib.suppress(KVError):  # only the server's state matters here
+                await kv.set(key, "v")
+            proxy.stop()
+            assert (await direct.get(key, None) == "v") is applied, event
+
+
+async def test_the_judge_takes_the_in_doubt_error_only_with_a_state_applied_at_most_once(
+    seam: tuple[AsyncDynamoKV, ScriptedFaultProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class WriteInDoubtError(KVError):
+        """Stands for the package's in-doubt error (which may not exist yet)."""
+
+    monkeypatch.setattr(aiodynkv, "WriteInDoubtError", WriteInDoubtError, raising=False)
+    direct, _ = seam
+    op = OPERATIONS["incr"]
+    ctx = Ctx(direct=direct, kv=direct, key=f"d-{uuid.uuid4().hex[:10]}")
+    await op.setup(ctx)
+    run = Run(error=WriteInDoubtError("incr: in doubt"))
+    seen = [(await classify(op, run, ctx))[:3:2]]
+    await direct.incr(ctx.key, 5)
+    seen.append((await classify(op, run, ctx))[:3:2])
+    await direct.incr(ctx.key, 5)
+    seen.append((await classify(op, run, ctx))[:3:2])
+    assert seen == [("in_doubt", "not_applied"), ("in_doubt", "applied"), ("doubled", "doubled")]
