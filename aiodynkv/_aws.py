@@ -10,11 +10,10 @@ retries, and it closes with the store.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import botocore.exceptions as bex
-
+from aiodynkv._error_map import botocore_exceptions
 from aiodynkv._errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -64,9 +63,34 @@ _SERVER = frozenset(
 
 def error_code(exc: BaseException) -> str:
     """The service's error code of a botocore ``ClientError`` ("" for anything else)."""
-    if isinstance(exc, bex.ClientError):
+    bex = botocore_exceptions()
+    if bex is not None and isinstance(exc, bex.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def _transport_error_class(exc: BaseException) -> type[KVError]:
+    """The class of a failure that carries no service error code.
+
+    botocore and aiohttp are looked up among the loaded modules rather than imported:
+    an exception can only be one of their classes once they have been loaded.
+    """
+    bex = botocore_exceptions()
+    aiohttp = sys.modules.get("aiohttp")
+    if bex is not None and isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+        return AccessDeniedError
+    timeouts: tuple[type[BaseException], ...] = (asyncio.TimeoutError,)
+    connection: tuple[type[BaseException], ...] = (OSError,)
+    if bex is not None:
+        timeouts += (bex.ReadTimeoutError, bex.ConnectTimeoutError)
+        connection += (bex.ConnectionError, bex.HTTPClientError)
+    if aiohttp is not None:
+        connection += (aiohttp.ClientError,)
+    if isinstance(exc, timeouts):
+        return KVTimeoutError
+    if isinstance(exc, connection):
+        return KVConnectionError
+    return KVError
 
 
 def map_aws_error(
@@ -95,14 +119,10 @@ def map_aws_error(
             cls = KVTimeoutError
         elif code in _SERVER or (isinstance(status, int) and status >= 500):
             cls = ServerError
-    elif isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
-        cls, reason = AccessDeniedError, f"{service}: no credentials"
-    elif isinstance(exc, (bex.ReadTimeoutError, bex.ConnectTimeoutError, asyncio.TimeoutError)):
-        cls, reason = KVTimeoutError, f"{service}: {type(exc).__name__}"
-    elif isinstance(exc, (bex.ConnectionError, bex.HTTPClientError, aiohttp.ClientError, OSError)):
-        cls, reason = KVConnectionError, f"{service}: {type(exc).__name__}"
     else:
-        reason = f"{service}: {type(exc).__name__}"
+        cls, reason = _transport_error_class(exc), f"{service}: {type(exc).__name__}"
+        if cls is AccessDeniedError:
+            reason = f"{service}: no credentials"
     return cls(
         f"{operation} on table {table!r} failed: {reason}",
         operation=operation,

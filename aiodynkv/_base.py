@@ -1,10 +1,9 @@
-"""What `AsyncDynamoKV` and `InMemoryKV` share, written once.
+"""The store's operations built on its primitives (the base of `AsyncDynamoKV`).
 
-A store implements a few primitives (`open`, `aclose`, `get`, `set`,
-`delete_many`, `_delete_batch`, `_scan`); this base gives both the rest: construction from a
+The store implements a few primitives (`open`, `aclose`, `get`, `set`,
+`delete_many`, `_delete_batch`, `_scan`); this base gives the rest: construction from a
 config, namespace views, `async with`, JSON helpers, `keys()` (iterable and
-awaitable), `clear()`, and the construction of the errors both must raise
-identically.
+awaitable), `clear()`, coordination and typed views, and the construction of its errors.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from aiodynkv._protocol import MISSING, TTL, StoredItem, Value
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from aiodynkv._core import Core
     from aiodynkv._counter import ShardedCounter
     from aiodynkv._lock import Lock
     from aiodynkv._transaction import Transaction
@@ -65,10 +65,10 @@ class KeyListing(AsyncIterator[str]):
 
 
 class BaseStore:
-    """The plumbing both stores share; each implements the primitives."""
+    """The plumbing over the store's primitives."""
 
     __slots__ = ("_core", "_keys", "_view")
-    _core: Any  # Core (AsyncDynamoKV) or the in-memory equivalent: .config and .state
+    _core: Core
     _keys: KeyCodec
     _view: bool
 
@@ -313,7 +313,7 @@ class BaseStore:
 
         return TypedView(self, type_)
 
-    # -- the errors both stores raise -------------------------------------------
+    # -- the store's errors -------------------------------------------
 
     def _shown(self, error: _E) -> _E:
         error.show_key = self.config.expose_keys

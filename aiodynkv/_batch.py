@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodynkv import _requests as requests
-from aiodynkv._errors import KVError, ServerError, ThrottledError, TransientError
+from aiodynkv._errors import (
+    KVError,
+    ServerError,
+    ThrottledError,
+    TransientError,
+    WriteInDoubtError,
+)
 
 if TYPE_CHECKING:
     from aiodynkv._codec import Item
@@ -73,6 +79,8 @@ def backoff(attempt: int) -> float:
 
 def in_doubt(error: BaseException) -> bool:
     """True if the request that failed with `error` may have been applied."""
+    if isinstance(error, WriteInDoubtError):
+        return True
     return bool(getattr(error.__cause__, "in_doubt", False))
 
 
@@ -146,7 +154,9 @@ async def _drive_one(request: Chunk, send: Send, run: _Run) -> None:
                 sending = False
                 if not run.retry:
                     raise
-                run.outcome.fatal = exc
+                # An entry in doubt is reported as such; the others go on.
+                fatal = run.outcome.fatal if isinstance(exc, WriteInDoubtError) else exc
+                run.outcome.fatal = fatal
                 run.leave(request, doubt or in_doubt(exc), exc)
                 return
             sending = False

@@ -209,19 +209,8 @@ class NearCache:
 Fetch = Callable[[], Awaitable[tuple["Value | None", "float | None"]]]
 
 
-class _Tally:
-    """Stands in for a telemetry `Operation` where there is none (`InMemoryKV`)."""
-
-    __slots__ = ("cache", "cache_hits", "cache_misses", "outcome")
-
-    def __init__(self) -> None:
-        self.cache: str | None = None
-        self.cache_hits = self.cache_misses = 0
-        self.outcome = "ok"
-
-
 async def read_through(
-    cache: NearCache | None, op: Operation | None, stored: str, consistent: bool, fetch: Fetch
+    cache: NearCache | None, op: Operation, stored: str, consistent: bool, fetch: Fetch
 ) -> Value | None:
     """The value at `stored`: from the cache, else from `fetch` (then remembered).
 
@@ -231,16 +220,15 @@ async def read_through(
     """
     if cache is None:
         return (await fetch())[0]
-    tally: Operation | _Tally = op if op is not None else _Tally()
     if consistent:
-        tally.cache = "bypass"
+        op.cache = "bypass"
     else:
         found, value = cache.lookup(stored)
         if found:
-            tally.cache, tally.cache_hits = "hit", 1
-            tally.outcome = "miss" if value is None else "hit"
+            op.cache, op.cache_hits = "hit", 1
+            op.outcome = "miss" if value is None else "hit"
             return value
-        tally.cache, tally.cache_misses = "miss", 1
+        op.cache, op.cache_misses = "miss", 1
     ticket = cache.ticket()
     value, expires_at = await fetch()
     cache.fill(stored, value, expires_at, ticket)
@@ -248,15 +236,14 @@ async def read_through(
 
 
 def read_many_through(
-    cache: NearCache | None, op: Operation | None, stored: Iterable[str], consistent: bool
+    cache: NearCache | None, op: Operation, stored: Iterable[str], consistent: bool
 ) -> tuple[dict[str, Value | None], list[str], int]:
     """Split a batch: answers the cache holds (value None: known missing), keys to read, ticket."""
     keys = list(stored)
-    tally: Operation | _Tally = op if op is not None else _Tally()
     if cache is None:
         return {}, keys, 0
     if consistent:
-        tally.cache = "bypass"
+        op.cache = "bypass"
         return {}, keys, cache.ticket()
     held: dict[str, Value | None] = {}
     wanted: list[str] = []
@@ -266,8 +253,8 @@ def read_many_through(
             held[pk] = value
         else:
             wanted.append(pk)
-    tally.cache_hits, tally.cache_misses = len(held), len(wanted)
-    tally.cache = "hit" if not wanted else ("miss" if not held else "partial")
+    op.cache_hits, op.cache_misses = len(held), len(wanted)
+    op.cache = "hit" if not wanted else ("miss" if not held else "partial")
     return held, wanted, cache.ticket()
 
 

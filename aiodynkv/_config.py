@@ -243,7 +243,7 @@ class KVConfig:
         self._check_data_features()
 
     def _check_data_features(self) -> None:
-        """Near cache, large values in S3 and encryption (issue 15)."""
+        """Near cache, large values in S3 and encryption."""
         self._check_int("local_cache_items", 0, 100_000_000)
         self._check_int("local_cache_bytes", 1, 2**40)
         self._check_number("local_cache_ttl", minimum=0, strict=True, maximum=86_400.0)
@@ -384,10 +384,14 @@ class KVConfig:
         ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the region of
         the profile (``profile``, else ``AWS_PROFILE``, else ``default``) in
         ``~/.aws/config`` (``AWS_CONFIG_FILE``), else ``us-east-1`` for a loopback
-        endpoint, else None: opening the store then raises `KVConfigError`.
+        endpoint, else None: opening the store then raises `KVConfigError`. The
+        memory transport signs nothing: it is ``region``, else ``us-east-1``, and no
+        AWS configuration is read.
         """
         if self.region:
             return self.region
+        if self.transport == "memory":
+            return LOCAL_REGION
         env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if env:
             return env

@@ -25,7 +25,6 @@ from aiodynkv._error_map import in_doubt_error, map_error
 from aiodynkv._errors import ConditionFailedError, KVConfigError, KVError, StoreClosedError
 from aiodynkv._pipeline import Pipeline, for_core
 from aiodynkv._telemetry import Operation, Telemetry
-from aiodynkv._transport.botocore import BotocoreTransport, new_client
 
 if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
@@ -116,7 +115,7 @@ class Core:
         self.owns_client = client is None
         self.transport: Transport | None = None
         self.coalescer: ReadCoalescer | None = None
-        #: Near cache and value pipeline (issue 15): shared by the namespace views.
+        #: Near cache and value pipeline: shared by the namespace views.
         self.cache = NearCache.from_config(config)
         self.pipeline = self._memory_pipeline() if config.transport == "memory" else for_core(self)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -179,6 +178,8 @@ class Core:
     async def _enter_client(self) -> Any:
         import botocore.exceptions as bex
 
+        from aiodynkv._transport.botocore import new_client
+
         try:
             return await self._stack.enter_async_context(new_client(self.config))
         except bex.NoRegionError:
@@ -219,6 +220,8 @@ class Core:
     async def _new_transport(self) -> Transport:
         config = self.config
         if config.transport == "botocore":
+            from aiodynkv._transport.botocore import BotocoreTransport
+
             return BotocoreTransport(self.client)
         from aiodynkv._transport.lean import LeanTransport, _client_internals, client_settings
         from aiodynkv._version import __version__

@@ -129,7 +129,7 @@ def parse_envelope(blob: bytes) -> tuple[int, str, bytes, bytes, bytes, bytes]:
 
 
 class KeyService(Protocol):
-    """Where KMS data keys come from: AWS KMS, or `MemoryKms` for `InMemoryKV`."""
+    """Where KMS data keys come from: AWS KMS, or `MemoryKms` on the memory transport."""
 
     async def generate(self, key_id: str, context: dict[str, str]) -> tuple[bytes, bytes]:
         """A new data key: (plaintext, wrapped)."""
@@ -175,7 +175,7 @@ class AwsKms:
 
 
 class MemoryKms:
-    """A KMS stand-in for `InMemoryKV`: data keys wrapped under a key derived from the id."""
+    """A KMS stand-in for the memory transport: data keys wrapped under a key from the id."""
 
     __slots__ = ()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from aiodynkv._local import LocalDynamoDB
 from aiodynkv._store import AsyncDynamoKV
+from aiodynkv.testing._local import LocalDynamoDB
 
 __all__ = ["run_demo"]
 

@@ -6,9 +6,9 @@ says which class a DynamoDB error code is.
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
 from typing import Any
-
-import botocore.exceptions as bex
 
 from aiodynkv._errors import (
     AccessDeniedError,
@@ -26,7 +26,7 @@ from aiodynkv._errors import (
 )
 from aiodynkv._transport.base import ServiceError, WireError
 
-__all__ = ["describe", "in_doubt_error", "map_error", "rekey"]
+__all__ = ["botocore_exceptions", "describe", "in_doubt_error", "map_error", "rekey"]
 
 # DynamoDB error codes, as botocore reports them in Error.Code.
 _CODE_TO_CLASS: dict[str, type[KVError]] = {
@@ -67,11 +67,23 @@ def _service_error_class(exc: ServiceError) -> type[KVError]:
     return ServerError if exc.status >= 500 else KVError
 
 
+def botocore_exceptions() -> ModuleType | None:
+    """``botocore.exceptions`` if botocore is loaded, else None.
+
+    Importing botocore takes a third of a second, so the error maps never do: an
+    exception can only be one of botocore's classes once botocore has been loaded.
+    """
+    return sys.modules.get("botocore.exceptions")
+
+
 def _error_class(exc: BaseException) -> type[KVError]:
     if isinstance(exc, ServiceError):
         return _service_error_class(exc)
     if isinstance(exc, WireError):
         return KVTimeoutError if exc.timeout else KVConnectionError
+    bex = botocore_exceptions()
+    if bex is None:
+        return KVError
     if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
         return AccessDeniedError
     if isinstance(exc, bex.ParamValidationError):

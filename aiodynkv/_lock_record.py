@@ -1,14 +1,13 @@
-"""The lock item and the requests on it, on DynamoDB and on `InMemoryKV` (see `aiodynkv._lock`).
+"""The lock item and the requests on it (see `aiodynkv._lock`).
 
 A lock item lives in the reserved key space (see `aiodynkv._reserved`) and holds
 the holder's owner token, its lease in ms, a fencing counter, and the item's
-version, the record version number waiters watch. `DynamoOps` and `MemoryOps` give
-`Lock` the same three writes (acquire, renew, release) on either store.
+version, the record version number waiters watch. `DynamoOps` gives `Lock` its
+three writes (acquire, renew, release).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,6 @@ __all__ = [
     "MAX_LEASE",
     "MIN_LEASE",
     "DynamoOps",
-    "MemoryOps",
     "Seen",
     "ops_for",
     "seconds",
@@ -165,74 +163,5 @@ class DynamoOps:
             return True
 
 
-class MemoryOps:
-    """The same lock semantics on `InMemoryKV`'s items (no telemetry there)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
-        """InMemoryKV has no telemetry."""
-
-    def _items(self, operation: str) -> dict[str, Item]:
-        self.store._check(operation)
-        items: dict[str, Item] = self.store._core.items
-        return items
-
-    async def acquire(
-        self,
-        stored: str,
-        name: str,  # noqa: ARG002 (the DynamoDB ops trace it)
-        owner: str,
-        lease_ms: int,
-        seen: int | None,
-    ) -> Seen:
-        items = self._items("lock")
-        await asyncio.sleep(0)
-        config = self.store.config
-        item = items.get(stored)
-        free = item is None or LOCK_OWNER not in item
-        if not free and (seen is None or version_of(item or {}, config) != seen):
-            return seen_in(item, owner, config)
-        new: Item = dict(item) if item is not None else {config.partition_key: {"S": stored}}
-        fence = int(new.get(LOCK_FENCE, {"N": "0"})["N"]) + 1
-        new[LOCK_OWNER] = {"S": owner}
-        new[LOCK_LEASE] = {"N": str(lease_ms)}
-        new[LOCK_FENCE] = {"N": str(fence)}
-        self._bump(new)
-        items[stored] = new
-        return seen_in(new, owner, config)
-
-    def _bump(self, item: Item) -> None:
-        name = self.store.config.version_attribute
-        current = item.get(name)
-        item[name] = {"N": str(new_version() if current is None else int(current["N"]) + 1)}
-
-    def _mine(self, stored: str, owner: str, operation: str) -> Item | None:
-        item = self._items(operation).get(stored)
-        return item if item and item.get(LOCK_OWNER) == {"S": owner} else None
-
-    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:  # noqa: ARG002
-        await asyncio.sleep(0)
-        item = self._mine(stored, owner, "lock_renew")
-        if item is None:
-            return False
-        item[LOCK_LEASE] = {"N": str(lease_ms)}
-        self._bump(item)
-        return True
-
-    async def release(self, stored: str, name: str, owner: str) -> bool:  # noqa: ARG002
-        await asyncio.sleep(0)
-        item = self._mine(stored, owner, "lock_release")
-        if item is None:
-            return False
-        item.pop(LOCK_OWNER, None)
-        item.pop(LOCK_LEASE, None)
-        self._bump(item)
-        return True
-
-
-def ops_for(store: BaseStore) -> DynamoOps | MemoryOps:
-    from aiodynkv._core import Core
-
-    return DynamoOps(store) if isinstance(store._core, Core) else MemoryOps(store)
+def ops_for(store: BaseStore) -> DynamoOps:
+    return DynamoOps(store)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from aiodynkv._errors import KVError, StoreClosedError
 
 if TYPE_CHECKING:
-    from aiodynkv._lock_record import DynamoOps, MemoryOps
+    from aiodynkv._lock_record import DynamoOps
 
 __all__ = ["LeaseRenewal"]
 
@@ -43,7 +43,7 @@ class LeaseRenewal:
     name: str
     lease: float
     poll: float
-    _ops: DynamoOps | MemoryOps
+    _ops: DynamoOps
     _stored: str
     _token: int | None
     _lost: bool

@@ -102,7 +102,7 @@ def object_name(prefix: str, table: str) -> str:
 
 
 class BlobStore(Protocol):
-    """Object storage for large values: S3, or `MemoryBlobs` for `InMemoryKV`."""
+    """Object storage for large values: S3, or `MemoryBlobs` on the memory transport."""
 
     async def put(self, bucket: str, name: str, data: bytes) -> None:
         """Store `data` as `bucket`/`name`."""
@@ -118,7 +118,7 @@ class BlobStore(Protocol):
 
 
 class MemoryBlobs:
-    """Objects in a dict: the S3 double of `InMemoryKV` (shared by its namespace views)."""
+    """Objects in a dict: the memory transport's S3 stand-in (shared by its stores)."""
 
     __slots__ = ("objects",)
 

@@ -9,12 +9,12 @@ and every step that can meet foreign or damaged data raises `CorruptItemError`
 What was done to a value is recorded in the item's ``z`` attribute (the *record*):
 
 - absent: the value attribute holds the value as is (S for str, B for bytes);
-- ``"s"`` / ``"b"``: zlib-compressed text / bytes (the format older versions read);
+- ``"s"`` / ``"b"``: zlib-compressed text / bytes (compression alone, as the codec writes it);
 - ``"<kind>:<steps>[:<pointer>]"``: `kind` is ``s`` or ``b`` (what the caller stored),
   `steps` the transformations in write order, ``z`` compressed, ``e`` encrypted,
   ``o`` offloaded, and for ``o`` the S3 pointer (the value attribute is then empty).
 
-Older versions of aiodynkv, and stores without the right keys, refuse such a record
+A store without the right keys, or that does not know a step, refuses such a record
 as damaged instead of returning ciphertext or a pointer as the value.
 """
 

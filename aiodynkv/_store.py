@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from types_aiobotocore_dynamodb import DynamoDBClient
+    from typing_extensions import Self
 
     from aiodynkv._telemetry import Operation
 
@@ -110,7 +111,7 @@ class AsyncDynamoKV(Writes, Batches, Listing):
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def open(self) -> AsyncDynamoKV:
+    async def open(self) -> Self:
         """Create the client (and the table with ``create_table=True``).
 
         A namespace view does not open anything: it checks its parent is open.

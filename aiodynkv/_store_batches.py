@@ -241,9 +241,9 @@ class Batches(StoreParts):
         key written or deleted by another caller between the read and the delete); a
         DeleteItem removes and returns its item atomically, so concurrent callers count
         every key exactly once between them. Expired items not yet swept are deleted
-        too, and not counted. Missing keys and duplicates count nothing. A request the
-        transport had to send again after a lost reply counts its key only if the
-        resent request still found the item; the key is deleted either way.
+        too, and not counted. Missing keys and duplicates count nothing. A key whose
+        request was sent again after a lost reply, and whose retry found nothing, may
+        have been deleted by the lost attempt: it is reported in doubt, never uncounted.
 
         Returns:
             How many of the keys existed unexpired and were deleted by this call.
@@ -267,6 +267,9 @@ class Batches(StoreParts):
             request = requests.delete(config, pk, now=now())
             response = await core.send(op, "DeleteItem", request, users[pk])
             item = old[pk] = response.get("Attributes")
+            if item is None and response.get("ResponseMetadata", {}).get("InDoubt"):
+                # An earlier attempt may have deleted it: the retry cannot say.
+                raise core.in_doubt(op, None, users[pk], why="the retry found the key missing")
             if item is not None and _was_live(item, config):
                 existed.add(pk)
 

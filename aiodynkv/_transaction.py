@@ -11,7 +11,6 @@ cancellation) is in `aiodynkv._transaction_commit`.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import uuid
 from types import TracebackType
@@ -23,7 +22,7 @@ from aiodynkv._codec import Item, decode_many, item_size, new_token, now, to_jso
 from aiodynkv._errors import KVError, KVValidationError, TransactionFailedError, TransactionReason
 from aiodynkv._pipeline import read_old_items
 from aiodynkv._requests_tx import transact_get
-from aiodynkv._transaction_commit import Action, TransactionCommit, code_of, is_dynamo
+from aiodynkv._transaction_commit import Action, TransactionCommit, code_of
 
 if TYPE_CHECKING:
     from aiodynkv._base import BaseStore
@@ -242,10 +241,7 @@ class Transaction(TransactionCommit):
         written = [a.stored for a in self._actions if a.kind != "check"]
         with writing(getattr(store._core, "cache", None), *written):
             await self._note_objects()
-            if is_dynamo(store):
-                await self._commit_dynamo()
-            else:
-                await self._commit_memory()
+            await self._commit_dynamo()
         self._state = "committed"
         if self._objects:  # the commit is known: the deleted values' objects go too
             await store._core.pipeline.discard(list(self._objects), "transaction")
@@ -263,23 +259,19 @@ class Transaction(TransactionCommit):
         deleted = [a.stored for a in self._actions if a.kind == "delete"]
         if pipeline is None or pipeline.bucket is None or not deleted:
             return
-        if is_dynamo(store):
-            core = store._core
-            try:
-                with core.operation("transaction", "BatchGetItem", batch_size=len(deleted)) as op:
-                    items = await read_old_items(core, op, deleted)
-            except KVError as exc:  # cleanup only: the commit goes ahead
-                if pipeline.warn is not None:
-                    pipeline.warn(
-                        "aiodynkv.offload_cleanup_failed",
-                        table=store.config.table,
-                        operation="transaction",
-                        error=type(exc).__name__,
-                    )
-                return
-        else:
-            held: dict[str, Item] = store._core.items
-            items = {pk: held[pk] for pk in deleted if pk in held}
+        core = store._core
+        try:
+            with core.operation("transaction", "BatchGetItem", batch_size=len(deleted)) as op:
+                items = await read_old_items(core, op, deleted)
+        except KVError as exc:  # cleanup only: the commit goes ahead
+            if pipeline.warn is not None:
+                pipeline.warn(
+                    "aiodynkv.offload_cleanup_failed",
+                    table=store.config.table,
+                    operation="transaction",
+                    error=type(exc).__name__,
+                )
+            return
         for item in items.values():
             pointer = pipeline.pointer_of(item)
             if pointer is not None:
@@ -328,17 +320,10 @@ async def snapshot_get(store: BaseStore, keys: Any) -> dict[str, Value]:
             operation="get_many",
             table=config.table,
         )
-    if not is_dynamo(store):
-        memory: Any = store
-        memory._check("get_many")
-        await asyncio.sleep(0)
-        items = memory._core.items
-        pairs = [(key, items[pk]) for pk, key in wanted.items() if pk in items]
-    else:
-        pairs = await _snapshot_dynamo(store, wanted)
+    pairs = await _snapshot_dynamo(store, wanted)
     pipeline = getattr(store._core, "pipeline", None)
     unreadable: dict[str, str] = {}
-    if pipeline is not None:  # encrypted or offloaded values (issue 15) made readable
+    if pipeline is not None:  # encrypted, compressed or offloaded values made readable
         stored_of = {key: pk for pk, key in wanted.items()}
         items = {stored_of[key]: item for key, item in pairs}
         opened, unreadable = await pipeline.open_many(items, wanted, "get_many")

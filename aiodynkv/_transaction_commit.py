@@ -1,9 +1,8 @@
 """How a `Transaction`'s collected actions are committed, and why a commit failed.
 
-On DynamoDB the actions go out as one TransactWriteItems, each write built by the
-same request builders as the single-key write (so TTL, namespaces, versions,
-compression and write tokens are the same); on `InMemoryKV` they are staged and
-applied together.
+The actions go out as one TransactWriteItems, each write built by the same request
+builders as the single-key write (so TTL, namespaces, versions, compression and
+write tokens are the same).
 
 Retries: the commit carries a ``ClientRequestToken``, so the SDK's retries are
 idempotent on DynamoDB. Every write also carries the commit's write token and a
@@ -31,11 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
 from aiodynkv._codec import (
-    MAX_COUNTER,
     TOKEN,
     Item,
     build_item,
-    decode_value,
     expiry_ms_of,
     is_expired,
     new_token,
@@ -56,7 +53,7 @@ from aiodynkv._requests_tx import condition_check, transact_item, transact_write
 if TYPE_CHECKING:
     from aiodynkv._base import BaseStore
 
-__all__ = ["Action", "TransactionCommit", "code_of", "is_dynamo", "snake"]
+__all__ = ["Action", "TransactionCommit", "code_of", "snake"]
 
 _RESTARTS = 5
 _IN_PROGRESS_RETRIES = 3
@@ -79,12 +76,6 @@ def snake(code: str) -> str:
 def code_of(raw: object) -> str:
     text = str(raw or "None")
     return _CODES.get(text) or snake(text)
-
-
-def is_dynamo(store: BaseStore) -> bool:
-    from aiodynkv._core import Core
-
-    return isinstance(store._core, Core)
 
 
 @dataclass
@@ -345,79 +336,3 @@ class TransactionCommit:
         )
         error.__cause__ = cause
         return error
-
-    # -- InMemoryKV ----------------------------------------------------------------
-
-    async def _commit_memory(self) -> None:
-        store: Any = self._store
-        store._check("transaction")
-        await asyncio.sleep(0)
-        items: dict[str, Item] = store._core.items
-        at, token = now(), new_token()
-        staged: dict[str, Item | None] = {}
-        reasons: list[TransactionReason] = []
-        for index, action in enumerate(self._actions):
-            raw = items.get(action.stored)
-            live = store._live(action.stored, action.key, "transaction")
-            code, message, result = self._apply(action, raw, live, at, token)
-            current = None
-            if code == "condition_failed" and live is not None:
-                current = store._version(live, action.key, "transaction")
-            reasons.append(
-                TransactionReason(index, action.kind, action.key, code, message, current)
-            )
-            if result is not False:
-                staged[action.stored] = result  # type: ignore[assignment]
-        if any(r.code != "none" for r in reasons):
-            raise self._failed(reasons, None)
-        for stored, item in staged.items():
-            if item is None:
-                items.pop(stored, None)
-            else:
-                items[stored] = item
-
-    def _apply(
-        self, action: Action, raw: Item | None, live: Item | None, at: float, token: str
-    ) -> tuple[str, str | None, Item | bool | None]:
-        """What an action does to its item: (code, message, new item / None to delete / False)."""
-        config = self._store.config
-        version = None if live is None else version_of(live, config)
-        if (
-            (action.if_version is not None and version != action.if_version)
-            or (action.exists is not None and (live is not None) != action.exists)
-            or (action.if_absent and live is not None)
-        ):
-            return "condition_failed", "The conditional request failed", False
-        if action.kind == "check":
-            return "none", None, False
-        if action.kind == "delete":
-            return "none", None, None
-        bumped = new_version() if raw is None else version_of(raw, config) + 1
-        if action.kind == "set":
-            return "none", None, self._item(action, at, token, bumped)
-        return self._incr(action, live, at, token, bumped)
-
-    def _incr(
-        self, action: Action, live: Item | None, at: float, token: str, bumped: int
-    ) -> tuple[str, str | None, Item | bool | None]:
-        config = self._store.config
-        if live is None:
-            total = action.delta
-            item: Item = {config.partition_key: {"S": action.stored}}
-        else:
-            current = live.get(config.value_attribute)
-            if not isinstance(current, dict) or "N" not in current:
-                return "validation", "the value is not a counter", False
-            number = decode_value(live, config)
-            total = int(number) + action.delta
-            item = dict(live)
-        if abs(total) > MAX_COUNTER:
-            return "validation", "the counter would exceed DynamoDB's 38 digits", False
-        expires_ms = expiry_ms_of(action.seconds, at)
-        if expires_ms is not None:
-            item[config.ttl_attribute] = {"N": str(-(-expires_ms // 1000))}
-            item["xm"] = {"N": str(expires_ms)}
-        item[config.value_attribute] = {"N": str(total)}
-        item[config.version_attribute] = {"N": str(bumped)}
-        item[TOKEN] = {"S": token}
-        return "none", None, item

@@ -21,11 +21,10 @@ from aiodynkv._codec import Item
 from aiodynkv.testing import InMemoryKV, LocalDynamoDB, docker_available
 
 # "<server>/botocore" runs the same server through the botocore transport; the plain
-# server names use the default (lean) transport. "memory-transport" is `AsyncDynamoKV`
-# over the in-process memory transport (no server).
+# server names use the default (lean) transport. "memory" is `InMemoryKV`: `AsyncDynamoKV`
+# over an in-process memory transport of its own (no server).
 KINDS = (
     "memory",
-    "memory-transport",
     "moto",
     "dynalite",
     "dynamodb-local",
@@ -36,10 +35,7 @@ KINDS = (
 # What each backend lacks, with the reason shown in the skip.
 CAPABILITIES: dict[str, dict[str, str]] = {
     "memory": {
-        "ttl_api": "InMemoryKV has no table: nothing to enable TTL on",
         "server": "InMemoryKV has no server",
-    },
-    "memory-transport": {
         "endpoint": "the memory transport has no endpoint to connect to; its S3 stand-in "
         "has every bucket and its KMS stand-in every key",
     },
@@ -153,7 +149,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     kind: str = request.param
     server, _, transport = kind.partition("/")
     endpoint = None
-    if server not in ("memory", "memory-transport"):
+    if server != "memory":
         endpoint = request.getfixturevalue(f"{server.replace('-', '_')}_endpoint")
     found = Backend(kind, endpoint, CAPABILITIES[server], transport or "lean")
     marker = request.node.get_closest_marker("backend_needs")
@@ -210,21 +206,18 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     table = spare.pop() if spare else f"t-{uuid.uuid4().hex[:12]}"
     if backend.kind == "memory":
         admin = await InMemoryKV(table=table).open()
-    elif backend.kind == "memory-transport":
-        admin = await AsyncDynamoKV(table=table, transport="memory", create_table=True).open()
     else:
         admin = await AsyncDynamoKV(
             table=table, endpoint=backend.endpoint, create_table=True, transport=backend.transport
         ).open()
 
     async def factory(**fields: Any) -> Any:
+        store: Any
         if isinstance(admin, InMemoryKV):
-            store: Any = InMemoryKV(admin.config.replace(**fields))
-            store._core.items = admin._core.items  # same data, other settings
-            store._core.blobs.objects = admin._core.blobs.objects  # and the same S3 double
+            fields.pop("transport", None)  # its only transport: never a real endpoint
+            # Same transport: the same table and objects, other settings.
+            store = InMemoryKV(admin.config, client=admin.transport, **fields)
         else:
-            if backend.kind == "memory-transport":
-                fields.pop("transport", None)  # its only transport: never a real endpoint
             store = AsyncDynamoKV(admin.config, **fields)
         await store.open()
         opened.append(store)
@@ -233,7 +226,7 @@ async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     yield factory
     for store in opened:
         await store.aclose()
-    if isinstance(admin, AsyncDynamoKV) and await _emptied(admin):
+    if not isinstance(admin, InMemoryKV) and await _emptied(admin):
         spare.append(table)
     await admin.aclose()
 
@@ -257,9 +250,6 @@ async def store(make_store: StoreFactory) -> KVStore:
 
 async def raw_item(store: Any, stored_key: str) -> Item | None:
     """The item as the backend holds it, expired or not (bypasses the store's filtering)."""
-    if isinstance(store, InMemoryKV):
-        found: Item | None = store._core.items.get(stored_key)
-        return found
     response = await raw_call(
         store,
         "GetItem",
@@ -275,9 +265,6 @@ async def raw_item(store: Any, stored_key: str) -> Item | None:
 
 async def put_raw(store: Any, item: Item) -> None:
     """Write an item as another program (GoFr, an older aiodynkv) would have."""
-    if isinstance(store, InMemoryKV):
-        store._core.items[item[store.config.partition_key]["S"]] = item
-        return
     await raw_call(store, "PutItem", {"TableName": store.config.table, "Item": item})
 
 

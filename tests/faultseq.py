@@ -140,11 +140,14 @@ _HTML = b"<html><head><title>Welcome</title></head><body>Sign in to continue</bo
 CONNECT_TIMEOUT = 0.3
 READ_TIMEOUT = 0.3
 MAX_ATTEMPTS = 3
+# The faulty store's whole-call deadline: every attempt timing out, and some slack (the
+# retry waits are patched to zero, which the derived default cannot know).
+CALL_TIMEOUT = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 0.5
 
 
 def call_bound(requests: int = 2) -> float:
-    """The longest a call may take: `requests` requests, each every attempt timing out."""
-    return requests * MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 1.5
+    """The longest a call may take: `requests` requests, each ended by `CALL_TIMEOUT`."""
+    return requests * CALL_TIMEOUT + 1.0
 
 
 # -- the scripted proxy ---------------------------------------------------------------
@@ -172,7 +175,7 @@ class ScriptedFaultProxy(FaultProxy):
         self.hold = hold
         self.trickle_interval = trickle_interval
         self.trickle_for = trickle_for
-        self.script: list[str] = []
+        self.queue: list[str] = []
         #: (action, event) of every request since `play`.
         self.log: list[tuple[str, str]] = []
         self._recording = False
@@ -183,18 +186,18 @@ class ScriptedFaultProxy(FaultProxy):
         unknown = [e for e in events if e not in EVENTS and e != "pass"]
         if unknown:
             raise ValueError(f"unknown events: {unknown}")
-        self.script = list(events)
+        self.queue = list(events)
         self.log = []
         self._throttled = 0
         self._recording = True
 
     def stop(self) -> None:
         """Every request passes again, unlogged."""
-        self.script = []
+        self.queue = []
         self._recording = False
 
     def _next(self, action: str) -> str:
-        event = self.script.pop(0) if self.script else "pass"
+        event = self.queue.pop(0) if self.queue else "pass"
         if self._recording:
             self.log.append((action, event))
         return event
@@ -566,6 +569,8 @@ class DeleteMany(SetMany):
 
     async def run(self, ctx: Ctx) -> Any:
         return await ctx.kv.delete_many(ctx.keys)
+
+    result: Any = 3  # every key existed
 
     async def applied_keys(self, ctx: Ctx) -> dict[str, bool | None]:
         found = await ctx.direct.get_many(ctx.keys)
@@ -984,6 +989,7 @@ def faulty_store(
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
         "max_attempts": MAX_ATTEMPTS,
+        "call_timeout": CALL_TIMEOUT,
         "batch_deadline": 2.0,
     }
     fields.update(overrides)

@@ -33,7 +33,6 @@ from aiodynkv._errors import (
     KVValidationError,
     TableNotFoundError,
 )
-from aiodynkv._local import LocalServerError
 from aiodynkv._store import AsyncDynamoKV
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_SERVER", "EXIT_USAGE", "app", "main"]
@@ -251,19 +250,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _warning  # restored on the way out
             result = command.main(args, prog_name="aiodynkv", standalone_mode=False)
-    except (
-        typer.TyperException,
-        typer.Abort,
-        CommandError,
-        KVError,
-        LocalServerError,
-    ) as exc:
+    except Exception as exc:
+        expected = (typer.TyperException, typer.Abort, CommandError, KVError)
+        if not isinstance(exc, (*expected, *_local_server_errors())):
+            raise
         code, message = _failure(exc)
         _err(message)
         return code
     if result == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent exit 130
         _err("interrupted")
     return result if isinstance(result, int) else 0
+
+
+def _local_server_errors() -> tuple[type[Exception], ...]:
+    """`LocalServerError`, once the test servers' module is loaded (by `local` or `demo`).
+
+    Only those commands start a server; the others never load ``aiodynkv.testing``.
+    """
+    local = sys.modules.get("aiodynkv.testing._local")
+    return () if local is None else (local.LocalServerError,)
 
 
 def _warning(message: Warning | str, category: type[Warning], *_where: Any, **_source: Any) -> None:
@@ -301,6 +306,6 @@ def _failure(exc: BaseException) -> tuple[int, str]:  # noqa: PLR0911 (one retur
         return EXIT_NOT_FOUND, f"key {exc.key!r} not found" if exc.key is not None else str(exc)
     if isinstance(exc, (KVConfigError, KVValidationError)):
         return EXIT_USAGE, str(exc)
-    if isinstance(exc, (KVError, LocalServerError)):
+    if isinstance(exc, (KVError, *_local_server_errors())):
         return EXIT_SERVER, f"{type(exc).__name__}: {exc}"
     return EXIT_INTERRUPTED, "aborted"  # typer.Abort: end of input at a prompt

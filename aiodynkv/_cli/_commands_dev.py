@@ -22,7 +22,6 @@ from aiodynkv._cli._app import (
     app,
 )
 from aiodynkv._config import ENV_PREFIX
-from aiodynkv._local import LocalDynamoDB
 from aiodynkv._store import AsyncDynamoKV
 
 LOCAL_HOST = "127.0.0.1"
@@ -95,6 +94,8 @@ def local(
     AIODYNKV_TABLE, else 'aiodynkv') is created; the data lives in memory.
     It stops on Ctrl-C and on SIGTERM, also when started in the background.
     """
+    from aiodynkv.testing._local import LocalDynamoDB
+
     table = _globals(ctx).table or os.environ.get(f"{ENV_PREFIX}TABLE") or DEFAULT_LOCAL_TABLE
     _check_port_free(port)
     # A stop request is honoured at any moment, also while starting: from here on,

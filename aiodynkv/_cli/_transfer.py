@@ -1,6 +1,6 @@
 """``aiodynkv export`` and ``aiodynkv import``: batched copies between a store and JSON Lines.
 
-Both work on `AsyncDynamoKV` and `InMemoryKV` (and their namespaces).
+Both work on any `AsyncDynamoKV` (`InMemoryKV` included) and its namespaces.
 
 - Export reads every item with its value and expiry in one paginated Scan
   (``items``). Keys are written sorted, so exporting an unchanged table twice gives
@@ -29,7 +29,6 @@ from aiodynkv._protocol import KVStore, StoredItem
 
 if TYPE_CHECKING:
     from aiodynkv._store import AsyncDynamoKV
-    from aiodynkv.testing import InMemoryKV
 
 __all__ = ["Reporter", "Summary", "count_lines", "export_items", "import_items"]
 
@@ -155,7 +154,7 @@ class _Importer:
 
     def __init__(
         self,
-        kv: AsyncDynamoKV | InMemoryKV,
+        kv: AsyncDynamoKV,
         reporter: Reporter,
         summary: Summary,
         *,
@@ -253,7 +252,7 @@ class _Importer:
 
 
 async def import_items(
-    kv: AsyncDynamoKV | InMemoryKV,
+    kv: AsyncDynamoKV,
     lines: Iterable[str],
     reporter: Reporter,
     summary: Summary,

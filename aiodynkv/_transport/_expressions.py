@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 __all__ = [
@@ -40,6 +40,7 @@ _Operand = Callable[[Item, Values], "AttrValue | None"]
 
 # DynamoDB numbers: 38 significant digits, exponents -130..+125.
 _NUMBERS = Context(prec=38, Emin=-130, Emax=125)
+_TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
 _OVERFLOW = (
     "Number overflow. Attempting to store a number with magnitude larger than supported range"
 )
@@ -206,7 +207,7 @@ def _format(number: Decimal) -> str:
         return "0"
     digits = number.as_tuple().digits
     if len(digits) > 38:
-        raise ExpressionError("Attempting to store more than 38 significant digits in a Number")
+        raise ExpressionError(_TOO_PRECISE)
     adjusted = number.adjusted()
     if adjusted > 125 or adjusted < -130:
         raise ExpressionError(_OVERFLOW)
@@ -216,8 +217,12 @@ def _format(number: Decimal) -> str:
 def add_numbers(left: str, right: str, *, subtract: bool = False) -> str:
     """`left` ± `right` as DynamoDB computes it (38 digits)."""
     a, b = Decimal(left), Decimal(right)
+    context = _NUMBERS.copy()
+    context.traps[Inexact] = True  # a sum needing a 39th digit is refused, never rounded
     try:
-        result = _NUMBERS.subtract(a, b) if subtract else _NUMBERS.add(a, b)
+        result = context.subtract(a, b) if subtract else context.add(a, b)
+    except Inexact:
+        raise ExpressionError(_TOO_PRECISE) from None
     except (InvalidOperation, ArithmeticError):
         raise ExpressionError(_OVERFLOW) from None
     return _format(result)

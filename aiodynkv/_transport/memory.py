@@ -355,6 +355,11 @@ class MemoryTransport:
     async def aclose(self) -> None:
         """Nothing to release: the tables outlive a store, as on a server."""
 
+    def items(self, table: str) -> list[Item]:
+        """A copy of every item of `table`, expired or not (none when it does not exist)."""
+        found = self._tables.get(table)
+        return [] if found is None else [_copy(item) for item in found.items.values()]
+
     # -- helpers -------------------------------------------------------------------------
 
     def _table(self, name: Any) -> _Table:

@@ -15,9 +15,6 @@ name the project uses for its own fixtures:
 - ``aiodynkv_kv``: an open `AsyncDynamoKV` on a fresh table of that endpoint, per test.
 - ``aiodynkv_memory``: an open `InMemoryKV`, per test.
 
-The names of 0.1 (``dynamodb_endpoint``, ``kv``, ``memory_kv``) still work in this
-release and emit a `DeprecationWarning`; they go away in the next one.
-
 The async fixtures exist when pytest-asyncio is installed (the ``pytest`` extra).
 
 As a safety net, any `LocalDynamoDB` started during the session and still running
@@ -28,28 +25,22 @@ from __future__ import annotations
 
 import os
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from importlib.util import find_spec
 from typing import Any
 
 import pytest
 
-from aiodynkv._local import (
+from aiodynkv._store import AsyncDynamoKV
+from aiodynkv.testing._in_memory import InMemoryKV
+from aiodynkv.testing._local import (
     ImageUnavailableError,
     LocalDynamoDB,
     docker_available,
     running_servers,
 )
-from aiodynkv._store import AsyncDynamoKV
-from aiodynkv.testing._memory import InMemoryKV
 
 ENDPOINT_VARIABLE = "AIODYNKV_TEST_ENDPOINT"
-_RENAMED = {
-    "dynamodb_endpoint": "aiodynkv_endpoint",
-    "kv": "aiodynkv_kv",
-    "memory_kv": "aiodynkv_memory",
-}
 FALLBACK_VARIABLE = "AIODYNKV_DYNAMODB_LOCAL_FALLBACK"
 _FALLBACKS = ("moto", "fail")
 _BEFORE_SESSION = pytest.StashKey[frozenset[LocalDynamoDB]]()
@@ -73,15 +64,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """The one line saying that the fixtures did not get DynamoDB Local, and why."""
     if _FELL_BACK in config.stash:
         terminalreporter.write_line(config.stash[_FELL_BACK], yellow=True)
-
-
-def _deprecated(old: str) -> None:
-    warnings.warn(
-        f"the aiodynkv fixture {old!r} is deprecated and will be removed in the next "
-        f"release: use {_RENAMED[old]!r}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
 
 
 def _dynamodb_local(config: pytest.Config) -> LocalDynamoDB | None:
@@ -124,13 +106,6 @@ def aiodynkv_endpoint(pytestconfig: pytest.Config) -> Iterator[str]:
         yield server.endpoint
 
 
-@pytest.fixture(scope="session")
-def dynamodb_endpoint(aiodynkv_endpoint: str) -> str:
-    """Deprecated name of ``aiodynkv_endpoint``."""
-    _deprecated("dynamodb_endpoint")
-    return aiodynkv_endpoint
-
-
 if find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
 
@@ -151,15 +126,3 @@ if find_spec("pytest_asyncio") is not None:
         """An open in-memory store."""
         async with InMemoryKV() as store:
             yield store
-
-    @pytest.fixture
-    def kv(aiodynkv_kv: AsyncDynamoKV) -> AsyncDynamoKV:
-        """Deprecated name of ``aiodynkv_kv``."""
-        _deprecated("kv")
-        return aiodynkv_kv
-
-    @pytest.fixture
-    def memory_kv(aiodynkv_memory: InMemoryKV) -> InMemoryKV:
-        """Deprecated name of ``aiodynkv_memory``."""
-        _deprecated("memory_kv")
-        return aiodynkv_memory

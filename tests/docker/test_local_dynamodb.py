@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from aiodynkv import AsyncDynamoKV
-from aiodynkv._local import running_servers
 from aiodynkv.testing import ImageUnavailableError, LocalDynamoDB
+from aiodynkv.testing._local import running_servers
 
 MISSING = "aiodynkv/no-such-image:never"
 

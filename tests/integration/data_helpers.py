@@ -1,4 +1,4 @@
-"""Helpers of the issue-15 tests: S3 buckets and KMS keys on moto, objects of a store's bucket."""
+"""Helpers of the data-feature tests: S3 buckets and KMS keys on moto, a store's bucket objects."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 import aioboto3
 
-from aiodynkv.testing import InMemoryKV
 from tests.conftest import Backend
 
 _CREDENTIALS = {
@@ -40,10 +39,7 @@ async def make_kms_key(backend: Backend) -> str:
 
 
 def _memory_objects(store: Any) -> dict[tuple[str, str], bytes] | None:
-    """The object dict of InMemoryKV or of the memory transport (None: a real S3)."""
-    if isinstance(store, InMemoryKV):
-        found: dict[tuple[str, str], bytes] = store._core.blobs.objects
-        return found
+    """The object dict of the memory transport (None: a real S3)."""
     if store.config.transport == "memory":
         held: dict[tuple[str, str], bytes] = store._core.transport.blobs.objects
         return held

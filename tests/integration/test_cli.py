@@ -571,6 +571,19 @@ def test_local_refuses_a_port_in_use(run: Run) -> None:
     assert result.err.startswith(f"aiodynkv: cannot listen on 127.0.0.1:{port}")
 
 
+def test_local_reports_a_server_that_cannot_start_as_a_server_failure(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiodynkv.testing import LocalDynamoDB, LocalServerError
+
+    def refuse(_server: LocalDynamoDB) -> LocalDynamoDB:
+        raise LocalServerError("moto exited with code 1")
+
+    monkeypatch.setattr(LocalDynamoDB, "__enter__", refuse)
+    result = run("local", "--port", str(_free_port()))
+    assert result == Result(3, "", "aiodynkv: LocalServerError: moto exited with code 1\n")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_ignored(
     signum: signal.Signals,

@@ -102,7 +102,7 @@ async def test_a_value_copied_to_another_table_does_not_decrypt(make_store: Stor
     # The other table's store reads the same bytes; only the table name differs.
     other = InMemoryKV(other_table)
     async with other:
-        other._core.items["k"] = item
+        await put_raw(other, item)
         with pytest.raises(DecryptionError):
             await other.get("k")
 

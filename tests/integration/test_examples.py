@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES: tuple[str, ...] = (
     "quickstart.py", "fastapi_app.py", "aiohttp_app.py", "rate_limiter.py", "tracing.py"
 )  # fmt: skip
-# Run by tests/integration/test_coordination_examples.py (issue 14).
+# Run by tests/integration/test_coordination_examples.py.
 EXAMPLES += ("job_runner.py", "order_flow.py")
-# Run by tests/integration/test_typed.py (issue 15).
+# Run by tests/integration/test_typed.py.
 EXAMPLES += ("typed_encrypted.py",)
 
 
@@ -445,7 +445,10 @@ def test_healthz_is_503_when_the_table_is_down(serve: Any) -> None:
         unavailable = app.http.get("/cache/anything")
         assert unavailable.status_code == 503, name
         assert unavailable.headers["Retry-After"] == "1"
-        assert unavailable.json() == {"error": "KVConnectionError"}
+        assert unavailable.json() == {
+            "error": "KVConnectionError",
+            "detail": "the store is unavailable: retry",
+        }
 
 
 def test_rate_limiter_answers_429_past_the_limit_until_the_window_ends(

@@ -90,14 +90,19 @@ async def test_sampled_fault_sequence(
     assert not result.violation, _explain(result)
 
 
+GROUPS = sorted(by_pair(all_cases(DEPTH)).items()) if FULL else []
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not FULL, reason="the whole matrix runs with AIODYNKV_FULL_MATRIX=1")
-async def test_full_fault_matrix(moto_endpoint: str) -> None:
-    results: list[Result] = []
-    for group in by_pair(all_cases(DEPTH)).values():
-        async with matrix_setup(moto_endpoint) as (direct, proxy):
-            found = [await run_case(case, direct, proxy) for case in group]
-        _record(found)
-        results.extend(found)
+@pytest.mark.parametrize(
+    "group", [cases for _, cases in GROUPS], ids=[f"{op}|{t}" for (op, t), _ in GROUPS]
+)
+async def test_full_fault_matrix(moto_endpoint: str, group: list[Case]) -> None:
+    """Every sequence of up to `DEPTH` events, for one operation on one transport."""
+    async with matrix_setup(moto_endpoint) as (direct, proxy):
+        results = [await run_case(case, direct, proxy) for case in group]
+    _record(results)
     groups = violation_groups(results)
     listing = "\n".join(
         f"{op} [{transport}] {outcome}: {len(found)} sequences, e.g. "

@@ -428,7 +428,7 @@ async def test_lock_spans_name_the_operations(moto_endpoint: str) -> None:
     assert acquire.attributes is not None and acquire.attributes["aiodynkv.outcome"] == "acquired"
 
 
-async def test_memory_store_has_no_telemetry_and_the_same_rules() -> None:
+async def test_memory_store_has_the_same_rules() -> None:
     async with InMemoryKV() as kv:
         lock = kv.lock("job", lease=0.3, wait=0)
         await lock.acquire()

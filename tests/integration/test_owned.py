@@ -1,4 +1,4 @@
-"""The owner watch every local server runs under (`aiodynkv._owned`), through each way out.
+"""The owner watch every local server runs under (`aiodynkv.testing._owned`), through each way out.
 
 Each test starts the watch as a real subprocess, as `LocalDynamoDB` does, around a
 stand-in server (`sleep`, or Python that ignores SIGTERM), and looks the processes up
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodynkv._owned import watch_command
+from aiodynkv.testing._owned import watch_command
 from tests.processes import command_line, descendants, survivors
 
 pytestmark = [
@@ -99,7 +99,7 @@ def test_the_server_ends_when_its_owner_is_killed_with_sigkill() -> None:
     script = textwrap.dedent(
         f"""
         import os, subprocess, sys, time
-        subprocess.Popen([sys.executable, "-m", "aiodynkv._owned", str(os.getpid()),
+        subprocess.Popen([sys.executable, "-m", "aiodynkv.testing._owned", str(os.getpid()),
                           *{_SLEEP!r}])
         time.sleep(120)
         """

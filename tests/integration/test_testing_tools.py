@@ -89,7 +89,7 @@ def test_find_dynalite_explains_how_to_install(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    import aiodynkv._local as local
+    import aiodynkv.testing._local as local
 
     monkeypatch.setattr(local, "_CACHE", tmp_path / "aiodynkv")
     with pytest.raises(LocalServerError, match="npm install dynalite@4"):
@@ -121,7 +121,8 @@ def test_the_demo_stores_and_reads_back(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_the_demo_runs_in_asyncio_debug_mode() -> None:
     # `python -X dev` turns on asyncio's debug mode and aiohttp's strict reply parser,
-    # which refuses a reply with two Server headers, as moto's server used to send.
+    # which refuses a reply with two Server headers: moto's app sends one of its own,
+    # so the launcher's request handler must not add another.
     result = subprocess.run(
         [sys.executable, "-X", "dev", "-m", "aiodynkv", "demo"],
         capture_output=True,
@@ -186,13 +187,19 @@ async def test_plugin_memory_fixture(aiodynkv_memory: InMemoryKV) -> None:
     assert "items=1" in repr(aiodynkv_memory)
 
 
-async def test_the_old_memory_kv_name_works_with_a_deprecation_warning(
-    recwarn: pytest.WarningsRecorder, memory_kv: InMemoryKV, aiodynkv_memory: InMemoryKV
-) -> None:
-    assert memory_kv is aiodynkv_memory
-    (warning,) = [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
-    assert "'memory_kv' is deprecated" in str(warning.message)
-    assert "use 'aiodynkv_memory'" in str(warning.message)
+def test_the_plugin_offers_only_fixtures_named_aiodynkv(tmp_path: Path) -> None:
+    # A plugin loaded in every session of every project must take none of its names.
+    listing = _pytest(tmp_path, "def test_nothing():\n    pass\n", "--fixtures")
+    out, _ = listing.communicate(timeout=120)
+    assert listing.returncode == 0, out
+    section = out.partition("fixtures defined from aiodynkv.testing._plugin")[2]
+    names = set()
+    for line in section.splitlines()[1:]:
+        if line.startswith("-"):  # the next plugin's section
+            break
+        if line and not line[0].isspace():
+            names.add(line.split()[0])
+    assert names == {"aiodynkv_endpoint", "aiodynkv_kv", "aiodynkv_memory"}, out
 
 
 def _pytest(
@@ -214,51 +221,6 @@ def _pytest(
         text=True,
         start_new_session=True,
     )
-
-
-def test_the_old_fixture_names_work_for_one_release_with_a_deprecation_warning(
-    tmp_path: Path, moto_endpoint: str
-) -> None:
-    inner = _pytest(
-        tmp_path,
-        """
-        from aiodynkv import AsyncDynamoKV
-        from aiodynkv.testing import InMemoryKV
-
-        def test_endpoint(dynamodb_endpoint, aiodynkv_endpoint):
-            assert dynamodb_endpoint == aiodynkv_endpoint
-
-        async def test_stores(kv, memory_kv):
-            assert isinstance(kv, AsyncDynamoKV) and kv.is_open
-            assert isinstance(memory_kv, InMemoryKV)
-        """,
-        "-o",
-        "asyncio_mode=auto",
-        "-W",
-        "always::DeprecationWarning",
-        env={"AIODYNKV_TEST_ENDPOINT": moto_endpoint},
-    )
-    out, _ = inner.communicate(timeout=120)
-    assert inner.returncode == 0, out
-    assert "2 passed" in out
-    for old, new in (
-        ("dynamodb_endpoint", "aiodynkv_endpoint"),
-        ("kv", "aiodynkv_kv"),
-        ("memory_kv", "aiodynkv_memory"),
-    ):
-        assert f"DeprecationWarning: the aiodynkv fixture '{old}' is deprecated" in out
-        assert f"use '{new}'" in out
-
-
-def test_import_aiodynkv_does_not_import_the_testing_package() -> None:
-    code = (
-        "import sys, aiodynkv, aiodynkv._demo, aiodynkv.__main__, aiodynkv._local; "
-        "print('aiodynkv.testing' in sys.modules)"
-    )
-    result = subprocess.run(  # noqa: S603 (our own package)
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout == "False\n"
 
 
 # -- no server outlives the session ---------------------------------------------------------
@@ -354,7 +316,7 @@ def test_no_server_outlives_a_test_session_that_fails_or_is_killed(
             time.sleep(0.05)
         started = descendants(inner.pid)
         commands = {pid: command_line(pid) for pid in started}
-        # The servers themselves, not the owner watches (`aiodynkv._owned`) around them.
+        # The servers themselves, not the owner watches (`aiodynkv.testing._owned`) around them.
         servers = [c for c in commands.values() if "_owned" not in c]
         assert sum("_moto_server" in c for c in servers) >= 2 + (ending == "fails"), commands
         assert any("dynalite" in c for c in servers) or not have_dynalite, commands

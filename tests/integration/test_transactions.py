@@ -421,7 +421,7 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
             response: dict[str, Any] = await real(action, request)
             return response
 
-        kv._core.raw_send = scripted
+        kv._core.raw_send = scripted  # type: ignore[method-assign]
 
         def tx() -> Any:
             t = kv.transaction()
@@ -466,14 +466,21 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
 
 
 async def test_memory_refuses_a_counter_beyond_38_digits() -> None:
+    # DynamoDB keeps 38 significant digits: 10**38 (one digit) fits, 10**38 + 1 does not,
+    # and a sum that would need more is refused, never rounded.
     async with InMemoryKV() as kv:
         await kv.set_counter("big", 10**38 - 1)
         tx = kv.transaction()
-        tx.incr("big", 1)
+        tx.incr("big", 2)
         with pytest.raises(TransactionFailedError) as info:
             await tx.commit()
         assert info.value.failed[0].code == "validation"
         assert await kv.get("big") == 10**38 - 1
+        with pytest.raises(KVError) as single:
+            await kv.incr("big", 2)
+        assert "38 significant digits" in (single.value.reason or "")
+        assert await kv.get("big") == 10**38 - 1
+        assert await kv.incr("big", 1) == 10**38
 
 
 async def test_a_corrupt_item_in_a_snapshot(store: KVStore) -> None:
@@ -484,7 +491,7 @@ async def test_a_corrupt_item_in_a_snapshot(store: KVStore) -> None:
     assert info.value.done == {"good": "v"} and set(info.value.corrupt) == {"bad"}
 
 
-# -- with the data features of issue 15 ------------------------------------------------
+# -- with the near cache, compression, encryption and offload --------------------------
 
 
 async def test_a_commit_drops_its_keys_from_the_near_cache(make_store: StoreFactory) -> None:

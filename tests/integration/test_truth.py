@@ -1,7 +1,7 @@
 """Truth under faults: threads and loops, whole-operation close, foreign data, versions.
 
-Each test here failed on the code before the reshaping (see the issue it names in
-CHANGELOG.md) and must keep passing on every backend that can run it.
+Each test pins down what a call reports when threads, loops, a close, foreign data or
+a version check get in its way, and runs on every backend that can run it.
 """
 
 from __future__ import annotations

@@ -560,3 +560,24 @@ def test_call_timeout_from_the_environment() -> None:
     assert KVConfig.from_env({**env, "AIODYNKV_CALL_TIMEOUT": "none"}).call_timeout is None
     with pytest.raises(KVConfigError, match="AIODYNKV_CALL_TIMEOUT"):
         KVConfig.from_env({**env, "AIODYNKV_CALL_TIMEOUT": "soon"})
+
+
+@pytest.mark.usefixtures("no_aws_env")
+async def test_a_memory_store_reads_no_aws_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.session
+
+    from aiodynkv.testing import InMemoryKV
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a botocore session was built for the memory transport")
+
+    monkeypatch.setattr(botocore.session, "Session", refuse)
+    assert KVConfig(table="mem", transport="memory").effective_region == "us-east-1"
+    assert KVConfig(table="mem", transport="memory", region="eu-west-3").effective_region == (
+        "eu-west-3"
+    )
+    async with InMemoryKV() as kv:
+        await kv.set("k", "v")
+        assert await kv.get("k") == "v"
+        health = await kv.health()
+    assert health.status == "UP" and health.details["region"] == "us-east-1"

@@ -1,4 +1,4 @@
-"""Pure parts of issue 15: near cache, S3 pointers, envelopes, records, errors, config."""
+"""Pure parts of the data features: near cache, S3 pointers, envelopes, records, errors, config."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-import aiodynkv._local as local
+import aiodynkv.testing._local as local
 from aiodynkv.testing import ImageUnavailableError, LocalDynamoDB, LocalServerError
 from aiodynkv.testing import _plugin as plugin
 

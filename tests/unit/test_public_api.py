@@ -22,10 +22,10 @@ def test_public_surface_is_exactly_this() -> None:
         "KeyListing", "KeyNotFoundError", "ServerError", "StoreClosedError", "StoredItem",
         "TableNotFoundError", "ThrottledError", "TransientError", "Value",
         "ValueTooLargeError", "WrongTypeError", "__version__", "from_json", "to_json",
-        # coordination (issue 14)
+        # coordination
         "LeaseLostError", "Lock", "LockNotAcquiredError", "ShardedCounter", "Transaction",
         "TransactionFailedError", "TransactionReason",
-        # data features (issue 15)
+        # data features
         "DecryptionError", "TypedView",
         # S3 and KMS refusals
         "BucketNotFoundError", "EncryptionKeyError",

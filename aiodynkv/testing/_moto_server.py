@@ -5,9 +5,9 @@ so concurrent UpdateItem calls on one item can lose updates (500 concurrent
 ``incr`` ended at 498 in our tests). One thread serves requests one at a time,
 which makes every request atomic, as DynamoDB's are.
 
-Run as ``python -m aiodynkv._moto_server HOST PORT``. It stops on SIGTERM and
+Run as ``python -m aiodynkv.testing._moto_server HOST PORT``. It stops on SIGTERM and
 SIGINT, even when it was started with SIGINT ignored (as ``&`` and CI runners do).
-`LocalDynamoDB` runs it under `aiodynkv._owned`, which also stops it once its owner
+`LocalDynamoDB` runs it under `aiodynkv.testing._owned`, which also stops it once its owner
 is gone.
 """
 

@@ -20,7 +20,7 @@ testing package; `aiodynkv.testing` re-exports it. Three kinds:
 No server outlives its owner: each runs in its own process group (so a Ctrl-C
 meant for the owner does not reach it first), `stop` ends the whole group, and an
 `atexit` hook stops whatever is still running when the interpreter exits. Each
-server process runs under `aiodynkv._owned`, which stops it as soon as its owner is
+server process runs under `aiodynkv.testing._owned`, which stops it as soon as its owner is
 gone, even when the owner was killed by SIGKILL or SIGTERM and no hook ran. `pid` is
 that watch's.
 """
@@ -48,7 +48,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from aiodynkv._owned import watch_command
+from aiodynkv.testing._owned import watch_command
 
 __all__ = [
     "ImageUnavailableError",
@@ -332,7 +332,7 @@ class LocalDynamoDB:
                     "the embedded emulator needs moto's server, the local extra: "
                     "pip install -e '.[local]' in a clone of aiodynkv"
                 ) from exc
-            return [sys.executable, "-m", "aiodynkv._moto_server", _HOST, str(port)]
+            return [sys.executable, "-m", "aiodynkv.testing._moto_server", _HOST, str(port)]
         exe = find_dynalite(install=self.install)
         return [
             exe,
