@@ -422,16 +422,6 @@ async def test_a_write_in_doubt_keeps_its_object(
     assert len(await objects(store, store.config.large_value_bucket)) == 1
 
 
-async def test_in_memory_a_set_refused_by_a_damaged_item_removes_its_object() -> None:
-    from aiodynkv.testing import InMemoryKV
-
-    async with InMemoryKV(large_value_bucket="bucket", large_value_threshold=1_000) as kv:
-        await put_raw(kv, {"pk": {"S": "k"}, "value": {"S": "x"}, "ver": {"N": "1.5"}})
-        with pytest.raises(CorruptItemError):
-            await kv.set("k", os.urandom(5_000))
-        assert await objects(kv, "bucket") == {}
-
-
 @pytest.mark.backend_needs("transactions", "s3_kms")
 async def test_a_transactional_delete_removes_its_object_once_committed(
     backend: Backend, make_store: StoreFactory
