@@ -8,7 +8,7 @@ awaitable), `clear()`, coordination and typed views, and the construction of its
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -145,12 +145,23 @@ class BaseStore:
 
     # -- reads built on get ------------------------------------------------------
 
-    async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
-        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
+    async def _opened(
+        self,
+        item: Item,
+        stored: str,
+        key: str,
+        operation: str,
+        reread: Callable[[], Awaitable[Item | None]] | None = None,
+    ) -> Item | None:
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`).
+
+        `reread` reads the item again (strongly consistent) when its S3 object is
+        missing; None means the item is gone now.
+        """
         pipeline = self._core.pipeline
         if not pipeline.needs_open(item):
             return item
-        opened: Item = await pipeline.open(item, stored, key, operation)
+        opened: Item | None = await pipeline.open(item, stored, key, operation, reread)
         return opened
 
     @overload

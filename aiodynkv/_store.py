@@ -34,6 +34,8 @@ from aiodynkv._store_listing import Listing
 from aiodynkv._store_writes import Writes
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from types_aiobotocore_dynamodb import DynamoDBClient
     from typing_extensions import Self
 
@@ -184,6 +186,9 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         stored = self._encode(key, "get")
         with core.operation("get", "GetItem", key) as op:
 
+            def again() -> Awaitable[Item | None]:
+                return self._read_again(op, stored, key)
+
             async def fetch() -> tuple[Value | None, float | None]:
                 if core.coalescer is not None and (core.config.consistent_read or not consistent):
                     item = self._live(op, await core.coalescer.get(stored, key, op), key)
@@ -191,7 +196,9 @@ class AsyncDynamoKV(Writes, Batches, Listing):
                     item = await self._read(op, key, stored, consistent=consistent)
                 if item is None:
                     return None, None
-                item = await self._opened(item, stored, key, "get")
+                item = await self._opened(item, stored, key, "get", again)
+                if item is None:  # deleted while it was read
+                    return None, None
                 return self._value(item, key, "get"), expiry_seconds(item, core.config)
 
             return await read_through(core.cache, op, stored, consistent, fetch)
@@ -206,9 +213,16 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         stored = self._encode(key, "get_with_version")
         with self._core.operation("get_with_version", "GetItem", key) as op:
             item = await self._read(op, key, stored)
+            if item is not None:
+                item = await self._opened(
+                    item,
+                    stored,
+                    key,
+                    "get_with_version",
+                    lambda: self._read_again(op, stored, key),
+                )
             if item is None:
                 raise self._not_found(key, "get_with_version")
-            item = await self._opened(item, stored, key, "get_with_version")
             value = self._value(item, key, "get_with_version")
             try:
                 return value, version_of(item, self.config)
@@ -243,12 +257,15 @@ class AsyncDynamoKV(Writes, Batches, Listing):
         stored = self._encode(key, "get_with_ttl")
         with self._core.operation("get_with_ttl", "GetItem", key) as op:
             item = await self._read(op, key, stored, consistent=consistent)
+            if item is not None:
+                item = await self._opened(
+                    item, stored, key, "get_with_ttl", lambda: self._read_again(op, stored, key)
+                )
             if item is None:
                 if default is MISSING:
                     raise self._not_found(key, "get_with_ttl")
                 return default, None
-            opened = await self._opened(item, stored, key, "get_with_ttl")
-            value = self._value(opened, key, "get_with_ttl")
+            value = self._value(item, key, "get_with_ttl")
             return value, remaining_seconds(item, self.config, now())
 
     async def exists(self, key: str) -> bool:

@@ -79,7 +79,12 @@ class Batches(StoreParts):
             nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
             if outcome.fatal is not None and nothing:
                 raise outcome.fatal  # nothing read at all: the plain error says it all
-            items, unreadable = await core.pipeline.open_many(items, wanted, "get_many")
+            items, unreadable = await core.pipeline.open_many(
+                items,
+                wanted,
+                "get_many",
+                lambda pk: self._read_again(op, pk, wanted[pk]),
+            )
             found, corrupt = decode_many(
                 ((wanted[pk], i) for pk, i in items.items()), config, now()
             )

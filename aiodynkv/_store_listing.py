@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiodynkv import _requests as requests
@@ -59,6 +59,15 @@ class Listing(StoreParts):
         except CorruptItemError as exc:
             raise self._corrupt("keys", key, exc.reason or "") from None
 
+    def _again(self, operation: str, user: str) -> Callable[[], Awaitable[Item | None]]:
+        """Reads `user`'s item again (its own traced GetItem), for `_opened`."""
+
+        async def again() -> Item | None:
+            with self._core.operation(operation, "GetItem", user) as op:
+                return await self._read_again(op, self._keys.prefix + user, user)
+
+        return again
+
     async def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]:
         """Iterate the unexpired items of this namespace with values, expiry and version.
 
@@ -74,7 +83,11 @@ class Listing(StoreParts):
             try:
                 if is_expired(raw, config, at):
                     continue
-                item = await self._opened(raw, self._keys.prefix + user, user, "items")
+                item = await self._opened(
+                    raw, self._keys.prefix + user, user, "items", self._again("items", user)
+                )
+                if item is None:  # deleted while it was listed
+                    continue
                 yield StoredItem(
                     user,
                     decode_value(item, config),

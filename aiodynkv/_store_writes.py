@@ -28,14 +28,27 @@ from aiodynkv._codec import (
 from aiodynkv._errors import ConditionFailedError, KVError, KVValidationError
 from aiodynkv._protocol import TTL
 from aiodynkv._store_base import StoreParts
+from aiodynkv._transport.base import ServiceError, WireError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from aiodynkv._telemetry import Operation
 
 __all__ = ["Writes"]
 
 _INCR_RESETS = 5
 _NOT_MINE = "the retry met an item this call did not write"
+
+
+def _not_applied(error: KVError) -> bool:
+    """True if the request that failed with `error` was definitely not applied.
+
+    Only the transport knows: its error says whether any attempt may have reached
+    the server and been applied. Anything else (no transport error) is not known.
+    """
+    cause = error.__cause__
+    return isinstance(cause, (ServiceError, WireError)) and not cause.in_doubt
 
 
 def _mine(item: Item | None, token: str) -> bool:
@@ -131,17 +144,22 @@ class Writes(StoreParts):
                 if_version=if_version,
                 old=pipeline.bucket is not None,  # to delete the S3 object it pointed at
             )
+            new = pipeline.pointer_of(item)
+
+            async def drop_new() -> None:  # definitely not written: nothing points at it
+                await pipeline.discard([new], "set")
+
             try:
                 written, old = await self._send_put(
-                    op, request, stored, key, token, if_absent, if_version
+                    op, request, stored, key, token, if_absent, if_version, drop_new
                 )
             except ConditionFailedError:
-                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                await drop_new()
                 raise
             if not written:
-                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                await drop_new()
                 return False
-            if pipeline.pointer_of(old) != pipeline.pointer_of(item):
+            if pipeline.pointer_of(old) != new:
                 await pipeline.discard([pipeline.pointer_of(old)], "set")
             cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
             return True
@@ -155,8 +173,12 @@ class Writes(StoreParts):
         token: str,
         if_absent: bool,
         if_version: int | None,
+        refused: Callable[[], Awaitable[None]],
     ) -> tuple[bool, Item | None]:
-        """Send a `set`: whether it was written, and the old item when the server returned it."""
+        """Send a `set`: whether it was written, and the old item when the server returned it.
+
+        `refused` runs when the request failed and was definitely not applied.
+        """
         try:
             response = await self._core.send(op, "UpdateItem", request, key)
         except ConditionFailedError as exc:
@@ -173,6 +195,10 @@ class Writes(StoreParts):
                 return False, None
             # Unconditional: only our own earlier attempt can fail NOT_MINE.
             return True, None
+        except KVError as exc:
+            if _not_applied(exc):
+                await refused()
+            raise
         return True, response.get("Attributes")
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:

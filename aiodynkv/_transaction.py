@@ -20,11 +20,13 @@ from aiodynkv._args import check_conditions, check_delta, check_version, key_lis
 from aiodynkv._cache import writing
 from aiodynkv._codec import Item, decode_many, item_size, new_token, now, to_json
 from aiodynkv._errors import KVError, KVValidationError, TransactionFailedError, TransactionReason
+from aiodynkv._pipeline import read_old_items
 from aiodynkv._requests_tx import transact_get
 from aiodynkv._transaction_commit import Action, TransactionCommit, code_of
 
 if TYPE_CHECKING:
     from aiodynkv._base import BaseStore
+    from aiodynkv._offload import Pointer
     from aiodynkv._protocol import TTL, Value
 
 __all__ = ["MAX_ACTIONS", "MAX_TRANSACTION_BYTES", "Transaction", "snapshot_get"]
@@ -46,7 +48,7 @@ class Transaction(TransactionCommit):
     counter after the commit.
     """
 
-    __slots__ = ("_actions", "_size", "_state", "_store", "_stored")
+    __slots__ = ("_actions", "_objects", "_size", "_state", "_store", "_stored")
 
     def __init__(self, store: BaseStore) -> None:
         self._store = store
@@ -55,6 +57,7 @@ class Transaction(TransactionCommit):
         self._size = 0
         self._state = "open"
         self._client_token = uuid.uuid4().hex
+        self._objects: builtins.set[Pointer] = builtins.set()  # of offloaded values it deletes
         self._in_doubt = False
         self._pending: tuple[dict[str, Any], float, str] | None = None
         self._restart: builtins.set[int] = builtins.set()
@@ -237,8 +240,42 @@ class Transaction(TransactionCommit):
         # The near cache (when on) forgets every written key, whatever the outcome.
         written = [a.stored for a in self._actions if a.kind != "check"]
         with writing(getattr(store._core, "cache", None), *written):
+            await self._note_objects()
             await self._commit_dynamo()
         self._state = "committed"
+        if self._objects:  # the commit is known: the deleted values' objects go too
+            await store._core.pipeline.discard(list(self._objects), "transaction")
+
+    async def _note_objects(self) -> None:
+        """Note the S3 objects of the offloaded values this commit deletes (best effort).
+
+        A transaction returns no old items, so they are read (strongly consistent) just
+        before the commit and removed once it is known to have succeeded. An overwrite
+        between the read and the commit leaves its own object behind for the bucket's
+        lifecycle rule (docs/large-values.md); no item ever points at a removed object.
+        """
+        store = self._store
+        pipeline = getattr(store._core, "pipeline", None)
+        deleted = [a.stored for a in self._actions if a.kind == "delete"]
+        if pipeline is None or pipeline.bucket is None or not deleted:
+            return
+        core = store._core
+        try:
+            with core.operation("transaction", "BatchGetItem", batch_size=len(deleted)) as op:
+                items = await read_old_items(core, op, deleted)
+        except KVError as exc:  # cleanup only: the commit goes ahead
+            if pipeline.warn is not None:
+                pipeline.warn(
+                    "aiodynkv.offload_cleanup_failed",
+                    table=store.config.table,
+                    operation="transaction",
+                    error=type(exc).__name__,
+                )
+            return
+        for item in items.values():
+            pointer = pipeline.pointer_of(item)
+            if pointer is not None:
+                self._objects.add(pointer)
 
     def discard(self) -> None:
         """Drop every action; nothing is sent."""
