@@ -1501,3 +1501,68 @@ async def test_s3_and_kms_clients_sign_with_the_dynamodb_clients_current_credent
     assert len(signed_with) == 2
     assert signed_with[0] != signed_with[1]  # the second loan is newer keys of the source
     assert set(signed_with) <= set(issued)
+
+
+async def test_the_endpoint_probe_makes_no_botocore_span(server: FakeDynamo) -> None:
+    from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = AiobotocoreInstrumentor()  # type: ignore[no-untyped-call]
+    instrumentor.instrument(tracer_provider=provider)
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key,
+        aws_secret_access_key=KEYS.secret_key,
+        aws_session_token=KEYS.token,
+        region_name=REGION,
+    )
+    try:
+        async with session.client("dynamodb", endpoint_url=server.url) as client:
+            transport = LeanTransport.from_client(
+                client,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+                retry_mode="standard",
+                max_pool_connections=2,
+                user_agent="ua",
+            )
+            try:
+                await transport.send("GetItem", GET)
+            finally:
+                await transport.aclose()
+            assert spans.get_finished_spans() == ()
+            await client.get_item(**GET)  # the instrumentation is on: this one is seen
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    assert [s.name for s in spans.get_finished_spans()] == ["DynamoDB.GetItem"]
+
+
+async def test_the_ca_bundle_is_the_one_botocore_takes_without_verify(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    session = aioboto3.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name=REGION)
+    async with session.client("dynamodb") as client:
+        transport = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        botocores = client._endpoint.http_session._verify  # the test may look inside
+    await transport.aclose()
+    assert transport._verify == botocores == str(bundle)
+    monkeypatch.delenv("AWS_CA_BUNDLE")
+    assert lean.ca_bundle() is True
+    assert lean.ca_bundle("no-such-profile") is True
