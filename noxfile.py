@@ -114,6 +114,8 @@ def full(session: nox.Session) -> None:
         "AIODYNKV_DYNALITE": install_dynalite(session),
         "AIODYNKV_FULL_MATRIX": "1",  # every sequence of one and two faults, both transports
         "AIODYNKV_MATRIX_DEPTH": os.environ.get("AIODYNKV_MATRIX_DEPTH", "2"),
+        # A trickle lasts a whole call deadline: on its own only, to keep CI in minutes.
+        "AIODYNKV_MATRIX_ALONE": os.environ.get("AIODYNKV_MATRIX_ALONE", "trickle"),
     }
     session.run("pytest", "-n", "2", "-m", "slow", *session.posargs, env=env)
 

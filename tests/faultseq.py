@@ -807,13 +807,18 @@ def sequences(depth: int = 3) -> list[tuple[str, ...]]:
     return found
 
 
-def all_cases(depth: int = 3) -> list[Case]:
-    """The whole matrix: every sequence x every operation x both transports."""
+def all_cases(depth: int = 3, *, alone: frozenset[str] = frozenset()) -> list[Case]:
+    """The whole matrix: every sequence x every operation x both transports.
+
+    An event in `alone` (a trickle lasts a whole call deadline) is played only on its
+    own, not within longer sequences, to bound the run's time.
+    """
     return [
         Case(op, transport, seq)
         for op in OPERATIONS
         for transport in TRANSPORTS
         for seq in sequences(depth)
+        if len(seq) == 1 or not alone & set(seq)
     ]
 
 
