@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from aiodynkv import _retry
 from aiodynkv._codec import COMPRESSION_FLAG, check_item_size
 from aiodynkv._errors import CorruptItemError, DecryptionError, KVError
 from aiodynkv._offload import Pointer, object_name
@@ -424,7 +425,7 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
         keys: list[dict[str, Any]] = [
             {config.partition_key: {"S": pk}} for pk in stored[start : start + 100]
         ]
-        for _ in range(5):
+        for attempt in range(5):
             request = {
                 "RequestItems": {
                     config.table: {
@@ -446,5 +447,5 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
             if not rest:
                 break
             keys = rest["Keys"]
-            await asyncio.sleep(0.05)
+            await _retry.sleep(_retry.backoff(attempt))
     return found
