@@ -55,6 +55,7 @@ _STEPS = frozenset({"e", "ze", "o", "zo", "eo", "zeo"})
 _KINDS = frozenset({"s", "b"})
 _LARGEST_VERSION = {"N": "9" * 19}
 _FETCHES = 16  # S3 reads in flight per get_many
+_READ_ROUNDS = 5  # BatchGetItem rounds for the old items; what is left is not read
 
 
 def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
@@ -425,7 +426,7 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
         keys: list[dict[str, Any]] = [
             {config.partition_key: {"S": pk}} for pk in stored[start : start + 100]
         ]
-        for attempt in range(5):
+        for attempt in range(_READ_ROUNDS):
             request = {
                 "RequestItems": {
                     config.table: {
@@ -447,5 +448,6 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
             if not rest:
                 break
             keys = rest["Keys"]
-            await _retry.sleep(_retry.backoff(attempt))
+            if attempt + 1 < _READ_ROUNDS:
+                await _retry.sleep(_retry.backoff(attempt))
     return found
