@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 import time
 from typing import TYPE_CHECKING
 
 from aiodynkv._errors import KVError, StoreClosedError
+from aiodynkv._retry import poll_delay
 
 if TYPE_CHECKING:
     from aiodynkv._lock_record import DynamoOps
 
 __all__ = ["LeaseRenewal"]
-
-_POLL_BASE = 0.02
 
 
 class LeaseRenewal:
@@ -57,8 +55,7 @@ class LeaseRenewal:
         return self._renew_every if self._renew_every is not None else self.lease / 3
 
     def _pause(self, attempt: int) -> float:
-        ceiling = min(self.poll, _POLL_BASE * (2 ** min(attempt, 30)))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not secrets)
+        return poll_delay(attempt, self.poll)
 
     def _lapsed(self) -> bool:
         """True (for good) once the confirmed lease has run out or was taken over."""

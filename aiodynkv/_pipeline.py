@@ -24,6 +24,7 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING, Any
 
+from aiodynkv import _retry
 from aiodynkv._codec import COMPRESSION_FLAG, check_item_size
 from aiodynkv._errors import CorruptItemError, DecryptionError, KVError
 from aiodynkv._offload import MISSING, Pointer, object_name
@@ -59,6 +60,7 @@ _KINDS = frozenset({"s", "b"})
 _LARGEST_VERSION = {"N": "9" * 19}
 _FETCHES = 16  # S3 reads in flight per get_many
 _REREADS = 3  # an item re-read while each read finds a new pointer whose object is gone
+_READ_ROUNDS = 5  # BatchGetItem rounds for the old items; what is left is not read
 
 
 def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
@@ -468,7 +470,7 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
         keys: list[dict[str, Any]] = [
             {config.partition_key: {"S": pk}} for pk in stored[start : start + 100]
         ]
-        for _ in range(5):
+        for attempt in range(_READ_ROUNDS):
             request = {
                 "RequestItems": {
                     config.table: {
@@ -490,5 +492,6 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
             if not rest:
                 break
             keys = rest["Keys"]
-            await asyncio.sleep(0.05)
+            if attempt + 1 < _READ_ROUNDS:
+                await _retry.sleep(_retry.backoff(attempt))
     return found

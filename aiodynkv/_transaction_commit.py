@@ -21,7 +21,6 @@ again with a restart for it (nothing was applied by the first attempt).
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import re
 import uuid
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
+from aiodynkv import _retry
 from aiodynkv._codec import (
     TOKEN,
     Item,
@@ -179,7 +179,7 @@ class TransactionCommit:
             if isinstance(verdict, TransactionFailedError):
                 raise verdict from verdict.__cause__
             rounds += 1
-            await asyncio.sleep(0.01 * rounds)
+            await _retry.sleep(_retry.backoff(rounds))
 
     def _doubtful(self, op: Any, exc: KVError | None) -> KVError:
         """The `WriteInDoubtError` of this commit (every action's key)."""

@@ -56,7 +56,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from aiodynkv._transport import _retry, _wire
+from aiodynkv import _retry
+from aiodynkv._transport import _wire
 from aiodynkv._transport._sigv4 import Signer, canonical_host
 from aiodynkv._transport.base import WireError
 
@@ -66,8 +67,6 @@ if TYPE_CHECKING:
     from aiodynkv._transport._sigv4 import FrozenCredentials
 
 __all__ = ["ClientCredentials", "LeanTransport", "ca_bundle", "client_settings"]
-
-_sleep = asyncio.sleep  # the tests replace it to see the backoff without waiting
 
 _TARGET_PREFIX: Final = "DynamoDB_20120810."
 _CONTENT_TYPE: Final = "application/x-amz-json-1.0"
@@ -321,7 +320,7 @@ class LeanTransport:
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
                 if attempt < self.max_attempts and (cost := self._take_quota(cost)):
                     retry_cost = cost
-                    await _sleep(self._delay(attempt))
+                    await _retry.sleep(self._delay(attempt))
                     continue
                 # raised outside the except block: no implicit context to carry secrets
                 raise WireError(
@@ -341,7 +340,7 @@ class LeanTransport:
                 and (cost := self._take_quota(_retry.RETRY_COST))
             ):
                 retry_cost = cost
-                await _sleep(self._delay(attempt))
+                await _retry.sleep(self._delay(attempt))
                 continue
             raise error
 

@@ -31,7 +31,7 @@ from aiodynkv import (
 )
 from aiodynkv._lock_record import DynamoOps, seen_in
 from aiodynkv._reserved import LOCK, reserved_key
-from aiodynkv.testing import InMemoryKV
+from aiodynkv.testing import InMemoryKV, set_retry_waits
 from tests.conftest import StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy
 
@@ -426,6 +426,20 @@ async def test_lock_spans_name_the_operations(moto_endpoint: str) -> None:
     )
     assert acquire.name == f"UpdateItem {name}"
     assert acquire.attributes is not None and acquire.attributes["aiodynkv.outcome"] == "acquired"
+
+
+async def test_polling_a_held_lock_keeps_its_pace_with_retry_waits_off() -> None:
+    # A wait for another holder is not a retry: switching retry waits off must not
+    # turn it into a busy loop.
+    async with InMemoryKV() as kv, kv.lock("job", lease=5, wait=0):
+        started = time.monotonic()
+        with set_retry_waits(False) as skipped, pytest.raises(LockNotAcquiredError) as info:
+            await kv.lock("job", poll=0.05).acquire(wait=0.3)
+        assert time.monotonic() - started >= 0.3
+        assert skipped == []
+        assert "tries" in str(info.value) and info.value.waited >= 0.3
+        tries = int(str(info.value).split("(")[1].split()[0])
+        assert tries < 20  # polls of 0.01 s growing to 0.05 s, not thousands of tries
 
 
 async def test_memory_store_has_the_same_rules() -> None:

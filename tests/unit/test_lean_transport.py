@@ -17,7 +17,7 @@ import struct
 import traceback
 import types
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -34,10 +34,12 @@ from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.parsers import create_parser
 
-from aiodynkv._transport import _retry, _wire, lean
+from aiodynkv import _retry
+from aiodynkv._transport import _wire, lean
 from aiodynkv._transport._sigv4 import Credentials
 from aiodynkv._transport.base import ServiceError, WireError
 from aiodynkv._transport.lean import LeanTransport
+from aiodynkv.testing import set_retry_waits
 
 REGION = "eu-west-3"
 KEYS = Credentials("AKIDTEST", "secret-test", "token-test")
@@ -246,15 +248,10 @@ async def server() -> AsyncIterator[FakeDynamo]:
 
 
 @pytest.fixture(autouse=True)
-def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff delays asked for; nobody actually sleeps."""
-    asked: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        asked.append(seconds)
-
-    monkeypatch.setattr(lean, "_sleep", no_sleep)
-    return asked
+def delays() -> Iterator[list[float]]:
+    """The backoff delays asked for; nobody actually waits."""
+    with set_retry_waits(False) as skipped:
+        yield skipped
 
 
 TransportFactory = Callable[..., LeanTransport]
