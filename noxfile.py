@@ -110,7 +110,13 @@ def tests(session: nox.Session) -> None:
 def full(session: nox.Session) -> None:
     """The slow tests: stress, soak, several processes, the owner watch, the whole fault matrix."""
     install(session, "-e", EXTRAS, *TEST_DEPS)
-    env = {"AIODYNKV_DYNALITE": install_dynalite(session), "AIODYNKV_FULL_MATRIX": "1"}
+    env = {
+        "AIODYNKV_DYNALITE": install_dynalite(session),
+        "AIODYNKV_FULL_MATRIX": "1",  # every sequence of one and two faults, both transports
+        "AIODYNKV_MATRIX_DEPTH": os.environ.get("AIODYNKV_MATRIX_DEPTH", "2"),
+        # A trickle lasts a whole call deadline: on its own only, to keep CI in minutes.
+        "AIODYNKV_MATRIX_ALONE": os.environ.get("AIODYNKV_MATRIX_ALONE", "trickle"),
+    }
     session.run("pytest", "-n", "2", "-m", "slow", *session.posargs, env=env)
 
 
@@ -235,11 +241,16 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """Fault injection and truth tests on dynalite and moto; rewrites RELIABILITY.md."""
+    """Fault injection, truth tests and the fault matrix; rewrites RELIABILITY.md."""
     install(session, "-e", ".[local]", *TEST_DEPS)
+    results = ROOT / ".nox" / "matrix-results.jsonl"
+    results.unlink(missing_ok=True)
     env = {
         "AIODYNKV_DYNALITE": install_dynalite(session),
         "AIODYNKV_RELIABILITY_OUT": os.fspath(ROOT / "RELIABILITY.md"),
+        "AIODYNKV_FULL_MATRIX": "1",
+        "AIODYNKV_MATRIX_DEPTH": os.environ.get("AIODYNKV_MATRIX_DEPTH", "2"),
+        "AIODYNKV_MATRIX_RESULTS": os.fspath(results),
     }
     session.run(
         "pytest",
@@ -249,3 +260,6 @@ def reliability(session: nox.Session) -> None:
         *session.posargs,
         env=env,
     )
+    session.run("pytest", "tests/integration/test_fault_matrix.py", "-n", "2", "-q", env=env)
+    into = ["--into", os.fspath(ROOT / "RELIABILITY.md")]
+    session.run("python", "-m", "tests.fault_matrix_report", os.fspath(results), *into)

@@ -1,8 +1,8 @@
 """S3 and KMS clients beside a store's DynamoDB client, and their failures as `KVError`s.
 
 A store that offloads large values or uses KMS envelope encryption needs an S3 or
-KMS client. It is built once per store, on first use, from the DynamoDB client's
-own credentials object (so refreshing credentials refresh for all three), region,
+KMS client. It is built once per store, on first use, with the DynamoDB client's
+credentials (so refreshing credentials refresh for all three), region,
 endpoint (moto serves S3 and KMS on the same port as DynamoDB), timeouts and
 retries, and it closes with the store.
 """
@@ -10,6 +10,7 @@ retries, and it closes with the store.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -135,20 +136,23 @@ def map_aws_error(
 def new_sibling_client(core: Core, service: str) -> Any:
     """An aiobotocore client for `service` sharing the DynamoDB client's credentials.
 
+    Its session's only credential provider lends the DynamoDB client's current
+    credentials (`_Lent`), so refreshing credentials refresh for all clients.
     Returns the client as an async context manager (not entered).
     """
     from aiobotocore.config import AioConfig
+    from aiobotocore.credentials import AioCredentialResolver
     from aiobotocore.session import AioSession
 
-    from aiodynkv._transport.botocore import _shared_loader
+    from aiodynkv._transport.botocore import shared_loader
+    from aiodynkv._transport.lean import ClientCredentials
     from aiodynkv._version import __version__
 
     config, client = core.config, core.client
     session = AioSession()
-    session.register_component("data_loader", _shared_loader())
-    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
-    if credentials is not None:
-        session._credentials = credentials  # the same object: refreshes reach all clients
+    session.register_component("data_loader", shared_loader())
+    lent = _Lent(ClientCredentials(client))
+    session.register_component("credential_provider", AioCredentialResolver([lent]))
     region = getattr(getattr(client, "meta", None), "region_name", None)
     extra: dict[str, Any] = {}
     if service == "s3" and config.endpoint is not None:
@@ -167,6 +171,53 @@ def new_sibling_client(core: Core, service: str) -> Any:
         endpoint_url=config.endpoint,
         config=botocore_config,
     )
+
+
+class _Lent:
+    """A botocore credential provider lending the credentials of another client.
+
+    The lent copy is taken again a minute after each loan (at the latest two
+    minutes after): botocore refreshes the source at least ten minutes before it
+    expires, so the copy is always valid.
+    """
+
+    METHOD = "aiodynkv-dynamodb-client"
+    CANONICAL_NAME = None
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    async def load(self) -> Any:
+        """The lent credentials; None when the source has none (signing then refuses)."""
+        import botocore.exceptions as bex
+        from aiobotocore.credentials import AioRefreshableCredentials
+
+        try:
+            metadata = await self._fetch()
+        except bex.NoCredentialsError:
+            return None
+        return AioRefreshableCredentials.create_from_metadata(
+            metadata,
+            refresh_using=self._fetch,
+            method=self.METHOD,
+            advisory_timeout=_LENT_SECONDS - _RELEND_SECONDS,
+            mandatory_timeout=_LENT_SECONDS - 2 * _RELEND_SECONDS,
+        )
+
+    async def _fetch(self) -> dict[str, Any]:
+        frozen = await self._source.get_frozen_credentials()
+        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=_LENT_SECONDS)
+        return {
+            "access_key": frozen.access_key,
+            "secret_key": frozen.secret_key,
+            "token": frozen.token,
+            "expiry_time": expiry.isoformat(),
+            "account_id": getattr(frozen, "account_id", None),
+        }
+
+
+_LENT_SECONDS = 300  # the expiry each loan is given
+_RELEND_SECONDS = 60  # a loan is renewed this long after it was made
 
 
 class Clients:

@@ -21,13 +21,13 @@ out, lost its connection or met a 5xx). `BatchIncompleteError` reports all three
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodynkv import _requests as requests
+from aiodynkv import _retry
 from aiodynkv._errors import (
     KVError,
     ServerError,
@@ -42,13 +42,10 @@ if TYPE_CHECKING:
     from aiodynkv._telemetry import Operation
 
 __all__ = [
-    "BACKOFF_BASE",
-    "BACKOFF_CAP",
     "MAX_GET_BATCH",
     "MAX_WRITE_BATCH",
     "Chunk",
     "Outcome",
-    "backoff",
     "chunked",
     "drive",
     "in_doubt",
@@ -62,19 +59,12 @@ Chunk = list[Any]
 Send = Callable[[Chunk], Awaitable[Chunk | None]]
 MAX_GET_BATCH = 100  # keys per BatchGetItem
 MAX_WRITE_BATCH = 25  # requests per BatchWriteItem
-BACKOFF_BASE = 0.05
-BACKOFF_CAP = 2.0
 
 
 def chunked(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-def backoff(attempt: int) -> float:
-    """Capped exponential backoff with full jitter, in seconds."""
-    return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))  # noqa: S311
 
 
 def in_doubt(error: BaseException) -> bool:
@@ -167,7 +157,7 @@ async def _drive_one(request: Chunk, send: Send, run: _Run) -> None:
             if remaining <= 0:
                 run.leave(request, doubt, error)
                 return
-            await asyncio.sleep(min(backoff(attempt), remaining))
+            await _retry.sleep(min(_retry.backoff(attempt), remaining))
             attempt += 1
     except asyncio.CancelledError:
         if run.abort is None or not run.abort.is_set():

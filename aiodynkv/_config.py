@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from aiodynkv._codec import RESERVED_ATTRIBUTES
 from aiodynkv._errors import KVConfigError, shown
+from aiodynkv._retry import longest_backoff
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -348,10 +349,7 @@ class KVConfig:
         if self.call_timeout is not None:
             return float(self.call_timeout)
         attempts = self.max_attempts
-        if self.retry_mode == "legacy":
-            backoff = sum(0.05 * 2.0 ** (n - 1) for n in range(1, attempts))
-        else:
-            backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, attempts))
+        backoff = longest_backoff(self.retry_mode, attempts)
         return attempts * (self.connect_timeout + self.read_timeout) + backoff
 
     @property

@@ -90,18 +90,6 @@ class _Admitted:
             self._core.release()
 
 
-class _Unsigned:
-    """The lean transport's stand-in when no credentials exist: every call is refused."""
-
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG002
-        import botocore.exceptions as bex
-
-        raise bex.NoCredentialsError
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
-
-
 class Core:
     """Config, telemetry, client, transport and lifecycle of one store and its views."""
 
@@ -223,7 +211,7 @@ class Core:
             from aiodynkv._transport.botocore import BotocoreTransport
 
             return BotocoreTransport(self.client)
-        from aiodynkv._transport.lean import LeanTransport, _client_internals, client_settings
+        from aiodynkv._transport.lean import LeanTransport, client_settings
         from aiodynkv._version import __version__
 
         settings: dict[str, Any] = {
@@ -234,12 +222,11 @@ class Core:
         }
         if not self.owns_client:  # the user's client: its Config decides, as it does on botocore
             settings.update(client_settings(self.client))
-        if _client_internals(self.client)[0] is None:  # no credentials to sign with
-            return _Unsigned()
         transport = LeanTransport.from_client(
             self.client,
             max_pool_connections=config.max_pool_connections,
             user_agent=f"aiodynkv/{__version__}",
+            profile=config.profile,
             **settings,
         )
         self._stack.push_async_callback(transport.aclose)

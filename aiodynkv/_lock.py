@@ -11,8 +11,10 @@ which every write bumps and which serves as the record version number (rvn).
   version, on its own monotonic clock; a holder that renews changes the version, so
   only a holder that stopped renewing (crashed, paused, cut off) is taken over.
 - **Renewal** runs in a background task every ``renew_every`` (lease/3). The holder
-  counts its lease from when it *sent* its last successful write, so it always
-  believes it holds the lease for less time than any waiter waits.
+  believes exactly the last lease the server confirmed, counted from when it *sent*
+  that write (monotonic clock), so it always believes it holds the lease for less
+  time than any waiter waits. A shorter lease (``extend(lease=)``) counts from the
+  moment it is sent, whether or not its reply arrives.
 - **Losing it**: when renewals keep failing until the lease has run out, or the item
   shows another owner, `Lock.lost` turns True and leaving the block raises
   `LeaseLostError` (the body is not cancelled: check ``held.lost`` or call
@@ -131,6 +133,7 @@ class Lock(LeaseRenewal):
         self._valid_until = 0.0
         self._acquired_at = 0.0
         self._renewer: asyncio.Task[None] | None = None
+        self._renewing = asyncio.Lock()  # one renewal in flight at a time
         self._generation = 0  # bumped to stop a renewal task, even one that missed its cancel
 
     def __repr__(self) -> str:
@@ -162,7 +165,7 @@ class Lock(LeaseRenewal):
         """True once the held lease lapsed or was taken over (until the next acquire)."""
         if self._lost:
             return True
-        return self._owner is not None and time.monotonic() >= self._valid_until
+        return self._owner is not None and self._lapsed()
 
     def check(self) -> None:
         """Raise `LeaseLostError` if the lease was lost (call it between steps of long work).
@@ -259,10 +262,7 @@ class Lock(LeaseRenewal):
         self._lost = False
         self._valid_until = sent + self.lease
         self._acquired_at = sent
-        self._generation += 1
-        self._renewer = asyncio.get_running_loop().create_task(
-            self._renew_loop(owner, self._generation)
-        )
+        self._start_renewer(owner)
         waited = round((time.monotonic() - start) * 1000.0, 3)
         fields: dict[str, Any] = {"outcome": "acquired", "waited_ms": waited, "attempts": tries}
         self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
@@ -292,6 +292,9 @@ class Lock(LeaseRenewal):
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).
 
+        A shorter lease takes effect when the renewal is sent, even if it then fails:
+        the server may have applied it.
+
         Raises:
             LeaseLostError: The lease was lost, or is not held by this object.
             WriteInDoubtError: The renewal may or may not have been applied.
@@ -305,29 +308,38 @@ class Lock(LeaseRenewal):
         owner = self._owner
         if owner is None or self.lost:
             raise self._lost_error("extend")
-        if new is not None:
-            if self._renew_every is not None and self._renew_every >= new:
-                raise KVValidationError(
-                    "extend: lease must be more than renew_every", operation="extend"
-                )
-            self.lease = new
-        try:
-            renewed = await self._renew_once(owner)
-        except asyncio.TimeoutError as exc:
-            if isinstance(exc, KVError):  # KVTimeoutError is a TimeoutError too
-                raise
-            if self.lost:
-                raise self._lost_error("extend") from None
-            store = self._store
-            raise WriteInDoubtError(
-                "extend: the renewal did not answer in time: it may or may not have been "
-                "applied; the lease stays at least until it lapses",
-                operation="extend",
-                table=store.config.table,
-                key=self.name,
-            ) from None
+        if new is not None and self._renew_every is not None and self._renew_every >= new:
+            raise KVValidationError(
+                "extend: lease must be more than renew_every", operation="extend"
+            )
+        async with self._renewing:  # after the renewal in flight, if any
+            if self._owner != owner or self.lost:
+                raise self._lost_error("extend")
+            await self._stop_renewer()  # restarted below: the next renewal follows `lease`
+            try:
+                if new is not None:
+                    self.lease = new
+                renewed = await self._renew_once(owner)
+            except asyncio.TimeoutError as exc:
+                if isinstance(exc, KVError):  # KVTimeoutError is a TimeoutError too
+                    raise
+                if self.lost:
+                    raise self._lost_error("extend") from None
+                store = self._store
+                raise WriteInDoubtError(
+                    "extend: the renewal did not answer in time: it may or may not have been "
+                    "applied; the lease stays at least until it lapses",
+                    operation="extend",
+                    table=store.config.table,
+                    key=self.name,
+                ) from None
+            finally:
+                if self._owner == owner and not self.lost:
+                    self._start_renewer(owner)
         if not renewed:
             self._lose("taken over by another holder", 0)
+            raise self._lost_error("extend")
+        if self.lost:  # confirmed only after the lease had run out
             raise self._lost_error("extend")
 
     # -- release ---------------------------------------------------------------------

@@ -8,8 +8,12 @@ record::
     s3:<bucket>:<size in bytes>:<sha256 of the object, hex>:<object key>
 
 Reads fetch the object, refuse one longer than the pointer says (or than
-``max_value_bytes`` allows), and check its SHA-256: a missing or different object is
-a `CorruptItemError`, never "not found". Each write makes a new object (a random
+``max_value_bytes`` allows), and check its SHA-256: a different object is a
+`CorruptItemError`, never "not found". A missing object is usually a race, not
+damage: a writer replaced or deleted the item, then removed its object, between
+the reader's read of the item and of the object. So the reader reads the item again
+(strongly consistent) and returns what is there now; only a pointer whose object is
+missing on both reads is corrupt. Each write makes a new object (a random
 name), so an object is never changed once an item points at it; the store deletes
 the old object after an overwrite or delete, and the new one when its item write
 definitely failed. Crashes in between and items removed by DynamoDB's TTL sweeper
@@ -31,7 +35,10 @@ from aiodynkv._errors import CorruptItemError
 if TYPE_CHECKING:
     from aiodynkv._aws import Clients
 
-__all__ = ["BlobStore", "MemoryBlobs", "Pointer", "S3Blobs", "object_name"]
+__all__ = ["MISSING", "BlobStore", "MemoryBlobs", "Pointer", "S3Blobs", "object_name"]
+
+#: The reason of the `CorruptItemError` for a pointer whose object does not exist.
+MISSING = "the large value's S3 object is missing"
 
 _SCHEME = "s3"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -79,7 +86,7 @@ class Pointer:
     def check(self, data: bytes | None) -> bytes:
         """`data` if it is the object this pointer names, else `CorruptItemError`."""
         if data is None:
-            reason = "the large value's S3 object is missing"
+            reason = MISSING
         elif len(data) != self.size:
             reason = "the large value's S3 object has the wrong size"
         elif hashlib.sha256(data).hexdigest() != self.sha256:

@@ -21,11 +21,13 @@ as damaged instead of returning ciphertext or a pointer as the value.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any
 
+from aiodynkv import _retry
 from aiodynkv._codec import COMPRESSION_FLAG, check_item_size
 from aiodynkv._errors import CorruptItemError, DecryptionError, KVError
-from aiodynkv._offload import Pointer, object_name
+from aiodynkv._offload import MISSING, Pointer, object_name
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
     from aiodynkv._crypto import KeyService
     from aiodynkv._offload import BlobStore
     from aiodynkv._telemetry import Operation
+
+    #: Reads an item again, strongly consistent: None when it is missing (or expired) now.
+    Reread = Callable[[], Awaitable[Item | None]]
 
 __all__ = [
     "ENVELOPE_SLACK",
@@ -54,6 +59,8 @@ _STEPS = frozenset({"e", "ze", "o", "zo", "eo", "zeo"})
 _KINDS = frozenset({"s", "b"})
 _LARGEST_VERSION = {"N": "9" * 19}
 _FETCHES = 16  # S3 reads in flight per get_many
+_REREADS = 3  # an item re-read while each read finds a new pointer whose object is gone
+_READ_ROUNDS = 5  # BatchGetItem rounds for the old items; what is left is not read
 
 
 def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
@@ -185,21 +192,47 @@ class Pipeline:
         """True if the item's value is encrypted or offloaded (`open` must run first)."""
         return _record_of(item) is not None
 
-    async def open(self, item: Item, stored: str, key: str, operation: str) -> Item:
+    async def open(
+        self,
+        item: Item,
+        stored: str,
+        key: str,
+        operation: str,
+        reread: Reread | None = None,
+    ) -> Item | None:
         """The item with its value fetched and decrypted, as the codec reads it.
+
+        When the S3 object of the item's pointer is missing and `reread` is given, the
+        item is read again (a writer may have replaced or deleted it and removed its
+        object in between): the value there now is returned, or None when the item is
+        gone now. Only a pointer whose object is missing twice is corrupt.
 
         Raises:
             CorruptItemError: Bad record, missing or altered S3 object, bounds exceeded.
             DecryptionError: The value does not decrypt (or no key for it).
             KVError: S3 or KMS failed (mapped like DynamoDB's failures).
         """
-        record = _record_of(item)
-        if record is None:
-            return item
-        try:
-            return await self._open(item, record, stored, key, operation)
-        except CorruptItemError as exc:
-            raise self._error(exc, operation, key) from None
+        missing: set[Pointer] = set()
+        current: Item | None = item
+        while current is not None:
+            record = _record_of(current)
+            if record is None:
+                return current
+            try:
+                return await self._open(current, record, stored, key, operation)
+            except CorruptItemError as exc:
+                pointer = self.pointer_of(current)
+                if (
+                    exc.reason != MISSING
+                    or reread is None
+                    or pointer is None
+                    or pointer in missing
+                    or len(missing) > _REREADS
+                ):
+                    raise self._error(exc, operation, key) from None
+                missing.add(pointer)
+            current = await reread()
+        return None
 
     async def _open(self, item: Item, record: str, stored: str, key: str, operation: str) -> Item:
         config = self.config
@@ -260,9 +293,16 @@ class Pipeline:
         return pointer.check(data)
 
     async def open_many(
-        self, items: Mapping[str, Item], users: Mapping[str, str], operation: str
+        self,
+        items: Mapping[str, Item],
+        users: Mapping[str, str],
+        operation: str,
+        reread: Callable[[str], Awaitable[Item | None]] | None = None,
     ) -> tuple[dict[str, Item], dict[str, str]]:
         """`open` for a batch: items by stored key, and why each unreadable one failed.
+
+        With `reread` (stored key -> the item read again), an item whose object went
+        missing and that is gone when read again is left out, as a missing key.
 
         Raises:
             KVError: S3 or KMS failed for some item (not a damaged item: those are reported).
@@ -272,11 +312,17 @@ class Pipeline:
         todo = [pk for pk, item in items.items() if _record_of(item) is not None]
 
         async def one(pk: str) -> None:
+            again = None if reread is None else functools.partial(reread, pk)
             try:
-                opened[pk] = await self.open(items[pk], pk, users[pk], operation)
+                found = await self.open(items[pk], pk, users[pk], operation, again)
             except CorruptItemError as exc:
                 corrupt[users[pk]] = exc.reason or str(exc)
                 del opened[pk]
+                return
+            if found is None:
+                del opened[pk]
+            else:
+                opened[pk] = found
 
         if todo:
             await asyncio.gather(*(one(pk) for pk in todo))
@@ -424,7 +470,7 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
         keys: list[dict[str, Any]] = [
             {config.partition_key: {"S": pk}} for pk in stored[start : start + 100]
         ]
-        for _ in range(5):
+        for attempt in range(_READ_ROUNDS):
             request = {
                 "RequestItems": {
                     config.table: {
@@ -446,5 +492,6 @@ async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[s
             if not rest:
                 break
             keys = rest["Keys"]
-            await asyncio.sleep(0.05)
+            if attempt + 1 < _READ_ROUNDS:
+                await _retry.sleep(_retry.backoff(attempt))
     return found

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -79,6 +79,7 @@ from aiodynkv._errors import (
 from aiodynkv._keys import SEPARATOR, KeyCodec
 from aiodynkv._pipeline import BatchWrites, read_old_items
 from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
+from aiodynkv._transport.base import ServiceError, WireError
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -100,6 +101,16 @@ _CLEAR_BATCH = 1000  # keys per _delete_batch in clear(): 40 BatchWriteItem requ
 _DELETE_WINDOW = 1000  # keys of one delete_many driven at once (bounds the tasks created)
 _INCR_RESETS = 5
 _NOT_MINE = "the retry met an item this call did not write"
+
+
+def _not_applied(error: KVError) -> bool:
+    """True if the request that failed with `error` was definitely not applied.
+
+    Only the transport knows: its error says whether any attempt may have reached
+    the server and been applied. Anything else (no transport error) is not known.
+    """
+    cause = error.__cause__
+    return isinstance(cause, (ServiceError, WireError)) and not cause.in_doubt
 
 
 class AsyncDynamoKV:
@@ -306,9 +317,10 @@ class AsyncDynamoKV:
                     item = self._live(op, await core.coalescer.get(stored, key, op), key)
                 else:
                     item = await self._read(op, key, stored, consistent=consistent)
-                if item is None:
+                found = None if item is None else await self._decoded(op, item, key, stored)
+                if found is None:
                     return None, None
-                value, item = await self._decoded(op, item, key, stored)
+                value, item = found
                 return value, expiry_seconds(item, core.config)
 
             return await read_through(core.cache, op, stored, consistent, fetch)
@@ -460,17 +472,22 @@ class AsyncDynamoKV:
                 if_version=if_version,
                 old=pipeline.bucket is not None,  # to delete the S3 object it pointed at
             )
+            new = pipeline.pointer_of(item)
+
+            async def drop_new() -> None:  # definitely not written: nothing points at it
+                await pipeline.discard([new], "set")
+
             try:
                 written, old = await self._send_put(
-                    op, request, stored, key, token, if_absent, if_version
+                    op, request, stored, key, token, if_absent, if_version, drop_new
                 )
             except ConditionFailedError:
-                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                await drop_new()
                 raise
             if not written:
-                await pipeline.discard([pipeline.pointer_of(item)], "set")
+                await drop_new()
                 return False
-            if pipeline.pointer_of(old) != pipeline.pointer_of(item):
+            if pipeline.pointer_of(old) != new:
                 await pipeline.discard([pipeline.pointer_of(old)], "set")
             cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
             return True
@@ -484,8 +501,12 @@ class AsyncDynamoKV:
         token: str,
         if_absent: bool,
         if_version: int | None,
+        refused: Callable[[], Awaitable[None]],
     ) -> tuple[bool, Item | None]:
-        """Send a `set`: whether it was written, and the old item when the server returned it."""
+        """Send a `set`: whether it was written, and the old item when the server returned it.
+
+        `refused` runs when the request failed and was definitely not applied.
+        """
         try:
             response = await self._core.send(op, "UpdateItem", request, key)
         except ConditionFailedError as exc:
@@ -501,6 +522,10 @@ class AsyncDynamoKV:
                 return False, None
             # Unconditional: only our own earlier attempt can fail NOT_MINE.
             return True, None
+        except KVError as exc:
+            if _not_applied(exc):
+                await refused()
+            raise
         return True, response.get("Attributes")
 
     async def set_json(
@@ -752,7 +777,9 @@ class AsyncDynamoKV:
         nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
         if outcome.fatal is not None and nothing:
             raise outcome.fatal  # nothing read at all: the plain error says it all
-        opened, unreadable = await core.pipeline.open_many(items, wanted, "get_many")
+        opened, unreadable = await core.pipeline.open_many(
+            items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
+        )
         return opened, outcome, unreadable
 
     def _check_read(
@@ -980,7 +1007,10 @@ class AsyncDynamoKV:
             try:
                 if is_expired(raw, config, at):
                     continue
-                item = await self._opened(raw, self._keys.prefix + user, user, "items")
+                stored = self._keys.prefix + user
+                item = await self._opened(raw, stored, user, "items", self._again(stored, user))
+                if item is None:  # deleted while it was listed
+                    continue
                 yield StoredItem(
                     user,
                     decode_value(item, config),
@@ -1038,6 +1068,15 @@ class AsyncDynamoKV:
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
+
+    def _again(self, stored: str, user: str) -> Callable[[], Awaitable[Item | None]]:
+        """Reads `user`'s item again (its own traced GetItem), for `_opened` in `items`."""
+
+        async def again() -> Item | None:
+            with self._core.operation("items", "GetItem", user) as op:
+                return await self._read_again(op, stored, user)
+
+        return again
 
     async def _scan(self, prefix: str, *, expired: bool) -> AsyncIterator[str]:
         at = now()
@@ -1140,17 +1179,44 @@ class AsyncDynamoKV:
 
     async def _decoded(
         self, op: Operation, item: Item, key: str, stored: str
-    ) -> tuple[Value, Item]:
-        """The item's value, and the item made readable (`_opened`)."""
-        item = await self._opened(item, stored, key, op.name)
-        return self._value(item, key, op.name), item
+    ) -> tuple[Value, Item] | None:
+        """The item's value and the item made readable; None if it is gone now (`_opened`)."""
+        opened = await self._opened(
+            item, stored, key, op.name, lambda: self._read_again(op, stored, key)
+        )
+        return None if opened is None else (self._value(opened, key, op.name), opened)
 
-    async def _opened(self, item: Item, stored: str, key: str, operation: str) -> Item:
-        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`)."""
+    async def _opened(
+        self,
+        item: Item,
+        stored: str,
+        key: str,
+        operation: str,
+        reread: Callable[[], Awaitable[Item | None]] | None = None,
+    ) -> Item | None:
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`).
+
+        `reread` reads the item again (strongly consistent) when its S3 object is
+        missing; None means the item is gone now.
+        """
         pipeline = self._core.pipeline
         if not pipeline.needs_open(item):
             return item
-        return await pipeline.open(item, stored, key, operation)
+        return await pipeline.open(item, stored, key, operation, reread)
+
+    async def _read_again(self, op: Operation, stored: str, key: str) -> Item | None:
+        """The item read again, strongly consistent (None when missing or expired now).
+
+        For a read whose offloaded object went missing: a writer may have replaced or
+        deleted the item meanwhile (`aiodynkv._pipeline.Pipeline.open`).
+        """
+        request = requests.get(self._core.config, stored, consistent=True)
+        item: Item | None = (await self._core.send(op, "GetItem", request, key)).get("Item")
+        try:
+            expired = item is not None and is_expired(item, self.config, now())
+        except CorruptItemError as exc:
+            raise self._corrupt(op.name, key, exc.reason or str(exc)) from None
+        return None if expired else item
 
     def _value(self, item: Item, key: str, operation: str) -> Value:
         try:

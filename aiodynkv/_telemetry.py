@@ -24,14 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from aiodynkv._errors import ConditionFailedError, KeyNotFoundError, KVError
@@ -48,6 +51,11 @@ _SCOPE = "aiodynkv"
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.28.0"
 _STDLIB = logging.getLogger(_SCOPE)
 _STDLIB.addHandler(logging.NullHandler())
+#: structlog's filtering wrapper classes that drop DEBUG (structlog caches one per level).
+_ABOVE_DEBUG = frozenset(
+    structlog.make_filtering_bound_logger(level)
+    for level in (logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+)
 
 
 class _StdlibEvents:
@@ -73,6 +81,87 @@ class _StdlibEvents:
 _STDLIB_EVENTS = _StdlibEvents()
 
 
+class _Sums:
+    """One store's running totals of one counter, by attribute set.
+
+    Keyed by the identity of the attribute mapping: `Telemetry` hands out one cached
+    mapping per attribute set, and the entry keeps it alive.
+    """
+
+    __slots__ = ("__weakref__", "totals")
+
+    def __init__(self) -> None:
+        self.totals: dict[int, list[Any]] = {}
+
+    def add(self, amount: float, attributes: dict[str, Any]) -> None:
+        entry = self.totals.get(id(attributes))
+        if entry is None:
+            self.totals[id(attributes)] = [attributes, amount]
+        else:
+            entry[1] += amount
+
+
+class _ObservedCounter:
+    """A monotonic counter reported from in-process sums when a metric reader collects.
+
+    A synchronous SDK counter validates, copies and hashes its attributes on every
+    ``add``; summing in a dict and reporting the totals through an observable counter
+    exports the same cumulative sums for a fraction of the cost per call. One per
+    (meter, name), shared by every store on that meter (the SDK adds up equal
+    attribute sets observed by several stores).
+    """
+
+    def __init__(self, meter: Any, name: str, unit: str, description: str) -> None:
+        self._lock = threading.Lock()  # the reader's thread collects while stores register
+        self._sums: list[weakref.ref[_Sums]] = []
+        #: Totals of stores that are gone, by attribute set: a sum never goes down.
+        self._retired: dict[tuple[Any, ...], list[Any]] = {}
+        meter.create_observable_counter(
+            name, callbacks=[self._observe], unit=unit, description=description
+        )
+
+    def sums(self) -> _Sums:
+        """New totals for one store; kept (retired) when the store is gone."""
+        sums = _Sums()
+        weakref.finalize(sums, self._retire, sums.totals)
+        with self._lock:
+            self._sums = [ref for ref in self._sums if ref() is not None]
+            self._sums.append(weakref.ref(sums))
+        return sums
+
+    def _retire(self, totals: dict[int, list[Any]]) -> None:
+        with self._lock:
+            for attributes, total in list(totals.values()):
+                key = tuple(attributes.items())
+                entry = self._retired.get(key)
+                if entry is None:
+                    self._retired[key] = [attributes, total]
+                else:
+                    entry[1] += total
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        del options
+        with self._lock:
+            live = [sums for ref in self._sums if (sums := ref()) is not None]
+            entries = [tuple(entry) for entry in self._retired.values()]
+        entries += [tuple(entry) for sums in live for entry in list(sums.totals.values())]
+        return [Observation(total, attributes) for attributes, total in entries]
+
+
+_COUNTERS: weakref.WeakKeyDictionary[Any, dict[str, _ObservedCounter]] = weakref.WeakKeyDictionary()
+_COUNTERS_LOCK = threading.Lock()
+
+
+def _counter(meter: Any, name: str, unit: str, description: str) -> _Sums:
+    """This store's totals of the meter's observable counter `name` (created once)."""
+    with _COUNTERS_LOCK:
+        counters = _COUNTERS.setdefault(meter, {})
+        counter = counters.get(name)
+        if counter is None:
+            counter = counters[name] = _ObservedCounter(meter, name, unit, description)
+    return counter.sums()
+
+
 class Telemetry:
     """Tracer, instruments and logger of one store, with the constant attributes built once."""
 
@@ -81,10 +170,13 @@ class Telemetry:
         "_cache",
         "_capacity",
         "_duration",
+        "_extra_attrs",
         "_logger",
         "_metric_attrs",
         "_retries",
         "_span_attrs",
+        "_span_names",
+        "_structlog",
         "config",
         "expose_keys",
     )
@@ -104,24 +196,30 @@ class Telemetry:
             description="Duration of database client operations.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self._capacity = meter.create_counter(
+        self._capacity = _counter(
+            meter,
             "aiodynkv.consumed_capacity",
-            unit="{capacity_unit}",
-            description="DynamoDB capacity units consumed (ReturnConsumedCapacity=TOTAL).",
+            "{capacity_unit}",
+            "DynamoDB capacity units consumed (ReturnConsumedCapacity=TOTAL).",
         )
-        self._retries = meter.create_counter(
+        self._retries = _counter(
+            meter,
             "aiodynkv.retries",
-            unit="{retry}",
-            description="Requests the AWS SDK retried (throttling, 5xx, connection errors).",
+            "{retry}",
+            "Requests the AWS SDK retried (throttling, 5xx, connection errors).",
         )
-        self._cache = meter.create_counter(
+        self._cache = _counter(
+            meter,
             "aiodynkv.cache.lookups",
-            unit="{lookup}",
-            description="Near-cache lookups by result (aiodynkv.cache.result: hit or miss).",
+            "{lookup}",
+            "Near-cache lookups by result (aiodynkv.cache.result: hit or miss).",
         )
         self._logger = config.logger
+        self._structlog: Any = None
         self._span_attrs: dict[tuple[str, str], dict[str, Any]] = {}
-        self._metric_attrs: dict[str, dict[str, Any]] = {}
+        self._span_names: dict[str, str] = {}
+        self._extra_attrs: dict[tuple[str, str | None, str, str], dict[str, Any]] = {}
+        self._metric_attrs: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     @property
     def logger(self) -> Any:
@@ -129,16 +227,18 @@ class Telemetry:
         if self._logger is not None:
             return self._logger
         if structlog.is_configured():
-            return structlog.get_logger(_SCOPE)
+            if self._structlog is None:  # a lazy proxy: it follows later reconfiguration
+                self._structlog = structlog.get_logger(_SCOPE)
+            return self._structlog
         return _STDLIB_EVENTS
 
     def logs_events(self) -> bool:
         """Whether debug events go anywhere (skips building them when not)."""
-        return (
-            self._logger is not None
-            or structlog.is_configured()
-            or _STDLIB.isEnabledFor(logging.DEBUG)
-        )
+        if self._logger is not None:
+            return True
+        if structlog.is_configured():
+            return structlog.get_config()["wrapper_class"] not in _ABOVE_DEBUG
+        return _STDLIB.isEnabledFor(logging.DEBUG)
 
     def span_attributes(self, operation: str, dynamo_op: str) -> dict[str, Any]:
         """Constant span attributes of an operation (cached; never mutate the result)."""
@@ -158,9 +258,13 @@ class Telemetry:
             self._span_attrs[(operation, dynamo_op)] = attrs
         return attrs
 
-    def metric_attributes(self, dynamo_op: str) -> dict[str, Any]:
-        """Constant metric attributes of a DynamoDB operation (cached)."""
-        attrs = self._metric_attrs.get(dynamo_op)
+    def metric_attributes(self, dynamo_op: str, error_type: str | None = None) -> dict[str, Any]:
+        """Metric attributes of a DynamoDB operation and its error type (cached).
+
+        One ready mapping per (operation, error type): the SDK copies what it is
+        given, so the same dict is handed over on every record.
+        """
+        attrs = self._metric_attrs.get((dynamo_op, error_type))
         if attrs is None:
             host, port = self.config.server_address
             attrs = {
@@ -170,8 +274,28 @@ class Telemetry:
                 "server.address": host,
                 "server.port": port,
             }
-            self._metric_attrs[dynamo_op] = attrs
+            if error_type is not None:
+                attrs["error.type"] = error_type
+            self._metric_attrs[(dynamo_op, error_type)] = attrs
         return attrs
+
+    def metric_attributes_with(
+        self, dynamo_op: str, error_type: str | None, name: str, value: str
+    ) -> dict[str, Any]:
+        """`metric_attributes` plus one more attribute of few values (cached)."""
+        key = (dynamo_op, error_type, name, value)
+        attrs = self._extra_attrs.get(key)
+        if attrs is None:
+            attrs = {**self.metric_attributes(dynamo_op, error_type), name: value}
+            self._extra_attrs[key] = attrs
+        return attrs
+
+    def span_name(self, dynamo_op: str) -> str:
+        """``"<DynamoDB operation> <table>"``, the span name the conventions ask for (cached)."""
+        name = self._span_names.get(dynamo_op)
+        if name is None:
+            name = self._span_names[dynamo_op] = f"{dynamo_op} {self.config.table}"
+        return name
 
     def operation(
         self,
@@ -188,7 +312,7 @@ class Telemetry:
     @contextlib.contextmanager
     def activate(self, op: Operation) -> Iterator[None]:
         """Make `op`'s span current (for work done on its behalf in another task)."""
-        if not op.span.get_span_context().is_valid:
+        if not op.span.is_recording():
             yield
             return
         token = otel_context.attach(trace.set_span_in_context(op.span))
@@ -270,14 +394,16 @@ class Operation:
                 attrs["db.operation.batch.size"] = self.batch_size
             if self.key is not None and tel.expose_keys:
                 attrs["aiodynkv.key"] = self.key
-        self.span = tel._base.start_span(
-            f"{self.dynamo_op} {tel.config.table}",
+        span = self.span = tel._base.start_span(
+            tel.span_name(self.dynamo_op),
             kind=SpanKind.CLIENT,
             attributes=attrs,
             links=self.links,
         )
-        if self.span.get_span_context().is_valid:
-            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        # Current only when recording: a span that records nothing has no children
+        # worth parenting (the caller's context stays current instead).
+        if span.is_recording():
+            self._token = otel_context.attach(trace.set_span_in_context(span))
         self._start = time.perf_counter()
         return self
 
@@ -321,26 +447,27 @@ class Operation:
             else:
                 error_type = type(exc).__name__
                 self.outcome = "error"
-        metric_attrs = tel.metric_attributes(self.dynamo_op)
-        if error_type is not None:
-            metric_attrs = {**metric_attrs, "error.type": error_type}
+        metric_attrs = tel.metric_attributes(self.dynamo_op, error_type)
         if self.cache != "hit":  # answered from process memory: no database operation
             tel._duration.record(duration, metric_attrs)
         if self.read_units or self.write_units or self.retries:
-            self._count(metric_attrs)
-        if self.cache_hits:
-            tel._cache.add(self.cache_hits, {**metric_attrs, "aiodynkv.cache.result": "hit"})
-        if self.cache_misses:
-            tel._cache.add(self.cache_misses, {**metric_attrs, "aiodynkv.cache.result": "miss"})
-        if span.is_recording():
-            span.set_attribute("aiodynkv.outcome", self.outcome)
-            if self.cache is not None:
-                span.set_attribute("aiodynkv.cache", self.cache)
-            if self.retries:
-                span.set_attribute("aiodynkv.retries", self.retries)
+            self._count(metric_attrs, error_type)
+        if self.cache_hits or self.cache_misses:
+            self._count_cache(error_type)
+        if self._token is not None:  # recording (see __enter__)
+            if self.cache is None and not self.retries and error_type is None:
+                span.set_attribute("aiodynkv.outcome", self.outcome)
+            else:  # the rare extras in one call
+                late: dict[str, Any] = {"aiodynkv.outcome": self.outcome}
+                if self.cache is not None:
+                    late["aiodynkv.cache"] = self.cache
+                if self.retries:
+                    late["aiodynkv.retries"] = self.retries
+                if error_type is not None:
+                    late["error.type"] = error_type
+                span.set_attributes(late)
             if error_type is not None and exc is not None:
                 reason = _describe(exc)
-                span.set_attribute("error.type", error_type)
                 if tel.expose_keys:
                     span.record_exception(exc)
                 else:  # the exception's message names the key; record the reason only
@@ -349,19 +476,31 @@ class Operation:
                         {"exception.type": error_type, "exception.message": reason},
                     )
                 span.set_status(Status(StatusCode.ERROR, reason))
-        span.end()
-        if self._token is not None:
+            span.end()
             otel_context.detach(self._token)  # type: ignore[arg-type]
         self._log(duration, error_type, exc)
 
-    def _count(self, metric_attrs: dict[str, Any]) -> None:
+    def _count(self, metric_attrs: dict[str, Any], error_type: str | None) -> None:
         tel = self.tel
+        kind = "aiodynkv.capacity.kind"
         if self.read_units:
-            tel._capacity.add(self.read_units, {**metric_attrs, "aiodynkv.capacity.kind": "read"})
+            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, kind, "read")
+            tel._capacity.add(self.read_units, attrs)
         if self.write_units:
-            tel._capacity.add(self.write_units, {**metric_attrs, "aiodynkv.capacity.kind": "write"})
+            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, kind, "write")
+            tel._capacity.add(self.write_units, attrs)
         if self.retries:
             tel._retries.add(self.retries, metric_attrs)
+
+    def _count_cache(self, error_type: str | None) -> None:
+        tel = self.tel
+        result = "aiodynkv.cache.result"
+        if self.cache_hits:
+            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, result, "hit")
+            tel._cache.add(self.cache_hits, attrs)
+        if self.cache_misses:
+            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, result, "miss")
+            tel._cache.add(self.cache_misses, attrs)
 
     def _log(self, duration: float, error_type: str | None, exc: BaseException | None) -> None:
         tel = self.tel

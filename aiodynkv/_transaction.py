@@ -24,7 +24,6 @@ again with a restart for it (nothing was applied by the first attempt).
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import re
 import uuid
@@ -33,6 +32,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
+from aiodynkv import _retry
 from aiodynkv._args import check_conditions, check_delta, check_version, ttl_seconds
 from aiodynkv._cache import writing
 from aiodynkv._codec import (
@@ -57,8 +57,10 @@ from aiodynkv._errors import (
     TransactionReason,
     WriteInDoubtError,
 )
+from aiodynkv._pipeline import read_old_items
 
 if TYPE_CHECKING:
+    from aiodynkv._offload import Pointer
     from aiodynkv._protocol import TTL, Value
     from aiodynkv._store import AsyncDynamoKV
     from aiodynkv._telemetry import Operation
@@ -127,6 +129,7 @@ class Transaction:
         "_actions",
         "_client_token",
         "_in_doubt",
+        "_objects",
         "_pending",
         "_restart",
         "_size",
@@ -142,6 +145,7 @@ class Transaction:
         self._size = 0
         self._state = "open"
         self._client_token = uuid.uuid4().hex
+        self._objects: builtins.set[Pointer] = builtins.set()  # of offloaded values it deletes
         #: An earlier send of this commit may have been applied.
         self._in_doubt = False
         #: The request being committed, its clock and write token: built once, re-sent as is.
@@ -321,8 +325,41 @@ class Transaction:
         # The near cache (when on) forgets every written key, whatever the outcome.
         written = [a.stored for a in self._actions if a.kind != "check"]
         with writing(store._core.cache, *written):
+            await self._note_objects()
             await self._send()
         self._state = "committed"
+        if self._objects:  # the commit is known: the deleted values' objects go too
+            await store._core.pipeline.discard(list(self._objects), "transaction")
+
+    async def _note_objects(self) -> None:
+        """Note the S3 objects of the offloaded values this commit deletes (best effort).
+
+        A transaction returns no old items, so they are read (strongly consistent) just
+        before the commit and removed once it is known to have succeeded. An overwrite
+        between the read and the commit leaves its own object behind for the bucket's
+        lifecycle rule (docs/large-values.md); no item ever points at a removed object.
+        """
+        core = self._store._core
+        pipeline = core.pipeline
+        deleted = [a.stored for a in self._actions if a.kind == "delete"]
+        if pipeline.bucket is None or not deleted:
+            return
+        try:
+            with core.operation("transaction", "BatchGetItem", batch_size=len(deleted)) as op:
+                items = await read_old_items(core, op, deleted)
+        except KVError as exc:  # cleanup only: the commit goes ahead
+            if pipeline.warn is not None:
+                pipeline.warn(
+                    "aiodynkv.offload_cleanup_failed",
+                    table=core.config.table,
+                    operation="transaction",
+                    error=type(exc).__name__,
+                )
+            return
+        for item in items.values():
+            pointer = pipeline.pointer_of(item)
+            if pointer is not None:
+                self._objects.add(pointer)
 
     def discard(self) -> None:
         """Drop every action; nothing is sent."""
@@ -418,7 +455,7 @@ class Transaction:
             if isinstance(verdict, TransactionFailedError):
                 raise verdict from verdict.__cause__
             rounds += 1
-            await asyncio.sleep(0.01 * rounds)
+            await _retry.sleep(_retry.backoff(rounds))
 
     def _doubtful(self, op: Operation, exc: KVError | None) -> KVError:
         """The `WriteInDoubtError` of this commit (every action's key)."""

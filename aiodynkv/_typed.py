@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from aiodynkv._codec import to_json
 from aiodynkv._errors import CorruptItemError, KVValidationError
 from aiodynkv._protocol import MISSING, TTL
 
@@ -71,16 +72,27 @@ class TypedView(Generic[_M]):
         from pydantic_core import PydanticSerializationError
 
         try:
-            text: str = self._adapter.dump_json(obj).decode()
+            data = self._adapter.dump_python(obj, mode="json")
         except (PydanticSerializationError, ValidationError, TypeError, ValueError) as exc:
-            raise KVValidationError(
-                f"{operation}: the value cannot be serialised as {self._name} "
-                f"({type(exc).__name__})",
-                operation=operation,
-                table=self._store.config.table,
-                reason="value does not serialise",
-            ) from exc
+            raise self._unserialisable(operation, type(exc).__name__) from exc
+        try:
+            # pydantic's own JSON writes NaN and infinities as null (a float field could
+            # never be read back): its JSON-ready data goes through `to_json`, which
+            # refuses them as `set_json` does.
+            text = to_json(data)
+        except ValueError as exc:
+            raise self._unserialisable(operation, "NaN or an infinity is not JSON") from exc
+        except TypeError as exc:
+            raise self._unserialisable(operation, type(exc).__name__) from exc
         return text
+
+    def _unserialisable(self, operation: str, why: str) -> KVValidationError:
+        return KVValidationError(
+            f"{operation}: the value cannot be serialised as {self._name} ({why})",
+            operation=operation,
+            table=self._store.config.table,
+            reason="value does not serialise",
+        )
 
     @property
     def _name(self) -> str:
@@ -167,7 +179,8 @@ class TypedView(Generic[_M]):
         """Store `obj` (as JSON text); see the store's `set`.
 
         Raises:
-            KVValidationError: `obj` cannot be serialised as the view's type.
+            KVValidationError: `obj` cannot be serialised as the view's type, or holds
+                NaN or an infinity (anywhere, nested too), as `set_json` refuses them.
         """
         text = self._dump(obj, "set")
         written: bool = await self._store.set(

@@ -3,6 +3,7 @@
     python -m tests.fault_matrix_report results.jsonl > table.md
     python -m tests.fault_matrix_report --run sample --out results.jsonl > table.md
     python -m tests.fault_matrix_report --run full --depth 2 > table.md
+    python -m tests.fault_matrix_report results.jsonl --into RELIABILITY.md
 
 A results file holds one JSON `tests.faultseq.Result` per line, as
 ``AIODYNKV_MATRIX_RESULTS=<file> pytest tests/integration/test_fault_matrix.py`` writes
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--without", action="append", default=[], choices=EVENTS, help="leave out sequences with it"
     )
+    parser.add_argument("--into", type=Path, help="write the section into this markdown file")
     args = parser.parse_args(argv)
     if args.run is None:
         if args.results is None:
@@ -104,8 +106,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{3 if args.run == 'sample' else args.depth} of {len(EVENTS)} events"
             + (f", without {', '.join(args.without)}" if args.without else "")
         )
-    sys.stdout.write(report(results, title))
+    text = report(results, title)
+    if args.into is not None:
+        into(args.into, text)
+    else:
+        sys.stdout.write(text)
     return 1 if any(result.violation for result in results) else 0
+
+
+START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
+SECTION = """## The fault-sequence matrix
+
+`tests/integration/test_fault_matrix.py` plays scripted faults, one per HTTP request, in
+a proxy between the store and moto (`tests/faultseq.py`): applied then reply lost, reset
+before forwarding, held past the read timeout, 500, 503, throttling, a reply trickled
+byte by byte, a cut 200, an HTML 200, a wrong or non-numeric `x-amz-crc32`. Every public
+write (and `get`, `get_many`) runs under every sequence of these events on both
+transports, and the state is read back through a clean store and judged against a
+model: the exact result, or `WriteInDoubtError` (a truthful `BatchIncompleteError` for
+batches) with the write applied at most once, or a typed error with nothing applied.
+Anything else is a violation: doubled, lost, a false outcome, corrupt data returned, a
+wrong error class, a call outliving its deadline. `nox -s tests` runs a fixed sample;
+`nox -s full` (CI) runs every sequence of one and two events; regenerate this section
+with `python -m tests.fault_matrix_report results.jsonl --into RELIABILITY.md`.
+
+"""
+
+
+def into(path: Path, text: str) -> None:
+    """Put the matrix section into `path` between its markers (appended the first time)."""
+    old = path.read_text(encoding="utf-8")
+    block = f"{START}\n{SECTION}{text}{END}\n"
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        new = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    path.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ _LOCAL_CREDENTIALS = {"aws_access_key_id": "aiodynkv-local", "aws_secret_access_
 
 
 @functools.lru_cache(maxsize=1)
-def _shared_loader() -> Any:
+def shared_loader() -> Any:
     """The botocore data loader, which caches what it has parsed (service models, rules)."""
     return botocore.loaders.create_loader()
 
@@ -64,7 +64,7 @@ def new_client(config: KVConfig) -> Any:
     botocore_session = AioSession()
     # The parsed service model and endpoint rules are the same for every store:
     # share one loader per process instead of parsing them again per store.
-    botocore_session.register_component("data_loader", _shared_loader())
+    botocore_session.register_component("data_loader", shared_loader())
     session = aioboto3.Session(botocore_session=botocore_session, profile_name=config.profile)
     credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
     botocore_config = AioConfig(

@@ -1,11 +1,13 @@
 """The lean transport: DynamoDB JSON signed by us and posted over one aiohttp session.
 
-What still comes from botocore (through `LeanTransport.from_client`): the endpoint URL
-(FIPS, dual-stack, account-ID and custom endpoints resolved by its rules), the region,
-the signing name, the credentials object (with its own refresh: environment, profiles,
-SSO, assume-role, container and instance roles), the CA bundle and the proxy settings
-(credentials in the proxy URL are sent as a ``Proxy-Authorization`` header and masked
-in every error); with a user's client, `client_settings` reads its timeouts and retries.
+What still comes from botocore (through `LeanTransport.from_client`, by its public
+interfaces only, see `ClientCredentials`): the endpoint URL (FIPS, dual-stack,
+account-ID and custom endpoints resolved by its rules), the region, the signing name,
+the client's credentials (with their own refresh: environment, profiles, SSO,
+assume-role, container and instance roles), the CA bundle (``AWS_CA_BUNDLE``,
+``ca_bundle``) and the proxy settings (credentials in the proxy URL are sent as a
+``Proxy-Authorization`` header and masked in every error); with a user's client,
+`client_settings` reads its timeouts and retries.
 
 What this module does itself, because botocore's generic machinery costs more than
 DynamoDB needs: the request body is ``json`` of the request dict (binary values
@@ -44,6 +46,8 @@ UTF-8 of the string; our callers always pass bytes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -52,7 +56,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from aiodynkv._transport import _retry, _wire
+from aiodynkv import _retry
+from aiodynkv._transport import _wire
 from aiodynkv._transport._sigv4 import Signer, canonical_host
 from aiodynkv._transport.base import WireError
 
@@ -61,9 +66,7 @@ if TYPE_CHECKING:
 
     from aiodynkv._transport._sigv4 import FrozenCredentials
 
-__all__ = ["LeanTransport", "client_settings"]
-
-_sleep = asyncio.sleep  # the tests replace it to see the backoff without waiting
+__all__ = ["ClientCredentials", "LeanTransport", "ca_bundle", "client_settings"]
 
 _TARGET_PREFIX: Final = "DynamoDB_20120810."
 _CONTENT_TYPE: Final = "application/x-amz-json-1.0"
@@ -188,6 +191,8 @@ class LeanTransport:
         retry_mode: str,
         max_pool_connections: int,
         user_agent: str,
+        verify: bool | str | None = None,
+        profile: str | None = None,
     ) -> LeanTransport:
         """A transport to the endpoint an open aiobotocore DynamoDB client talks to.
 
@@ -206,26 +211,30 @@ class LeanTransport:
             retry_mode: See `LeanTransport`.
             max_pool_connections: See `LeanTransport`.
             user_agent: See `LeanTransport`.
+            verify: TLS verification; by default what botocore sets without ``verify=``
+                (`ca_bundle` of `profile`). A ``verify=`` given to the client itself
+                is not visible through botocore's public interfaces: pass it here.
+            profile: The profile whose ``ca_bundle`` applies (default: ``AWS_PROFILE``).
 
         Returns:
             The transport (its HTTP session is opened on first use).
 
         Raises:
-            ValueError: The client has no credentials, or an argument is out of range.
+            ValueError: An argument is out of range.
         """
         endpoint_url: str = client.meta.endpoint_url
-        credentials, signing_name, verify = _client_internals(client)
+        credentials = ClientCredentials(client)
 
         async def resolve() -> tuple[str, str | None]:
-            resolved = await _resolved_endpoint(client, endpoint_url)
+            resolved = await credentials.resolve()
             return resolved, _wire.proxy_for(client, resolved)
 
         return cls(
             endpoint_url=endpoint_url,
             region=client.meta.region_name,
             credentials=credentials,
-            signing_name=signing_name,
-            verify=verify,
+            signing_name=str(client.meta.service_model.signing_name or "dynamodb"),
+            verify=ca_bundle(profile) if verify is None else verify,
             proxy=_wire.proxy_for(client, endpoint_url),
             endpoint_resolver=resolve,
             connect_timeout=connect_timeout,
@@ -311,7 +320,7 @@ class LeanTransport:
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
                 if attempt < self.max_attempts and (cost := self._take_quota(cost)):
                     retry_cost = cost
-                    await _sleep(self._delay(attempt))
+                    await _retry.sleep(self._delay(attempt))
                     continue
                 # raised outside the except block: no implicit context to carry secrets
                 raise WireError(
@@ -331,7 +340,7 @@ class LeanTransport:
                 and (cost := self._take_quota(_retry.RETRY_COST))
             ):
                 retry_cost = cost
-                await _sleep(self._delay(attempt))
+                await _retry.sleep(self._delay(attempt))
                 continue
             raise error
 
@@ -408,29 +417,122 @@ class LeanTransport:
             await session.close()
 
 
-# -- what only botocore's internals know --------------------------------------------------
+# -- what botocore resolves for the client, through its public interfaces ----------------
 
 
-def _client_internals(client: Any) -> tuple[Any, str, bool | str]:
-    """The credentials object, signing name and TLS verification of an aiobotocore client.
+class ClientCredentials:
+    """The endpoint and credentials a DynamoDB request of an aiobotocore client gets.
 
-    botocore has no public accessor for these. ``_get_credentials()`` is botocore's own
-    (private) accessor, ``_request_signer`` its request signer; ``_endpoint.http_session``
-    holds the ``verify`` setting (``AWS_CA_BUNDLE``, ``ca_bundle``, ``verify=``). If a
-    botocore release moves them, this is the one place to change.
+    Learned through botocore's public interfaces only. One ``GetItem`` through the
+    client, answered by a ``before-call`` handler before anything is signed or sent
+    (as botocore's ``Stubber`` answers), shows the URL botocore's endpoint rules chose
+    for it (account-ID endpoints and ``account_id_endpoint_mode``, FIPS, dual-stack,
+    custom endpoints) and hands over the client's request signer; the signer's public
+    ``get_auth_instance`` then gives the client's current credentials for every request,
+    refreshed as the client's own are.
+
+    Args:
+        client: An open aiobotocore DynamoDB client.
     """
-    get_credentials = getattr(client, "_get_credentials", None)
-    if get_credentials is not None:
-        credentials = get_credentials()
-    else:
-        credentials = client._request_signer._credentials
-    signer = client._request_signer
-    signing_name = str(getattr(signer, "signing_name", None) or "dynamodb")
-    http_session = getattr(getattr(client, "_endpoint", None), "http_session", None)
-    verify = getattr(http_session, "_verify", True)
-    if verify is None:
-        verify = True
-    return credentials, signing_name, verify
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._signer: Any = None
+        self._signing_name = str(client.meta.service_model.signing_name or "dynamodb")
+        self._lock = asyncio.Lock()
+        self.endpoint_url: str | None = None
+
+    async def resolve(self) -> str:
+        """The endpoint URL botocore's rules give a request of the client (asked once).
+
+        Raises:
+            KVConfigError: The rules refuse the configuration (``required`` without an
+                account id, or with FIPS or dual-stack).
+        """
+        async with self._lock:
+            if self.endpoint_url is None:
+                self.endpoint_url, self._signer = await _probe(self._client)
+        return self.endpoint_url
+
+    async def get_frozen_credentials(self) -> FrozenCredentials:
+        """The client's credentials as of now.
+
+        Raises:
+            botocore.exceptions.NoCredentialsError: The client has none.
+        """
+        if self._signer is None:
+            await self.resolve()
+        auth = await self._signer.get_auth_instance(
+            self._signing_name, self._client.meta.region_name, "v4"
+        )
+        if auth.credentials is None:
+            import botocore.exceptions as bex
+
+            raise bex.NoCredentialsError
+        frozen: FrozenCredentials = auth.credentials
+        return frozen
+
+
+async def _probe(client: Any) -> tuple[str, Any]:
+    """The URL and request signer of a ``GetItem`` of `client`, stopped before signing.
+
+    The handler answers only this call (its table name is unique), so other calls on
+    a shared client go on as usual; OpenTelemetry instrumentation is suppressed for it.
+    """
+    import secrets
+
+    import botocore.exceptions as bex
+    from botocore.awsrequest import AWSResponse
+
+    marker = f"aiodynkv-endpoint-{secrets.token_hex(8)}"
+    seen: dict[str, Any] = {}
+
+    def answer(params: dict[str, Any], request_signer: Any, **_: Any) -> Any:
+        body = params.get("body") or b""
+        if marker.encode() not in (body.encode() if isinstance(body, str) else body):
+            return None
+        seen["url"], seen["signer"] = params["url"], request_signer
+        return AWSResponse(params["url"], 200, {}, None), {}
+
+    service_id = client.meta.service_model.service_id.hyphenize()
+    event = f"before-call.{service_id}.GetItem"
+    client.meta.events.register_first(event, answer, unique_id=marker)
+    try:
+        with _uninstrumented():
+            await client.get_item(TableName=marker, Key={})
+    except bex.EndpointResolutionError as exc:
+        raise _wire.endpoint_config_error(exc) from None
+    finally:
+        client.meta.events.unregister(event, unique_id=marker)
+    url = str(seen["url"])
+    if urlsplit(url).path == "/" and url.endswith("/"):
+        url = url[:-1]  # botocore joined the operation's path "/" to the endpoint
+    return url, seen["signer"]
+
+
+def _uninstrumented() -> contextlib.AbstractContextManager[object]:
+    """Suppress OpenTelemetry instrumentation (when installed): the probe is no request."""
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:
+        return contextlib.nullcontext()
+    return suppress_instrumentation()
+
+
+def ca_bundle(profile: str | None = None) -> bool | str:
+    """TLS verification as botocore sets it without ``verify=``.
+
+    ``AWS_CA_BUNDLE`` or the ``ca_bundle`` of `profile` (``AWS_PROFILE`` by default),
+    else botocore's own CA bundle (True).
+    """
+    import botocore.exceptions as bex
+    from botocore.session import Session
+
+    try:
+        bundle = Session(profile=profile).get_config_variable("ca_bundle")
+    except bex.BotoCoreError:  # a missing or unreadable profile: the environment only
+        bundle = os.environ.get("AWS_CA_BUNDLE")
+    return str(bundle) if bundle else True
 
 
 # Options of a client's Config that change what goes on the wire, which this transport
@@ -480,27 +582,3 @@ def client_settings(client: Any) -> dict[str, Any]:
 
 _STANDARD_DEFAULT_ATTEMPTS: Final = 3  # botocore.retries.standard.DEFAULT_MAX_ATTEMPTS
 _LEGACY_DEFAULT_ATTEMPTS: Final = 10  # botocore/data/_retry.json, dynamodb.__default__
-
-
-async def _resolved_endpoint(client: Any, endpoint_url: str) -> str:
-    """The endpoint botocore's rules give a request of `client` (account-ID endpoints).
-
-    ``_resolve_endpoint_ruleset`` is botocore's own (private) per-request resolution,
-    which reads the account id from the credentials and ``account_id_endpoint_mode``
-    from the client's configuration, ``AWS_ACCOUNT_ID_ENDPOINT_MODE`` or the config file.
-
-    Raises:
-        KVConfigError: The rules refuse the configuration (``required`` without an
-            account id, or with FIPS or dual-stack).
-    """
-    import botocore.exceptions as bex
-
-    resolve = getattr(client, "_resolve_endpoint_ruleset", None)
-    if resolve is None:
-        return endpoint_url
-    model = client.meta.service_model.operation_model("GetItem")
-    try:
-        resolved = await resolve(model, {"TableName": "aiodynkv", "Key": {}}, {})
-    except bex.EndpointResolutionError as exc:
-        raise _wire.endpoint_config_error(exc) from None
-    return str(resolved[0])

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -21,6 +21,7 @@ from aiodynkv import (
     AsyncDynamoKV,
     CorruptItemError,
     InvalidKeyError,
+    KVConnectionError,
     KVError,
     KVStore,
     KVValidationError,
@@ -30,7 +31,7 @@ from aiodynkv import (
 )
 from aiodynkv._lock_record import DynamoOps, seen_in
 from aiodynkv._reserved import LOCK, reserved_key
-from aiodynkv.testing import InMemoryKV
+from aiodynkv.testing import InMemoryKV, set_retry_waits
 from tests.conftest import StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy
 
@@ -427,6 +428,20 @@ async def test_lock_spans_name_the_operations(moto_endpoint: str) -> None:
     assert acquire.attributes is not None and acquire.attributes["aiodynkv.outcome"] == "acquired"
 
 
+async def test_polling_a_held_lock_keeps_its_pace_with_retry_waits_off() -> None:
+    # A wait for another holder is not a retry: switching retry waits off must not
+    # turn it into a busy loop.
+    async with InMemoryKV() as kv, kv.lock("job", lease=5, wait=0):
+        started = time.monotonic()
+        with set_retry_waits(False) as skipped, pytest.raises(LockNotAcquiredError) as info:
+            await kv.lock("job", poll=0.05).acquire(wait=0.3)
+        assert time.monotonic() - started >= 0.3
+        assert skipped == []
+        assert "tries" in str(info.value) and info.value.waited >= 0.3
+        tries = int(str(info.value).split("(")[1].split()[0])
+        assert tries < 20  # polls of 0.01 s growing to 0.05 s, not thousands of tries
+
+
 async def test_memory_store_has_the_same_rules() -> None:
     async with InMemoryKV() as kv:
         lock = kv.lock("job", lease=0.3, wait=0)
@@ -546,3 +561,107 @@ async def test_a_failed_release_on_exit_is_logged_not_raised(
     assert events.named("aiodynkv.lock_wait")[0]["lock"] == "job"  # expose_keys
     with pytest.raises(LockNotAcquiredError):  # it lapses by itself, after its lease
         await dynalite_table.lock("job").acquire(wait=0)
+
+
+# -- the holder believes only the lease the server confirmed --------------------------
+
+
+class Outage:
+    """A lock's requests with every renewal failing (after being applied, when `applied`)."""
+
+    def __init__(self, ops: Any, *, applied: bool = False) -> None:
+        self.ops = ops
+        self.applied = applied
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ops, name)
+
+    async def renew(self, *args: Any) -> bool:
+        if self.applied:  # the server applied it; its reply never came back
+            await self.ops.renew(*args)
+        self.failed += 1
+        raise KVConnectionError("connection reset (injected)", operation="lock_renew")
+
+
+def state(lock: Lock) -> tuple[bool, bool]:
+    """(held, lost), read now."""
+    return lock.held, lock.lost
+
+
+def cut_off(lock: Lock, *, applied: bool = False) -> Outage:
+    outage = Outage(lock._ops, applied=applied)
+    lock._ops = cast(Any, outage)
+    return outage
+
+
+async def test_a_shortened_lease_is_believed_at_once_and_a_stall_past_it_loses_it(
+    store: KVStore,
+) -> None:
+    lock = store.lock("job", lease=5, wait=0)
+    await lock.acquire()
+    await lock.extend(lease=0.3)
+    assert lock.lease == 0.3
+    assert state(lock) == (True, False)
+    time.sleep(0.5)  # noqa: ASYNC251 (the event loop stalls past the new lease: nothing runs)
+    assert state(lock) == (False, True)
+    with pytest.raises(LeaseLostError):
+        lock.check()  # the fencing check fails
+    assert "lost" in repr(lock)
+    async with store.lock("job", lease=5, wait=3, poll=0.05) as taker:
+        assert taker.token is not None and taker.token > (lock.token or 0)
+        assert taker.held and not lock.held  # never two holders
+    with pytest.raises(LeaseLostError):
+        await lock.release()
+
+
+async def test_a_shortening_whose_reply_was_lost_takes_effect_all_the_same(
+    store: KVStore,
+) -> None:
+    lock = store.lock("job", lease=5, wait=0)
+    await lock.acquire()
+    outage = cut_off(lock, applied=True)  # the server stores the short lease; no reply
+    with pytest.raises(KVConnectionError):
+        await lock.extend(lease=0.3)
+    assert outage.failed == 1
+    time.sleep(0.5)  # noqa: ASYNC251 (a stall past the lease the server may now hold)
+    assert lock.lost and not lock.held
+    with pytest.raises(LeaseLostError):
+        lock.check()
+    async with store.lock("job", lease=5, wait=3, poll=0.05) as taker:  # it did lapse
+        assert taker.token is not None and taker.token > (lock.token or 0)
+        assert not lock.held
+
+
+async def test_when_renewals_fail_the_lease_is_lost_when_the_confirmed_one_ends(
+    store: KVStore,
+) -> None:
+    lock = store.lock("job", lease=5, wait=0)
+    await lock.acquire()
+    before = time.monotonic()
+    await lock.extend(lease=0.6)  # the last lease the server confirms
+    after = time.monotonic()
+    outage = cut_off(lock)
+    while not lock.lost and time.monotonic() < before + 5:  # noqa: ASYNC110 (a property)
+        await asyncio.sleep(0.01)
+    lost_at = time.monotonic()
+    assert outage.failed >= 1  # renewals were tried, and failed
+    assert before + 0.6 <= lost_at <= after + 0.6 + 0.2
+    assert not lock.held
+    with pytest.raises(LeaseLostError):
+        lock.check()
+    await asyncio.sleep(0.1)
+    assert lock.lost  # and it stays lost
+
+
+async def test_after_shortening_renewals_follow_the_new_lease(store: KVStore) -> None:
+    lock = store.lock("job", lease=5, wait=0)
+    await lock.acquire()
+    await lock.extend(lease=0.9)  # the old period (5 / 3 s) would let it lapse
+    assert lock.renew_every == pytest.approx(0.3)
+    with pytest.raises(LockNotAcquiredError):  # a waiter sees it renewed throughout
+        await store.lock("job", poll=0.05).acquire(wait=2.0)
+    assert lock.held and not lock.lost
+    await lock.extend(lease=2.0)  # and lengthening it works as before
+    assert lock.held
+    await lock.release()

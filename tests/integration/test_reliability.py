@@ -85,9 +85,9 @@ def reliability_report() -> Iterator[None]:
         "as successful but missing or different when the table is read back directly, plus",
         "calls that hung or raised anything else. It must be 0.",
         "",
-        "Exactly-once writes are not promised when another writer changes the same key",
-        "between a lost reply and the transport's retry (a hot key written by many callers",
-        "at once): the retry then cannot recognise its own write, and a counter may add twice.",
+        "A write whose outcome cannot be known (its reply lost, then its retries refused, or",
+        "another writer changing the key in between) raises `WriteInDoubtError` and counts",
+        "as failed (typed): it is never reported done or undone when it may be either.",
         "",
         "| scenario | injected | attempted | succeeded | failed (typed) | lost | test |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -449,10 +449,13 @@ async def test_applied_reply_lost_on_batches_leaves_exact_state(
         await kv.set_many(data)
         stored = await direct.get_many(list(data))
         proxy.lose_replies["DeleteItem"] = 3  # delete_many: one DeleteItem per key
-        deleted = await kv.delete_many(list(data)[:100])
+        with pytest.raises(BatchIncompleteError) as info:
+            await kv.delete_many(list(data)[:100])
         left = await direct.get_many(list(data))
-    # A resent DeleteItem whose first reply was lost finds nothing left to count.
-    assert 100 - 3 <= deleted <= 100
+    # A resent DeleteItem whose first reply was lost finds nothing: those keys are in
+    # doubt (never counted as "did not exist"); every other key is done.
+    assert len(info.value.in_doubt) == 3 and not info.value.unprocessed
+    assert len(info.value.done) == 97
     wrong = sum(1 for k, v in data.items() if stored.get(k) != v)
     wrong += sum(1 for k in list(data)[:100] if k in left)
     wrong += sum(1 for k in list(data)[100:] if left.get(k) != data[k])

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from structlog.testing import capture_logs
 
 from aiodynkv import AsyncDynamoKV, KVConfig, KVConfigError, KVError
-from aiodynkv._transport import lean
+from aiodynkv.testing import set_retry_waits
 
 Transport = Literal["lean", "botocore"]
 TRANSPORTS: tuple[Transport, ...] = ("lean", "botocore")
@@ -137,7 +137,9 @@ def watch() -> Iterator[Watch]:
 
 
 @pytest.fixture(autouse=True)
-def secret_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> pytest.MonkeyPatch:
+def secret_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> Iterator[pytest.MonkeyPatch]:
     """Credentials with a secret key and a session token; no AWS files; no waiting."""
     for name in list(os.environ):
         if name.startswith("AIODYNKV_") and name != "AIODYNKV_DYNALITE":
@@ -152,14 +154,11 @@ def secret_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> pytest
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
     monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
 
-    async def no_sleep(_seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(lean, "_sleep", no_sleep)
     monkeypatch.setattr(
         botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0
-    )
-    return monkeypatch
+    )  # botocore's own backoff has no public switch
+    with set_retry_waits(False):
+        yield monkeypatch
 
 
 # -- servers ------------------------------------------------------------------------------

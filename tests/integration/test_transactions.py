@@ -28,7 +28,7 @@ from aiodynkv import (
 )
 from aiodynkv._transaction import code_of, snake
 from aiodynkv._transport.base import ServiceError
-from aiodynkv.testing import InMemoryKV
+from aiodynkv.testing import InMemoryKV, set_retry_waits
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy
 
@@ -463,6 +463,31 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
         with pytest.raises(KVError):
             await kv.get_many(["a"], snapshot=True)
         await kv.client.delete_table(TableName=name)
+
+
+async def test_a_transaction_in_progress_is_sent_again_after_a_retry_wait() -> None:
+    async with InMemoryKV() as kv:
+        real = kv._core.raw_send
+        busy = [ServiceError("TransactionInProgressException", "busy", status=400)] * 2
+        sent = 0
+
+        async def scripted(action: str, request: dict[str, Any]) -> dict[str, Any]:
+            nonlocal sent
+            if action == "TransactWriteItems":
+                sent += 1
+                if busy:
+                    raise busy.pop()
+            response: dict[str, Any] = await real(action, request)
+            return response
+
+        kv._core.raw_send = scripted  # type: ignore[method-assign]
+        tx = kv.transaction()
+        tx.set("a", "1")
+        with set_retry_waits(False) as skipped:
+            await tx.commit()
+        assert sent == 3 and await kv.get("a") == "1"
+        assert len(skipped) == 2
+        assert 0.0 <= skipped[0] <= 0.1 and 0.0 <= skipped[1] <= 0.2
 
 
 async def test_memory_refuses_a_counter_beyond_38_digits() -> None:

@@ -138,3 +138,37 @@ async def test_the_example_runs(backend: Backend) -> None:
     assert lines[0] == "u1: ada"
     assert lines[1] == "get_many: ['u1', 'u2']; u2 bio 800000 chars"
     assert "s:zeo:s3:" in lines[2]  # compressed, encrypted, then offloaded
+
+
+class Reading(BaseModel):
+    value: float
+    spare: float | None = None
+    series: list[dict[str, float]] = []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Reading(value=float("nan")),
+        Reading(value=1.0, spare=float("inf")),
+        Reading(value=1.0, series=[{"a": 1.0}, {"b": float("-inf")}]),  # nested
+    ],
+)
+async def test_nan_and_infinity_are_refused_before_anything_is_written(
+    make_store: StoreFactory, bad: Reading
+) -> None:
+    kv = await make_store()
+    readings = kv.typed(Reading)
+    with pytest.raises(ValueError, match="Out of range"):  # as set_json refuses
+        await kv.set_json("plain", bad.model_dump())
+    with pytest.raises(KVValidationError) as info:
+        await readings.set("r", bad)
+    assert info.value.operation == "set"
+    assert "NaN or an infinity" in str(info.value)
+    with pytest.raises(KVValidationError):
+        await readings.set_many({"ok": Reading(value=2.0), "bad": bad})
+    with pytest.raises(KVValidationError):
+        await kv.typed(float).set("f", float("nan"))
+    assert await kv.get_many(["plain", "r", "ok", "bad", "f"]) == {}
+    await readings.set("r", Reading(value=1.5, spare=None, series=[{"a": 2.5}]))
+    assert await readings.get("r") == Reading(value=1.5, spare=None, series=[{"a": 2.5}])

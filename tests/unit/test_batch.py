@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from aiodynkv import KVConnectionError, KVError, KVTimeoutError, ServerError, ThrottledError
-from aiodynkv._batch import BACKOFF_CAP, backoff, chunked, drive
+from aiodynkv._batch import chunked, drive
+from aiodynkv._retry import BACKOFF_CAP, backoff
 from aiodynkv._transport.base import WireError
 
 

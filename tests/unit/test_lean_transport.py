@@ -17,7 +17,7 @@ import struct
 import traceback
 import types
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -34,10 +34,12 @@ from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.parsers import create_parser
 
-from aiodynkv._transport import _retry, _wire, lean
+from aiodynkv import _retry
+from aiodynkv._transport import _wire, lean
 from aiodynkv._transport._sigv4 import Credentials
 from aiodynkv._transport.base import ServiceError, WireError
 from aiodynkv._transport.lean import LeanTransport
+from aiodynkv.testing import set_retry_waits
 
 REGION = "eu-west-3"
 KEYS = Credentials("AKIDTEST", "secret-test", "token-test")
@@ -246,15 +248,10 @@ async def server() -> AsyncIterator[FakeDynamo]:
 
 
 @pytest.fixture(autouse=True)
-def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff delays asked for; nobody actually sleeps."""
-    asked: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        asked.append(seconds)
-
-    monkeypatch.setattr(lean, "_sleep", no_sleep)
-    return asked
+def delays() -> Iterator[list[float]]:
+    """The backoff delays asked for; nobody actually waits."""
+    with set_retry_waits(False) as skipped:
+        yield skipped
 
 
 TransportFactory = Callable[..., LeanTransport]
@@ -1349,3 +1346,220 @@ def test_a_proxy_token_given_as_the_user_name_is_masked_too() -> None:
     assert headers == {"Proxy-Authorization": f"Basic {base64.b64encode(b'tok/en-123:').decode()}"}
     masked = _wire.mask("proxy http://tok%2Fen-123@h and tok/en-123", secrets)
     assert masked == "proxy http://***@h and ***"
+
+
+# -- what a client lends the lean transport and the S3/KMS clients (public interfaces) ------
+
+
+def _rotating_session() -> tuple[Any, list[str]]:
+    """An aiobotocore session whose refreshable credentials rotate at every use."""
+    from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredentials
+    from aiobotocore.session import AioSession
+
+    issued: list[str] = []
+
+    async def fetch() -> dict[str, Any]:
+        issued.append(f"AKID{len(issued) + 1}")
+        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)  # always due
+        return {
+            "access_key": issued[-1],
+            "secret_key": f"secret{len(issued)}",
+            "token": None,
+            "expiry_time": expiry.isoformat(),
+        }
+
+    class Rotating:
+        METHOD = "test-rotating"
+        CANONICAL_NAME = None
+
+        async def load(self) -> Any:
+            return AioRefreshableCredentials.create_from_metadata(
+                await fetch(), refresh_using=fetch, method=self.METHOD
+            )
+
+    session = AioSession()
+    session.register_component("credential_provider", AioCredentialResolver([Rotating()]))
+    return session, issued
+
+
+async def test_a_clients_refreshing_credentials_keep_refreshing_on_the_lean_transport(
+    server: FakeDynamo,
+) -> None:
+    server.secrets = {f"AKID{n}": f"secret{n}" for n in range(1, 20)}
+    session, issued = _rotating_session()
+    async with session.create_client(
+        "dynamodb", region_name=REGION, endpoint_url=server.url
+    ) as client:
+        transport = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        try:
+            for _ in range(3):
+                await transport.send("GetItem", GET)
+        finally:
+            await transport.aclose()
+    used = [
+        r.headers["authorization"].split("Credential=")[1].split("/")[0] for r in server.received
+    ]
+    assert all(r.signature_ok for r in server.received)
+    assert len(set(used)) == 3  # each request signed with the keys of that moment
+    assert set(used) <= set(issued)
+
+
+async def test_the_endpoint_probe_leaves_other_calls_on_a_shared_client_alone(
+    server: FakeDynamo,
+) -> None:
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key,
+        aws_secret_access_key=KEYS.secret_key,
+        aws_session_token=KEYS.token,
+        region_name=REGION,
+    )
+    async with session.client("dynamodb", endpoint_url=server.url) as client:
+        transport = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        try:
+            ours, theirs = await asyncio.gather(
+                transport.send("GetItem", GET), client.get_item(**GET)
+            )
+            after = await client.get_item(**GET)
+        finally:
+            await transport.aclose()
+    assert ours["Item"] == theirs["Item"] == after["Item"] == {"pk": {"S": "k"}}
+    assert len(server.received) == 3  # the probe itself sent nothing
+    assert not any(b"aiodynkv-endpoint" in r.body for r in server.received)
+
+
+async def test_a_client_without_credentials_is_refused_before_sending(
+    server: FakeDynamo,
+) -> None:
+    import botocore.exceptions as bex
+    from aiobotocore.credentials import AioCredentialResolver
+    from aiobotocore.session import AioSession
+
+    session = AioSession()
+    session.register_component("credential_provider", AioCredentialResolver([]))
+    async with session.create_client(
+        "dynamodb", region_name=REGION, endpoint_url=server.url
+    ) as client:
+        transport = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        try:
+            with pytest.raises(bex.NoCredentialsError):
+                await transport.send("GetItem", GET)
+        finally:
+            await transport.aclose()
+    assert server.received == []
+
+
+async def test_s3_and_kms_clients_sign_with_the_dynamodb_clients_current_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiodynkv import KVConfig, _aws
+
+    class StopError(Exception):
+        """Raised instead of sending."""
+
+    monkeypatch.setattr(_aws, "_RELEND_SECONDS", 0)  # renew the loan at every use
+    session, issued = _rotating_session()
+    signed_with: list[str] = []
+
+    def stop(request: Any, **_: Any) -> None:
+        signed_with.append(request.headers["Authorization"].decode().split("Credential=")[1][:5])
+        raise StopError
+
+    async with session.create_client("dynamodb", region_name=REGION) as dynamodb:
+        core = types.SimpleNamespace(config=KVConfig(table="ttt", region=REGION), client=dynamodb)
+        async with _aws.new_sibling_client(core, "s3") as s3:  # type: ignore[arg-type]
+            s3.meta.events.register("before-send.s3.*", stop)
+            for _ in range(2):
+                with pytest.raises(StopError):
+                    await s3.head_bucket(Bucket="b")
+    assert len(signed_with) == 2
+    assert signed_with[0] != signed_with[1]  # the second loan is newer keys of the source
+    assert set(signed_with) <= set(issued)
+
+
+async def test_the_endpoint_probe_makes_no_botocore_span(server: FakeDynamo) -> None:
+    from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = AiobotocoreInstrumentor()  # type: ignore[no-untyped-call]
+    instrumentor.instrument(tracer_provider=provider)
+    session = aioboto3.Session(
+        aws_access_key_id=KEYS.access_key,
+        aws_secret_access_key=KEYS.secret_key,
+        aws_session_token=KEYS.token,
+        region_name=REGION,
+    )
+    try:
+        async with session.client("dynamodb", endpoint_url=server.url) as client:
+            transport = LeanTransport.from_client(
+                client,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+                retry_mode="standard",
+                max_pool_connections=2,
+                user_agent="ua",
+            )
+            try:
+                await transport.send("GetItem", GET)
+            finally:
+                await transport.aclose()
+            assert spans.get_finished_spans() == ()
+            await client.get_item(**GET)  # the instrumentation is on: this one is seen
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    assert [s.name for s in spans.get_finished_spans()] == ["DynamoDB.GetItem"]
+
+
+async def test_the_ca_bundle_is_the_one_botocore_takes_without_verify(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    session = aioboto3.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name=REGION)
+    async with session.client("dynamodb") as client:
+        transport = LeanTransport.from_client(
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            max_attempts=1,
+            retry_mode="standard",
+            max_pool_connections=2,
+            user_agent="ua",
+        )
+        botocores = client._endpoint.http_session._verify  # the test may look inside
+    await transport.aclose()
+    assert transport._verify == botocores == str(bundle)
+    monkeypatch.delenv("AWS_CA_BUNDLE")
+    assert lean.ca_bundle() is True
+    assert lean.ca_bundle("no-such-profile") is True

@@ -40,7 +40,7 @@ def test_testing_surface() -> None:
     assert aiodynkv.testing.__all__ == sorted(aiodynkv.testing.__all__)
     assert set(aiodynkv.testing.__all__) == {
         "ImageUnavailableError", "InMemoryKV", "LocalDynamoDB", "LocalServerError",
-        "docker_available", "find_dynalite",
+        "docker_available", "find_dynalite", "set_retry_waits",
     }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -322,9 +323,80 @@ def test_configured_structlog_receives_the_events() -> None:
     assert logs[0]["retries"] == 1
 
 
+def test_structlog_filtering_out_debug_gets_no_debug_events_built() -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        processors=[structlog.processors.JSONRenderer()],
+    )
+    tel = Telemetry(KVConfig(table="kvt"))
+    assert tel.logs_events() is False
+    with capture_logs() as logs:  # capture_logs keeps the wrapper class: INFO and up
+        with tel.operation("get", "GetItem", "k"):
+            pass
+        with pytest.raises(ThrottledError), tel.operation("get", "GetItem", "k"):
+            raise throttled()
+    assert [(e["event"], e["log_level"]) for e in logs] == [("aiodynkv.get", "info")]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    assert tel.logs_events() is True
+
+
 def test_an_injected_logger_wins_over_structlog() -> None:
     tel, recorder = recorded()
     with capture_logs() as logs, tel.operation("get", "GetItem", "k"):
         pass
     assert not logs
     assert [e[1] for e in recorder.events] == ["aiodynkv.get"]
+
+
+def test_counters_add_up_across_calls_and_stores_sharing_a_meter() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    stores = [Telemetry(KVConfig(table="kvt", meter_provider=provider)) for _ in range(2)]
+    response = {
+        "ConsumedCapacity": {"TableName": "kvt", "CapacityUnits": 1.5},
+        "ResponseMetadata": {"RetryAttempts": 2},
+    }
+
+    def sums() -> dict[tuple[str, str, str], float]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        found: dict[tuple[str, str, str], float] = {}
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name not in ("aiodynkv.consumed_capacity", "aiodynkv.retries"):
+                        continue
+                    for p in m.data.data_points:
+                        assert isinstance(p, NumberDataPoint)
+                        attrs = dict(p.attributes or {})
+                        kind = str(attrs.get("aiodynkv.capacity.kind"))
+                        found[(m.name, str(attrs["db.operation.name"]), kind)] = p.value
+        return found
+
+    for tel in stores:
+        with tel.operation("get", "GetItem", "k") as op:
+            op.observe(response)
+    assert sums() == {
+        ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
+        ("aiodynkv.retries", "GetItem", "None"): 4,
+    }
+    with stores[0].operation("set", "UpdateItem", "k") as op:
+        op.observe(response)
+    assert sums() == {
+        ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
+        ("aiodynkv.retries", "GetItem", "None"): 4,
+        ("aiodynkv.consumed_capacity", "UpdateItem", "write"): 1.5,
+        ("aiodynkv.retries", "UpdateItem", "None"): 2,
+    }
+    del stores[:], tel, op  # a store that is gone keeps its share: sums never go down
+    gc.collect()
+    assert sums() == {
+        ("aiodynkv.consumed_capacity", "GetItem", "read"): 3.0,
+        ("aiodynkv.retries", "GetItem", "None"): 4,
+        ("aiodynkv.consumed_capacity", "UpdateItem", "write"): 1.5,
+        ("aiodynkv.retries", "UpdateItem", "None"): 2,
+    }
+    provider.shutdown()
