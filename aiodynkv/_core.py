@@ -242,6 +242,7 @@ class Core:
             user_agent=f"aiodynkv/{__version__}",
             **settings,
         )
+        transport.spans = self.tel.http_spans()  # botocore's instrumentation cannot see it
         self._stack.push_async_callback(transport.aclose)
         return transport
 
