@@ -228,3 +228,43 @@ async def test_no_http_span_work_when_the_call_is_not_recorded(
     unsampled.shutdown()
     assert started == []
     assert spans.exporter.get_finished_spans() == ()
+
+
+async def test_attempts_without_a_reply_and_an_abandoned_attempt_end_their_spans(
+    table: str, proxy: FaultProxy, spans: Spans
+) -> None:
+    from aiodynkv import KVTimeoutError, TransientError
+
+    proxy.delay = 1.0  # every reply comes after the read timeout
+    async with AsyncDynamoKV(
+        table=table,
+        endpoint=proxy.endpoint,
+        tracer_provider=spans.provider,
+        coalesce_reads=False,
+        read_timeout=0.2,
+        max_attempts=2,
+    ) as kv:
+        with pytest.raises(TransientError):
+            await kv.get("k")
+        (call, attempts) = spans.calls()[-1]
+        assert call.status.status_code is StatusCode.ERROR
+        assert [a.name for a in attempts] == ["DynamoDB.GetItem"] * 2
+        for attempt in attempts:
+            assert attempt.status.status_code is StatusCode.ERROR
+            assert "http.status_code" not in (attempt.attributes or {})
+            assert [e.name for e in attempt.events] == ["exception"]
+        spans.exporter.clear()
+    async with AsyncDynamoKV(
+        table=table,
+        endpoint=proxy.endpoint,
+        tracer_provider=spans.provider,
+        coalesce_reads=False,
+        read_timeout=5.0,
+        call_timeout=0.3,  # the call's deadline passes while the attempt waits
+    ) as kv:
+        with pytest.raises(KVTimeoutError):
+            await kv.get("k")
+    ((call, (attempt,)),) = spans.calls()
+    assert attempt.end_time is not None
+    assert attempt.status.status_code is StatusCode.ERROR
+    assert attempt.status.description == "the attempt was abandoned"
