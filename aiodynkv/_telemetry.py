@@ -604,7 +604,8 @@ _JSON_LISTS: dict[str, tuple[tuple[str, str], ...]] = {
 _CAPACITY_LISTS = _BY_REQUEST_ITEMS
 _CAPACITY_ONE = frozenset({"DeleteItem", "GetItem", "PutItem", "Query", "Scan", "UpdateItem"})
 _COLLECTION_METRICS = frozenset({"BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem"})
-#: ConsumedCapacity's members in the order of botocore's model (its parser's order).
+#: ConsumedCapacity's members, and those of its Capacity entries (Table, indexes), in
+#: the order of botocore's model, which is the order its parser builds them in.
 _CAPACITY_MEMBERS = (
     "TableName",
     "CapacityUnits",
@@ -614,24 +615,31 @@ _CAPACITY_MEMBERS = (
     "LocalSecondaryIndexes",
     "GlobalSecondaryIndexes",
 )
-_UNITS = frozenset({"CapacityUnits", "ReadCapacityUnits", "WriteCapacityUnits"})
+_UNITS_MEMBERS = ("ReadCapacityUnits", "WriteCapacityUnits", "CapacityUnits")
+
+
+def _in_order(entry: dict[str, Any], members: tuple[str, ...]) -> dict[str, Any]:
+    ordered = {name: entry[name] for name in members if name in entry}
+    ordered.update((name, value) for name, value in entry.items() if name not in ordered)
+    return ordered
 
 
 def _capacity_json(entry: Any) -> str:
-    """One ConsumedCapacity entry as JSON, as botocore parses it (model order, doubles)."""
+    """One ConsumedCapacity entry as JSON, as botocore's parser orders it."""
     if not isinstance(entry, dict):
         return json.dumps(entry)
-    ordered = {name: _doubles(entry[name]) for name in _CAPACITY_MEMBERS if name in entry}
-    ordered.update((name, value) for name, value in entry.items() if name not in ordered)
+    ordered = _in_order(entry, _CAPACITY_MEMBERS)
+    table = ordered.get("Table")
+    if isinstance(table, dict):
+        ordered["Table"] = _in_order(table, _UNITS_MEMBERS)
+    for indexes in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+        found = ordered.get(indexes)
+        if isinstance(found, dict):
+            ordered[indexes] = {
+                name: _in_order(units, _UNITS_MEMBERS) if isinstance(units, dict) else units
+                for name, units in found.items()
+            }
     return json.dumps(ordered)
-
-
-def _doubles(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, dict):
-        return {name: _doubles(item) if name in _UNITS else item for name, item in value.items()}
-    return value
 
 
 def _request_attributes(action: str, request: Mapping[str, Any], attrs: dict[str, Any]) -> None:
@@ -729,7 +737,7 @@ def _constant_attributes(action: str, endpoint_url: str, region: str) -> tuple[s
         attrs["server.port"] = parts.port or 443  # as the instrumentation reports it
     attrs["db.system"] = "dynamodb"
     attrs["db.operation"] = action
-    attrs["net.peer.name"] = parts.netloc
+    attrs["net.peer.name"] = parts.netloc.rpartition("@")[2]  # never a user:password@
     return f"DynamoDB.{action}", attrs
 
 
