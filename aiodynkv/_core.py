@@ -229,6 +229,7 @@ class Core:
             profile=config.profile,
             **settings,
         )
+        transport.spans = self.tel.http_spans()  # botocore's instrumentation cannot see it
         self._stack.push_async_callback(transport.aclose)
         return transport
 

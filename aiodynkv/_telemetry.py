@@ -7,6 +7,11 @@ one log event, all carrying the same attribute values. Consumed capacity and
 retries read from the response become counters. (`aiodynkv._coalesce` also
 links spans, through the OpenTelemetry API.)
 
+`HttpSpans` gives the lean transport one CLIENT span per HTTP attempt, under the
+operation's span, with the name and attributes ``opentelemetry-instrumentation-botocore``
+gives botocore's calls (``DynamoDB.GetItem``, ``rpc.*``, ``aws.*``, ``http.status_code``);
+the botocore transport leaves those spans to that instrumentation.
+
 Nothing is configured here: without an SDK the API calls are no-ops. Log events
 go to the logger in ``KVConfig.logger``; else to structlog's ``aiodynkv`` logger
 once the application has called ``structlog.configure``; else to the standard
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -30,6 +36,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import structlog
 from opentelemetry import context as otel_context
@@ -43,7 +50,7 @@ from aiodynkv._version import __version__
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
 
-__all__ = ["DURATION_BUCKETS", "Operation", "Telemetry"]
+__all__ = ["DURATION_BUCKETS", "HttpSpans", "Operation", "Telemetry"]
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 _READS = frozenset({"GetItem", "BatchGetItem", "Scan", "Query", "DescribeTable"})
@@ -321,6 +328,13 @@ class Telemetry:
         finally:
             otel_context.detach(token)
 
+    def http_spans(self) -> HttpSpans | None:
+        """The per-attempt HTTP spans of the lean transport; None when tracing is off."""
+        provider = self.config.tracer_provider or trace.get_tracer_provider()
+        if isinstance(provider, trace.NoOpTracerProvider):
+            return None
+        return HttpSpans(self._base)
+
     def warn(self, event: str, **fields: Any) -> None:
         """Log a warning event (retries, throttling, capability gaps)."""
         self.logger.warning(event, **fields)
@@ -537,3 +551,252 @@ def _describe(exc: BaseException | None) -> str:
     if isinstance(exc, KVError) and exc.reason:
         return exc.reason
     return type(exc).__name__
+
+
+# -- the lean transport's HTTP spans ------------------------------------------------------
+#
+# What opentelemetry-instrumentation-botocore (its DynamoDB extension) reads from a
+# request and a reply, so that the lean transport's spans carry the same attributes.
+
+_AWS_DDB = "aws.dynamodb."
+#: Operations whose table comes from ``TableName`` / the keys of ``RequestItems``.
+_BY_TABLE_NAME = frozenset(
+    {
+        "CreateTable",
+        "DeleteItem",
+        "DeleteTable",
+        "DescribeTable",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "Scan",
+        "UpdateItem",
+        "UpdateTable",
+    }
+)
+_BY_REQUEST_ITEMS = frozenset({"BatchGetItem", "BatchWriteItem"})
+_LISTED = (
+    ("AttributesToGet", "attributes_to_get"),
+    ("ConsistentRead", "consistent_read"),
+    ("IndexName", "index_name"),
+    ("Limit", "limit"),
+    ("ProjectionExpression", "projection"),
+    ("Select", "select"),
+)
+#: Request fields copied as they are, by operation: (field, attribute suffix).
+_REQUEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "GetItem": (("ConsistentRead", "consistent_read"), ("ProjectionExpression", "projection")),
+    "Query": (("ScanIndexForward", "scan_forward"), *_LISTED),
+    "Scan": (("Segment", "segment"), ("TotalSegments", "total_segments"), *_LISTED),
+    "ListTables": (("ExclusiveStartTableName", "exclusive_start_table"), ("Limit", "limit")),
+}
+#: Request fields of table definitions, sent as a list of JSON strings.
+_JSON_LISTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "CreateTable": (
+        ("GlobalSecondaryIndexes", "global_secondary_indexes"),
+        ("LocalSecondaryIndexes", "local_secondary_indexes"),
+    ),
+    "UpdateTable": (
+        ("AttributeDefinitions", "attribute_definitions"),
+        ("GlobalSecondaryIndexUpdates", "global_secondary_index_updates"),
+    ),
+}
+_CAPACITY_LISTS = _BY_REQUEST_ITEMS
+_CAPACITY_ONE = frozenset({"DeleteItem", "GetItem", "PutItem", "Query", "Scan", "UpdateItem"})
+_COLLECTION_METRICS = frozenset({"BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem"})
+#: ConsumedCapacity's members, and those of its Capacity entries (Table, indexes), in
+#: the order of botocore's model, which is the order its parser builds them in.
+_CAPACITY_MEMBERS = (
+    "TableName",
+    "CapacityUnits",
+    "ReadCapacityUnits",
+    "WriteCapacityUnits",
+    "Table",
+    "LocalSecondaryIndexes",
+    "GlobalSecondaryIndexes",
+)
+_UNITS_MEMBERS = ("ReadCapacityUnits", "WriteCapacityUnits", "CapacityUnits")
+
+
+def _in_order(entry: dict[str, Any], members: tuple[str, ...]) -> dict[str, Any]:
+    ordered = {name: entry[name] for name in members if name in entry}
+    ordered.update((name, value) for name, value in entry.items() if name not in ordered)
+    return ordered
+
+
+def _capacity_json(entry: Any) -> str:
+    """One ConsumedCapacity entry as JSON, as botocore's parser orders it."""
+    if not isinstance(entry, dict):
+        return json.dumps(entry)
+    ordered = _in_order(entry, _CAPACITY_MEMBERS)
+    table = ordered.get("Table")
+    if isinstance(table, dict):
+        ordered["Table"] = _in_order(table, _UNITS_MEMBERS)
+    for indexes in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+        found = ordered.get(indexes)
+        if isinstance(found, dict):
+            ordered[indexes] = {
+                name: _in_order(units, _UNITS_MEMBERS) if isinstance(units, dict) else units
+                for name, units in found.items()
+            }
+    return json.dumps(ordered)
+
+
+def _request_attributes(action: str, request: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+    """Add the attributes the instrumentation reads from a request of `action`."""
+    if action in _BY_TABLE_NAME:
+        table = request.get("TableName")
+        if table is not None:
+            attrs["aws.dynamodb.table_names"] = (table,)
+    elif action in _BY_REQUEST_ITEMS:
+        items = request.get("RequestItems")
+        if isinstance(items, dict):
+            attrs["aws.dynamodb.table_names"] = tuple(items)
+    for field, suffix in _REQUEST_FIELDS.get(action, ()):
+        value = request.get(field)
+        if value is not None:
+            attrs[_AWS_DDB + suffix] = value
+    for field, suffix in _JSON_LISTS.get(action, ()):
+        value = request.get(field)
+        if isinstance(value, list):
+            attrs[_AWS_DDB + suffix] = [json.dumps(item) for item in value]
+    throughput = request.get("ProvisionedThroughput")
+    if isinstance(throughput, dict) and action in _JSON_LISTS:
+        for field, suffix in (
+            ("ReadCapacityUnits", "provisioned_read_capacity"),
+            ("WriteCapacityUnits", "provisioned_write_capacity"),
+        ):
+            if throughput.get(field) is not None:
+                attrs[_AWS_DDB + suffix] = throughput[field]
+
+
+def _reply_attributes(action: str, reply: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+    """Add the attributes the instrumentation reads from a successful reply of `action`."""
+    consumed = reply.get("ConsumedCapacity")
+    if consumed is not None:
+        if action in _CAPACITY_LISTS and isinstance(consumed, list):
+            attrs["aws.dynamodb.consumed_capacity"] = [_capacity_json(c) for c in consumed]
+        elif action in _CAPACITY_ONE:
+            attrs["aws.dynamodb.consumed_capacity"] = (_capacity_json(consumed),)
+    if action in _COLLECTION_METRICS:
+        metrics_ = reply.get("ItemCollectionMetrics")
+        if isinstance(metrics_, dict):
+            with contextlib.suppress(TypeError, ValueError):  # binary keys: not JSON
+                attrs["aws.dynamodb.item_collection_metrics"] = json.dumps(metrics_)
+    if action == "Scan":
+        for field, suffix in (("Count", "count"), ("ScannedCount", "scanned_count")):
+            if reply.get(field) is not None:
+                attrs[_AWS_DDB + suffix] = reply[field]
+    elif action == "ListTables" and reply.get("TableNames") is not None:
+        attrs["aws.dynamodb.table_count"] = len(reply["TableNames"])
+
+
+class HttpSpans:
+    """The CLIENT span of every HTTP attempt of the lean transport (one per store).
+
+    Named and attributed as ``opentelemetry-instrumentation-botocore`` names and
+    attributes botocore's calls, a child of the operation's span. Made only while the
+    current span records: without an SDK, or when the operation is not sampled, a
+    request costs one context lookup.
+    """
+
+    __slots__ = ("_constant", "_tracer")
+
+    def __init__(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self._constant: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+
+    def request(
+        self, action: str, request: Mapping[str, Any], endpoint_url: str, region: str
+    ) -> TracedRequest | None:
+        """The spans of one request's attempts; None when the current span does not record."""
+        if not trace.get_current_span().is_recording():
+            return None
+        constant = self._constant.get((action, endpoint_url, region))
+        if constant is None:
+            constant = self._constant[(action, endpoint_url, region)] = _constant_attributes(
+                action, endpoint_url, region
+            )
+        name, attrs = constant
+        attrs = dict(attrs)
+        _request_attributes(action, request, attrs)
+        return TracedRequest(self._tracer, action, name, attrs)
+
+
+def _constant_attributes(action: str, endpoint_url: str, region: str) -> tuple[str, dict[str, Any]]:
+    """The span name and the attributes every request of `action` has."""
+    parts = urlsplit(endpoint_url)
+    attrs: dict[str, Any] = {
+        "rpc.system": "aws-api",
+        "rpc.service": "DynamoDB",
+        "rpc.method": action,
+        "cloud.region": region,
+    }
+    if parts.hostname:
+        attrs["server.address"] = parts.hostname
+        attrs["server.port"] = parts.port or 443  # as the instrumentation reports it
+    attrs["db.system"] = "dynamodb"
+    attrs["db.operation"] = action
+    attrs["net.peer.name"] = parts.netloc.rpartition("@")[2]  # never a user:password@
+    return f"DynamoDB.{action}", attrs
+
+
+class TracedRequest:
+    """Starts and ends the span of each attempt of one request (see `HttpSpans`)."""
+
+    __slots__ = ("action", "attrs", "name", "tracer")
+
+    def __init__(self, tracer: Any, action: str, name: str, attrs: dict[str, Any]) -> None:
+        self.tracer = tracer
+        self.action = action
+        self.name = name
+        self.attrs = attrs
+
+    def start(self) -> Any:
+        """The span of the next attempt (a child of the current span)."""
+        return self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.attrs)
+
+    def reply(self, span: Any, reply: Mapping[str, Any]) -> None:
+        """End `span` with a 2xx reply (parsed, with its ``ResponseMetadata``)."""
+        meta = reply.get("ResponseMetadata") or {}
+        attrs: dict[str, Any] = {}
+        if meta.get("RequestId"):
+            attrs["aws.request_id"] = meta["RequestId"]
+        attrs["retry_attempts"] = meta.get("RetryAttempts", 0)
+        attrs["http.status_code"] = meta.get("HTTPStatusCode", 200)
+        _reply_attributes(self.action, reply, attrs)
+        span.set_attributes(attrs)
+        span.end()
+
+    def error(
+        self,
+        span: Any,
+        *,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None,
+        attempt: int,
+    ) -> None:
+        """End `span` with an error reply of DynamoDB (status, code and message)."""
+        attrs: dict[str, Any] = {}
+        if request_id:
+            attrs["aws.request_id"] = request_id
+        attrs["retry_attempts"] = attempt - 1
+        attrs["http.status_code"] = status
+        span.set_attributes(attrs)
+        if status >= 400:
+            # botocore's ClientError text, which the instrumentation puts in the status
+            text = f"An error occurred ({code}) when calling the {self.action} operation: "
+            self._failed(span, code, text + (message or "Unknown"))
+        span.end()
+
+    def failed(self, span: Any, kind: str, description: str) -> None:
+        """End `span` of an attempt that got no usable reply (`description` has no secrets)."""
+        self._failed(span, kind, description)
+        span.end()
+
+    @staticmethod
+    def _failed(span: Any, kind: str, description: str) -> None:
+        span.add_event("exception", {"exception.type": kind, "exception.message": description})
+        span.set_status(Status(StatusCode.ERROR, description))

@@ -70,7 +70,8 @@ async def checkout(endpoint: str) -> None:
     """A few store calls inside one application span."""
     tracer = trace.get_tracer("tracing-example")
     # transport="botocore": every call goes through the aioboto3 client, so the
-    # instrumentor's HTTP-level spans exist (the default lean transport has only ours).
+    # instrumentor makes the HTTP-level spans (the default lean transport makes the
+    # same spans itself, one per HTTP attempt, without the instrumentor).
     async with AsyncDynamoKV(
         table=TABLE, endpoint=endpoint, create_table=True, transport="botocore"
     ) as kv:

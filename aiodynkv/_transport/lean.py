@@ -64,6 +64,7 @@ from aiodynkv._transport.base import WireError
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
+    from aiodynkv._telemetry import HttpSpans
     from aiodynkv._transport._sigv4 import FrozenCredentials
 
 __all__ = ["ClientCredentials", "LeanTransport", "ca_bundle", "client_settings"]
@@ -155,6 +156,8 @@ class LeanTransport:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._verify = verify
+        #: The per-attempt HTTP spans (`aiodynkv._telemetry.HttpSpans`); None: no spans.
+        self.spans: HttpSpans | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -303,19 +306,35 @@ class LeanTransport:
         session = self._session or self._open_session()
         body = _wire.dumps(request).encode()
         target = self._targets.get(action) or self._target(action)
+        spans = self.spans
+        traced = (
+            None
+            if spans is None
+            else spans.request(action, request, self.endpoint_url, self.region)
+        )
         attempt = 0
         in_doubt = False  # has any attempt possibly been applied?
         retry_cost = 0  # quota tokens the latest retry took
         while True:
             attempt += 1
             failure: _wire.AttemptError | None = None
+            span: Any = None if traced is None else traced.start()
             try:
                 status, headers, raw = await self._post(session, target, body)
                 if 200 <= status < 300:
-                    return self._success(status, headers, raw, attempt, retry_cost, in_doubt)
+                    reply = self._success(status, headers, raw, attempt, retry_cost, in_doubt)
+                    if traced is not None:
+                        traced.reply(span, reply)
+                    return reply
             except _wire.AttemptError as exc:
                 failure = exc
+            except BaseException as exc:  # cancelled (the call's deadline): the attempt ends
+                if traced is not None:
+                    traced.failed(span, type(exc).__name__, "the attempt was abandoned")
+                raise
             if failure is not None:
+                if traced is not None:
+                    traced.failed(span, "WireError", _wire.mask(str(failure), self._secrets))
                 in_doubt = in_doubt or failure.sent
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
                 if attempt < self.max_attempts and (cost := self._take_quota(cost)):
@@ -334,6 +353,15 @@ class LeanTransport:
                 ) from _wire.scrubbed(failure.__cause__, self._secrets)
             in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx request may have succeeded
             error = _wire.service_error(status, raw, attempt, in_doubt)
+            if traced is not None:
+                traced.error(
+                    span,
+                    status=status,
+                    code=error.code,
+                    message=error.message,
+                    request_id=headers.get("x-amzn-RequestId"),
+                    attempt=attempt,
+                )
             if (
                 self._retryable(error.code, status)
                 and attempt < self.max_attempts

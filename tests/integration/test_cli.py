@@ -784,7 +784,8 @@ async def test_reimporting_stored_items_reads_them_in_batches_and_writes_nothing
         await import_items(kv, lines, _Quiet(), again, batch_size=200)
         await kv.client.delete_table(TableName=name)
     assert (again.read, again.written, again.skipped, again.failed) == (320, 0, 320, 0)
-    sent = [span.name.split()[0] for span in exporter.get_finished_spans()]
+    spans = exporter.get_finished_spans()
+    sent = [span.name.split()[0] for span in spans if not span.name.startswith("DynamoDB.")]
     # Two batches of lines: one batched read each (BatchGetItem), no per-key reads, no writes.
     assert sent == ["BatchGetItem", "BatchGetItem"]
 

@@ -400,3 +400,164 @@ def test_counters_add_up_across_calls_and_stores_sharing_a_meter() -> None:
         ("aiodynkv.retries", "UpdateItem", "None"): 2,
     }
     provider.shutdown()
+
+
+# -- the lean transport's HTTP spans against the instrumentation's own extension ---------
+
+ENDPOINT = "http://127.0.0.1:8000"
+GSI = {"IndexName": "g", "KeySchema": [{"AttributeName": "x", "KeyType": "HASH"}]}
+_HTTP_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "GetItem",
+        {"TableName": "t", "Key": {}, "ConsistentRead": False, "ProjectionExpression": "#k"},
+        {"ConsumedCapacity": {"CapacityUnits": 1, "TableName": "t"}},
+    ),
+    (
+        "Query",
+        {
+            "TableName": "t",
+            "IndexName": "g",
+            "Limit": 5,
+            "ScanIndexForward": False,
+            "Select": "ALL_ATTRIBUTES",
+            "AttributesToGet": ["a", "b"],
+        },
+        {"Items": [], "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}},
+    ),
+    (
+        "Scan",
+        {"TableName": "t", "Segment": 1, "TotalSegments": 4, "ConsistentRead": True},
+        {"Items": [], "Count": 3, "ScannedCount": 7},
+    ),
+    ("ListTables", {"ExclusiveStartTableName": "a", "Limit": 2}, {"TableNames": ["b", "c"]}),
+    (
+        "PutItem",
+        {"TableName": "t", "Item": {}},
+        {
+            "ConsumedCapacity": {"TableName": "t", "WriteCapacityUnits": 1, "CapacityUnits": 1},
+            "ItemCollectionMetrics": {"SizeEstimateRangeGB": [0.0, 1.0]},
+        },
+    ),
+    (
+        "BatchWriteItem",
+        {"RequestItems": {"t": [], "u": []}},
+        {
+            "ConsumedCapacity": [
+                {
+                    "Table": {"CapacityUnits": 2, "WriteCapacityUnits": 2},
+                    "GlobalSecondaryIndexes": {"g": {"CapacityUnits": 1, "ReadCapacityUnits": 1}},
+                    "CapacityUnits": 3,
+                    "TableName": "t",
+                }
+            ],
+            "UnprocessedItems": {},
+        },
+    ),
+    ("TransactWriteItems", {"TransactItems": []}, {}),
+    (
+        "CreateTable",
+        {
+            "TableName": "t",
+            "GlobalSecondaryIndexes": [GSI],
+            "ProvisionedThroughput": {"ReadCapacityUnits": 3, "WriteCapacityUnits": 4},
+        },
+        {"TableDescription": {}},
+    ),
+]
+
+
+def _as_botocore_parses(action: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """`reply` as it comes out of botocore's parser (model member order, doubles)."""
+    import json
+
+    import botocore.parsers
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    output = model.operation_model(action).output_shape
+    raw = {"body": json.dumps(reply).encode(), "headers": {}, "status_code": 200}
+    parsed: dict[str, Any] = botocore.parsers.create_parser("json").parse(raw, output)
+    parsed.pop("ResponseMetadata", None)
+    return parsed
+
+
+def _instrumentation_attributes(
+    action: str, request: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    """The attributes opentelemetry-instrumentation-botocore gives one call of `action`."""
+    from types import SimpleNamespace
+
+    from opentelemetry.instrumentation.botocore import _apply_response_attributes
+    from opentelemetry.instrumentation.botocore.extensions.dynamodb import _DynamoDbExtension
+    from opentelemetry.instrumentation.botocore.extensions.types import (
+        _AwsSdkCallContext,
+        _BotocoreInstrumentorContext,
+    )
+    from opentelemetry.instrumentation.botocore.utils import get_server_attributes
+
+    model = SimpleNamespace(
+        service_name="dynamodb", api_version="2012-08-10", service_id="DynamoDB"
+    )
+    client = SimpleNamespace(
+        meta=SimpleNamespace(service_model=model, region_name="eu-west-1", endpoint_url=ENDPOINT)
+    )
+    context = _AwsSdkCallContext(client, (action, request))
+    extension = _DynamoDbExtension(context)
+    attrs: dict[str, Any] = {
+        "rpc.system": "aws-api",
+        "rpc.service": context.service_id,
+        "rpc.method": action,
+        "cloud.region": context.region,
+        **get_server_attributes(ENDPOINT),
+    }
+    extension.extract_attributes(attrs)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("reference").start_span(context.span_name, attributes=attrs)
+    instrumentor = _BotocoreInstrumentorContext(logger=None)  # type: ignore[arg-type]
+    extension.before_service_call(span, instrumentor)
+    _apply_response_attributes(span, result)
+    extension.on_success(span, result, instrumentor)
+    span.end()
+    (finished,) = exporter.get_finished_spans()
+    return {"name": finished.name, **dict(finished.attributes or {})}
+
+
+@pytest.mark.parametrize(
+    ("action", "request_", "reply"), _HTTP_CASES, ids=[c[0] for c in _HTTP_CASES]
+)
+def test_http_span_attributes_are_the_instrumentations(
+    action: str, request_: dict[str, Any], reply: dict[str, Any]
+) -> None:
+    meta = {"HTTPStatusCode": 200, "RetryAttempts": 0, "RequestId": "r-1"}
+    expected = _instrumentation_attributes(
+        action, request_, {**_as_botocore_parses(action, reply), "ResponseMetadata": meta}
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = KVConfig(
+        table="bench", region="eu-west-1", endpoint=ENDPOINT, tracer_provider=provider
+    )
+    spans = Telemetry(config).http_spans()
+    assert spans is not None
+    with provider.get_tracer("app").start_as_current_span("parent"):
+        traced = spans.request(action, request_, ENDPOINT, "eu-west-1")
+        assert traced is not None
+        traced.reply(traced.start(), {**reply, "ResponseMetadata": meta})
+    ours = exporter.get_finished_spans()[0]
+    assert {"name": ours.name, **dict(ours.attributes or {})} == expected
+
+
+def test_no_http_spans_without_a_recording_span_or_with_the_no_op_provider() -> None:
+    from opentelemetry.trace import NoOpTracerProvider
+
+    provider = TracerProvider()
+    spans = Telemetry(
+        KVConfig(table="bench", endpoint=ENDPOINT, tracer_provider=provider)
+    ).http_spans()
+    assert spans is not None
+    assert spans.request("GetItem", {"TableName": "t"}, ENDPOINT, "us-east-1") is None
+    quiet = KVConfig(table="bench", endpoint=ENDPOINT, tracer_provider=NoOpTracerProvider())
+    assert Telemetry(quiet).http_spans() is None
