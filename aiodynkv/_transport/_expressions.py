@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any
 
 __all__ = [
@@ -229,8 +229,6 @@ def add_numbers(left: str, right: str, *, subtract: bool = False) -> str:
         result = context.subtract(a, b) if subtract else context.add(a, b)
     except Overflow:  # an Inexact too: caught first
         raise ExpressionError(_OVERFLOW) from None
-    except Underflow:
-        raise ExpressionError(_UNDERFLOW) from None
     except Inexact:
         raise ExpressionError(_TOO_PRECISE) from None
     except (InvalidOperation, ArithmeticError):

@@ -199,6 +199,8 @@ def test_names_stand_for_attributes_and_an_attribute_may_be_named_like_a_functio
         ("n IN (:v :v)", ":v"),
         ("AND = :v", "AND"),
         ("n = :v ;", ";"),
+        ("NOT", "<EOF>"),
+        ("n = 5", "5"),
         ("attribute_exists(:v)", ":v"),
         ("begins_with(s :v)", ":v"),
         ("size(:v) = :v", ":v"),
@@ -583,3 +585,175 @@ def test_numbers_at_the_edges_of_the_range_are_stored(memory: MemoryTransport) -
     )
     assert new["lo"] == {"N": "0." + "0" * 129 + "1"}
     assert new["hi"] == {"N": "-99" + "0" * 124}
+
+
+# -- requests the memory transport refuses --------------------------------------------------
+
+_KEY = {"pk": {"S": "a"}}
+
+
+@pytest.mark.parametrize(
+    ("action", "request_", "message"),
+    [
+        ("GetItem", {"Key": "a"}, "The provided key element does not match the schema"),
+        ("GetItem", {"Key": {"other": {"S": "a"}}}, "The provided key element does not match"),
+        ("GetItem", {"Key": {"pk": {"N": "1"}}}, "The provided key element does not match"),
+        ("PutItem", {"Item": {"x": {"S": "a"}}}, "Missing the key pk in the item"),
+        ("PutItem", {"Item": {"pk": {"N": "1"}}}, "Type mismatch for key pk expected: S actual: N"),
+        ("PutItem", {"Item": {"pk": "a"}}, "more than one datatypes set"),
+        ("PutItem", {"Item": {"pk": {"S": ""}}}, "cannot contain an empty string value. Key: pk"),
+        ("PutItem", {"Item": "a"}, "the item is not a map"),
+        ("PutItem", {"Item": {**_KEY, "x": {"SS": ["a", 1]}}}, "has a member of the wrong type"),
+        ("PutItem", {"Item": {**_KEY, "x": {"SS": []}}}, "An string set  may not be empty"),
+        ("PutItem", {"Item": {**_KEY, "x": {"NS": []}}}, "An number set  may not be empty"),
+        ("PutItem", {"Item": {**_KEY, "x": {"NS": ["1", "1.0"]}}}, "contains duplicates"),
+        ("PutItem", {"Item": {**_KEY, "x": {"NULL": False}}}, "has a value of the wrong type"),
+        ("PutItem", {"Item": {**_KEY, "x": {"M": {"y": {"N": 1}}}}}, "of the wrong type"),
+        ("PutItem", {"Item": {**_KEY, "x": {"S": "a", "N": "1"}}}, "more than one datatypes"),
+        ("PutItem", {"Item": _KEY, "ReturnValues": "ALL_NEW"}, "Return values set to invalid"),
+        (
+            "PutItem",
+            {"Item": _KEY, "ReturnValuesOnConditionCheckFailure": "ALL_NEW"},
+            "ReturnValuesOnConditionCheckFailure set to invalid value: ALL_NEW",
+        ),
+        ("Scan", {"Limit": 0}, "Member must have value greater than or equal to 1"),
+        ("BatchGetItem", {"RequestItems": {}}, "Value null at 'requestItems' failed"),
+        (
+            "BatchGetItem",
+            {"RequestItems": {TABLE: {"Keys": [_KEY] * 101}}},
+            "Too many items requested for the BatchGetItem call",
+        ),
+        (
+            "BatchGetItem",
+            {"RequestItems": {TABLE: {"Keys": []}}},
+            "Member must have length greater than or equal to 1",
+        ),
+        ("BatchWriteItem", {"RequestItems": None}, "Value null at 'requestItems' failed"),
+        (
+            "BatchWriteItem",
+            {"RequestItems": {TABLE: [{"DeleteRequest": {"Key": _KEY}}] * 26}},
+            "Member must have length less than or equal to 25",
+        ),
+        (
+            "BatchWriteItem",
+            {"RequestItems": {TABLE: [{"UpdateRequest": {"Key": _KEY}}]}},
+            "A write request must be a PutRequest or a DeleteRequest",
+        ),
+        ("TransactGetItems", {"TransactItems": []}, "Member must have length less than"),
+        (
+            "TransactGetItems",
+            {"TransactItems": [{"Put": {"TableName": TABLE, "Item": _KEY}}]},
+            "TransactItems can only contain Get actions",
+        ),
+        (
+            "TransactGetItems",
+            {"TransactItems": [{"Get": {"TableName": TABLE, "Key": _KEY}}] * 2},
+            "Transaction request cannot include multiple operations on one item",
+        ),
+        ("TransactWriteItems", {"TransactItems": [{}] * 101}, "Member must have length less"),
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [{"Delete": {"TableName": TABLE, "Key": _KEY}}],
+                "ClientRequestToken": "",
+            },
+            "ClientRequestToken must be 1 to 36 characters",
+        ),
+        ("TransactWriteItems", {"TransactItems": [{}]}, "Every TransactItem must hold exactly one"),
+        (
+            "TransactWriteItems",
+            {"TransactItems": [{"Get": {"TableName": TABLE, "Key": _KEY}}]},
+            "Unknown transaction action: Get",
+        ),
+        (
+            "TransactWriteItems",
+            {"TransactItems": [{"ConditionCheck": {"TableName": TABLE, "Key": _KEY}}]},
+            "A ConditionCheck needs a ConditionExpression",
+        ),
+        ("CreateTable", {"TableName": "ab"}, "TableName must be at least 3 characters long"),
+        (
+            "CreateTable",
+            {"TableName": "new", "KeySchema": [{"AttributeName": "r", "KeyType": "RANGE"}]},
+            "Invalid KeySchema: the first key must be HASH",
+        ),
+        (
+            "CreateTable",
+            {"TableName": "new", "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}]},
+            "Some index key attributes are not defined in AttributeDefinitions",
+        ),
+        (
+            "CreateTable",
+            {
+                "TableName": "new",
+                "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": "h", "AttributeType": "S"},
+                    {"AttributeName": "x", "AttributeType": "S"},
+                ],
+            },
+            "Number of attributes in KeySchema does not exactly match",
+        ),
+        ("UpdateTimeToLive", {"TimeToLiveSpecification": {"Enabled": True}}, "needs Enabled"),
+        (
+            "UpdateTimeToLive",
+            {"TimeToLiveSpecification": {"Enabled": False, "AttributeName": "ttl"}},
+            "TimeToLive is already disabled",
+        ),
+    ],
+)
+def test_a_malformed_request_is_refused_and_changes_nothing(
+    memory: MemoryTransport, action: str, request_: dict[str, Any], message: str
+) -> None:
+    before = memory.items(TABLE)
+    assert message in _refusal(memory, action, request_)
+    assert memory.items(TABLE) == before
+    assert _send(memory, "ListTables", {})["TableNames"] == [TABLE]
+
+
+def test_an_unknown_operation_and_an_unknown_table_are_refused(memory: MemoryTransport) -> None:
+    with pytest.raises(ServiceError) as caught:
+        _send(memory, "Query", {})
+    assert caught.value.code == "UnknownOperationException"
+    with pytest.raises(ServiceError) as caught:
+        asyncio.run(memory.send("GetItem", {"TableName": "nope", "Key": _KEY}))
+    assert caught.value.code == "ResourceNotFoundException"
+    assert memory.items("nope") == []
+
+
+def test_put_returns_the_old_item_and_capacity_by_index(memory: MemoryTransport) -> None:
+    reply = _send(
+        memory,
+        "PutItem",
+        {
+            "Item": {**_KEY, "x": {"S": "new"}},
+            "ReturnValues": "ALL_OLD",
+            "ReturnConsumedCapacity": "INDEXES",
+        },
+    )
+    assert reply["Attributes"]["s"] == {"S": "hello"}
+    assert reply["ConsumedCapacity"] == {
+        "TableName": TABLE,
+        "CapacityUnits": 1.0,
+        "WriteCapacityUnits": 1.0,
+        "Table": {"CapacityUnits": 1.0},
+    }
+
+
+def test_an_update_without_an_expression_creates_the_key_item(memory: MemoryTransport) -> None:
+    reply = _send(memory, "UpdateItem", {"Key": {"pk": {"S": "k"}}, "ReturnValues": "ALL_NEW"})
+    assert reply == {"Attributes": {"pk": {"S": "k"}}}
+    reply = _send(memory, "UpdateItem", {"Key": _KEY, "ReturnValues": "UPDATED_NEW"})
+    assert reply == {}
+
+
+def test_time_to_live_is_described_after_each_change(memory: MemoryTransport) -> None:
+    describe = _send(memory, "DescribeTimeToLive", {})
+    assert describe == {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
+    spec = {"Enabled": True, "AttributeName": "exp"}
+    _send(memory, "UpdateTimeToLive", {"TimeToLiveSpecification": spec})
+    assert "already enabled" in _refusal(
+        memory, "UpdateTimeToLive", {"TimeToLiveSpecification": spec}
+    )
+    assert _send(memory, "DescribeTimeToLive", {}) == {
+        "TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "exp"}
+    }
