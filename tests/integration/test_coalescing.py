@@ -184,6 +184,23 @@ async def test_a_cancelled_caller_leaves_the_others_untouched(base: AsyncDynamoK
         assert await kv.get("k3") == "v3"  # the store is still usable
 
 
+async def test_reads_whose_callers_all_gave_up_send_nothing(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(
+        base.config, client=recorder, transport="botocore", coalesce_window=0.05
+    ) as kv:
+        tasks = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(3)]
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+        await asyncio.sleep(0.1)  # past the window: the flush finds no caller left
+        assert recorder.count("batch_get_item") == recorder.count("get_item") == 0
+        assert await kv.get("k1") == "v1"
+    assert recorder.count("get_item") == 1
+
+
 async def test_unprocessed_keys_are_retried(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client, unprocessed_rounds=2)
     async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
