@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from decimal import Context, Decimal, Inexact, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any
 
 __all__ = [
@@ -43,6 +43,9 @@ _NUMBERS = Context(prec=38, Emin=-130, Emax=125)
 _TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
 _OVERFLOW = (
     "Number overflow. Attempting to store a number with magnitude larger than supported range"
+)
+_UNDERFLOW = (
+    "Number underflow. Attempting to store a number with magnitude smaller than supported range"
 )
 
 
@@ -111,7 +114,8 @@ def check_values(used: set[str] | frozenset[str], values: Values) -> None:
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<name>#[A-Za-z0-9_]+)|(?P<value>:[A-Za-z0-9_]+)"
-    r"|(?P<op><>|<=|>=|=|<|>|\(|\)|,|\+|-|\.|\[|\])|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
+    r"|(?P<op><>|<=|>=|=|<|>|\(|\)|,|\+|-|\.|\[|\])|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<index>[0-9]+))"
 )
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE"})
 
@@ -209,8 +213,10 @@ def _format(number: Decimal) -> str:
     if len(digits) > 38:
         raise ExpressionError(_TOO_PRECISE)
     adjusted = number.adjusted()
-    if adjusted > 125 or adjusted < -130:
+    if adjusted > 125:
         raise ExpressionError(_OVERFLOW)
+    if adjusted < -130:
+        raise ExpressionError(_UNDERFLOW)
     return format(number.normalize(_NUMBERS), "f")
 
 
@@ -221,6 +227,8 @@ def add_numbers(left: str, right: str, *, subtract: bool = False) -> str:
     context.traps[Inexact] = True  # a sum needing a 39th digit is refused, never rounded
     try:
         result = context.subtract(a, b) if subtract else context.add(a, b)
+    except Overflow:  # an Inexact too: caught first
+        raise ExpressionError(_OVERFLOW) from None
     except Inexact:
         raise ExpressionError(_TOO_PRECISE) from None
     except (InvalidOperation, ArithmeticError):

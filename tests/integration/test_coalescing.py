@@ -14,16 +14,29 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from aiodynkv import AsyncDynamoKV, KeyNotFoundError, TableNotFoundError
+from aiodynkv import (
+    AccessDeniedError,
+    AsyncDynamoKV,
+    KeyNotFoundError,
+    TableNotFoundError,
+    ThrottledError,
+)
 
 
 class Recorder:
     """Wraps a real client and records the requests sent through it."""
 
-    def __init__(self, client: Any, deny_batch: bool = False, unprocessed_rounds: int = 0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        deny_batch: bool = False,
+        unprocessed_rounds: int = 0,
+        deny_message: str = "not authorized to perform: dynamodb:BatchGetItem",
+    ) -> None:
         self._client = client
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.deny_batch = deny_batch
+        self.deny_message = deny_message
         self.unprocessed_rounds = unprocessed_rounds
 
     def __getattr__(self, name: str) -> Any:
@@ -36,7 +49,7 @@ class Recorder:
                     {
                         "Error": {
                             "Code": "AccessDeniedException",
-                            "Message": "not authorized to perform: dynamodb:BatchGetItem",
+                            "Message": self.deny_message,
                         }
                     },
                     "BatchGetItem",
@@ -171,6 +184,23 @@ async def test_a_cancelled_caller_leaves_the_others_untouched(base: AsyncDynamoK
         assert await kv.get("k3") == "v3"  # the store is still usable
 
 
+async def test_reads_whose_callers_all_gave_up_send_nothing(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(
+        base.config, client=recorder, transport="botocore", coalesce_window=0.05
+    ) as kv:
+        tasks = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(3)]
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+        await asyncio.sleep(0.1)  # past the window: the flush finds no caller left
+        assert recorder.count("batch_get_item") == recorder.count("get_item") == 0
+        assert await kv.get("k1") == "v1"
+    assert recorder.count("get_item") == 1
+
+
 async def test_unprocessed_keys_are_retried(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client, unprocessed_rounds=2)
     async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
@@ -187,6 +217,31 @@ async def test_without_batch_permission_it_falls_back_to_get_item(base: AsyncDyn
     assert first == second == [f"v{i}" for i in range(5)]
     assert recorder.count("batch_get_item") == 1  # tried once, then never again
     assert recorder.count("get_item") == 10
+
+
+async def test_a_denial_that_is_not_about_batch_reads_fails_each_caller_and_keeps_coalescing(
+    base: AsyncDynamoKV,
+) -> None:
+    recorder = Recorder(base.client, deny_batch=True, deny_message="the key is disabled")
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
+        first = await asyncio.gather(*(kv.get(f"k{i}") for i in range(3)), return_exceptions=True)
+        assert all(isinstance(error, AccessDeniedError) for error in first), first
+        assert [error.key for error in first] == ["k0", "k1", "k2"]  # type: ignore[union-attr]
+        await asyncio.gather(*(kv.get(f"k{i}") for i in range(3)), return_exceptions=True)
+    assert recorder.count("batch_get_item") == 2  # not turned off
+    assert recorder.count("get_item") == 0
+
+
+async def test_keys_still_unprocessed_at_the_deadline_fail_each_caller_as_throttled(
+    base: AsyncDynamoKV,
+) -> None:
+    recorder = Recorder(base.client, unprocessed_rounds=10_000)
+    config = base.config.replace(max_attempts=2, read_timeout=0.2)
+    async with AsyncDynamoKV(config, client=recorder, transport="botocore") as kv:
+        results = await asyncio.gather(*(kv.get(f"k{i}") for i in range(3)), return_exceptions=True)
+    assert all(isinstance(error, ThrottledError) for error in results), results
+    assert [error.key for error in results] == ["k0", "k1", "k2"]  # type: ignore[union-attr]
+    assert recorder.count("get_item") == 0
 
 
 async def test_aclose_lets_accepted_reads_finish(base: AsyncDynamoKV) -> None:
