@@ -126,9 +126,11 @@ transports, and the state is read back through a clean store and judged against 
 model: the exact result, or `WriteInDoubtError` (a truthful `BatchIncompleteError` for
 batches) with the write applied at most once, or a typed error with nothing applied.
 Anything else is a violation: doubled, lost, a false outcome, corrupt data returned, a
-wrong error class, a call outliving its deadline. `nox -s tests` runs a fixed sample;
-`nox -s full` (CI) runs every sequence of one and two events; regenerate this section
-with `python -m tests.fault_matrix_report results.jsonl --into RELIABILITY.md`.
+wrong error class, a call outliving its deadline. `nox -s tests` runs a fixed sample
+of 152 cases (sequences of up to three events); `nox -s full` (CI) runs every sequence
+of one and two events, a trickle (which lasts a whole call deadline) only on its own;
+`AIODYNKV_MATRIX_DEPTH=3` runs every sequence of three. This section is generated:
+`python -m tests.fault_matrix_report results.jsonl --into RELIABILITY.md`.
 
 """
 
