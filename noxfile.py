@@ -29,6 +29,9 @@ ROOT = Path(__file__).parent
 LOCK = ROOT / "constraints.txt"
 DYNALITE_DIR = ROOT / ".nox" / "_dynalite"
 DYNALITE = "dynalite@4.0.0"  # the npm release the suite was proven with
+# Two pytest workers per core (4 to 8): a test spends much of its time waiting on a
+# timeout, a lease or a server, and one worker per core left the cores half idle.
+WORKERS = str(min(8, max(4, 2 * (os.cpu_count() or 2))))
 TEST_DEPS = [
     "pytest>=8",
     "pytest-asyncio>=0.24",
@@ -40,7 +43,7 @@ TEST_DEPS = [
     "pyyaml>=6",  # tests/unit/test_compose.py reads docker-compose.yml
     "httpx>=0.27",  # tests/integration/test_examples.py talks HTTP to the examples
     "httpx2>=2.16",  # what Starlette's TestClient uses (the README's FastAPI tests)
-    "pytest-xdist>=3.6",  # two workers: the suite is CPU-bound on the client and the servers
+    "pytest-xdist>=3.6",  # WORKERS processes: much of the suite waits on timeouts and leases
 ]
 # Everything any session installs, for `upgrade` to resolve in one environment.
 ALL_DEPS = [
@@ -89,10 +92,10 @@ def install_dynalite(session: nox.Session) -> str:
 
 
 def run_pytest(session: nox.Session, *args: str) -> None:
-    """pytest under branch coverage on two workers; the 95 % gate applies to whole runs."""
+    """pytest under branch coverage on WORKERS workers; the 95 % gate applies to whole runs."""
     env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", "-n", "2", *args, env=env)
+    session.run("coverage", "run", "-m", "pytest", "-n", WORKERS, *args, env=env)
     session.run("coverage", "combine", "--quiet")
     # A subset (arguments after --) reports its coverage but cannot fail the gate.
     gate = [] if not session.posargs else ["--fail-under=0"]

@@ -360,14 +360,19 @@ class LocalDynamoDB:
         # patch passes its settings on): slower for every request, and none of it is yours.
         for name in _COVERAGE_ENV:
             env.pop(name, None)
-        self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
-            command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # its own process group: see the module docstring
-        )
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 (fixed arguments)
+                command,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # its own process group: see the module docstring
+            )
+        except BaseException:
+            self._log.close()
+            self._log = None
+            raise
         _RUNNING.add(self)
         self._endpoint = f"http://{_HOST}:{port}"
 

@@ -36,3 +36,4 @@ def test_the_emulator_does_not_run_under_the_callers_coverage(
     assert "COVERAGE_PROCESS_START" not in env
     assert env["AIODYNKV_KEPT"] == "yes"
     assert env["EXTRA"] == "1"
+    assert server._log is None  # the server's log file is closed when it cannot start
