@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -33,13 +35,59 @@ _TRANSPORTS = ("lean", "botocore", "memory")
 LOCAL_REGION = "us-east-1"
 
 
+# What decides a value botocore reads from the AWS configuration: these variables and the
+# contents of the two files they name. A lookup is reused while all of them stay the same.
+_AWS_CONFIG_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CA_BUNDLE",
+    "HOME",
+)
+
+
+def _file_contents(path: str) -> bytes | None:
+    """The file's bytes (a few hundred, as a rule): file times are too coarse to trust."""
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _lookup(name: str, profile: str | None, _stamp: Hashable) -> Any:
+    from botocore.session import Session
+
+    return Session(profile=profile).get_config_variable(name)
+
+
+def aws_config_variable(name: str, profile: str | None) -> Any:
+    """What botocore reads for the setting `name` of `profile` (None: the default one).
+
+    A botocore session costs tens of milliseconds to build; the answer is kept while
+    the environment variables and the files that decide it are unchanged.
+
+    Raises:
+        botocore.exceptions.ProfileNotFound: `profile` is named and does not exist.
+        botocore.exceptions.ConfigParseError: the config file cannot be read.
+    """
+    env = tuple(os.environ.get(variable) for variable in _AWS_CONFIG_VARIABLES)
+    files = (
+        _file_contents(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")),
+        _file_contents(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")),
+    )
+    return _lookup(name, profile, (env, files))
+
+
 def _profile_region(profile: str | None) -> str | None:
     """The ``region`` botocore reads for `profile` from the AWS config file, if any."""
     import botocore.exceptions
-    import botocore.session
 
     try:
-        region = botocore.session.Session(profile=profile).get_config_variable("region")
+        region = aws_config_variable("region", profile)
     except botocore.exceptions.ProfileNotFound:
         return None  # opening the store reports the missing profile
     except botocore.exceptions.ConfigParseError as exc:

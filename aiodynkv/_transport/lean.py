@@ -554,10 +554,11 @@ def ca_bundle(profile: str | None = None) -> bool | str:
     else botocore's own CA bundle (True).
     """
     import botocore.exceptions as bex
-    from botocore.session import Session
+
+    from aiodynkv._config import aws_config_variable
 
     try:
-        bundle = Session(profile=profile).get_config_variable("ca_bundle")
+        bundle = aws_config_variable("ca_bundle", profile)
     except bex.BotoCoreError:  # a missing or unreadable profile: the environment only
         bundle = os.environ.get("AWS_CA_BUNDLE")
     return str(bundle) if bundle else True

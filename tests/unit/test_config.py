@@ -399,6 +399,36 @@ def test_effective_region_takes_the_profile_region_before_the_loopback_fallback(
 
 
 @pytest.mark.usefixtures("no_aws_env")
+def test_the_profile_region_follows_the_config_file_and_is_read_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Read once while nothing changes; a file rewritten in place within one clock tick
+    (same size, same inode, maybe the same time stamp) is read again."""
+    import botocore.session
+
+    built: list[object] = []
+    real_init = botocore.session.Session.__init__
+
+    def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "__init__", counting_init)
+    config_file = tmp_path / "config"
+    config_file.write_text("[default]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    config = KVConfig(table="kvt")
+    assert [config.effective_region for _ in range(5)] == ["eu-west-1"] * 5
+    assert len(built) == 1
+    config_file.write_text("[default]\nregion = eu-west-2\n")
+    assert config.effective_region == "eu-west-2"
+    monkeypatch.setenv("AWS_PROFILE", "other")  # another variable: looked up again
+    config_file.write_text("[profile other]\nregion = eu-west-3\n")
+    assert config.effective_region == "eu-west-3"
+    assert len(built) == 3
+
+
+@pytest.mark.usefixtures("no_aws_env")
 def test_region_and_server_address() -> None:
     local = KVConfig(table="kvt", endpoint="http://localhost:8000")
     assert local.is_local and local.effective_region == "us-east-1"
