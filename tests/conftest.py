@@ -8,6 +8,7 @@ the reason below, never by a skip inside the test.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -197,38 +198,51 @@ async def _emptied(store: AsyncDynamoKV) -> bool:
 StoreFactory = Callable[..., Any]
 
 
+@contextlib.asynccontextmanager
+async def pooled_table(endpoint: str, transport: str = "lean") -> AsyncIterator[AsyncDynamoKV]:
+    """A store on an empty table of `endpoint`: a spare one emptied by an earlier test, or
+    a new one. Returned to the spares when the test leaves it reusable."""
+    spare = _SPARE_TABLES.setdefault(endpoint, [])
+    table = spare.pop() if spare else f"t-{uuid.uuid4().hex[:12]}"
+    admin = await AsyncDynamoKV(
+        table=table, endpoint=endpoint, create_table=True, transport=transport
+    ).open()
+    try:
+        yield admin
+    finally:
+        if await _emptied(admin):
+            spare.append(table)
+        await admin.aclose()
+
+
 @pytest_asyncio.fixture
 async def make_store(backend: Backend) -> AsyncIterator[StoreFactory]:
     """Open stores of the current backend on one empty table; closes them after."""
     opened: list[Any] = []
-    admin: Any
-    spare = _SPARE_TABLES.setdefault(f"{backend.kind}|{backend.endpoint}", [])
-    table = spare.pop() if spare else f"t-{uuid.uuid4().hex[:12]}"
-    if backend.kind == "memory":
-        admin = await InMemoryKV(table=table).open()
-    else:
-        admin = await AsyncDynamoKV(
-            table=table, endpoint=backend.endpoint, create_table=True, transport=backend.transport
-        ).open()
-
-    async def factory(**fields: Any) -> Any:
-        store: Any
-        if isinstance(admin, InMemoryKV):
-            fields.pop("transport", None)  # its only transport: never a real endpoint
-            # Same transport: the same table and objects, other settings.
-            store = InMemoryKV(admin.config, client=admin.transport, **fields)
+    async with contextlib.AsyncExitStack() as stack:
+        admin: Any
+        if backend.endpoint is None:
+            admin = await stack.enter_async_context(InMemoryKV(table=f"t-{uuid.uuid4().hex[:12]}"))
         else:
-            store = AsyncDynamoKV(admin.config, **fields)
-        await store.open()
-        opened.append(store)
-        return store
+            admin = await stack.enter_async_context(
+                pooled_table(backend.endpoint, backend.transport)
+            )
 
-    yield factory
-    for store in opened:
-        await store.aclose()
-    if not isinstance(admin, InMemoryKV) and await _emptied(admin):
-        spare.append(table)
-    await admin.aclose()
+        async def factory(**fields: Any) -> Any:
+            store: Any
+            if isinstance(admin, InMemoryKV):
+                fields.pop("transport", None)  # its only transport: never a real endpoint
+                # Same transport: the same table and objects, other settings.
+                store = InMemoryKV(admin.config, client=admin.transport, **fields)
+            else:
+                store = AsyncDynamoKV(admin.config, **fields)
+            await store.open()
+            opened.append(store)
+            return store
+
+        yield factory
+        for store in opened:
+            await store.aclose()
 
 
 async def raw_call(store: Any, action: str, request: dict[str, Any]) -> dict[str, Any]:

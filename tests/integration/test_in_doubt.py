@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from aiodynkv import (
     TransientError,
     WriteInDoubtError,
 )
+from tests.conftest import pooled_table
 from tests.faults import FaultProxy, _read_message
 
 Faulty = tuple[AsyncDynamoKV, FaultProxy, AsyncDynamoKV]
@@ -39,8 +39,7 @@ async def faulty(request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
     """A fresh table reached directly (the truth), a proxy, and a store through the proxy."""
     server, transport = request.param.split("-")
     endpoint = request.getfixturevalue(f"{server}_endpoint")
-    name = f"d-{uuid.uuid4().hex[:12]}"
-    async with AsyncDynamoKV(table=name, endpoint=endpoint, create_table=True) as direct:
+    async with pooled_table(endpoint) as direct:
         proxy = await FaultProxy(int(endpoint.rsplit(":", 1)[1])).start()
         try:
             async with AsyncDynamoKV(
@@ -58,7 +57,6 @@ async def faulty(request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
                 yield direct, proxy, kv
         finally:
             await proxy.kill()
-            await direct.client.delete_table(TableName=name)
 
 
 @dataclass(frozen=True)
@@ -358,8 +356,7 @@ async def test_call_timeout_set_explicitly_bounds_the_call(transport: str) -> No
 
 @pytest_asyncio.fixture(params=["lean", "botocore"])
 async def tx_faulty(request: pytest.FixtureRequest, moto_endpoint: str) -> AsyncIterator[Faulty]:
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    async with AsyncDynamoKV(table=name, endpoint=moto_endpoint, create_table=True) as direct:
+    async with pooled_table(moto_endpoint) as direct:
         proxy = await FaultProxy(int(moto_endpoint.rsplit(":", 1)[1])).start()
         try:
             async with AsyncDynamoKV(
@@ -376,7 +373,6 @@ async def tx_faulty(request: pytest.FixtureRequest, moto_endpoint: str) -> Async
                 yield direct, proxy, kv
         finally:
             await proxy.kill()
-            await direct.client.delete_table(TableName=name)
 
 
 @pytest.mark.parametrize("sequence", list(SEQUENCES))
