@@ -14,7 +14,6 @@ import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._error_map import botocore_exceptions
 from aiodynkv._errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -24,6 +23,7 @@ from aiodynkv._errors import (
     KVTimeoutError,
     ServerError,
     ThrottledError,
+    botocore_exceptions,
 )
 
 if TYPE_CHECKING:

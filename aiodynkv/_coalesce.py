@@ -25,12 +25,13 @@ from opentelemetry.trace import Link
 
 from aiodynkv import _requests as requests
 from aiodynkv._batch import MAX_GET_BATCH, read_items
-from aiodynkv._error_map import map_error, rekey
 from aiodynkv._errors import (
     AccessDeniedError,
     KVError,
     KVTimeoutError,
     ThrottledError,
+    map_error,
+    rekey,
 )
 
 if TYPE_CHECKING:

@@ -21,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _table
 from aiodynkv._cache import NearCache
-from aiodynkv._error_map import in_doubt_error, map_error
-from aiodynkv._errors import ConditionFailedError, KVConfigError, KVError, StoreClosedError
+from aiodynkv._errors import (
+    ConditionFailedError,
+    KVConfigError,
+    KVError,
+    StoreClosedError,
+    in_doubt_error,
+    map_error,
+)
 from aiodynkv._pipeline import Pipeline, for_core
 from aiodynkv._telemetry import Operation, Telemetry
 
