@@ -369,7 +369,7 @@ def build_item(
 ) -> Item:
     """The whole item a write stores, size-checked before anything is sent.
 
-    With ``check_size=False`` the 400 KB check is left to `aiodynkv._pipeline`, which
+    With ``check_size=False`` the 400 KB check is left to `aiodynkv._values`, which
     may still encrypt the value or move it to S3.
 
     Raises:

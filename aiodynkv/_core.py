@@ -29,8 +29,8 @@ from aiodynkv._errors import (
     in_doubt_error,
     map_error,
 )
-from aiodynkv._pipeline import Pipeline, for_core
 from aiodynkv._telemetry import Operation, Telemetry
+from aiodynkv._values import Pipeline, for_core
 
 if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
@@ -202,7 +202,7 @@ class Core:
 
     def _memory_pipeline(self) -> Pipeline:
         """The value pipeline over the memory transport's object store and a KMS stand-in."""
-        from aiodynkv._crypto import MemoryKms
+        from aiodynkv._values import MemoryKms
 
         return Pipeline(
             self.config,

@@ -3,7 +3,7 @@
 Validation lives in ``_args``/``_keys``/``_codec``, request building in
 ``_requests``, lifecycle and sending in ``_core``, batches in ``_batch``, read
 coalescing in ``_coalesce``, the near cache in ``_cache``, the value pipeline in
-``_pipeline``; a method strings them together.
+``_values``; a method strings them together.
 
 Exactly-once writes: every write carries a fresh token stored on the item, and
 asks for the old item when its condition fails. When the transport retried a
@@ -77,9 +77,9 @@ from aiodynkv._errors import (
     shown,
 )
 from aiodynkv._keys import SEPARATOR, KeyCodec
-from aiodynkv._pipeline import BatchWrites, read_old_items
 from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
 from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._values import BatchWrites, read_old_items
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -1194,7 +1194,7 @@ class AsyncDynamoKV:
         operation: str,
         reread: Callable[[], Awaitable[Item | None]] | None = None,
     ) -> Item | None:
-        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`).
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._values`).
 
         `reread` reads the item again (strongly consistent) when its S3 object is
         missing; None means the item is gone now.
@@ -1208,7 +1208,7 @@ class AsyncDynamoKV:
         """The item read again, strongly consistent (None when missing or expired now).
 
         For a read whose offloaded object went missing: a writer may have replaced or
-        deleted the item meanwhile (`aiodynkv._pipeline.Pipeline.open`).
+        deleted the item meanwhile (`aiodynkv._values.Pipeline.open`).
         """
         request = requests.get(self._core.config, stored, consistent=True)
         item: Item | None = (await self._core.send(op, "GetItem", request, key)).get("Item")

@@ -57,13 +57,13 @@ from aiodynkv._errors import (
     TransactionReason,
     WriteInDoubtError,
 )
-from aiodynkv._pipeline import read_old_items
+from aiodynkv._values import read_old_items
 
 if TYPE_CHECKING:
-    from aiodynkv._offload import Pointer
     from aiodynkv._protocol import TTL, Value
     from aiodynkv._store import AsyncDynamoKV
     from aiodynkv._telemetry import Operation
+    from aiodynkv._values import Pointer
 
 __all__ = [
     "MAX_ACTIONS",

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 
-from aiodynkv._offload import MemoryBlobs
 from aiodynkv._transport import _expressions as expr
 from aiodynkv._transport.base import ServiceError
+from aiodynkv._values import MemoryBlobs
 
 __all__ = ["MemoryTransport"]
 

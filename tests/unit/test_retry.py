@@ -8,7 +8,6 @@ import pytest
 
 from aiodynkv import KVValidationError, ThrottledError
 from aiodynkv._batch import drive
-from aiodynkv._pipeline import read_old_items
 from aiodynkv._retry import (
     BACKOFF_CAP,
     longest_backoff,
@@ -16,6 +15,7 @@ from aiodynkv._retry import (
     sleep,
     standard_delay,
 )
+from aiodynkv._values import read_old_items
 from aiodynkv.testing import set_retry_waits
 
 
