@@ -1,6 +1,6 @@
 """`AsyncDynamoKV`: the store's public operations, each validate → build → send → decode.
 
-Validation lives in ``_args``/``_keys``/``_codec``, request building in
+Validation lives in ``_keys`` and ``_codec``, request building in
 ``_requests``, lifecycle and sending in ``_core``, batches in ``_batch``, read
 coalescing in ``_coalesce``, the near cache in ``_cache``, the value pipeline in
 ``_values``; a method strings them together.
@@ -25,14 +25,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiodynkv import _requests as requests
 from aiodynkv import _table
-from aiodynkv._args import (
-    check_conditions,
-    check_delta,
-    check_version,
-    key_list,
-    pair_of,
-    ttl_seconds,
-)
 from aiodynkv._batch import (
     MAX_WRITE_BATCH,
     Chunk,
@@ -76,7 +68,16 @@ from aiodynkv._errors import (
     WrongTypeError,
     shown,
 )
-from aiodynkv._keys import SEPARATOR, KeyCodec
+from aiodynkv._keys import (
+    SEPARATOR,
+    KeyCodec,
+    check_conditions,
+    check_delta,
+    check_version,
+    key_list,
+    pair_of,
+    ttl_seconds,
+)
 from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
 from aiodynkv._transport.base import ServiceError, WireError
 from aiodynkv._values import BatchWrites, read_old_items

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
 from aiodynkv import _retry
-from aiodynkv._args import check_conditions, check_delta, check_version, ttl_seconds
 from aiodynkv._cache import writing
 from aiodynkv._codec import (
     Item,
@@ -57,6 +56,7 @@ from aiodynkv._errors import (
     TransactionReason,
     WriteInDoubtError,
 )
+from aiodynkv._keys import check_conditions, check_delta, check_version, ttl_seconds
 from aiodynkv._values import read_old_items
 
 if TYPE_CHECKING:
