@@ -126,13 +126,6 @@ class DynamoOps:
         else:
             tel.debug(event, **fields)
 
-    async def _old(self, op: Any, exc: ConditionFailedError, stored: str, name: str) -> Item | None:
-        item: Item | None = getattr(exc.__cause__, "item", None)
-        if item is None:  # dynalite does not return the old item: read it (consistent)
-            request = requests.get(self.core.config, stored, consistent=True)
-            item = (await self.core.send(op, "GetItem", request, name)).get("Item")
-        return item
-
     async def acquire(
         self, stored: str, name: str, owner: str, lease_ms: int, seen: int | None
     ) -> Seen:
@@ -150,7 +143,7 @@ class DynamoOps:
             try:
                 response = await core.send(op, "UpdateItem", request, name)
             except ConditionFailedError as exc:
-                found = seen_in(await self._old(op, exc, stored, name), owner, core.config)
+                found = seen_in(await self.core.old_item(op, exc, stored, name), owner, core.config)
                 op.outcome = "acquired" if found.fence is not None else "condition_failed"
                 return found
             op.outcome = "acquired"
@@ -181,7 +174,7 @@ class DynamoOps:
                     # Our earlier attempt released it. (Had the lease been taken over before,
                     # the holder would have seen it lapse first: `release` checks that.)
                     return True
-                old = await self._old(op, exc, stored, name)
+                old = await self.core.old_item(op, exc, stored, name)
                 op.outcome = "condition_failed"
                 return old is not None and old.get(LOCK_OWNER) == {"S": owner}
             return True

@@ -11,7 +11,7 @@ request whose reply was lost and the retry meets the call's own earlier write,
 the token says so (`written_by`), and the call reports what its write did (True,
 the counter's value), without a second write and without an extra read where the
 server returns the old item (DynamoDB, moto; dynalite does not, so one consistent
-read is made: `_old_item`).
+read is made: `Core.old_item`).
 """
 
 from __future__ import annotations
@@ -661,7 +661,7 @@ class AsyncDynamoKV:
             return self._counter(response["Attributes"], key)
         except ConditionFailedError as exc:  # expired, or our own earlier attempt
             if in_doubt(exc):
-                old = await self._old_item(op, exc, stored, key)
+                old = await self._core.old_item(op, exc, stored, key)
                 if written_by(old, token):
                     return self._counter(old or {}, key)
         except KVValidationError as exc:
@@ -672,7 +672,7 @@ class AsyncDynamoKV:
             )
             await self._core.send(op, "UpdateItem", request, key)
         except ConditionFailedError as exc:  # restarted by another, or by us
-            old = await self._old_item(op, exc, stored, key) if in_doubt(exc) else None
+            old = await self._core.old_item(op, exc, stored, key) if in_doubt(exc) else None
             return self._counter(old or {}, key) if written_by(old, token) else None
         return delta
 
@@ -1231,21 +1231,11 @@ class AsyncDynamoKV:
             raise self._corrupt("incr", key, "the value is not a counter")
         return value
 
-    async def _old_item(
-        self, op: Operation, exc: ConditionFailedError, stored: str, key: str
-    ) -> Item | None:
-        """The item a failed condition met: returned by the server, else read (consistent)."""
-        item: Item | None = getattr(exc.__cause__, "item", None)
-        if item is None:
-            request = requests.get(self._core.config, stored, consistent=True)
-            item = (await self._core.send(op, "GetItem", request, key)).get("Item")
-        return item
-
     async def _own_retry(
         self, op: Operation, exc: ConditionFailedError, stored: str, key: str, token: str
     ) -> None:
         """Return if the failed condition met the call's own earlier write; else in doubt."""
-        if not written_by(await self._old_item(op, exc, stored, key), token):
+        if not written_by(await self._core.old_item(op, exc, stored, key), token):
             raise self._core.in_doubt(op, exc, key, why=_NOT_MINE) from exc.__cause__
 
     async def _conflict_from(
@@ -1257,7 +1247,7 @@ class AsyncDynamoKV:
         cannot tell whether that attempt was applied (and overwritten since) or not:
         that is a `WriteInDoubtError`, not a conflict.
         """
-        old = await self._old_item(op, exc, stored, key)
+        old = await self._core.old_item(op, exc, stored, key)
         if token and written_by(old, token):
             return None
         if in_doubt(exc):
