@@ -113,7 +113,7 @@ _READ_ROUNDS = 5  # BatchGetItem rounds for the old items; what is left is not r
 
 
 def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
-    """Kind, steps and pointer of a new-style record (``"b:zeo:s3:..."``).
+    """Kind, steps and pointer of a pipeline record (``"b:zeo:s3:..."``).
 
     Raises:
         CorruptItemError: The record is not one aiodynkv writes.
@@ -127,7 +127,7 @@ def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
 
 
 def _record_of(item: Item) -> str | None:
-    """The item's new-style record, or None (no record, or the legacy compression flag)."""
+    """The item's pipeline record, or None (no record, or the flag of compression alone)."""
     flag = item.get(COMPRESSION_FLAG)
     text = flag.get("S") if isinstance(flag, dict) else None
     return text if isinstance(text, str) and len(text) > 1 else None
