@@ -37,7 +37,7 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TextIO
 
@@ -195,11 +195,6 @@ class Summary:
             f"{verb}: {self.read} read, {self.written} written, {self.skipped} skipped, "
             f"{self.failed} failed ({seconds:.1f} s)"
         )
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 async def export_items(

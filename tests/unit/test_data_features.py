@@ -140,9 +140,9 @@ def test_cache_remembers_writes_as_get_returns_them() -> None:
 def test_forgotten_write_records_still_refuse_older_reads() -> None:
     cache = NearCache(1, 10**6, ttl=10.0, miss_ttl=1.0)
     before = cache.ticket()
-    cache.invalidate("k")
+    cache.begin_write("k")
     for i in range(2_000):  # pushes k's write record out of the bounded table
-        cache.invalidate(f"other{i}")
+        cache.begin_write(f"other{i}")
     cache.fill("k", "stale", None, before)
     assert cache.lookup("k") == (False, None)
 
