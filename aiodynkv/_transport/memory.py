@@ -441,6 +441,17 @@ class MemoryTransport:
         return {"ConsumedCapacity": entry}
 
     @staticmethod
+    def _capacities(
+        request: dict[str, Any], units: dict[str, float], *, write: bool
+    ) -> dict[str, Any]:
+        """The ConsumedCapacity of a request on several tables, one entry a table, if asked."""
+        if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
+            return {}
+        kind = "WriteCapacityUnits" if write else "ReadCapacityUnits"
+        entries = [{"TableName": n, "CapacityUnits": u, kind: u} for n, u in units.items()]
+        return {"ConsumedCapacity": entries}
+
+    @staticmethod
     def _read_units(size: int, *, consistent: bool) -> float:
         units = float(max(1, math.ceil(size / 4096)))
         return units if consistent else units / 2
@@ -668,11 +679,7 @@ class MemoryTransport:
             else:
                 table.items[key] = written
         response: dict[str, Any] = {"UnprocessedItems": {}}
-        if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
-            response["ConsumedCapacity"] = [
-                {"TableName": name, "CapacityUnits": u, "WriteCapacityUnits": u}
-                for name, u in units.items()
-            ]
+        response.update(self._capacities(request, units, write=True))
         return response
 
     # -- transactions ------------------------------------------------------------------------
@@ -703,11 +710,7 @@ class MemoryTransport:
             )
             responses.append({"Item": self._project(item, projection)} if item else {})
         response: dict[str, Any] = {"Responses": responses}
-        if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
-            response["ConsumedCapacity"] = [
-                {"TableName": name, "CapacityUnits": u, "ReadCapacityUnits": u}
-                for name, u in units.items()
-            ]
+        response.update(self._capacities(request, units, write=False))
         return response
 
     def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -747,11 +750,7 @@ class MemoryTransport:
             else:
                 table.items[key] = new
         response: dict[str, Any] = {}
-        if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
-            response["ConsumedCapacity"] = [
-                {"TableName": name, "CapacityUnits": u, "WriteCapacityUnits": u}
-                for name, u in units.items()
-            ]
+        response.update(self._capacities(request, units, write=True))
         if token is not None:
             self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
         return response
