@@ -41,7 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiodynkv import _retry
+from aiodynkv import _requests as requests
+from aiodynkv._batch import read_items
 from aiodynkv._codec import COMPRESSION_FLAG, check_item_size
 from aiodynkv._errors import (
     AccessDeniedError,
@@ -109,7 +110,6 @@ _KINDS = frozenset({"s", "b"})
 _LARGEST_VERSION = {"N": "9" * 19}
 _FETCHES = 16  # S3 reads in flight per get_many
 _REREADS = 3  # an item re-read while each read finds a new pointer whose object is gone
-_READ_ROUNDS = 5  # BatchGetItem rounds for the old items; what is left is not read
 
 
 def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
@@ -505,37 +505,13 @@ class BatchWrites:
 
 
 async def read_old_items(core: Core, op: Operation, stored: list[str]) -> dict[str, Item]:
-    """Key and record of existing items (BatchGetItem, strongly consistent), best effort."""
-    config = core.config
-    found: dict[str, Item] = {}
-    for start in range(0, len(stored), 100):
-        keys: list[dict[str, Any]] = [
-            {config.partition_key: {"S": pk}} for pk in stored[start : start + 100]
-        ]
-        for attempt in range(_READ_ROUNDS):
-            request = {
-                "RequestItems": {
-                    config.table: {
-                        "Keys": keys,
-                        "ConsistentRead": True,
-                        "ProjectionExpression": "#k, #z",
-                        "ExpressionAttributeNames": {
-                            "#k": config.partition_key,
-                            "#z": COMPRESSION_FLAG,
-                        },
-                    }
-                },
-                "ReturnConsumedCapacity": "TOTAL",
-            }
-            reply = await core.send(op, "BatchGetItem", request, None)
-            for item in reply.get("Responses", {}).get(config.table, ()):
-                found[item[config.partition_key]["S"]] = item
-            rest = reply.get("UnprocessedKeys", {}).get(config.table)
-            if not rest:
-                break
-            keys = rest["Keys"]
-            if attempt + 1 < _READ_ROUNDS:
-                await _retry.sleep(_retry.backoff(attempt))
+    """Key and record of existing items (BatchGetItem, strongly consistent), best effort.
+
+    Bounded like a single call; keys still unprocessed then are left out.
+    """
+    found, _ = await read_items(
+        core, op, stored, fail_fast=True, consistent=True, projection=requests.RECORD
+    )
     return found
 
 
