@@ -685,12 +685,7 @@ class MemoryTransport:
     # -- transactions ------------------------------------------------------------------------
 
     def _transact_get_items(self, request: dict[str, Any]) -> dict[str, Any]:
-        actions = request.get("TransactItems") or []
-        if not 1 <= len(actions) <= 100:
-            raise _invalid(
-                "1 validation error detected: Value at 'transactItems' failed to satisfy "
-                "constraint: Member must have length less than or equal to 100"
-            )
+        actions = _transact_items(request)
         plan = []
         for action in actions:
             get = action.get("Get")
@@ -714,12 +709,7 @@ class MemoryTransport:
         return response
 
     def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
-        actions = request.get("TransactItems") or []
-        if not 1 <= len(actions) <= 100:
-            raise _invalid(
-                "1 validation error detected: Value at 'transactItems' failed to satisfy "
-                "constraint: Member must have length less than or equal to 100"
-            )
+        actions = _transact_items(request)
         token = request.get("ClientRequestToken")
         fingerprint = _fingerprint(actions)
         now = self._clock()
@@ -931,6 +921,17 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(
         part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part for part in key
     )
+
+
+def _transact_items(request: dict[str, Any]) -> list[Any]:
+    """The actions of a transaction request: 1 to 100, as DynamoDB allows."""
+    actions: list[Any] = request.get("TransactItems") or []
+    if not 1 <= len(actions) <= 100:
+        raise _invalid(
+            "1 validation error detected: Value at 'transactItems' failed to satisfy "
+            "constraint: Member must have length less than or equal to 100"
+        )
+    return actions
 
 
 # -- expressions: parse, check placeholders, evaluate --------------------------------------
