@@ -655,7 +655,7 @@ DEFAULT_LOCAL_TABLE = "aiodynkv"
 @app.command(cls=_Command)
 def demo() -> None:
     """Run a tour of the API against a fresh embedded emulator."""
-    from aiodynkv._demo import run_demo
+    from aiodynkv.__main__ import run_demo
 
     run_demo()
 

@@ -602,14 +602,14 @@ def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_igno
 def test_without_typer_only_the_demo_is_offered(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import aiodynkv._demo
+    import aiodynkv.__main__
     from aiodynkv.__main__ import main
 
     for name in [m for m in sys.modules if m.startswith("aiodynkv._cli")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "typer", None)
     ran: list[bool] = []
-    monkeypatch.setattr(aiodynkv._demo, "run_demo", lambda: ran.append(True))
+    monkeypatch.setattr(aiodynkv.__main__, "run_demo", lambda: ran.append(True))
     assert main(["demo"]) == 0 and ran == [True]
     capsys.readouterr()
     assert main(["get", "k"]) == 2
