@@ -244,14 +244,16 @@ async def read_items(
     op: Operation,
     stored: Sequence[str],
     *,
-    coalesced: bool = False,
+    fail_fast: bool = False,
     consistent: bool = False,
+    projection: Sequence[str] = (),
 ) -> tuple[dict[str, Item], Outcome]:
     """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
 
-    For coalesced `get` calls the bound is a single call's (``max_attempts x
-    read_timeout``) and a failed request is raised, not retried beyond the
-    transport's own retries, so a coalesced get fails as fast as a GetItem would.
+    With `fail_fast` (coalesced `get` calls, the old items cleanup reads) the bound is
+    a single call's (``max_attempts x read_timeout``) and a failed request is raised,
+    not retried beyond the transport's own retries, so a coalesced get fails as fast
+    as a GetItem would.
 
     Returns:
         The items found by stored key (expired ones included), and what was left:
@@ -262,7 +264,9 @@ async def read_items(
     found: dict[str, Item] = {}
 
     async def send(keys: Chunk) -> Chunk | None:
-        request = requests.batch_get(config, keys, consistent=consistent or config.consistent_read)
+        request = requests.batch_get(
+            config, keys, consistent=consistent or config.consistent_read, projection=projection
+        )
         response = await core.send(op, "BatchGetItem", request, None)
         for item in response.get("Responses", {}).get(config.table, ()):
             found[item[pk_name]["S"]] = item
@@ -274,10 +278,10 @@ async def read_items(
         send,
         concurrency=config.batch_concurrency,
         deadline_seconds=(
-            config.max_attempts * config.read_timeout if coalesced else config.batch_deadline
+            config.max_attempts * config.read_timeout if fail_fast else config.batch_deadline
         ),
-        abort=None if coalesced else core.abort,
-        retry_errors=not coalesced,
+        abort=None if fail_fast else core.abort,
+        retry_errors=not fail_fast,
     )
     outcome.unprocessed.extend(outcome.in_doubt)
     outcome.in_doubt.clear()

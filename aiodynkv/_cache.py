@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 _ENTRY_OVERHEAD = 120  # bytes of bookkeeping per entry (the entry object and its slot)
-_MISSING_SIZE = 0
 
 
 class _Entry:
@@ -169,11 +168,6 @@ class NearCache:
             self._put(stored, value, expires_at)
         else:
             self._drop(stored)
-
-    def invalidate(self, stored: str) -> None:
-        """Forget `stored` (and refuse fills by reads already under way)."""
-        self._drop(stored)
-        self._bump(stored)
 
     def clear(self) -> None:
         """Forget everything."""

@@ -25,12 +25,13 @@ from opentelemetry.trace import Link
 
 from aiodynkv import _requests as requests
 from aiodynkv._batch import MAX_GET_BATCH, read_items
-from aiodynkv._error_map import map_error, rekey
 from aiodynkv._errors import (
     AccessDeniedError,
     KVError,
     KVTimeoutError,
     ThrottledError,
+    map_error,
+    rekey,
 )
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class ReadCoalescer:
         links = [Link(w.op.span.get_span_context()) for ws in live.values() for w in ws]
         try:
             with core.tel.operation("get", "BatchGetItem", batch_size=len(live), links=links) as op:
-                found, outcome = await read_items(core, op, list(live), coalesced=True)
+                found, outcome = await read_items(core, op, list(live), fail_fast=True)
         except AccessDeniedError as exc:
             if "BatchGetItem" not in str(exc.reason):
                 raise

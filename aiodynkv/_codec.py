@@ -25,9 +25,9 @@ import math
 import secrets
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodynkv._errors import CorruptItemError, KVValidationError, ValueTooLargeError
 from aiodynkv._protocol import StoredItem, Value
@@ -78,6 +78,7 @@ RESERVED_ATTRIBUTES = (COMPRESSION_FLAG, EXPIRY_MS, TOKEN)
 _COMPRESSION_LEVEL = 6
 _FLAGS = {"s": str, "b": bytes}
 _LARGEST_VERSION = {"N": "9" * 19}
+_R = TypeVar("_R")
 
 
 def encode_value(
@@ -262,32 +263,30 @@ def decode_many(
     items: Iterable[tuple[str, Item]], config: KVConfig, at: float
 ) -> tuple[dict[str, Value], dict[str, str]]:
     """Values of unexpired (user key, item) pairs, and what is wrong with the unreadable ones."""
-    found: dict[str, Value] = {}
-    corrupt: dict[str, str] = {}
-    for key, item in items:
-        try:
-            if not is_expired(item, config, at):
-                found[key] = decode_value(item, config)
-        except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
-            corrupt[key] = exc.reason or str(exc)
-    return found, corrupt
+    return _read_many(items, config, at, lambda _key, item: decode_value(item, config))
 
 
 def stored_many(
     items: Iterable[tuple[str, Item]], config: KVConfig, at: float
 ) -> tuple[dict[str, StoredItem], dict[str, str]]:
     """Like `decode_many`, with each value's expiry and version (`StoredItem`)."""
-    found: dict[str, StoredItem] = {}
+
+    def read(key: str, item: Item) -> StoredItem:
+        value = decode_value(item, config)
+        return StoredItem(key, value, expiry_seconds(item, config), version_of(item, config))
+
+    return _read_many(items, config, at, read)
+
+
+def _read_many(
+    items: Iterable[tuple[str, Item]], config: KVConfig, at: float, read: Callable[[str, Item], _R]
+) -> tuple[dict[str, _R], dict[str, str]]:
+    found: dict[str, _R] = {}
     corrupt: dict[str, str] = {}
     for key, item in items:
         try:
             if not is_expired(item, config, at):
-                found[key] = StoredItem(
-                    key,
-                    decode_value(item, config),
-                    expiry_seconds(item, config),
-                    version_of(item, config),
-                )
+                found[key] = read(key, item)
         except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
             corrupt[key] = exc.reason or str(exc)
     return found, corrupt
@@ -369,7 +368,7 @@ def build_item(
 ) -> Item:
     """The whole item a write stores, size-checked before anything is sent.
 
-    With ``check_size=False`` the 400 KB check is left to `aiodynkv._pipeline`, which
+    With ``check_size=False`` the 400 KB check is left to `aiodynkv._values`, which
     may still encrypt the value or move it to S3.
 
     Raises:

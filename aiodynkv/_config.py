@@ -328,7 +328,7 @@ class KVConfig:
                 "encryption_key_id", "name the key in encryption_keys that new values use"
             )
         if keys is not None or self.encryption_kms_key_id is not None:
-            from aiodynkv._crypto import check_available
+            from aiodynkv._values import check_available
 
             check_available("encryption_keys" if keys is not None else "encryption_kms_key_id")
 

@@ -19,15 +19,23 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from aiodynkv import _requests as requests
 from aiodynkv import _table
 from aiodynkv._cache import NearCache
-from aiodynkv._error_map import in_doubt_error, map_error
-from aiodynkv._errors import ConditionFailedError, KVConfigError, KVError, StoreClosedError
-from aiodynkv._pipeline import Pipeline, for_core
+from aiodynkv._errors import (
+    ConditionFailedError,
+    KVConfigError,
+    KVError,
+    StoreClosedError,
+    in_doubt_error,
+    map_error,
+)
 from aiodynkv._telemetry import Operation, Telemetry
+from aiodynkv._values import Pipeline, for_core
 
 if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
+    from aiodynkv._codec import Item
     from aiodynkv._config import KVConfig
     from aiodynkv._transport.base import Transport
     from aiodynkv._transport.memory import MemoryTransport
@@ -196,7 +204,7 @@ class Core:
 
     def _memory_pipeline(self) -> Pipeline:
         """The value pipeline over the memory transport's object store and a KMS stand-in."""
-        from aiodynkv._crypto import MemoryKms
+        from aiodynkv._values import MemoryKms
 
         return Pipeline(
             self.config,
@@ -371,6 +379,20 @@ class Core:
             op.in_doubt = True
         op.observe(response)
         return response
+
+    async def old_item(
+        self, op: Operation, exc: ConditionFailedError, stored: str, key: str | None
+    ) -> Item | None:
+        """The item a failed condition met: returned by the server, else read (consistent).
+
+        Every write asks for the old item with ``ReturnValuesOnConditionCheckFailure``;
+        a server that does not return it (dynalite) costs one strongly consistent read.
+        """
+        item: Item | None = getattr(exc.__cause__, "item", None)
+        if item is None:
+            request = requests.get(self.config, stored, consistent=True)
+            item = (await self.send(op, "GetItem", request, key)).get("Item")
+        return item
 
     def in_doubt(
         self,

@@ -18,9 +18,8 @@ import asyncio
 import random
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._args import check_delta, ttl_seconds
-from aiodynkv._error_map import rekey
-from aiodynkv._errors import KVError, KVValidationError
+from aiodynkv._errors import KVError, KVValidationError, rekey
+from aiodynkv._keys import check_delta, ttl_seconds
 from aiodynkv._reserved import COUNTER, hidden_view
 
 if TYPE_CHECKING:

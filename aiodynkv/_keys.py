@@ -1,4 +1,4 @@
-r"""Key validation and namespace folding, done before any request is built.
+r"""Argument checks, done before any request is built: keys and namespaces first.
 
 A stored key is the user's key, or ``<namespace>\\x1f<key>`` inside a namespace.
 The unit separator (U+001F) is refused in keys and namespaces, so the encoding
@@ -8,13 +8,37 @@ The only length limit is DynamoDB's on the partition key: namespace, separator
 and key together at most 2,048 UTF-8 bytes. A namespace may therefore be up to
 2,046 bytes (room for the separator and a one-byte key); a longer namespace
 leaves less room for its keys.
+
+The other arguments of the public operations (TTLs, counter deltas, versions, write
+conditions, batch keys) are checked here too: each check raises `TypeError` for a
+wrong type and `KVValidationError` for a wrong value, naming the operation and the
+argument, never the value of a stored item.
 """
 
 from __future__ import annotations
 
-from aiodynkv._errors import InvalidKeyError, shown
+import math
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
 
-__all__ = ["MAX_KEY_BYTES", "MAX_NAMESPACE_BYTES", "SEPARATOR", "KeyCodec", "check_namespace"]
+from aiodynkv._codec import MAX_COUNTER
+from aiodynkv._errors import InvalidKeyError, KVValidationError, shown
+
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MAX_NAMESPACE_BYTES",
+    "MAX_TTL_SECONDS",
+    "SEPARATOR",
+    "KeyCodec",
+    "check_conditions",
+    "check_delta",
+    "check_namespace",
+    "check_version",
+    "key_list",
+    "pair_of",
+    "ttl_seconds",
+]
 
 MAX_KEY_BYTES = 2048
 SEPARATOR = "\x1f"
@@ -120,3 +144,87 @@ class KeyCodec:
         if self._prefix:
             return stored[len(self._prefix) :] if stored.startswith(self._prefix) else None
         return None if SEPARATOR in stored else stored
+
+
+# -- the other arguments --------------------------------------------------------------------
+
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+
+
+def ttl_seconds(ttl: object, operation: str, *, required: bool = False) -> float | None:
+    """A TTL argument as seconds (None means no expiry).
+
+    Raises:
+        TypeError: ttl is not a number, a timedelta or None.
+        KVValidationError: ttl is not a positive finite duration of at most 100 years,
+            or is None where an expiry is required (`expire`).
+    """
+    if ttl is None:
+        if required:
+            raise KVValidationError(
+                f"{operation}: ttl must not be None (use persist)", operation=operation
+            )
+        return None
+    if isinstance(ttl, timedelta):
+        seconds = ttl.total_seconds()
+    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        seconds = float(ttl)
+    else:
+        raise TypeError(
+            f"{operation}: ttl must be seconds (int or float) or a timedelta, "
+            f"not {type(ttl).__name__}"
+        )
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TTL_SECONDS):
+        raise KVValidationError(
+            f"{operation}: ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {shown(ttl)})",
+            operation=operation,
+        )
+    return seconds
+
+
+def check_delta(delta: object, operation: str, name: str = "delta") -> int:
+    """Validate a counter increment (or, with `name`, a counter's new value)."""
+    if not isinstance(delta, int) or isinstance(delta, bool):
+        raise TypeError(f"{operation}: {name} must be an int, not {type(delta).__name__}")
+    if abs(delta) > MAX_COUNTER:
+        raise KVValidationError(
+            f"{operation}: {name} must fit in DynamoDB's 38 digits", operation=operation
+        )
+    return delta
+
+
+def check_version(version: object, operation: str) -> int:
+    """Validate an ``if_version`` argument."""
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError(f"{operation}: if_version must be an int, not {type(version).__name__}")
+    return version
+
+
+def check_conditions(if_absent: object, if_version: object, operation: str) -> None:
+    """Validate the conditions of a write."""
+    if not isinstance(if_absent, bool):
+        raise TypeError(f"{operation}: if_absent must be a bool, not {type(if_absent).__name__}")
+    if if_version is not None:
+        check_version(if_version, operation)
+        if if_absent:
+            raise KVValidationError(
+                f"{operation}: pass if_absent or if_version, not both", operation=operation
+            )
+
+
+def key_list(keys: Iterable[str], operation: str) -> list[str]:
+    """The keys of a batch call as a list (a lone str is refused, not iterated)."""
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(
+            f"{operation}: keys must be an iterable of str, not a single {type(keys).__name__}"
+        )
+    return list(keys)
+
+
+def pair_of(pair: object) -> tuple[str, Any]:
+    """One (key, value) pair of `set_many` (the message never quotes the value)."""
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise TypeError(
+            f"set_many: items must be a mapping or (key, value) pairs, got a {type(pair).__name__}"
+        )
+    return pair[0], pair[1]

@@ -14,7 +14,9 @@ which every write bumps and which serves as the record version number (rvn).
   believes exactly the last lease the server confirmed, counted from when it *sent*
   that write (monotonic clock), so it always believes it holds the lease for less
   time than any waiter waits. A shorter lease (``extend(lease=)``) counts from the
-  moment it is sent, whether or not its reply arrives.
+  moment it is sent, whether or not its reply arrives. Renewals never overlap (an
+  explicit `extend` waits for the one in flight, then restarts the task), and once
+  the confirmed lease has run out, a renewal confirmed later does not bring it back.
 - **Losing it**: when renewals keep failing until the lease has run out, or the item
   shows another owner, `Lock.lost` turns True and leaving the block raises
   `LeaseLostError` (the body is not cancelled: check ``held.lost`` or call
@@ -32,23 +34,28 @@ import asyncio
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._codec import new_token
+from aiodynkv import _requests as requests
+from aiodynkv._codec import Item, new_token, new_version, version_of
 from aiodynkv._errors import (
+    ConditionFailedError,
     CorruptItemError,
     KVError,
     KVValidationError,
     LeaseLostError,
     LockNotAcquiredError,
+    StoreClosedError,
     WriteInDoubtError,
 )
-from aiodynkv._lock_record import MAX_LEASE, MIN_LEASE, Seen, ops_for, seconds, wait_of
-from aiodynkv._lock_renewal import LeaseRenewal
+from aiodynkv._requests import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
 from aiodynkv._reserved import LOCK, reserved_key
+from aiodynkv._retry import poll_delay
 
 if TYPE_CHECKING:
+    from aiodynkv._config import KVConfig
     from aiodynkv._store import AsyncDynamoKV as BaseStore
 
 __all__ = ["Lock"]
@@ -56,7 +63,11 @@ __all__ = ["Lock"]
 _UNSET: Any = object()
 
 
-class Lock(LeaseRenewal):
+MIN_LEASE = 0.1
+MAX_LEASE = 24 * 3600.0
+
+
+class Lock:
     """A lease on one name, renewed in the background while held; see ``kv.lock``.
 
     Use it as ``async with kv.lock("job") as held:`` or explicitly with `acquire`,
@@ -87,12 +98,17 @@ class Lock(LeaseRenewal):
 
     __slots__ = (
         "_acquired_at",
+        "_generation",
+        "_lost",
         "_ops",
         "_owner",
         "_renew_every",
+        "_renewer",
+        "_renewing",
         "_store",
         "_stored",
         "_token",
+        "_valid_until",
         "lease",
         "name",
         "poll",
@@ -125,7 +141,7 @@ class Lock(LeaseRenewal):
             else seconds(poll, "poll", low=0.0, high=MAX_LEASE, low_open=True)
         )
         self._store = store
-        self._ops = ops_for(store)
+        self._ops = DynamoOps(store)
         self.name = name
         self._owner: str | None = None
         self._token: int | None = None
@@ -342,6 +358,103 @@ class Lock(LeaseRenewal):
         if self.lost:  # confirmed only after the lease had run out
             raise self._lost_error("extend")
 
+    # -- renewal: one at a time, believing only the lease the server confirmed ----
+
+    def _every(self) -> float:
+        return self._renew_every if self._renew_every is not None else self.lease / 3
+
+    def _pause(self, attempt: int) -> float:
+        return poll_delay(attempt, self.poll)
+
+    def _lapsed(self) -> bool:
+        """True (for good) once the confirmed lease has run out or was taken over."""
+        if not self._lost and time.monotonic() >= self._valid_until:
+            self._lost = True
+        return self._lost
+
+    async def _renew_once(self, owner: str) -> bool:
+        """One renewal; True when renewed, False when another owner holds it.
+
+        The caller holds `_renewing`: renewals never overlap, so the last one confirmed
+        is the one the server holds.
+        """
+        sent = time.monotonic()
+        lease = self.lease
+        lease_ms = math.ceil(lease * 1000.0)
+        # Sent, it may be applied whatever comes back: a shorter lease counts from now on.
+        self._valid_until = min(self._valid_until, sent + lease)
+        # One try lasts at most a third of a renewal period (and never past the lease):
+        # the SDK's own retry backoff must not eat the time in which this loop could
+        # send several fresh tries before the lease lapses.
+        left = max(0.0, self._valid_until - sent)
+        renewed = await asyncio.wait_for(
+            self._ops.renew(self._stored, self.name, owner, lease_ms),
+            timeout=min(left, max(self._every() / 3, 0.05)),
+        )
+        if renewed and not self._lapsed():
+            self._valid_until = sent + lease
+        return renewed
+
+    async def _renew_loop(self, owner: str, generation: int) -> None:
+        failures = 0
+        while generation == self._generation:
+            pause = self._every()
+            if failures:
+                pause = min(self._pause(failures), pause)
+            await asyncio.sleep(min(pause, max(0.0, self._valid_until - time.monotonic())))
+            if generation != self._generation:
+                return
+            if self._lapsed():
+                self._lose("renewals failed for a whole lease", failures)
+                return
+            try:
+                async with self._renewing:
+                    if generation != self._generation:
+                        return
+                    renewed = await self._renew_once(owner)
+            except StoreClosedError:
+                self._lose("the store closed", failures)
+                return
+            except KVError as exc:  # throttled, timed out, 5xx...: try again while time is left
+                failures += 1
+                self._ops.event(
+                    "debug", "aiodynkv.lock_renew_failed", self.name, error=type(exc).__name__
+                )
+                continue
+            except asyncio.TimeoutError:  # this try took too long: try again while time is left
+                failures += 1
+                continue
+            if generation != self._generation:
+                return
+            if not renewed:
+                self._lose("taken over by another holder", failures)
+                return
+            failures = 0
+
+    def _lose(self, why: str, failures: int) -> None:
+        self._lost = True
+        self._ops.event(
+            "warning",
+            "aiodynkv.lock_lost",
+            self.name,
+            reason=why,
+            token=self._token,
+            failed_renewals=failures,
+        )
+
+    def _start_renewer(self, owner: str) -> None:
+        self._generation += 1
+        self._renewer = asyncio.get_running_loop().create_task(
+            self._renew_loop(owner, self._generation)
+        )
+
+    async def _stop_renewer(self) -> None:
+        task, self._renewer = self._renewer, None
+        self._generation += 1  # the loop ends at its next step even if a cancel is swallowed
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
     # -- release ---------------------------------------------------------------------
 
     async def release(self) -> None:
@@ -397,3 +510,119 @@ class Lock(LeaseRenewal):
             self._ops.event(
                 "warning", "aiodynkv.lock_release_failed", self.name, error=type(error).__name__
             )
+
+
+# -- durations, the lock item and its requests --------------------------------------------
+
+
+def seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
+    """A duration argument, validated (TypeError for the type, KVValidationError for the value)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"lock: {name} must be seconds (int or float), not {type(value).__name__}")
+    seconds = float(value)
+    too_low = seconds <= low if low_open else seconds < low
+    if not math.isfinite(seconds) or too_low or seconds > high:
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise KVValidationError(
+            f"lock: {name} must be {bound} and <= {high} seconds (got {value!r})",
+            operation="lock",
+        )
+    return seconds
+
+
+def wait_of(wait: object) -> float | None:
+    return None if wait is None else seconds(wait, "wait", low=0.0, high=math.inf, low_open=False)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one acquire attempt found: the token if it won, else the holder's state."""
+
+    fence: int | None = None
+    version: int | None = None
+    lease: float | None = None
+    owned: bool = False
+
+
+def seen_in(item: Item | None, owner: str, config: KVConfig) -> Seen:
+    if not item:
+        return Seen()
+    holder = item.get(LOCK_OWNER)
+    if holder == {"S": owner}:
+        return Seen(fence=int(item[LOCK_FENCE]["N"]))
+    lease = item.get(LOCK_LEASE)
+    return Seen(
+        version=version_of(item, config),
+        lease=float(lease["N"]) / 1000.0 if lease else None,
+        owned=holder is not None,
+    )
+
+
+class DynamoOps:
+    """The lock requests on DynamoDB, each a traced store operation."""
+
+    def __init__(self, store: Any) -> None:
+        self.core = store._core
+
+    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
+        tel = self.core.tel
+        if tel.expose_keys:
+            fields["lock"] = name
+        fields["table"] = self.core.config.table
+        if level == "warning":
+            tel.warn(event, **fields)
+        else:
+            tel.debug(event, **fields)
+
+    async def acquire(
+        self, stored: str, name: str, owner: str, lease_ms: int, seen: int | None
+    ) -> Seen:
+        core = self.core
+        request = requests.lock_acquire(
+            core.config,
+            stored,
+            owner=owner,
+            lease_ms=lease_ms,
+            seen=seen,
+            token=new_token(),
+            base=new_version(),
+        )
+        with core.operation("lock_acquire", "UpdateItem", name) as op:
+            try:
+                response = await core.send(op, "UpdateItem", request, name)
+            except ConditionFailedError as exc:
+                found = seen_in(await self.core.old_item(op, exc, stored, name), owner, core.config)
+                op.outcome = "acquired" if found.fence is not None else "condition_failed"
+                return found
+            op.outcome = "acquired"
+            return seen_in(response.get("Attributes"), owner, core.config)
+
+    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:
+        core = self.core
+        request = requests.lock_renew(
+            core.config, stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
+        )
+        return await self._owned_write("lock_renew", request, stored, name, owner)
+
+    async def release(self, stored: str, name: str, owner: str) -> bool:
+        core = self.core
+        request = requests.lock_release(core.config, stored, owner=owner, token=new_token(), base=0)
+        return await self._owned_write("lock_release", request, stored, name, owner)
+
+    async def _owned_write(
+        self, operation: str, request: dict[str, Any], stored: str, name: str, owner: str
+    ) -> bool:
+        """Send a write conditional on `owner`; False when another owner (or none) holds it."""
+        core = self.core
+        with core.operation(operation, "UpdateItem", name) as op:
+            try:
+                await core.send(op, "UpdateItem", request, name)
+            except ConditionFailedError as exc:
+                if getattr(exc.__cause__, "in_doubt", False) and operation == "lock_release":
+                    # Our earlier attempt released it. (Had the lease been taken over before,
+                    # the holder would have seen it lapse first: `release` checks that.)
+                    return True
+                old = await self.core.old_item(op, exc, stored, name)
+                op.outcome = "condition_failed"
+                return old is not None and old.get(LOCK_OWNER) == {"S": owner}
+            return True

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ABSENT",
     "BUMP",
+    "RECORD",
     "LOCK_FENCE",
     "LOCK_LEASE",
     "LOCK_OWNER",
@@ -62,6 +63,8 @@ ABSENT = f"(attribute_not_exists(#k) OR NOT {UNEXPIRED})"
 NOT_MINE = "(attribute_not_exists(#tk) OR #tk <> :tok)"
 #: Every write bumps the version; a new item starts from a random base.
 BUMP = "#r = if_not_exists(#r, :base) + :one"
+#: What cleanup reads of an old item: its key and its value record (an S3 pointer).
+RECORD = ("#k", "#z")
 
 
 def version_matches(expected: int) -> str:
@@ -148,17 +151,19 @@ def get(
     return request
 
 
-def batch_get(config: KVConfig, stored: Sequence[str], *, consistent: bool) -> dict[str, Any]:
-    """BatchGetItem of up to 100 stored keys."""
-    return {
-        "RequestItems": {
-            config.table: {
-                "Keys": [_key(config, pk) for pk in stored],
-                "ConsistentRead": consistent,
-            }
-        },
-        "ReturnConsumedCapacity": "TOTAL",
+def batch_get(
+    config: KVConfig, stored: Sequence[str], *, consistent: bool, projection: Sequence[str] = ()
+) -> dict[str, Any]:
+    """BatchGetItem of up to 100 stored keys (only the `projection` names, if given)."""
+    wanted: dict[str, Any] = {
+        "Keys": [_key(config, pk) for pk in stored],
+        "ConsistentRead": consistent,
     }
+    if projection:
+        names = _names(config)
+        wanted["ProjectionExpression"] = ", ".join(projection)
+        wanted["ExpressionAttributeNames"] = {n: names[n] for n in projection}
+    return {"RequestItems": {config.table: wanted}, "ReturnConsumedCapacity": "TOTAL"}
 
 
 def scan_page(

@@ -1,9 +1,9 @@
 """`AsyncDynamoKV`: the store's public operations, each validate → build → send → decode.
 
-Validation lives in ``_args``/``_keys``/``_codec``, request building in
+Validation lives in ``_keys`` and ``_codec``, request building in
 ``_requests``, lifecycle and sending in ``_core``, batches in ``_batch``, read
 coalescing in ``_coalesce``, the near cache in ``_cache``, the value pipeline in
-``_pipeline``; a method strings them together.
+``_values``; a method strings them together.
 
 Exactly-once writes: every write carries a fresh token stored on the item, and
 asks for the old item when its condition fails. When the transport retried a
@@ -11,7 +11,7 @@ request whose reply was lost and the retry meets the call's own earlier write,
 the token says so (`written_by`), and the call reports what its write did (True,
 the counter's value), without a second write and without an extra read where the
 server returns the old item (DynamoDB, moto; dynalite does not, so one consistent
-read is made: `_old_item`).
+read is made: `Core.old_item`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiodynkv import _requests as requests
 from aiodynkv import _table
-from aiodynkv._args import (
-    check_conditions,
-    check_delta,
-    check_version,
-    key_list,
-    pair_of,
-    ttl_seconds,
-)
 from aiodynkv._batch import (
     MAX_WRITE_BATCH,
     Chunk,
@@ -76,10 +68,19 @@ from aiodynkv._errors import (
     WrongTypeError,
     shown,
 )
-from aiodynkv._keys import SEPARATOR, KeyCodec
-from aiodynkv._pipeline import BatchWrites, read_old_items
+from aiodynkv._keys import (
+    SEPARATOR,
+    KeyCodec,
+    check_conditions,
+    check_delta,
+    check_version,
+    key_list,
+    pair_of,
+    ttl_seconds,
+)
 from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
 from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._values import BatchWrites, read_old_items
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -660,7 +661,7 @@ class AsyncDynamoKV:
             return self._counter(response["Attributes"], key)
         except ConditionFailedError as exc:  # expired, or our own earlier attempt
             if in_doubt(exc):
-                old = await self._old_item(op, exc, stored, key)
+                old = await self._core.old_item(op, exc, stored, key)
                 if written_by(old, token):
                     return self._counter(old or {}, key)
         except KVValidationError as exc:
@@ -671,7 +672,7 @@ class AsyncDynamoKV:
             )
             await self._core.send(op, "UpdateItem", request, key)
         except ConditionFailedError as exc:  # restarted by another, or by us
-            old = await self._old_item(op, exc, stored, key) if in_doubt(exc) else None
+            old = await self._core.old_item(op, exc, stored, key) if in_doubt(exc) else None
             return self._counter(old or {}, key) if written_by(old, token) else None
         return delta
 
@@ -1194,7 +1195,7 @@ class AsyncDynamoKV:
         operation: str,
         reread: Callable[[], Awaitable[Item | None]] | None = None,
     ) -> Item | None:
-        """The item with an encrypted or offloaded value made readable (`aiodynkv._pipeline`).
+        """The item with an encrypted or offloaded value made readable (`aiodynkv._values`).
 
         `reread` reads the item again (strongly consistent) when its S3 object is
         missing; None means the item is gone now.
@@ -1208,7 +1209,7 @@ class AsyncDynamoKV:
         """The item read again, strongly consistent (None when missing or expired now).
 
         For a read whose offloaded object went missing: a writer may have replaced or
-        deleted the item meanwhile (`aiodynkv._pipeline.Pipeline.open`).
+        deleted the item meanwhile (`aiodynkv._values.Pipeline.open`).
         """
         request = requests.get(self._core.config, stored, consistent=True)
         item: Item | None = (await self._core.send(op, "GetItem", request, key)).get("Item")
@@ -1230,21 +1231,11 @@ class AsyncDynamoKV:
             raise self._corrupt("incr", key, "the value is not a counter")
         return value
 
-    async def _old_item(
-        self, op: Operation, exc: ConditionFailedError, stored: str, key: str
-    ) -> Item | None:
-        """The item a failed condition met: returned by the server, else read (consistent)."""
-        item: Item | None = getattr(exc.__cause__, "item", None)
-        if item is None:
-            request = requests.get(self._core.config, stored, consistent=True)
-            item = (await self._core.send(op, "GetItem", request, key)).get("Item")
-        return item
-
     async def _own_retry(
         self, op: Operation, exc: ConditionFailedError, stored: str, key: str, token: str
     ) -> None:
         """Return if the failed condition met the call's own earlier write; else in doubt."""
-        if not written_by(await self._old_item(op, exc, stored, key), token):
+        if not written_by(await self._core.old_item(op, exc, stored, key), token):
             raise self._core.in_doubt(op, exc, key, why=_NOT_MINE) from exc.__cause__
 
     async def _conflict_from(
@@ -1256,7 +1247,7 @@ class AsyncDynamoKV:
         cannot tell whether that attempt was applied (and overwritten since) or not:
         that is a `WriteInDoubtError`, not a conflict.
         """
-        old = await self._old_item(op, exc, stored, key)
+        old = await self._core.old_item(op, exc, stored, key)
         if token and written_by(old, token):
             return None
         if in_doubt(exc):

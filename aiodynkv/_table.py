@@ -7,8 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._error_map import map_error
-from aiodynkv._errors import KVConfigError, KVError, KVTimeoutError, TableNotFoundError
+from aiodynkv._errors import KVConfigError, KVError, KVTimeoutError, TableNotFoundError, map_error
 from aiodynkv._protocol import Health
 from aiodynkv._transport.base import ServiceError
 

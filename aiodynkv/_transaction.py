@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
 from aiodynkv import _retry
-from aiodynkv._args import check_conditions, check_delta, check_version, ttl_seconds
 from aiodynkv._cache import writing
 from aiodynkv._codec import (
     Item,
@@ -57,13 +56,14 @@ from aiodynkv._errors import (
     TransactionReason,
     WriteInDoubtError,
 )
-from aiodynkv._pipeline import read_old_items
+from aiodynkv._keys import check_conditions, check_delta, check_version, ttl_seconds
+from aiodynkv._values import read_old_items
 
 if TYPE_CHECKING:
-    from aiodynkv._offload import Pointer
     from aiodynkv._protocol import TTL, Value
     from aiodynkv._store import AsyncDynamoKV
     from aiodynkv._telemetry import Operation
+    from aiodynkv._values import Pointer
 
 __all__ = [
     "MAX_ACTIONS",

@@ -1,6 +1,6 @@
 """Typed views: ``kv.typed(User)`` stores `User` values as JSON and validates them on read.
 
-The first step of the value pipeline (`aiodynkv._pipeline`): a model is dumped to
+The first step of the value pipeline (`aiodynkv._values`): a model is dumped to
 JSON text by pydantic's ``TypeAdapter`` and stored as a str, so it is compressed,
 encrypted and offloaded like any other value, and `get_json` still reads it. A
 stored value that does not validate raises `CorruptItemError`, with pydantic's

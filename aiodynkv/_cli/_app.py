@@ -1,7 +1,9 @@
-"""The ``aiodynkv`` app (typer): options, shared helpers, and errors to exit codes.
+"""The ``aiodynkv`` command (typer): options, shared helpers, errors to exit codes, commands.
 
-The commands themselves are in ``_commands_data`` (keys), ``_commands_table``
-(health, create-table, export, import) and ``_commands_dev`` (demo, local).
+The commands, in the order ``aiodynkv --help`` lists them: on keys (get, set,
+delete, exists, ttl, keys), on the whole table (health, create-table, export,
+import; the copying itself is in `_transfer`), and for development (demo, local:
+the embedded emulator until Ctrl-C).
 
 Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
 connection error, 130 interrupted. Expected errors print one line to stderr,
@@ -14,24 +16,43 @@ show flags bare: `_Command` and `_Group` replace typer's ``{key}`` and ``<bool>`
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
+import signal
+import socket
 import sys
+import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TextIO, TypeVar
 
 import structlog
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
+from aiodynkv._cli._transfer import Summary, count_lines, export_items, import_items
 from aiodynkv._config import ENV_PREFIX, KVConfig
 from aiodynkv._errors import (
+    BatchIncompleteError,
     KeyNotFoundError,
     KVConfigError,
     KVError,
     KVValidationError,
     TableNotFoundError,
+    TransientError,
 )
 from aiodynkv._store import AsyncDynamoKV
 
@@ -309,3 +330,416 @@ def _failure(exc: BaseException) -> tuple[int, str]:  # noqa: PLR0911 (one retur
     if isinstance(exc, (KVError, *_local_server_errors())):
         return EXIT_SERVER, f"{type(exc).__name__}: {exc}"
     return EXIT_INTERRUPTED, "aborted"  # typer.Abort: end of input at a prompt
+
+
+# -- commands on keys: get, set, delete, exists, ttl and keys ------------------------------
+
+
+KeyArg = Annotated[str, typer.Argument(help="The key.", show_default=False)]
+
+
+@app.command(cls=_Command)
+def get(ctx: typer.Context, key: KeyArg) -> None:
+    """Print the value of KEY: text as it is, a counter as a number, bytes unchanged."""
+    value = _with_store(ctx, lambda kv: kv.get(key))
+    if isinstance(value, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(value)
+        sys.stdout.buffer.flush()
+    else:
+        _out(str(value))
+
+
+@app.command("set", cls=_Command)
+def set_(
+    ctx: typer.Context,
+    key: KeyArg,
+    value: Annotated[
+        str | None, typer.Argument(help="The value (text).", show_default=False)
+    ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--ttl", metavar="SECONDS", help="Seconds until the key expires (default: never)."
+        ),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            "-f",
+            metavar="FILE",
+            help="Store the bytes of FILE instead of VALUE ('-' reads stdin).",
+        ),
+    ] = None,
+) -> None:
+    """Store VALUE (text) or the bytes of --file at KEY, replacing what was there."""
+    if (value is None) == (file is None):
+        raise typer.BadParameter("give either VALUE or --file")
+    data: str | bytes
+    if file is None:
+        data = str(value)
+    elif file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = _read_bytes(file)
+    _with_store(ctx, lambda kv: kv.set(key, data, ttl=ttl))
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(EXIT_USAGE, f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+@app.command(cls=_Command)
+def delete(ctx: typer.Context, key: KeyArg) -> None:
+    """Delete KEY. Exit 1 if it did not exist."""
+    if not _with_store(ctx, lambda kv: kv.delete(key)):
+        raise CommandError(EXIT_NOT_FOUND, f"key {key!r} not found")
+
+
+@app.command(cls=_Command)
+def exists(ctx: typer.Context, key: KeyArg) -> None:
+    """Print true or false. Exit 0 if KEY exists, 1 if not."""
+    found = _with_store(ctx, lambda kv: kv.exists(key))
+    _out("true" if found else "false")
+    if not found:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+@app.command(cls=_Command)
+def ttl(ctx: typer.Context, key: KeyArg) -> None:
+    """Print the seconds until KEY expires, or 'none' if it never does."""
+    remaining = _with_store(ctx, lambda kv: kv.ttl(key))
+    _out("none" if remaining is None else f"{remaining:.1f}")
+
+
+@app.command(cls=_Command)
+def keys(
+    ctx: typer.Context,
+    prefix: Annotated[
+        str | None, typer.Argument(help="Only keys starting with this.", show_default=False)
+    ] = None,
+) -> None:
+    """Print every key (of the namespace), one a line. A full table Scan."""
+
+    async def listing(kv: AsyncDynamoKV) -> None:
+        async for key in kv.keys(prefix):
+            _out(key)
+
+    _with_store(ctx, listing)
+
+
+# -- commands on the whole table: health, create-table, export and import ------------------
+
+
+_MAX_WARNINGS = 20
+
+
+@app.command(cls=_Command)
+def health(ctx: typer.Context) -> None:
+    """Print the table's health as JSON. Exit 0 when UP, 3 when DOWN."""
+    report = _with_store(ctx, lambda kv: kv.health())
+    _out(json.dumps({"status": report.status, **report.details}, default=str))
+    if not report.is_up:
+        message = report.details.get("message") or report.details.get("table_status")
+        raise CommandError(EXIT_SERVER, f"DOWN: {message}")
+
+
+@app.command("create-table", cls=_Command)
+def create_table(ctx: typer.Context) -> None:
+    """Create the table if it is missing (on-demand billing) and enable TTL."""
+    config = _with_store(ctx, _ensure_table)
+    _out(f"table {config.table!r} is ready (key {config.partition_key!r}, TTL on "
+         f"{config.ttl_attribute!r})")  # fmt: skip
+
+
+async def _ensure_table(kv: AsyncDynamoKV) -> KVConfig:
+    await kv.ensure_table()
+    return kv.config
+
+
+# -- export and import ---------------------------------------------------------------
+
+
+class _ProgressReporter:
+    """Progress bars on stderr, and the first problems above them."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.warnings = 0
+
+    def phase(self, description: str, total: int | None) -> None:
+        if self.task is not None:
+            done = self.progress.tasks[-1].completed
+            self.progress.update(self.task, total=done, completed=done)
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, steps: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, steps)
+
+    def warn(self, message: str) -> None:
+        self.warnings += 1
+        if self.warnings <= _MAX_WARNINGS:
+            self.progress.console.print(
+                f"aiodynkv: {message}", markup=False, highlight=False, soft_wrap=True
+            )
+        elif self.warnings == _MAX_WARNINGS + 1:
+            self.progress.console.print("aiodynkv: (further problems are counted, not shown)")
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[_ProgressReporter]:
+    progress = Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    with progress:
+        yield _ProgressReporter(progress)
+
+
+def _report(verb: str, summary: Summary, started: float) -> None:
+    sys.stderr.write(summary.line(verb, time.monotonic() - started) + "\n")
+
+
+@app.command("export", cls=_Command)
+def export_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file to write ('-' for stdout).")],
+    prefix: Annotated[
+        str | None,
+        typer.Option("--prefix", metavar="PREFIX", help="Only keys starting with this."),
+    ] = None,
+) -> None:
+    """Write every item (of the namespace) to FILE, one JSON object a line.
+
+    The file is written in full or not at all: FILE.part is renamed to FILE at the end.
+    """
+    config = _globals(ctx).config()
+    started = time.monotonic()
+    summary = Summary()
+
+    async def run(out: TextIO, reporter: _ProgressReporter) -> None:
+        async with AsyncDynamoKV(config) as kv:
+            await export_items(kv, out, reporter, summary, prefix=prefix)
+
+    try:
+        if file == "-":
+            with _progress() as reporter:
+                asyncio.run(run(sys.stdout, reporter))
+            sys.stdout.flush()
+        else:
+            target = Path(file)
+            part = target.with_name(target.name + ".part")
+            try:
+                out = part.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(
+                    EXIT_USAGE, f"cannot write {file}: {exc.strerror or exc}"
+                ) from None
+            try:
+                with out, _progress() as reporter:
+                    asyncio.run(run(out, reporter))
+                part.replace(target)
+            finally:
+                part.unlink(missing_ok=True)
+    except BaseException:
+        _report("export stopped", summary, started)
+        raise
+    _report("exported", summary, started)
+
+
+@app.command("import", cls=_Command)
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file to read ('-' for stdin).")],
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, metavar="N", help="Lines read and compared per batch."),
+    ] = 1000,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Write every item, even one the table already holds identically."
+        ),
+    ] = False,
+    create_table: Annotated[
+        bool,
+        typer.Option(
+            "--create-table", help="Create the table first if it is missing (as create-table)."
+        ),
+    ] = False,
+) -> None:
+    """Write the items in FILE (JSON Lines, as written by export) to the table.
+
+    A key that already holds the identical value is skipped, so running the same
+    import again, e.g. after an interruption, writes only what is still missing.
+    """
+    config = _globals(ctx).config(**({"create_table": True} if create_table else {}))
+    started = time.monotonic()
+    summary = Summary()
+    with _open_lines(file) as (lines, total):
+        try:
+            with _progress() as reporter:
+
+                async def run() -> None:
+                    async with AsyncDynamoKV(config) as kv:
+                        await import_items(
+                            kv,
+                            lines,
+                            reporter,
+                            summary,
+                            total=total,
+                            batch_size=batch_size,
+                            overwrite=overwrite,
+                        )
+
+                asyncio.run(run())
+        except UnicodeDecodeError as exc:
+            _report("import stopped", summary, started)
+            raise CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})") from None
+        except KVError as exc:
+            _report("import stopped", summary, started)
+            if _missing_table(exc) is None:
+                if isinstance(exc, (TransientError, BatchIncompleteError)):
+                    _err("run the same command again to resume: keys already imported are skipped")
+                raise
+            raise CommandError(
+                EXIT_SERVER,
+                f"table {config.table!r} does not exist: add --create-table, "
+                f"or {CREATE_TABLE_HINT}",
+            ) from None
+        except KeyboardInterrupt:
+            _report("import stopped", summary, started)
+            _err("run the same command again to resume: keys already imported are skipped")
+            raise
+        except BaseException:
+            _report("import stopped", summary, started)
+            raise
+    _report("imported", summary, started)
+    if summary.unwritten:
+        raise CommandError(EXIT_SERVER, f"{summary.unwritten} items were not written")
+    if summary.invalid:
+        raise CommandError(EXIT_USAGE, f"{summary.invalid} lines or items are invalid")
+
+
+@contextlib.contextmanager
+def _open_lines(file: str) -> Iterator[tuple[TextIO, int | None]]:
+    if file == "-":
+        yield sys.stdin, None
+        return
+    try:
+        total = count_lines(file)
+        stream = Path(file).open(encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise CommandError(EXIT_USAGE, f"cannot read {file}: {exc.strerror or exc}") from None
+    with stream:
+        yield stream, total
+
+
+# -- development commands: demo and local (the embedded emulator until Ctrl-C) -------------
+
+
+LOCAL_HOST = "127.0.0.1"
+DEFAULT_LOCAL_TABLE = "aiodynkv"
+
+
+@app.command(cls=_Command)
+def demo() -> None:
+    """Run a tour of the API against a fresh embedded emulator."""
+    from aiodynkv.__main__ import run_demo
+
+    run_demo()
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOCAL_HOST, port))
+        except OSError as exc:
+            raise CommandError(
+                EXIT_SERVER, f"cannot listen on {LOCAL_HOST}:{port}: {exc.strerror or exc}"
+            ) from None
+
+
+def wait_for_interrupt(on_ready: Callable[[], object] | None = None) -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM.
+
+    Both handlers are installed explicitly: a process started with SIGINT ignored
+    (``&`` in a shell, CI runners) inherits SIG_IGN, and Python keeps it.
+
+    Args:
+        on_ready: Called once the handlers are in place (tests signal from it).
+    """
+    try:
+        with stop_signals():
+            if on_ready is not None:
+                on_ready()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt; restored after."""
+    previous = {
+        signum: signal.signal(signum, signal.default_int_handler)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@app.command(cls=_Command)
+def local(
+    ctx: typer.Context,
+    port: Annotated[
+        int,
+        typer.Option("--port", "-p", min=1, max=65535, metavar="PORT", help="Port on 127.0.0.1."),
+    ] = 8000,
+) -> None:
+    """Run the embedded DynamoDB emulator (moto) on 127.0.0.1 until Ctrl-C.
+
+    A stand-in for DynamoDB Local without Docker. The table (--table, else
+    AIODYNKV_TABLE, else 'aiodynkv') is created; the data lives in memory.
+    It stops on Ctrl-C and on SIGTERM, also when started in the background.
+    """
+    from aiodynkv.testing._local import LocalDynamoDB
+
+    table = _globals(ctx).table or os.environ.get(f"{ENV_PREFIX}TABLE") or DEFAULT_LOCAL_TABLE
+    _check_port_free(port)
+    # A stop request is honoured at any moment, also while starting: from here on,
+    # SIGINT and SIGTERM raise KeyboardInterrupt, and the server stops on the way out.
+    with (
+        stop_signals(),
+        contextlib.suppress(KeyboardInterrupt),
+        LocalDynamoDB("moto", port=port) as server,
+    ):
+        config = _globals(ctx).config(table=table, endpoint=server.endpoint, create_table=True)
+
+        async def create() -> None:
+            async with AsyncDynamoKV(config):
+                pass
+
+        asyncio.run(create())
+        _out(f"DynamoDB emulator (moto) on {server.endpoint}, table {table!r} ready.")
+        _out("In another terminal:")
+        _out(f"    export AIODYNKV_ENDPOINT={server.endpoint} AIODYNKV_TABLE={table}")
+        _out("    aiodynkv set greeting hello && aiodynkv get greeting")
+        _out("The data lives in memory. Press Ctrl-C to stop.")
+        wait_for_interrupt()
+    _out("stopped")

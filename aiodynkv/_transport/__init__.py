@@ -4,5 +4,5 @@
 through an aioboto3 client; `lean.LeanTransport` signs and posts DynamoDB JSON itself;
 `memory.MemoryTransport` answers in process with DynamoDB's semantics. None knows
 about keys, values or TTLs; failures come out as `ServiceError` or
-`WireError`, which `aiodynkv._error_map.map_error` turns into the `KVError` tree.
+`WireError`, which `aiodynkv._errors.map_error` turns into the `KVError` tree.
 """

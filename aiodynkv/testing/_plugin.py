@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from aiodynkv._store import AsyncDynamoKV
-from aiodynkv.testing._in_memory import InMemoryKV
+from aiodynkv.testing import InMemoryKV
 from aiodynkv.testing._local import (
     ImageUnavailableError,
     LocalDynamoDB,

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from aiodynkv import AsyncDynamoKV, BatchIncompleteError
-from aiodynkv._cli import _app, _commands_dev
+from aiodynkv._cli import _app
 from aiodynkv._cli import main as cli_main
 from tests.conftest import StoreFactory, put_raw
 
@@ -552,7 +552,7 @@ def test_local_serves_the_emulator_until_interrupted(
         seen.append(run("-e", endpoint, "-t", "aiodynkv", "set", "greeting", "hello"))
         seen.append(run("-e", endpoint, "-t", "aiodynkv", "get", "greeting"))
 
-    monkeypatch.setattr(_commands_dev, "wait_for_interrupt", meanwhile)
+    monkeypatch.setattr(_app, "wait_for_interrupt", meanwhile)
     monkeypatch.delenv("AIODYNKV_TABLE")
     code = cli_main(["local", "--port", str(port)])
     assert code == 0
@@ -592,7 +592,7 @@ def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_igno
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `&` and CI runners start us
     try:
         # Signalled once the handlers are in place: no race with a timer.
-        _commands_dev.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
+        _app.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored
         assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
     finally:
@@ -602,14 +602,14 @@ def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_igno
 def test_without_typer_only_the_demo_is_offered(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import aiodynkv._demo
+    import aiodynkv.__main__
     from aiodynkv.__main__ import main
 
     for name in [m for m in sys.modules if m.startswith("aiodynkv._cli")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "typer", None)
     ran: list[bool] = []
-    monkeypatch.setattr(aiodynkv._demo, "run_demo", lambda: ran.append(True))
+    monkeypatch.setattr(aiodynkv.__main__, "run_demo", lambda: ran.append(True))
     assert main(["demo"]) == 0 and ran == [True]
     capsys.readouterr()
     assert main(["get", "k"]) == 2
@@ -730,8 +730,7 @@ class _Quiet:
 
 
 async def test_import_rewrites_an_item_whose_only_difference_is_its_expiry() -> None:
-    from aiodynkv._cli._jsonl import Record, encode
-    from aiodynkv._cli._transfer import Summary, import_items
+    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
     from aiodynkv.testing import InMemoryKV
 
     async with InMemoryKV() as kv:
@@ -763,8 +762,7 @@ async def test_reimporting_stored_items_reads_them_in_batches_and_writes_nothing
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from aiodynkv._cli._jsonl import Record, encode
-    from aiodynkv._cli._transfer import Summary, import_items
+    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -794,8 +792,7 @@ async def test_reimport_into_a_namespace_skips_what_it_holds_and_stops_at_a_corr
     make_store: StoreFactory,
 ) -> None:
     from aiodynkv import CorruptItemError
-    from aiodynkv._cli._jsonl import Record, encode
-    from aiodynkv._cli._transfer import Summary, import_items
+    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
 
     base = await make_store()
     kv = base.namespace("ns")
@@ -818,8 +815,7 @@ async def test_reimport_into_a_namespace_skips_what_it_holds_and_stops_at_a_corr
 async def test_an_import_whose_batched_read_stays_unprocessed_stops_naming_the_keys(
     moto_endpoint: str,
 ) -> None:
-    from aiodynkv._cli._jsonl import Record, encode
-    from aiodynkv._cli._transfer import Summary, import_items
+    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
     from tests.integration.test_store import StubbornClient
 
     lines = [encode(Record(f"k{i}", "v", None)) for i in range(150)]

@@ -16,7 +16,7 @@ from aiodynkv import (
     KVError,
     WrongTypeError,
 )
-from aiodynkv._crypto import associated_data, parse_envelope
+from aiodynkv._values import associated_data, parse_envelope
 from aiodynkv.testing import InMemoryKV
 from tests.conftest import Backend, StoreFactory, put_raw, raw_item
 from tests.integration.data_helpers import make_kms_key

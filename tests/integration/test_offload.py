@@ -20,8 +20,7 @@ from aiodynkv import (
     ValueTooLargeError,
 )
 from aiodynkv._codec import MAX_ITEM_BYTES, item_size
-from aiodynkv._offload import Pointer
-from aiodynkv._pipeline import parse_record
+from aiodynkv._values import Pointer, parse_record
 from tests.conftest import Backend, StoreFactory, put_raw, raw_item
 from tests.integration.data_helpers import make_bucket, objects, put_object
 

@@ -15,7 +15,6 @@ from aiodynkv import (
     from_json,
     to_json,
 )
-from aiodynkv._args import check_delta, pair_of, ttl_seconds
 from aiodynkv._codec import (
     MAX_ITEM_BYTES,
     build_item,
@@ -32,6 +31,7 @@ from aiodynkv._codec import (
     was_live,
     written_by,
 )
+from aiodynkv._keys import check_delta, pair_of, ttl_seconds
 
 CONFIG = KVConfig(table="ttt")
 LIMIT = CONFIG.max_value_bytes

@@ -26,17 +26,20 @@ from aiodynkv import (
     ThrottledError,
     _codec,
 )
-from aiodynkv._aws import map_aws_error
 from aiodynkv._cache import NearCache, PendingWrites, writing
-from aiodynkv._crypto import (
+from aiodynkv._values import (
     DATA_KEY_MAX_USES,
     Encryptor,
+    MemoryBlobs,
     MemoryKms,
+    Pipeline,
+    Pointer,
     associated_data,
+    map_aws_error,
+    object_name,
     parse_envelope,
+    parse_record,
 )
-from aiodynkv._offload import MemoryBlobs, Pointer, object_name
-from aiodynkv._pipeline import Pipeline, parse_record
 
 K1, K2 = os.urandom(32), os.urandom(32)
 
@@ -137,9 +140,9 @@ def test_cache_remembers_writes_as_get_returns_them() -> None:
 def test_forgotten_write_records_still_refuse_older_reads() -> None:
     cache = NearCache(1, 10**6, ttl=10.0, miss_ttl=1.0)
     before = cache.ticket()
-    cache.invalidate("k")
+    cache.begin_write("k")
     for i in range(2_000):  # pushes k's write record out of the bounded table
-        cache.invalidate(f"other{i}")
+        cache.begin_write(f"other{i}")
     cache.fill("k", "stale", None, before)
     assert cache.lookup("k") == (False, None)
 
@@ -253,7 +256,7 @@ async def test_kms_data_keys_are_cached_and_rotated(monkeypatch: pytest.MonkeyPa
         assert await reader.decrypt(blob, f"k{i}", "s:") == b"v"
     assert kms.unwrapped == 1
     assert parse_envelope(blobs[0])[:2] == (2, "alias/app")
-    import aiodynkv._crypto as crypto
+    import aiodynkv._values as crypto
 
     monkeypatch.setattr(crypto, "DATA_KEY_MAX_USES", 50)
     await writer.encrypt(b"v", "k", "s:")

@@ -21,7 +21,7 @@ from aiodynkv import (
     TransientError,
     ValueTooLargeError,
 )
-from aiodynkv._error_map import _CODE_TO_CLASS, map_error, rekey
+from aiodynkv._errors import _CODE_TO_CLASS, map_error, rekey
 from aiodynkv._transport.base import ServiceError, WireError
 
 SECRET_KEY = "session:s3cr3t"

@@ -1475,12 +1475,12 @@ async def test_a_client_without_credentials_is_refused_before_sending(
 async def test_s3_and_kms_clients_sign_with_the_dynamodb_clients_current_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aiodynkv import KVConfig, _aws
+    from aiodynkv import KVConfig, _values
 
     class StopError(Exception):
         """Raised instead of sending."""
 
-    monkeypatch.setattr(_aws, "_RELEND_SECONDS", 0)  # renew the loan at every use
+    monkeypatch.setattr(_values, "_RELEND_SECONDS", 0)  # renew the loan at every use
     session, issued = _rotating_session()
     signed_with: list[str] = []
 
@@ -1490,7 +1490,7 @@ async def test_s3_and_kms_clients_sign_with_the_dynamodb_clients_current_credent
 
     async with session.create_client("dynamodb", region_name=REGION) as dynamodb:
         core = types.SimpleNamespace(config=KVConfig(table="ttt", region=REGION), client=dynamodb)
-        async with _aws.new_sibling_client(core, "s3") as s3:  # type: ignore[arg-type]
+        async with _values.new_sibling_client(core, "s3") as s3:  # type: ignore[arg-type]
             s3.meta.events.register("before-send.s3.*", stop)
             for _ in range(2):
                 with pytest.raises(StopError):
