@@ -10,7 +10,7 @@ aiohttp and the socket, asyncio, OpenTelemetry (trace SDK, metrics SDK, API/cont
 structlog/logging and aiodynkv's own telemetry module. cProfile inflates cheap, frequent
 calls: read the groups as shares of the unprofiled CPU per call, which is printed too
 (measured first, without the profiler). With ``--botocore`` it profiles
-``transport="botocore"`` `get` and the same store's aiobotocore ``get_item`` instead.
+``transport="botocore"`` `get` and the raw aioboto3 contender's ``get_item`` instead.
 """
 
 from __future__ import annotations
@@ -144,17 +144,18 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
         sides[f"{name} get"] = get
         if not botocore:
             sides[f"{name} set"] = set_
+    raw = None
     if botocore:
-        client = first.client
+        from contenders import RawAioboto3
 
-        async def raw(i: int) -> Any:
-            response = await client.get_item(
-                TableName=TABLE, Key={"pk": {"S": f"key:{i:06d}"}}, ConsistentRead=True
-            )
-            item = response.get("Item")
-            return None if item is None else item["value"]["S"]
+        raw = RawAioboto3(url)
+        raw.load()
+        await raw.open()
 
-        sides["raw aiobotocore get_item"] = raw
+        async def raw_get(i: int) -> Any:
+            return await raw.get(f"key:{i:06d}")
+
+        sides["raw aioboto3 get_item (its own client)"] = raw_get
     try:
         for call in sides.values():
             await cpu_per_call(call, 300)
@@ -163,6 +164,8 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
     finally:
         for kv in stores.values():
             await kv.aclose()
+        if raw is not None:
+            await raw.close()
         tracer_provider.shutdown()
         meter_provider.shutdown()
     print_table(sides, plain, results, ops, n)

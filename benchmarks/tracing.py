@@ -15,8 +15,8 @@ is its process CPU time per call, so that the sides of a ratio saw the machine a
 the same moment. The telemetry alone (one ``with tel.operation(...)`` per call, no
 request) is measured the same way.
 
-With ``--botocore``: a store with ``transport="botocore"`` and the raw ``get_item`` of
-the very aiobotocore client that store opened, paired the same way.
+With ``--botocore``: a store with ``transport="botocore"`` and the raw aioboto3 contender
+of ``run.py`` (its own client, ``get_item`` with ``ConsistentRead``), paired the same way.
 
 Prints a Markdown table: CPU µs per call of each side (medians) and the median of the
 per-round ratios, with the 1-minute load average.
@@ -198,7 +198,7 @@ async def measure(url: str, rounds: int, ops: int, botocore: bool = False) -> li
                     samples["telemetry"][name].append(telemetry_block(tels[name], ops * 10))
     finally:
         for kv in (*stores.values(), seeder):
-            await kv.aclose()
+            await (kv.close() if hasattr(kv, "cm") else kv.aclose())
         tracer_provider.shutdown()
         meter_provider.shutdown()
     if botocore:
@@ -219,7 +219,14 @@ def _stores(url: str, botocore: bool, tracer_provider: Any, meter_provider: Any)
     from aiodynkv import AsyncDynamoKV
 
     if botocore:
-        return {"botocore": AsyncDynamoKV(table=TABLE, endpoint=url, transport="botocore")}
+        from contenders import RawAioboto3
+
+        raw = RawAioboto3(url)
+        raw.load()
+        return {
+            "botocore": AsyncDynamoKV(table=TABLE, endpoint=url, transport="botocore"),
+            "raw": raw,
+        }
     return {
         "untraced": AsyncDynamoKV(table=TABLE, endpoint=url),
         "traced": AsyncDynamoKV(
@@ -271,6 +278,8 @@ def _calls(
     """The calls of each side: `get` (and `set`), by side."""
     calls: dict[str, dict[str, Callable[[int], Awaitable[Any]]]] = {}
     for name, store in stores.items():
+        if name == "raw":
+            continue
 
         async def get(i: int, store: Any = store) -> Any:
             return await store.get(f"key:{i:06d}", None)
@@ -280,23 +289,19 @@ def _calls(
 
         calls[name] = {"get": get} if botocore else {"get": get, "set": set_}
     if botocore:
-        client = stores["botocore"].client
+        raw = stores["raw"]
 
-        async def raw(i: int) -> Any:
-            response = await client.get_item(
-                TableName=TABLE, Key={"pk": {"S": f"key:{i:06d}"}}, ConsistentRead=True
-            )
-            item = response.get("Item")
-            return None if item is None else item["value"]["S"]
+        async def raw_get(i: int) -> Any:
+            return await raw.get(f"key:{i:06d}")
 
-        calls["raw"] = {"get": raw}
+        calls["raw"] = {"get": raw_get}
     return calls
 
 
 LABELS = {
     ("traced", "untraced"): "{what}: OpenTelemetry SDK configured vs none",
     ("floor", "untraced"): "{what}: none + the SDK's own work for the same telemetry (the floor)",
-    ("botocore", "raw"): '{what}: transport="botocore" vs the same aiobotocore client\'s get_item',
+    ("botocore", "raw"): '{what}: transport="botocore" vs the raw aioboto3 client\'s get_item',
 }
 
 
