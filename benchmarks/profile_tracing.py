@@ -8,8 +8,8 @@ clock) and prints the self time per call grouped by component: request build and
 validation (the store, codec, keys, requests modules), the lean transport, signing, JSON,
 aiohttp and the socket, asyncio, OpenTelemetry (trace SDK, metrics SDK, API/context),
 structlog/logging and aiodynkv's own telemetry module. cProfile inflates cheap, frequent
-calls: read the groups as shares of the unprofiled CPU per call, which is printed too
-(measured first, without the profiler). With ``--botocore`` it profiles
+calls: each side's groups are scaled to add up to its CPU per call measured first without
+the profiler (the shares are cProfile's, the total is real). With ``--botocore`` it profiles
 ``transport="botocore"`` `get` and the raw aioboto3 contender's ``get_item`` instead.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import pstats
 import sys
 import time
@@ -75,11 +76,28 @@ def group_of(filename: str, function: str) -> str:
     return found
 
 
-async def cpu_per_call(call: Callable[[int], Awaitable[Any]], ops: int) -> float:
+#: Seconds spent in the garbage collector (cProfile cannot see it), and when it started.
+_GC = [0.0, 0.0]
+
+
+def _gc_timer(phase: str, _info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC[1] = time.thread_time()
+    else:
+        _GC[0] += time.thread_time() - _GC[1]
+
+
+async def cpu_per_call(call: Callable[[int], Awaitable[Any]], ops: int) -> tuple[float, float]:
+    """CPU µs per call, and the garbage collector's µs per call within it."""
+    _GC[0] = 0.0
+    gc.callbacks.append(_gc_timer)
     began = time.process_time()
-    for i in range(ops):
-        await call(i % KEYS)
-    return (time.process_time() - began) / ops * 1e6
+    try:
+        for i in range(ops):
+            await call(i % KEYS)
+    finally:
+        gc.callbacks.remove(_gc_timer)
+    return (time.process_time() - began) / ops * 1e6, _GC[0] / ops * 1e6
 
 
 async def profiled(call: Callable[[int], Awaitable[Any]], ops: int) -> pstats.Stats:
@@ -159,7 +177,7 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
     try:
         for call in sides.values():
             await cpu_per_call(call, 300)
-        plain = {name: await cpu_per_call(call, ops) for name, call in sides.items()}
+        measured = {name: await cpu_per_call(call, ops) for name, call in sides.items()}
         results = {name: await profiled(call, ops) for name, call in sides.items()}
     finally:
         for kv in stores.values():
@@ -168,34 +186,39 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
             await raw.close()
         tracer_provider.shutdown()
         meter_provider.shutdown()
-    print_table(sides, plain, results, ops, n)
+    print_table(sides, measured, results, ops, n)
 
 
 def print_table(
     sides: dict[str, Any],
-    plain: dict[str, float],
+    measured: dict[str, tuple[float, float]],
     results: dict[str, pstats.Stats],
     ops: int,
     n: int,
 ) -> None:
     groups = {name: grouped(stats, ops) for name, stats in results.items()}
+    plain = {name: cpu for name, (cpu, _) in measured.items()}
 
     def biggest(group: str) -> float:
         return max(x.get(group, 0.0) for x in groups.values())
 
     names = sorted({g for gs in groups.values() for g in gs}, key=lambda g: -biggest(g))
-    print("| component (self time, µs per call under cProfile) | " + " | ".join(sides) + " |")
+    # cProfile inflates every call; each side's groups are scaled so that they add up
+    # to its CPU per call measured without the profiler (shares kept, µs made real).
+    scale = {s: plain[s] / (sum(groups[s].values()) or 1.0) for s in sides}
+    print("| component: self time, µs per call (scaled to the unprofiled CPU) | ", end="")
+    print(" | ".join(sides) + " |")
     print("|---|" + "--:|" * len(sides))
     for g in names:
         if biggest(g) >= 0.5:
-            print(f"| {g} | " + " | ".join(f"{groups[s].get(g, 0):.1f}" for s in sides) + " |")
-    total = " | ".join(f"**{sum(groups[s].values()):.0f}**" for s in sides)
-    print(f"| **all, under cProfile** | {total} |")
-    print(
-        "| **CPU per call without the profiler** | "
-        + " | ".join(f"**{plain[s]:.0f}**" for s in sides)
-        + " |"
-    )
+            cells = " | ".join(f"{groups[s].get(g, 0) * scale[s]:.1f}" for s in sides)
+            print(f"| {g} | {cells} |")
+    total = " | ".join(f"**{plain[s]:.0f}**" for s in sides)
+    print(f"| **CPU per call without the profiler** | {total} |")
+    profiled = " | ".join(f"{sum(groups[s].values()):.0f}" for s in sides)
+    print(f"| (under cProfile) | {profiled} |")
+    collected = " | ".join(f"{measured[s][1]:.1f}" for s in sides)
+    print(f"| garbage collection, measured (cProfile charges it to the rows above) | {collected} |")
     for name, stats in results.items():
         print(f"\n== {name}: top {n} functions (self µs per call, calls per call)")
         print("\n".join(top(stats, ops, n)))
