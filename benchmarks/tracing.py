@@ -161,7 +161,7 @@ def sdk_floor(tracer_provider: Any, meter_provider: Any, tel: Any, url: str) -> 
         span = tracer.start_span("GetItem bench", kind=client, attributes=call_attrs)
         parent = set_span_in_context(span)
         tracer.start_span("DynamoDB.GetItem", parent, client, http_attrs).end()
-        histogram.record(0.0005, metric_attrs)
+        histogram.record(0.0005, metric_attrs, context=parent)  # its span current: exemplars
         span.end()
 
     return work
