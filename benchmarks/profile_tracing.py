@@ -1,6 +1,6 @@
 """Where a traced and an untraced `get`/`set` spend their client CPU, by component.
 
-    python benchmarks/profile_tracing.py [--ops 3000] [--top 15] [--botocore]
+    python benchmarks/profile_tracing.py [--quick] [--ops 3000] [--top 15] [--botocore]
 
 Starts the stub, opens two aiodynkv stores in this process (no SDK, and an SDK set up as
 `tracing.py` sets it up), runs ``--ops`` sequential calls of each under cProfile (CPU
@@ -219,7 +219,7 @@ def print_table(
     print(f"| (under cProfile) | {profiled} |")
     collected = " | ".join(f"{measured[s][1]:.1f}" for s in sides)
     print(f"| garbage collection, measured (cProfile charges it to the rows above) | {collected} |")
-    for name, stats in results.items():
+    for name, stats in results.items() if n else ():
         print(f"\n== {name}: top {n} functions (self µs per call, calls per call)")
         print("\n".join(top(stats, ops, n)))
 
@@ -228,7 +228,8 @@ def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", type=int, default=3000)
+    parser.add_argument("--ops", type=int, help="calls per side (default 3000, quick 1000)")
+    parser.add_argument("--quick", action="store_true", help="fewer calls")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--botocore", action="store_true")
     options = parser.parse_args()
@@ -237,7 +238,8 @@ def main() -> None:
     stub = start_stub(600)
     try:
         print(f"load average {os.getloadavg()[0]:.2f} at the start")
-        asyncio.run(main_async(stub.url, options.ops, options.top, options.botocore))
+        ops = options.ops or (1000 if options.quick else 3000)
+        asyncio.run(main_async(stub.url, ops, options.top, options.botocore))
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         stub.stop()
