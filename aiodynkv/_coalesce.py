@@ -12,6 +12,11 @@ coalescer, and each flush runs in a fresh, empty `contextvars.Context` (so the
 shared span is not parented by whichever caller came first). Whatever happens
 to a flush, no caller waits longer than its own call's budget
 (``max_attempts x (connect_timeout + read_timeout)``).
+
+Without a window, the first read of a turn leads: it lets the rest of the turn run
+(one event-loop pass), and if it is still alone it sends its own GetItem from its own
+task, as an uncoalesced `get` does (no flush, no extra task, bounded by its own call's
+deadline); otherwise it flushes the turn's reads like the window's timer does.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class ReadCoalescer:
         self._pending: dict[str, list[_Waiter]] = {}
         self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: A read is leading this turn (`_lead`): the turn's reads wait for it to flush.
+        self._leading = False
         self.enabled = True
         config = core.config
         self.budget = config.max_attempts * (config.connect_timeout + config.read_timeout)
@@ -76,23 +83,49 @@ class ReadCoalescer:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Item | None] = loop.create_future()
+        waiter = _Waiter(future, key, op)
         waiters = self._pending.get(stored)
         if waiters is None:
-            self._pending[stored] = [_Waiter(future, key, op)]
+            self._pending[stored] = [waiter]
         else:
-            waiters.append(_Waiter(future, key, op))
+            waiters.append(waiter)
         if len(self._pending) >= MAX_GET_BATCH:
             if self._handle is not None:
                 self._handle.cancel()
             contextvars.Context().run(self._flush)
-        elif self._handle is None:
+        elif self._handle is None and not self._leading:
             window = self._core.config.coalesce_window
-            context = contextvars.Context()
-            if window:
-                self._handle = loop.call_later(window, self._flush, context=context)
-            else:
-                self._handle = loop.call_soon(self._flush, context=context)
+            if not window:
+                return await self._lead(stored, waiter)
+            self._handle = loop.call_later(window, self._flush, context=contextvars.Context())
         return await future  # resolved by the flush, or failed by its deadline (_give_up)
+
+    async def _lead(self, stored: str, waiter: _Waiter) -> Item | None:
+        """The first read of a turn: alone after the turn, its own GetItem; else a flush."""
+        self._leading = True
+        try:
+            await asyncio.sleep(0)  # the rest of this loop turn registers its reads
+        except BaseException:
+            self._leading = False
+            waiter.future.cancel()  # skipped by the flush
+            self._flush_pending()  # the turn's other reads still go out
+            raise
+        self._leading = False
+        pending = self._pending
+        if len(pending) == 1 and pending.get(stored) == [waiter]:
+            self._pending = {}
+            core = self._core
+            request = requests.get(core.config, stored, consistent=core.config.consistent_read)
+            response = await core.send(waiter.op, "GetItem", request, waiter.key)
+            item: Item | None = response.get("Item")
+            return item
+        self._flush_pending()
+        return await waiter.future
+
+    def _flush_pending(self) -> None:
+        """Flush the reads registered so far, unless a flush is already due."""
+        if self._pending and self._handle is None:
+            contextvars.Context().run(self._flush)
 
     def _flush(self) -> None:
         self._handle = None

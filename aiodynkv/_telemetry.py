@@ -262,6 +262,9 @@ class Telemetry:
             }
             if dynamo_op in ("GetItem", "BatchGetItem"):
                 attrs["aws.dynamodb.consistent_read"] = config.consistent_read
+            # The usual outcome, set with the rest when the span starts (one attribute
+            # copy in the SDK); `Operation.__exit__` overwrites it only when it differs.
+            attrs["aiodynkv.outcome"] = "ok"
             self._span_attrs[(operation, dynamo_op)] = attrs
         return attrs
 
@@ -469,10 +472,8 @@ class Operation:
         if self.cache_hits or self.cache_misses:
             self._count_cache(error_type)
         if self._token is not None:  # recording (see __enter__)
-            if self.cache is None and not self.retries and error_type is None:
-                span.set_attribute("aiodynkv.outcome", self.outcome)
-            else:  # the rare extras in one call
-                late: dict[str, Any] = {"aiodynkv.outcome": self.outcome}
+            if self.outcome != "ok" or self.cache is not None or self.retries or error_type:
+                late: dict[str, Any] = {"aiodynkv.outcome": self.outcome}  # the rare extras
                 if self.cache is not None:
                     late["aiodynkv.cache"] = self.cache
                 if self.retries:
@@ -624,10 +625,32 @@ def _in_order(entry: dict[str, Any], members: tuple[str, ...]) -> dict[str, Any]
     return ordered
 
 
+#: `_capacity_json` of flat entries (a table's name and units), by their items.
+_FLAT_CAPACITY: dict[tuple[tuple[tuple[str, Any], ...], tuple[type, ...]], str] = {}
+_FLAT_CAPACITY_MAX = 256
+
+
 def _capacity_json(entry: Any) -> str:
     """One ConsumedCapacity entry as JSON, as botocore's parser orders it."""
     if not isinstance(entry, dict):
         return json.dumps(entry)
+    try:  # the usual entry: {"TableName": ..., "CapacityUnits": ...}, the same each time
+        # the types too: 1 and 1.0 are equal keys but different JSON
+        key = (tuple(entry.items()), tuple(map(type, entry.values())))
+        found = _FLAT_CAPACITY.get(key)
+    except TypeError:  # unhashable: indexes
+        key, found = None, None
+    if found is not None:
+        return found
+    text = _nested_capacity_json(entry)
+    if key is not None:
+        if len(_FLAT_CAPACITY) >= _FLAT_CAPACITY_MAX:
+            _FLAT_CAPACITY.clear()
+        _FLAT_CAPACITY[key] = text
+    return text
+
+
+def _nested_capacity_json(entry: dict[str, Any]) -> str:
     ordered = _in_order(entry, _CAPACITY_MEMBERS)
     table = ordered.get("Table")
     if isinstance(table, dict):
@@ -710,7 +733,8 @@ class HttpSpans:
         self, action: str, request: Mapping[str, Any], endpoint_url: str, region: str
     ) -> TracedRequest | None:
         """The spans of one request's attempts; None when the current span does not record."""
-        if not trace.get_current_span().is_recording():
+        parent = otel_context.get_current()
+        if not trace.get_current_span(parent).is_recording():
             return None
         constant = self._constant.get((action, endpoint_url, region))
         if constant is None:
@@ -720,7 +744,7 @@ class HttpSpans:
         name, attrs = constant
         attrs = dict(attrs)
         _request_attributes(action, request, attrs)
-        return TracedRequest(self._tracer, action, name, attrs)
+        return TracedRequest(self._tracer, action, name, attrs, parent)
 
 
 def _constant_attributes(action: str, endpoint_url: str, region: str) -> tuple[str, dict[str, Any]]:
@@ -742,35 +766,52 @@ def _constant_attributes(action: str, endpoint_url: str, region: str) -> tuple[s
 
 
 class TracedRequest:
-    """Starts and ends the span of each attempt of one request (see `HttpSpans`)."""
+    """The span of each attempt of one request (see `HttpSpans`).
 
-    __slots__ = ("action", "attrs", "name", "tracer")
+    An attempt's span is made when the attempt ends, with its start time, its parent
+    (the context current when the request began) and every attribute, those of the
+    reply included, in one mapping: the SDK copies and checks the attributes once,
+    and no span is held open across the request.
+    """
 
-    def __init__(self, tracer: Any, action: str, name: str, attrs: dict[str, Any]) -> None:
+    __slots__ = ("action", "attrs", "name", "parent", "tracer")
+
+    def __init__(
+        self, tracer: Any, action: str, name: str, attrs: dict[str, Any], parent: Any
+    ) -> None:
         self.tracer = tracer
         self.action = action
         self.name = name
         self.attrs = attrs
+        self.parent = parent
 
-    def start(self) -> Any:
-        """The span of the next attempt (a child of the current span)."""
-        return self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.attrs)
+    def start(self) -> int:
+        """The start time of the next attempt (nanoseconds, as the SDK takes them)."""
+        return time.time_ns()
 
-    def reply(self, span: Any, reply: Mapping[str, Any]) -> None:
-        """End `span` with a 2xx reply (parsed, with its ``ResponseMetadata``)."""
+    def _span(self, started: int, attrs: dict[str, Any]) -> Any:
+        return self.tracer.start_span(
+            self.name,
+            context=self.parent,
+            kind=SpanKind.CLIENT,
+            attributes=attrs,
+            start_time=started,
+        )
+
+    def reply(self, started: int, reply: Mapping[str, Any]) -> None:
+        """The span of an attempt that got a 2xx reply (parsed, with ``ResponseMetadata``)."""
         meta = reply.get("ResponseMetadata") or {}
-        attrs: dict[str, Any] = {}
+        attrs = dict(self.attrs)
         if meta.get("RequestId"):
             attrs["aws.request_id"] = meta["RequestId"]
         attrs["retry_attempts"] = meta.get("RetryAttempts", 0)
         attrs["http.status_code"] = meta.get("HTTPStatusCode", 200)
         _reply_attributes(self.action, reply, attrs)
-        span.set_attributes(attrs)
-        span.end()
+        self._span(started, attrs).end()
 
     def error(
         self,
-        span: Any,
+        started: int,
         *,
         status: int,
         code: str,
@@ -778,21 +819,22 @@ class TracedRequest:
         request_id: str | None,
         attempt: int,
     ) -> None:
-        """End `span` with an error reply of DynamoDB (status, code and message)."""
-        attrs: dict[str, Any] = {}
+        """The span of an attempt that got an error reply of DynamoDB (status, code, message)."""
+        attrs = dict(self.attrs)
         if request_id:
             attrs["aws.request_id"] = request_id
         attrs["retry_attempts"] = attempt - 1
         attrs["http.status_code"] = status
-        span.set_attributes(attrs)
+        span = self._span(started, attrs)
         if status >= 400:
             # botocore's ClientError text, which the instrumentation puts in the status
             text = f"An error occurred ({code}) when calling the {self.action} operation: "
             self._failed(span, code, text + (message or "Unknown"))
         span.end()
 
-    def failed(self, span: Any, kind: str, description: str) -> None:
-        """End `span` of an attempt that got no usable reply (`description` has no secrets)."""
+    def failed(self, started: int, kind: str, description: str) -> None:
+        """The span of an attempt that got no usable reply (`description` has no secrets)."""
+        span = self._span(started, self.attrs)
         self._failed(span, kind, description)
         span.end()
 

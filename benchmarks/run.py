@@ -1368,9 +1368,27 @@ def feature_sections(quick: bool, dyn: str | None) -> list[str]:
             "## What tracing costs, paired in one process",
             "benchmarks/tracing.py",
             "One process holds two aiodynkv stores on the stub (answering at once), one with "
-            "an OpenTelemetry SDK configured as applications do and one without; blocks of "
-            "sequential calls alternate between them. CPU µs per call of each side and the "
-            "median of the per-round ratios (target for `get`/`set`: at most 1.20x).",
+            "an OpenTelemetry SDK configured as applications do and one without; a third side "
+            "makes the same telemetry directly on the SDK after each untraced call (the floor "
+            "any code emitting it pays); blocks of sequential calls rotate between them. CPU µs "
+            "per call of each side and the median of the per-round ratios (target for "
+            "`get`/`set`: at most 1.20x).",
+        ),
+        (
+            '## `transport="botocore"` vs the raw aioboto3 client, paired in one process',
+            "benchmarks/tracing.py --botocore",
+            'A store with `transport="botocore"` and the raw aioboto3 contender (its own '
+            "client) in one process, blocks of sequential `get`s alternating (target: at "
+            "most 1.10x).",
+        ),
+        (
+            "## Where a sequential `get`/`set` spends its CPU, traced and untraced",
+            "benchmarks/profile_tracing.py --top 0",
+            "Each side's sequential calls on the stub under cProfile (CPU clock), self time "
+            "grouped by component and scaled to the side's CPU per call measured without the "
+            "profiler; the garbage collector's time measured apart (cProfile charges it to "
+            "whatever function was allocating). The SDK is configured as in the tracing "
+            "figures above.",
         ),
         (
             "## Near cache: a Zipf read workload",
@@ -1388,7 +1406,8 @@ def feature_sections(quick: bool, dyn: str | None) -> list[str]:
     lines: list[str] = []
     env = {**os.environ, **({"AIODYNKV_DYNALITE": dyn} if dyn else {})}
     for title, script, intro in sections:
-        command = [sys.executable, str(ROOT / script), *(["--quick"] if quick else [])]
+        path, *args = script.split()
+        command = [sys.executable, str(ROOT / path), *args, *(["--quick"] if quick else [])]
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, env=env, timeout=1800, check=False

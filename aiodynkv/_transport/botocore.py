@@ -124,18 +124,18 @@ def _is_ambiguous(caught: BaseException | None, response: Any) -> bool:
 def _record_attempt(
     caught_exception: BaseException | None = None, response: Any = None, **_: Any
 ) -> None:
-    """The ``needs-retry`` hook: note an attempt that may have been applied."""
-    attempts = _CURRENT.get()
-    if attempts is not None and _is_ambiguous(caught_exception, response):
-        attempts.in_doubt = True
+    """The ``needs-retry`` hook, after every attempt: count it, note if it may have been applied.
 
-
-def _count_attempt(**_: Any) -> None:
-    """The ``before-send`` hook: one more attempt, whose reply is not yet seen."""
+    An attempt without a reply clears the doubt about an earlier reply's contents
+    (`_verify_reply`): that reply is not the answer.
+    """
     attempts = _CURRENT.get()
     if attempts is not None:
         attempts.seen += 1
-        attempts.unverified = ""
+        if caught_exception is not None:
+            attempts.unverified = ""
+        if _is_ambiguous(caught_exception, response):
+            attempts.in_doubt = True
 
 
 def _verify_reply(response_dict: Any = None, **_: Any) -> None:
@@ -162,8 +162,8 @@ def _verify_reply(response_dict: Any = None, **_: Any) -> None:
         else:
             if not isinstance(parsed, dict):
                 problem = "the reply is not a JSON object"
+    attempts.unverified = problem  # of this reply: a later attempt's reply replaces it
     if problem:
-        attempts.unverified = problem
         attempts.in_doubt = True
 
 
@@ -181,10 +181,11 @@ class BotocoreTransport:
         self._secrets = _wire.split_proxy(proxy)[2]
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is not None:
-            events.register_first("needs-retry.dynamodb", _record_attempt)
-            # unique ids: a client shared by several stores counts each attempt once
+            # unique ids: a client shared by several stores counts each attempt once.
+            # No handler of ours on events botocore has none for (before-send): an event
+            # without handlers costs the client nothing.
             events.register_first(
-                "before-send.dynamodb", _count_attempt, unique_id="aiodynkv-count-attempt"
+                "needs-retry.dynamodb", _record_attempt, unique_id="aiodynkv-record-attempt"
             )
             events.register_first(
                 "before-parse.dynamodb", _verify_reply, unique_id="aiodynkv-verify-reply"

@@ -318,23 +318,23 @@ class LeanTransport:
         while True:
             attempt += 1
             failure: _wire.AttemptError | None = None
-            span: Any = None if traced is None else traced.start()
+            started = 0 if traced is None else traced.start()
             try:
                 status, headers, raw = await self._post(session, target, body)
                 if 200 <= status < 300:
                     reply = self._success(status, headers, raw, attempt, retry_cost, in_doubt)
                     if traced is not None:
-                        traced.reply(span, reply)
+                        traced.reply(started, reply)
                     return reply
             except _wire.AttemptError as exc:
                 failure = exc
             except BaseException as exc:  # cancelled (the call's deadline): the attempt ends
                 if traced is not None:
-                    traced.failed(span, type(exc).__name__, "the attempt was abandoned")
+                    traced.failed(started, type(exc).__name__, "the attempt was abandoned")
                 raise
             if failure is not None:
                 if traced is not None:
-                    traced.failed(span, "WireError", _wire.mask(str(failure), self._secrets))
+                    traced.failed(started, "WireError", _wire.mask(str(failure), self._secrets))
                 in_doubt = in_doubt or failure.sent
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
                 if attempt < self.max_attempts and (cost := self._take_quota(cost)):
@@ -355,7 +355,7 @@ class LeanTransport:
             error = _wire.service_error(status, raw, attempt, in_doubt)
             if traced is not None:
                 traced.error(
-                    span,
+                    started,
                     status=status,
                     code=error.code,
                     message=error.message,

@@ -135,6 +135,34 @@ async def test_a_lone_get_is_a_plain_get_item(base: AsyncDynamoKV) -> None:
     assert recorder.count("get_item") == 2 and recorder.count("batch_get_item") == 0
 
 
+async def test_a_cancelled_first_read_still_lets_the_turns_other_reads_go_out(
+    base: AsyncDynamoKV,
+) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
+        tasks = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(3)]
+        await asyncio.sleep(0)  # each task has registered its read; the first waits to flush
+        tasks[0].cancel()
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        assert isinstance(results[0], asyncio.CancelledError)
+        assert results[1:] == ["v1", "v2"]
+    ((_, request),) = [c for c in recorder.calls if c[0] == "batch_get_item"]
+    assert len(request["RequestItems"][base.config.table]["Keys"]) == 2  # not the cancelled one
+    assert recorder.count("get_item") == 0
+
+
+async def test_a_read_that_arrives_while_a_lone_read_is_in_flight_is_sent_too(
+    base: AsyncDynamoKV,
+) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
+        first = asyncio.ensure_future(kv.get("k1"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the first read has gone out alone
+        assert await asyncio.wait_for(asyncio.gather(first, kv.get("k2")), 10) == ["v1", "v2"]
+    assert recorder.count("get_item") == 2
+
+
 async def test_coalescing_can_be_turned_off(base: AsyncDynamoKV) -> None:
     recorder = Recorder(base.client)
     async with AsyncDynamoKV(

@@ -605,3 +605,29 @@ async def test_a_client_shared_by_two_transports_counts_each_attempt_once() -> N
             await transport.send("UpdateItem", UPDATE)
     assert len(server.targets) == 1
     assert info.value.attempts == 1
+
+
+async def test_real_an_unverifiable_reply_then_dropped_connections_is_a_connection_error() -> None:
+    """The last attempts got no reply: the earlier reply's doubt is not what failed."""
+    corrupted = crc_reply(CORRUPTED, crc=str(zlib.crc32(STORED)))
+    async with (
+        ScriptedServer([corrupted, "drop", "drop"]) as server,
+        real_transport(server.endpoint) as transport,
+    ):
+        with pytest.raises(WireError) as info:
+            await transport.send("UpdateItem", UPDATE)
+    assert len(server.targets) == 3
+    assert "CRC32" not in str(info.value)
+    assert (info.value.timeout, info.value.in_doubt) == (False, True)
+
+
+async def test_real_an_unverifiable_reply_then_an_error_reply_is_the_error() -> None:
+    corrupted = crc_reply(CORRUPTED, crc=str(zlib.crc32(STORED)))
+    async with (
+        ScriptedServer([corrupted, CONDITION_FAILED]) as server,
+        real_transport(server.endpoint) as transport,
+    ):
+        with pytest.raises(ServiceError) as info:
+            await transport.send("UpdateItem", UPDATE)
+    assert info.value.code == "ConditionalCheckFailedException"
+    assert info.value.in_doubt is True
