@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-import aiodynkv.testing._local as local
 from aiodynkv.testing import LocalDynamoDB
 
 
@@ -27,7 +26,7 @@ def test_the_emulator_does_not_run_under_the_callers_coverage(
         seen.update(kwargs)
         raise StartedError
 
-    monkeypatch.setattr(local.subprocess, "Popen", popen)
+    monkeypatch.setattr("subprocess.Popen", popen)
     server = LocalDynamoDB("moto", env={"EXTRA": "1"})
     with pytest.raises(StartedError):
         server._start_process()
