@@ -1102,13 +1102,11 @@ def new_sibling_client(core: Core, service: str) -> Any:
     credentials (`_Lent`), so refreshing credentials refresh for all clients.
     Returns the client as an async context manager (not entered).
     """
-    from aiobotocore.config import AioConfig
     from aiobotocore.credentials import AioCredentialResolver
     from aiobotocore.session import AioSession
 
-    from aiodynkv._transport.botocore import shared_loader
+    from aiodynkv._transport.botocore import client_config, shared_loader
     from aiodynkv._transport.lean import ClientCredentials
-    from aiodynkv._version import __version__
 
     config, client = core.config, core.client
     session = AioSession()
@@ -1119,19 +1117,11 @@ def new_sibling_client(core: Core, service: str) -> Any:
     extra: dict[str, Any] = {}
     if service == "s3" and config.endpoint is not None:
         extra["s3"] = {"addressing_style": "path"}  # a local endpoint has no bucket subdomains
-    botocore_config = AioConfig(
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
-        retries={"total_max_attempts": config.max_attempts, "mode": config.retry_mode},
-        max_pool_connections=config.max_pool_connections,
-        user_agent_extra=f"aiodynkv/{__version__}",
-        **extra,
-    )
     return session.create_client(
         service,
         region_name=region or config.effective_region,
         endpoint_url=config.endpoint,
-        config=botocore_config,
+        config=client_config(config, **extra),
     )
 
 

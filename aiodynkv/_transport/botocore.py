@@ -67,7 +67,18 @@ def new_client(config: KVConfig) -> Any:
     botocore_session.register_component("data_loader", shared_loader())
     session = aioboto3.Session(botocore_session=botocore_session, profile_name=config.profile)
     credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
-    botocore_config = AioConfig(
+    return session.client(
+        "dynamodb",
+        region_name=config.effective_region,
+        endpoint_url=config.endpoint,
+        config=client_config(config),
+        **credentials,
+    )
+
+
+def client_config(config: KVConfig, **extra: Any) -> Any:
+    """The botocore ``Config`` of every client a store opens (DynamoDB, S3, KMS)."""
+    return AioConfig(
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         # total_max_attempts counts the first attempt, as KVConfig.max_attempts does
@@ -75,13 +86,7 @@ def new_client(config: KVConfig) -> Any:
         retries={"total_max_attempts": config.max_attempts, "mode": config.retry_mode},
         max_pool_connections=config.max_pool_connections,
         user_agent_extra=f"aiodynkv/{__version__}",
-    )
-    return session.client(
-        "dynamodb",
-        region_name=config.effective_region,
-        endpoint_url=config.endpoint,
-        config=botocore_config,
-        **credentials,
+        **extra,
     )
 
 
