@@ -29,7 +29,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar, NamedTuple
 
@@ -1242,22 +1242,28 @@ def parse_condition(
     return condition
 
 
-def _or(tokens: _Tokens, places: Placeholders) -> Condition:
-    parts = [_and(tokens, places)]
-    while tokens.take("OR"):
-        parts.append(_and(tokens, places))
+def _joined(
+    tokens: _Tokens,
+    places: Placeholders,
+    word: str,
+    operand: Callable[[_Tokens, Placeholders], Condition],
+    combine: Callable[[Iterable[bool]], bool],
+) -> Condition:
+    """`operand` (word `operand`)*: one condition, or `combine` (any, all) over several."""
+    parts = [operand(tokens, places)]
+    while tokens.take(word):
+        parts.append(operand(tokens, places))
     if len(parts) == 1:
         return parts[0]
-    return lambda item, values: any(part(item, values) for part in parts)
+    return lambda item, values: combine(part(item, values) for part in parts)
+
+
+def _or(tokens: _Tokens, places: Placeholders) -> Condition:
+    return _joined(tokens, places, "OR", _and, any)
 
 
 def _and(tokens: _Tokens, places: Placeholders) -> Condition:
-    parts = [_not(tokens, places)]
-    while tokens.take("AND"):
-        parts.append(_not(tokens, places))
-    if len(parts) == 1:
-        return parts[0]
-    return lambda item, values: all(part(item, values) for part in parts)
+    return _joined(tokens, places, "AND", _not, all)
 
 
 def _not(tokens: _Tokens, places: Placeholders) -> Condition:
