@@ -25,7 +25,7 @@ import math
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,6 +56,7 @@ __all__ = [
     "item_size",
     "new_token",
     "new_version",
+    "new_versions",
     "number_size",
     "remaining_seconds",
     "stored_many",
@@ -393,7 +394,7 @@ def build_item(
         item[EXPIRY_MS] = {"N": str(expires_ms)}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
-    if not check_size:
+    if not check_size or _surely_fits(config, stored, attr, token):
         return item
     # Sized with the largest version a write can leave (19 digits), so that the
     # server's later bumps never push an accepted item over the limit.
@@ -401,6 +402,39 @@ def build_item(
         {**item, config.version_attribute: _LARGEST_VERSION}, operation, config.table, key
     )
     return item
+
+
+#: The most bytes any number attribute can take (38 digits, as DynamoDB counts them).
+_NUMBER_BOUND = 22
+
+
+def _surely_fits(config: KVConfig, stored: str, attr: AttributeValue, token: str) -> bool:
+    """True when an upper bound of the item's size, from lengths alone, is within 400 KB.
+
+    Every name, the stored key and the token count 4 bytes per character (UTF-8's
+    most), each number its largest size. A non-ASCII text value returns False: the
+    exact count then also refuses lone surrogates.
+    """
+    text = attr.get("S")
+    if text is None:
+        value_bytes = len(attr["B"])
+    elif text.isascii():
+        value_bytes = len(text)
+    else:
+        return False
+    chars = (
+        len(config.partition_key)
+        + len(config.value_attribute)
+        + len(config.version_attribute)
+        + len(config.ttl_attribute)
+        + len(stored)
+        + len(token)
+        + len(TOKEN)
+        + len(EXPIRY_MS)
+        + len(COMPRESSION_FLAG)
+        + 1  # the compression flag's value
+    )
+    return 4 * chars + 3 * _NUMBER_BOUND + value_bytes <= MAX_ITEM_BYTES
 
 
 def to_json(obj: Any) -> str:
@@ -432,6 +466,19 @@ def new_version() -> int:
     coarse, frozen or backward-stepping the clock is.
     """
     return secrets.randbits(63) | 1 << 40
+
+
+def new_versions() -> Iterator[int]:
+    """Endless `new_version` values (the same distribution), drawn from the OS in blocks."""
+    while True:
+        block = secrets.randbits(63 * _VERSION_BLOCK)
+        for _ in range(_VERSION_BLOCK):
+            yield block & _VERSION_BITS | 1 << 40
+            block >>= 63
+
+
+_VERSION_BITS = (1 << 63) - 1
+_VERSION_BLOCK = 64
 
 
 def new_token() -> str:

@@ -32,6 +32,7 @@ from aiodynkv._batch import (
     chunked,
     drive,
     in_doubt,
+    in_flight,
     read_items,
     write_items,
 )
@@ -47,6 +48,7 @@ from aiodynkv._codec import (
     is_expired,
     new_token,
     new_version,
+    new_versions,
     now,
     remaining_seconds,
     stored_many,
@@ -830,14 +832,15 @@ class AsyncDynamoKV:
         sized = not self._core.pipeline.writes  # else the pipeline checks the size
         entries: dict[str, dict[str, Any]] = {}
         users: dict[str, Any] = {}
-        for pair in items.items() if isinstance(items, Mapping) else items:
-            key, value = pair_of(pair)
-            stored = self._encode(key, "set_many")
+        encode, table, versions = self._keys.encode, config.table, new_versions()
+        pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
+        for key, value in pairs:
+            stored = encode(key, "set_many", table)
             item = build_item(
-                config, stored, value, expires_ms, new_version(), token, "set_many", key,
+                config, stored, value, expires_ms, next(versions), token, "set_many", key,
                 check_size=sized,
             )  # fmt: skip
-            entries[stored] = requests.put_request(item)
+            entries[stored] = {"PutRequest": {"Item": item}}
             users[stored] = (key, value)
         if entries:
             expires_at = None if expires_ms is None else expires_ms / 1000.0
@@ -931,7 +934,7 @@ class AsyncDynamoKV:
             part = await drive(
                 [[pk] for pk in window],
                 send,
-                concurrency=config.batch_concurrency * MAX_WRITE_BATCH,
+                concurrency=in_flight(config, config.batch_concurrency * MAX_WRITE_BATCH),
                 deadline_seconds=config.batch_deadline,
                 abort=self._core.abort,
             )
