@@ -53,6 +53,7 @@ __all__ = [
     "expiry_seconds",
     "from_json",
     "is_expired",
+    "item_room",
     "item_size",
     "new_token",
     "new_version",
@@ -264,7 +265,26 @@ def decode_many(
     items: Iterable[tuple[str, Item]], config: KVConfig, at: float
 ) -> tuple[dict[str, Value], dict[str, str]]:
     """Values of unexpired (user key, item) pairs, and what is wrong with the unreadable ones."""
-    return _read_many(items, config, at, lambda _key, item: decode_value(item, config))
+    value_name, ttl_name = config.value_attribute, config.ttl_attribute
+    plain: dict[str, Value] = {}
+    rest: list[tuple[str, Item]] = []
+    for key, item in items:
+        # The common item (a text value, no expiry, no record) read directly; anything
+        # else goes the whole way.
+        if EXPIRY_MS in item or ttl_name in item or COMPRESSION_FLAG in item:
+            rest.append((key, item))
+            continue
+        attr = item.get(value_name)
+        raw = attr.get("S") if type(attr) is dict and len(attr) == 1 else None
+        if type(raw) is str:
+            plain[key] = raw
+        else:
+            rest.append((key, item))
+    if not rest:
+        return plain, {}
+    found, corrupt = _read_many(rest, config, at, lambda _key, item: decode_value(item, config))
+    plain.update(found)
+    return plain, corrupt
 
 
 def stored_many(
@@ -366,11 +386,13 @@ def build_item(
     key: str,
     *,
     check_size: bool = True,
+    room: int | None = None,
 ) -> Item:
     """The whole item a write stores, size-checked before anything is sent.
 
     With ``check_size=False`` the 400 KB check is left to `aiodynkv._values`, which
-    may still encrypt the value or move it to S3.
+    may still encrypt the value or move it to S3. `room` is ``item_room(config,
+    token)``, for callers building many items with one token.
 
     Raises:
         TypeError: The value is not str or bytes.
@@ -394,7 +416,9 @@ def build_item(
         item[EXPIRY_MS] = {"N": str(expires_ms)}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
-    if not check_size or _surely_fits(config, stored, attr, token):
+    if not check_size or _surely_fits(
+        stored, attr, item_room(config, token) if room is None else room
+    ):
         return item
     # Sized with the largest version a write can leave (19 digits), so that the
     # server's later bumps never push an accepted item over the limit.
@@ -408,33 +432,36 @@ def build_item(
 _NUMBER_BOUND = 22
 
 
-def _surely_fits(config: KVConfig, stored: str, attr: AttributeValue, token: str) -> bool:
-    """True when an upper bound of the item's size, from lengths alone, is within 400 KB.
+def item_room(config: KVConfig, token: str) -> int:
+    """Bytes surely left for the stored key and the value of an item `build_item` makes.
 
-    Every name, the stored key and the token count 4 bytes per character (UTF-8's
-    most), each number its largest size. A non-ASCII text value returns False: the
-    exact count then also refuses lone surrogates.
+    400 KB less an upper bound of everything else: every name and the token at 4
+    bytes per character (UTF-8's most), each number at its largest size.
     """
-    text = attr.get("S")
-    if text is None:
-        value_bytes = len(attr["B"])
-    elif text.isascii():
-        value_bytes = len(text)
-    else:
-        return False
     chars = (
         len(config.partition_key)
         + len(config.value_attribute)
         + len(config.version_attribute)
         + len(config.ttl_attribute)
-        + len(stored)
         + len(token)
         + len(TOKEN)
         + len(EXPIRY_MS)
         + len(COMPRESSION_FLAG)
         + 1  # the compression flag's value
     )
-    return 4 * chars + 3 * _NUMBER_BOUND + value_bytes <= MAX_ITEM_BYTES
+    return MAX_ITEM_BYTES - 4 * chars - 3 * _NUMBER_BOUND
+
+
+def _surely_fits(stored: str, attr: AttributeValue, room: int) -> bool:
+    """True when the stored key (4 bytes per character) and the value fit in `room`.
+
+    A non-ASCII text value returns False: the exact count then also refuses lone
+    surrogates.
+    """
+    text = attr.get("S")
+    if text is None:
+        return 4 * len(stored) + len(attr["B"]) <= room
+    return text.isascii() and 4 * len(stored) + len(text) <= room
 
 
 def to_json(obj: Any) -> str:

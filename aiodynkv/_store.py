@@ -46,6 +46,7 @@ from aiodynkv._codec import (
     expiry_seconds,
     from_json,
     is_expired,
+    item_room,
     new_token,
     new_version,
     new_versions,
@@ -833,12 +834,13 @@ class AsyncDynamoKV:
         entries: dict[str, dict[str, Any]] = {}
         users: dict[str, Any] = {}
         encode, table, versions = self._keys.encode, config.table, new_versions()
+        room = item_room(config, token)
         pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
         for key, value in pairs:
             stored = encode(key, "set_many", table)
             item = build_item(
                 config, stored, value, expires_ms, next(versions), token, "set_many", key,
-                check_size=sized,
+                check_size=sized, room=room,
             )  # fmt: skip
             entries[stored] = {"PutRequest": {"Item": item}}
             users[stored] = (key, value)
