@@ -38,6 +38,7 @@ from aiodynkv._batch import (
 )
 from aiodynkv._cache import fill_many, read_many_through, read_through, writing
 from aiodynkv._codec import (
+    COMPRESSION_FLAG,
     Item,
     build_item,
     decode_many,
@@ -781,6 +782,8 @@ class AsyncDynamoKV:
         nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
         if outcome.fatal is not None and nothing:
             raise outcome.fatal  # nothing read at all: the plain error says it all
+        if not any(COMPRESSION_FLAG in item for item in items.values()):
+            return items, outcome, {}  # no item holds a record: nothing to open
         opened, unreadable = await core.pipeline.open_many(
             items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
         )
@@ -1145,7 +1148,8 @@ class AsyncDynamoKV:
 
     def _encoded(self, keys: Iterable[str], operation: str) -> dict[str, str]:
         """Stored key → user key, in order, duplicates once (validated before any request)."""
-        return {self._encode(key, operation): key for key in key_list(keys, operation)}
+        encode, table = self._keys.encode, self._core.config.table
+        return {encode(key, operation, table): key for key in key_list(keys, operation)}
 
     async def _read(
         self,
