@@ -261,16 +261,16 @@ def test_versions_drawn_in_blocks_are_like_single_ones() -> None:
 @pytest.mark.parametrize("given_room", [False, True])
 def test_build_item_is_exact_at_the_400_kb_limit(value_kind: str, given_room: bool) -> None:
     config = CONFIG.replace(compress_threshold=None, max_value_bytes=MAX_ITEM_BYTES)
-    kwargs = {"room": item_room(config, "tok")} if given_room else {}
+    room_given = item_room(config, "tok") if given_room else None
     empty = build_item(config, "k", "", None, 7, "tok", "set", "k")
     room = MAX_ITEM_BYTES - item_size({**empty, config.version_attribute: {"N": "9" * 19}})
 
     def value(size: int) -> str | bytes:
         return "x" * size if value_kind == "S" else b"x" * size
 
-    build_item(config, "k", value(room), None, 7, "tok", "set", "k", **kwargs)
+    build_item(config, "k", value(room), None, 7, "tok", "set", "k", room=room_given)
     with pytest.raises(ValueTooLargeError, match=f"{MAX_ITEM_BYTES + 1:,} bytes"):
-        build_item(config, "k", value(room + 1), None, 7, "tok", "set", "k", **kwargs)
+        build_item(config, "k", value(room + 1), None, 7, "tok", "set", "k", room=room_given)
 
 
 def test_build_item_refuses_a_short_value_with_a_lone_surrogate() -> None:
@@ -279,7 +279,7 @@ def test_build_item_refuses_a_short_value_with_a_lone_surrogate() -> None:
 
 
 def test_decode_many_reads_plain_and_other_items_alike() -> None:
-    items = {
+    items: dict[str, dict[str, Any]] = {
         "plain": {"pk": {"S": "plain"}, "value": {"S": "v"}},
         "bytes": {"pk": {"S": "bytes"}, "value": {"B": b"b"}},
         "live": {"pk": {"S": "live"}, "value": {"S": "l"}, "xm": {"N": "2000000"}},
