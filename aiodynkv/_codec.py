@@ -398,13 +398,21 @@ def build_item(
         TypeError: The value is not str or bytes.
         ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
     """
-    try:
-        attr, flag = encode_value(
-            value, config.compress_threshold, config.max_value_bytes, operation
-        )
-    except KVValidationError as exc:
-        exc.table, exc.key = config.table, key
-        raise
+    threshold, max_bytes = config.compress_threshold, config.max_value_bytes
+    if (
+        type(value) is str
+        and len(value) * 4 <= max_bytes
+        and (threshold is None or len(value) * 4 <= threshold)
+    ):
+        # encode_value's first case without the call: short text, never compressed.
+        attr: AttributeValue = {"S": value}
+        flag = None
+    else:
+        try:
+            attr, flag = encode_value(value, threshold, max_bytes, operation)
+        except KVValidationError as exc:
+            exc.table, exc.key = config.table, key
+            raise
     item: Item = {
         config.partition_key: {"S": stored},
         config.value_attribute: attr,
@@ -412,8 +420,9 @@ def build_item(
         TOKEN: {"S": token},
     }
     if expires_ms is not None:
-        item[config.ttl_attribute] = {"N": str(-(-expires_ms // 1000))}
-        item[EXPIRY_MS] = {"N": str(expires_ms)}
+        seconds, millis = _expiry_texts(expires_ms)
+        item[config.ttl_attribute] = {"N": seconds}
+        item[EXPIRY_MS] = {"N": millis}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
     if not check_size or _surely_fits(
@@ -426,6 +435,15 @@ def build_item(
         {**item, config.version_attribute: _LARGEST_VERSION}, operation, config.table, key
     )
     return item
+
+
+@functools.lru_cache(maxsize=64)
+def _expiry_texts(expires_ms: int) -> tuple[str, str]:
+    """The TTL attribute's text (seconds, rounded up) and the exact one (milliseconds).
+
+    Cached: every item of a batch shares one expiry, formatted once.
+    """
+    return str(-(-expires_ms // 1000)), str(expires_ms)
 
 
 #: The most bytes any number attribute can take (38 digits, as DynamoDB counts them).
