@@ -38,6 +38,7 @@ from aiodynkv._errors import (
 
 if TYPE_CHECKING:
     from aiodynkv._codec import Item
+    from aiodynkv._config import KVConfig
     from aiodynkv._core import Core
     from aiodynkv._telemetry import Operation
 
@@ -49,6 +50,7 @@ __all__ = [
     "chunked",
     "drive",
     "in_doubt",
+    "in_flight",
     "read_items",
     "write_items",
 ]
@@ -65,6 +67,11 @@ def chunked(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+def in_flight(config: KVConfig, wanted: int) -> int:
+    """Requests of one batch in flight at once: `wanted`, never more than the pool holds."""
+    return max(1, min(wanted, config.max_pool_connections))
 
 
 def in_doubt(error: BaseException) -> bool:
@@ -194,25 +201,20 @@ async def drive(
     if len(requests) == 1 and abort is None:
         await _drive_one(requests[0], send, run)
         return run.outcome
-    gate = asyncio.Semaphore(concurrency)
+    # A fixed set of workers takes the chunks in order from one iterator: at most
+    # `concurrency` tasks whatever the batch's size, and waiting on them stays cheap.
+    queue = iter(requests)
 
-    async def gated(request: Chunk) -> None:
-        try:
-            await gate.acquire()
-        except asyncio.CancelledError:
-            if abort is None or not abort.is_set():
-                raise
-            run.leave(request, False, None)  # never sent
-            return
-        try:
+    async def worker() -> None:
+        for request in queue:
+            # Once stopped (an abort, a fatal error), each chunk left is recorded
+            # as unprocessed without being sent.
             await _drive_one(request, send, run)
-        finally:
-            gate.release()
 
-    tasks = [asyncio.ensure_future(gated(r)) for r in requests]
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(requests)))]
     watcher = asyncio.ensure_future(abort.wait()) if abort is not None else None
     try:
-        pending: set[asyncio.Future[Any]] = set(tasks)
+        pending: set[asyncio.Future[Any]] = set(workers)
         while pending:
             waiting = pending | ({watcher} if watcher is not None else set())
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -221,14 +223,17 @@ async def drive(
                 if task is not watcher and task.exception() is not None:
                     raise task.exception()
             if watcher is not None and watcher.done():
+                # Requests in flight are cancelled (in doubt); the workers then
+                # record every chunk not sent as unprocessed.
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 pending = set()
+                run.leave([entry for request in queue for entry in request], False, None)
     except BaseException:
-        for task in tasks:
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
         raise
     finally:
         if watcher is not None:
@@ -276,7 +281,7 @@ async def read_items(
     outcome = await drive(
         list(chunked(list(stored), MAX_GET_BATCH)),
         send,
-        concurrency=config.batch_concurrency,
+        concurrency=in_flight(config, config.batch_concurrency),
         deadline_seconds=(
             config.max_attempts * config.read_timeout if fail_fast else config.batch_deadline
         ),
@@ -301,7 +306,7 @@ async def write_items(core: Core, op: Operation, entries: Sequence[dict[str, Any
     outcome = await drive(
         list(chunked(list(entries), MAX_WRITE_BATCH)),
         send,
-        concurrency=config.batch_concurrency,
+        concurrency=in_flight(config, config.batch_concurrency),
         deadline_seconds=config.batch_deadline,
         abort=core.abort,
     )

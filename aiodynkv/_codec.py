@@ -25,7 +25,7 @@ import math
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,9 +53,11 @@ __all__ = [
     "expiry_seconds",
     "from_json",
     "is_expired",
+    "item_room",
     "item_size",
     "new_token",
     "new_version",
+    "new_versions",
     "number_size",
     "remaining_seconds",
     "stored_many",
@@ -263,7 +265,26 @@ def decode_many(
     items: Iterable[tuple[str, Item]], config: KVConfig, at: float
 ) -> tuple[dict[str, Value], dict[str, str]]:
     """Values of unexpired (user key, item) pairs, and what is wrong with the unreadable ones."""
-    return _read_many(items, config, at, lambda _key, item: decode_value(item, config))
+    value_name, ttl_name = config.value_attribute, config.ttl_attribute
+    plain: dict[str, Value] = {}
+    rest: list[tuple[str, Item]] = []
+    for key, item in items:
+        # The common item (a text value, no expiry, no record) read directly; anything
+        # else goes the whole way.
+        if EXPIRY_MS in item or ttl_name in item or COMPRESSION_FLAG in item:
+            rest.append((key, item))
+            continue
+        attr = item.get(value_name)
+        raw = attr.get("S") if type(attr) is dict and len(attr) == 1 else None
+        if type(raw) is str:
+            plain[key] = raw
+        else:
+            rest.append((key, item))
+    if not rest:
+        return plain, {}
+    found, corrupt = _read_many(rest, config, at, lambda _key, item: decode_value(item, config))
+    plain.update(found)
+    return plain, corrupt
 
 
 def stored_many(
@@ -365,23 +386,33 @@ def build_item(
     key: str,
     *,
     check_size: bool = True,
+    room: int | None = None,
 ) -> Item:
     """The whole item a write stores, size-checked before anything is sent.
 
     With ``check_size=False`` the 400 KB check is left to `aiodynkv._values`, which
-    may still encrypt the value or move it to S3.
+    may still encrypt the value or move it to S3. `room` is ``item_room(config,
+    token)``, for callers building many items with one token.
 
     Raises:
         TypeError: The value is not str or bytes.
         ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
     """
-    try:
-        attr, flag = encode_value(
-            value, config.compress_threshold, config.max_value_bytes, operation
-        )
-    except KVValidationError as exc:
-        exc.table, exc.key = config.table, key
-        raise
+    threshold, max_bytes = config.compress_threshold, config.max_value_bytes
+    if (
+        type(value) is str
+        and len(value) * 4 <= max_bytes
+        and (threshold is None or len(value) * 4 <= threshold)
+    ):
+        # encode_value's first case without the call: short text, never compressed.
+        attr: AttributeValue = {"S": value}
+        flag = None
+    else:
+        try:
+            attr, flag = encode_value(value, threshold, max_bytes, operation)
+        except KVValidationError as exc:
+            exc.table, exc.key = config.table, key
+            raise
     item: Item = {
         config.partition_key: {"S": stored},
         config.value_attribute: attr,
@@ -389,11 +420,14 @@ def build_item(
         TOKEN: {"S": token},
     }
     if expires_ms is not None:
-        item[config.ttl_attribute] = {"N": str(-(-expires_ms // 1000))}
-        item[EXPIRY_MS] = {"N": str(expires_ms)}
+        seconds, millis = _expiry_texts(expires_ms)
+        item[config.ttl_attribute] = {"N": seconds}
+        item[EXPIRY_MS] = {"N": millis}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
-    if not check_size:
+    if not check_size or _surely_fits(
+        stored, attr, item_room(config, token) if room is None else room
+    ):
         return item
     # Sized with the largest version a write can leave (19 digits), so that the
     # server's later bumps never push an accepted item over the limit.
@@ -401,6 +435,51 @@ def build_item(
         {**item, config.version_attribute: _LARGEST_VERSION}, operation, config.table, key
     )
     return item
+
+
+@functools.lru_cache(maxsize=64)
+def _expiry_texts(expires_ms: int) -> tuple[str, str]:
+    """The TTL attribute's text (seconds, rounded up) and the exact one (milliseconds).
+
+    Cached: every item of a batch shares one expiry, formatted once.
+    """
+    return str(-(-expires_ms // 1000)), str(expires_ms)
+
+
+#: The most bytes any number attribute can take (38 digits, as DynamoDB counts them).
+_NUMBER_BOUND = 22
+
+
+def item_room(config: KVConfig, token: str) -> int:
+    """Bytes surely left for the stored key and the value of an item `build_item` makes.
+
+    400 KB less an upper bound of everything else: every name and the token at 4
+    bytes per character (UTF-8's most), each number at its largest size.
+    """
+    chars = (
+        len(config.partition_key)
+        + len(config.value_attribute)
+        + len(config.version_attribute)
+        + len(config.ttl_attribute)
+        + len(token)
+        + len(TOKEN)
+        + len(EXPIRY_MS)
+        + len(COMPRESSION_FLAG)
+        + 1  # the compression flag's value
+    )
+    return MAX_ITEM_BYTES - 4 * chars - 3 * _NUMBER_BOUND
+
+
+def _surely_fits(stored: str, attr: AttributeValue, room: int) -> bool:
+    """True when the stored key (4 bytes per character) and the value fit in `room`.
+
+    A non-ASCII text value returns False: the exact count then also refuses lone
+    surrogates.
+    """
+    text = attr.get("S")
+    if text is None:
+        return 4 * len(stored) + len(attr["B"]) <= room
+    return text.isascii() and 4 * len(stored) + len(text) <= room
 
 
 def to_json(obj: Any) -> str:
@@ -432,6 +511,19 @@ def new_version() -> int:
     coarse, frozen or backward-stepping the clock is.
     """
     return secrets.randbits(63) | 1 << 40
+
+
+def new_versions() -> Iterator[int]:
+    """Endless `new_version` values (the same distribution), drawn from the OS in blocks."""
+    while True:
+        block = secrets.randbits(63 * _VERSION_BLOCK)
+        for _ in range(_VERSION_BLOCK):
+            yield block & _VERSION_BITS | 1 << 40
+            block >>= 63
+
+
+_VERSION_BITS = (1 << 63) - 1
+_VERSION_BLOCK = 64
 
 
 def new_token() -> str:

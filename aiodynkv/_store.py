@@ -32,11 +32,13 @@ from aiodynkv._batch import (
     chunked,
     drive,
     in_doubt,
+    in_flight,
     read_items,
     write_items,
 )
 from aiodynkv._cache import fill_many, read_many_through, read_through, writing
 from aiodynkv._codec import (
+    COMPRESSION_FLAG,
     Item,
     build_item,
     decode_many,
@@ -45,8 +47,10 @@ from aiodynkv._codec import (
     expiry_seconds,
     from_json,
     is_expired,
+    item_room,
     new_token,
     new_version,
+    new_versions,
     now,
     remaining_seconds,
     stored_many,
@@ -778,6 +782,8 @@ class AsyncDynamoKV:
         nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
         if outcome.fatal is not None and nothing:
             raise outcome.fatal  # nothing read at all: the plain error says it all
+        if not any(COMPRESSION_FLAG in item for item in items.values()):
+            return items, outcome, {}  # no item holds a record: nothing to open
         opened, unreadable = await core.pipeline.open_many(
             items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
         )
@@ -830,14 +836,16 @@ class AsyncDynamoKV:
         sized = not self._core.pipeline.writes  # else the pipeline checks the size
         entries: dict[str, dict[str, Any]] = {}
         users: dict[str, Any] = {}
-        for pair in items.items() if isinstance(items, Mapping) else items:
-            key, value = pair_of(pair)
-            stored = self._encode(key, "set_many")
+        encode, table, versions = self._keys.encode, config.table, new_versions()
+        room = item_room(config, token)
+        pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
+        for key, value in pairs:
+            stored = encode(key, "set_many", table)
             item = build_item(
-                config, stored, value, expires_ms, new_version(), token, "set_many", key,
-                check_size=sized,
+                config, stored, value, expires_ms, next(versions), token, "set_many", key,
+                check_size=sized, room=room,
             )  # fmt: skip
-            entries[stored] = requests.put_request(item)
+            entries[stored] = {"PutRequest": {"Item": item}}
             users[stored] = (key, value)
         if entries:
             expires_at = None if expires_ms is None else expires_ms / 1000.0
@@ -931,7 +939,7 @@ class AsyncDynamoKV:
             part = await drive(
                 [[pk] for pk in window],
                 send,
-                concurrency=config.batch_concurrency * MAX_WRITE_BATCH,
+                concurrency=in_flight(config, config.batch_concurrency * MAX_WRITE_BATCH),
                 deadline_seconds=config.batch_deadline,
                 abort=self._core.abort,
             )
@@ -1140,7 +1148,8 @@ class AsyncDynamoKV:
 
     def _encoded(self, keys: Iterable[str], operation: str) -> dict[str, str]:
         """Stored key → user key, in order, duplicates once (validated before any request)."""
-        return {self._encode(key, operation): key for key in key_list(keys, operation)}
+        encode, table = self._keys.encode, self._core.config.table
+        return {encode(key, operation, table): key for key in key_list(keys, operation)}
 
     async def _read(
         self,

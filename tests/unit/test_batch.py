@@ -133,3 +133,46 @@ async def test_without_retries_the_first_error_is_raised() -> None:
 
     with pytest.raises(ThrottledError):
         await drive([[1]], send, concurrency=1, deadline_seconds=5, retry_errors=False)
+
+
+async def test_many_chunks_run_in_order_never_more_than_the_concurrency_at_once() -> None:
+    in_flight = peak = 0
+    sent: list[int] = []
+
+    async def send(request: list[int]) -> list[int] | None:
+        nonlocal in_flight, peak
+        sent.append(request[0])
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return None
+
+    tasks_before = len(asyncio.all_tasks())
+    run = asyncio.ensure_future(
+        drive([[i] for i in range(200)], send, concurrency=4, deadline_seconds=5)
+    )
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) - tasks_before <= 1 + 4  # the drive and its workers
+    outcome = await run
+    assert outcome.complete and peak == 4 and sent == list(range(200))
+
+
+async def test_abort_of_a_long_batch_leaves_every_chunk_in_exactly_one_set() -> None:
+    abort = asyncio.Event()
+    started: list[int] = []
+
+    async def send(request: list[int]) -> list[int] | None:
+        started.append(request[0])
+        if len(started) == 9:  # chunks 6, 7 and 8 in flight
+            abort.set()
+        await asyncio.sleep(0.01 if request[0] < 6 else 30)
+        return None
+
+    outcome = await drive(
+        [[i] for i in range(100)], send, concurrency=3, deadline_seconds=30, abort=abort
+    )
+    done = set(started) - set(outcome.in_doubt)
+    assert started == list(range(9)) and sorted(outcome.in_doubt) == [6, 7, 8]
+    assert set(outcome.unprocessed) == set(range(100)) - set(started)
+    assert len(done) + len(outcome.in_doubt) + len(outcome.unprocessed) == 100

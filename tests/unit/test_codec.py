@@ -19,12 +19,15 @@ from aiodynkv._codec import (
     MAX_ITEM_BYTES,
     build_item,
     check_item_size,
+    decode_many,
     decode_value,
     encode_value,
     expiry_ms_of,
     is_expired,
+    item_room,
     item_size,
     new_version,
+    new_versions,
     number_size,
     remaining_seconds,
     version_of,
@@ -244,6 +247,50 @@ def test_versions_are_unique_without_trusting_the_clock(monkeypatch: pytest.Monk
     starts = {new_version() for _ in range(10_000)}
     assert len(starts) == 10_000
     assert all(0 < v < 2**63 for v in starts)
+
+
+def test_versions_drawn_in_blocks_are_like_single_ones() -> None:
+    supply = new_versions()
+    starts = {next(supply) for _ in range(10_000)}
+    assert len(starts) == 10_000
+    assert all(2**40 <= v < 2**63 for v in starts)
+    assert max(starts) > 2**62  # the top bit of the 63 is drawn too
+
+
+@pytest.mark.parametrize("value_kind", ["S", "B"])
+@pytest.mark.parametrize("given_room", [False, True])
+def test_build_item_is_exact_at_the_400_kb_limit(value_kind: str, given_room: bool) -> None:
+    config = CONFIG.replace(compress_threshold=None, max_value_bytes=MAX_ITEM_BYTES)
+    room_given = item_room(config, "tok") if given_room else None
+    empty = build_item(config, "k", "", None, 7, "tok", "set", "k")
+    room = MAX_ITEM_BYTES - item_size({**empty, config.version_attribute: {"N": "9" * 19}})
+
+    def value(size: int) -> str | bytes:
+        return "x" * size if value_kind == "S" else b"x" * size
+
+    build_item(config, "k", value(room), None, 7, "tok", "set", "k", room=room_given)
+    with pytest.raises(ValueTooLargeError, match=f"{MAX_ITEM_BYTES + 1:,} bytes"):
+        build_item(config, "k", value(room + 1), None, 7, "tok", "set", "k", room=room_given)
+
+
+def test_build_item_refuses_a_short_value_with_a_lone_surrogate() -> None:
+    with pytest.raises(KVValidationError, match="surrogate"):
+        build_item(CONFIG, "k", "a\ud800", None, 7, "tok", "set_many", "k", room=10**6)
+
+
+def test_decode_many_reads_plain_and_other_items_alike() -> None:
+    items: dict[str, dict[str, Any]] = {
+        "plain": {"pk": {"S": "plain"}, "value": {"S": "v"}},
+        "bytes": {"pk": {"S": "bytes"}, "value": {"B": b"b"}},
+        "live": {"pk": {"S": "live"}, "value": {"S": "l"}, "xm": {"N": "2000000"}},
+        "expired": {"pk": {"S": "expired"}, "value": {"S": "e"}, "xm": {"N": "1000"}},
+        "two": {"pk": {"S": "two"}, "value": {"S": "a", "B": b"b"}},
+        "none": {"pk": {"S": "none"}},
+        "flag": {"pk": {"S": "flag"}, "value": {"S": "f"}, "z": {"S": "s"}},
+    }
+    found, corrupt = decode_many(items.items(), CONFIG, 1500.0)
+    assert found == {"plain": "v", "bytes": b"b", "live": "l"}
+    assert sorted(corrupt) == ["flag", "none", "two"]
 
 
 def test_check_delta() -> None:
