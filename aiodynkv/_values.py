@@ -490,6 +490,11 @@ class BatchWrites:
         pipeline = self._pipeline
         not_written = set(unprocessed)
         left = not_written | set(doubtful)
+        if pipeline.bucket is None:  # no objects: nothing read before, nothing to delete
+            for pk in entries:
+                if pk not in left:
+                    self._cache.done(pk, self._users[pk][1], self._expires)
+            return
         stale: list[Pointer | None] = []
         for pk, entry in entries.items():
             new = entry.get("PutRequest", {}).get("Item")
