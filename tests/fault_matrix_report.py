@@ -27,10 +27,9 @@ from tests.faultseq import (
     Result,
     all_cases,
     by_pair,
-    matrix_setup,
     matrix_table,
     no_retry_waits,
-    run_case,
+    run_cases,
     sampled_cases,
     violation_groups,
 )
@@ -69,15 +68,12 @@ async def run(cases: Sequence[Case], out: Path | None) -> list[Result]:
     results: list[Result] = []
     with LocalDynamoDB("moto") as server, no_retry_waits():
         for group in by_pair(cases).values():
-            async with matrix_setup(server.endpoint) as (direct, proxy):
-                for case in group:
-                    result = await run_case(case, direct, proxy)
-                    results.append(result)
-                    if out is not None:
-                        with out.open("a", encoding="utf-8") as file:
-                            file.write(result.as_json() + "\n")
-                    if len(results) % 50 == 0:
-                        sys.stderr.write(f"{len(results)}/{len(cases)} cases\n")
+            found = await run_cases(group, server.endpoint)
+            results.extend(found)
+            if out is not None:
+                with out.open("a", encoding="utf-8") as file:
+                    file.writelines(result.as_json() + "\n" for result in found)
+            sys.stderr.write(f"{len(results)}/{len(cases)} cases\n")
     return results
 
 
