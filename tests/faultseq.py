@@ -1250,7 +1250,7 @@ def cheap_clients() -> Iterator[None]:
         )
         http = aiobotocore.httpsession
         if hasattr(http, "get_cert_path") and hasattr(http.AIOHTTPSession, "_get_ssl_context"):
-            shared = http.AIOHTTPSession._get_ssl_context(None)  # type: ignore[arg-type]
+            shared = http.AIOHTTPSession._get_ssl_context(None)
             loaded: set[Any] = set()
             real_cert_path = http.get_cert_path
 
