@@ -932,8 +932,10 @@ class Result:
     log: list[tuple[str, str]]
     #: Why the case did not run as scripted ("" when it did; see `LATE`).
     late: str = ""
-    #: How many times the case ran again, alone, after a disturbed run.
+    #: How many times the case ran again after a disturbed run.
     reruns: int = 0
+    #: Why its first run was disturbed, when it ran again.
+    first_late: str = ""
 
     @property
     def violation(self) -> bool:
@@ -1336,8 +1338,8 @@ class _Tables:
 
 
 #: How many cases at once `run_cases` runs the disturbed cases again with, round after
-#: round: fewer each time, the last rounds alone.
-RERUN_WIDTHS = (16, 4, 1, 1)
+#: round (0: as many as the first round): fewer in the later rounds, the last alone.
+RERUN_WIDTHS = (0, 0, 16, 4, 1, 1)
 #: Cases that open a store, set up, or read back and judge at once in `run_cases`: the
 #: rest wait for their turn or for the call under test.
 HEAVY = 3
@@ -1376,6 +1378,7 @@ async def run_cases(
                 before = results[index]
                 if before is not None:
                     result.reruns = before.reruns + 1
+                    result.first_late = before.first_late or before.late
                 results[index] = result
         finally:
             await proxies.call(proxy.kill())
@@ -1401,7 +1404,7 @@ async def run_cases(
                     again = disturbed()
                     if not again:
                         break
-                    await drain(again, min(width, concurrency), proxies)
+                    await drain(again, min(width or concurrency, concurrency), proxies)
         finally:
             sys.setswitchinterval(switch)
             await tables.close()
