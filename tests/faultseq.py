@@ -61,13 +61,14 @@ import contextlib
 import copy
 import itertools
 import json
+import os
 import random
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -98,7 +99,8 @@ __all__ = [
     "ScriptedFaultProxy",
     "Ctx",
     "LoopLag",
-    "ProxyLoop",
+    "ProxyProcess",
+    "RemoteProxy",
     "Run",
     "all_cases",
     "by_pair",
@@ -205,6 +207,8 @@ class ScriptedFaultProxy(FaultProxy):
         self.hold = hold
         self.trickle_interval = trickle_interval
         self.trickle_for = trickle_for
+        #: A reply later than this (s) is noted late (`LATE`).
+        self.late_after = LATE
         self.queue: list[str] = []
         #: (action, event) of every request since `play`.
         self.log: list[tuple[str, str]] = []
@@ -312,7 +316,7 @@ class ScriptedFaultProxy(FaultProxy):
         start = time.monotonic()
         reply = await self._answer(request)  # forwarded: the server applies it
         took = time.monotonic() - start
-        if took > LATE:  # noted before the client can see anything of it
+        if took > self.late_after:  # noted before the client can see anything of it
             self._note_late(played, f"{event}: the server answered after {took:.2f} s")
         head, _, body = reply.partition(b"\r\n\r\n")
         if event == "applied_lost":
@@ -341,7 +345,7 @@ class ScriptedFaultProxy(FaultProxy):
             if writer.transport.is_closing():
                 return False
             now = time.monotonic()
-            if now - last > LATE:
+            if now - last > self.late_after:
                 self._note_late(played, f"trickle: {now - last:.2f} s between two bytes")
             last = now
             if now >= until:
@@ -1056,7 +1060,7 @@ def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:  # noqa: PLR09
 
 
 def faulty_store(
-    direct: AsyncDynamoKV, proxy: FaultProxy, transport: str, **overrides: Any
+    direct: AsyncDynamoKV, proxy: FaultProxy | RemoteProxy, transport: str, **overrides: Any
 ) -> AsyncDynamoKV:
     """A store through `proxy` with the matrix's small timeouts."""
     fields: dict[str, Any] = {
@@ -1076,16 +1080,14 @@ def faulty_store(
 async def run_case(
     case: Case,
     direct: AsyncDynamoKV,
-    proxy: ScriptedFaultProxy,
-    lag: LoopLag | None = None,
+    proxy: RemoteProxy,
     heavy: asyncio.Semaphore | None = None,
 ) -> Result:
     """Run `case` on a fresh key through `proxy`; judge it against the clean store `direct`.
 
-    The result's ``late`` says why the case did not run as scripted (see `LATE`; `lag`
-    watches the proxy's event loop), empty when it did. `heavy` (when given) bounds how
-    many cases at once open a store, set up, and read back and judge: the calls under
-    test run outside it.
+    The result's ``late`` says why the case did not run as scripted (see `LATE`), empty
+    when it did. `heavy` (when given) bounds how many cases at once open a store, set
+    up, and read back and judge: the calls under test run outside it.
     """
     op = OPERATIONS[case.op]
     run = Run()
@@ -1094,7 +1096,7 @@ async def run_case(
     async with gate:
         kv = await faulty_store(direct, proxy, case.transport).open()
         ctx = Ctx(direct=direct, kv=kv, key=f"m-{uuid.uuid4().hex[:12]}")
-        proxy.begin()
+        await proxy.begin()
         try:
             await op.setup(ctx)
         except KVError as exc:  # through the clean store (for a lease, the proxy passing)
@@ -1102,7 +1104,7 @@ async def run_case(
             await kv.aclose()
             return _result(case, "disturbed", "", run, "", [f"setup: {_describe(exc, None)}"])
     try:
-        proxy.play(case.sequence)
+        await proxy.play(case.sequence)
         start = time.monotonic()
         call = asyncio.ensure_future(op.run(ctx))
         done, _ = await asyncio.wait({call}, timeout=call_bound(op.requests))
@@ -1116,15 +1118,14 @@ async def run_case(
             run.error = call.exception()
         else:
             run.value = call.result()
-        run.log = list(proxy.log)
-        late.extend(proxy.late)
-        proxy.stop()
-        if lag is not None and (worst := lag.worst_since(start)) > LAG:
+        run.log, seen, worst = await proxy.finish()
+        late.extend(seen)
+        if worst > LAG:
             late.append(f"the proxy's event loop lagged {worst:.2f} s")
         async with gate:
             outcome, detail, state = await classify(op, run, ctx)
     finally:
-        proxy.stop()
+        await proxy.finish()
         async with gate:
             await op.cleanup(ctx)
             await kv.aclose()
@@ -1182,37 +1183,150 @@ class LoopLag:
         return max((late for at, late in samples if at >= since), default=0.0)
 
 
-class ProxyLoop:
-    """An event loop on a thread of its own, for the scripted proxies of `run_cases`.
+class RemoteProxy:
+    """A `ScriptedFaultProxy` in a `ProxyProcess`, driven over its control connection."""
 
-    The stores under test run in the caller's loop, which many cases at once keep busy;
-    the proxies answer on time all the same, so a client's read timeout or deadline can
-    only fire early if a proxy was late, which the proxy notes (`LATE`) and `lag`
-    (this loop's own lag) tells. A scripted proxy's `begin`, `play` and `stop` are plain
-    assignments, safe to call from the caller's thread.
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.port = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _call(self, **message: Any) -> dict[str, Any]:
+        self._writer.write(json.dumps(message).encode() + b"\n")
+        await self._writer.drain()
+        line = await self._reader.readline()
+        if not line:
+            raise ConnectionError("the proxy process closed its control connection")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def start(self, upstream_port: int) -> RemoteProxy:
+        reply = await self._call(cmd="start", upstream=upstream_port, late=LATE)
+        self.port = reply["port"]
+        return self
+
+    async def begin(self) -> None:
+        """See `ScriptedFaultProxy.begin`."""
+        await self._call(cmd="begin")
+
+    async def play(self, events: Sequence[str]) -> None:
+        """See `ScriptedFaultProxy.play` (in effect when this returns)."""
+        await self._call(cmd="play", events=list(events))
+
+    async def finish(self) -> tuple[list[tuple[str, str]], list[str], float]:
+        """Stop playing; the requests logged since `play`, why they were late, and the
+        longest lag of the proxy process's event loop since `play`."""
+        reply = await self._call(cmd="finish")
+        log = [(str(action), str(event)) for action, event in reply["log"]]
+        return log, reply["late"], reply["lag"]
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+
+async def _control(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lag: LoopLag
+) -> None:
+    """One control connection of a `ProxyProcess`: one proxy, killed when it closes."""
+    proxy: ScriptedFaultProxy | None = None
+    since = time.monotonic()
+    try:
+        while line := await reader.readline():
+            message = json.loads(line)
+            reply: dict[str, Any] = {}
+            if message["cmd"] == "start":
+                proxy = ScriptedFaultProxy(message["upstream"])
+                proxy.late_after = message["late"]
+                await proxy.start()
+                reply["port"] = proxy.port
+            elif proxy is None:
+                raise ValueError(f"no proxy started: {message!r}")
+            elif message["cmd"] == "begin":
+                proxy.begin()
+            elif message["cmd"] == "play":
+                proxy.play(message["events"])
+                since = time.monotonic()
+            elif message["cmd"] == "finish":
+                reply = {"log": proxy.log, "late": proxy.late, "lag": lag.worst_since(since)}
+                proxy.stop()
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        if proxy is not None:
+            await proxy.kill()
+        writer.close()
+
+
+def serve_proxies() -> None:
+    """The `ProxyProcess` entry point: print the control port, serve until stdin ends."""
+
+    async def main() -> None:
+        async with LoopLag() as lag:
+            server = await asyncio.start_server(lambda r, w: _control(r, w, lag), "127.0.0.1", 0)
+            sys.stdout.write(f"{server.sockets[0].getsockname()[1]}\n")
+            sys.stdout.flush()
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            server.close()
+
+    asyncio.run(main())
+
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class ProxyProcess:
+    """The scripted proxies of `run_cases`, in a process of their own.
+
+    The stores under test keep the caller's process busy (many cases at once); in a
+    process of its own (no shared event loop, no shared GIL) a proxy answers on time
+    all the same, so a client's read timeout or deadline can only fire early if the
+    proxy or moto was late, which the proxy notes (`LATE`) and its loop's lag tells.
     """
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.lag = LoopLag()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._process: asyncio.subprocess.Process | None = None
+        self.port = 0
 
-    async def call(self, coro: Any) -> Any:
-        """Run `coro` in the proxies' loop and wait for it from the caller's."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
-
-    async def __aenter__(self) -> ProxyLoop:
-        self._thread.start()
-        await self.call(self.lag.__aenter__())
+    async def __aenter__(self) -> ProxyProcess:
+        root = _ROOT
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.faultseq",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=root,
+            env=env,
+        )
+        assert self._process.stdout is not None
+        self.port = int(await asyncio.wait_for(self._process.stdout.readline(), 60))
         return self
 
+    async def proxy(self, upstream_port: int) -> RemoteProxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return await RemoteProxy(reader, writer).start(upstream_port)
+
     async def __aexit__(self, *_: object) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
         try:
-            await self.call(self.lag.__aexit__())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            await asyncio.to_thread(self._thread.join)
-            self.loop.close()
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 @contextlib.contextmanager
@@ -1355,7 +1469,7 @@ async def run_cases(
     """Run `cases` against the DynamoDB emulator at `endpoint`, `concurrency` at a time.
 
     Each case has its own scripted proxy (one per slot, taking a case at a time; the
-    proxies run in a `ProxyLoop`), its own store and its own keys. A disturbed case (see
+    proxies run in a `ProxyProcess`), its own store and its own keys. A disturbed case (see
     `LATE`) is not counted: it runs again, in rounds of fewer cases at once and at last
     alone (`RERUN_WIDTHS`); one still disturbed then ends ``disturbed`` (a failure). A
     violation other than ``unbounded`` counts even from a disturbed run: lateness
@@ -1367,23 +1481,22 @@ async def run_cases(
     tables = _Tables(endpoint, per_table)
     heavy = asyncio.Semaphore(HEAVY)
 
-    async def slot(queue: collections.deque[int], proxies: ProxyLoop) -> None:
-        proxy = ScriptedFaultProxy(port)
-        await proxies.call(proxy.start())
+    async def slot(queue: collections.deque[int], proxies: ProxyProcess) -> None:
+        proxy = await proxies.proxy(port)
         try:
             while queue:
                 index = queue.popleft()
                 async with tables.lease() as direct:
-                    result = await run_case(cases[index], direct, proxy, proxies.lag, heavy)
+                    result = await run_case(cases[index], direct, proxy, heavy)
                 before = results[index]
                 if before is not None:
                     result.reruns = before.reruns + 1
                     result.first_late = before.first_late or before.late
                 results[index] = result
         finally:
-            await proxies.call(proxy.kill())
+            await proxy.close()
 
-    async def drain(indices: list[int], width: int, proxies: ProxyLoop) -> None:
+    async def drain(indices: list[int], width: int, proxies: ProxyProcess) -> None:
         queue = collections.deque(indices)
         await asyncio.gather(*(slot(queue, proxies) for _ in range(min(width, len(indices)))))
 
@@ -1394,11 +1507,9 @@ async def run_cases(
             if result is not None and result.late and not _counts_under_load(result)
         ]
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.001)  # the proxies' thread gets the GIL sooner when it waits
     with cheap_clients():
         try:
-            async with ProxyLoop() as proxies:
+            async with ProxyProcess() as proxies:
                 await drain(list(range(len(cases))), concurrency, proxies)
                 for width in RERUN_WIDTHS:
                     again = disturbed()
@@ -1406,7 +1517,6 @@ async def run_cases(
                         break
                     await drain(again, min(width or concurrency, concurrency), proxies)
         finally:
-            sys.setswitchinterval(switch)
             await tables.close()
     for index in disturbed():
         result = results[index]
@@ -1476,3 +1586,7 @@ def violation_groups(results: Sequence[Result]) -> dict[tuple[str, str, str], li
 
 
 Judge = Callable[[Result], bool]
+
+
+if __name__ == "__main__":  # the proxy process of `run_cases`
+    serve_proxies()
