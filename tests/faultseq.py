@@ -1082,12 +1082,15 @@ async def run_case(
     direct: AsyncDynamoKV,
     proxy: RemoteProxy,
     heavy: asyncio.Semaphore | None = None,
+    lag: LoopLag | None = None,
 ) -> Result:
     """Run `case` on a fresh key through `proxy`; judge it against the clean store `direct`.
 
     The result's ``late`` says why the case did not run as scripted (see `LATE`), empty
     when it did. `heavy` (when given) bounds how many cases at once open a store, set
-    up, and read back and judge: the calls under test run outside it.
+    up, and read back and judge: the calls under test run outside it. `lag` (when given)
+    watches the caller's event loop: a call that outlived its bound while that loop
+    lagged a second or more is disturbed too (the loop, not the store, was late).
     """
     op = OPERATIONS[case.op]
     run = Run()
@@ -1122,6 +1125,8 @@ async def run_case(
         late.extend(seen)
         if worst > LAG:
             late.append(f"the proxy's event loop lagged {worst:.2f} s")
+        if run.timed_out and lag is not None and (mine := lag.worst_since(start)) >= 1.0:
+            late.append(f"the stores' event loop lagged {mine:.2f} s")
         async with gate:
             outcome, detail, state = await classify(op, run, ctx)
     finally:
@@ -1481,13 +1486,13 @@ async def run_cases(
     tables = _Tables(endpoint, per_table)
     heavy = asyncio.Semaphore(HEAVY)
 
-    async def slot(queue: collections.deque[int], proxies: ProxyProcess) -> None:
+    async def slot(queue: collections.deque[int], proxies: ProxyProcess, lag: LoopLag) -> None:
         proxy = await proxies.proxy(port)
         try:
             while queue:
                 index = queue.popleft()
                 async with tables.lease() as direct:
-                    result = await run_case(cases[index], direct, proxy, heavy)
+                    result = await run_case(cases[index], direct, proxy, heavy, lag)
                 before = results[index]
                 if before is not None:
                     result.reruns = before.reruns + 1
@@ -1498,7 +1503,10 @@ async def run_cases(
 
     async def drain(indices: list[int], width: int, proxies: ProxyProcess) -> None:
         queue = collections.deque(indices)
-        await asyncio.gather(*(slot(queue, proxies) for _ in range(min(width, len(indices)))))
+        async with LoopLag(tick=0.05) as lag:
+            await asyncio.gather(
+                *(slot(queue, proxies, lag) for _ in range(min(width, len(indices))))
+            )
 
     def disturbed() -> list[int]:
         return [
