@@ -48,8 +48,8 @@ and `classify` judges it:
 - ``disturbed``: the case never ran as scripted, not even alone (`LATE`): a failure of
   the run, not of the store, and never a pass.
 
-`run_cases` runs many cases at once in one event loop, each with its own proxy, store
-and keys, and runs a disturbed case again alone.
+`run_cases` runs many cases at once in one event loop (their proxies in a process of
+their own), each with its own proxy, store and keys, and runs a disturbed case again.
 """
 
 from __future__ import annotations
@@ -164,10 +164,11 @@ CALL_TIMEOUT = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 0.5
 # A case runs as scripted only when the client saw each event as the script says: the
 # proxy answers (or drops) each request within `LATE` s of reading it, a trickle's bytes
 # come less than `LATE` s apart, a held request is given up by the client (it closes the
-# connection) before the proxy's hold ends, and the event loop the client and the proxy
-# share never lags more than `LAG` s while the call runs. LATE + 2 * LAG stays under the
-# read timeout: under load, a reply cannot turn into a timeout unseen. A case that misses
-# one of these is disturbed: its result is not counted, and it runs again alone.
+# connection) before the proxy's hold ends, and the proxy's event loop never lags more
+# than `LAG` s while the call runs. LATE + 2 * LAG stays under the read timeout: under
+# load, a reply cannot turn into a timeout unseen (the client's own loop lagging cannot
+# do it: it reads what has arrived before it runs its timers). A case that misses one of
+# these is disturbed: its result is not counted, and it runs again (`RERUN_WIDTHS`).
 LATE = 0.5 * READ_TIMEOUT
 LAG = 0.25 * READ_TIMEOUT
 #: Cases run at once in one event loop by `run_cases` (each with its own proxy, store
