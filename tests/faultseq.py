@@ -44,21 +44,31 @@ and `classify` judges it:
   ``wrong_error`` (any other error class after a forwarded attempt; for reads, an
   error that is not a `TransientError`), ``unbounded`` (the call outlived
   `call_bound`), ``inconsistent`` (a state the model cannot name, like half a
-  transaction).
+  transaction);
+- ``disturbed``: the case never ran as scripted, not even alone (`LATE`): a failure of
+  the run, not of the store, and never a pass.
+
+`run_cases` runs many cases at once in one event loop (their proxies in a process of
+their own), each with its own proxy, store and keys, and runs a disturbed case again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import binascii
+import collections
 import contextlib
+import copy
 import itertools
 import json
+import os
 import random
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -88,16 +98,21 @@ __all__ = [
     "Result",
     "ScriptedFaultProxy",
     "Ctx",
+    "LoopLag",
+    "ProxyProcess",
+    "RemoteProxy",
     "Run",
     "all_cases",
     "by_pair",
     "call_bound",
     "classify",
+    "cheap_clients",
     "faulty_store",
     "matrix_setup",
     "matrix_table",
     "no_retry_waits",
     "run_case",
+    "run_cases",
     "sampled_cases",
     "sequences",
     "violation_groups",
@@ -131,19 +146,34 @@ VIOLATIONS = (
     "wrong_error",
     "unbounded",
     "inconsistent",
+    "disturbed",
 )
 _WRITE_ACTIONS = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 )
 _HTML = b"<html><head><title>Welcome</title></head><body>Sign in to continue</body></html>"
 
-# The faulty store's timeouts: small, so that the whole matrix is fast.
-CONNECT_TIMEOUT = 0.3
-READ_TIMEOUT = 0.3
+# The faulty store's timeouts. A connect never fails in the matrix (loopback, no connect
+# fault), so only the read timeout sets how long a held request or a trickle gap lasts.
+CONNECT_TIMEOUT = 0.5
+READ_TIMEOUT = 2.0
 MAX_ATTEMPTS = 3
 # The faulty store's whole-call deadline: every attempt timing out, and some slack (the
 # retry waits are patched to zero, which the derived default cannot know).
 CALL_TIMEOUT = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 0.5
+# A case runs as scripted only when the client saw each event as the script says: the
+# proxy answers (or drops) each request within `LATE` s of reading it, a trickle's bytes
+# come less than `LATE` s apart, a held request is given up by the client (it closes the
+# connection) before the proxy's hold ends, and the proxy's event loop never lags more
+# than `LAG` s while the call runs. LATE + 2 * LAG stays under the read timeout: under
+# load, a reply cannot turn into a timeout unseen (the client's own loop lagging cannot
+# do it: it reads what has arrived before it runs its timers). A case that misses one of
+# these is disturbed: its result is not counted, and it runs again (`RERUN_WIDTHS`).
+LATE = 0.5 * READ_TIMEOUT
+LAG = 0.25 * READ_TIMEOUT
+#: Cases run at once in one event loop by `run_cases` (each with its own proxy, store
+#: and keys; most of a case is waiting on the proxy, moto or a timeout).
+CONCURRENCY = 96
 
 
 def call_bound(requests: int = 2) -> float:
@@ -159,7 +189,9 @@ class ScriptedFaultProxy(FaultProxy):
 
     Args:
         upstream_port: The DynamoDB emulator's port on 127.0.0.1.
-        hold: Seconds ``timeout_before_send`` holds a request before dropping it.
+        hold: Seconds ``timeout_before_send`` holds a request at most: it drops the
+            connection when the client gives up on it (as its read timeout makes it),
+            or after `hold` (and notes the case disturbed: the client did not time out).
         trickle_interval: Seconds between two bytes of a trickled reply.
         trickle_for: Seconds a trickle lasts at most; then the rest is sent at once.
     """
@@ -168,19 +200,30 @@ class ScriptedFaultProxy(FaultProxy):
         self,
         upstream_port: int,
         *,
-        hold: float = READ_TIMEOUT + 0.4,
-        trickle_interval: float = READ_TIMEOUT * 0.6,
+        hold: float = READ_TIMEOUT + 1.5,
+        trickle_interval: float = READ_TIMEOUT * 0.3,
         trickle_for: float = 30.0,
     ) -> None:
         super().__init__(upstream_port)
         self.hold = hold
         self.trickle_interval = trickle_interval
         self.trickle_for = trickle_for
+        #: A reply later than this (s) is noted late (`LATE`).
+        self.late_after = LATE
         self.queue: list[str] = []
         #: (action, event) of every request since `play`.
         self.log: list[tuple[str, str]] = []
+        #: Why the requests since `play` did not go as scripted (see `LATE`), if they did not.
+        self.late: list[str] = []
         self._recording = False
         self._throttled = 0
+        self._generation = 0  # a new one per case (`begin`): older connections play nothing
+
+    def begin(self) -> None:
+        """A new case: every request passes, unlogged, and the connections opened before
+        now (by an earlier case's store) never play its events."""
+        self.stop()
+        self._generation += 1
 
     def play(self, events: Iterable[str]) -> None:
         """Play `events` on the next requests (then ``pass``), logging each request."""
@@ -189,6 +232,7 @@ class ScriptedFaultProxy(FaultProxy):
             raise ValueError(f"unknown events: {unknown}")
         self.queue = list(events)
         self.log = []
+        self.late = []
         self._throttled = 0
         self._recording = True
 
@@ -197,11 +241,18 @@ class ScriptedFaultProxy(FaultProxy):
         self.queue = []
         self._recording = False
 
-    def _next(self, action: str) -> str:
+    def _next(self, action: str, generation: int) -> tuple[str, bool]:
+        """The event for the next request, and whether it is logged (played)."""
+        if generation != self._generation:
+            return "pass", False
         event = self.queue.pop(0) if self.queue else "pass"
         if self._recording:
             self.log.append((action, event))
-        return event
+        return event, self._recording
+
+    def _note_late(self, played: bool, what: str) -> None:
+        if played and self._recording:
+            self.late.append(what)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -209,13 +260,16 @@ class ScriptedFaultProxy(FaultProxy):
             self._handlers.add(task)
         self._writers.add(writer)
         self.stats.connections += 1
+        generation = self._generation
         try:
             while True:
                 request = await _read_message(reader)
                 if request is None:
                     return
                 self.stats.requests += 1
-                if not await self._play_one(self._next(_target(request)), request, writer):
+                event, played = self._next(_target(request), generation)
+                kept = await self._play_one(event, request, reader, writer, played)
+                if not kept:
                     writer.transport.abort()
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -229,14 +283,26 @@ class ScriptedFaultProxy(FaultProxy):
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _play_one(  # noqa: PLR0911 - one return per event
-        self, event: str, request: bytes, writer: asyncio.StreamWriter
+    async def _play_one(  # noqa: PLR0911, PLR0912 - one branch per event
+        self,
+        event: str,
+        request: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        played: bool,
     ) -> bool:
         """Answer `request` as `event` says; False when the connection is to be dropped."""
         if event == "reset":
             return False
         if event == "timeout_before_send":
-            await asyncio.sleep(self.hold)
+            try:  # the client gives up on the request (its read timeout) and closes
+                ended = await asyncio.wait_for(reader.read(1), self.hold) == b""
+            except ConnectionError:
+                ended = True
+            except TimeoutError:
+                ended = False
+            if not ended:
+                self._note_late(played, f"timeout_before_send: no timeout within {self.hold} s")
             return False
         if event == "throttle":  # the two throttling codes, in turn
             self._throttled += 1
@@ -248,7 +314,11 @@ class ScriptedFaultProxy(FaultProxy):
         if event == "non_json_200":
             await _send(writer, _response(200, "OK", "text/html; charset=utf-8", _HTML))
             return True
+        start = time.monotonic()
         reply = await self._answer(request)  # forwarded: the server applies it
+        took = time.monotonic() - start
+        if took > self.late_after:  # noted before the client can see anything of it
+            self._note_late(played, f"{event}: the server answered after {took:.2f} s")
         head, _, body = reply.partition(b"\r\n\r\n")
         if event == "applied_lost":
             return False
@@ -264,17 +334,22 @@ class ScriptedFaultProxy(FaultProxy):
             await _send(writer, head + b"\r\n\r\n" + body)
             return True
         if event == "trickle":
-            return await self._trickle(writer, reply)
+            return await self._trickle(writer, reply, played)
         await _send(writer, reply)  # pass
         return True
 
-    async def _trickle(self, writer: asyncio.StreamWriter, reply: bytes) -> bool:
+    async def _trickle(self, writer: asyncio.StreamWriter, reply: bytes, played: bool) -> bool:
         """The whole reply (head included) one byte at a time, for `trickle_for` s at most."""
         until = time.monotonic() + self.trickle_for
+        last = time.monotonic()
         for index in range(len(reply)):
             if writer.transport.is_closing():
                 return False
-            if time.monotonic() >= until:
+            now = time.monotonic()
+            if now - last > self.late_after:
+                self._note_late(played, f"trickle: {now - last:.2f} s between two bytes")
+            last = now
+            if now >= until:
                 await _send(writer, reply[index:])
                 return True
             await _send(writer, reply[index : index + 1])
@@ -860,6 +935,12 @@ class Result:
     state: str
     elapsed: float
     log: list[tuple[str, str]]
+    #: Why the case did not run as scripted ("" when it did; see `LATE`).
+    late: str = ""
+    #: How many times the case ran again after a disturbed run.
+    reruns: int = 0
+    #: Why its first run was disturbed, when it ran again.
+    first_late: str = ""
 
     @property
     def violation(self) -> bool:
@@ -980,7 +1061,7 @@ def _classify_read(op: Op, run: Run, ctx: Ctx, last: str) -> str:  # noqa: PLR09
 
 
 def faulty_store(
-    direct: AsyncDynamoKV, proxy: FaultProxy, transport: str, **overrides: Any
+    direct: AsyncDynamoKV, proxy: FaultProxy | RemoteProxy, transport: str, **overrides: Any
 ) -> AsyncDynamoKV:
     """A store through `proxy` with the matrix's small timeouts."""
     fields: dict[str, Any] = {
@@ -997,16 +1078,37 @@ def faulty_store(
     return AsyncDynamoKV(direct.config, **fields)
 
 
-async def run_case(case: Case, direct: AsyncDynamoKV, proxy: ScriptedFaultProxy) -> Result:
-    """Run `case` on a fresh key through `proxy`; judge it against the clean store `direct`."""
+async def run_case(
+    case: Case,
+    direct: AsyncDynamoKV,
+    proxy: RemoteProxy,
+    heavy: asyncio.Semaphore | None = None,
+    lag: LoopLag | None = None,
+) -> Result:
+    """Run `case` on a fresh key through `proxy`; judge it against the clean store `direct`.
+
+    The result's ``late`` says why the case did not run as scripted (see `LATE`), empty
+    when it did. `heavy` (when given) bounds how many cases at once open a store, set
+    up, and read back and judge: the calls under test run outside it. `lag` (when given)
+    watches the caller's event loop: a call that outlived its bound while that loop
+    lagged a second or more is disturbed too (the loop, not the store, was late).
+    """
     op = OPERATIONS[case.op]
     run = Run()
-    kv = await faulty_store(direct, proxy, case.transport).open()
-    ctx = Ctx(direct=direct, kv=kv, key=f"m-{uuid.uuid4().hex[:12]}")
+    late: list[str] = []
+    gate = heavy if heavy is not None else contextlib.nullcontext()
+    async with gate:
+        kv = await faulty_store(direct, proxy, case.transport).open()
+        ctx = Ctx(direct=direct, kv=kv, key=f"m-{uuid.uuid4().hex[:12]}")
+        await proxy.begin()
+        try:
+            await op.setup(ctx)
+        except KVError as exc:  # through the clean store (for a lease, the proxy passing)
+            await op.cleanup(ctx)
+            await kv.aclose()
+            return _result(case, "disturbed", "", run, "", [f"setup: {_describe(exc, None)}"])
     try:
-        proxy.stop()
-        await op.setup(ctx)
-        proxy.play(case.sequence)
+        await proxy.play(case.sequence)
         start = time.monotonic()
         call = asyncio.ensure_future(op.run(ctx))
         done, _ = await asyncio.wait({call}, timeout=call_bound(op.requests))
@@ -1020,13 +1122,23 @@ async def run_case(case: Case, direct: AsyncDynamoKV, proxy: ScriptedFaultProxy)
             run.error = call.exception()
         else:
             run.value = call.result()
-        run.log = list(proxy.log)
-        proxy.stop()
-        outcome, detail, state = await classify(op, run, ctx)
+        run.log, seen, worst = await proxy.finish()
+        late.extend(seen)
+        if worst > LAG:
+            late.append(f"the proxy's event loop lagged {worst:.2f} s")
+        if run.timed_out and lag is not None and (mine := lag.worst_since(start)) >= 1.0:
+            late.append(f"the stores' event loop lagged {mine:.2f} s")
+        async with gate:
+            outcome, detail, state = await classify(op, run, ctx)
     finally:
-        proxy.stop()
-        await op.cleanup(ctx)
-        await kv.aclose()
+        await proxy.finish()
+        async with gate:
+            await op.cleanup(ctx)
+            await kv.aclose()
+    return _result(case, outcome, detail, run, state, late)
+
+
+def _result(case: Case, outcome: str, detail: str, run: Run, state: str, late: list[str]) -> Result:
     return Result(
         case.op,
         case.transport,
@@ -1037,7 +1149,393 @@ async def run_case(case: Case, direct: AsyncDynamoKV, proxy: ScriptedFaultProxy)
         state,
         round(run.elapsed, 3),
         run.log,
+        late="; ".join(late)[:300],
     )
+
+
+class LoopLag:
+    """How late an event loop serves its timers (an async context manager run in it)."""
+
+    def __init__(self, tick: float = 0.005, keep: float = 300.0) -> None:
+        self.tick = tick
+        self.keep = keep
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.tick)
+            now = time.monotonic()
+            late = now - before - self.tick
+            if late > 0.005:
+                self._samples.append((now, late))
+            while self._samples and self._samples[0][0] < now - self.keep:
+                self._samples.popleft()
+
+    def worst_since(self, since: float) -> float:
+        """The longest lag seen from `since` (`time.monotonic`) until now (from any thread)."""
+        samples = tuple(self._samples)  # one step under the GIL: safe from another thread
+        return max((late for at, late in samples if at >= since), default=0.0)
+
+
+class RemoteProxy:
+    """A `ScriptedFaultProxy` in a `ProxyProcess`, driven over its control connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.port = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _call(self, **message: Any) -> dict[str, Any]:
+        self._writer.write(json.dumps(message).encode() + b"\n")
+        await self._writer.drain()
+        line = await self._reader.readline()
+        if not line:
+            raise ConnectionError("the proxy process closed its control connection")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def start(self, upstream_port: int) -> RemoteProxy:
+        reply = await self._call(cmd="start", upstream=upstream_port, late=LATE)
+        self.port = reply["port"]
+        return self
+
+    async def begin(self) -> None:
+        """See `ScriptedFaultProxy.begin`."""
+        await self._call(cmd="begin")
+
+    async def play(self, events: Sequence[str]) -> None:
+        """See `ScriptedFaultProxy.play` (in effect when this returns)."""
+        await self._call(cmd="play", events=list(events))
+
+    async def finish(self) -> tuple[list[tuple[str, str]], list[str], float]:
+        """Stop playing; the requests logged since `play`, why they were late, and the
+        longest lag of the proxy process's event loop since `play`."""
+        reply = await self._call(cmd="finish")
+        log = [(str(action), str(event)) for action, event in reply["log"]]
+        return log, reply["late"], reply["lag"]
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+
+async def _control(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lag: LoopLag
+) -> None:
+    """One control connection of a `ProxyProcess`: one proxy, killed when it closes."""
+    proxy: ScriptedFaultProxy | None = None
+    since = time.monotonic()
+    try:
+        while line := await reader.readline():
+            message = json.loads(line)
+            reply: dict[str, Any] = {}
+            if message["cmd"] == "start":
+                proxy = ScriptedFaultProxy(message["upstream"])
+                proxy.late_after = message["late"]
+                await proxy.start()
+                reply["port"] = proxy.port
+            elif proxy is None:
+                raise ValueError(f"no proxy started: {message!r}")
+            elif message["cmd"] == "begin":
+                proxy.begin()
+            elif message["cmd"] == "play":
+                proxy.play(message["events"])
+                since = time.monotonic()
+            elif message["cmd"] == "finish":
+                reply = {"log": proxy.log, "late": proxy.late, "lag": lag.worst_since(since)}
+                proxy.stop()
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        if proxy is not None:
+            await proxy.kill()
+        writer.close()
+
+
+def serve_proxies() -> None:
+    """The `ProxyProcess` entry point: print the control port, serve until stdin ends."""
+
+    async def main() -> None:
+        async with LoopLag() as lag:
+            server = await asyncio.start_server(lambda r, w: _control(r, w, lag), "127.0.0.1", 0)
+            sys.stdout.write(f"{server.sockets[0].getsockname()[1]}\n")
+            sys.stdout.flush()
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            server.close()
+
+    asyncio.run(main())
+
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class ProxyProcess:
+    """The scripted proxies of `run_cases`, in a process of their own.
+
+    The stores under test keep the caller's process busy (many cases at once); in a
+    process of its own (no shared event loop, no shared GIL) a proxy answers on time
+    all the same, so a client's read timeout or deadline can only fire early if the
+    proxy or moto was late, which the proxy notes (`LATE`) and its loop's lag tells.
+    """
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> ProxyProcess:
+        root = _ROOT
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.faultseq",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=root,
+            env=env,
+        )
+        assert self._process.stdout is not None
+        self.port = int(await asyncio.wait_for(self._process.stdout.readline(), 60))
+        return self
+
+    async def proxy(self, upstream_port: int) -> RemoteProxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return await RemoteProxy(reader, writer).start(upstream_port)
+
+    async def __aexit__(self, *_: object) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.contextmanager
+def cheap_clients() -> Iterator[None]:
+    """Open stores without the setup cost they share, each its own client all the same.
+
+    Every store opens its own aiobotocore client, which costs about 50 ms of CPU, most
+    of it the same every time: a botocore session registering its 6,000 built-in event
+    handlers (here: a copy of them, as botocore itself copies them for each client) and
+    an SSL context loading the CA bundle, for an ``http://`` endpoint too (here: one
+    context, loaded once, shared). The store, its client, its retry quota and its
+    connections stay its own.
+    """
+    import aiobotocore.httpsession
+    import botocore.session
+
+    register = botocore.session.Session._register_builtin_handlers
+    templates: dict[type, Any] = {}
+
+    def copied(self: Any, events: Any) -> None:
+        emitter = getattr(self, "_original_handler", None)
+        template = templates.get(type(emitter))
+        if emitter is None or not _empty(emitter):
+            register(self, events)
+        elif template is None:
+            register(self, events)
+            templates[type(emitter)] = copy.copy(emitter)
+        else:
+            fresh = copy.copy(template)
+            emitter._handlers = fresh._handlers
+            emitter._unique_id_handlers = fresh._unique_id_handlers
+            emitter._lookup_cache = {}
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            mock.patch.object(botocore.session.Session, "_register_builtin_handlers", copied)
+        )
+        http = aiobotocore.httpsession
+        if hasattr(http, "get_cert_path") and hasattr(http.AIOHTTPSession, "_get_ssl_context"):
+            shared = http.AIOHTTPSession._get_ssl_context(None)
+            loaded: set[Any] = set()
+            real_cert_path = http.get_cert_path
+
+            def cert_path(verify: Any) -> Any:
+                path = real_cert_path(verify)
+                if path in loaded:
+                    return None  # the shared context has it already
+                loaded.add(path)
+                return path
+
+            stack.enter_context(
+                mock.patch.object(http.AIOHTTPSession, "_get_ssl_context", return_value=shared)
+            )
+            stack.enter_context(mock.patch.object(http, "get_cert_path", cert_path))
+        yield
+
+
+def _empty(emitter: Any) -> bool:
+    try:
+        root = emitter._handlers._root
+        return not emitter._unique_id_handlers and not root["children"] and not root["values"]
+    except (AttributeError, KeyError, TypeError):
+        return False
+
+
+class _Table:
+    def __init__(self, direct: AsyncDynamoKV, left: int) -> None:
+        self.direct = direct
+        self.left = left  # cases it may still take
+        self.users = 0
+
+
+class _Tables:
+    """Fresh tables for the cases, each taking `per_table` of them: moto copies a whole
+    table for every transaction, which grows slow past the read timeout on a table of
+    thousands of items."""
+
+    def __init__(self, endpoint: str, per_table: int) -> None:
+        self.endpoint = endpoint
+        self.per_table = per_table
+        self._current: _Table | None = None
+        self._lock = asyncio.Lock()
+        self._open: set[_Table] = set()
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[AsyncDynamoKV]:
+        async with self._lock:
+            if self._current is None or self._current.left <= 0:
+                self._current = await self._create()
+            table = self._current
+            table.left -= 1
+            table.users += 1
+        try:
+            yield table.direct
+        finally:
+            table.users -= 1
+            if table.left <= 0 and table.users == 0 and table in self._open:
+                await self._drop(table)
+
+    async def _create(self) -> _Table:
+        direct = AsyncDynamoKV(
+            table=f"fm-{uuid.uuid4().hex[:12]}",
+            endpoint=self.endpoint,
+            create_table=True,
+            read_timeout=30,
+            call_timeout=120,
+            max_pool_connections=4 * CONCURRENCY,
+        )
+        table = _Table(await direct.open(), self.per_table)
+        self._open.add(table)
+        return table
+
+    async def _drop(self, table: _Table) -> None:
+        self._open.discard(table)
+        try:
+            await table.direct.client.delete_table(TableName=table.direct.config.table)
+        finally:
+            await table.direct.aclose()
+
+    async def close(self) -> None:
+        for table in list(self._open):
+            await self._drop(table)
+
+
+#: How many cases at once `run_cases` runs the disturbed cases again with, round after
+#: round (0: as many as the first round): fewer in the later rounds, the last alone.
+RERUN_WIDTHS = (0, 0, 16, 4, 1, 1)
+#: Cases that open a store, set up, or read back and judge at once in `run_cases`: the
+#: rest wait for their turn or for the call under test.
+HEAVY = 3
+
+
+async def run_cases(
+    cases: Sequence[Case],
+    endpoint: str,
+    *,
+    concurrency: int = CONCURRENCY,
+    per_table: int = 100,
+) -> list[Result]:
+    """Run `cases` against the DynamoDB emulator at `endpoint`, `concurrency` at a time.
+
+    Each case has its own scripted proxy (one per slot, taking a case at a time; the
+    proxies run in a `ProxyProcess`), its own store and its own keys. A disturbed case (see
+    `LATE`) is not counted: it runs again, in rounds of fewer cases at once and at last
+    alone (`RERUN_WIDTHS`); one still disturbed then ends ``disturbed`` (a failure). A
+    violation other than ``unbounded`` counts even from a disturbed run: lateness
+    excuses a late call, never a doubled write or a false outcome. Results come in case
+    order, each with its re-runs.
+    """
+    port = int(endpoint.rsplit(":", 1)[1])
+    results: list[Result | None] = [None] * len(cases)
+    tables = _Tables(endpoint, per_table)
+    heavy = asyncio.Semaphore(HEAVY)
+
+    async def slot(queue: collections.deque[int], proxies: ProxyProcess, lag: LoopLag) -> None:
+        proxy = await proxies.proxy(port)
+        try:
+            while queue:
+                index = queue.popleft()
+                async with tables.lease() as direct:
+                    result = await run_case(cases[index], direct, proxy, heavy, lag)
+                before = results[index]
+                if before is not None:
+                    result.reruns = before.reruns + 1
+                    result.first_late = before.first_late or before.late
+                results[index] = result
+        finally:
+            await proxy.close()
+
+    async def drain(indices: list[int], width: int, proxies: ProxyProcess) -> None:
+        queue = collections.deque(indices)
+        async with LoopLag(tick=0.05) as lag:
+            await asyncio.gather(
+                *(slot(queue, proxies, lag) for _ in range(min(width, len(indices))))
+            )
+
+    def disturbed() -> list[int]:
+        return [
+            index
+            for index, result in enumerate(results)
+            if result is not None and result.late and not _counts_under_load(result)
+        ]
+
+    with cheap_clients():
+        try:
+            async with ProxyProcess() as proxies:
+                await drain(list(range(len(cases))), concurrency, proxies)
+                for width in RERUN_WIDTHS:
+                    again = disturbed()
+                    if not again:
+                        break
+                    await drain(again, min(width or concurrency, concurrency), proxies)
+        finally:
+            await tables.close()
+    for index in disturbed():
+        result = results[index]
+        assert result is not None
+        result.outcome, result.detail = "disturbed", f"{result.outcome}, {result.detail}"
+    return [result for result in results if result is not None]
+
+
+def _counts_under_load(result: Result) -> bool:
+    return result.outcome in VIOLATIONS and result.outcome not in {"unbounded", "disturbed"}
 
 
 @contextlib.asynccontextmanager
@@ -1055,9 +1553,7 @@ async def matrix_setup(endpoint: str) -> AsyncIterator[tuple[AsyncDynamoKV, Scri
 
 
 def by_pair(cases: Iterable[Case]) -> dict[tuple[str, str], list[Case]]:
-    """Cases grouped by (operation, transport), in order: each group gets a fresh table
-    (moto's transactions slow down past the read timeout on a table of thousands of items).
-    """
+    """Cases grouped by (operation, transport), in order."""
     groups: dict[tuple[str, str], list[Case]] = {}
     for case in cases:
         groups.setdefault((case.op, case.transport), []).append(case)
@@ -1099,3 +1595,7 @@ def violation_groups(results: Sequence[Result]) -> dict[tuple[str, str, str], li
 
 
 Judge = Callable[[Result], bool]
+
+
+if __name__ == "__main__":  # the proxy process of `run_cases`
+    serve_proxies()

@@ -1,6 +1,8 @@
 """Every public write under generated fault sequences, on both transports, judged by a model.
 
-`tests.faultseq` holds the scripted proxy, the model and the judge. The default run
+`tests.faultseq` holds the scripted proxy, the model, the judge and the runner, which
+runs many cases at once (`run_cases`: each case its own proxy, store and keys; a case
+the load kept from running as scripted runs again, alone at last). The default run
 takes a fixed sample (`sampled_cases`: every operation on both transports, every event
 on every operation); ``AIODYNKV_FULL_MATRIX=1`` runs the whole matrix (every sequence of
 one to three events, ``AIODYNKV_MATRIX_DEPTH`` to cut it) in
@@ -11,13 +13,15 @@ into the RELIABILITY.md table.
 A case passes when its outcome is exact, in doubt (the package's in-doubt error, the
 state applied once or not at all) or a definite failure with nothing applied; any
 violation (doubled, lost, false outcome, corrupt data, wrong error class, unbounded)
-fails it, with the requests the proxy saw.
+fails it, with the requests the proxy saw, and so does a case that never ran as
+scripted (disturbed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +30,7 @@ import pytest
 import pytest_asyncio
 
 import aiodynkv
+import tests.faultseq
 from aiodynkv import AsyncDynamoKV, KVError
 from tests.faultseq import (
     EVENTS,
@@ -43,7 +48,7 @@ from tests.faultseq import (
     matrix_setup,
     matrix_table,
     no_retry_waits,
-    run_case,
+    run_cases,
     sampled_cases,
     violation_groups,
 )
@@ -80,14 +85,24 @@ def _explain(result: Result) -> str:
     )
 
 
-@pytest.mark.parametrize("case", SAMPLE, ids=[case.id for case in SAMPLE])
-async def test_sampled_fault_sequence(
-    case: Case, seam: tuple[AsyncDynamoKV, ScriptedFaultProxy]
-) -> None:
-    direct, proxy = seam
-    result = await run_case(case, direct, proxy)
-    _record([result])
-    assert not result.violation, _explain(result)
+def _failures(results: list[Result]) -> str:
+    return "\n".join(
+        f"{r.op} [{r.transport}] {'+'.join(r.sequence)}: {_explain(r)}"
+        for r in results
+        if r.violation
+    )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_sampled_fault_sequences(moto_endpoint: str, transport: str) -> None:
+    """The sample's cases on one transport (every operation), all at once."""
+    cases = [case for case in SAMPLE if case.transport == transport]
+    results = await run_cases(cases, moto_endpoint, concurrency=len(cases))
+    _record(results)
+    assert [(r.op, r.transport, r.sequence) for r in results] == [
+        (c.op, c.transport, c.sequence) for c in cases
+    ]
+    assert not any(r.violation for r in results), _failures(results)
 
 
 # AIODYNKV_MATRIX_ALONE=trickle plays a trickle only on its own (CI: it lasts a deadline).
@@ -102,9 +117,9 @@ GROUPS = sorted(by_pair(all_cases(DEPTH, alone=ALONE)).items()) if FULL else []
 )
 async def test_full_fault_matrix(moto_endpoint: str, group: list[Case]) -> None:
     """Every sequence of up to `DEPTH` events, for one operation on one transport."""
-    async with matrix_setup(moto_endpoint) as (direct, proxy):
-        results = [await run_case(case, direct, proxy) for case in group]
+    results = await run_cases(group, moto_endpoint)
     _record(results)
+    assert len(results) == len(group)
     groups = violation_groups(results)
     listing = "\n".join(
         f"{op} [{transport}] {outcome}: {len(found)} sequences, e.g. "
@@ -179,3 +194,34 @@ async def test_the_judge_takes_the_in_doubt_error_only_with_a_state_applied_at_m
     await direct.incr(ctx.key, 5)
     seen.append((await classify(op, run, ctx))[:3:2])
     assert seen == [("in_doubt", "not_applied"), ("in_doubt", "applied"), ("doubled", "doubled")]
+
+
+async def test_a_case_that_never_runs_as_scripted_is_disturbed_never_a_pass(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every forwarded reply counts as late: the case cannot run as scripted, not even
+    # alone, so it ends "disturbed" (a failing outcome) whatever the store returned.
+    monkeypatch.setattr(tests.faultseq, "LATE", -1.0)
+    monkeypatch.setattr(tests.faultseq, "RERUN_WIDTHS", (1,))
+    cases = [Case("incr", "lean", ("bad_crc",)), Case("incr", "lean", ("503",))]
+    forwarded, retried = await run_cases(cases, moto_endpoint)
+    assert (forwarded.outcome, forwarded.reruns) == ("disturbed", 1)
+    assert forwarded.violation
+    assert "the server answered after" in forwarded.late
+    # the proxy answers a 503 itself; the retry it forwards is late too
+    steps = [("UpdateItem", "503"), ("UpdateItem", "pass")]
+    assert (retried.outcome, retried.log) == ("disturbed", steps)
+
+
+async def test_the_proxy_notes_a_held_request_the_client_never_gave_up_on(
+    seam: tuple[AsyncDynamoKV, ScriptedFaultProxy],
+) -> None:
+    direct, proxy = seam
+    proxy.hold = 0.3  # shorter than the client's read timeout: no timeout happens
+    async with faulty_store(direct, proxy, "lean", max_attempts=1, read_timeout=5) as kv:
+        proxy.play(["timeout_before_send"])
+        start = time.monotonic()
+        with contextlib.suppress(KVError):
+            await kv.set(f"h-{uuid.uuid4().hex[:10]}", "v")
+        assert time.monotonic() - start < 3
+        assert proxy.late == ["timeout_before_send: no timeout within 0.3 s"]
