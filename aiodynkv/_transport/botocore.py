@@ -66,6 +66,10 @@ def new_client(config: KVConfig) -> Any:
     # share one loader per process instead of parsing them again per store.
     botocore_session.register_component("data_loader", shared_loader())
     session = aioboto3.Session(botocore_session=botocore_session, profile_name=config.profile)
+    # aioboto3 adds its data folder to the loader's search path on every new session:
+    # on the shared loader, once is enough (else the list grows with every store opened).
+    paths = botocore_session.get_component("data_loader").search_paths
+    paths[:] = dict.fromkeys(paths)
     credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
     return session.client(
         "dynamodb",

@@ -631,3 +631,18 @@ async def test_real_an_unverifiable_reply_then_an_error_reply_is_the_error() -> 
             await transport.send("UpdateItem", UPDATE)
     assert info.value.code == "ConditionalCheckFailedException"
     assert info.value.in_doubt is True
+
+
+@pytest.mark.parametrize("transport", ["lean", "botocore"])
+async def test_opening_stores_does_not_grow_the_shared_model_search_path(transport: str) -> None:
+    """Every store's session shares one botocore loader; its search path stays as it was."""
+    from aiodynkv._transport.botocore import shared_loader
+
+    lengths = []
+    for _ in range(3):
+        async with AsyncDynamoKV(
+            table="paths", endpoint="http://127.0.0.1:9", transport=transport, create_table=False
+        ):
+            lengths.append(len(shared_loader().search_paths))
+    assert lengths[0] == lengths[-1]
+    assert len(set(shared_loader().search_paths)) == len(shared_loader().search_paths)
