@@ -398,21 +398,13 @@ def build_item(
         TypeError: The value is not str or bytes.
         ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
     """
-    threshold, max_bytes = config.compress_threshold, config.max_value_bytes
-    if (
-        type(value) is str
-        and len(value) * 4 <= max_bytes
-        and (threshold is None or len(value) * 4 <= threshold)
-    ):
-        # encode_value's first case without the call: short text, never compressed.
-        attr: AttributeValue = {"S": value}
-        flag = None
-    else:
-        try:
-            attr, flag = encode_value(value, threshold, max_bytes, operation)
-        except KVValidationError as exc:
-            exc.table, exc.key = config.table, key
-            raise
+    try:
+        attr, flag = encode_value(
+            value, config.compress_threshold, config.max_value_bytes, operation
+        )
+    except KVValidationError as exc:
+        exc.table, exc.key = config.table, key
+        raise
     item: Item = {
         config.partition_key: {"S": stored},
         config.value_attribute: attr,
