@@ -381,7 +381,11 @@ async def lossy(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AsyncDyna
 
 
 def lossy_store(direct: AsyncDynamoKV, proxy: FaultProxy) -> AsyncDynamoKV:
-    return through(proxy, direct, read_timeout=2.0, coalesce_reads=False)
+    # Only replies are lost here. A loaded CI machine (the other xdist worker running the
+    # fault matrix) stalled the one event loop of client and proxy past a 0.5 s connect
+    # timeout three times in a row for 9 of 100 concurrent DeleteItems: those keys were
+    # honestly reported unprocessed, but that is not the fault under test.
+    return through(proxy, direct, connect_timeout=5.0, read_timeout=2.0, coalesce_reads=False)
 
 
 async def test_applied_reply_lost_on_every_single_key_write_path(
@@ -454,7 +458,13 @@ async def test_applied_reply_lost_on_batches_leaves_exact_state(
         left = await direct.get_many(list(data))
     # A resent DeleteItem whose first reply was lost finds nothing: those keys are in
     # doubt (never counted as "did not exist"); every other key is done.
-    assert len(info.value.in_doubt) == 3 and not info.value.unprocessed
+    error = info.value
+    deleted = list(data)[:100]
+    # Every key is reported exactly once, and a key reported unprocessed was not deleted.
+    assert sorted([*error.done, *error.unprocessed, *error.in_doubt]) == deleted
+    assert not [k for k in error.unprocessed if k not in left]
+    assert proxy.lost_replies == 6
+    assert len(error.in_doubt) == 3 and not error.unprocessed, repr(error.__cause__)
     assert len(info.value.done) == 97
     wrong = sum(1 for k, v in data.items() if stored.get(k) != v)
     wrong += sum(1 for k in list(data)[:100] if k in left)
