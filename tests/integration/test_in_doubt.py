@@ -45,7 +45,7 @@ async def faulty(request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
             async with AsyncDynamoKV(
                 direct.config,
                 endpoint=proxy.endpoint,
-                connect_timeout=0.5,
+                connect_timeout=5.0,  # no connect fails here; a loaded loop is slow
                 read_timeout=2.0,
                 max_attempts=3,
                 retry_mode="legacy",  # short, fixed backoff: the sequence, not the waiting
@@ -362,7 +362,7 @@ async def tx_faulty(request: pytest.FixtureRequest, moto_endpoint: str) -> Async
             async with AsyncDynamoKV(
                 direct.config,
                 endpoint=proxy.endpoint,
-                connect_timeout=0.5,
+                connect_timeout=5.0,  # no connect fails here; a loaded loop is slow
                 read_timeout=2.0,
                 max_attempts=3,
                 retry_mode="legacy",

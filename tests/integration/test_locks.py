@@ -334,7 +334,7 @@ async def proxy(dynalite_endpoint: str) -> AsyncIterator[FaultProxy]:
 
 def through(direct: AsyncDynamoKV, proxy: FaultProxy, **fields: Any) -> AsyncDynamoKV:
     settings: dict[str, Any] = {
-        "connect_timeout": 0.3,
+        "connect_timeout": 5.0,  # no connect fails here; a loaded loop is slow
         "read_timeout": 0.5,
         "max_attempts": 2,
         "create_table": False,

@@ -130,7 +130,10 @@ def transport(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def through(proxy: FaultProxy, direct: AsyncDynamoKV, **fields: Any) -> AsyncDynamoKV:
     settings: dict[str, Any] = {
-        "connect_timeout": 0.5,
+        # No connect fails in these tests. On a loaded CI machine (the other xdist worker
+        # running the fault matrix) 9 of 100 concurrent DeleteItems timed out connecting
+        # at 0.5 s three times: honestly reported unprocessed, but not the fault under test.
+        "connect_timeout": 5.0,
         "read_timeout": 1.0,
         "max_attempts": 3,
         "create_table": False,
@@ -381,11 +384,7 @@ async def lossy(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AsyncDyna
 
 
 def lossy_store(direct: AsyncDynamoKV, proxy: FaultProxy) -> AsyncDynamoKV:
-    # Only replies are lost here. A loaded CI machine (the other xdist worker running the
-    # fault matrix) stalled the one event loop of client and proxy past a 0.5 s connect
-    # timeout three times in a row for 9 of 100 concurrent DeleteItems: those keys were
-    # honestly reported unprocessed, but that is not the fault under test.
-    return through(proxy, direct, connect_timeout=5.0, read_timeout=2.0, coalesce_reads=False)
+    return through(proxy, direct, read_timeout=2.0, coalesce_reads=False)
 
 
 async def test_applied_reply_lost_on_every_single_key_write_path(

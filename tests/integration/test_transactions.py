@@ -324,7 +324,7 @@ async def faulty(moto_endpoint: str) -> AsyncIterator[tuple[AsyncDynamoKV, Fault
 
 def _through(direct: AsyncDynamoKV, proxy: FaultProxy, **fields: Any) -> AsyncDynamoKV:
     settings: dict[str, Any] = {
-        "connect_timeout": 0.5,
+        "connect_timeout": 5.0,  # no connect fails here; a loaded loop is slow
         "read_timeout": 2.0,
         "max_attempts": 3,
         "create_table": False,
