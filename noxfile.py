@@ -253,7 +253,7 @@ def reliability(session: nox.Session) -> None:
         "AIODYNKV_DYNALITE": install_dynalite(session),
         "AIODYNKV_RELIABILITY_OUT": os.fspath(ROOT / "RELIABILITY.md"),
         "AIODYNKV_FULL_MATRIX": "1",
-        "AIODYNKV_MATRIX_DEPTH": os.environ.get("AIODYNKV_MATRIX_DEPTH", "2"),
+        "AIODYNKV_MATRIX_DEPTH": os.environ.get("AIODYNKV_MATRIX_DEPTH", "3"),
         "AIODYNKV_MATRIX_RESULTS": os.fspath(results),
     }
     session.run(
