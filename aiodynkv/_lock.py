@@ -1,6 +1,6 @@
 """Leases (distributed locks) with fencing tokens: ``async with kv.lock(name) as held``.
 
-One lock item per name lives in the reserved key space (see `aiodynkv._reserved`):
+One lock item per name lives in the reserved key space (see `aiodynkv._keys`):
 the holder's owner token, its lease in ms, a fencing counter, and the item's version,
 which every write bumps and which serves as the record version number (rvn).
 
@@ -50,8 +50,8 @@ from aiodynkv._errors import (
     StoreClosedError,
     WriteInDoubtError,
 )
+from aiodynkv._keys import LOCK, reserved_key
 from aiodynkv._requests import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
-from aiodynkv._reserved import LOCK, reserved_key
 from aiodynkv._retry import poll_delay
 
 if TYPE_CHECKING:
