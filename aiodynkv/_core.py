@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
     from aiodynkv._codec import Item
     from aiodynkv._config import KVConfig
-    from aiodynkv._transport.base import Transport
+    from aiodynkv._transport import Transport
     from aiodynkv._transport.memory import MemoryTransport
 
 __all__ = ["Core", "State"]
@@ -416,7 +416,7 @@ class _ExpiredError(Exception):
 
 
 def _deadline_error(seconds: float, *, handed: bool) -> Exception:
-    from aiodynkv._transport.base import WireError
+    from aiodynkv._transport import WireError
 
     return WireError(
         f"the call's deadline passed (call_timeout={seconds:g} s) before a reply arrived",

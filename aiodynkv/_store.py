@@ -83,7 +83,7 @@ from aiodynkv._keys import (
     ttl_seconds,
 )
 from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
-from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._transport import ServiceError, WireError
 from aiodynkv._values import BatchWrites, read_old_items
 
 if TYPE_CHECKING:

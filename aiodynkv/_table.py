@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiodynkv._errors import KVConfigError, KVError, KVTimeoutError, TableNotFoundError, map_error
 from aiodynkv._protocol import Health
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig

@@ -26,8 +26,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import xform_name
 
-from aiodynkv._transport import _wire
-from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._transport import ServiceError, WireError, _wire
 from aiodynkv._version import __version__
 
 if TYPE_CHECKING:

@@ -57,9 +57,8 @@ import aiohttp
 from yarl import URL
 
 from aiodynkv import _retry
-from aiodynkv._transport import _wire
+from aiodynkv._transport import WireError, _wire
 from aiodynkv._transport._sigv4 import Signer, canonical_host
-from aiodynkv._transport.base import WireError
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
