@@ -225,8 +225,8 @@ class Core:
             from aiodynkv._transport.botocore import BotocoreTransport
 
             return BotocoreTransport(self.client)
+        from aiodynkv import __version__
         from aiodynkv._transport.lean import LeanTransport, client_settings
-        from aiodynkv._version import __version__
 
         settings: dict[str, Any] = {
             "connect_timeout": config.connect_timeout,

@@ -26,8 +26,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import xform_name
 
+from aiodynkv import __version__
 from aiodynkv._transport import ServiceError, WireError, _wire
-from aiodynkv._version import __version__
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
