@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar, NamedTuple
 
+from aiodynkv._codec import number_size
 from aiodynkv._transport import ServiceError
 from aiodynkv._values import MemoryBlobs
 
@@ -174,23 +175,12 @@ def _type_of(value: Any) -> str:
 # -- sizes, as DynamoDB counts them ---------------------------------------------------
 
 
-def _number_size(text: str) -> int:
-    number = Decimal(text).normalize()
-    sign, digits, exponent = number.as_tuple()
-    if digits == (0,):
-        return 1
-    count = len(digits)
-    lead = count - 1 + int(exponent)
-    pad = 0 if (count % 2 or lead % 2) else 1
-    return 1 + math.ceil(count / 2) + pad + sign
-
-
 def _scalar_size(kind: str, raw: Any) -> int:
     if kind == "S":
         return len(raw.encode("utf-8", "surrogatepass"))
     if kind == "B":
         return len(raw)
-    return _number_size(raw)
+    return number_size(raw)
 
 
 def _value_size(value: dict[str, Any]) -> int:
