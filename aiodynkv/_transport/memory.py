@@ -959,6 +959,9 @@ class ExpressionError(Exception):
     """A ValidationException DynamoDB gives for this expression or its data."""
 
 
+_WRONG_OPERAND = "An operand in the update expression has an incorrect data type"
+
+
 class Placeholders:
     """The ``#name`` map of one request, and the names and values its expressions use.
 
@@ -1499,7 +1502,7 @@ def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
         if a is None or b is None:
             return None
         if _type(a) != "N" or _type(b) != "N":
-            raise ExpressionError("An operand in the update expression has an incorrect data type")
+            raise ExpressionError(_WRONG_OPERAND)
         return {"N": add_numbers(a["N"], b["N"], subtract=subtract)}
 
     return arithmetic
@@ -1533,9 +1536,7 @@ def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
             if a is None or b is None:
                 return None
             if _type(a) != "L" or _type(b) != "L":
-                raise ExpressionError(
-                    "An operand in the update expression has an incorrect data type"
-                )
+                raise ExpressionError(_WRONG_OPERAND)
             return {"L": [*a["L"], *b["L"]]}
 
         return list_append
@@ -1558,17 +1559,17 @@ def _add(current: AttrValue | None, value: AttrValue) -> AttrValue:
                 if not any(equal({kind: m}, {kind: member}) for m in members):
                     members.append(member)
             return {kind: members}
-    raise ExpressionError("An operand in the update expression has an incorrect data type")
+    raise ExpressionError(_WRONG_OPERAND)
 
 
 def _set_minus(current: AttrValue | None, value: AttrValue) -> AttrValue | None:
     kind = _type(value)
     if kind not in ("SS", "NS", "BS"):
-        raise ExpressionError("An operand in the update expression has an incorrect data type")
+        raise ExpressionError(_WRONG_OPERAND)
     if current is None:
         return None
     if _type(current) != kind:
-        raise ExpressionError("An operand in the update expression has an incorrect data type")
+        raise ExpressionError(_WRONG_OPERAND)
     members = [
         m for m in current[kind] if not any(equal({kind: m}, {kind: d}) for d in value[kind])
     ]
