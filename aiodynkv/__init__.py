@@ -1,5 +1,7 @@
 """aiodynkv: an asyncio-native key-value store on Amazon DynamoDB."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from aiodynkv._codec import from_json, to_json
 from aiodynkv._config import KVConfig
 from aiodynkv._counter import ShardedCounter
@@ -37,7 +39,12 @@ from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, KVStore, Stored
 from aiodynkv._store import AsyncDynamoKV
 from aiodynkv._transaction import Transaction
 from aiodynkv._typed import TypedView
-from aiodynkv._version import __version__
+
+try:  # read once from the installed package's metadata
+    __version__ = version("aiodynkv")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+del PackageNotFoundError, version
 
 __all__ = [
     "AccessDeniedError",

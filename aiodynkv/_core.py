@@ -6,6 +6,9 @@ and used from the event loop that opened it, and `aclose` waits for admitted
 operations to finish, every request of a multi-request one included, up to
 ``close_timeout``. Past that bound, batches are told to stop (`Core.abort`) and end
 with `BatchIncompleteError` naming what was done, unprocessed and in doubt.
+
+The table a store opens on is managed here too: `ensure_table` creates it, waits
+until it is ACTIVE and enables TTL; `probe_health` is the health check.
 """
 
 from __future__ import annotations
@@ -16,31 +19,34 @@ import contextvars
 import enum
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
-from aiodynkv import _table
 from aiodynkv._cache import NearCache
 from aiodynkv._errors import (
     ConditionFailedError,
     KVConfigError,
     KVError,
+    KVTimeoutError,
     StoreClosedError,
+    TableNotFoundError,
     in_doubt_error,
     map_error,
 )
+from aiodynkv._protocol import Health
 from aiodynkv._telemetry import Operation, Telemetry
+from aiodynkv._transport import ServiceError, Transport, WireError
 from aiodynkv._values import Pipeline, for_core
 
 if TYPE_CHECKING:
     from aiodynkv._coalesce import ReadCoalescer
     from aiodynkv._codec import Item
     from aiodynkv._config import KVConfig
-    from aiodynkv._transport.base import Transport
     from aiodynkv._transport.memory import MemoryTransport
 
-__all__ = ["Core", "State"]
+__all__ = ["Core", "State", "describe_table", "ensure_table", "probe_health"]
 
 # How long, past close_timeout, aclose lets stopped operations report before closing.
 _ABORT_GRACE = 2.0
@@ -166,7 +172,7 @@ class Core:
                 self.coalescer = ReadCoalescer(self)
             self.state = State.OPEN
             if self.config.create_table:
-                await _table.ensure_table(self.raw_send, self.config, self.tel)
+                await ensure_table(self.raw_send, self.config, self.tel)
         except BaseException:
             await self.close()
             raise
@@ -219,8 +225,8 @@ class Core:
             from aiodynkv._transport.botocore import BotocoreTransport
 
             return BotocoreTransport(self.client)
+        from aiodynkv import __version__
         from aiodynkv._transport.lean import LeanTransport, client_settings
-        from aiodynkv._version import __version__
 
         settings: dict[str, Any] = {
             "connect_timeout": config.connect_timeout,
@@ -318,7 +324,7 @@ class Core:
     # -- requests --------------------------------------------------------------
 
     async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Send through the transport; failures stay transport errors (for `_table`)."""
+        """Send through the transport; failures stay transport errors (for `ensure_table`)."""
         if self.state is State.CLOSED or self.transport is None:
             raise self._refuse(action)
         assert self._slots is not None  # noqa: S101 (set by open)
@@ -416,8 +422,6 @@ class _ExpiredError(Exception):
 
 
 def _deadline_error(seconds: float, *, handed: bool) -> Exception:
-    from aiodynkv._transport.base import WireError
-
     return WireError(
         f"the call's deadline passed (call_timeout={seconds:g} s) before a reply arrived",
         timeout=True,
@@ -461,3 +465,166 @@ def check_loop(
             operation=operation,
             table=table,
         )
+
+
+# -- the table: `ensure_table` (create, wait for ACTIVE, enable TTL) and the health probe --
+
+#: A transport's `send`: DynamoDB action and request in, response out.
+Send = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+_POLL_SECONDS = 0.2
+# What a server answers when it lacks the TTL API (dynalite).
+_NO_TTL_API = frozenset({"UnknownOperationException"})
+
+
+def _code(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, ServiceError) else ""
+
+
+async def describe_table(
+    send: Send, config: KVConfig, tel: Telemetry, operation: str, *, missing_ok: bool = False
+) -> Any:
+    """DescribeTable, traced; raises the mapped `KVError`.
+
+    With `missing_ok`, a missing table is an outcome (None), not an error.
+    """
+    with tel.operation(operation, "DescribeTable") as op:
+        try:
+            response = await send("DescribeTable", {"TableName": config.table})
+        except Exception as exc:
+            error = map_error(exc, operation=operation, table=config.table, key=None)
+            if missing_ok and isinstance(error, TableNotFoundError):
+                op.outcome = "miss"
+                return None
+            raise error from exc
+        op.observe(response)
+        return response["Table"]
+
+
+async def ensure_table(send: Send, config: KVConfig, tel: Telemetry) -> None:
+    """Create the table if it is missing, wait until ACTIVE, and enable TTL.
+
+    Safe to call twice and from several processes at once: a concurrent
+    creation is waited for, not reported.
+
+    Raises:
+        KVConfigError: The table exists with a different partition key.
+        KVTimeoutError: The table did not become ACTIVE within ``table_wait_timeout``.
+        KVError: Any other failure, mapped.
+    """
+    table = await describe_table(send, config, tel, "ensure_table", missing_ok=True)
+    if table is None:
+        table = await _create(send, config, tel)
+    _check_schema(table, config)
+    if table.get("TableStatus") != "ACTIVE":
+        await _wait_active(send, config, tel)
+    await _enable_ttl(send, config, tel)
+
+
+async def _create(send: Send, config: KVConfig, tel: Telemetry) -> Any:
+    with tel.operation("ensure_table", "CreateTable") as op:
+        try:
+            response = await send(
+                "CreateTable",
+                {
+                    "TableName": config.table,
+                    "AttributeDefinitions": [
+                        {"AttributeName": config.partition_key, "AttributeType": "S"}
+                    ],
+                    "KeySchema": [{"AttributeName": config.partition_key, "KeyType": "HASH"}],
+                    "BillingMode": "PAY_PER_REQUEST",
+                },
+            )
+        except Exception as exc:
+            if _code(exc) == "ResourceInUseException":  # another process created it first
+                op.outcome = "exists"
+                return await describe_table(send, config, tel, "ensure_table")
+            raise map_error(exc, operation="ensure_table", table=config.table, key=None) from exc
+        op.observe(response)
+        return response["TableDescription"]
+
+
+def _check_schema(table: Any, config: KVConfig) -> None:
+    hash_keys = [k["AttributeName"] for k in table.get("KeySchema", []) if k["KeyType"] == "HASH"]
+    ranges = [k["AttributeName"] for k in table.get("KeySchema", []) if k["KeyType"] == "RANGE"]
+    if hash_keys and (hash_keys != [config.partition_key] or ranges):
+        raise KVConfigError(
+            "partition_key",
+            f"table {config.table!r} is keyed on {hash_keys + ranges}, "
+            f"expected the single string key {config.partition_key!r}",
+        )
+
+
+async def _wait_active(send: Send, config: KVConfig, tel: Telemetry) -> None:
+    deadline = time.monotonic() + config.table_wait_timeout
+    while True:
+        table = await describe_table(send, config, tel, "ensure_table")
+        if table.get("TableStatus") == "ACTIVE":
+            return
+        if time.monotonic() >= deadline:
+            raise KVTimeoutError(
+                f"ensure_table: table {config.table!r} is {table.get('TableStatus')} after "
+                f"{config.table_wait_timeout} s (table_wait_timeout)",
+                operation="ensure_table",
+                table=config.table,
+            )
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+async def _enable_ttl(send: Send, config: KVConfig, tel: Telemetry) -> None:
+    with tel.operation("ensure_table", "UpdateTimeToLive") as op:
+        try:
+            response = await send(
+                "UpdateTimeToLive",
+                {
+                    "TableName": config.table,
+                    "TimeToLiveSpecification": {
+                        "Enabled": True,
+                        "AttributeName": config.ttl_attribute,
+                    },
+                },
+            )
+        except Exception as exc:
+            code = _code(exc)
+            message = str(exc).lower()
+            if code == "ValidationException" and "already enabled" in message:
+                op.outcome = "exists"
+                return
+            if code in _NO_TTL_API or (code == "ValidationException" and "not support" in message):
+                # Expired items are still hidden by every read; only server-side deletion is lost.
+                op.outcome = "unsupported"
+                tel.debug("aiodynkv.ttl_unsupported", table=config.table, error_code=code)
+                return
+            raise map_error(exc, operation="ensure_table", table=config.table, key=None) from exc
+        op.observe(response)
+
+
+async def probe_health(send: Send | None, config: KVConfig, tel: Telemetry) -> Health:
+    """DescribeTable within ``connect_timeout + read_timeout``; UP only when ACTIVE.
+
+    Never raises: any failure is a DOWN report naming the error. The details name
+    the table, region, status, latency and item count, never the endpoint or
+    credentials. ``item_count`` is DynamoDB's figure, refreshed about every six hours.
+    """
+    details: dict[str, Any] = {
+        "table": config.table,
+        "region": config.effective_region,
+        "table_status": None,
+    }
+    start = time.perf_counter()
+    try:
+        if send is None:
+            raise KVError("health: the store is not open", operation="health", table=config.table)
+        table = await asyncio.wait_for(
+            describe_table(send, config, tel, "health"),
+            timeout=config.connect_timeout + config.read_timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 (health reports every failure instead of raising)
+        error = map_error(exc, operation="health", table=config.table, key=None)
+        details["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+        details["error"] = type(error).__name__
+        details["message"] = error.message
+        return Health("DOWN", details)
+    details["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+    details["table_status"] = table.get("TableStatus")
+    details["item_count"] = table.get("ItemCount")
+    return Health("UP" if details["table_status"] == "ACTIVE" else "DOWN", details)

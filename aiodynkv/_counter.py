@@ -2,7 +2,7 @@
 
 DynamoDB serves about 1,000 writes per second per partition. A sharded counter
 spreads its increments over `shards` items with distinct partition keys (in the
-reserved key space, see `aiodynkv._reserved`), each a plain aiodynkv counter: an
+reserved key space, see `aiodynkv._keys`), each a plain aiodynkv counter: an
 increment is one UpdateItem on a random shard (exactly once, with the same TTL rules
 as ``kv.incr``), and the value is the sum of every shard, read with one BatchGetItem
 (BatchGetItem reads up to 100 keys per request).
@@ -19,8 +19,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv._errors import KVError, KVValidationError, rekey
-from aiodynkv._keys import check_delta, ttl_seconds
-from aiodynkv._reserved import COUNTER, hidden_view
+from aiodynkv._keys import COUNTER, check_delta, hidden_view, ttl_seconds
 
 if TYPE_CHECKING:
     from aiodynkv._protocol import TTL

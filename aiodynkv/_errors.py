@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._transport import ServiceError, WireError
 
 __all__ = [
     "AccessDeniedError",

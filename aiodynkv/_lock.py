@@ -1,6 +1,6 @@
 """Leases (distributed locks) with fencing tokens: ``async with kv.lock(name) as held``.
 
-One lock item per name lives in the reserved key space (see `aiodynkv._reserved`):
+One lock item per name lives in the reserved key space (see `aiodynkv._keys`):
 the holder's owner token, its lease in ms, a fencing counter, and the item's version,
 which every write bumps and which serves as the record version number (rvn).
 
@@ -50,8 +50,8 @@ from aiodynkv._errors import (
     StoreClosedError,
     WriteInDoubtError,
 )
+from aiodynkv._keys import LOCK, reserved_key
 from aiodynkv._requests import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
-from aiodynkv._reserved import LOCK, reserved_key
 from aiodynkv._retry import poll_delay
 
 if TYPE_CHECKING:
@@ -205,6 +205,15 @@ class Lock:
             )
         )
 
+    def _misuse(self, operation: str, why: str) -> KVError:
+        """This object was asked for what its state does not allow (no request was sent)."""
+        return KVError(
+            f"{operation}: {why}",
+            operation=operation,
+            table=self._store.config.table,
+            key=self.name,
+        )
+
     # -- acquire -------------------------------------------------------------------
 
     async def acquire(self, *, wait: float | None = _UNSET) -> int:
@@ -222,13 +231,7 @@ class Lock:
         """
         limit = self.wait if wait is _UNSET else wait_of(wait)
         if self.held:
-            store = self._store
-            raise KVError(
-                "lock: this Lock already holds the lease; release it first",
-                operation="lock",
-                table=store.config.table,
-                key=self.name,
-            )
+            raise self._misuse("lock", "this Lock already holds the lease; release it first")
         owner = new_token() + new_token()
         lease_ms = math.ceil(self.lease * 1000.0)
         start = time.monotonic()
@@ -467,13 +470,7 @@ class Lock:
         """
         owner = self._owner
         if owner is None:
-            store = self._store
-            raise KVError(
-                "release: this Lock does not hold the lease",
-                operation="release",
-                table=store.config.table,
-                key=self.name,
-            )
+            raise self._misuse("release", "this Lock does not hold the lease")
         was_lost = self.lost
         await self._stop_renewer()
         if was_lost:  # free it if nobody took it over (best effort), then say so

@@ -548,7 +548,7 @@ def transact_get(config: KVConfig, stored: Sequence[str]) -> dict[str, Any]:
 
 # -- the lease (lock) item --------------------------------------------------------
 
-#: Attributes of a lock item (which lives in the reserved key space, see `_reserved`):
+#: Attributes of a lock item (which lives in the reserved key space, see `_keys`):
 #: the holder's owner token, the fencing counter, and the holder's lease in ms. The
 #: item's version (``#r``) is the record version number waiters watch.
 LOCK_OWNER = "lock_owner"

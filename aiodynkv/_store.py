@@ -24,7 +24,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiodynkv import _requests as requests
-from aiodynkv import _table
 from aiodynkv._batch import (
     MAX_WRITE_BATCH,
     Chunk,
@@ -60,7 +59,7 @@ from aiodynkv._codec import (
     written_by,
 )
 from aiodynkv._config import KVConfig
-from aiodynkv._core import Core, State
+from aiodynkv._core import Core, State, ensure_table, probe_health
 from aiodynkv._errors import (
     BatchIncompleteError,
     ConditionFailedError,
@@ -83,7 +82,7 @@ from aiodynkv._keys import (
     ttl_seconds,
 )
 from aiodynkv._protocol import MISSING, TTL, Health, KeyListing, StoredItem, Value
-from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._transport import ServiceError, WireError
 from aiodynkv._values import BatchWrites, read_old_items
 
 if TYPE_CHECKING:
@@ -274,7 +273,7 @@ class AsyncDynamoKV:
         core = self._core
         core.admit("ensure_table")
         try:
-            await _table.ensure_table(core.raw_send, core.config, core.tel)
+            await ensure_table(core.raw_send, core.config, core.tel)
         finally:
             core.release()
 
@@ -282,7 +281,7 @@ class AsyncDynamoKV:
         """DescribeTable: UP when the table is ACTIVE. Never raises for server trouble."""
         core = self._core
         send = core.raw_send if core.state is State.OPEN else None
-        return await _table.probe_health(send, core.config, core.tel)
+        return await probe_health(send, core.config, core.tel)
 
     # -- reads -------------------------------------------------------------------
 

@@ -45,7 +45,6 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from aiodynkv._errors import ConditionFailedError, KeyNotFoundError, KVError
-from aiodynkv._version import __version__
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
@@ -189,9 +188,10 @@ class Telemetry:
     )
 
     def __init__(self, config: KVConfig) -> None:
+        from aiodynkv import __version__ as version  # not at the top: aiodynkv imports us
+
         self.config = config
         self.expose_keys = config.expose_keys
-        version = __version__
         provider = config.tracer_provider or trace.get_tracer_provider()
         self._base = provider.get_tracer(_SCOPE, version, schema_url=_SCHEMA_URL)
         meter = (config.meter_provider or metrics.get_meter_provider()).get_meter(

@@ -35,7 +35,6 @@ from tracing import KEYS, TABLE, sdk_providers  # noqa: E402
 GROUPS = [
     ("aiodynkv telemetry", "/aiodynkv/_telemetry.py"),
     ("aiodynkv coalescer", "/aiodynkv/_coalesce.py"),
-    ("aiodynkv signing", "/aiodynkv/_transport/_sigv4.py"),
     ("aiodynkv JSON codec (wire)", "/aiodynkv/_transport/_wire.py"),
     ("aiodynkv lean transport", "/aiodynkv/_transport/lean.py"),
     ("aiodynkv botocore transport", "/aiodynkv/_transport/botocore.py"),
@@ -66,7 +65,16 @@ C_GROUPS = [
 ]
 
 
+#: The SigV4 signer's functions, in the lean transport's module.
+SIGNING = frozenset(
+    {"canonical_host", "canonical_path", "_trim", "_signing_key", "_target_line", "timestamp",
+     "headers"}
+)  # fmt: skip
+
+
 def group_of(filename: str, function: str) -> str:
+    if filename.endswith("/aiodynkv/_transport/lean.py") and function in SIGNING:
+        return "aiodynkv signing"
     found = next((name for name, marker in GROUPS if marker in filename), None)
     if found is None and filename == "~":
         words = (name for words, name in C_GROUPS if any(w in function for w in words))

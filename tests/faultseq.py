@@ -706,7 +706,7 @@ class TxDeletes(Op):
 
 
 async def _lock_item(direct: AsyncDynamoKV, name: str) -> dict[str, Any]:
-    from aiodynkv._reserved import LOCK, reserved_key
+    from aiodynkv._keys import LOCK, reserved_key
 
     stored = reserved_key(direct, LOCK, name, "lock")
     response = await direct.client.get_item(

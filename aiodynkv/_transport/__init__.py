@@ -1,8 +1,100 @@
 """The transport seam: how a built DynamoDB request reaches the server.
 
-`Transport` (in `base`) is the whole interface. `botocore.BotocoreTransport` sends
-through an aioboto3 client; `lean.LeanTransport` signs and posts DynamoDB JSON itself;
+`Transport` is the whole interface. `botocore.BotocoreTransport` sends through an
+aioboto3 client; `lean.LeanTransport` signs and posts DynamoDB JSON itself;
 `memory.MemoryTransport` answers in process with DynamoDB's semantics. None knows
-about keys, values or TTLs; failures come out as `ServiceError` or
-`WireError`, which `aiodynkv._errors.map_error` turns into the `KVError` tree.
+about keys, values or TTLs.
+
+A transport takes a DynamoDB action name (``"GetItem"``) and its request as
+DynamoDB JSON (the dict botocore's client methods take as keyword arguments),
+and returns the parsed response dict. It retries what botocore's standard retry
+mode retries; what is still failing after that comes out as one of the two neutral
+failures below, which `aiodynkv._errors.map_error` turns into the `KVError` tree:
+
+- `ServiceError`: the server answered with an error (code, message, HTTP status,
+  and for a failed condition with ``ReturnValuesOnConditionCheckFailure=ALL_OLD``
+  the old item);
+- `WireError`: no answer (timeout, refused or broken connection).
+
+Both say whether the request may have been applied by an earlier attempt
+(``in_doubt``), which is what batch writes and exactly-once writes need to know.
 """
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["ServiceError", "Transport", "WireError"]
+
+
+class ServiceError(Exception):
+    """DynamoDB answered with an error.
+
+    Attributes:
+        code: The error code without its namespace (``ConditionalCheckFailedException``).
+        message: The server's message.
+        status: The HTTP status.
+        item: The old item a failed condition returned (``ALL_OLD``), else None.
+        body: The whole parsed error body (``CancellationReasons`` and the like).
+        attempts: How many times the request was sent.
+        in_doubt: An earlier attempt of this request may have been applied.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int,
+        item: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        attempts: int = 1,
+        in_doubt: bool = False,
+    ) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.item = item
+        self.body = body or {}
+        self.attempts = attempts
+        self.in_doubt = in_doubt
+
+
+class WireError(Exception):
+    """No answer: a timeout, or a refused, reset or closed connection.
+
+    Attributes:
+        timeout: True for a connect or read timeout.
+        in_doubt: The request (this attempt or an earlier one) may have reached the
+            server and been applied; False only when no attempt was ever sent (refused
+            or connect timeout every time).
+        attempts: How many times the request was sent or tried.
+    """
+
+    def __init__(self, message: str, *, timeout: bool, in_doubt: bool, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+        self.in_doubt = in_doubt
+        self.attempts = attempts
+
+
+class Transport(Protocol):
+    """Sends DynamoDB requests; knows nothing about keys, values or TTLs."""
+
+    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Send `request` as DynamoDB action `action`; return the parsed response.
+
+        The response carries ``ResponseMetadata.RetryAttempts`` (retries made) like
+        botocore's, and ``ResponseMetadata.InDoubt`` (True) when an earlier attempt
+        may have been applied before the one that answered.
+
+        Raises:
+            ServiceError: The server answered with an error, after retries.
+            WireError: No answer, after retries.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections this transport owns. Idempotent."""
+        ...

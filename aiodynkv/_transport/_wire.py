@@ -22,7 +22,7 @@ import aiohttp
 from yarl import URL
 
 from aiodynkv._errors import KVConfigError
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 
 __all__ = [
     "AttemptError",

@@ -26,9 +26,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import xform_name
 
-from aiodynkv._transport import _wire
-from aiodynkv._transport.base import ServiceError, WireError
-from aiodynkv._version import __version__
+from aiodynkv import __version__
+from aiodynkv._transport import ServiceError, WireError, _wire
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig

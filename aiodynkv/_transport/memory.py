@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar, NamedTuple
 
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._codec import number_size
+from aiodynkv._transport import ServiceError
 from aiodynkv._values import MemoryBlobs
 
 __all__ = ["MemoryTransport"]
@@ -174,23 +175,12 @@ def _type_of(value: Any) -> str:
 # -- sizes, as DynamoDB counts them ---------------------------------------------------
 
 
-def _number_size(text: str) -> int:
-    number = Decimal(text).normalize()
-    sign, digits, exponent = number.as_tuple()
-    if digits == (0,):
-        return 1
-    count = len(digits)
-    lead = count - 1 + int(exponent)
-    pad = 0 if (count % 2 or lead % 2) else 1
-    return 1 + math.ceil(count / 2) + pad + sign
-
-
 def _scalar_size(kind: str, raw: Any) -> int:
     if kind == "S":
         return len(raw.encode("utf-8", "surrogatepass"))
     if kind == "B":
         return len(raw)
-    return _number_size(raw)
+    return number_size(raw)
 
 
 def _value_size(value: dict[str, Any]) -> int:
@@ -969,6 +959,9 @@ class ExpressionError(Exception):
     """A ValidationException DynamoDB gives for this expression or its data."""
 
 
+_WRONG_OPERAND = "An operand in the update expression has an incorrect data type"
+
+
 class Placeholders:
     """The ``#name`` map of one request, and the names and values its expressions use.
 
@@ -1509,7 +1502,7 @@ def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
         if a is None or b is None:
             return None
         if _type(a) != "N" or _type(b) != "N":
-            raise ExpressionError("An operand in the update expression has an incorrect data type")
+            raise ExpressionError(_WRONG_OPERAND)
         return {"N": add_numbers(a["N"], b["N"], subtract=subtract)}
 
     return arithmetic
@@ -1543,9 +1536,7 @@ def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
             if a is None or b is None:
                 return None
             if _type(a) != "L" or _type(b) != "L":
-                raise ExpressionError(
-                    "An operand in the update expression has an incorrect data type"
-                )
+                raise ExpressionError(_WRONG_OPERAND)
             return {"L": [*a["L"], *b["L"]]}
 
         return list_append
@@ -1568,17 +1559,17 @@ def _add(current: AttrValue | None, value: AttrValue) -> AttrValue:
                 if not any(equal({kind: m}, {kind: member}) for m in members):
                     members.append(member)
             return {kind: members}
-    raise ExpressionError("An operand in the update expression has an incorrect data type")
+    raise ExpressionError(_WRONG_OPERAND)
 
 
 def _set_minus(current: AttrValue | None, value: AttrValue) -> AttrValue | None:
     kind = _type(value)
     if kind not in ("SS", "NS", "BS"):
-        raise ExpressionError("An operand in the update expression has an incorrect data type")
+        raise ExpressionError(_WRONG_OPERAND)
     if current is None:
         return None
     if _type(current) != kind:
-        raise ExpressionError("An operand in the update expression has an incorrect data type")
+        raise ExpressionError(_WRONG_OPERAND)
     members = [
         m for m in current[kind] if not any(equal({kind: m}, {kind: d}) for d in value[kind])
     ]

@@ -45,7 +45,7 @@ import warnings
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, Any, Literal
 
 from aiodynkv.testing._owned import watch_command
@@ -64,6 +64,8 @@ __all__ = [
 Kind = Literal["moto", "dynalite", "dynamodb-local"]
 PullPolicy = Literal["missing", "always", "never"]
 _HOST = "127.0.0.1"
+# The embedded emulator's command line: `serve_moto` in an interpreter of its own.
+_SERVE_MOTO = "import sys; from aiodynkv.testing._local import serve_moto; serve_moto(sys.argv[1:])"
 # What coverage.py sets so that subprocesses measure themselves.
 _COVERAGE_ENV = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
 _DYNAMODB_LOCAL_IMAGE = "amazon/dynamodb-local:latest"
@@ -334,7 +336,7 @@ class LocalDynamoDB:
                     "the embedded emulator needs moto's server, the local extra: "
                     "pip install -e '.[local]' in a clone of aiodynkv"
                 ) from exc
-            return [sys.executable, "-m", "aiodynkv.testing._moto_server", _HOST, str(port)]
+            return [sys.executable, "-c", _SERVE_MOTO, _HOST, str(port)]
         exe = find_dynalite(install=self.install)
         return [
             exe,
@@ -521,3 +523,49 @@ class LocalDynamoDB:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# -- the embedded emulator's own process ------------------------------------------------------
+# ``python -m moto.server`` serves each request on its own thread without locking, so
+# concurrent UpdateItem calls on one item can lose updates (500 concurrent ``incr`` ended
+# at 498 in our tests). One thread serves requests one at a time, which makes every
+# request atomic, as DynamoDB's are.
+
+
+def _stop_serving(_signum: int, _frame: FrameType | None) -> None:  # pragma: no cover
+    raise SystemExit(0)
+
+
+def serve_moto(argv: list[str]) -> None:  # pragma: no cover - runs in the server's process
+    """Serve moto's DynamoDB on ``argv[0]:argv[1]``, on one thread, until SIGTERM or SIGINT.
+
+    It stops on either signal even when it was started with SIGINT ignored (as ``&`` and
+    CI runners do). `LocalDynamoDB` runs it (``_SERVE_MOTO``) under the owner watch
+    (`aiodynkv.testing._owned`), which also stops it once its owner is gone.
+    """
+    host, port = argv[0], int(argv[1])
+    # Set explicitly: an inherited SIG_IGN for SIGINT would otherwise survive.
+    signal.signal(signal.SIGTERM, _stop_serving)
+    signal.signal(signal.SIGINT, _stop_serving)
+    os.environ.setdefault("MOTO_PORT", str(port))
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            """Don't log every request."""
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            """The status line and Date only: moto's app sends its own Server header.
+
+            http.server would add a second one, and a strict HTTP parser (aiohttp's in
+            asyncio debug mode, ``python -X dev``) rejects a reply with two.
+            """
+            self.send_response_only(code, message)
+            self.send_header("Date", self.date_time_string())
+
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(host, port, app, threaded=False, request_handler=QuietHandler)

@@ -26,8 +26,7 @@ from typing import Any
 
 import pytest
 
-from aiodynkv import AsyncDynamoKV, BatchIncompleteError
-from aiodynkv._cli import _app
+from aiodynkv import AsyncDynamoKV, BatchIncompleteError, _cli
 from aiodynkv._cli import main as cli_main
 from tests.conftest import StoreFactory, put_raw
 
@@ -296,7 +295,7 @@ def _help(*args: str) -> str:
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(
-        _app.app,
+        _cli.app,
         [*args, "--help"],
         prog_name="aiodynkv",
         env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
@@ -323,7 +322,7 @@ def test_help_names_values_by_what_they_are_and_shows_flags_bare() -> None:
 
 def test_help_tells_the_region_rules_as_decided() -> None:
     text = " ".join(_help().replace("│", " ").split())
-    assert " ".join(_app.REGION_HELP.split()) in text
+    assert " ".join(_cli.REGION_HELP.split()) in text
 
 
 def test_importing_into_a_missing_table_says_how_to_create_it(run: Run, tmp_path: Path) -> None:
@@ -552,7 +551,7 @@ def test_local_serves_the_emulator_until_interrupted(
         seen.append(run("-e", endpoint, "-t", "aiodynkv", "set", "greeting", "hello"))
         seen.append(run("-e", endpoint, "-t", "aiodynkv", "get", "greeting"))
 
-    monkeypatch.setattr(_app, "wait_for_interrupt", meanwhile)
+    monkeypatch.setattr(_cli, "wait_for_interrupt", meanwhile)
     monkeypatch.delenv("AIODYNKV_TABLE")
     code = cli_main(["local", "--port", str(port)])
     assert code == 0
@@ -592,7 +591,7 @@ def test_wait_for_interrupt_returns_on_sigterm_and_on_sigint_even_if_it_was_igno
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `&` and CI runners start us
     try:
         # Signalled once the handlers are in place: no race with a timer.
-        _app.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
+        _cli.wait_for_interrupt(on_ready=lambda: os.kill(os.getpid(), signum))
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored
         assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
     finally:
@@ -730,7 +729,7 @@ class _Quiet:
 
 
 async def test_import_rewrites_an_item_whose_only_difference_is_its_expiry() -> None:
-    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
+    from aiodynkv._cli import Record, Summary, encode, import_items
     from aiodynkv.testing import InMemoryKV
 
     async with InMemoryKV() as kv:
@@ -762,7 +761,7 @@ async def test_reimporting_stored_items_reads_them_in_batches_and_writes_nothing
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
+    from aiodynkv._cli import Record, Summary, encode, import_items
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -792,7 +791,7 @@ async def test_reimport_into_a_namespace_skips_what_it_holds_and_stops_at_a_corr
     make_store: StoreFactory,
 ) -> None:
     from aiodynkv import CorruptItemError
-    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
+    from aiodynkv._cli import Record, Summary, encode, import_items
 
     base = await make_store()
     kv = base.namespace("ns")
@@ -815,7 +814,7 @@ async def test_reimport_into_a_namespace_skips_what_it_holds_and_stops_at_a_corr
 async def test_an_import_whose_batched_read_stays_unprocessed_stops_naming_the_keys(
     moto_endpoint: str,
 ) -> None:
-    from aiodynkv._cli._transfer import Record, Summary, encode, import_items
+    from aiodynkv._cli import Record, Summary, encode, import_items
     from tests.integration.test_store import StubbornClient
 
     lines = [encode(Record(f"k{i}", "v", None)) for i in range(150)]

@@ -19,7 +19,7 @@ from aiodynkv import (
     ShardedCounter,
     WrongTypeError,
 )
-from aiodynkv._reserved import COUNTER, reserved_key
+from aiodynkv._keys import COUNTER, reserved_key
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item
 
 pytestmark = pytest.mark.asyncio

@@ -16,7 +16,7 @@ import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 from aiodynkv._transport.lean import LeanTransport
 
 SERVERS = ("moto", "dynalite")

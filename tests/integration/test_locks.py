@@ -29,8 +29,8 @@ from aiodynkv import (
     Lock,
     LockNotAcquiredError,
 )
+from aiodynkv._keys import LOCK, reserved_key
 from aiodynkv._lock import DynamoOps, seen_in
-from aiodynkv._reserved import LOCK, reserved_key
 from aiodynkv.testing import InMemoryKV, set_retry_waits
 from tests.conftest import StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy

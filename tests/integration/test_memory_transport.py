@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from aiodynkv import AsyncDynamoKV, ValueTooLargeError
 from aiodynkv._errors import map_error
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 from aiodynkv._transport.memory import MemoryTransport
 from tests.conftest import CAPABILITIES, Backend
 

@@ -394,7 +394,7 @@ class LostReplies:
         return getattr(self.transport, name)
 
     async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        from aiodynkv._transport.base import WireError
+        from aiodynkv._transport import WireError
 
         reply: dict[str, Any] = await self.transport.send(action, request)
         if action != "UpdateItem":

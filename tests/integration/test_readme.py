@@ -32,8 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from aiodynkv import AsyncDynamoKV, KVConfig
-from aiodynkv._cli import _app
+from aiodynkv import AsyncDynamoKV, KVConfig, _cli
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -232,7 +231,7 @@ def test_readme_cli_help_and_docs_tell_one_region_story(
     cli_docs = _flat((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"))
     for words in ("AWS_DEFAULT_REGION", "~/.aws/config", "loopback", "us-east-1", "exit"):
         assert words in cli_docs, words
-        assert words in _app.REGION_HELP, words
+        assert words in _cli.REGION_HELP, words
     # ...and the code behaves as they say.
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AIODYNKV_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

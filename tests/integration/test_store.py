@@ -24,7 +24,7 @@ from aiodynkv import (
     TableNotFoundError,
     WriteInDoubtError,
 )
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 from aiodynkv._transport.botocore import _uses_local_credentials
 
 

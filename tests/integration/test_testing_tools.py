@@ -69,7 +69,7 @@ def test_a_server_whose_watch_was_killed_does_not_stay() -> None:
     server.start()
     assert server.pid is not None
     started = descendants(server.pid)
-    assert any("_moto_server" in command_line(pid) for pid in started), started
+    assert any("serve_moto" in command_line(pid) for pid in started), started
     os.kill(server.pid, signal.SIGKILL)
     wait_ended(server.pid, within=5)  # dead before stop(), as a crash long ago would be
     server.stop()
@@ -318,7 +318,7 @@ def test_no_server_outlives_a_test_session_that_fails_or_is_killed(
         commands = {pid: command_line(pid) for pid in started}
         # The servers themselves, not the owner watches (`aiodynkv.testing._owned`) around them.
         servers = [c for c in commands.values() if "_owned" not in c]
-        assert sum("_moto_server" in c for c in servers) >= 2 + (ending == "fails"), commands
+        assert sum("serve_moto" in c for c in servers) >= 2 + (ending == "fails"), commands
         assert any("dynalite" in c for c in servers) or not have_dynalite, commands
         if ending == "fails":
             (tmp_path / "go").write_text("go")

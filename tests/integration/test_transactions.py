@@ -27,7 +27,7 @@ from aiodynkv import (
     WriteInDoubtError,
 )
 from aiodynkv._transaction import code_of, snake
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 from aiodynkv.testing import InMemoryKV, set_retry_waits
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item
 from tests.faults import FaultProxy

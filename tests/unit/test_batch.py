@@ -7,7 +7,7 @@ import pytest
 from aiodynkv import KVConnectionError, KVError, KVTimeoutError, ServerError, ThrottledError
 from aiodynkv._batch import chunked, drive
 from aiodynkv._retry import BACKOFF_CAP, backoff
-from aiodynkv._transport.base import WireError
+from aiodynkv._transport import WireError
 
 
 def test_chunked() -> None:

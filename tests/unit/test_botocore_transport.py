@@ -22,7 +22,7 @@ import botocore.retries.standard
 import pytest
 
 from aiodynkv import AsyncDynamoKV, KVConfig, KVError
-from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._transport import ServiceError, WireError
 from aiodynkv._transport.botocore import (
     _CURRENT,
     BotocoreTransport,

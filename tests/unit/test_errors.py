@@ -22,7 +22,7 @@ from aiodynkv import (
     ValueTooLargeError,
 )
 from aiodynkv._errors import _CODE_TO_CLASS, map_error, rekey
-from aiodynkv._transport.base import ServiceError, WireError
+from aiodynkv._transport import ServiceError, WireError
 
 SECRET_KEY = "session:s3cr3t"
 

@@ -35,10 +35,8 @@ from botocore.credentials import ReadOnlyCredentials
 from botocore.parsers import create_parser
 
 from aiodynkv import _retry
-from aiodynkv._transport import _wire, lean
-from aiodynkv._transport._sigv4 import Credentials
-from aiodynkv._transport.base import ServiceError, WireError
-from aiodynkv._transport.lean import LeanTransport
+from aiodynkv._transport import ServiceError, WireError, _wire, lean
+from aiodynkv._transport.lean import Credentials, LeanTransport
 from aiodynkv.testing import set_retry_waits
 
 REGION = "eu-west-3"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aiodynkv._transport.base import ServiceError
+from aiodynkv._transport import ServiceError
 from aiodynkv._transport.memory import MemoryTransport
 
 TABLE = "expressions"

@@ -8,7 +8,6 @@ from typing import Any
 
 import aiodynkv
 import aiodynkv._errors
-import aiodynkv._version
 import aiodynkv.testing
 
 
@@ -46,8 +45,6 @@ def test_testing_surface() -> None:
 
 def test_version_comes_from_the_installed_metadata() -> None:
     assert aiodynkv.__version__ == version("aiodynkv")
-    assert aiodynkv.__version__ is aiodynkv._version.__version__
-    assert aiodynkv._version.__all__ == ["__version__"]
 
 
 def test_every_public_error_is_a_kv_error_and_exported_from_the_errors_module() -> None:

@@ -14,7 +14,7 @@ from botocore.credentials import ReadOnlyCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiodynkv._transport._sigv4 import Credentials, Signer, canonical_host, canonical_path
+from aiodynkv._transport.lean import Credentials, Signer, canonical_host, canonical_path
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
 WHEN = dt.datetime(2024, 2, 29, 23, 59, 58)
