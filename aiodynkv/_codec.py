@@ -107,7 +107,8 @@ def encode_value(
     """
     if isinstance(value, str):
         text = str(value)
-        if len(text) * 4 <= min(threshold if threshold is not None else max_bytes, max_bytes):
+        bound = max_bytes if threshold is None or threshold > max_bytes else threshold
+        if len(text) * 4 <= bound:
             # Short text cannot exceed either bound even at 4 bytes per character.
             return {"S": text}, None
         try:

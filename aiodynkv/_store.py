@@ -837,7 +837,10 @@ class AsyncDynamoKV:
         at, token = now(), new_token()
         expires_ms = expiry_ms_of(seconds, at)
         sized = not self._core.pipeline.writes  # else the pipeline checks the size
-        values: dict[str, tuple[AttributeValue, str | None]] = {}
+        # The attribute values apart from their (rare) compression flags: a dict of str
+        # or bytes is not tracked by the garbage collector, a tuple holding one is.
+        values: dict[str, AttributeValue] = {}
+        flags: dict[str, str] = {}
         users: dict[str, Any] = {}
         encode, table = self._keys.encode, config.table
         room = item_room(config, token)
@@ -846,13 +849,18 @@ class AsyncDynamoKV:
         # themselves are made chunk by chunk as the chunks are sent (`_Puts`).
         for key, value in pairs:
             stored = encode(key, "set_many", table)
-            values[stored] = checked_value(
+            attr, flag = checked_value(
                 config, stored, value, expires_ms, token, "set_many", key,
                 check_size=sized, room=room,
             )  # fmt: skip
+            values[stored] = attr
+            if flag is not None:
+                flags[stored] = flag
+            elif flags:
+                flags.pop(stored, None)  # a key given again: its last value wins
             users[stored] = (key, value)
         if values:
-            puts = _Puts(config, values, expires_ms, token)
+            puts = _Puts(config, values, flags, expires_ms, token)
             # Values to seal (encrypt, offload) are sealed all at once, before sending.
             entries = puts if sized else dict(puts.items())
             expires_at = None if expires_ms is None else expires_ms / 1000.0
@@ -1344,25 +1352,33 @@ class _Puts(Mapping[str, dict[str, Any]]):
     are held as items.
     """
 
-    __slots__ = ("_config", "_expires_ms", "_token", "_values", "_versions")
+    __slots__ = ("_config", "_expires_ms", "_flags", "_token", "_values", "_versions")
 
     def __init__(
         self,
         config: KVConfig,
-        values: dict[str, tuple[AttributeValue, str | None]],
+        values: dict[str, AttributeValue],
+        flags: dict[str, str],
         expires_ms: int | None,
         token: str,
     ) -> None:
         self._config = config
         self._values = values
+        self._flags = flags
         self._expires_ms = expires_ms
         self._token = token
         self._versions = new_versions()
 
     def __getitem__(self, stored: str) -> dict[str, Any]:
-        attr, flag = self._values[stored]
+        flag = self._flags.get(stored) if self._flags else None
         item = assemble_item(
-            self._config, stored, attr, flag, self._expires_ms, next(self._versions), self._token
+            self._config,
+            stored,
+            self._values[stored],
+            flag,
+            self._expires_ms,
+            next(self._versions),
+            self._token,
         )
         return {"PutRequest": {"Item": item}}
 
