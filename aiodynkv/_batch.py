@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +46,7 @@ __all__ = [
     "MAX_GET_BATCH",
     "MAX_WRITE_BATCH",
     "Chunk",
+    "Chunks",
     "Outcome",
     "chunked",
     "drive",
@@ -67,6 +68,30 @@ def chunked(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+class Chunks:
+    """The chunks of a mapping's values in key order, each made when a worker takes it.
+
+    A batch of writes holds only the chunks in flight as request entries: the entries
+    of a lazy mapping (``set_many``'s) are made as their chunk is sent, which keeps the
+    memory a large batch touches, and the garbage collector's work, small.
+    """
+
+    __slots__ = ("_entries", "_keys", "_size")
+
+    def __init__(self, entries: Mapping[str, Any], size: int) -> None:
+        self._entries = entries
+        self._keys = list(entries)
+        self._size = size
+
+    def __len__(self) -> int:
+        return (len(self._keys) + self._size - 1) // self._size
+
+    def __iter__(self) -> Iterator[Chunk]:
+        entries, keys, size = self._entries, self._keys, self._size
+        for start in range(0, len(keys), size):
+            yield [entries[pk] for pk in keys[start : start + size]]
 
 
 def in_flight(config: KVConfig, wanted: int) -> int:
@@ -174,7 +199,7 @@ async def _drive_one(request: Chunk, send: Send, run: _Run) -> None:
 
 
 async def drive(
-    requests: Sequence[Chunk],
+    requests: Sequence[Chunk] | Chunks,
     send: Send,
     *,
     concurrency: int,
@@ -199,7 +224,7 @@ async def drive(
     """
     run = _Run(time.monotonic() + deadline_seconds, abort, retry_errors)
     if len(requests) == 1 and abort is None:
-        await _drive_one(requests[0], send, run)
+        await _drive_one(next(iter(requests)), send, run)
         return run.outcome
     # A fixed set of workers takes the chunks in order from one iterator: at most
     # `concurrency` tasks whatever the batch's size, and waiting on them stays cheap.
@@ -293,8 +318,12 @@ async def read_items(
     return found, outcome
 
 
-async def write_items(core: Core, op: Operation, entries: Sequence[dict[str, Any]]) -> Outcome:
-    """BatchWriteItem in chunks of 25; the outcome's entries are the stored keys left."""
+async def write_items(core: Core, op: Operation, entries: Mapping[str, dict[str, Any]]) -> Outcome:
+    """BatchWriteItem in chunks of 25; the outcome's entries are the stored keys left.
+
+    `entries` maps each stored key to its PutRequest or DeleteRequest; each entry is
+    taken when its chunk is first sent (`Chunks`).
+    """
     config = core.config
     pk_name = config.partition_key
 
@@ -304,7 +333,7 @@ async def write_items(core: Core, op: Operation, entries: Sequence[dict[str, Any
         return list(rest) if rest else None
 
     outcome = await drive(
-        list(chunked(list(entries), MAX_WRITE_BATCH)),
+        Chunks(entries, MAX_WRITE_BATCH),
         send,
         concurrency=in_flight(config, config.batch_concurrency),
         deadline_seconds=config.batch_deadline,

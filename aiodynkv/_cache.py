@@ -262,6 +262,11 @@ class PendingWrites:
         self._tickets = {} if cache is None else {pk: cache.begin_write(pk) for pk in stored}
         self._outcome: dict[str, tuple[Value | None, float | None]] = {}
 
+    @property
+    def kept(self) -> bool:
+        """True when there is a near cache to record outcomes in (else `done` does nothing)."""
+        return self._cache is not None
+
     def done(self, stored: str, value: object, expires_at: float | None = None) -> None:
         """The write to `stored` succeeded and left `value` (None: the key is now missing).
 

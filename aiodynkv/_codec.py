@@ -44,8 +44,10 @@ __all__ = [
     "TOKEN",
     "AttributeValue",
     "Item",
+    "assemble_item",
     "build_item",
     "check_item_size",
+    "checked_value",
     "decode_many",
     "decode_value",
     "encode_value",
@@ -105,7 +107,8 @@ def encode_value(
     """
     if isinstance(value, str):
         text = str(value)
-        if len(text) * 4 <= min(threshold if threshold is not None else max_bytes, max_bytes):
+        bound = max_bytes if threshold is None or threshold > max_bytes else threshold
+        if len(text) * 4 <= bound:
             # Short text cannot exceed either bound even at 4 bytes per character.
             return {"S": text}, None
         try:
@@ -398,6 +401,34 @@ def build_item(
         TypeError: The value is not str or bytes.
         ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
     """
+    attr, flag = checked_value(
+        config, stored, value, expires_ms, token, operation, key, check_size=check_size, room=room
+    )
+    return assemble_item(config, stored, attr, flag, expires_ms, version, token)
+
+
+def checked_value(
+    config: KVConfig,
+    stored: str,
+    value: object,
+    expires_ms: int | None,
+    token: str,
+    operation: str,
+    key: str,
+    *,
+    check_size: bool = True,
+    room: int | None = None,
+) -> tuple[AttributeValue, str | None]:
+    """The value's attribute and compression flag, checked as `build_item` checks them.
+
+    Everything that can refuse a write happens here; `assemble_item` then makes the
+    item from the result, so a batch can check every value before sending anything
+    and make each chunk's items only when the chunk is sent.
+
+    Raises:
+        TypeError: The value is not str or bytes.
+        ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
+    """
     try:
         attr, flag = encode_value(
             value, config.compress_threshold, config.max_value_bytes, operation
@@ -405,6 +436,28 @@ def build_item(
     except KVValidationError as exc:
         exc.table, exc.key = config.table, key
         raise
+    if not check_size or _surely_fits(
+        stored, attr, item_room(config, token) if room is None else room
+    ):
+        return attr, flag
+    # Sized with the largest version a write can leave (19 digits), so that the
+    # server's later bumps never push an accepted item over the limit.
+    largest = assemble_item(config, stored, attr, flag, expires_ms, 0, token)
+    largest[config.version_attribute] = _LARGEST_VERSION
+    check_item_size(largest, operation, config.table, key)
+    return attr, flag
+
+
+def assemble_item(
+    config: KVConfig,
+    stored: str,
+    attr: AttributeValue,
+    flag: str | None,
+    expires_ms: int | None,
+    version: int,
+    token: str,
+) -> Item:
+    """The item of a value that `checked_value` accepted (nothing here can fail)."""
     item: Item = {
         config.partition_key: {"S": stored},
         config.value_attribute: attr,
@@ -417,15 +470,6 @@ def build_item(
         item[EXPIRY_MS] = {"N": millis}
     if flag is not None:
         item[COMPRESSION_FLAG] = {"S": flag}
-    if not check_size or _surely_fits(
-        stored, attr, item_room(config, token) if room is None else room
-    ):
-        return item
-    # Sized with the largest version a write can leave (19 digits), so that the
-    # server's later bumps never push an accepted item over the limit.
-    check_item_size(
-        {**item, config.version_attribute: _LARGEST_VERSION}, operation, config.table, key
-    )
     return item
 
 

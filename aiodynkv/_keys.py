@@ -123,7 +123,8 @@ class KeyCodec:
                 f"{operation}: key must not be empty", operation=operation, table=table
             )
         try:
-            size = len(key.encode()) + self._prefix_bytes
+            # An ASCII key is as long in UTF-8 as in characters (and holds no surrogate).
+            size = (len(key) if key.isascii() else len(key.encode())) + self._prefix_bytes
         except UnicodeEncodeError:
             raise InvalidKeyError(
                 f"{operation}: key is not valid UTF-8 text (lone surrogate)",

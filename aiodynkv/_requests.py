@@ -155,8 +155,9 @@ def batch_get(
     config: KVConfig, stored: Sequence[str], *, consistent: bool, projection: Sequence[str] = ()
 ) -> dict[str, Any]:
     """BatchGetItem of up to 100 stored keys (only the `projection` names, if given)."""
+    pk_name = config.partition_key
     wanted: dict[str, Any] = {
-        "Keys": [_key(config, pk) for pk in stored],
+        "Keys": [{pk_name: {"S": pk}} for pk in stored],
         "ConsistentRead": consistent,
     }
     if projection:

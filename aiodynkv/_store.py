@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -38,8 +38,11 @@ from aiodynkv._batch import (
 from aiodynkv._cache import fill_many, read_many_through, read_through, writing
 from aiodynkv._codec import (
     COMPRESSION_FLAG,
+    AttributeValue,
     Item,
+    assemble_item,
     build_item,
+    checked_value,
     decode_many,
     decode_value,
     expiry_ms_of,
@@ -833,27 +836,39 @@ class AsyncDynamoKV:
         at, token = now(), new_token()
         expires_ms = expiry_ms_of(seconds, at)
         sized = not self._core.pipeline.writes  # else the pipeline checks the size
-        entries: dict[str, dict[str, Any]] = {}
+        # The attribute values apart from their (rare) compression flags: a dict of str
+        # or bytes is not tracked by the garbage collector, a tuple holding one is.
+        values: dict[str, AttributeValue] = {}
+        flags: dict[str, str] = {}
         users: dict[str, Any] = {}
-        encode, table, versions = self._keys.encode, config.table, new_versions()
+        encode, table = self._keys.encode, config.table
         room = item_room(config, token)
         pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
+        # Every key and value is checked here, before anything is sent; the items
+        # themselves are made chunk by chunk as the chunks are sent (`_Puts`).
         for key, value in pairs:
             stored = encode(key, "set_many", table)
-            item = build_item(
-                config, stored, value, expires_ms, next(versions), token, "set_many", key,
+            attr, flag = checked_value(
+                config, stored, value, expires_ms, token, "set_many", key,
                 check_size=sized, room=room,
             )  # fmt: skip
-            entries[stored] = {"PutRequest": {"Item": item}}
+            values[stored] = attr
+            if flag is not None:
+                flags[stored] = flag
+            elif flags:
+                flags.pop(stored, None)  # a key given again: its last value wins
             users[stored] = (key, value)
-        if entries:
+        if values:
+            puts = _Puts(config, values, flags, expires_ms, token)
+            # Values to seal (encrypt, offload) are sealed all at once, before sending.
+            entries = puts if sized else dict(puts.items())
             expires_at = None if expires_ms is None else expires_ms / 1000.0
             await self._write_many("set_many", entries, users, expires_at)
 
     async def _write_many(
         self,
         operation: str,
-        entries: dict[str, dict[str, Any]],
+        entries: Mapping[str, dict[str, Any]],
         users: dict[str, Any],
         expires_at: float | None = None,
     ) -> None:
@@ -866,7 +881,7 @@ class AsyncDynamoKV:
             old_items = functools.partial(read_old_items, core)
             hooks = BatchWrites(core.pipeline, cache, operation, users, expires_at, old_items)
             await hooks.before(op, entries)
-            outcome = await write_items(core, op, list(entries.values()))
+            outcome = await write_items(core, op, entries)
             await hooks.after(entries, outcome.unprocessed, outcome.in_doubt)
             if not outcome.complete:
                 done = {pk: value for pk, (_, value) in users.items()}
@@ -1326,3 +1341,48 @@ class AsyncDynamoKV:
             key,
             reason=what,
         )
+
+
+class _Puts(Mapping[str, dict[str, Any]]):
+    """The PutRequests of `set_many`: each item made, with a fresh version, when read.
+
+    The values were checked (`checked_value`) before; `aiodynkv._batch.write_items`
+    reads each entry once, as its chunk is first sent, so only the chunks in flight
+    are held as items.
+    """
+
+    __slots__ = ("_config", "_expires_ms", "_flags", "_token", "_values", "_versions")
+
+    def __init__(
+        self,
+        config: KVConfig,
+        values: dict[str, AttributeValue],
+        flags: dict[str, str],
+        expires_ms: int | None,
+        token: str,
+    ) -> None:
+        self._config = config
+        self._values = values
+        self._flags = flags
+        self._expires_ms = expires_ms
+        self._token = token
+        self._versions = new_versions()
+
+    def __getitem__(self, stored: str) -> dict[str, Any]:
+        flag = self._flags.get(stored) if self._flags else None
+        item = assemble_item(
+            self._config,
+            stored,
+            self._values[stored],
+            flag,
+            self._expires_ms,
+            next(self._versions),
+            self._token,
+        )
+        return {"PutRequest": {"Item": item}}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)

@@ -488,6 +488,8 @@ class BatchWrites:
     ) -> None:
         """Cache what was written; delete objects nothing points at any more."""
         pipeline = self._pipeline
+        if pipeline.bucket is None and not self._cache.kept:
+            return  # no objects to delete, no cache to fill
         not_written = set(unprocessed)
         left = not_written | set(doubtful)
         if pipeline.bucket is None:  # no objects: nothing read before, nothing to delete

@@ -1241,6 +1241,8 @@ METHOD = """
 - `benchmarks/run.py` runs them all, profiles every missed target, and writes this file
   and the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
 - `benchmarks/profile_get.py`: a standalone profile of one `get` per contender.
+- `benchmarks/profile_batch.py`: `get_many`/`set_many` of aiodynkv and aiodynamo paired in
+  one process, with the time per key of each phase and the floor that the stub sets.
 - The harness, the stub (and dynalite) run on one 2-core machine: the client process and
   the server each get about one core.
 """
@@ -1389,6 +1391,18 @@ def feature_sections(quick: bool, dyn: str | None) -> list[str]:
             "profiler; the garbage collector's time measured apart (cProfile charges it to "
             "whatever function was allocating). The SDK is configured as in the tracing "
             "figures above.",
+        ),
+        (
+            "## Where a batch spends its time: `get_many` and `set_many` per key, by phase",
+            "benchmarks/profile_batch.py",
+            "aiodynkv and aiodynamo in one process on the stub (answering at once): paired "
+            "rounds of `get_many` of 1,000 keys and of `set_many` of 10,000 items, the order "
+            "alternating, timed without the profiler (wall time, client CPU, and the stub's own "
+            "CPU per key); then each side under cProfile (CPU clock), its self time less the "
+            "profiler's own cost per call grouped by phase (a C builtin's time goes to its "
+            "caller's phase) and scaled to the client CPU per key measured without it. Below "
+            "each table: what aiodynkv does per key that aiodynamo does not, and the floor "
+            "that the stub's CPU per key sets on the ratio of keys/s (target: 1.5x).",
         ),
         (
             "## Near cache: a Zipf read workload",

@@ -48,7 +48,12 @@ def _encode_blob(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), default=_encode_blob).encode
+# Requests are trees of fresh dicts and lists made by aiodynkv (values are str, bytes
+# or numbers' text), never cyclic: the encoder's per-container cycle bookkeeping, a
+# quarter of its time on a batch body, is left out.
+dumps: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), default=_encode_blob, check_circular=False
+).encode
 _loads = json.loads
 _b64decode = base64.b64decode
 

@@ -410,6 +410,18 @@ async def test_set_many_accepts_pairs_with_last_write_winning(store: KVStore) ->
     assert await store.get_many(["a", "b"]) == {"a": "3", "b": b"2"}
 
 
+async def test_set_many_key_given_twice_keeps_its_last_value_compressed_or_not(
+    store: KVStore,
+) -> None:
+    big = "z" * 40_000  # compressed (over compress_threshold); the others are not
+    pairs = [("a", big), ("b", "short"), ("a", "plain"), ("b", big), ("c", big)]
+    await store.set_many(pairs + [(f"k{i}", big if i % 2 else "v") for i in range(60)])
+    got = await store.get_many(["a", "b", "c", *(f"k{i}" for i in range(60))])
+    assert got == {"a": "plain", "b": big, "c": big} | {
+        f"k{i}": big if i % 2 else "v" for i in range(60)
+    }
+
+
 async def test_set_many_with_ttl_expires_every_item(store: KVStore, clock: Clock) -> None:
     await store.set_many({"a": "1", "b": "2"}, ttl=1)
     assert len(await store.get_many(["a", "b"])) == 2

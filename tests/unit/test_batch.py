@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from aiodynkv import KVConnectionError, KVError, KVTimeoutError, ServerError, ThrottledError
-from aiodynkv._batch import chunked, drive
+from aiodynkv._batch import Chunks, chunked, drive
 from aiodynkv._retry import BACKOFF_CAP, backoff
 from aiodynkv._transport import WireError
 
@@ -13,6 +13,37 @@ from aiodynkv._transport import WireError
 def test_chunked() -> None:
     assert list(chunked([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
     assert list(chunked([], 25)) == []
+
+
+class _Counted(dict[str, int]):
+    """A mapping that records which entries were read."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__((f"k{i}", i) for i in range(n))
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> int:
+        self.read.append(key)
+        return super().__getitem__(key)
+
+
+async def test_chunks_of_a_mapping_are_made_only_as_workers_take_them() -> None:
+    entries = _Counted(10)
+    chunks = Chunks(entries, 3)
+    assert len(chunks) == 4 and entries.read == []
+    made_before_send: list[int] = []
+
+    async def send(request: list[int]) -> None:
+        assert request
+        made_before_send.append(len(entries.read))
+        await asyncio.sleep(0)
+
+    outcome = await drive(chunks, send, concurrency=2, deadline_seconds=5)
+    assert outcome.complete
+    # Each entry read once, in order; the first send saw only the chunks in flight made.
+    assert entries.read == [f"k{i}" for i in range(10)]
+    assert made_before_send[0] <= 2 * 3
+    assert [list(c) for c in Chunks({"a": 1}, 25)] == [[1]] and len(Chunks({}, 25)) == 0
 
 
 def test_backoff_is_capped_full_jitter() -> None:
