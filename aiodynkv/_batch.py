@@ -115,12 +115,14 @@ class Outcome:
         in_doubt: Write entries that may or may not have been applied.
         error: The last error seen (the cause to chain), if any.
         fatal: The non-transient error that stopped the batch, if any.
+        expired: Entries were still being retried when the deadline came.
     """
 
     unprocessed: list[Any] = field(default_factory=list)
     in_doubt: list[Any] = field(default_factory=list)
     error: KVError | None = None
     fatal: KVError | None = None
+    expired: bool = False
 
     @property
     def complete(self) -> bool:
@@ -187,6 +189,7 @@ async def _drive_one(request: Chunk, send: Send, run: _Run) -> None:
             request = rest
             remaining = run.deadline - time.monotonic()
             if remaining <= 0:
+                run.outcome.expired = True
                 run.leave(request, doubt, error)
                 return
             await _retry.sleep(min(_retry.backoff(attempt), remaining))

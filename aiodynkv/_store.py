@@ -803,9 +803,14 @@ class AsyncDynamoKV:
         config = self._core.config
         if not outcome.complete:
             missing = [wanted[pk] for pk in outcome.unprocessed]
+            if outcome.expired:
+                why = f"still unprocessed after {config.batch_deadline} s (batch_deadline)"
+            elif outcome.error is not None:
+                why = f"not read: {type(outcome.error).__name__} (the cause)"
+            else:
+                why = "not read: the store was closed"
             raise BatchIncompleteError(
-                f"get_many: {len(missing)} of {len(wanted)} keys still unprocessed after "
-                f"{config.batch_deadline} s (batch_deadline)",
+                f"get_many: {len(missing)} of {len(wanted)} keys {why}",
                 unprocessed=missing,
                 done=found,
                 operation="get_many",
@@ -960,6 +965,7 @@ class AsyncDynamoKV:
             outcome.unprocessed += part.unprocessed
             outcome.in_doubt += part.in_doubt
             outcome.error = part.error or outcome.error
+            outcome.expired = outcome.expired or part.expired
             outcome.fatal = part.fatal or outcome.fatal
         return outcome
 

@@ -286,6 +286,7 @@ async def test_keys_unprocessed_at_the_deadline_are_named_exactly(kv: AsyncDynam
         with pytest.raises(BatchIncompleteError) as read:
             await store.get_many([f"k{i}" for i in range(150)])
         assert read.value.unprocessed == {"k7", "k120"}
+        assert "after 0.3 s (batch_deadline)" in str(read.value)
         assert len(read.value.done) == 148 and "k7" not in read.value.done
         with pytest.raises(BatchIncompleteError) as write:
             await store.set_many({"k7": "new", "fresh": "x"})
@@ -313,6 +314,9 @@ async def test_batches_to_a_dead_server_fail_fast_naming_every_key() -> None:
         with pytest.raises(BatchIncompleteError) as read:
             await asyncio.wait_for(kv.get_many([f"k{i}" for i in range(150)]), timeout=15)
         assert len(read.value.unprocessed) == 150
+        # It failed fast: the message names the error, not a deadline that never came.
+        assert "batch_deadline" not in str(read.value)
+        assert "KVConnectionError" in str(read.value)
 
 
 AwsConfig = Callable[[str], None]
