@@ -317,7 +317,7 @@ async def test_a_flush_that_never_answers_gives_up_within_the_call_budget(
         elapsed = loop.time() - started
     assert all(isinstance(r, KVTimeoutError) for r in results)
     assert [r.key for r in results if isinstance(r, KVTimeoutError)] == ["a", "b"]
-    assert elapsed < 0.5 + 1.0 + 1.0  # budget + slack + scheduling, never forever
+    assert elapsed < 0.5 + 5.0  # budget + a loaded machine's slack; forever is 10 s
 
 
 async def test_a_flush_that_breaks_fails_every_caller_instead_of_hanging(

@@ -76,9 +76,9 @@ async def test_a_waiter_gets_the_lock_when_it_is_released(store: KVStore) -> Non
 
     started = time.monotonic()
     task = asyncio.create_task(release_soon())
-    async with store.lock("job", lease=5, wait=5, poll=0.05) as held:
+    async with store.lock("job", lease=5, wait=10, poll=0.05) as held:
         assert held.token == (holder.token or 0) + 1
-        assert 0.25 <= time.monotonic() - started < 2.0
+        assert 0.25 <= time.monotonic() - started < 5.0  # soon after, not at the wait's end
     await task
 
 
@@ -88,8 +88,8 @@ async def test_wait_runs_out_with_lock_not_acquired(store: KVStore) -> None:
         with pytest.raises(LockNotAcquiredError) as info:
             await store.lock("job", poll=0.05).acquire(wait=0.4)
         elapsed = time.monotonic() - started
-    assert 0.4 <= elapsed < 1.5
-    assert 0.4 <= info.value.waited < 1.5
+    assert 0.4 <= elapsed < 3.0  # a last poll may be slow on a loaded machine
+    assert 0.4 <= info.value.waited < 3.0
 
 
 async def test_renewal_keeps_the_lease_past_its_length(store: KVStore) -> None:
@@ -107,10 +107,10 @@ async def test_a_crashed_holder_is_taken_over_after_its_lease(store: KVStore) ->
     old = await holder.acquire()
     crash(holder)
     started = time.monotonic()
-    async with store.lock("job", lease=5, wait=5, poll=0.1) as taker:
+    async with store.lock("job", lease=5, wait=10, poll=0.1) as taker:
         waited = time.monotonic() - started
         assert taker.token is not None and taker.token > old
-    assert 0.8 <= waited < 3.0
+    assert 0.8 <= waited < 5.0  # soon after the lease, not at the wait's end
     assert holder.lost and not holder.held
     with pytest.raises(LeaseLostError):
         holder.check()
@@ -410,8 +410,16 @@ async def test_lock_spans_name_the_operations(moto_endpoint: str) -> None:
     async with AsyncDynamoKV(
         table=name, endpoint=moto_endpoint, create_table=True, tracer_provider=provider
     ) as kv:
-        async with kv.lock("job", lease=0.3, wait=0):
-            await asyncio.sleep(0.25)
+        # A lease long enough that a slow server cannot make it lapse; held until the
+        # first renewal's span has ended.
+        async with kv.lock("job", lease=3.0, wait=0):
+            for _ in range(200):
+                if any(
+                    (s.attributes or {}).get("aiodynkv.operation") == "lock_renew"
+                    for s in exporter.get_finished_spans()
+                ):
+                    break
+                await asyncio.sleep(0.05)
         await kv.client.delete_table(TableName=name)
     operations = [
         span.attributes.get("aiodynkv.operation")
@@ -642,11 +650,21 @@ async def test_when_renewals_fail_the_lease_is_lost_when_the_confirmed_one_ends(
     await lock.extend(lease=0.6)  # the last lease the server confirms
     after = time.monotonic()
     outage = cut_off(lock)
-    while not lock.lost and time.monotonic() < before + 5:  # noqa: ASYNC110 (a property)
+    # `lost` is read off the clock: every reading made wholly before the confirmed lease
+    # ended says held, every one begun after it says lost (however late a loaded loop
+    # lets this loop run).
+    readings: list[tuple[float, bool, float]] = []
+    while time.monotonic() < before + 5:
+        start = time.monotonic()
+        lost = lock.lost
+        readings.append((start, lost, time.monotonic()))
+        if lost:
+            break
         await asyncio.sleep(0.01)
-    lost_at = time.monotonic()
+    assert readings[-1][1], "the lease was never lost"
     assert outage.failed >= 1  # renewals were tried, and failed
-    assert before + 0.6 <= lost_at <= after + 0.6 + 0.2
+    assert all(not lost for _, lost, end in readings if end < before + 0.6)
+    assert all(lost for start, lost, _ in readings if start > after + 0.6)
     assert not lock.held
     with pytest.raises(LeaseLostError):
         lock.check()

@@ -1306,7 +1306,7 @@ async def test_a_users_client_timeouts_are_the_lean_transports(server: FakeDynam
             with pytest.raises(KVTimeoutError):
                 await kv.get("k")
             elapsed = asyncio.get_running_loop().time() - started
-    assert elapsed < 2.0  # the client's 0.3 s, not KVConfig's 30 s
+    assert elapsed < 10.0  # the client's 0.3 s (and a loaded machine's slack), not 30 s
     assert len(server.received) == 1
 
 
