@@ -266,7 +266,7 @@ async def make(server: FakeDynamo) -> AsyncIterator[TransportFactory]:
             "endpoint_url": server.url,
             "region": REGION,
             "credentials": StaticCredentials(),
-            "connect_timeout": 1.0,
+            "connect_timeout": 5.0,  # a loaded loop is slow; no test here times a connect out
             "read_timeout": 2.0,
             "max_attempts": 3,
             "retry_mode": "standard",
@@ -653,7 +653,7 @@ async def test_slow_reply_within_the_read_timeout_succeeds(
     server: FakeDynamo, make: TransportFactory
 ) -> None:
     server.default = reply({"Item": {}}, delay=0.2)
-    response = await make(read_timeout=1.0).send("GetItem", GET)
+    response = await make(read_timeout=5.0).send("GetItem", GET)
     assert response["ResponseMetadata"]["RetryAttempts"] == 0
 
 
@@ -814,8 +814,8 @@ async def test_from_client_uses_the_clients_endpoint_region_and_credentials(
     async with session.client("dynamodb", endpoint_url=server.url) as client:
         transport = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=2,
             retry_mode="standard",
             max_pool_connections=4,
@@ -846,8 +846,8 @@ async def test_from_client_takes_botocores_resolved_endpoint(config: Config, end
     async with session.client("dynamodb", config=config) as client:
         transport = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=3,
             retry_mode="legacy",
             max_pool_connections=4,
@@ -1002,8 +1002,8 @@ async def test_proxy_credentials_from_the_environment_are_sent_and_masked(
         async with session.client("dynamodb") as client:
             transport = LeanTransport.from_client(
                 client,
-                connect_timeout=1,
-                read_timeout=1,
+                connect_timeout=5,
+                read_timeout=5,
                 max_attempts=1,
                 retry_mode="standard",
                 max_pool_connections=4,
@@ -1131,8 +1131,8 @@ async def _hosts_each_transport_connects_to(
     async with session.client("dynamodb", config=config) as client:
         ours = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=1,
             retry_mode="standard",
             max_pool_connections=2,
@@ -1220,8 +1220,8 @@ async def test_a_required_account_endpoint_that_cannot_be_had_is_a_config_error_
         async with session.client("dynamodb", config=config) as client:
             transport = LeanTransport.from_client(
                 client,
-                connect_timeout=1,
-                read_timeout=1,
+                connect_timeout=5,
+                read_timeout=5,
                 max_attempts=1,
                 retry_mode="standard",
                 max_pool_connections=2,
@@ -1298,7 +1298,7 @@ async def test_a_users_client_timeouts_are_the_lean_transports(server: FakeDynam
     session = aioboto3.Session(
         aws_access_key_id=KEYS.access_key, aws_secret_access_key=KEYS.secret_key, region_name=REGION
     )
-    config = Config(read_timeout=0.3, connect_timeout=0.5, retries={"total_max_attempts": 1})
+    config = Config(read_timeout=0.3, connect_timeout=5.0, retries={"total_max_attempts": 1})
     async with session.client("dynamodb", endpoint_url=server.url, config=config) as client:
         kv_config = KVConfig(table="ttt", endpoint=server.url, read_timeout=30.0)
         async with AsyncDynamoKV(kv_config, client=client) as kv:
@@ -1392,8 +1392,8 @@ async def test_a_clients_refreshing_credentials_keep_refreshing_on_the_lean_tran
     ) as client:
         transport = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=1,
             retry_mode="standard",
             max_pool_connections=2,
@@ -1424,8 +1424,8 @@ async def test_the_endpoint_probe_leaves_other_calls_on_a_shared_client_alone(
     async with session.client("dynamodb", endpoint_url=server.url) as client:
         transport = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=1,
             retry_mode="standard",
             max_pool_connections=2,
@@ -1457,8 +1457,8 @@ async def test_a_client_without_credentials_is_refused_before_sending(
     ) as client:
         transport = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=1,
             retry_mode="standard",
             max_pool_connections=2,
@@ -1521,8 +1521,8 @@ async def test_the_endpoint_probe_makes_no_botocore_span(server: FakeDynamo) -> 
         async with session.client("dynamodb", endpoint_url=server.url) as client:
             transport = LeanTransport.from_client(
                 client,
-                connect_timeout=1,
-                read_timeout=1,
+                connect_timeout=5,
+                read_timeout=5,
                 max_attempts=1,
                 retry_mode="standard",
                 max_pool_connections=2,
@@ -1550,8 +1550,8 @@ async def test_the_ca_bundle_is_the_one_botocore_takes_without_verify(
     async with session.client("dynamodb") as client:
         transport = LeanTransport.from_client(
             client,
-            connect_timeout=1,
-            read_timeout=1,
+            connect_timeout=5,
+            read_timeout=5,
             max_attempts=1,
             retry_mode="standard",
             max_pool_connections=2,
