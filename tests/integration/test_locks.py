@@ -151,7 +151,7 @@ async def test_lost_even_if_nobody_took_over_once_the_lease_ran_out(store: KVSto
 
 
 async def test_explicit_extend_and_release(store: KVStore) -> None:
-    lock = store.lock("job", lease=0.5, wait=0)
+    lock = store.lock("job", lease=1.0, wait=0)  # a slow acquire does not lose it
     with pytest.raises(KVError, match="does not hold"):
         await lock.release()
     with pytest.raises(LeaseLostError):
@@ -162,7 +162,7 @@ async def test_explicit_extend_and_release(store: KVStore) -> None:
     await lock.extend(lease=3.0)
     assert lock.lease == 3.0
     crash(lock)
-    await asyncio.sleep(0.7)  # past the old lease, within the new one
+    await asyncio.sleep(1.2)  # past the old lease, within the new one
     assert lock.held
     with pytest.raises(LockNotAcquiredError):
         await store.lock("job", poll=0.05).acquire(wait=0.8)
@@ -487,12 +487,15 @@ async def _steal(store: Any, name: str) -> None:
 
 
 async def test_a_renewal_that_finds_another_owner_loses_at_once(store: KVStore) -> None:
-    lock = store.lock("job", lease=0.6, wait=0)
+    lock = store.lock("job", lease=3.0, wait=0)  # renewed every second
+    started = time.monotonic()
 
     async def body() -> None:
         async with lock:
             await _steal(store, "job")
-            await asyncio.sleep(0.4)  # one renewal, well within the lease
+            # Lost by a renewal, well within the lease: it cannot have lapsed yet.
+            while not lock.lost and time.monotonic() < started + 2.9:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
             assert lock.lost
             with pytest.raises(LeaseLostError):
                 await lock.extend()
