@@ -676,12 +676,14 @@ async def test_when_renewals_fail_the_lease_is_lost_when_the_confirmed_one_ends(
 
 
 async def test_after_shortening_renewals_follow_the_new_lease(store: KVStore) -> None:
-    lock = store.lock("job", lease=5, wait=0)
+    lock = store.lock("job", lease=6, wait=0)
     await lock.acquire()
-    await lock.extend(lease=0.9)  # the old period (5 / 3 s) would let it lapse
-    assert lock.renew_every == pytest.approx(0.3)
+    # The old period (6 / 3 s) would let it lapse; the new one gives each renewal try a
+    # sixth of a second, which a slow server on a loaded machine still answers within.
+    await lock.extend(lease=1.5)
+    assert lock.renew_every == pytest.approx(0.5)
     with pytest.raises(LockNotAcquiredError):  # a waiter sees it renewed throughout
-        await store.lock("job", poll=0.05).acquire(wait=2.0)
+        await store.lock("job", poll=0.05).acquire(wait=3.0)
     assert lock.held and not lock.lost
     await lock.extend(lease=2.0)  # and lengthening it works as before
     assert lock.held
