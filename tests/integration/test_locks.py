@@ -93,11 +93,13 @@ async def test_wait_runs_out_with_lock_not_acquired(store: KVStore) -> None:
 
 
 async def test_renewal_keeps_the_lease_past_its_length(store: KVStore) -> None:
-    async with store.lock("job", lease=0.6, wait=0) as held:
-        assert held.renew_every == pytest.approx(0.2)
+    # Renewal tries get a third of the period each: 1/6 s, which a slow server on a loaded
+    # machine still answers within.
+    async with store.lock("job", lease=1.5, wait=0) as held:
+        assert held.renew_every == pytest.approx(0.5)
         # A waiter watching for more than two leases never sees the version stand still.
         with pytest.raises(LockNotAcquiredError):
-            await store.lock("job", lease=0.6, poll=0.05).acquire(wait=1.5)
+            await store.lock("job", lease=1.5, poll=0.05).acquire(wait=3.5)
         assert held.held and not held.lost
         held.check()
 
@@ -349,10 +351,11 @@ async def test_leases_renew_through_throttling_and_5xx(
 ) -> None:
     events = Events()
     async with through(dynalite_table, proxy, transport=transport, logger=events) as kv:
-        async with kv.lock("job", lease=2.0, wait=10, poll=0.05) as held:
+        # Renewal tries of a third of a second each: long enough for a loaded machine.
+        async with kv.lock("job", lease=3.0, wait=10, poll=0.05) as held:
             proxy.fault_rate = 0.3
             with pytest.raises(LockNotAcquiredError):  # a waiter sees it renewed throughout
-                await dynalite_table.lock("job", poll=0.1).acquire(wait=4.0)
+                await dynalite_table.lock("job", poll=0.1).acquire(wait=5.0)
             assert held.held and not held.lost
         proxy.fault_rate = 0.0
     assert proxy.stats.injected > 0
