@@ -277,7 +277,8 @@ async def test_eight_processes_count_exactly_under_the_lease(
 
 @pytest.fixture
 def held_by_a_process(dynalite_table: AsyncDynamoKV, dynalite_endpoint: str) -> Iterator[Any]:
-    proc = worker("hold", dynalite_endpoint, dynalite_table.config.table, "1.5")
+    # Renewal tries of a third of a second each: long enough for a loaded machine.
+    proc = worker("hold", dynalite_endpoint, dynalite_table.config.table, "3")
     try:
         yield proc
     finally:
@@ -295,14 +296,14 @@ async def test_a_killed_holder_is_taken_over_after_its_lease_with_a_higher_token
     line = await asyncio.to_thread(held_by_a_process.stdout.readline)
     old = json.loads(line)["token"]
     with pytest.raises(LockNotAcquiredError):  # alive and renewing
-        await dynalite_table.lock("job", poll=0.1).acquire(wait=2.0)
+        await dynalite_table.lock("job", poll=0.1).acquire(wait=4.0)
     held_by_a_process.send_signal(signal.SIGKILL)
     await asyncio.to_thread(held_by_a_process.wait, 10)
     started = time.monotonic()
-    async with dynalite_table.lock("job", lease=5, wait=10, poll=0.1) as held:
+    async with dynalite_table.lock("job", lease=5, wait=15, poll=0.1) as held:
         waited = time.monotonic() - started
         assert held.token is not None and held.token > old
-    assert 1.5 <= waited < 5.0
+    assert 3.0 <= waited < 10.0  # after the lease, and well before the wait's end
 
 
 # -- faults between the holder and the server -----------------------------------------
