@@ -68,6 +68,9 @@ class FaultProxy:
         self.record = False
         self.bodies: list[tuple[str, bytes]] = []
         self.stats = Stats()
+        #: Requests read and not yet answered (or given up on): 0 once every handler
+        #: waits for its next request or has ended.
+        self.busy = 0
         self._random = random.Random(seed)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -111,26 +114,12 @@ class FaultProxy:
                 if request is None:
                     return
                 self.stats.requests += 1
-                action = _target(request)
-                self.by_action[action] = self.by_action.get(action, 0) + 1
-                if self.record:
-                    self.bodies.append((action, request.split(b"\r\n\r\n", 1)[1]))
-                event = self._scripted(action)
-                if event in _FAULTS:
-                    self.stats.injected += 1
-                    self.stats.by_kind[event] = self.stats.by_kind.get(event, 0) + 1
-                    response = _fault_response(event)
-                else:
-                    response = await self._answer(request, scripted=event is not None)
-                if event == "lose" or (event is None and self._lose(request)):
-                    if event == "lose":
-                        self.lost_replies += 1
-                    writer.transport.abort()  # applied upstream; the client never hears
-                    return
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                writer.write(response)
-                await writer.drain()
+                self.busy += 1
+                try:
+                    if not await self._handle(request, writer):
+                        return
+                finally:
+                    self.busy -= 1
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
@@ -141,6 +130,30 @@ class FaultProxy:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _handle(self, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection is to end."""
+        action = _target(request)
+        self.by_action[action] = self.by_action.get(action, 0) + 1
+        if self.record:
+            self.bodies.append((action, request.split(b"\r\n\r\n", 1)[1]))
+        event = self._scripted(action)
+        if event in _FAULTS:
+            self.stats.injected += 1
+            self.stats.by_kind[event] = self.stats.by_kind.get(event, 0) + 1
+            response = _fault_response(event)
+        else:
+            response = await self._answer(request, scripted=event is not None)
+        if event == "lose" or (event is None and self._lose(request)):
+            if event == "lose":
+                self.lost_replies += 1
+            writer.transport.abort()  # applied upstream; the client never hears
+            return False
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        writer.write(response)
+        await writer.drain()
+        return True
 
     def _scripted(self, action: str) -> str | None:
         """The next scripted event of `action`, if any (consumed)."""

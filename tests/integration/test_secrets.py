@@ -387,12 +387,18 @@ async def test_no_secret_when_a_value_is_under_another_key(
     transport: Transport, watch: Watch, moto_endpoint: str
 ) -> None:
     table = f"secrets-{uuid.uuid4().hex[:10]}"
-    keys = {"encryption_keys": {"k1": KEY_1}, "encryption_key_id": "k1"}
+    # A real server, where no call should time out: moto on a loaded machine is slow.
+    keys: dict[str, Any] = {
+        "encryption_keys": {"k1": KEY_1},
+        "encryption_key_id": "k1",
+        "connect_timeout": 5.0,
+        "read_timeout": 5.0,
+    }
     async with store(moto_endpoint, transport, watch, table=table, create_table=True, **keys) as kv:
         await kv.set("session:1", "value")
         await kv.set("session:2", "value")
-    wrong_key = {"encryption_keys": {"k1": KEY_2}, "encryption_key_id": "k1"}
-    unknown_id = {"encryption_keys": {"k2": KEY_2}, "encryption_key_id": "k2"}
+    wrong_key = {**keys, "encryption_keys": {"k1": KEY_2}}
+    unknown_id = {**keys, "encryption_keys": {"k2": KEY_2}, "encryption_key_id": "k2"}
     for settings in (wrong_key, unknown_id):
         async with store(moto_endpoint, transport, watch, table=table, **settings) as kv:
             await watch.call(kv.get("session:1"))

@@ -366,7 +366,9 @@ def _fast_and_isolated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.asynccontextmanager
 async def real_transport(endpoint: str, **fields: Any) -> AsyncIterator[BotocoreTransport]:
-    settings: dict[str, Any] = {"max_attempts": 3, "read_timeout": 0.3, "connect_timeout": 1.0}
+    # Timeouts no loaded loop runs out on the way to the in-process server; a "stall"
+    # still times out (its server sleeps 30 s).
+    settings: dict[str, Any] = {"max_attempts": 3, "read_timeout": 2.0, "connect_timeout": 5.0}
     settings.update(fields)
     config = KVConfig(table="kvt", endpoint=endpoint, **settings)
     async with new_client(config) as client:

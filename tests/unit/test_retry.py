@@ -25,7 +25,7 @@ async def test_waits_off_makes_a_retry_wait_zero_and_records_it() -> None:
     with set_retry_waits(False) as skipped:
         await sleep(30.0)
         await sleep(0.5)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # not the 30.5 s asked for
     assert skipped == [30.0, 0.5]
 
 
@@ -118,4 +118,4 @@ async def test_old_item_reads_give_up_at_the_bound_of_a_single_call() -> None:
     started = time.monotonic()
     found = await read_old_items(core, None, ["a"])  # type: ignore[arg-type]
     assert found == {} and len(asked) >= 2  # retried, then left out: cleanup is best effort
-    assert time.monotonic() - started < 1.5  # max_attempts x read_timeout, not batch_deadline
+    assert time.monotonic() - started < 10.0  # ~max_attempts x read_timeout, not 30 s
