@@ -1,16 +1,26 @@
 """Where a traced and an untraced `get`/`set` spend their client CPU, by component.
 
     python benchmarks/profile_tracing.py [--quick] [--ops 3000] [--top 15] [--botocore]
+                                         [--json FILE]
 
 Starts the stub, opens two aiodynkv stores in this process (no SDK, and an SDK set up as
-`tracing.py` sets it up), runs ``--ops`` sequential calls of each under cProfile (CPU
-clock) and prints the self time per call grouped by component: request build and
-validation (the store, codec, keys, requests modules), the lean transport, signing, JSON,
-aiohttp and the socket, asyncio, OpenTelemetry (trace SDK, metrics SDK, API/context),
-structlog/logging and aiodynkv's own telemetry module. cProfile inflates cheap, frequent
-calls: each side's groups are scaled to add up to its CPU per call measured first without
-the profiler (the shares are cProfile's, the total is real). With ``--botocore`` it profiles
+`tracing.py` sets it up) and the aiodynamo contender of ``run.py`` (set up as in
+``contenders.py``), runs ``--ops`` sequential calls of each under cProfile (CPU clock) and
+prints the self time per call grouped by component, aiodynkv's and aiodynamo's columns
+side by side: request build and validation (the store, codec, keys, requests modules;
+aiodynamo's client, models and serializer), signing, JSON, aiohttp and the socket,
+asyncio, OpenTelemetry (trace SDK, metrics SDK, API/context), structlog/logging and
+aiodynkv's own telemetry module. cProfile inflates cheap, frequent calls: each side's
+groups are scaled to add up to its CPU per call measured first without the profiler (the
+shares are cProfile's, the total is real). With ``--botocore`` it profiles
 ``transport="botocore"`` `get` and the raw aioboto3 contender's ``get_item`` instead.
+
+Below the table, the floor of aiodynkv's CPU per call against aiodynamo's: the
+components both clients pay on the same library code (`SHARED`: aiohttp/yarl/multidict,
+asyncio, the socket and selector calls), taken from aiodynkv's column, over aiodynamo's
+CPU per call. It is the ratio aiodynkv would reach if everything of its own (request
+build, validation, signing, JSON, decode, telemetry, the C builtins it calls) cost
+nothing. ``--json FILE`` writes every column and these floors.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
 import pstats
 import sys
 import time
@@ -40,6 +51,9 @@ GROUPS = [
     ("aiodynkv botocore transport", "/aiodynkv/_transport/botocore.py"),
     ("aiodynkv core (admit, send, deadline)", "/aiodynkv/_core.py"),
     ("aiodynkv request build, validation, decode", "/aiodynkv/"),
+    ("aiodynamo signing", "/aiodynamo/sign.py"),
+    ("aiodynamo HTTP adapter", "/aiodynamo/http/"),
+    ("aiodynamo request build, serialize, decode", "/aiodynamo/"),
     ("OpenTelemetry trace SDK", "/opentelemetry/sdk/trace/"),
     ("OpenTelemetry metrics SDK", "/opentelemetry/sdk/metrics/"),
     ("OpenTelemetry SDK other", "/opentelemetry/sdk/"),
@@ -70,6 +84,10 @@ SIGNING = frozenset(
     {"canonical_host", "canonical_path", "_trim", "_signing_key", "_target_line", "timestamp",
      "headers"}
 )  # fmt: skip
+
+
+#: The components both clients pay, on the same library code: the floor of a call.
+SHARED = ("aiohttp/yarl/multidict", "asyncio", "socket and selector (C)", "other (selectors.py)")
 
 
 def group_of(filename: str, function: str) -> str:
@@ -132,7 +150,7 @@ def top(stats: pstats.Stats, ops: int, n: int) -> list[str]:
     return [f"    {t:7.1f}  {c:5.1f}  {w}" for t, c, w in sorted(rows, reverse=True)[:n]]
 
 
-async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
+async def main_async(url: str, ops: int, n: int, botocore: bool) -> dict[str, Any]:
     from aiodynkv import AsyncDynamoKV
 
     tracer_provider, meter_provider = sdk_providers()
@@ -158,7 +176,7 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
     first = next(iter(stores.values()))
     for i in range(KEYS):
         await first.set(f"key:{i:06d}", f"{i:06d}".ljust(100, "x"))
-    sides: dict[str, Callable[[int], Awaitable[Any]]] = {}
+    calls: dict[str, Callable[[int], Awaitable[Any]]] = {}
     for name, store in stores.items():
 
         async def get(i: int, store: AsyncDynamoKV = store) -> Any:
@@ -167,10 +185,40 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
         async def set_(i: int, store: AsyncDynamoKV = store) -> Any:
             return await store.set(f"key:{i:06d}", f"{i:06d}".ljust(100, "y"))
 
-        sides[f"{name} get"] = get
+        calls[f"{name} get"] = get
         if not botocore:
-            sides[f"{name} set"] = set_
-    raw = None
+            calls[f"{name} set"] = set_
+    other = await _other_side(url, botocore, calls)
+    sides = {name: calls[name] for name in (list(calls) if botocore else ORDER)}
+    try:
+        for call in sides.values():
+            await cpu_per_call(call, 300)
+        measured = {name: await cpu_per_call(call, ops) for name, call in sides.items()}
+        results = {name: await profiled(call, ops) for name, call in sides.items()}
+    finally:
+        for kv in stores.values():
+            await kv.aclose()
+        await other.close()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    return print_table(sides, measured, results, ops, n)
+
+
+#: The columns, aiodynkv's next to aiodynamo's.
+ORDER = [
+    "untraced get",
+    "aiodynamo get",
+    "untraced set",
+    "aiodynamo set",
+    "traced get",
+    "traced set",
+]
+
+
+async def _other_side(
+    url: str, botocore: bool, calls: dict[str, Callable[[int], Awaitable[Any]]]
+) -> Any:
+    """Open the other client (raw aioboto3, or aiodynamo) and add its calls; return it."""
     if botocore:
         from contenders import RawAioboto3
 
@@ -181,20 +229,25 @@ async def main_async(url: str, ops: int, n: int, botocore: bool) -> None:
         async def raw_get(i: int) -> Any:
             return await raw.get(f"key:{i:06d}")
 
-        sides["raw aioboto3 get_item (its own client)"] = raw_get
-    try:
-        for call in sides.values():
-            await cpu_per_call(call, 300)
-        measured = {name: await cpu_per_call(call, ops) for name, call in sides.items()}
-        results = {name: await profiled(call, ops) for name, call in sides.items()}
-    finally:
-        for kv in stores.values():
-            await kv.aclose()
-        if raw is not None:
-            await raw.close()
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
-    print_table(sides, measured, results, ops, n)
+        calls["raw aioboto3 get_item (its own client)"] = raw_get
+        return raw
+    from contenders import Aiodynamo
+
+    dynamo = Aiodynamo(url)
+    dynamo.load()
+    await dynamo.open()
+    if await dynamo.get("key:000001") is None:
+        raise SystemExit("aiodynamo does not see the items aiodynkv wrote")
+
+    async def dynamo_get(i: int) -> Any:
+        return await dynamo.get(f"key:{i:06d}")
+
+    async def dynamo_set(i: int) -> Any:
+        return await dynamo.set(f"key:{i:06d}", f"{i:06d}".ljust(100, "y"))
+
+    calls["aiodynamo get"] = dynamo_get
+    calls["aiodynamo set"] = dynamo_set
+    return dynamo
 
 
 def print_table(
@@ -203,7 +256,8 @@ def print_table(
     results: dict[str, pstats.Stats],
     ops: int,
     n: int,
-) -> None:
+) -> dict[str, Any]:
+    """Print the component table (and the floors); return its figures."""
     groups = {name: grouped(stats, ops) for name, stats in results.items()}
     plain = {name: cpu for name, (cpu, _) in measured.items()}
 
@@ -214,12 +268,13 @@ def print_table(
     # cProfile inflates every call; each side's groups are scaled so that they add up
     # to its CPU per call measured without the profiler (shares kept, µs made real).
     scale = {s: plain[s] / (sum(groups[s].values()) or 1.0) for s in sides}
+    real = {s: {g: us * scale[s] for g, us in groups[s].items()} for s in sides}
     print("| component: self time, µs per call (scaled to the unprofiled CPU) | ", end="")
     print(" | ".join(sides) + " |")
     print("|---|" + "--:|" * len(sides))
     for g in names:
         if biggest(g) >= 0.5:
-            cells = " | ".join(f"{groups[s].get(g, 0) * scale[s]:.1f}" for s in sides)
+            cells = " | ".join(f"{real[s].get(g, 0):.1f}" for s in sides)
             print(f"| {g} | {cells} |")
     total = " | ".join(f"**{plain[s]:.0f}**" for s in sides)
     print(f"| **CPU per call without the profiler** | {total} |")
@@ -227,9 +282,47 @@ def print_table(
     print(f"| (under cProfile) | {profiled} |")
     collected = " | ".join(f"{measured[s][1]:.1f}" for s in sides)
     print(f"| garbage collection, measured (cProfile charges it to the rows above) | {collected} |")
+    floors = {}
+    for what in ("get", "set"):
+        mine, theirs = f"untraced {what}", f"aiodynamo {what}"
+        if mine not in real or theirs not in real:
+            continue
+        shared = {s: sum(real[s].get(g, 0.0) for g in SHARED) for s in (mine, theirs)}
+        floors[what] = {
+            "aiodynkv_us": plain[mine],
+            "aiodynamo_us": plain[theirs],
+            "aiodynkv_shared_us": shared[mine],
+            "aiodynamo_shared_us": shared[theirs],
+            "aiodynkv_own_us": plain[mine] - shared[mine],
+            "aiodynamo_own_us": plain[theirs] - shared[theirs],
+            "ratio": plain[mine] / plain[theirs],
+            "floor": shared[mine] / plain[theirs],
+        }
+    if floors:
+        print(
+            "\nThe floor of aiodynkv's CPU per call against aiodynamo's: the components "
+            f"both pay on the same library code ({', '.join(SHARED)}), taken from aiodynkv's "
+            "column, over aiodynamo's CPU per call; the ratio aiodynkv would reach if all "
+            "its own work cost nothing.\n"
+        )
+        for what, f in floors.items():
+            print(
+                f"- `{what}`: shared {f['aiodynkv_shared_us']:.0f} µs (aiodynamo's "
+                f"{f['aiodynamo_shared_us']:.0f}); own work {f['aiodynkv_own_us']:.0f} µs "
+                f"(aiodynamo's {f['aiodynamo_own_us']:.0f}); floor "
+                f"{f['aiodynkv_shared_us']:.0f} / {f['aiodynamo_us']:.0f} = "
+                f"**{f['floor']:.2f}x**; this run's ratio {f['ratio']:.2f}x."
+            )
     for name, stats in results.items() if n else ():
         print(f"\n== {name}: top {n} functions (self µs per call, calls per call)")
         print("\n".join(top(stats, ops, n)))
+    return {
+        "sides": {
+            s: {"cpu_us": plain[s], "gc_us": measured[s][1], "groups": real[s]} for s in sides
+        },
+        "shared_groups": list(SHARED),
+        "floors": floors,
+    }
 
 
 def main() -> None:
@@ -240,6 +333,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--botocore", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
     from run import start_stub
 
@@ -247,10 +341,12 @@ def main() -> None:
     try:
         print(f"load average {os.getloadavg()[0]:.2f} at the start")
         ops = options.ops or (1000 if options.quick else 3000)
-        asyncio.run(main_async(stub.url, ops, options.top, options.botocore))
+        figures = asyncio.run(main_async(stub.url, ops, options.top, options.botocore))
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         stub.stop()
+    if options.json:
+        options.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
