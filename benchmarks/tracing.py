@@ -16,7 +16,14 @@ the same moment. The telemetry alone (one ``with tel.operation(...)`` per call, 
 request) is measured the same way.
 
 With ``--botocore``: a store with ``transport="botocore"`` and the raw aioboto3 contender
-of ``run.py`` (its own client, ``get_item`` with ``ConsistentRead``), paired the same way.
+of ``run.py`` (its own client, ``get_item`` with ``ConsistentRead``), paired the same way;
+a third side, *floor*, is the raw client's ``get_item`` followed by what aiodynkv must add
+to it whatever its code (`botocore_floor`: validate and namespace the key, build the
+request dict, open and close the call's telemetry with no SDK, check the item's expiry
+and decode its value), made directly with aiodynkv's own functions: the ratio the
+botocore transport would reach if everything else it does cost nothing.
+
+``--json FILE`` writes every figure.
 
 Prints a Markdown table: CPU µs per call of each side (medians) and the median of the
 per-round ratios, with the 1-minute load average.
@@ -167,6 +174,34 @@ def sdk_floor(tracer_provider: Any, meter_provider: Any, tel: Any, url: str) -> 
     return work
 
 
+def botocore_floor(store: Any) -> Callable[[str, Any], None]:
+    """What aiodynkv adds to a raw ``get_item`` that no implementation can skip.
+
+    For one `get`: the key validated and namespaced, the GetItem request dict built, the
+    call's telemetry opened and closed (no SDK: the API's no-op providers), the item's
+    expiry checked and its value decoded, each with aiodynkv's own function.
+    """
+    from aiodynkv import _codec
+    from aiodynkv import _requests as requests
+    from aiodynkv._telemetry import Telemetry
+
+    config = store.config
+    tel = Telemetry(config)
+    encode = store._keys.encode
+    response = {"ResponseMetadata": {"RetryAttempts": 0}}
+
+    def work(key: str, value: Any) -> None:
+        stored = encode(key, "get", TABLE)
+        with tel.operation("get", "GetItem", key) as op:
+            requests.get(config, stored, consistent=True)
+            op.observe(response)
+            item = {config.partition_key: {"S": stored}, config.value_attribute: {"S": value}}
+            if not _codec.is_expired(item, config, 0.0):
+                _codec.decode_value(item, config)
+
+    return work
+
+
 async def measure(url: str, rounds: int, ops: int, botocore: bool = False) -> list[dict[str, Any]]:
     """Paired figures: traced, SDK floor vs untraced; or botocore vs its raw client."""
     from aiodynkv import AsyncDynamoKV
@@ -182,7 +217,9 @@ async def measure(url: str, rounds: int, ops: int, botocore: bool = False) -> li
         for kv in stores.values():
             await kv.open()
         calls = _calls(stores, botocore)
-        if not botocore:
+        if botocore:
+            calls["floor"] = _raw_with_floor(stores["raw"], botocore_floor(stores["botocore"]))
+        else:
             floor = sdk_floor(
                 tracer_provider, meter_provider, Telemetry(stores["traced"].config), url
             )
@@ -202,7 +239,10 @@ async def measure(url: str, rounds: int, ops: int, botocore: bool = False) -> li
         tracer_provider.shutdown()
         meter_provider.shutdown()
     if botocore:
-        return [dict(paired(samples["get"], "botocore", "raw"), what="get")]
+        return [
+            dict(paired(samples["get"], "botocore", "raw"), what="get"),
+            dict(paired(samples["get"], "floor", "raw"), what="get"),
+        ]
     results = []
     for what in ("get", "set"):
         results.append(dict(paired(samples[what], "traced", "untraced"), what=what))
@@ -256,6 +296,20 @@ def _with_floor(
     return {"get": floor_get, "set": floor_set}
 
 
+def _raw_with_floor(
+    raw: Any, floor: Callable[[str, Any], None]
+) -> dict[str, Callable[[int], Awaitable[Any]]]:
+    """The raw client's `get`, followed by what aiodynkv must add (`botocore_floor`)."""
+
+    async def floor_get(i: int) -> Any:
+        key = f"key:{i:06d}"
+        value = await raw.get(key)
+        floor(key, value)
+        return value
+
+    return {"get": floor_get}
+
+
 async def _rounds(calls: Calls, rounds: int, ops: int) -> dict[str, dict[str, list[float]]]:
     """Blocks of `ops` calls, rotating between the sides each round: CPU µs per call."""
     order = list(calls)
@@ -302,6 +356,8 @@ LABELS = {
     ("traced", "untraced"): "{what}: OpenTelemetry SDK configured vs none",
     ("floor", "untraced"): "{what}: none + the SDK's own work for the same telemetry (the floor)",
     ("botocore", "raw"): '{what}: transport="botocore" vs the raw aioboto3 client\'s get_item',
+    ("floor", "raw"): "{what}: the raw client + what aiodynkv must add (the floor) vs the raw "
+    "client",
 }
 
 
