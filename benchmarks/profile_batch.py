@@ -1,6 +1,6 @@
 """Where `get_many` of 1,000 keys and `set_many` of 10,000 items spend their time, per key.
 
-    python benchmarks/profile_batch.py [--quick] [--rounds 5] [--top 0]
+    python benchmarks/profile_batch.py [--quick] [--rounds 5] [--top 0] [--json FILE]
 
 Starts the stub and seeds it, then holds aiodynkv (default config) and aiodynamo (set up
 as in `contenders.py`) in this one process. First, paired: rounds in which both sides
@@ -20,6 +20,10 @@ Below each table, the floor: the stub serves one side's requests on the other co
 side cannot go faster than the stub's CPU per key for its requests allows, nor faster than
 its own CPU per key; the floor of aiodynkv's CPU is what it must do per key that aiodynamo
 does not (its version, token and size check per item, its telemetry), above what both do.
+The floor of the keys/s ratio is aiodynamo's wall time per key over the larger of
+aiodynkv's shared client CPU per key (what it would spend if its own work cost nothing)
+and the stub's CPU per key for aiodynkv's requests: the best ratio reachable on this stub
+if aiodynkv's own work cost nothing. ``--json FILE`` writes these figures per workload.
 """
 
 from __future__ import annotations
@@ -334,7 +338,7 @@ async def profiled(call: Batch, per_round: int) -> tuple[pstats.Stats, int]:
 
 async def run_workload(
     url: str, workload: str, rounds: int, per_round: int, stub: StubStats, n: int
-) -> None:
+) -> dict[str, Any]:
     contenders = {side: CONTENDERS[side](url) for side in SIDES}
     rng = random.Random(1234)
     calls: dict[str, Batch] = {}
@@ -350,7 +354,7 @@ async def run_workload(
     finally:
         for contender in contenders.values():
             await contender.close()
-    print_table(workload, measured, results, n)
+    return print_table(workload, measured, results, n)
 
 
 def _median(rows: list[dict[str, float]], name: str) -> float:
@@ -374,7 +378,8 @@ def print_table(
     measured: dict[str, list[dict[str, float]]],
     results: dict[str, tuple[pstats.Stats, int]],
     n: int,
-) -> None:
+) -> dict[str, Any]:
+    """Print one workload's phase table and floors; return its figures."""
     grouped = {
         s: {p: t / keys * 1e6 for p, t in phases(st).items()} for s, (st, keys) in results.items()
     }
@@ -459,11 +464,32 @@ def print_table(
         "on aiodynamo's), so a client costing nothing would reach at most "
         f"{ceiling:.2f}x here." + (" Met in this run." if wall[mine] <= wall_need else "")
     )
+    bound = max(shared[mine], stub_us[mine])
+    floor = wall[other] / max(bound, 1e-9)
+    print(
+        f"- the floor of the keys/s ratio, if aiodynkv's own work cost nothing: aiodynamo's "
+        f"{wall[other]:.2f} µs of wall time per key over the larger of aiodynkv's shared "
+        f"client CPU ({shared[mine]:.2f}) and the stub's CPU for its requests "
+        f"({stub_us[mine]:.2f}): **{floor:.2f}x**."
+    )
     print()
     for side, (stats, keys) in results.items() if n else ():
         print(f"\n{side}: top {n} functions (self µs per key under the profiler, calls per key)")
         print("\n".join(top(stats, keys, n)))
         print()
+    return {
+        "ratio": statistics.median(ratios),
+        "keys_per_s": kps,
+        "cpu_us": cpu,
+        "stub_us": stub_us,
+        "wall_us": wall,
+        "shared_us": shared,
+        "own_us": own_total,
+        "cpu_need_us": cpu_need,
+        "stub_ceiling": ceiling,
+        "floor": floor,
+        "target": TARGET,
+    }
 
 
 def direct_steps(workload: str) -> str:
@@ -520,6 +546,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="paired rounds (default 7, quick 3)")
     parser.add_argument("--top", type=int, default=0, help="also list the top functions")
     parser.add_argument("--workloads", default="get_many,set_many")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
     rounds = options.rounds or (3 if options.quick else 7)
     stub = start_stub(900)
@@ -530,10 +557,13 @@ def main() -> None:
         stats = StubStats(stub)
         global _OVERHEAD  # noqa: PLW0603 (measured once, before any profile)
         _OVERHEAD = calibrate()
+        figures: dict[str, Any] = {}
         for workload in options.workloads.split(","):
             load = os.getloadavg()[0]
             per_round = 4 if workload == "get_many" else 1
-            asyncio.run(run_workload(stub.url, workload, rounds, per_round, stats, options.top))
+            figures[workload] = asyncio.run(
+                run_workload(stub.url, workload, rounds, per_round, stats, options.top)
+            )
             print(
                 "aiodynkv's own steps per key, timed without the profiler (µs): "
                 f"{direct_steps(workload)}.\n"
@@ -546,6 +576,8 @@ def main() -> None:
             )
     finally:
         stub.stop()
+    if options.json:
+        options.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
