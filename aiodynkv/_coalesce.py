@@ -1,11 +1,11 @@
 """Read coalescing: concurrent `get` calls of one store share BatchGetItem requests.
 
 Reads registered in the same event-loop turn (or within ``coalesce_window``) are
-sent together: a lone key as GetItem, several as BatchGetItem, with duplicates
-fetched once. Each caller gets its own result or its own exception; a cancelled
-caller leaves the others untouched. The shared request has its own span, linked
-to every caller's span. If the credentials may not call BatchGetItem, the
-coalescer falls back to GetItem for good.
+sent together, and at once when ``coalesce_max_keys`` distinct keys wait: a lone key
+as GetItem, several as BatchGetItem, with duplicates fetched once. Each caller gets its
+own result or its own exception; a cancelled caller leaves the others untouched. The
+shared request has its own span, linked to every caller's span. If the credentials may
+not call BatchGetItem, the coalescer falls back to GetItem for good.
 
 Nothing is shared between stores, loops or threads: each store has its own
 coalescer, and each flush runs in a fresh, empty `contextvars.Context` (so the
@@ -73,6 +73,7 @@ class ReadCoalescer:
         self._leading = False
         self.enabled = True
         config = core.config
+        self._max_keys = min(config.coalesce_max_keys, MAX_GET_BATCH)
         self.budget = config.max_attempts * (config.connect_timeout + config.read_timeout)
 
     async def get(self, stored: str, key: str, op: Operation) -> Item | None:
@@ -89,7 +90,7 @@ class ReadCoalescer:
             self._pending[stored] = [waiter]
         else:
             waiters.append(waiter)
-        if len(self._pending) >= MAX_GET_BATCH:
+        if len(self._pending) >= self._max_keys:
             if self._handle is not None:
                 self._handle.cancel()
             contextvars.Context().run(self._flush)

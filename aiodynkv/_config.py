@@ -158,6 +158,8 @@ class KVConfig:
         batch_deadline: Seconds a batch call keeps retrying unprocessed keys.
         coalesce_reads: Merge concurrent `get` calls into BatchGetItem requests.
         coalesce_window: Seconds to wait for more reads before sending (0 = same loop turn).
+        coalesce_max_keys: Send the coalesced reads as soon as this many distinct keys
+            wait (1-100), without waiting for the rest of the window.
         max_value_bytes: Largest value accepted by writes (before compression), and the
             most a compressed value may inflate to on reads (a bound against planted bombs).
         close_timeout: Seconds `aclose` waits for operations in flight to finish whole.
@@ -216,6 +218,7 @@ class KVConfig:
     batch_deadline: float = 30.0
     coalesce_reads: bool = True
     coalesce_window: float = 0.0
+    coalesce_max_keys: int = 100
     max_value_bytes: int = 4 * 1024 * 1024
     close_timeout: float = 10.0
     transport: Literal["lean", "botocore", "memory"] = "lean"
@@ -272,6 +275,7 @@ class KVConfig:
         self._check_number("table_wait_timeout", minimum=0, strict=True)
         self._check_number("batch_deadline", minimum=0, strict=False)
         self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
+        self._check_int("coalesce_max_keys", 1, 100)
         self._check_number("close_timeout", minimum=0, strict=False)
         self._check_int("max_value_bytes", 1, 2**40)
         self._check_int("max_attempts", 1, 50)

@@ -189,6 +189,30 @@ async def test_a_window_gathers_reads_across_loop_turns(base: AsyncDynamoKV) -> 
     assert recorder.count("batch_get_item") == 1
 
 
+async def test_a_size_bound_sends_the_reads_before_the_window_ends(base: AsyncDynamoKV) -> None:
+    recorder = Recorder(base.client)
+    # A window far longer than the test: only the size bound can send the first 20.
+    async with AsyncDynamoKV(
+        base.config,
+        client=recorder,
+        transport="botocore",
+        coalesce_window=1.0,
+        coalesce_max_keys=10,
+    ) as kv:
+        first = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(25)]
+        done, _ = await asyncio.wait(first[:20], timeout=0.5)
+        assert len(done) == 20  # sent on size, not on the window's timer
+        assert all(not task.done() for task in first[20:])  # 5 keys: still in their window
+        values = await asyncio.gather(*first)
+    assert values == [f"v{i}" for i in range(25)]
+    sizes = [
+        len(r["RequestItems"][base.config.table]["Keys"])
+        for n, r in recorder.calls
+        if n == "batch_get_item"
+    ]
+    assert sizes == [10, 10, 5]
+
+
 async def test_each_caller_gets_its_own_exception(moto_endpoint: str) -> None:
     async with AsyncDynamoKV(table="no-such-table", endpoint=moto_endpoint) as kv:
         results = await asyncio.gather(
