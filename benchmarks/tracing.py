@@ -128,12 +128,22 @@ def paired(samples: dict[str, list[float]], side: str, base: str) -> dict[str, A
     }
 
 
-def sdk_floor(tracer_provider: Any, meter_provider: Any, tel: Any, url: str) -> Callable[[], None]:
+def sdk_floor(
+    tracer_provider: Any,
+    meter_provider: Any,
+    tel: Any,
+    url: str,
+    *,
+    call: bool = True,
+    attempt: bool = True,
+) -> Callable[[], None]:
     """The SDK work of the telemetry a traced call promises, with nothing of aiodynkv's.
 
     The call's span with the attributes aiodynkv gives it, a child span with the
     attributes of a `DynamoDB.GetItem` attempt, one point of the duration histogram with
     its attributes: what any library emitting the same telemetry pays the SDK.
+    ``call=False`` leaves out the call's span and point (the attempt span alone);
+    ``attempt=False`` leaves out the attempt span.
     """
     from opentelemetry.trace import SpanKind, set_span_in_context
 
@@ -171,7 +181,17 @@ def sdk_floor(tracer_provider: Any, meter_provider: Any, tel: Any, url: str) -> 
         histogram.record(0.0005, metric_attrs, context=parent)  # its span current: exemplars
         span.end()
 
-    return work
+    def call_only() -> None:
+        span = tracer.start_span("GetItem bench", kind=client, attributes=call_attrs)
+        histogram.record(0.0005, metric_attrs, context=set_span_in_context(span))
+        span.end()
+
+    def attempt_only() -> None:
+        tracer.start_span("DynamoDB.GetItem", None, client, http_attrs).end()
+
+    if call and attempt:
+        return work
+    return call_only if call else attempt_only
 
 
 def botocore_floor(store: Any) -> Callable[[str, Any], None]:
