@@ -638,6 +638,7 @@ def main() -> None:
                     "sdk": sdk,
                     "tradeoff": traded,
                     "tradeoff_runs": tradeoff,
+                    "labels": LABELS,
                     "seconds": elapsed,
                 },
                 indent=1,
