@@ -12,6 +12,13 @@ saw the machine at nearly the same moment. Every target is judged on aiodynkv's 
 configuration; every missed target is profiled (cProfile) and the top entries printed
 beside it. Every process started here is stopped here, by PID. Every loop is bounded
 in count and time.
+
+Then the feature scripts (service, tracing, the botocore pairing, the per-component and
+per-phase profiles, near cache, sharded counters) run in turn; their Markdown becomes
+sections of the report and the figures they write with ``--json`` feed the targets
+table: the tracing, botocore and service ratios, and every target's floor (the best
+ratio reachable on this stub and machine if aiodynkv's own work cost nothing; see
+`FLOORS`).
 """
 
 from __future__ import annotations
@@ -1462,9 +1469,19 @@ METHOD = """
   their share of random keys (uniform, or Zipfian for *hot keys*).
 - `benchmarks/run.py` runs them all, profiles every missed target, and writes this file
   and the block between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
+  The feature scripts below print their sections and write their key figures as JSON
+  (`--json FILE`), from which the targets table takes the tracing, botocore and service
+  ratios and every floor.
+- `benchmarks/service.py`: the FastAPI service per client, the SDK's own work per
+  request (the traced floor) and the coalescing trade-off table.
+- `benchmarks/tracing.py`: traced vs untraced (and the SDK-work floor), or with
+  `--botocore` the botocore transport vs the raw client (and its floor), in one process.
+- `benchmarks/profile_tracing.py`: sequential calls of aiodynkv (untraced, traced) and
+  aiodynamo in one process, by component, and the floor from the components both pay.
 - `benchmarks/profile_get.py`: a standalone profile of one `get` per contender.
 - `benchmarks/profile_batch.py`: `get_many`/`set_many` of aiodynkv and aiodynamo paired in
-  one process, with the time per key of each phase and the floor that the stub sets.
+  one process, with the time per key of each phase and the floors that the stub and the
+  shared work set.
 - The harness, the stub (and dynalite) run on one 2-core machine: the client process and
   the server each get about one core.
 """
