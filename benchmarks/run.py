@@ -1543,9 +1543,13 @@ def readme_block(runner: Runner) -> list[str]:
         "",
     ]
     lines += [
-        f"Targets of this run: {len(met)} of {len(goals)} met. *floor*: the best ratio this "
-        "stub and machine allow if aiodynkv's own work cost nothing (how each is computed: "
-        "[BENCHMARKS.md](BENCHMARKS.md#targets-one-run-on-the-stub)).",
+        *textwrap.wrap(
+            f"Targets of this run: {len(met)} of {len(goals)} met. *floor*: the best ratio "
+            "this stub and machine allow if aiodynkv's own work cost nothing (how each is "
+            "computed: [BENCHMARKS.md](BENCHMARKS.md#targets-one-run-on-the-stub)).",
+            88,
+            break_on_hyphens=False,
+        ),
         "",
         "| target | wanted | this run | floor | verdict |",
         "|---|--:|--:|---|---|",
