@@ -16,7 +16,10 @@ to a flush, no caller waits longer than its own call's budget
 Without a window, the first read of a turn leads: it lets the rest of the turn run
 (one event-loop pass), and if it is still alone it sends its own GetItem from its own
 task, as an uncoalesced `get` does (no flush, no extra task, bounded by its own call's
-deadline); otherwise it flushes the turn's reads like the window's timer does.
+deadline); otherwise it flushes the turn's reads like the window's timer does. Once a
+lead found itself alone, the next turn's first read sends its GetItem at once, without
+the pass (a sequential caller pays nothing for coalescing); the reads that follow it in
+that turn are flushed together when the turn ends, and leading with a pass resumes.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class ReadCoalescer:
         self._tasks: set[asyncio.Task[None]] = set()
         #: A read is leading this turn (`_lead`): the turn's reads wait for it to flush.
         self._leading = False
+        #: The last lead was alone: the next turn's first read goes out at once (`_solo_turn`).
+        self._solo = False
         self.enabled = True
         config = core.config
         self._max_keys = min(config.coalesce_max_keys, MAX_GET_BATCH)
@@ -97,6 +102,8 @@ class ReadCoalescer:
         elif self._handle is None and not self._leading:
             window = self._core.config.coalesce_window
             if not window:
+                if self._solo and len(self._pending) == 1:
+                    return await self._solo_turn(stored, waiter, loop)
                 return await self._lead(stored, waiter)
             self._handle = loop.call_later(window, self._flush, context=contextvars.Context())
         return await future  # resolved by the flush, or failed by its deadline (_give_up)
@@ -114,14 +121,33 @@ class ReadCoalescer:
         self._leading = False
         pending = self._pending
         if len(pending) == 1 and pending.get(stored) == [waiter]:
-            self._pending = {}
-            core = self._core
-            request = requests.get(core.config, stored, consistent=core.config.consistent_read)
-            response = await core.send(waiter.op, "GetItem", request, waiter.key)
-            item: Item | None = response.get("Item")
-            return item
+            self._solo = True
+            return await self._get_alone(stored, waiter)
         self._flush_pending()
         return await waiter.future
+
+    async def _solo_turn(
+        self, stored: str, waiter: _Waiter, loop: asyncio.AbstractEventLoop
+    ) -> Item | None:
+        """The first read of a turn after a lone lead: its GetItem at once, no pass first."""
+        self._leading = True  # the turn's later reads wait for `_end_solo_turn`
+        loop.call_soon(self._end_solo_turn)
+        return await self._get_alone(stored, waiter)
+
+    def _end_solo_turn(self) -> None:
+        self._leading = False
+        if self._pending:  # company came: lead with a pass again
+            self._solo = False
+            self._flush_pending()
+
+    async def _get_alone(self, stored: str, waiter: _Waiter) -> Item | None:
+        """`waiter`'s own GetItem from its own task, as an uncoalesced `get` sends it."""
+        del self._pending[stored]
+        core = self._core
+        request = requests.get(core.config, stored, consistent=core.config.consistent_read)
+        response = await core.send(waiter.op, "GetItem", request, waiter.key)
+        item: Item | None = response.get("Item")
+        return item
 
     def _flush_pending(self) -> None:
         """Flush the reads registered so far, unless a flush is already due."""

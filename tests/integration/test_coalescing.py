@@ -135,6 +135,28 @@ async def test_a_lone_get_is_a_plain_get_item(base: AsyncDynamoKV) -> None:
     assert recorder.count("get_item") == 2 and recorder.count("batch_get_item") == 0
 
 
+async def test_after_a_lone_get_the_next_turns_first_read_goes_out_without_waiting(
+    base: AsyncDynamoKV,
+) -> None:
+    recorder = Recorder(base.client)
+    async with AsyncDynamoKV(base.config, client=recorder, transport="botocore") as kv:
+        assert await kv.get("k0") == "v0"  # alone after its turn
+        turn = [asyncio.ensure_future(kv.get(f"k{i}")) for i in range(1, 65)]
+        await asyncio.sleep(0)  # the turn ran: its first read was sent without waiting
+        assert recorder.count("get_item") == 2
+        assert await asyncio.gather(*turn) == [f"v{i}" for i in range(1, 65)]
+        # company came: the next turn's reads are led with a pass and share one request
+        assert await asyncio.gather(*(kv.get(f"k{i}") for i in range(65, 129))) == [
+            f"v{i}" for i in range(65, 129)
+        ]
+    sizes = [
+        len(r["RequestItems"][base.config.table]["Keys"])
+        for n, r in recorder.calls
+        if n == "batch_get_item"
+    ]
+    assert recorder.count("get_item") == 2 and sizes == [63, 64]
+
+
 async def test_a_cancelled_first_read_still_lets_the_turns_other_reads_go_out(
     base: AsyncDynamoKV,
 ) -> None:
