@@ -15,21 +15,8 @@ connection error, 130 interrupted. Expected errors print one line to stderr,
 The help screens name every value by what it is (``KEY``, ``--ttl SECONDS``) and
 show flags bare: `_Command` and `_Group` replace typer's ``{key}`` and ``<bool>``.
 
-Export and import (``aiodynkv export``, ``aiodynkv import``): batched copies between a
-store and JSON Lines.
-
-Both work on any `AsyncDynamoKV` (`InMemoryKV` included) and its namespaces.
-
-- Export reads every item with its value and expiry in one paginated Scan
-  (``items``). Keys are written sorted, so exporting an unchanged table twice gives
-  the same file.
-- Import reads the file in batches and reads each batch's keys from the table in one
-  batched read (BatchGetItem, values with their expiry). A key that already holds the
-  identical item (same type, value and expiry) is skipped (unless ``overwrite``), so
-  running an import again, or again after an interruption, costs about a read of the
-  file's keys and writes only what is missing or different. Items are grouped by
-  expiry and written with ``set_many``; counters are written with ``set_counter``, one
-  atomic write each.
+Export and import copy between a store (any `AsyncDynamoKV`, `InMemoryKV` included,
+or a namespace of one) and JSON Lines; docs/cli.md says how and what it costs.
 
 The file format, JSON Lines, one item per line:
 
@@ -230,44 +217,27 @@ app = typer.Typer(
 )
 
 
+def _global_option(flag: str, short: str, metavar: str, help_text: str) -> Any:
+    """A global option, also read from ``AIODYNKV_<NAME>``."""
+    variable = ENV_PREFIX + flag.lstrip("-").upper()
+    return typer.Option(flag, short, envvar=variable, metavar=metavar, help=help_text)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     table: Annotated[
-        str | None,
-        typer.Option(
-            "--table", "-t", envvar="AIODYNKV_TABLE", metavar="NAME", help="DynamoDB table name."
-        ),
+        str | None, _global_option("--table", "-t", "NAME", "DynamoDB table name.")
     ] = None,
     endpoint: Annotated[
         str | None,
-        typer.Option(
-            "--endpoint",
-            "-e",
-            envvar="AIODYNKV_ENDPOINT",
-            metavar="URL",
-            help="URL of a DynamoDB-compatible server; leave out for AWS.",
+        _global_option(
+            "--endpoint", "-e", "URL", "URL of a DynamoDB-compatible server; leave out for AWS."
         ),
     ] = None,
-    region: Annotated[
-        str | None,
-        typer.Option(
-            "--region",
-            "-r",
-            envvar="AIODYNKV_REGION",
-            metavar="REGION",
-            help=REGION_HELP,
-        ),
-    ] = None,
+    region: Annotated[str | None, _global_option("--region", "-r", "REGION", REGION_HELP)] = None,
     namespace: Annotated[
-        str | None,
-        typer.Option(
-            "--namespace",
-            "-n",
-            envvar="AIODYNKV_NAMESPACE",
-            metavar="NAME",
-            help="Namespace of the keys.",
-        ),
+        str | None, _global_option("--namespace", "-n", "NAME", "Namespace of the keys.")
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every store call to stderr.")
@@ -657,32 +627,34 @@ def import_(
                         )
 
                 asyncio.run(run())
-        except UnicodeDecodeError as exc:
+        except BaseException as exc:
             _report("import stopped", summary, started)
-            raise CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})") from None
-        except KVError as exc:
-            _report("import stopped", summary, started)
-            if _missing_table(exc) is None:
-                if isinstance(exc, (TransientError, BatchIncompleteError)):
-                    _err("run the same command again to resume: keys already imported are skipped")
+            failure = _import_failure(exc, file, config.table)
+            if failure is None:
                 raise
-            raise CommandError(
-                EXIT_SERVER,
-                f"table {config.table!r} does not exist: add --create-table, "
-                f"or {CREATE_TABLE_HINT}",
-            ) from None
-        except KeyboardInterrupt:
-            _report("import stopped", summary, started)
-            _err("run the same command again to resume: keys already imported are skipped")
-            raise
-        except BaseException:
-            _report("import stopped", summary, started)
-            raise
+            raise failure from None
     _report("imported", summary, started)
     if summary.unwritten:
         raise CommandError(EXIT_SERVER, f"{summary.unwritten} items were not written")
     if summary.invalid:
         raise CommandError(EXIT_USAGE, f"{summary.invalid} lines or items are invalid")
+
+
+def _import_failure(exc: BaseException, file: str, table: str) -> CommandError | None:
+    """The one-line failure an import that stopped on `exc` ends in (None: `exc` itself).
+
+    Says how to resume when running the command again would finish the job.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})")
+    if isinstance(exc, KVError) and _missing_table(exc) is not None:
+        return CommandError(
+            EXIT_SERVER,
+            f"table {table!r} does not exist: add --create-table, or {CREATE_TABLE_HINT}",
+        )
+    if isinstance(exc, (TransientError, BatchIncompleteError, KeyboardInterrupt)):
+        _err("run the same command again to resume: keys already imported are skipped")
+    return None
 
 
 @contextlib.contextmanager
