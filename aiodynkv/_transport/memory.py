@@ -464,10 +464,14 @@ class MemoryTransport:
         return str(returns)
 
     @staticmethod
-    def _condition_failed(request: dict[str, Any], old: Item | None) -> ServiceError:
-        extra: dict[str, Any] = {}
+    def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]:
+        """The old item a failed condition returns, as ``{"Item": ...}`` (if asked for)."""
         if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-            extra["Item"] = _copy(old)
+            return {"Item": _copy(old)}
+        return {}
+
+    def _condition_failed(self, request: dict[str, Any], old: Item | None) -> ServiceError:
+        extra = self._old_on_failure(request, old)
         return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
 
     # -- single items --------------------------------------------------------------------
@@ -594,11 +598,11 @@ class MemoryTransport:
             plan.append((table, spec, projection, keys))
         responses: dict[str, list[Item]] = {}
         unprocessed: dict[str, Any] = {}
-        capacity: list[dict[str, Any]] = []
+        units: dict[str, float] = {}
         size = 0
         for table, spec, projection, keys in plan:
             found = responses.setdefault(table.name, [])
-            units = 0.0
+            units[table.name] = 0.0
             for key in keys:
                 item = table.items.get(table.key_of(key))
                 item_bytes = _item_size(item) if item else 0
@@ -609,16 +613,12 @@ class MemoryTransport:
                     rest["Keys"].append(_copy(key))
                     continue
                 size += item_bytes
-                units += self._read_units(item_bytes, consistent=bool(spec.get("ConsistentRead")))
+                consistent = bool(spec.get("ConsistentRead"))
+                units[table.name] += self._read_units(item_bytes, consistent=consistent)
                 if item is not None:
                     found.append(self._project(item, projection))
-            if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
-                capacity.append(
-                    {"TableName": table.name, "CapacityUnits": units, "ReadCapacityUnits": units}
-                )
         response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
-        if capacity:
-            response["ConsumedCapacity"] = capacity
+        response.update(self._capacities(request, units, write=False))
         return response
 
     def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -771,13 +771,8 @@ class MemoryTransport:
         """The cancellation reason of one action (Code "None": fine) and the item it leaves."""
         old = table.items.get(key)
         if not parsed.holds(old):
-            reason: dict[str, Any] = {
-                "Code": "ConditionalCheckFailed",
-                "Message": _CONDITION_FAILED,
-            }
-            if old is not None and spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-                reason["Item"] = _copy(old)
-            return reason, old
+            reason = {"Code": "ConditionalCheckFailed", "Message": _CONDITION_FAILED}
+            return reason | self._old_on_failure(spec, old), old
         try:
             if kind == "Put" and put is not None:
                 self._check_size(put)
