@@ -49,6 +49,7 @@ import socket
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -946,18 +947,8 @@ def _ttl_until(expires_at: int | None) -> float | None:
     return expires_at - time.time() - _EXPIRY_MARGIN
 
 
-@dataclass
-class _Counts:
-    written: int = 0
-    skipped: int = 0
-    unwritten: int = 0
-
-    def __add__(self, other: _Counts) -> _Counts:
-        return _Counts(
-            self.written + other.written,
-            self.skipped + other.skipped,
-            self.unwritten + other.unwritten,
-        )
+#: What happened to the items of one write: "written", "skipped" and "unwritten".
+_Counts = Counter[str]
 
 
 def _same(record: Record, have: StoredItem | None) -> bool:
@@ -1014,9 +1005,9 @@ class _Importer:
             counts = _Counts()
             for number, record in live:
                 counts += await self._apply_one(number, record)
-        self.summary.written += counts.written
-        self.summary.skipped += counts.skipped
-        self.summary.unwritten += counts.unwritten
+        self.summary.written += counts["written"]
+        self.summary.skipped += counts["skipped"]
+        self.summary.unwritten += counts["unwritten"]
 
     async def _apply_one(self, number: int, record: Record) -> _Counts:
         try:
@@ -1035,7 +1026,7 @@ class _Importer:
         jobs = []
         for record in records:
             if _same(record, stored.get(record.key)):
-                counts.skipped += 1
+                counts["skipped"] += 1
             elif isinstance(record.value, int):
                 jobs.append(self._counter(record.key, record.value, record.expires_at))
             else:
@@ -1060,7 +1051,9 @@ class _Importer:
                     f"{len(exc.unprocessed)} items not written before the batch deadline "
                     "(run the import again to retry them)"
                 )
-                return _Counts(len(items) - len(exc.unprocessed), 0, len(exc.unprocessed))
+                return _Counts(
+                    written=len(items) - len(exc.unprocessed), unwritten=len(exc.unprocessed)
+                )
             return _Counts(written=len(items))
 
     async def _counter(self, key: str, value: int, expires_at: int | None) -> _Counts:
