@@ -1475,16 +1475,23 @@ def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
     tokens.next()
     right = _set_term(tokens, places)
     subtract = token[1] == "-"
+    return _of_two(left, right, "N", lambda a, b: add_numbers(a, b, subtract=subtract))
 
-    def arithmetic(item: Item, values: Values) -> AttrValue | None:
+
+def _of_two(
+    left: _Operand, right: _Operand, kind: str, combine: Callable[[Any, Any], Any]
+) -> _Operand:
+    """`combine` of two operands of type `kind`; None when either is absent."""
+
+    def operand(item: Item, values: Values) -> AttrValue | None:
         a, b = left(item, values), right(item, values)
         if a is None or b is None:
             return None
-        if _type(a) != "N" or _type(b) != "N":
+        if _type(a) != kind or _type(b) != kind:
             raise ExpressionError(_WRONG_OPERAND)
-        return {"N": add_numbers(a["N"], b["N"], subtract=subtract)}
+        return {kind: combine(a[kind], b[kind])}
 
-    return arithmetic
+    return operand
 
 
 def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
@@ -1504,17 +1511,7 @@ def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
 
         return if_not_exists
     first = _set_term(tokens, places)
-    second = _last_argument(tokens, places)
-
-    def list_append(item: Item, values: Values) -> AttrValue | None:
-        a, b = first(item, values), second(item, values)
-        if a is None or b is None:
-            return None
-        if _type(a) != "L" or _type(b) != "L":
-            raise ExpressionError(_WRONG_OPERAND)
-        return {"L": [*a["L"], *b["L"]]}
-
-    return list_append
+    return _of_two(first, _last_argument(tokens, places), "L", lambda a, b: [*a, *b])
 
 
 def _last_argument(tokens: _Tokens, places: Placeholders) -> _Operand:
