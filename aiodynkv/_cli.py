@@ -12,26 +12,12 @@ Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
 connection error, 130 interrupted. Expected errors print one line to stderr,
 ``aiodynkv: <message>``, and no traceback.
 
-The help screens name every value by what it is (``KEY``, ``--ttl SECONDS``) and
-show flags bare: `_Command` and `_Group` replace typer's ``{key}`` and ``<bool>``.
-
 Export and import copy between a store (any `AsyncDynamoKV`, `InMemoryKV` included,
-or a namespace of one) and JSON Lines; docs/cli.md says how and what it costs.
-
-The file format, JSON Lines, one item per line:
-
-::
-
-    {"key": "user:1", "value": "alice"}
-    {"key": "avatar:1", "value_b64": "iVBORw0KGgo=", "expires_at": 1767225600}
-    {"key": "hits", "value": 42}
-
-- ``key``: the key (inside the namespace, if one is set), a non-empty string.
-- ``value``: a str value as a JSON string, or a counter as a JSON integer.
-- ``value_b64``: instead of ``value``, a bytes value in standard base64 (RFC 4648 §4).
-- ``expires_at``: only for an item with a TTL: epoch seconds (an integer).
-
-No other fields are accepted, so a typo such as ``"ttl"`` is reported, not ignored.
+or a namespace of one) and JSON Lines, one item a line: ``key``, then ``value`` (a
+string, or an integer for a counter) or ``value_b64`` (bytes), and ``expires_at``
+(epoch seconds) for an item with a TTL; `decode` refuses any other field.
+docs/cli.md says how the copying works and what it costs; docs/migration.md
+describes the format.
 """
 
 from __future__ import annotations
