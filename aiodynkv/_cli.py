@@ -121,12 +121,7 @@ class Globals:
 
     def config(self, **fields: Any) -> KVConfig:
         """The store's config: these options over ``AIODYNKV_*`` variables (as `from_env`)."""
-        given = {
-            "table": self.table,
-            "endpoint": self.endpoint,
-            "region": self.region,
-            "namespace": self.namespace,
-        }
+        given = {name: getattr(self, name) for name in ("table", "endpoint", "region", "namespace")}
         values = {name: value for name, value in given.items() if value} | fields
         if "table" not in values and not os.environ.get(f"{ENV_PREFIX}TABLE"):
             raise CommandError(EXIT_USAGE, f"no table: pass --table or set {ENV_PREFIX}TABLE")
