@@ -980,12 +980,7 @@ class Placeholders:
 
     def check_names(self) -> None:
         """DynamoDB refuses names that no expression of the request uses."""
-        unused = sorted(set(self.names) - self.used_names)
-        if unused:
-            raise ExpressionError(
-                "Value provided in ExpressionAttributeNames unused in expressions: "
-                f"keys: {{{', '.join(unused)}}}"
-            )
+        _refuse_unused("ExpressionAttributeNames", self.names.keys() - self.used_names)
 
 
 def check_values(used: set[str] | frozenset[str], values: Values) -> None:
@@ -1000,12 +995,13 @@ def check_values(used: set[str] | frozenset[str], values: Values) -> None:
             "An expression attribute value used in expression is not defined; "
             f"attribute value: {missing[0]}"
         )
-    unused = sorted(values.keys() - used)
+    _refuse_unused("ExpressionAttributeValues", values.keys() - used)
+
+
+def _refuse_unused(field: str, unused: set[str]) -> None:
     if unused:
-        raise ExpressionError(
-            "Value provided in ExpressionAttributeValues unused in expressions: "
-            f"keys: {{{', '.join(unused)}}}"
-        )
+        keys = ", ".join(sorted(unused))
+        raise ExpressionError(f"Value provided in {field} unused in expressions: keys: {{{keys}}}")
 
 
 # -- tokens ---------------------------------------------------------------------------
