@@ -12,39 +12,12 @@ Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
 connection error, 130 interrupted. Expected errors print one line to stderr,
 ``aiodynkv: <message>``, and no traceback.
 
-The help screens name every value by what it is (``KEY``, ``--ttl SECONDS``) and
-show flags bare: `_Command` and `_Group` replace typer's ``{key}`` and ``<bool>``.
-
-Export and import (``aiodynkv export``, ``aiodynkv import``): batched copies between a
-store and JSON Lines.
-
-Both work on any `AsyncDynamoKV` (`InMemoryKV` included) and its namespaces.
-
-- Export reads every item with its value and expiry in one paginated Scan
-  (``items``). Keys are written sorted, so exporting an unchanged table twice gives
-  the same file.
-- Import reads the file in batches and reads each batch's keys from the table in one
-  batched read (BatchGetItem, values with their expiry). A key that already holds the
-  identical item (same type, value and expiry) is skipped (unless ``overwrite``), so
-  running an import again, or again after an interruption, costs about a read of the
-  file's keys and writes only what is missing or different. Items are grouped by
-  expiry and written with ``set_many``; counters are written with ``set_counter``, one
-  atomic write each.
-
-The file format, JSON Lines, one item per line:
-
-::
-
-    {"key": "user:1", "value": "alice"}
-    {"key": "avatar:1", "value_b64": "iVBORw0KGgo=", "expires_at": 1767225600}
-    {"key": "hits", "value": 42}
-
-- ``key``: the key (inside the namespace, if one is set), a non-empty string.
-- ``value``: a str value as a JSON string, or a counter as a JSON integer.
-- ``value_b64``: instead of ``value``, a bytes value in standard base64 (RFC 4648 §4).
-- ``expires_at``: only for an item with a TTL: epoch seconds (an integer).
-
-No other fields are accepted, so a typo such as ``"ttl"`` is reported, not ignored.
+Export and import copy between a store (any `AsyncDynamoKV`, `InMemoryKV` included,
+or a namespace of one) and JSON Lines, one item a line: ``key``, then ``value`` (a
+string, or an integer for a counter) or ``value_b64`` (bytes), and ``expires_at``
+(epoch seconds) for an item with a TTL; `decode` refuses any other field.
+docs/cli.md says how the copying works and what it costs; docs/migration.md
+describes the format.
 """
 
 from __future__ import annotations
@@ -62,6 +35,7 @@ import socket
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,12 +121,7 @@ class Globals:
 
     def config(self, **fields: Any) -> KVConfig:
         """The store's config: these options over ``AIODYNKV_*`` variables (as `from_env`)."""
-        given = {
-            "table": self.table,
-            "endpoint": self.endpoint,
-            "region": self.region,
-            "namespace": self.namespace,
-        }
+        given = {name: getattr(self, name) for name in ("table", "endpoint", "region", "namespace")}
         values = {name: value for name, value in given.items() if value} | fields
         if "table" not in values and not os.environ.get(f"{ENV_PREFIX}TABLE"):
             raise CommandError(EXIT_USAGE, f"no table: pass --table or set {ENV_PREFIX}TABLE")
@@ -230,44 +199,27 @@ app = typer.Typer(
 )
 
 
+def _global_option(flag: str, short: str, metavar: str, help_text: str) -> Any:
+    """A global option, also read from ``AIODYNKV_<NAME>``."""
+    variable = ENV_PREFIX + flag.lstrip("-").upper()
+    return typer.Option(flag, short, envvar=variable, metavar=metavar, help=help_text)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     table: Annotated[
-        str | None,
-        typer.Option(
-            "--table", "-t", envvar="AIODYNKV_TABLE", metavar="NAME", help="DynamoDB table name."
-        ),
+        str | None, _global_option("--table", "-t", "NAME", "DynamoDB table name.")
     ] = None,
     endpoint: Annotated[
         str | None,
-        typer.Option(
-            "--endpoint",
-            "-e",
-            envvar="AIODYNKV_ENDPOINT",
-            metavar="URL",
-            help="URL of a DynamoDB-compatible server; leave out for AWS.",
+        _global_option(
+            "--endpoint", "-e", "URL", "URL of a DynamoDB-compatible server; leave out for AWS."
         ),
     ] = None,
-    region: Annotated[
-        str | None,
-        typer.Option(
-            "--region",
-            "-r",
-            envvar="AIODYNKV_REGION",
-            metavar="REGION",
-            help=REGION_HELP,
-        ),
-    ] = None,
+    region: Annotated[str | None, _global_option("--region", "-r", "REGION", REGION_HELP)] = None,
     namespace: Annotated[
-        str | None,
-        typer.Option(
-            "--namespace",
-            "-n",
-            envvar="AIODYNKV_NAMESPACE",
-            metavar="NAME",
-            help="Namespace of the keys.",
-        ),
+        str | None, _global_option("--namespace", "-n", "NAME", "Namespace of the keys.")
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every store call to stderr.")
@@ -657,32 +609,34 @@ def import_(
                         )
 
                 asyncio.run(run())
-        except UnicodeDecodeError as exc:
+        except BaseException as exc:
             _report("import stopped", summary, started)
-            raise CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})") from None
-        except KVError as exc:
-            _report("import stopped", summary, started)
-            if _missing_table(exc) is None:
-                if isinstance(exc, (TransientError, BatchIncompleteError)):
-                    _err("run the same command again to resume: keys already imported are skipped")
+            failure = _import_failure(exc, file, config.table)
+            if failure is None:
                 raise
-            raise CommandError(
-                EXIT_SERVER,
-                f"table {config.table!r} does not exist: add --create-table, "
-                f"or {CREATE_TABLE_HINT}",
-            ) from None
-        except KeyboardInterrupt:
-            _report("import stopped", summary, started)
-            _err("run the same command again to resume: keys already imported are skipped")
-            raise
-        except BaseException:
-            _report("import stopped", summary, started)
-            raise
+            raise failure from None
     _report("imported", summary, started)
     if summary.unwritten:
         raise CommandError(EXIT_SERVER, f"{summary.unwritten} items were not written")
     if summary.invalid:
         raise CommandError(EXIT_USAGE, f"{summary.invalid} lines or items are invalid")
+
+
+def _import_failure(exc: BaseException, file: str, table: str) -> CommandError | None:
+    """The one-line failure an import that stopped on `exc` ends in (None: `exc` itself).
+
+    Says how to resume when running the command again would finish the job.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return CommandError(EXIT_USAGE, f"{file} is not UTF-8 text ({exc.reason})")
+    if isinstance(exc, KVError) and _missing_table(exc) is not None:
+        return CommandError(
+            EXIT_SERVER,
+            f"table {table!r} does not exist: add --create-table, or {CREATE_TABLE_HINT}",
+        )
+    if isinstance(exc, (TransientError, BatchIncompleteError, KeyboardInterrupt)):
+        _err("run the same command again to resume: keys already imported are skipped")
+    return None
 
 
 @contextlib.contextmanager
@@ -974,18 +928,8 @@ def _ttl_until(expires_at: int | None) -> float | None:
     return expires_at - time.time() - _EXPIRY_MARGIN
 
 
-@dataclass
-class _Counts:
-    written: int = 0
-    skipped: int = 0
-    unwritten: int = 0
-
-    def __add__(self, other: _Counts) -> _Counts:
-        return _Counts(
-            self.written + other.written,
-            self.skipped + other.skipped,
-            self.unwritten + other.unwritten,
-        )
+#: What happened to the items of one write: "written", "skipped" and "unwritten".
+_Counts = Counter[str]
 
 
 def _same(record: Record, have: StoredItem | None) -> bool:
@@ -1042,9 +986,9 @@ class _Importer:
             counts = _Counts()
             for number, record in live:
                 counts += await self._apply_one(number, record)
-        self.summary.written += counts.written
-        self.summary.skipped += counts.skipped
-        self.summary.unwritten += counts.unwritten
+        self.summary.written += counts["written"]
+        self.summary.skipped += counts["skipped"]
+        self.summary.unwritten += counts["unwritten"]
 
     async def _apply_one(self, number: int, record: Record) -> _Counts:
         try:
@@ -1063,7 +1007,7 @@ class _Importer:
         jobs = []
         for record in records:
             if _same(record, stored.get(record.key)):
-                counts.skipped += 1
+                counts["skipped"] += 1
             elif isinstance(record.value, int):
                 jobs.append(self._counter(record.key, record.value, record.expires_at))
             else:
@@ -1088,7 +1032,9 @@ class _Importer:
                     f"{len(exc.unprocessed)} items not written before the batch deadline "
                     "(run the import again to retry them)"
                 )
-                return _Counts(len(items) - len(exc.unprocessed), 0, len(exc.unprocessed))
+                return _Counts(
+                    written=len(items) - len(exc.unprocessed), unwritten=len(exc.unprocessed)
+                )
             return _Counts(written=len(items))
 
     async def _counter(self, key: str, value: int, expires_at: int | None) -> _Counts:

@@ -465,12 +465,16 @@ _NO_TABLE_HINT = (
 )
 
 
+def _failed(cls: type[KVError], operation: str, table: str | None, reason: str) -> str:
+    """The message of a failed request: operation, table, what went wrong (and a hint)."""
+    hint = _NO_TABLE_HINT if issubclass(cls, TableNotFoundError) else ""
+    return f"{operation} on table {table!r} failed: {reason}{hint}"
+
+
 def rekey(error: KVError, operation: str, key: str) -> KVError:
     """A copy of `error` about one caller's key (each caller of a shared request gets one)."""
     copy = _rebuild(type(error), error.message, dict(error.__dict__))
-    copy.message = f"{operation} on table {error.table!r} failed: {error.reason or error.message}"
-    if isinstance(copy, TableNotFoundError):
-        copy.message += _NO_TABLE_HINT
+    copy.message = _failed(type(copy), operation, error.table, error.reason or error.message)
     Exception.__init__(copy, copy.message)
     copy.operation = operation
     copy.key = key
@@ -509,9 +513,7 @@ def map_error(exc: BaseException, *, operation: str, table: str, key: str | None
         return exc
     cls = _error_class(exc)
     reason = describe(exc)
-    message = f"{operation} on table {table!r} failed: {reason}"
-    if cls is TableNotFoundError:
-        message += _NO_TABLE_HINT
+    message = _failed(cls, operation, table, reason)
     context: dict[str, Any] = {"operation": operation, "table": table, "key": key, "reason": reason}
     if cls is ValueTooLargeError:
         return ValueTooLargeError(message, size=None, limit=409_600, **context)

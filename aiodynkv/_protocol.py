@@ -91,45 +91,29 @@ class KeyListing(AsyncIterator[str]):
 
 @runtime_checkable
 class KVStore(Protocol):
-    """What every aiodynkv store offers; code against this to swap in `InMemoryKV`."""
+    """What every aiodynkv store offers; code against this to swap in `InMemoryKV`.
+
+    `AsyncDynamoKV` (and so `InMemoryKV`) implements it; each method does what the
+    method of the same name on `AsyncDynamoKV` documents.
+    """
 
     @property
-    def current_namespace(self) -> str | None:
-        """The namespace this store or view reads and writes (None at the root)."""
-        ...
-
-    async def open(self) -> KVStore:
-        """Open the store (a namespace view: check its parent is open)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Close the store (a namespace view: nothing). Idempotent."""
-        ...
-
+    def current_namespace(self) -> str | None: ...
+    async def open(self) -> KVStore: ...
+    async def aclose(self) -> None: ...
     async def __aenter__(self) -> KVStore: ...
-
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-    async def ensure_table(self) -> None:
-        """Create the table if needed and enable TTL (nothing in memory)."""
-        ...
-
+    async def ensure_table(self) -> None: ...
     @overload
     async def get(self, key: str, *, consistent: bool = False) -> Value: ...
     @overload
     async def get(self, key: str, default: _T, *, consistent: bool = False) -> Value | _T: ...
-    async def get(self, key: str, default: Any = MISSING, *, consistent: bool = False) -> Any:
-        """Return the value of `key`, or `default`; raise `KeyNotFoundError` without one.
-
-        ``consistent=True`` bypasses the near cache and reads strongly consistent.
-        """
-        ...
-
+    async def get(self, key: str, default: Any = MISSING, *, consistent: bool = False) -> Any: ...
     @overload
     async def get_with_ttl(
         self, key: str, *, consistent: bool = False
@@ -140,22 +124,9 @@ class KVStore(Protocol):
     ) -> tuple[Value | _T, float | None]: ...
     async def get_with_ttl(
         self, key: str, default: Any = MISSING, *, consistent: bool = False
-    ) -> tuple[Any, float | None]:
-        """Return ``(value, remaining seconds or None)`` in one read.
-
-        A missing or expired key gives ``(default, None)``; without a default it
-        raises `KeyNotFoundError`.
-        """
-        ...
-
-    async def get_json(self, key: str, default: Any = MISSING) -> Any:
-        """Return the JSON value of `key` decoded, or `default`."""
-        ...
-
-    async def get_with_version(self, key: str) -> tuple[Value, int]:
-        """Return the value of `key` and its version for compare-and-set."""
-        ...
-
+    ) -> tuple[Any, float | None]: ...
+    async def get_json(self, key: str, default: Any = MISSING) -> Any: ...
+    async def get_with_version(self, key: str) -> tuple[Value, int]: ...
     async def set(
         self,
         key: str,
@@ -164,10 +135,7 @@ class KVStore(Protocol):
         ttl: TTL | None = None,
         if_absent: bool = False,
         if_version: int | None = None,
-    ) -> bool:
-        """Store `value`; False only when `if_absent` found the key present."""
-        ...
-
+    ) -> bool: ...
     async def set_json(
         self,
         key: str,
@@ -176,80 +144,29 @@ class KVStore(Protocol):
         ttl: TTL | None = None,
         if_absent: bool = False,
         if_version: int | None = None,
-    ) -> bool:
-        """Store `obj` as JSON text."""
-        ...
-
-    async def delete(self, key: str, *, if_version: int | None = None) -> bool:
-        """Delete `key`; True if it existed."""
-        ...
-
-    async def exists(self, key: str) -> bool:
-        """True if `key` exists and has not expired."""
-        ...
-
-    async def incr(self, key: str, delta: int = 1, *, ttl: TTL | None = None) -> int:
-        """Add `delta` to the counter at `key` (created at 0) and return the new value."""
-        ...
-
-    async def ttl(self, key: str) -> float | None:
-        """Seconds until `key` expires, or None when it has no expiry."""
-        ...
-
-    async def expire(self, key: str, ttl: TTL) -> bool:
-        """Set the expiry of an existing key; False if it does not exist."""
-        ...
-
-    async def persist(self, key: str) -> bool:
-        """Remove the expiry of an existing key; False if it does not exist."""
-        ...
-
-    async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None:
-        """Make `key` a counter holding `number`, in one atomic write."""
-        ...
-
-    def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]:
-        """Iterate the unexpired items with values, expiry and version (a full table scan)."""
-        ...
-
+    ) -> bool: ...
+    async def delete(self, key: str, *, if_version: int | None = None) -> bool: ...
+    async def exists(self, key: str) -> bool: ...
+    async def incr(self, key: str, delta: int = 1, *, ttl: TTL | None = None) -> int: ...
+    async def ttl(self, key: str) -> float | None: ...
+    async def expire(self, key: str, ttl: TTL) -> bool: ...
+    async def persist(self, key: str) -> bool: ...
+    async def set_counter(self, key: str, number: int, *, ttl: TTL | None = None) -> None: ...
+    def items(self, prefix: str | None = None) -> AsyncIterator[StoredItem]: ...
     async def get_many(
         self, keys: Iterable[str], *, snapshot: bool = False, consistent: bool = False
-    ) -> dict[str, Value]:
-        """Return the values of the keys that exist.
-
-        ``snapshot``: one consistent read; ``consistent``: bypass the near cache.
-        """
-        ...
-
+    ) -> dict[str, Value]: ...
     async def set_many(
         self,
         items: Mapping[str, str | bytes] | Iterable[tuple[str, str | bytes]],
         *,
         ttl: TTL | None = None,
-    ) -> None:
-        """Store many values at once."""
-        ...
-
-    async def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete many keys at once; return how many existed (unexpired) before the call."""
-        ...
-
-    def keys(self, prefix: str | None = None) -> AsyncIterator[str]:
-        """Iterate the keys of this namespace (a full table scan)."""
-        ...
-
-    async def clear(self) -> int:
-        """Delete every key of this namespace (a full table scan); return how many."""
-        ...
-
-    def namespace(self, name: str) -> KVStore:
-        """A view of the same store whose keys live in namespace `name`."""
-        ...
-
-    async def health(self) -> Health:
-        """Check the table; never raises for an unreachable or misconfigured server."""
-        ...
-
+    ) -> None: ...
+    async def delete_many(self, keys: Iterable[str]) -> int: ...
+    def keys(self, prefix: str | None = None) -> AsyncIterator[str]: ...
+    async def clear(self) -> int: ...
+    def namespace(self, name: str) -> KVStore: ...
+    async def health(self) -> Health: ...
     def lock(
         self,
         name: str,
@@ -258,14 +175,6 @@ class KVStore(Protocol):
         wait: float | None = None,
         renew_every: float | None = None,
         poll: float | None = None,
-    ) -> Lock:
-        """A lease on `name` with a fencing token, renewed while held."""
-        ...
-
-    def transaction(self) -> Transaction:
-        """Writes and checks committed all together or not at all."""
-        ...
-
-    def counter(self, name: str, *, shards: int = 32) -> ShardedCounter:
-        """A counter spread over `shards` items, for keys too hot for one partition."""
-        ...
+    ) -> Lock: ...
+    def transaction(self) -> Transaction: ...
+    def counter(self, name: str, *, shards: int = 32) -> ShardedCounter: ...

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -69,19 +70,14 @@ class _StdlibEvents:
 
     __slots__ = ()
 
-    def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+    def _log(self, level: int, event: str, **fields: Any) -> None:
         if _STDLIB.isEnabledFor(level):
             text = " ".join(f"{name}={value!r}" for name, value in fields.items())
             _STDLIB.log(level, "%s %s", event, text, extra={"aiodynkv": fields})
 
-    def debug(self, event: str, **fields: Any) -> None:
-        self._log(logging.DEBUG, event, fields)
-
-    def info(self, event: str, **fields: Any) -> None:
-        self._log(logging.INFO, event, fields)
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self._log(logging.WARNING, event, fields)
+    debug = functools.partialmethod(_log, logging.DEBUG)
+    info = functools.partialmethod(_log, logging.INFO)
+    warning = functools.partialmethod(_log, logging.WARNING)
 
 
 _STDLIB_EVENTS = _StdlibEvents()
@@ -468,9 +464,15 @@ class Operation:
         if self.cache != "hit":  # answered from process memory: no database operation
             tel._duration.record(duration, metric_attrs)
         if self.read_units or self.write_units or self.retries:
-            self._count(metric_attrs, error_type)
+            self._add(tel._capacity, self.read_units, "aiodynkv.capacity.kind", "read", error_type)
+            self._add(
+                tel._capacity, self.write_units, "aiodynkv.capacity.kind", "write", error_type
+            )
+            if self.retries:
+                tel._retries.add(self.retries, metric_attrs)
         if self.cache_hits or self.cache_misses:
-            self._count_cache(error_type)
+            self._add(tel._cache, self.cache_hits, "aiodynkv.cache.result", "hit", error_type)
+            self._add(tel._cache, self.cache_misses, "aiodynkv.cache.result", "miss", error_type)
         if self._token is not None:  # recording (see __enter__)
             if self.outcome != "ok" or self.cache is not None or self.retries or error_type:
                 late: dict[str, Any] = {"aiodynkv.outcome": self.outcome}  # the rare extras
@@ -495,27 +497,10 @@ class Operation:
             otel_context.detach(self._token)  # type: ignore[arg-type]
         self._log(duration, error_type, exc)
 
-    def _count(self, metric_attrs: dict[str, Any], error_type: str | None) -> None:
-        tel = self.tel
-        kind = "aiodynkv.capacity.kind"
-        if self.read_units:
-            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, kind, "read")
-            tel._capacity.add(self.read_units, attrs)
-        if self.write_units:
-            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, kind, "write")
-            tel._capacity.add(self.write_units, attrs)
-        if self.retries:
-            tel._retries.add(self.retries, metric_attrs)
-
-    def _count_cache(self, error_type: str | None) -> None:
-        tel = self.tel
-        result = "aiodynkv.cache.result"
-        if self.cache_hits:
-            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, result, "hit")
-            tel._cache.add(self.cache_hits, attrs)
-        if self.cache_misses:
-            attrs = tel.metric_attributes_with(self.dynamo_op, error_type, result, "miss")
-            tel._cache.add(self.cache_misses, attrs)
+    def _add(self, sums: _Sums, amount: float, name: str, value: str, error: str | None) -> None:
+        """Add `amount` (if any) to `sums`, under the metric attributes plus `name`=`value`."""
+        if amount:
+            sums.add(amount, self.tel.metric_attributes_with(self.dynamo_op, error, name, value))
 
     def _log(self, duration: float, error_type: str | None, exc: BaseException | None) -> None:
         tel = self.tel

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import math
+import operator
 import re
 import time
 import uuid
@@ -56,6 +57,15 @@ _EXPRESSIONS = (
     "UpdateExpression",
     "ProjectionExpression",
 )
+#: The operations served, by the name of the method that answers each.
+_OPERATIONS = {
+    name: "_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    for name in (  # noqa: SIM905 (one string reads better than fifteen)
+        "GetItem PutItem UpdateItem DeleteItem BatchGetItem BatchWriteItem TransactGetItems "
+        "TransactWriteItems Scan CreateTable DeleteTable DescribeTable ListTables "
+        "UpdateTimeToLive DescribeTimeToLive"
+    ).split()
+}
 _COMPILED_LIMIT = 4096  # parsed expressions kept (the library sends a few dozen texts)
 #: A parsed request: condition (or filter), update, projection, the values it uses.
 _Compiled = tuple["Condition | None", "Update | None", "list[str] | None", frozenset[str]]
@@ -242,7 +252,7 @@ def _checked_value(value: Any) -> dict[str, Any]:
 
 
 def _is_a(raw: Any, expected: type | tuple[type, ...]) -> bool:
-    return isinstance(raw, expected)
+    return isinstance(raw, expected)  # without narrowing `raw`, which stays Any
 
 
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -298,23 +308,6 @@ class MemoryTransport:
         self._tokens: dict[str, tuple[str, float, dict[str, Any]]] = {}
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
         self._clock = clock
-        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-            "GetItem": self._get_item,
-            "PutItem": self._put_item,
-            "UpdateItem": self._update_item,
-            "DeleteItem": self._delete_item,
-            "BatchGetItem": self._batch_get_item,
-            "BatchWriteItem": self._batch_write_item,
-            "TransactGetItems": self._transact_get_items,
-            "TransactWriteItems": self._transact_write_items,
-            "Scan": self._scan,
-            "CreateTable": self._create_table,
-            "DeleteTable": self._delete_table,
-            "DescribeTable": self._describe_table,
-            "ListTables": self._list_tables,
-            "UpdateTimeToLive": self._update_time_to_live,
-            "DescribeTimeToLive": self._describe_time_to_live,
-        }
 
     @classmethod
     def shared(cls) -> MemoryTransport:
@@ -329,9 +322,9 @@ class MemoryTransport:
         Raises:
             ServiceError: DynamoDB's error for this request (same code, message, body).
         """
-        handler = self._handlers.get(action)
-        if handler is None:
+        if action not in _OPERATIONS:
             raise _error("UnknownOperationException", "", status=400)
+        handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, _OPERATIONS[action])
         request = _copy(request)
         await asyncio.sleep(0)  # let other requests in, as a server would
         response = handler(request)
@@ -471,10 +464,14 @@ class MemoryTransport:
         return str(returns)
 
     @staticmethod
-    def _condition_failed(request: dict[str, Any], old: Item | None) -> ServiceError:
-        extra: dict[str, Any] = {}
+    def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]:
+        """The old item a failed condition returns, as ``{"Item": ...}`` (if asked for)."""
         if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-            extra["Item"] = _copy(old)
+            return {"Item": _copy(old)}
+        return {}
+
+    def _condition_failed(self, request: dict[str, Any], old: Item | None) -> ServiceError:
+        extra = self._old_on_failure(request, old)
         return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
 
     # -- single items --------------------------------------------------------------------
@@ -499,15 +496,59 @@ class MemoryTransport:
         item = _checked_item(request.get("Item"))
         key = table.key_of(item, whole_item=True)
         self._check_size(item)
+        return self._write(request, table, key, parsed, returns, lambda _old: item)
+
+    def _update_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        returns = self._returns(
+            request, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
+        )
+        parsed = self._parsed(request, update=True)
+        key = table.key_of(request.get("Key"))
+        return self._write(
+            request,
+            table,
+            key,
+            parsed,
+            returns,
+            lambda old: self._updated(table, request, parsed, old),
+        )
+
+    def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table = self._table(request.get("TableName"))
+        returns = self._returns(request, ("NONE", "ALL_OLD"))
+        parsed = self._parsed(request)
+        key = table.key_of(request.get("Key"))
+        return self._write(request, table, key, parsed, returns, lambda _old: None)
+
+    def _write(
+        self,
+        request: dict[str, Any],
+        table: _Table,
+        key: tuple[Any, ...],
+        parsed: _Parsed,
+        returns: str,
+        make: Callable[[Item | None], Item | None],
+    ) -> dict[str, Any]:
+        """A checked PutItem, UpdateItem or DeleteItem: `make` gives the new item (None: gone)."""
         old = table.items.get(key)
         if not parsed.holds(old):
             raise self._condition_failed(request, old)
-        table.items[key] = item
-        response: dict[str, Any] = {}
-        if returns == "ALL_OLD" and old is not None:
-            response["Attributes"] = _copy(old)
+        new = make(old)
+        if new is None:
+            table.items.pop(key, None)
+        else:
+            table.items[key] = new
+        attributes: Item | None = old if returns == "ALL_OLD" else None
+        if returns == "ALL_NEW":
+            attributes = new
+        elif returns.startswith("UPDATED_"):
+            touched = parsed.update.paths if parsed.update is not None else []
+            source = old if returns == "UPDATED_OLD" else new
+            attributes = {n: source[n] for n in touched if n in source} if source else None
+        response: dict[str, Any] = {"Attributes": _copy(attributes)} if attributes else {}
         response.update(
-            self._capacity(request, table.name, self._write_units(old, item), write=True)
+            self._capacity(request, table.name, self._write_units(old, new), write=True)
         )
         return response
 
@@ -533,57 +574,10 @@ class MemoryTransport:
         self._check_size(new, "Item size to update has exceeded the maximum allowed size")
         return new
 
-    def _update_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(
-            request, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
-        )
-        parsed = self._parsed(request, update=True)
-        key = table.key_of(request.get("Key"))
-        old = table.items.get(key)
-        if not parsed.holds(old):
-            raise self._condition_failed(request, old)
-        new = self._updated(table, request, parsed, old)
-        table.items[key] = new
-        response: dict[str, Any] = {}
-        touched = parsed.update.paths if parsed.update is not None else []
-        attributes: Item | None = None
-        if returns == "ALL_OLD":
-            attributes = old
-        elif returns == "ALL_NEW":
-            attributes = new
-        elif returns == "UPDATED_OLD":
-            attributes = {n: old[n] for n in touched if n in old} if old else None
-        elif returns == "UPDATED_NEW":
-            attributes = {n: new[n] for n in touched if n in new}
-        if attributes:
-            response["Attributes"] = _copy(attributes)
-        response.update(
-            self._capacity(request, table.name, self._write_units(old, new), write=True)
-        )
-        return response
-
-    def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(request, ("NONE", "ALL_OLD"))
-        parsed = self._parsed(request)
-        key = table.key_of(request.get("Key"))
-        old = table.items.get(key)
-        if not parsed.holds(old):
-            raise self._condition_failed(request, old)
-        table.items.pop(key, None)
-        response: dict[str, Any] = {}
-        if returns == "ALL_OLD" and old is not None:
-            response["Attributes"] = _copy(old)
-        response.update(self._capacity(request, table.name, self._write_units(old), write=True))
-        return response
-
     # -- batches ---------------------------------------------------------------------------
 
     def _batch_get_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        wanted = request.get("RequestItems")
-        if not isinstance(wanted, dict) or not wanted:
-            raise _invalid("1 validation error detected: Value null at 'requestItems' failed")
+        wanted = _request_items(request)
         total = sum(len(spec.get("Keys") or ()) for spec in wanted.values())
         if total > 100:
             raise _invalid("Too many items requested for the BatchGetItem call")
@@ -604,11 +598,11 @@ class MemoryTransport:
             plan.append((table, spec, projection, keys))
         responses: dict[str, list[Item]] = {}
         unprocessed: dict[str, Any] = {}
-        capacity: list[dict[str, Any]] = []
+        units: dict[str, float] = {}
         size = 0
         for table, spec, projection, keys in plan:
             found = responses.setdefault(table.name, [])
-            units = 0.0
+            units[table.name] = 0.0
             for key in keys:
                 item = table.items.get(table.key_of(key))
                 item_bytes = _item_size(item) if item else 0
@@ -619,22 +613,16 @@ class MemoryTransport:
                     rest["Keys"].append(_copy(key))
                     continue
                 size += item_bytes
-                units += self._read_units(item_bytes, consistent=bool(spec.get("ConsistentRead")))
+                consistent = bool(spec.get("ConsistentRead"))
+                units[table.name] += self._read_units(item_bytes, consistent=consistent)
                 if item is not None:
                     found.append(self._project(item, projection))
-            if request.get("ReturnConsumedCapacity", "NONE") != "NONE":
-                capacity.append(
-                    {"TableName": table.name, "CapacityUnits": units, "ReadCapacityUnits": units}
-                )
         response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
-        if capacity:
-            response["ConsumedCapacity"] = capacity
+        response.update(self._capacities(request, units, write=False))
         return response
 
     def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        wanted = request.get("RequestItems")
-        if not isinstance(wanted, dict) or not wanted:
-            raise _invalid("1 validation error detected: Value null at 'requestItems' failed")
+        wanted = _request_items(request)
         total = sum(len(writes or ()) for writes in wanted.values())
         if total > 25:
             raise _invalid(
@@ -783,13 +771,8 @@ class MemoryTransport:
         """The cancellation reason of one action (Code "None": fine) and the item it leaves."""
         old = table.items.get(key)
         if not parsed.holds(old):
-            reason: dict[str, Any] = {
-                "Code": "ConditionalCheckFailed",
-                "Message": _CONDITION_FAILED,
-            }
-            if old is not None and spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-                reason["Item"] = _copy(old)
-            return reason, old
+            reason = {"Code": "ConditionalCheckFailed", "Message": _CONDITION_FAILED}
+            return reason | self._old_on_failure(spec, old), old
         try:
             if kind == "Put" and put is not None:
                 self._check_size(put)
@@ -913,6 +896,14 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
+def _request_items(request: dict[str, Any]) -> dict[str, Any]:
+    """The RequestItems of a batch request, by table."""
+    wanted = request.get("RequestItems")
+    if not isinstance(wanted, dict) or not wanted:
+        raise _invalid("1 validation error detected: Value null at 'requestItems' failed")
+    return wanted
+
+
 def _transact_items(request: dict[str, Any]) -> list[Any]:
     """The actions of a transaction request: 1 to 100, as DynamoDB allows."""
     actions: list[Any] = request.get("TransactItems") or []
@@ -925,8 +916,6 @@ def _transact_items(request: dict[str, Any]) -> list[Any]:
 
 
 # -- expressions: parse, check placeholders, evaluate --------------------------------------
-#
-# DynamoDB expressions for the memory transport: parse, check placeholders, evaluate.
 #
 # Covers the grammar of condition, filter, update and projection expressions on
 # top-level attributes: ``attribute_exists``, ``attribute_not_exists``,
@@ -991,12 +980,7 @@ class Placeholders:
 
     def check_names(self) -> None:
         """DynamoDB refuses names that no expression of the request uses."""
-        unused = sorted(set(self.names) - self.used_names)
-        if unused:
-            raise ExpressionError(
-                "Value provided in ExpressionAttributeNames unused in expressions: "
-                f"keys: {{{', '.join(unused)}}}"
-            )
+        _refuse_unused("ExpressionAttributeNames", self.names.keys() - self.used_names)
 
 
 def check_values(used: set[str] | frozenset[str], values: Values) -> None:
@@ -1011,12 +995,13 @@ def check_values(used: set[str] | frozenset[str], values: Values) -> None:
             "An expression attribute value used in expression is not defined; "
             f"attribute value: {missing[0]}"
         )
-    unused = sorted(values.keys() - used)
+    _refuse_unused("ExpressionAttributeValues", values.keys() - used)
+
+
+def _refuse_unused(field: str, unused: set[str]) -> None:
     if unused:
-        raise ExpressionError(
-            "Value provided in ExpressionAttributeValues unused in expressions: "
-            f"keys: {{{', '.join(unused)}}}"
-        )
+        keys = ", ".join(sorted(unused))
+        raise ExpressionError(f"Value provided in {field} unused in expressions: keys: {{{keys}}}")
 
 
 # -- tokens ---------------------------------------------------------------------------
@@ -1186,11 +1171,19 @@ def _ordered(left: AttrValue | None, right: AttrValue | None) -> tuple[Any, Any]
     return bytes(left["B"]), bytes(right["B"])
 
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "<": lambda a, b: bool(a < b),
-    "<=": lambda a, b: bool(a <= b),
-    ">": lambda a, b: bool(a > b),
-    ">=": lambda a, b: bool(a >= b),
+def _by_order(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """`test` on two scalars of one ordered type; false for any other pair."""
+    return lambda a, b: (pair := _ordered(a, b)) is not None and test(*pair)
+
+
+#: The comparators of conditions, on two attribute values (None: absent).
+_COMPARE: dict[str, Callable[[AttrValue | None, AttrValue | None], bool]] = {
+    "=": equal,
+    "<>": lambda a, b: not equal(a, b),
+    "<": _by_order(operator.lt),
+    "<=": _by_order(operator.le),
+    ">": _by_order(operator.gt),
+    ">=": _by_order(operator.ge),
 }
 
 
@@ -1266,7 +1259,7 @@ def _not(tokens: _Tokens, places: Placeholders) -> Condition:
     return _primary(tokens, places)
 
 
-def _primary(tokens: _Tokens, places: Placeholders) -> Condition:  # noqa: PLR0911 (one per form)
+def _primary(tokens: _Tokens, places: Placeholders) -> Condition:
     token = tokens.peek()
     if token is None:
         raise tokens.error("<EOF>")
@@ -1281,36 +1274,18 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:  # noqa: PLR09
             return _function(tokens, places)
     left = _operand(tokens, places)
     _, op = tokens.next()
-    if op in ("=", "<>", "<", "<=", ">", ">="):
-        right = _operand(tokens, places)
-        if op == "=":
-            return lambda item, values: equal(left(item, values), right(item, values))
-        if op == "<>":
-            return lambda item, values: not equal(left(item, values), right(item, values))
-        compare = _COMPARE[op]
-
-        def ordered(item: Item, values: Values) -> bool:
-            pair = _ordered(left(item, values), right(item, values))
-            return pair is not None and compare(*pair)
-
-        return ordered
+    if op in _COMPARE:
+        compare, right = _COMPARE[op], _operand(tokens, places)
+        return lambda item, values: compare(left(item, values), right(item, values))
     if op.upper() == "BETWEEN":
         low = _operand(tokens, places)
         tokens.expect("AND")
         high = _operand(tokens, places)
-
-        def between(item: Item, values: Values) -> bool:
-            value = left(item, values)
-            above = _ordered(value, low(item, values))
-            below = _ordered(value, high(item, values))
-            return (
-                above is not None
-                and below is not None
-                and above[0] >= above[1]
-                and below[0] <= below[1]
-            )
-
-        return between
+        at_least, at_most = _COMPARE[">="], _COMPARE["<="]
+        return lambda item, values: (
+            at_least(value := left(item, values), low(item, values))
+            and at_most(value, high(item, values))
+        )
     if op.upper() == "IN":
         tokens.expect("(")
         choices = [_operand(tokens, places)]
@@ -1323,9 +1298,17 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:  # noqa: PLR09
     raise tokens.error(op)
 
 
-_FUNCTIONS = frozenset(
-    {"attribute_exists", "attribute_not_exists", "begins_with", "contains", "attribute_type"}
-)
+def _has_type(value: AttrValue | None, wanted: AttrValue | None) -> bool:
+    return value is not None and wanted is not None and _type(value) == wanted.get("S")
+
+
+#: The two-argument functions of conditions: (attribute, operand) in, true or false out.
+_TESTS: dict[str, Callable[[AttrValue | None, AttrValue | None], bool]] = {
+    "begins_with": _begins_with,
+    "contains": _contains,
+    "attribute_type": _has_type,
+}
+_FUNCTIONS = frozenset({"attribute_exists", "attribute_not_exists", *_TESTS})
 
 
 def _function(tokens: _Tokens, places: Placeholders) -> Condition:
@@ -1341,16 +1324,8 @@ def _function(tokens: _Tokens, places: Placeholders) -> Condition:
     tokens.expect(",")
     operand = _operand(tokens, places)
     tokens.expect(")")
-    if name == "begins_with":
-        return lambda item, values: _begins_with(item.get(path), operand(item, values))
-    if name == "contains":
-        return lambda item, values: _contains(item.get(path), operand(item, values))
-
-    def has_type(item: Item, values: Values) -> bool:  # attribute_type
-        wanted = operand(item, values)
-        return path in item and wanted is not None and _type(item[path]) == wanted.get("S")
-
-    return has_type
+    test = _TESTS[name]
+    return lambda item, values: test(item.get(path), operand(item, values))
 
 
 def _operand(tokens: _Tokens, places: Placeholders) -> _Operand:
@@ -1496,51 +1471,51 @@ def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
     tokens.next()
     right = _set_term(tokens, places)
     subtract = token[1] == "-"
+    return _of_two(left, right, "N", lambda a, b: add_numbers(a, b, subtract=subtract))
 
-    def arithmetic(item: Item, values: Values) -> AttrValue | None:
+
+def _of_two(
+    left: _Operand, right: _Operand, kind: str, combine: Callable[[Any, Any], Any]
+) -> _Operand:
+    """`combine` of two operands of type `kind`; None when either is absent."""
+
+    def operand(item: Item, values: Values) -> AttrValue | None:
         a, b = left(item, values), right(item, values)
         if a is None or b is None:
             return None
-        if _type(a) != "N" or _type(b) != "N":
+        if _type(a) != kind or _type(b) != kind:
             raise ExpressionError(_WRONG_OPERAND)
-        return {"N": add_numbers(a["N"], b["N"], subtract=subtract)}
+        return {kind: combine(a[kind], b[kind])}
 
-    return arithmetic
+    return operand
 
 
 def _set_term(tokens: _Tokens, places: Placeholders) -> _Operand:
     token = tokens.peek()
-    if token is not None and token[0] == "word" and token[1].lower() == "if_not_exists":
-        tokens.next()
-        tokens.expect("(")
+    function = token[1].lower() if token is not None and token[0] == "word" else None
+    if function not in ("if_not_exists", "list_append"):
+        return _operand(tokens, places)
+    tokens.next()
+    tokens.expect("(")
+    if function == "if_not_exists":
         path = _path(tokens, places)
-        tokens.expect(",")
-        fallback = _set_term(tokens, places)
-        tokens.expect(")")
+        fallback = _last_argument(tokens, places)
 
         def if_not_exists(item: Item, values: Values) -> AttrValue | None:
             found = item.get(path)
             return found if found is not None else fallback(item, values)
 
         return if_not_exists
-    if token is not None and token[0] == "word" and token[1].lower() == "list_append":
-        tokens.next()
-        tokens.expect("(")
-        first = _set_term(tokens, places)
-        tokens.expect(",")
-        second = _set_term(tokens, places)
-        tokens.expect(")")
+    first = _set_term(tokens, places)
+    return _of_two(first, _last_argument(tokens, places), "L", lambda a, b: [*a, *b])
 
-        def list_append(item: Item, values: Values) -> AttrValue | None:
-            a, b = first(item, values), second(item, values)
-            if a is None or b is None:
-                return None
-            if _type(a) != "L" or _type(b) != "L":
-                raise ExpressionError(_WRONG_OPERAND)
-            return {"L": [*a["L"], *b["L"]]}
 
-        return list_append
-    return _operand(tokens, places)
+def _last_argument(tokens: _Tokens, places: Placeholders) -> _Operand:
+    """``, <term>)``: the second and last argument of a function in SET."""
+    tokens.expect(",")
+    term = _set_term(tokens, places)
+    tokens.expect(")")
+    return term
 
 
 def _add(current: AttrValue | None, value: AttrValue) -> AttrValue:

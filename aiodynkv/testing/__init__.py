@@ -1,11 +1,7 @@
 """Test helpers for code that uses aiodynkv.
 
-- `InMemoryKV`: `AsyncDynamoKV` over its own in-process memory transport (no server).
-  Every request goes through the same request builders, value pipeline, error
-  mapping and lifecycle as on DynamoDB, and is answered in process by a
-  `MemoryTransport` (DynamoDB's semantics for conditions, batches, transactions and
-  limits), so a test that passes here runs the same code as in production, and
-  every feature works unchanged.
+- `InMemoryKV`: `AsyncDynamoKV` whose requests a `MemoryTransport` answers in process
+  with DynamoDB's semantics: a test runs the same store code as production, no server.
 - `LocalDynamoDB`: a local DynamoDB-compatible server (moto, dynalite or DynamoDB Local);
   `ImageUnavailableError` when DynamoDB Local's image is neither present nor pullable.
 - A pytest plugin (loaded automatically) with the fixtures ``aiodynkv_endpoint``,

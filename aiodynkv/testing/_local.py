@@ -4,18 +4,13 @@ Private so that the command line and the demo can use it without importing the
 testing package; `aiodynkv.testing` re-exports it. Three kinds:
 
 - ``"moto"`` (default): moto's server, the embedded emulator (the ``local`` extra).
-- ``"dynalite"``: the dynalite npm package (a second, independent implementation).
-  Found through ``AIODYNKV_DYNALITE`` (path of its executable), ``PATH``, or
-  ``./node_modules/.bin``; ``install=True`` runs ``npm install dynalite@4`` into a
-  cache directory when it is nowhere to be found.
-- ``"dynamodb-local"``: Amazon's DynamoDB Local image through testcontainers; needs
-  a Docker engine (`docker_available` says whether one answers). The image and when
-  to pull it are settings: ``image=`` / ``AIODYNKV_DYNAMODB_LOCAL_IMAGE`` (default
-  ``amazon/dynamodb-local:latest``; any image that serves DynamoDB's API on port 8000
-  and takes DynamoDB Local's arguments, such as the stand-in docker/README.md builds)
-  and ``pull=`` / ``AIODYNKV_DYNAMODB_LOCAL_PULL`` (``missing``, ``always``, ``never``).
-  An image that is neither present nor pullable raises `ImageUnavailableError`, which
-  names the image and the setting, before testcontainers starts anything.
+- ``"dynalite"``: the dynalite npm package (a second, independent implementation),
+  found by `find_dynalite`.
+- ``"dynamodb-local"``: Amazon's DynamoDB Local image (or any image that serves
+  DynamoDB's API on port 8000 and takes its arguments, such as the stand-in
+  docker/README.md builds) through testcontainers; needs a Docker engine
+  (`docker_available` says whether one answers). An image that is neither present
+  nor pullable raises `ImageUnavailableError` before testcontainers starts anything.
 
 No server outlives its owner: each runs in its own process group (so a Ctrl-C
 meant for the owner does not reach it first), `stop` ends the whole group, and an
@@ -45,7 +40,7 @@ import warnings
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import IO, Any, Literal
 
 from aiodynkv.testing._owned import watch_command
@@ -72,6 +67,8 @@ _DYNAMODB_LOCAL_IMAGE = "amazon/dynamodb-local:latest"
 IMAGE_VARIABLE = "AIODYNKV_DYNAMODB_LOCAL_IMAGE"
 PULL_VARIABLE = "AIODYNKV_DYNAMODB_LOCAL_PULL"
 _PULL_POLICIES: tuple[PullPolicy, ...] = ("missing", "always", "never")
+# Tables ready at once, as on DynamoDB Local and moto.
+_DYNALITE_ARGS = ("--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
 _DYNAMODB_LOCAL_ARGS = "-jar DynamoDBLocal.jar -inMemory -sharedDb"
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "aiodynkv"
 _STOP_TIMEOUT = 10.0
@@ -338,19 +335,7 @@ class LocalDynamoDB:
                 ) from exc
             return [sys.executable, "-c", _SERVE_MOTO, _HOST, str(port)]
         exe = find_dynalite(install=self.install)
-        return [
-            exe,
-            "--host",
-            _HOST,
-            "--port",
-            str(port),
-            "--createTableMs",
-            "0",
-            "--deleteTableMs",
-            "0",
-            "--updateTableMs",
-            "0",
-        ]
+        return [exe, "--host", _HOST, "--port", str(port), *_DYNALITE_ARGS]
 
     def _start_process(self) -> None:
         port = self.port or _free_port()
@@ -502,12 +487,7 @@ class LocalDynamoDB:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     async def __aenter__(self) -> LocalDynamoDB:
@@ -516,12 +496,7 @@ class LocalDynamoDB:
         await asyncio.to_thread(self.start)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.stop()
 
 

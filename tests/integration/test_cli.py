@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from aiodynkv import AsyncDynamoKV, BatchIncompleteError, _cli
+from aiodynkv import AsyncDynamoKV, BatchIncompleteError, ThrottledError, _cli
 from aiodynkv._cli import main as cli_main
 from tests.conftest import StoreFactory, put_raw
 
@@ -340,6 +340,34 @@ def test_importing_into_a_missing_table_says_how_to_create_it(run: Run, tmp_path
     assert created.code == 0, created.err
     assert "imported: 1 read, 1 written, 0 skipped, 0 failed (" in created.err
     assert run("-t", fresh, "get", "k") == Result(0, "v\n", "")
+
+
+def test_an_import_file_that_is_not_utf8_is_a_usage_error(run: Run, tmp_path: Path) -> None:
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b'{"key": "k", "value": "\xff"}\n')
+    result = run("import", str(dump))
+    assert result.code == 2
+    assert "import stopped: " in result.err and "run the same command again" not in result.err
+    assert result.err.rstrip().endswith(f"aiodynkv: {dump} is not UTF-8 text (invalid start byte)")
+
+
+def test_an_import_stopped_by_throttling_says_how_to_resume(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text('{"key": "k", "value": "v"}\n', encoding="utf-8")
+
+    async def throttled(*_args: Any, **_kwargs: Any) -> None:
+        raise ThrottledError("set_many on table 't' failed: throttled")
+
+    monkeypatch.setattr(AsyncDynamoKV, "set_many", throttled)
+    result = run("import", str(dump))
+    assert result.code == 3
+    lines = result.err.rstrip().splitlines()
+    assert lines[-2:] == [
+        "aiodynkv: run the same command again to resume: keys already imported are skipped",
+        "aiodynkv: ThrottledError: set_many on table 't' failed: throttled",
+    ]
 
 
 # -- export and import -------------------------------------------------------------------
