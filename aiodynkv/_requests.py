@@ -12,6 +12,7 @@ flag, ``#tk`` write token.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -105,15 +106,18 @@ def _used(request: dict[str, Any]) -> dict[str, Any]:
         )
         if part in request
     )
-    names = {k: v for k, v in request["ExpressionAttributeNames"].items() if _mentions(text, k)}
+    used = _PLACEHOLDERS.get(text)
+    if used is None:
+        if len(_PLACEHOLDERS) >= _MAX_TEXTS:  # the builders make few texts; stay bounded anyway
+            _PLACEHOLDERS.clear()
+        used = _PLACEHOLDERS[text] = frozenset(_PLACEHOLDER.findall(text))
+    names = {k: v for k, v in request["ExpressionAttributeNames"].items() if k in used}
     if names:
         request["ExpressionAttributeNames"] = names
     else:
         del request["ExpressionAttributeNames"]
     if "ExpressionAttributeValues" in request:
-        values = {
-            k: v for k, v in request["ExpressionAttributeValues"].items() if _mentions(text, k)
-        }
+        values = {k: v for k, v in request["ExpressionAttributeValues"].items() if k in used}
         if values:
             request["ExpressionAttributeValues"] = values
         else:
@@ -121,14 +125,10 @@ def _used(request: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def _mentions(text: str, token: str) -> bool:
-    start = text.find(token)
-    while start != -1:
-        end = start + len(token)
-        if end == len(text) or not (text[end].isalnum() or text[end] == "_"):
-            return True
-        start = text.find(token, end)
-    return False
+# An expression's placeholders (``#name``, ``:value``), found once per expression text.
+_PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
+_PLACEHOLDERS: dict[str, frozenset[str]] = {}
+_MAX_TEXTS = 4096
 
 
 # -- reads ----------------------------------------------------------------------

@@ -595,3 +595,37 @@ def test_every_builder_defines_exactly_the_names_and_values_it_uses(
 ) -> None:
     assert_expressions_consistent(request_)
     assert request_["ReturnConsumedCapacity"] == "TOTAL"
+
+
+def test_unused_placeholders_are_dropped_even_when_a_used_one_starts_with_their_name() -> None:
+    request: dict[str, Any] = {
+        "UpdateExpression": "SET #tk = :tok, #v = :v2",
+        "ConditionExpression": "attribute_not_exists(#tk)",
+        "ExpressionAttributeNames": {"#t": "t", "#tk": "tk", "#v": "v"},
+        "ExpressionAttributeValues": {
+            ":t": {"N": "1"},
+            ":tok": {"S": "x"},
+            ":v": {"S": "a"},
+            ":v2": {"S": "b"},
+        },
+    }
+    for _ in range(2):  # the second time from what the first found
+        built = requests._used(
+            {
+                **request,
+                "ExpressionAttributeNames": dict(request["ExpressionAttributeNames"]),
+                "ExpressionAttributeValues": dict(request["ExpressionAttributeValues"]),
+            }
+        )
+        assert set(built["ExpressionAttributeNames"]) == {"#tk", "#v"}
+        assert set(built["ExpressionAttributeValues"]) == {":tok", ":v2"}
+    bare = requests._used(
+        {
+            "UpdateExpression": "REMOVE #z",
+            "ExpressionAttributeNames": {"#z": "z"},
+            "ExpressionAttributeValues": {":z": {"S": "x"}},
+        }
+    )
+    assert (
+        bare["ExpressionAttributeNames"] == {"#z": "z"} and "ExpressionAttributeValues" not in bare
+    )
