@@ -66,6 +66,7 @@ __all__ = [
     "remaining_seconds",
     "stored_many",
     "to_json",
+    "utf8",
     "version_of",
     "was_live",
     "written_by",
@@ -113,12 +114,7 @@ def encode_value(
         if len(text) * 4 <= bound:
             # Short text cannot exceed either bound even at 4 bytes per character.
             return {"S": text}, None
-        try:
-            raw = text.encode()
-        except UnicodeEncodeError:
-            raise KVValidationError(
-                f"{operation}: value is not valid UTF-8 text (lone surrogate)", operation=operation
-            ) from None
+        raw = utf8(text, operation)
         kind, attr = "s", AttributeValue(S=text)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
@@ -140,6 +136,19 @@ def encode_value(
         if len(packed) < len(raw):
             return {"B": packed}, kind
     return attr, None
+
+
+def utf8(text: str, operation: str, table: str | None = None, key: str | None = None) -> bytes:
+    """`text` as UTF-8; a lone surrogate is a `KVValidationError`."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise KVValidationError(
+            f"{operation}: value is not valid UTF-8 text (lone surrogate)",
+            operation=operation,
+            table=table,
+            key=key,
+        ) from None
 
 
 def _inflate(data: bytes, max_bytes: int) -> bytes:

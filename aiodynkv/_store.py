@@ -872,17 +872,20 @@ class AsyncDynamoKV:
             users[stored] = (key, value)
         if not values:
             return
-        seal = None
-        if pipeline.writes:
 
-            def check(pk: str, attr: AttributeValue, record: str | None) -> None:
+        async def seal() -> None:
+            await pipeline.seal_many(values, records, users, "set_many")
+            for pk, attr in values.items():
                 user = users[pk][0]
-                check_fits(config, pk, attr, record, expires_ms, token, "set_many", user, room)
+                check_fits(
+                    config, pk, attr, records.get(pk), expires_ms, token, "set_many", user, room
+                )
 
-            seal = functools.partial(pipeline.seal_many, values, records, users, "set_many", check)
         puts = _Puts(config, values, records, expires_ms, token)
         expires_at = None if expires_ms is None else expires_ms / 1000.0
-        await self._write_many("set_many", puts, users, expires_at, records, seal)
+        await self._write_many(
+            "set_many", puts, users, expires_at, records, seal if pipeline.writes else None
+        )
 
     async def _write_many(
         self,
@@ -1118,7 +1121,7 @@ class AsyncDynamoKV:
                 return
 
     def _again(self, stored: str, user: str) -> Callable[[], Awaitable[Item | None]]:
-        """Reads `user`'s item again (its own traced GetItem), for `_opened` in `items`."""
+        """Reads `user`'s item again (its own traced GetItem), for `_decoded` in `items`."""
 
         async def again() -> Item | None:
             with self._core.operation("items", "GetItem", user) as op:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiodynkv import _requests as requests
 from aiodynkv._batch import read_items
-from aiodynkv._codec import COMPRESSION_FLAG, decode_bytes, decode_value
+from aiodynkv._codec import COMPRESSION_FLAG, decode_bytes, decode_value, utf8
 from aiodynkv._errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -54,7 +54,6 @@ from aiodynkv._errors import (
     KVConnectionError,
     KVError,
     KVTimeoutError,
-    KVValidationError,
     ServerError,
     ThrottledError,
     botocore_exceptions,
@@ -201,8 +200,9 @@ class Pipeline:
         """Encrypt and, when still too large, offload a value the codec encoded (compressed).
 
         Returns the final value attribute and its record, from which the item is
-        built (and size-checked). An offloaded value's item holds only the pointer,
-        so it always fits: the object is uploaded here.
+        built (and size-checked). The object of an offloaded value is uploaded here:
+        its item, holding only the pointer, always fits, and so does a value kept in
+        the item beside a bucket (``large_value_threshold`` is at most 400,000 bytes).
 
         Raises:
             KVValidationError: A text holds lone surrogates.
@@ -211,18 +211,7 @@ class Pipeline:
         config = self.config
         kind = record or ("s" if "S" in attr else "b")
         steps = "z" if record else ""
-        if "B" in attr:
-            data: bytes = attr["B"]
-        else:
-            try:
-                data = attr["S"].encode()
-            except UnicodeEncodeError:
-                raise KVValidationError(
-                    f"{operation}: value is not valid UTF-8 text (lone surrogate)",
-                    operation=operation,
-                    table=config.table,
-                    key=key,
-                ) from None
+        data = attr["B"] if "B" in attr else utf8(attr["S"], operation, config.table, key)
         encryptor = self._encryptor
         if encryptor is not None and encryptor.writes:
             try:
@@ -252,17 +241,14 @@ class Pipeline:
         records: dict[str, str],
         users: Mapping[str, tuple[str, Any]],
         operation: str,
-        check: Callable[[str, AttributeValue, str | None], None],
     ) -> None:
         """`seal` for a batch, in place: `values` and `records` by stored key.
 
-        `check(stored, attr, record)` checks each sealed value's item; on any failure
-        the objects already uploaded are deleted.
+        On any failure the objects already uploaded are deleted.
         """
 
         async def one(pk: str) -> None:
             attr, record = await self.seal(values[pk], records.get(pk), pk, users[pk][0], operation)
-            check(pk, attr, record)
             values[pk] = attr
             if record is not None:
                 records[pk] = record
