@@ -66,7 +66,6 @@ __all__ = [
     "remaining_seconds",
     "stored_many",
     "to_json",
-    "utf8",
     "version_of",
     "was_live",
     "written_by",
@@ -111,10 +110,14 @@ def encode_value(
     if isinstance(value, str):
         text = str(value)
         bound = max_bytes if threshold is None or threshold > max_bytes else threshold
-        if len(text) * 4 <= bound:
-            # Short text cannot exceed either bound even at 4 bytes per character.
-            return {"S": text}, None
-        raw = utf8(text, operation)
+        if len(text) <= bound and text.isascii():
+            return {"S": text}, None  # as many bytes as characters: within both bounds
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError:
+            raise KVValidationError(
+                f"{operation}: value is not valid UTF-8 text (lone surrogate)", operation=operation
+            ) from None
         kind, attr = "s", AttributeValue(S=text)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
@@ -136,19 +139,6 @@ def encode_value(
         if len(packed) < len(raw):
             return {"B": packed}, kind
     return attr, None
-
-
-def utf8(text: str, operation: str, table: str | None = None, key: str | None = None) -> bytes:
-    """`text` as UTF-8; a lone surrogate is a `KVValidationError`."""
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        raise KVValidationError(
-            f"{operation}: value is not valid UTF-8 text (lone surrogate)",
-            operation=operation,
-            table=table,
-            key=key,
-        ) from None
 
 
 def _inflate(data: bytes, max_bytes: int) -> bytes:
@@ -400,15 +390,7 @@ def item_size(item: Item) -> int:
 
 def check_item_size(item: Item, operation: str, table: str, key: str) -> None:
     """Raise `ValueTooLargeError` if the item exceeds 400 KB as DynamoDB counts it."""
-    try:
-        size = item_size(item)
-    except UnicodeEncodeError:
-        raise KVValidationError(
-            f"{operation}: value is not valid UTF-8 text (lone surrogate)",
-            operation=operation,
-            table=table,
-            key=key,
-        ) from None
+    size = item_size(item)
     if size > MAX_ITEM_BYTES:
         raise ValueTooLargeError(
             f"{operation}: item is {size:,} bytes; DynamoDB allows at most "
@@ -424,13 +406,7 @@ def check_item_size(item: Item, operation: str, table: str, key: str) -> None:
 def encoded_value(
     config: KVConfig, value: object, operation: str, key: str
 ) -> tuple[AttributeValue, str | None]:
-    """`encode_value` with the store's limits; a refused text names the table and key.
-
-    Raises:
-        TypeError: The value is not str or bytes.
-        KVValidationError: A str holds lone surrogates.
-        ValueTooLargeError: The value exceeds ``max_value_bytes``.
-    """
+    """`encode_value` with the store's limits; its errors name the table and key."""
     try:
         return encode_value(value, config.compress_threshold, config.max_value_bytes, operation)
     except KVValidationError as exc:
@@ -451,14 +427,10 @@ def build_item(
     *,
     room: int | None = None,
 ) -> Item:
-    """The whole item a write stores, from the value's final attribute and record.
+    """The item a write stores, from the value's final attribute and record, size-checked.
 
     The value went through the pipeline first (`encoded_value`, then `aiodynkv._values`
-    when it encrypts or offloads): the item is size-checked here, once, before
-    anything is sent.
-
-    Raises:
-        ValueTooLargeError: The item exceeds 400 KB.
+    when it encrypts or offloads); its size is checked here, once, before anything is sent.
     """
     check_fits(config, stored, attr, record, expires_ms, token, operation, key, room)
     return assemble_item(config, stored, attr, record, expires_ms, version, token)
@@ -475,15 +447,11 @@ def check_fits(
     key: str,
     room: int | None = None,
 ) -> None:
-    """Raise unless the item of a final value fits in 400 KB (the check `build_item` makes).
+    """`ValueTooLargeError` unless the item of a final value fits (`build_item`'s check).
 
-    `room` is ``item_room(config, token)``, for callers checking many items with one
-    token: a batch checks every value before it sends anything, and `assemble_item`
-    makes each chunk's items only when the chunk is sent.
-
-    Raises:
-        KVValidationError: A short text holds lone surrogates.
-        ValueTooLargeError: The item exceeds 400 KB.
+    `room` is ``item_room(config, token)``, for a batch checking many items with one
+    token: it checks every value before it sends anything, and `assemble_item` makes
+    each chunk's items only when the chunk is sent.
     """
     if _surely_fits(stored, attr, record, item_room(config, token) if room is None else room):
         return
@@ -554,8 +522,7 @@ def item_room(config: KVConfig, token: str) -> int:
 def _surely_fits(stored: str, attr: AttributeValue, record: str | None, room: int) -> bool:
     """True when the stored key and the record (4 bytes per character) and the value fit.
 
-    A non-ASCII text value returns False: the exact count then also refuses lone
-    surrogates.
+    A non-ASCII text value returns False (for the exact count).
     """
     rest = 4 * (len(stored) + (0 if record is None else len(record)))
     text = attr.get("S")

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiodynkv import _requests as requests
 from aiodynkv._batch import read_items
-from aiodynkv._codec import COMPRESSION_FLAG, decode_bytes, decode_value, utf8
+from aiodynkv._codec import COMPRESSION_FLAG, decode_bytes, decode_value
 from aiodynkv._errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -205,13 +205,12 @@ class Pipeline:
         the item beside a bucket (``large_value_threshold`` is at most 400,000 bytes).
 
         Raises:
-            KVValidationError: A text holds lone surrogates.
             KVError: S3 or KMS failed (mapped like DynamoDB's failures).
         """
         config = self.config
         kind = record or ("s" if "S" in attr else "b")
         steps = "z" if record else ""
-        data = attr["B"] if "B" in attr else utf8(attr["S"], operation, config.table, key)
+        data: bytes = attr["B"] if "B" in attr else attr["S"].encode()
         encryptor = self._encryptor
         if encryptor is not None and encryptor.writes:
             try:
