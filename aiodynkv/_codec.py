@@ -308,7 +308,7 @@ def decode_many(
             rest.append((key, item))
     if not rest:
         return plain, {}
-    found, corrupt = _read_many(rest, config, at, _reader(config, opened))
+    found, corrupt = _read_many(rest, config, at, opened, lambda _key, value, _item: value)
     plain.update(found)
     return plain, corrupt
 
@@ -320,30 +320,28 @@ def stored_many(
     opened: Mapping[str, Value] | None = None,
 ) -> tuple[dict[str, StoredItem], dict[str, str]]:
     """Like `decode_many`, with each value's expiry and version (`StoredItem`)."""
-    value_of = _reader(config, opened)
 
-    def read(key: str, item: Item) -> StoredItem:
-        value = value_of(key, item)
+    def read(key: str, value: Value, item: Item) -> StoredItem:
         return StoredItem(key, value, expiry_seconds(item, config), version_of(item, config))
 
-    return _read_many(items, config, at, read)
-
-
-def _reader(config: KVConfig, opened: Mapping[str, Value] | None) -> Callable[[str, Item], Value]:
-    if not opened:
-        return lambda _key, item: decode_value(item, config)
-    return lambda key, item: opened[key] if key in opened else decode_value(item, config)
+    return _read_many(items, config, at, opened, read)
 
 
 def _read_many(
-    items: Iterable[tuple[str, Item]], config: KVConfig, at: float, read: Callable[[str, Item], _R]
+    items: Iterable[tuple[str, Item]],
+    config: KVConfig,
+    at: float,
+    opened: Mapping[str, Value] | None,
+    read: Callable[[str, Value, Item], _R],
 ) -> tuple[dict[str, _R], dict[str, str]]:
     found: dict[str, _R] = {}
     corrupt: dict[str, str] = {}
+    opened = opened or {}
     for key, item in items:
         try:
             if not is_expired(item, config, at):
-                found[key] = read(key, item)
+                value = opened[key] if key in opened else decode_value(item, config)
+                found[key] = read(key, value, item)
         except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
             corrupt[key] = exc.reason or str(exc)
     return found, corrupt

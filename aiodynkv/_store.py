@@ -325,10 +325,10 @@ class AsyncDynamoKV:
                     item = self._live(op, await core.coalescer.get(stored, key, op), key)
                 else:
                     item = await self._read(op, key, stored, consistent=consistent)
-                found = None
-                if item is not None:
-                    again = functools.partial(self._read_again, op, stored, key)
-                    found = await self._decoded("get", item, key, stored, again)
+                again = functools.partial(self._read_again, op, stored, key)
+                found = (
+                    None if item is None else await self._decoded("get", item, key, stored, again)
+                )
                 if found is None:
                     return None, None
                 value, item = found
@@ -1243,9 +1243,8 @@ class AsyncDynamoKV:
     ) -> tuple[Value, Item] | None:
         """The item's value and the item it was read from; None if it is gone now.
 
-        An encrypted or offloaded value is read by the pipeline (`aiodynkv._values`),
-        which calls `reread` (the item read again, strongly consistent) when its S3
-        object is missing.
+        An encrypted or offloaded value is read by the pipeline, which calls `reread`
+        when its S3 object is missing (`aiodynkv._values.Pipeline.open`).
         """
         pipeline = self._core.pipeline
         if not pipeline.needs_open(item):

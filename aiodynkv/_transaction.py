@@ -355,13 +355,7 @@ class Transaction:
             with core.operation("transaction", "BatchGetItem", batch_size=len(deleted)) as op:
                 items = await read_old_items(core, op, deleted)
         except KVError as exc:  # cleanup only: the commit goes ahead
-            if pipeline.warn is not None:
-                pipeline.warn(
-                    "aiodynkv.offload_cleanup_failed",
-                    table=core.config.table,
-                    operation="transaction",
-                    error=type(exc).__name__,
-                )
+            pipeline.cleanup_failed("transaction", exc)
             return
         for item in items.values():
             pointer = pipeline.pointer_of(item)

@@ -407,14 +407,13 @@ class Pipeline:
             try:
                 await self._blobs.delete(bucket, names)
             except Exception as exc:  # noqa: BLE001, PERF203 (cleanup must not fail a done write)
-                if self.warn is not None:
-                    self.warn(
-                        "aiodynkv.offload_cleanup_failed",
-                        table=self.config.table,
-                        operation=operation,
-                        objects=len(names),
-                        error=type(exc).__name__,
-                    )
+                self.cleanup_failed(operation, exc, objects=len(names))
+
+    def cleanup_failed(self, operation: str, exc: BaseException, **fields: Any) -> None:
+        """Log a failed cleanup step (reading old pointers, deleting objects); never raise."""
+        if self.warn is not None:
+            fields.update(table=self.config.table, operation=operation, error=type(exc).__name__)
+            self.warn("aiodynkv.offload_cleanup_failed", **fields)
 
 
 def for_core(core: Core) -> Pipeline:
@@ -463,13 +462,7 @@ class BatchWrites:
             try:
                 self._old = await self._read_old(op, list(stored))
             except KVError as exc:  # cleanup is best effort: the write goes ahead
-                if pipeline.warn is not None:
-                    pipeline.warn(
-                        "aiodynkv.offload_cleanup_failed",
-                        table=pipeline.config.table,
-                        operation=self._operation,
-                        error=type(exc).__name__,
-                    )
+                pipeline.cleanup_failed(self._operation, exc)
 
     async def after(
         self,
