@@ -2,7 +2,8 @@
 
 Write: typed model → JSON (`aiodynkv._typed`) → str/bytes → compress (`aiodynkv._codec`)
 → encrypt (`Encryptor`) → offload to S3 when still larger than
-``large_value_threshold`` (`Pointer`, `S3Blobs`) → item. Read is the exact reverse,
+``large_value_threshold`` (`Pointer`, `S3Blobs`) → the item, built and size-checked
+once from the final bytes (`aiodynkv._codec.build_item`). Read is the exact reverse,
 and every step that can meet foreign or damaged data raises `CorruptItemError`
 (`DecryptionError` for decryption), never a bare Python exception.
 
@@ -185,7 +186,6 @@ class Pipeline:
         return error
 
     def _aws(self, exc: Exception, service: str, operation: str, key: str) -> KVError:
-
         error = map_aws_error(
             exc, service=service, operation=operation, table=self.config.table, key=key
         )
