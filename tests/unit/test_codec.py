@@ -56,6 +56,8 @@ def _build(
     return build_item(
         config, stored, attr, record, expires_ms, version, token, operation, key, room=room
     )
+
+
 LIMIT = CONFIG.max_value_bytes
 
 
