@@ -25,7 +25,7 @@ import math
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,10 +46,12 @@ __all__ = [
     "Item",
     "assemble_item",
     "build_item",
+    "check_fits",
     "check_item_size",
-    "checked_value",
+    "decode_bytes",
     "decode_many",
     "decode_value",
+    "encoded_value",
     "encode_value",
     "expiry_ms_of",
     "expiry_seconds",
@@ -80,7 +82,7 @@ TOKEN = "tk"  # noqa: S105 (the write-token attribute name, not a secret)
 #: Attribute names aiodynkv writes besides the configurable ones.
 RESERVED_ATTRIBUTES = (COMPRESSION_FLAG, EXPIRY_MS, TOKEN)
 _COMPRESSION_LEVEL = 6
-_FLAGS = {"s": str, "b": bytes}
+_FLAGS = ("s", "b")
 _LARGEST_VERSION = {"N": "9" * 19}
 _R = TypeVar("_R")
 
@@ -108,9 +110,8 @@ def encode_value(
     if isinstance(value, str):
         text = str(value)
         bound = max_bytes if threshold is None or threshold > max_bytes else threshold
-        if len(text) * 4 <= bound:
-            # Short text cannot exceed either bound even at 4 bytes per character.
-            return {"S": text}, None
+        if len(text) <= bound and text.isascii():
+            return {"S": text}, None  # as many bytes as characters: within both bounds
         try:
             raw = text.encode()
         except UnicodeEncodeError:
@@ -154,8 +155,27 @@ def _inflate(data: bytes, max_bytes: int) -> bytes:
     return raw
 
 
+def decode_bytes(kind: str, data: bytes, compressed: bool, max_bytes: int) -> Value:
+    """The user value in a value's bytes: text for kind ``"s"``, bytes for ``"b"``.
+
+    Raises:
+        CorruptItemError: Larger than `max_bytes` (inflated), a bad zlib stream, text not UTF-8.
+    """
+    try:
+        if compressed:
+            data = _inflate(data, max_bytes)
+        elif len(data) > max_bytes:
+            raise ValueError(f"the value exceeds max_value_bytes ({max_bytes:,})")
+        return data.decode() if kind == "s" else data
+    except UnicodeDecodeError:
+        reason = "a text value is not UTF-8"
+        raise CorruptItemError(reason, reason=reason) from None
+    except ValueError as exc:
+        raise CorruptItemError(str(exc), reason=str(exc)) from None
+
+
 def decode_value(item: Item, config: KVConfig) -> Value:
-    """Return the user value stored in an item (str, bytes or a counter's int).
+    """Return the user value stored in an item without a pipeline record (str, bytes, int).
 
     Raises:
         CorruptItemError: The item was not written by aiodynkv or is damaged (no value,
@@ -167,14 +187,10 @@ def decode_value(item: Item, config: KVConfig) -> Value:
     flag = item.get(COMPRESSION_FLAG)
     (kind, raw) = next(iter(attr.items()))
     if flag is not None:
-        wanted = _FLAGS.get(str(flag.get("S"))) if isinstance(flag, dict) else None
-        if wanted is None or kind != "B" or not isinstance(raw, (bytes, bytearray)):
+        wanted = flag.get("S") if isinstance(flag, dict) else None
+        if wanted not in _FLAGS or kind != "B" or not isinstance(raw, (bytes, bytearray)):
             raise CorruptItemError("bad compression flag", reason="bad compression flag")
-        try:
-            data = _inflate(bytes(raw), config.max_value_bytes)
-            return data.decode() if wanted is str else data
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CorruptItemError(str(exc), reason=str(exc)) from None
+        return decode_bytes(wanted, bytes(raw), True, config.max_value_bytes)
     if kind == "S" and isinstance(raw, str):
         return raw
     if kind == "B" and isinstance(raw, (bytes, bytearray)):
@@ -265,9 +281,16 @@ def expiry_ms_of(seconds: float | None, now: float) -> int | None:
 
 
 def decode_many(
-    items: Iterable[tuple[str, Item]], config: KVConfig, at: float
+    items: Iterable[tuple[str, Item]],
+    config: KVConfig,
+    at: float,
+    opened: Mapping[str, Value] | None = None,
 ) -> tuple[dict[str, Value], dict[str, str]]:
-    """Values of unexpired (user key, item) pairs, and what is wrong with the unreadable ones."""
+    """Values of unexpired (user key, item) pairs, and what is wrong with the unreadable ones.
+
+    `opened` holds the values the pipeline already read (`aiodynkv._values.Pipeline`),
+    by user key: their items give only the expiry.
+    """
     value_name, ttl_name = config.value_attribute, config.ttl_attribute
     plain: dict[str, Value] = {}
     rest: list[tuple[str, Item]] = []
@@ -285,32 +308,40 @@ def decode_many(
             rest.append((key, item))
     if not rest:
         return plain, {}
-    found, corrupt = _read_many(rest, config, at, lambda _key, item: decode_value(item, config))
+    found, corrupt = _read_many(rest, config, at, opened, lambda _key, value, _item: value)
     plain.update(found)
     return plain, corrupt
 
 
 def stored_many(
-    items: Iterable[tuple[str, Item]], config: KVConfig, at: float
+    items: Iterable[tuple[str, Item]],
+    config: KVConfig,
+    at: float,
+    opened: Mapping[str, Value] | None = None,
 ) -> tuple[dict[str, StoredItem], dict[str, str]]:
     """Like `decode_many`, with each value's expiry and version (`StoredItem`)."""
 
-    def read(key: str, item: Item) -> StoredItem:
-        value = decode_value(item, config)
+    def read(key: str, value: Value, item: Item) -> StoredItem:
         return StoredItem(key, value, expiry_seconds(item, config), version_of(item, config))
 
-    return _read_many(items, config, at, read)
+    return _read_many(items, config, at, opened, read)
 
 
 def _read_many(
-    items: Iterable[tuple[str, Item]], config: KVConfig, at: float, read: Callable[[str, Item], _R]
+    items: Iterable[tuple[str, Item]],
+    config: KVConfig,
+    at: float,
+    opened: Mapping[str, Value] | None,
+    read: Callable[[str, Value, Item], _R],
 ) -> tuple[dict[str, _R], dict[str, str]]:
     found: dict[str, _R] = {}
     corrupt: dict[str, str] = {}
+    opened = opened or {}
     for key, item in items:
         try:
             if not is_expired(item, config, at):
-                found[key] = read(key, item)
+                value = opened[key] if key in opened else decode_value(item, config)
+                found[key] = read(key, value, item)
         except CorruptItemError as exc:  # noqa: PERF203 (one bad item must not hide the rest)
             corrupt[key] = exc.reason or str(exc)
     return found, corrupt
@@ -357,15 +388,7 @@ def item_size(item: Item) -> int:
 
 def check_item_size(item: Item, operation: str, table: str, key: str) -> None:
     """Raise `ValueTooLargeError` if the item exceeds 400 KB as DynamoDB counts it."""
-    try:
-        size = item_size(item)
-    except UnicodeEncodeError:
-        raise KVValidationError(
-            f"{operation}: value is not valid UTF-8 text (lone surrogate)",
-            operation=operation,
-            table=table,
-            key=key,
-        ) from None
+    size = item_size(item)
     if size > MAX_ITEM_BYTES:
         raise ValueTooLargeError(
             f"{operation}: item is {size:,} bytes; DynamoDB allows at most "
@@ -378,86 +401,75 @@ def check_item_size(item: Item, operation: str, table: str, key: str) -> None:
         )
 
 
+def encoded_value(
+    config: KVConfig, value: object, operation: str, key: str
+) -> tuple[AttributeValue, str | None]:
+    """`encode_value` with the store's limits; its errors name the table and key."""
+    try:
+        return encode_value(value, config.compress_threshold, config.max_value_bytes, operation)
+    except KVValidationError as exc:
+        exc.table, exc.key = config.table, key
+        raise
+
+
 def build_item(
     config: KVConfig,
     stored: str,
-    value: object,
+    attr: AttributeValue,
+    record: str | None,
     expires_ms: int | None,
     version: int,
     token: str,
     operation: str,
     key: str,
     *,
-    check_size: bool = True,
     room: int | None = None,
 ) -> Item:
-    """The whole item a write stores, size-checked before anything is sent.
+    """The item a write stores, from the value's final attribute and record, size-checked.
 
-    With ``check_size=False`` the 400 KB check is left to `aiodynkv._values`, which
-    may still encrypt the value or move it to S3. `room` is ``item_room(config,
-    token)``, for callers building many items with one token.
-
-    Raises:
-        TypeError: The value is not str or bytes.
-        ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
+    The value went through the pipeline first (`encoded_value`, then `aiodynkv._values`
+    when it encrypts or offloads); its size is checked here, once, before anything is sent.
     """
-    attr, flag = checked_value(
-        config, stored, value, expires_ms, token, operation, key, check_size=check_size, room=room
-    )
-    return assemble_item(config, stored, attr, flag, expires_ms, version, token)
+    check_fits(config, stored, attr, record, expires_ms, token, operation, key, room)
+    return assemble_item(config, stored, attr, record, expires_ms, version, token)
 
 
-def checked_value(
+def check_fits(
     config: KVConfig,
     stored: str,
-    value: object,
+    attr: AttributeValue,
+    record: str | None,
     expires_ms: int | None,
     token: str,
     operation: str,
     key: str,
-    *,
-    check_size: bool = True,
     room: int | None = None,
-) -> tuple[AttributeValue, str | None]:
-    """The value's attribute and compression flag, checked as `build_item` checks them.
+) -> None:
+    """`ValueTooLargeError` unless the item of a final value fits (`build_item`'s check).
 
-    Everything that can refuse a write happens here; `assemble_item` then makes the
-    item from the result, so a batch can check every value before sending anything
-    and make each chunk's items only when the chunk is sent.
-
-    Raises:
-        TypeError: The value is not str or bytes.
-        ValueTooLargeError: The value exceeds ``max_value_bytes`` or the item 400 KB.
+    `room` is ``item_room(config, token)``, for a batch checking many items with one
+    token: it checks every value before it sends anything, and `assemble_item` makes
+    each chunk's items only when the chunk is sent.
     """
-    try:
-        attr, flag = encode_value(
-            value, config.compress_threshold, config.max_value_bytes, operation
-        )
-    except KVValidationError as exc:
-        exc.table, exc.key = config.table, key
-        raise
-    if not check_size or _surely_fits(
-        stored, attr, item_room(config, token) if room is None else room
-    ):
-        return attr, flag
+    if _surely_fits(stored, attr, record, item_room(config, token) if room is None else room):
+        return
     # Sized with the largest version a write can leave (19 digits), so that the
     # server's later bumps never push an accepted item over the limit.
-    largest = assemble_item(config, stored, attr, flag, expires_ms, 0, token)
+    largest = assemble_item(config, stored, attr, record, expires_ms, 0, token)
     largest[config.version_attribute] = _LARGEST_VERSION
     check_item_size(largest, operation, config.table, key)
-    return attr, flag
 
 
 def assemble_item(
     config: KVConfig,
     stored: str,
     attr: AttributeValue,
-    flag: str | None,
+    record: str | None,
     expires_ms: int | None,
     version: int,
     token: str,
 ) -> Item:
-    """The item of a value that `checked_value` accepted (nothing here can fail)."""
+    """The item of a final value that `check_fits` accepted (nothing here can fail)."""
     item: Item = {
         config.partition_key: {"S": stored},
         config.value_attribute: attr,
@@ -468,8 +480,8 @@ def assemble_item(
         seconds, millis = _expiry_texts(expires_ms)
         item[config.ttl_attribute] = {"N": seconds}
         item[EXPIRY_MS] = {"N": millis}
-    if flag is not None:
-        item[COMPRESSION_FLAG] = {"S": flag}
+    if record is not None:
+        item[COMPRESSION_FLAG] = {"S": record}
     return item
 
 
@@ -487,7 +499,7 @@ _NUMBER_BOUND = 22
 
 
 def item_room(config: KVConfig, token: str) -> int:
-    """Bytes surely left for the stored key and the value of an item `build_item` makes.
+    """Bytes surely left for the stored key, value and record of an item `build_item` makes.
 
     400 KB less an upper bound of everything else: every name and the token at 4
     bytes per character (UTF-8's most), each number at its largest size.
@@ -501,21 +513,20 @@ def item_room(config: KVConfig, token: str) -> int:
         + len(TOKEN)
         + len(EXPIRY_MS)
         + len(COMPRESSION_FLAG)
-        + 1  # the compression flag's value
     )
     return MAX_ITEM_BYTES - 4 * chars - 3 * _NUMBER_BOUND
 
 
-def _surely_fits(stored: str, attr: AttributeValue, room: int) -> bool:
-    """True when the stored key (4 bytes per character) and the value fit in `room`.
+def _surely_fits(stored: str, attr: AttributeValue, record: str | None, room: int) -> bool:
+    """True when the stored key and the record (4 bytes per character) and the value fit.
 
-    A non-ASCII text value returns False: the exact count then also refuses lone
-    surrogates.
+    A non-ASCII text value returns False (for the exact count).
     """
+    rest = 4 * (len(stored) + (0 if record is None else len(record)))
     text = attr.get("S")
     if text is None:
-        return 4 * len(stored) + len(attr["B"]) <= room
-    return text.isascii() and 4 * len(stored) + len(text) <= room
+        return rest + len(attr["B"]) <= room
+    return text.isascii() and rest + len(text) <= room
 
 
 def to_json(obj: Any) -> str:

@@ -42,9 +42,10 @@ from aiodynkv._codec import (
     Item,
     assemble_item,
     build_item,
-    checked_value,
+    check_fits,
     decode_many,
     decode_value,
+    encoded_value,
     expiry_ms_of,
     expiry_seconds,
     from_json,
@@ -324,7 +325,10 @@ class AsyncDynamoKV:
                     item = self._live(op, await core.coalescer.get(stored, key, op), key)
                 else:
                     item = await self._read(op, key, stored, consistent=consistent)
-                found = None if item is None else await self._decoded(op, item, key, stored)
+                again = functools.partial(self._read_again, op, stored, key)
+                found = (
+                    None if item is None else await self._decoded("get", item, key, stored, again)
+                )
                 if found is None:
                     return None, None
                 value, item = found
@@ -459,16 +463,17 @@ class AsyncDynamoKV:
         seconds = ttl_seconds(ttl, "set")
         at, token, base = now(), new_token(), new_version()
         expires_ms = expiry_ms_of(seconds, at)
-        sized = not pipeline.writes  # else the pipeline checks the size after sealing
-        item = build_item(
-            config, stored, value, expires_ms, base, token, "set", key, check_size=sized
-        )
+        attr, record = encoded_value(config, value, "set", key)
+        item = None  # a value to encrypt or offload: its item is built once that is done
+        if not pipeline.writes:
+            item = build_item(config, stored, attr, record, expires_ms, base, token, "set", key)
         with (
             core.operation("set", "UpdateItem", key) as op,
             writing(core.cache, stored) as cache,
         ):
-            if pipeline.writes:
-                item = await pipeline.seal(item, stored, key, "set")
+            if item is None:
+                attr, record = await pipeline.seal(attr, record, stored, key, "set")
+                item = build_item(config, stored, attr, record, expires_ms, base, token, "set", key)
             request = requests.put(
                 config,
                 item,
@@ -734,9 +739,12 @@ class AsyncDynamoKV:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
             held, ask, ticket = read_many_through(core.cache, op, wanted, consistent)
-            items, outcome, corrupt = await self._read_many(op, wanted, ask, consistent, held)
+            items, opened, outcome, corrupt = await self._read_many(
+                op, wanted, ask, consistent, held
+            )
             config = core.config
-            found, bad = decode_many(((wanted[pk], i) for pk, i in items.items()), config, now())
+            pairs = ((wanted[pk], i) for pk, i in items.items())
+            found, bad = decode_many(pairs, config, now(), opened)
             corrupt.update(bad)
             fill_many(
                 core.cache, ticket, ask, outcome.unprocessed, wanted, items, found, corrupt, config
@@ -759,10 +767,9 @@ class AsyncDynamoKV:
         if not wanted:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
-            items, outcome, corrupt = await self._read_many(op, wanted, list(wanted), True)
-            found, bad = stored_many(
-                ((wanted[pk], i) for pk, i in items.items()), core.config, now()
-            )
+            items, opened, outcome, corrupt = await self._read_many(op, wanted, list(wanted), True)
+            pairs = ((wanted[pk], i) for pk, i in items.items())
+            found, bad = stored_many(pairs, core.config, now(), opened)
             corrupt.update(bad)
             values = {key: stored.value for key, stored in found.items()}
             self._check_read(op, wanted, outcome, values, corrupt)
@@ -775,8 +782,8 @@ class AsyncDynamoKV:
         ask: list[str],
         consistent: bool,
         held: Mapping[str, Value | None] | None = None,
-    ) -> tuple[dict[str, Item], Outcome, dict[str, str]]:
-        """BatchGetItem of `ask`, values opened: the items, the outcome, the unreadable keys."""
+    ) -> tuple[dict[str, Item], dict[str, Value], Outcome, dict[str, str]]:
+        """BatchGetItem of `ask`: items, values the pipeline read, outcome, unreadable keys."""
         core = self._core
         items, outcome = (
             await read_items(core, op, ask, consistent=consistent) if ask else ({}, Outcome())
@@ -785,11 +792,11 @@ class AsyncDynamoKV:
         if outcome.fatal is not None and nothing:
             raise outcome.fatal  # nothing read at all: the plain error says it all
         if not any(COMPRESSION_FLAG in item for item in items.values()):
-            return items, outcome, {}  # no item holds a record: nothing to open
+            return items, {}, outcome, {}  # no item holds a record: nothing to open
         opened, unreadable = await core.pipeline.open_many(
             items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
         )
-        return opened, outcome, unreadable
+        return items, opened, outcome, unreadable
 
     def _check_read(
         self,
@@ -840,35 +847,45 @@ class AsyncDynamoKV:
         seconds = ttl_seconds(ttl, "set_many")
         at, token = now(), new_token()
         expires_ms = expiry_ms_of(seconds, at)
-        sized = not self._core.pipeline.writes  # else the pipeline checks the size
-        # The attribute values apart from their (rare) compression flags: a dict of str
-        # or bytes is not tracked by the garbage collector, a tuple holding one is.
+        pipeline = self._core.pipeline
+        # The attribute values apart from their (rare) records: a dict of str or bytes
+        # is not tracked by the garbage collector, a tuple holding one is.
         values: dict[str, AttributeValue] = {}
-        flags: dict[str, str] = {}
+        records: dict[str, str] = {}
         users: dict[str, Any] = {}
         encode, table = self._keys.encode, config.table
         room = item_room(config, token)
         pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
-        # Every key and value is checked here, before anything is sent; the items
-        # themselves are made chunk by chunk as the chunks are sent (`_Puts`).
+        # Every key and value is checked here, before anything is sent (a value to
+        # encrypt or offload once that is done); the items themselves are made chunk
+        # by chunk as the chunks are sent (`_Puts`).
         for key, value in pairs:
             stored = encode(key, "set_many", table)
-            attr, flag = checked_value(
-                config, stored, value, expires_ms, token, "set_many", key,
-                check_size=sized, room=room,
-            )  # fmt: skip
+            attr, record = encoded_value(config, value, "set_many", key)
+            if not pipeline.writes:
+                check_fits(config, stored, attr, record, expires_ms, token, "set_many", key, room)
             values[stored] = attr
-            if flag is not None:
-                flags[stored] = flag
-            elif flags:
-                flags.pop(stored, None)  # a key given again: its last value wins
+            if record is not None:
+                records[stored] = record
+            elif records:
+                records.pop(stored, None)  # a key given again: its last value wins
             users[stored] = (key, value)
-        if values:
-            puts = _Puts(config, values, flags, expires_ms, token)
-            # Values to seal (encrypt, offload) are sealed all at once, before sending.
-            entries = puts if sized else dict(puts.items())
-            expires_at = None if expires_ms is None else expires_ms / 1000.0
-            await self._write_many("set_many", entries, users, expires_at)
+        if not values:
+            return
+
+        async def seal() -> None:
+            await pipeline.seal_many(values, records, users, "set_many")
+            for pk, attr in values.items():
+                user = users[pk][0]
+                check_fits(
+                    config, pk, attr, records.get(pk), expires_ms, token, "set_many", user, room
+                )
+
+        puts = _Puts(config, values, records, expires_ms, token)
+        expires_at = None if expires_ms is None else expires_ms / 1000.0
+        await self._write_many(
+            "set_many", puts, users, expires_at, records, seal if pipeline.writes else None
+        )
 
     async def _write_many(
         self,
@@ -876,18 +893,25 @@ class AsyncDynamoKV:
         entries: Mapping[str, dict[str, Any]],
         users: dict[str, Any],
         expires_at: float | None = None,
+        records: Mapping[str, str] | None = None,
+        seal: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value)."""
+        """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value).
+
+        `seal` encrypts and offloads the values first (`records` are then theirs).
+        """
         core = self._core
         with (
             core.operation(operation, "BatchWriteItem", batch_size=len(entries)) as op,
             writing(core.cache, *entries) as cache,
         ):
+            if seal is not None:
+                await seal()
             old_items = functools.partial(read_old_items, core)
             hooks = BatchWrites(core.pipeline, cache, operation, users, expires_at, old_items)
             await hooks.before(op, entries)
             outcome = await write_items(core, op, entries)
-            await hooks.after(entries, outcome.unprocessed, outcome.in_doubt)
+            await hooks.after(entries, records or {}, outcome.unprocessed, outcome.in_doubt)
             if not outcome.complete:
                 done = {pk: value for pk, (_, value) in users.items()}
                 user_of = {pk: user for pk, (user, _) in users.items()}
@@ -1037,14 +1061,12 @@ class AsyncDynamoKV:
                 if is_expired(raw, config, at):
                     continue
                 stored = self._keys.prefix + user
-                item = await self._opened(raw, stored, user, "items", self._again(stored, user))
-                if item is None:  # deleted while it was listed
+                found = await self._decoded("items", raw, user, stored, self._again(stored, user))
+                if found is None:  # deleted while it was listed
                     continue
+                value, item = found
                 yield StoredItem(
-                    user,
-                    decode_value(item, config),
-                    expiry_seconds(item, config),
-                    version_of(item, config),
+                    user, value, expiry_seconds(item, config), version_of(item, config)
                 )
             except CorruptItemError as exc:
                 raise self._corrupt("items", user, exc.reason or "") from None
@@ -1099,7 +1121,7 @@ class AsyncDynamoKV:
                 return
 
     def _again(self, stored: str, user: str) -> Callable[[], Awaitable[Item | None]]:
-        """Reads `user`'s item again (its own traced GetItem), for `_opened` in `items`."""
+        """Reads `user`'s item again (its own traced GetItem), for `_decoded` in `items`."""
 
         async def again() -> Item | None:
             with self._core.operation("items", "GetItem", user) as op:
@@ -1205,33 +1227,28 @@ class AsyncDynamoKV:
     ) -> tuple[Value, Item] | None:
         """GetItem of one key: its value and the readable item; None if missing or expired."""
         item = await self._read(op, key, stored, consistent=consistent)
-        return None if item is None else await self._decoded(op, item, key, stored)
+        if item is None:
+            return None
+        return await self._decoded(
+            op.name, item, key, stored, lambda: self._read_again(op, stored, key)
+        )
 
     async def _decoded(
-        self, op: Operation, item: Item, key: str, stored: str
-    ) -> tuple[Value, Item] | None:
-        """The item's value and the item made readable; None if it is gone now (`_opened`)."""
-        opened = await self._opened(
-            item, stored, key, op.name, lambda: self._read_again(op, stored, key)
-        )
-        return None if opened is None else (self._value(opened, key, op.name), opened)
-
-    async def _opened(
         self,
-        item: Item,
-        stored: str,
-        key: str,
         operation: str,
-        reread: Callable[[], Awaitable[Item | None]] | None = None,
-    ) -> Item | None:
-        """The item with an encrypted or offloaded value made readable (`aiodynkv._values`).
+        item: Item,
+        key: str,
+        stored: str,
+        reread: Callable[[], Awaitable[Item | None]],
+    ) -> tuple[Value, Item] | None:
+        """The item's value and the item it was read from; None if it is gone now.
 
-        `reread` reads the item again (strongly consistent) when its S3 object is
-        missing; None means the item is gone now.
+        An encrypted or offloaded value is read by the pipeline, which calls `reread`
+        when its S3 object is missing (`aiodynkv._values.Pipeline.open`).
         """
         pipeline = self._core.pipeline
         if not pipeline.needs_open(item):
-            return item
+            return self._value(item, key, operation), item
         return await pipeline.open(item, stored, key, operation, reread)
 
     async def _read_again(self, op: Operation, stored: str, key: str) -> Item | None:
@@ -1352,35 +1369,35 @@ class AsyncDynamoKV:
 class _Puts(Mapping[str, dict[str, Any]]):
     """The PutRequests of `set_many`: each item made, with a fresh version, when read.
 
-    The values were checked (`checked_value`) before; `aiodynkv._batch.write_items`
+    The values were encoded and checked (`check_fits`) before; `aiodynkv._batch.write_items`
     reads each entry once, as its chunk is first sent, so only the chunks in flight
     are held as items.
     """
 
-    __slots__ = ("_config", "_expires_ms", "_flags", "_token", "_values", "_versions")
+    __slots__ = ("_config", "_expires_ms", "_records", "_token", "_values", "_versions")
 
     def __init__(
         self,
         config: KVConfig,
         values: dict[str, AttributeValue],
-        flags: dict[str, str],
+        records: dict[str, str],
         expires_ms: int | None,
         token: str,
     ) -> None:
         self._config = config
         self._values = values
-        self._flags = flags
+        self._records = records
         self._expires_ms = expires_ms
         self._token = token
         self._versions = new_versions()
 
     def __getitem__(self, stored: str) -> dict[str, Any]:
-        flag = self._flags.get(stored) if self._flags else None
+        record = self._records.get(stored) if self._records else None
         item = assemble_item(
             self._config,
             stored,
             self._values[stored],
-            flag,
+            record,
             self._expires_ms,
             next(self._versions),
             self._token,

@@ -36,8 +36,10 @@ from aiodynkv import _retry
 from aiodynkv._cache import writing
 from aiodynkv._codec import (
     Item,
+    assemble_item,
     build_item,
     decode_many,
+    encoded_value,
     expiry_ms_of,
     is_expired,
     item_size,
@@ -104,7 +106,7 @@ class Action:
     kind: str  # set, delete, incr, check
     key: str
     stored: str
-    value: object = None
+    value: Any = None  # a set's encoded value: (attribute, record)
     seconds: float | None = None
     if_absent: bool = False
     if_version: int | None = None
@@ -232,10 +234,15 @@ class Transaction:
         """
         check_conditions(if_absent, if_version, "transaction")
         seconds = ttl_seconds(ttl, "transaction")
-        action = self._add(
-            "set", key, value=value, seconds=seconds, if_absent=if_absent, if_version=if_version
+        action = self._add("set", key, seconds=seconds, if_absent=if_absent, if_version=if_version)
+        config = self._store.config
+        # Checked once, here: the commit builds the item again from the same value.
+        attr, record = action.value = encoded_value(config, value, "transaction", action.key)
+        expires_ms = expiry_ms_of(seconds, now())
+        token, stored = new_token(), action.stored
+        item = build_item(
+            config, stored, attr, record, expires_ms, 0, token, "transaction", action.key
         )
-        item = self._item(action, 0.0, new_token())
         self._keep(action, item_size(item))
 
     def set_json(
@@ -348,13 +355,7 @@ class Transaction:
             with core.operation("transaction", "BatchGetItem", batch_size=len(deleted)) as op:
                 items = await read_old_items(core, op, deleted)
         except KVError as exc:  # cleanup only: the commit goes ahead
-            if pipeline.warn is not None:
-                pipeline.warn(
-                    "aiodynkv.offload_cleanup_failed",
-                    table=core.config.table,
-                    operation="transaction",
-                    error=type(exc).__name__,
-                )
+            pipeline.cleanup_failed("transaction", exc)
             return
         for item in items.values():
             pointer = pipeline.pointer_of(item)
@@ -384,23 +385,13 @@ class Transaction:
 
     # -- the commit's steps -----------------------------------------------------------
 
-    def _item(self, action: Action, at: float, token: str, base: int = 0) -> Item:
-        return build_item(
-            self._store.config,
-            action.stored,
-            action.value,
-            expiry_ms_of(action.seconds, at or now()),
-            base,
-            token,
-            "transaction",
-            action.key,
-        )
-
     def _request(self, action: Action, at: float, token: str, restart: bool) -> dict[str, Any]:
         config = self._store.config
         base = new_version()
         if action.kind == "set":
-            item = self._item(action, at, token, base)
+            attr, record = action.value
+            expires_ms = expiry_ms_of(action.seconds, at)
+            item = assemble_item(config, action.stored, attr, record, expires_ms, base, token)
             request = requests.put(
                 config,
                 item,
@@ -629,9 +620,11 @@ async def snapshot_get(store: AsyncDynamoKV, keys: Any) -> dict[str, Value]:
             table=config.table,
         )
     items = await _snapshot_items(store, wanted)
-    # Encrypted, compressed or offloaded values made readable.
+    # Encrypted or offloaded values read by the pipeline.
     opened, unreadable = await store._core.pipeline.open_many(items, wanted, "get_many")
-    found, corrupt = decode_many(((wanted[pk], i) for pk, i in opened.items()), config, now())
+    found, corrupt = decode_many(
+        ((wanted[pk], i) for pk, i in items.items()), config, now(), opened
+    )
     corrupt.update(unreadable)
     if corrupt:
         raise store._corrupt_many(found, corrupt, len(wanted))

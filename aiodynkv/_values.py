@@ -2,7 +2,8 @@
 
 Write: typed model → JSON (`aiodynkv._typed`) → str/bytes → compress (`aiodynkv._codec`)
 → encrypt (`Encryptor`) → offload to S3 when still larger than
-``large_value_threshold`` (`Pointer`, `S3Blobs`) → item. Read is the exact reverse,
+``large_value_threshold`` (`Pointer`, `S3Blobs`) → the item, built and size-checked
+once from the final bytes (`aiodynkv._codec.build_item`). Read is the exact reverse,
 and every step that can meet foreign or damaged data raises `CorruptItemError`
 (`DecryptionError` for decryption), never a bare Python exception.
 
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiodynkv import _requests as requests
 from aiodynkv._batch import read_items
-from aiodynkv._codec import COMPRESSION_FLAG, check_item_size
+from aiodynkv._codec import COMPRESSION_FLAG, decode_bytes, decode_value
 from aiodynkv._errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -64,9 +65,10 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
     from aiodynkv._cache import PendingWrites
-    from aiodynkv._codec import Item
+    from aiodynkv._codec import AttributeValue, Item
     from aiodynkv._config import KVConfig
     from aiodynkv._core import Core
+    from aiodynkv._protocol import Value
     from aiodynkv._telemetry import Operation
 
     #: Reads an item again, strongly consistent: None when it is missing (or expired) now.
@@ -99,6 +101,7 @@ __all__ = [
     "object_name",
     "parse_envelope",
     "parse_record",
+    "pointer_in",
     "read_old_items",
 ]
 
@@ -107,7 +110,6 @@ __all__ = [
 ENVELOPE_SLACK = 4096
 _STEPS = frozenset({"e", "ze", "o", "zo", "eo", "zeo"})
 _KINDS = frozenset({"s", "b"})
-_LARGEST_VERSION = {"N": "9" * 19}
 _FETCHES = 16  # S3 reads in flight per get_many
 _REREADS = 3  # an item re-read while each read finds a new pointer whose object is gone
 
@@ -124,6 +126,16 @@ def parse_record(flag: str) -> tuple[str, str, Pointer | None]:
         reason = "bad value record"
         raise CorruptItemError(reason, reason=reason)
     return kind, steps, Pointer.parse(parts[2]) if len(parts) == 3 else None
+
+
+def pointer_in(record: str | None) -> Pointer | None:
+    """The S3 pointer in a value record, if any (None when there is none or it is bad)."""
+    if record is None or len(record) < 2:
+        return None
+    try:
+        return parse_record(record)[2]
+    except CorruptItemError:
+        return None
 
 
 def _record_of(item: Item) -> str | None:
@@ -174,7 +186,6 @@ class Pipeline:
         return error
 
     def _aws(self, exc: Exception, service: str, operation: str, key: str) -> KVError:
-
         error = map_aws_error(
             exc, service=service, operation=operation, table=self.config.table, key=key
         )
@@ -183,23 +194,23 @@ class Pipeline:
 
     # -- write -------------------------------------------------------------------
 
-    async def seal(self, item: Item, stored: str, key: str, operation: str) -> Item:
-        """Encrypt and, when still too large, offload the value of a built item (in place).
+    async def seal(
+        self, attr: AttributeValue, record: str | None, stored: str, key: str, operation: str
+    ) -> tuple[AttributeValue, str | None]:
+        """Encrypt and, when still too large, offload a value the codec encoded (compressed).
 
-        The item comes from `build_item(..., check_size=False)`; its size is checked
-        here, before anything is sent, so a value too large for an item without a
-        bucket raises `ValueTooLargeError`.
+        Returns the final value attribute and its record, from which the item is
+        built (and size-checked). The object of an offloaded value is uploaded here:
+        its item, holding only the pointer, always fits, and so does a value kept in
+        the item beside a bucket (``large_value_threshold`` is at most 400,000 bytes).
 
         Raises:
-            ValueTooLargeError: No bucket, and the item exceeds 400 KB.
             KVError: S3 or KMS failed (mapped like DynamoDB's failures).
         """
         config = self.config
-        attr = item[config.value_attribute]
-        flag = item.get(COMPRESSION_FLAG)
-        kind = flag["S"] if flag is not None else ("s" if "S" in attr else "b")
-        steps = "z" if flag is not None else ""
-        data: bytes = attr["S"].encode() if "S" in attr else bytes(attr["B"])
+        kind = record or ("s" if "S" in attr else "b")
+        steps = "z" if record else ""
+        data: bytes = attr["B"] if "B" in attr else attr["S"].encode()
         encryptor = self._encryptor
         if encryptor is not None and encryptor.writes:
             try:
@@ -209,33 +220,49 @@ class Pipeline:
             except Exception as exc:
                 raise self._aws(exc, "KMS", operation, key) from exc
             steps += "e"
-        pointer = None
         if self.bucket is not None and len(data) > config.large_value_threshold:
             pointer = Pointer.of(
                 self.bucket, object_name(config.large_value_prefix, config.table), data
             )
-            steps += "o"
-            item[config.value_attribute] = {"B": b""}
-            item[COMPRESSION_FLAG] = {"S": f"{kind}:{steps}:{pointer}"}
-        elif "e" in steps:
-            item[config.value_attribute] = {"B": data}
-            item[COMPRESSION_FLAG] = {"S": f"{kind}:{steps}"}
-        check_item_size(
-            {**item, config.version_attribute: _LARGEST_VERSION}, operation, config.table, key
-        )
-        if pointer is not None:
             assert self._blobs is not None  # noqa: S101 (a bucket comes with a blob store)
             try:
                 await self._blobs.put(pointer.bucket, pointer.name, data)
             except Exception as exc:
                 raise self._aws(exc, "S3", operation, key) from exc
-        return item
+            return {"B": b""}, f"{kind}:{steps}o:{pointer}"
+        if "e" in steps:
+            return {"B": data}, f"{kind}:{steps}"
+        return attr, record
+
+    async def seal_many(
+        self,
+        values: dict[str, AttributeValue],
+        records: dict[str, str],
+        users: Mapping[str, tuple[str, Any]],
+        operation: str,
+    ) -> None:
+        """`seal` for a batch, in place: `values` and `records` by stored key.
+
+        On any failure the objects already uploaded are deleted.
+        """
+
+        async def one(pk: str) -> None:
+            attr, record = await self.seal(values[pk], records.get(pk), pk, users[pk][0], operation)
+            values[pk] = attr
+            if record is not None:
+                records[pk] = record
+
+        try:
+            await asyncio.gather(*(one(pk) for pk in values))
+        except BaseException:
+            await self.discard([pointer_in(r) for r in records.values()], operation)
+            raise
 
     # -- read --------------------------------------------------------------------
 
     @staticmethod
     def needs_open(item: Item) -> bool:
-        """True if the item's value is encrypted or offloaded (`open` must run first)."""
+        """True if the item's value is encrypted or offloaded (`open` must read it)."""
         return _record_of(item) is not None
 
     async def open(
@@ -245,8 +272,8 @@ class Pipeline:
         key: str,
         operation: str,
         reread: Reread | None = None,
-    ) -> Item | None:
-        """The item with its value fetched and decrypted, as the codec reads it.
+    ) -> tuple[Value, Item] | None:
+        """The item's value, fetched, decrypted and inflated, and the item it was read from.
 
         When the S3 object of the item's pointer is missing and `reread` is given, the
         item is read again (a writer may have replaced or deleted it and removed its
@@ -261,11 +288,11 @@ class Pipeline:
         missing: set[Pointer] = set()
         current: Item | None = item
         while current is not None:
-            record = _record_of(current)
-            if record is None:
-                return current
             try:
-                return await self._open(current, record, stored, key, operation)
+                record = _record_of(current)
+                if record is None:
+                    return decode_value(current, self.config), current
+                return await self._open(current, record, stored, key, operation), current
             except CorruptItemError as exc:
                 pointer = self.pointer_of(current)
                 if (
@@ -280,7 +307,7 @@ class Pipeline:
             current = await reread()
         return None
 
-    async def _open(self, item: Item, record: str, stored: str, key: str, operation: str) -> Item:
+    async def _open(self, item: Item, record: str, stored: str, key: str, operation: str) -> Value:
         config = self.config
         kind, steps, pointer = parse_record(record)
         attr = item.get(config.value_attribute)
@@ -302,24 +329,7 @@ class Pipeline:
                 raise
             except Exception as exc:
                 raise self._aws(exc, "KMS", operation, key) from exc
-        opened = dict(item)
-        if "z" in steps:
-            opened[config.value_attribute] = {"B": data}
-            opened[COMPRESSION_FLAG] = {"S": kind}
-            return opened
-        del opened[COMPRESSION_FLAG]
-        if len(data) > config.max_value_bytes:
-            reason = f"the value exceeds max_value_bytes ({config.max_value_bytes:,})"
-            raise CorruptItemError(reason, reason=reason)
-        if kind == "b":
-            opened[config.value_attribute] = {"B": data}
-            return opened
-        try:
-            opened[config.value_attribute] = {"S": data.decode()}
-        except UnicodeDecodeError:
-            reason = "a text value is not UTF-8"
-            raise CorruptItemError(reason, reason=reason) from None
-        return opened
+        return decode_bytes(kind, data, "z" in steps, config.max_value_bytes)
 
     async def _fetch(self, pointer: Pointer, key: str, operation: str) -> bytes:
         limit = self.config.max_value_bytes + ENVELOPE_SLACK
@@ -340,20 +350,21 @@ class Pipeline:
 
     async def open_many(
         self,
-        items: Mapping[str, Item],
+        items: dict[str, Item],
         users: Mapping[str, str],
         operation: str,
         reread: Callable[[str], Awaitable[Item | None]] | None = None,
-    ) -> tuple[dict[str, Item], dict[str, str]]:
-        """`open` for a batch: items by stored key, and why each unreadable one failed.
+    ) -> tuple[dict[str, Value], dict[str, str]]:
+        """`open` for a batch: values by user key, and why each unreadable item failed.
 
-        With `reread` (stored key -> the item read again), an item whose object went
-        missing and that is gone when read again is left out, as a missing key.
+        `items` (by stored key) is updated in place: an item read again replaces its
+        old one; an unreadable one, or one whose object went missing and that is gone
+        when read again (`reread`: stored key -> the item read again), is removed.
 
         Raises:
             KVError: S3 or KMS failed for some item (not a damaged item: those are reported).
         """
-        opened = dict(items)
+        values: dict[str, Value] = {}
         corrupt: dict[str, str] = {}
         todo = [pk for pk, item in items.items() if _record_of(item) is not None]
 
@@ -363,29 +374,22 @@ class Pipeline:
                 found = await self.open(items[pk], pk, users[pk], operation, again)
             except CorruptItemError as exc:
                 corrupt[users[pk]] = exc.reason or str(exc)
-                del opened[pk]
-                return
+                found = None
             if found is None:
-                del opened[pk]
+                del items[pk]
             else:
-                opened[pk] = found
+                values[users[pk]], items[pk] = found
 
         if todo:
             await asyncio.gather(*(one(pk) for pk in todo))
-        return opened, corrupt
+        return values, corrupt
 
     # -- cleanup -----------------------------------------------------------------
 
     @staticmethod
     def pointer_of(item: Item | None) -> Pointer | None:
         """The S3 pointer of an item, if its value is offloaded (None when unreadable)."""
-        record = None if item is None else _record_of(item)
-        if record is None:
-            return None
-        try:
-            return parse_record(record)[2]
-        except CorruptItemError:
-            return None
+        return None if item is None else pointer_in(_record_of(item))
 
     async def discard(self, pointers: list[Pointer | None], operation: str) -> None:
         """Delete objects no item points at any more; failures are logged, never raised.
@@ -403,14 +407,13 @@ class Pipeline:
             try:
                 await self._blobs.delete(bucket, names)
             except Exception as exc:  # noqa: BLE001, PERF203 (cleanup must not fail a done write)
-                if self.warn is not None:
-                    self.warn(
-                        "aiodynkv.offload_cleanup_failed",
-                        table=self.config.table,
-                        operation=operation,
-                        objects=len(names),
-                        error=type(exc).__name__,
-                    )
+                self.cleanup_failed(operation, exc, objects=len(names))
+
+    def cleanup_failed(self, operation: str, exc: BaseException, **fields: Any) -> None:
+        """Log a failed cleanup step (reading old pointers, deleting objects); never raise."""
+        if self.warn is not None:
+            fields.update(table=self.config.table, operation=operation, error=type(exc).__name__)
+            self.warn("aiodynkv.offload_cleanup_failed", **fields)
 
 
 def for_core(core: Core) -> Pipeline:
@@ -427,10 +430,10 @@ def for_core(core: Core) -> Pipeline:
 class BatchWrites:
     """What `set_many` / `delete_many` do around their BatchWriteItem requests.
 
-    Before: seal each new value (encrypt, offload), and when offloading is on, read
-    the old items' pointers (BatchWriteItem returns no old items). After: record
-    each written key in the near cache, delete the S3 objects that written keys no
-    longer point at, and the new objects of keys definitely not written.
+    Before: when offloading is on, read the old items' pointers (BatchWriteItem
+    returns no old items). After: record each written key in the near cache, delete
+    the S3 objects that written keys no longer point at, and the new objects of keys
+    definitely not written (`records`: the new values' records by stored key).
     """
 
     __slots__ = ("_cache", "_expires", "_old", "_operation", "_pipeline", "_read_old", "_users")
@@ -452,37 +455,19 @@ class BatchWrites:
         self._read_old = read_old
         self._old: Mapping[str, Item] = {}
 
-    async def before(self, op: Operation | None, entries: Mapping[str, dict[str, Any]]) -> None:
-        """Seal the new values; read the old pointers (inside the admitted operation)."""
+    async def before(self, op: Operation | None, stored: Iterable[str]) -> None:
+        """Read the old pointers (inside the admitted operation)."""
         pipeline = self._pipeline
-        if pipeline.writes and self._operation == "set_many":
-            sealed: list[Item] = []
-
-            async def seal(pk: str) -> None:
-                item = entries[pk]["PutRequest"]["Item"]
-                await pipeline.seal(item, pk, self._users[pk][0], self._operation)
-                sealed.append(item)
-
-            try:
-                await asyncio.gather(*(seal(pk) for pk in entries))
-            except BaseException:
-                await pipeline.discard([pipeline.pointer_of(i) for i in sealed], self._operation)
-                raise
         if pipeline.bucket is not None:
             try:
-                self._old = await self._read_old(op, list(entries))
+                self._old = await self._read_old(op, list(stored))
             except KVError as exc:  # cleanup is best effort: the write goes ahead
-                if pipeline.warn is not None:
-                    pipeline.warn(
-                        "aiodynkv.offload_cleanup_failed",
-                        table=pipeline.config.table,
-                        operation=self._operation,
-                        error=type(exc).__name__,
-                    )
+                pipeline.cleanup_failed(self._operation, exc)
 
     async def after(
         self,
-        entries: Mapping[str, dict[str, Any]],
+        stored: Iterable[str],
+        records: Mapping[str, str],
         unprocessed: Iterable[str],
         doubtful: Iterable[str],
     ) -> None:
@@ -493,19 +478,19 @@ class BatchWrites:
         not_written = set(unprocessed)
         left = not_written | set(doubtful)
         if pipeline.bucket is None:  # no objects: nothing read before, nothing to delete
-            for pk in entries:
+            for pk in stored:
                 if pk not in left:
                     self._cache.done(pk, self._users[pk][1], self._expires)
             return
         stale: list[Pointer | None] = []
-        for pk, entry in entries.items():
-            new = entry.get("PutRequest", {}).get("Item")
+        for pk in stored:
+            new = pointer_in(records.get(pk))
             if pk in not_written:
-                stale.append(pipeline.pointer_of(new))
+                stale.append(new)
             elif pk not in left:
                 self._cache.done(pk, self._users[pk][1], self._expires)
                 old = pipeline.pointer_of(self._old.get(pk))
-                if old != pipeline.pointer_of(new):
+                if old != new:
                     stale.append(old)
         if any(stale):
             await pipeline.discard(stale, self._operation)

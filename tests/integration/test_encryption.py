@@ -14,8 +14,11 @@ from aiodynkv import (
     DecryptionError,
     KVConfig,
     KVError,
+    KVValidationError,
+    ValueTooLargeError,
     WrongTypeError,
 )
+from aiodynkv._codec import MAX_ITEM_BYTES, item_size
 from aiodynkv._values import associated_data, parse_envelope
 from aiodynkv.testing import InMemoryKV
 from tests.conftest import Backend, StoreFactory, put_raw, raw_item
@@ -253,3 +256,50 @@ async def test_the_order_is_typed_json_compress_encrypt_offload(
     text = zlib.decompress(compressed).decode()  # 3. compressed before that
     assert Doc.model_validate_json(text) == doc  # 2./1. JSON of the model
     assert await store.typed(Doc).get("doc") == doc
+
+
+async def test_the_item_is_size_checked_once_on_its_final_bytes(make_store: StoreFactory) -> None:
+    """The envelope and the record count: checked on what is stored, before any request."""
+    store = await _store(make_store, compress_threshold=None)
+    sent: list[str] = []
+    real = store._core.raw_send
+
+    async def counting(action: str, request: dict[str, Any]) -> dict[str, Any]:
+        sent.append(action)
+        response: dict[str, Any] = await real(action, request)
+        return response
+
+    store._core.raw_send = counting
+    # A value that would just fit unencrypted (see the contract's exact-400-KB test).
+    overhead = item_size(
+        {"pk": {"S": "big"}, "value": {"B": b""}, "ver": {"N": "9" * 19}, "tk": {"S": "t" * 16}}
+    )
+    fits_plain = b"\x01" * (MAX_ITEM_BYTES - overhead)
+    envelope = 2 + len("k1") + 12 + 16  # version, key id, nonce, GCM tag
+    final = MAX_ITEM_BYTES + envelope + len("z") + len("b:e")  # the record counts too
+    with pytest.raises(ValueTooLargeError, match=f"{final:,} bytes") as info:
+        await store.set("big", fits_plain)
+    assert info.value.size == final
+    with pytest.raises(ValueTooLargeError, match=f"{final:,} bytes"):
+        await store.set_many({"small": "v", "big": fits_plain})
+    assert sent == []  # refused before any request
+    # A value accepted only because compression shrank it, then encrypted.
+    squeezed = await _store(make_store, compress_threshold=1000, max_value_bytes=1_000_000)
+    await squeezed.set("big", "x" * 900_000)
+    await squeezed.set_many({"many": b"y" * 900_000})
+    assert await squeezed.get("big") == "x" * 900_000
+    assert await squeezed.get_many(["many"]) == {"many": b"y" * 900_000}
+    item = await raw_item(squeezed, "big")
+    assert item is not None and _record(item) == "s:ze"
+
+
+async def test_a_short_text_with_a_lone_surrogate_is_refused_before_encryption(
+    make_store: StoreFactory,
+) -> None:
+    store = await _store(make_store)
+    with pytest.raises(KVValidationError, match="surrogate") as info:
+        await store.set("k", "a\ud800")
+    assert info.value.key == "k"
+    with pytest.raises(KVValidationError, match="surrogate"):
+        await store.set_many({"k": "a\ud800"})
+    assert not await store.exists("k")

@@ -22,6 +22,7 @@ from aiodynkv._codec import (
     decode_many,
     decode_value,
     encode_value,
+    encoded_value,
     expiry_ms_of,
     is_expired,
     item_room,
@@ -37,6 +38,26 @@ from aiodynkv._codec import (
 from aiodynkv._keys import check_delta, pair_of, ttl_seconds
 
 CONFIG = KVConfig(table="ttt")
+
+
+def _build(
+    config: KVConfig,
+    stored: str,
+    value: object,
+    expires_ms: int | None,
+    version: int,
+    token: str,
+    operation: str,
+    key: str,
+    room: int | None = None,
+) -> dict[str, Any]:
+    """The item of a plain value: encoded (compressed), then built and size-checked."""
+    attr, record = encoded_value(config, value, operation, key)
+    return build_item(
+        config, stored, attr, record, expires_ms, version, token, operation, key, room=room
+    )
+
+
 LIMIT = CONFIG.max_value_bytes
 
 
@@ -81,7 +102,7 @@ def test_item_of_exactly_409600_bytes_passes_and_one_more_fails() -> None:
 
 def test_lone_surrogates_are_a_validation_error() -> None:
     with pytest.raises(KVValidationError, match="surrogate"):
-        check_item_size({"pk": {"S": "k"}, "value": {"S": "\ud800"}}, "set", "t", "k")
+        encode_value("\ud800", 100, LIMIT, "set")  # short text too: every text is checked
     with pytest.raises(KVValidationError, match="surrogate"):
         encode_value("\ud800" * 5000, 100, LIMIT, "set")
 
@@ -183,20 +204,20 @@ def test_a_decompression_bomb_stops_at_max_value_bytes() -> None:
 
 def test_writes_refuse_values_over_max_value_bytes() -> None:
     config = CONFIG.replace(max_value_bytes=1000)
-    build_item(config, "k", "x" * 1000, None, 7, "tok", "set", "k")
+    _build(config, "k", "x" * 1000, None, 7, "tok", "set", "k")
     with pytest.raises(ValueTooLargeError, match="max_value_bytes") as info:
-        build_item(config, "k", "x" * 1001, None, 7, "tok", "set", "k")
+        _build(config, "k", "x" * 1001, None, 7, "tok", "set", "k")
     assert info.value.size == 1001 and info.value.limit == 1000
     assert "xxxx" not in str(info.value)
 
 
 def test_build_item_checks_size_on_what_is_stored() -> None:
-    item = build_item(CONFIG, "k", "x" * 1_000_000, 123_400, 7, "tok", "set", "k")
+    item = _build(CONFIG, "k", "x" * 1_000_000, 123_400, 7, "tok", "set", "k")
     assert item["z"] == {"S": "s"}
     assert item["expires_at"] == {"N": "124"} and item["xm"] == {"N": "123400"}
     assert item["tk"] == {"S": "tok"}
     with pytest.raises(ValueTooLargeError):
-        build_item(
+        _build(
             CONFIG.replace(compress_threshold=None), "k", "x" * 500_000, None, 7, "t", "set", "k"
         )
 
@@ -262,20 +283,20 @@ def test_versions_drawn_in_blocks_are_like_single_ones() -> None:
 def test_build_item_is_exact_at_the_400_kb_limit(value_kind: str, given_room: bool) -> None:
     config = CONFIG.replace(compress_threshold=None, max_value_bytes=MAX_ITEM_BYTES)
     room_given = item_room(config, "tok") if given_room else None
-    empty = build_item(config, "k", "", None, 7, "tok", "set", "k")
+    empty = _build(config, "k", "", None, 7, "tok", "set", "k")
     room = MAX_ITEM_BYTES - item_size({**empty, config.version_attribute: {"N": "9" * 19}})
 
     def value(size: int) -> str | bytes:
         return "x" * size if value_kind == "S" else b"x" * size
 
-    build_item(config, "k", value(room), None, 7, "tok", "set", "k", room=room_given)
+    _build(config, "k", value(room), None, 7, "tok", "set", "k", room=room_given)
     with pytest.raises(ValueTooLargeError, match=f"{MAX_ITEM_BYTES + 1:,} bytes"):
-        build_item(config, "k", value(room + 1), None, 7, "tok", "set", "k", room=room_given)
+        _build(config, "k", value(room + 1), None, 7, "tok", "set", "k", room=room_given)
 
 
 def test_build_item_refuses_a_short_value_with_a_lone_surrogate() -> None:
     with pytest.raises(KVValidationError, match="surrogate"):
-        build_item(CONFIG, "k", "a\ud800", None, 7, "tok", "set_many", "k", room=10**6)
+        _build(CONFIG, "k", "a\ud800", None, 7, "tok", "set_many", "k", room=10**6)
 
 
 def test_decode_many_reads_plain_and_other_items_alike() -> None:

@@ -285,20 +285,18 @@ async def test_pipeline_seals_and_opens_in_order() -> None:
     )
     pipeline = Pipeline(config, blobs, None)
     assert pipeline.writes
-    item = _codec.build_item(config, "k", "a" * 1000, None, 1, "tok", "set", "k", check_size=False)
-    assert item["z"] == {"S": "s"}  # compressed by the codec
-    await pipeline.seal(item, "k", "k", "set")
-    assert item["z"]["S"].startswith("s:ze")  # small once compressed: stays in the item
-    opened = await pipeline.open(item, "k", "k", "get")
-    assert opened is not None
-    assert _codec.decode_value(opened, config) == "a" * 1000
-    big = _codec.build_item(
-        config, "k", os.urandom(500), None, 1, "tok", "set", "k", check_size=False
-    )
-    await pipeline.seal(big, "k", "k", "set")
+    attr, record = _codec.encoded_value(config, "a" * 1000, "set", "k")
+    assert record == "s"  # compressed by the codec
+    attr, record = await pipeline.seal(attr, record, "k", "k", "set")
+    assert record is not None and record.startswith("s:ze")  # small once compressed
+    item = _codec.build_item(config, "k", attr, record, None, 1, "tok", "set", "k")
+    assert await pipeline.open(item, "k", "k", "get") == ("a" * 1000, item)
+    attr, record = _codec.encoded_value(config, os.urandom(500), "set", "k")
+    attr, record = await pipeline.seal(attr, record, "k", "k", "set")
+    big = _codec.build_item(config, "k", attr, record, None, 1, "tok", "set", "k")
     pointer = Pipeline.pointer_of(big)
     assert pointer is not None
-    assert big["z"]["S"] == f"b:eo:{pointer}"
+    assert big["z"]["S"] == f"b:eo:{pointer}" and big["value"] == {"B": b""}
     assert ("bkt", pointer.name) in blobs.objects
     await pipeline.discard([pointer, None], "delete")
     assert blobs.objects == {}
