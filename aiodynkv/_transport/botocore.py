@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,14 +161,11 @@ def _verify_reply(response_dict: Any = None, **_: Any) -> None:
     headers = response_dict.get("headers") or {}
     problem = _wire.crc32_problem(headers.get("x-amz-crc32"), raw)
     status = response_dict.get("status_code", 0)
-    if not problem and isinstance(status, int) and 200 <= status < 300 and raw:
+    if not problem and isinstance(status, int) and 200 <= status < 300:
         try:
-            parsed = json.loads(raw)
-        except ValueError:
-            problem = "the reply is not JSON"
-        else:
-            if not isinstance(parsed, dict):
-                problem = "the reply is not a JSON object"
+            _wire.success_body(raw)
+        except _wire.AttemptError as exc:
+            problem = str(exc)
     attempts.unverified = problem  # of this reply: a later attempt's reply replaces it
     if problem:
         attempts.in_doubt = True

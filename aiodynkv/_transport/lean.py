@@ -1,47 +1,17 @@
-"""The lean transport: DynamoDB JSON signed by us and posted over one aiohttp session.
+"""The lean transport: DynamoDB JSON signed by us (`Signer`) and posted over aiohttp.
 
-What still comes from botocore (through `LeanTransport.from_client`, by its public
-interfaces only, see `ClientCredentials`): the endpoint URL (FIPS, dual-stack,
-account-ID and custom endpoints resolved by its rules), the region, the signing name,
-the client's credentials (with their own refresh: environment, profiles, SSO,
-assume-role, container and instance roles), the CA bundle (``AWS_CA_BUNDLE``,
-``ca_bundle``) and the proxy settings (credentials in the proxy URL are sent as a
-``Proxy-Authorization`` header and masked in every error); with a user's client,
-`client_settings` reads its timeouts and retries.
+From botocore, by public interfaces only (`LeanTransport.from_client`,
+`ClientCredentials`): the endpoint URL its rules resolve (FIPS, dual-stack, account
+ID), region, signing name, refreshing credentials, CA bundle and proxy (proxy
+credentials go in a ``Proxy-Authorization`` header and are masked in every error);
+with a user's client, `client_settings` gives its timeouts and retries. Retries follow
+botocore's modes as `aiodynkv._retry` describes.
 
-What this module does itself, because botocore's generic machinery costs more than
-DynamoDB needs: the request body is ``json`` of the request dict (binary values
-base64-encoded); the reply is ``json.loads`` with binary values decoded back to
-``bytes``; the signature is SigV4 by `Signer` (below), cached where botocore recomputes;
-the retries are botocore's.
-
-Retries (``retry_mode``):
-
-- ``"standard"`` (and ``"adaptive"``, handled as standard: the client-side rate limiter of
-  adaptive mode is not reproduced) follows ``botocore.retries.standard``: retry the
-  throttling codes, the transient codes, the codes DynamoDB's model marks retryable,
-  HTTP 500/502/503/504, connection errors, timeouts and replies whose ``x-amz-crc32``
-  does not match, up to ``max_attempts`` attempts in all, sleeping
-  ``random() * min(2 ** (attempt - 1), 20)`` seconds before retry ``attempt``; every retry
-  takes 5 tokens (10 after a timeout) from a quota of 500 per transport, and stops being
-  made when the quota is empty; a success gives back what its last retry took (1 token
-  when it needed none).
-- ``"legacy"`` follows botocore's ``_retry.json`` for DynamoDB: HTTP 429/500/502/503/504/509,
-  throttling and ``ProvisionedThroughputExceededException``, ``TransactionInProgressException``
-  and ``ReplicatedWriteConflictException`` with their status, connection errors, timeouts
-  and CRC mismatches; delay ``0.05 * 2 ** (attempt - 1)`` seconds without jitter; no quota.
-  ``max_attempts`` counts all attempts here too (botocore's legacy ``max_attempts``
-  option counts retries only).
-
-A reply that cannot be verified is never returned as data: a CRC mismatch, an
-``x-amz-crc32`` header that is not a 32-bit decimal number, or a 2xx body that is not a
-JSON object are retried like a lost reply and, after the last attempt, raise an in-doubt
-`WireError`.
-
-Differences from botocore on purpose: a 2xx reply whose body is not JSON is retried
-(botocore returns it as an empty reply); ``ResponseMetadata`` has no
-``HTTPHeaders``; a ``{"B": str}`` in a request is sent as is (botocore would base64 the
-UTF-8 of the string; our callers always pass bytes).
+Differences from botocore on purpose: a reply that cannot be verified (CRC mismatch, an
+``x-amz-crc32`` that is not a 32-bit number, a 2xx body that is not a JSON object) is
+retried like a lost reply and in the end raises an in-doubt `WireError`, never returned
+as data; ``adaptive`` mode is standard mode without the client-side rate limiter;
+``ResponseMetadata`` has no ``HTTPHeaders``; a ``{"B": str}`` in a request is sent as is.
 """
 
 from __future__ import annotations
@@ -54,7 +24,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -71,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientCredentials",
     "Credentials",
-    "FrozenCredentials",
     "LeanTransport",
     "Signer",
     "ca_bundle",
@@ -86,14 +55,6 @@ _KEEPALIVE_SECONDS: Final = 12  # aiobotocore's DEFAULT_KEEPALIVE_TIMEOUT
 
 
 # -- SigV4 ------------------------------------------------------------------------------------
-# `Signer` signs requests to one endpoint (one host, path, region and signing name) that
-# carry a fixed set of headers: ``Content-Type``, ``Host``, ``X-Amz-Date``,
-# ``X-Amz-Security-Token`` (with temporary credentials) and ``X-Amz-Target``. It produces
-# exactly what ``botocore.auth.SigV4Auth`` produces for the same request (the unit tests
-# compare the two), at a fraction of the cost: the derived signing key is cached per
-# (secret key, date), one HMAC per request instead of five; everything about the canonical
-# request that does not change (method, path, host, header names, signed-header list) is
-# joined once, at construction; the ``X-Amz-Date`` string is reused within the same second.
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -101,19 +62,8 @@ _sha256 = hashlib.sha256
 _hmac_digest = hmac.digest
 
 
-class FrozenCredentials(Protocol):
-    """Credentials as botocore's ``ReadOnlyCredentials`` holds them."""
-
-    @property
-    def access_key(self) -> str: ...
-    @property
-    def secret_key(self) -> str: ...
-    @property
-    def token(self) -> str | None: ...
-
-
 class Credentials(NamedTuple):
-    """Frozen credentials, as ``get_frozen_credentials()`` returns them."""
+    """Frozen credentials, as botocore's ``get_frozen_credentials()`` returns them."""
 
     access_key: str
     secret_key: str
@@ -167,7 +117,13 @@ def _trim(value: str) -> str:
 
 
 class Signer:
-    """Signs JSON POST requests to one endpoint with SigV4.
+    """Signs JSON POST requests to one endpoint with SigV4, exactly as botocore's ``SigV4Auth``.
+
+    The headers signed are ``Content-Type``, ``Host``, ``X-Amz-Date``, ``X-Amz-Target`` and
+    ``X-Amz-Security-Token`` (with temporary credentials); a unit test compares the result
+    with botocore's. Cheaper than botocore: the signing key is cached per (secret, date),
+    the fixed part of the canonical request is joined once, the date string is reused
+    within a second.
 
     Args:
         host: The ``Host`` header (see `canonical_host`).
@@ -198,7 +154,7 @@ class Signer:
         path: str = "/",
         region: str,
         service: str,
-        content_type: str = "application/x-amz-json-1.0",
+        content_type: str = _CONTENT_TYPE,
     ) -> None:
         self.host = host
         self._region = region
@@ -244,7 +200,7 @@ class Signer:
         self,
         target: str,
         body: bytes,
-        credentials: FrozenCredentials,
+        credentials: Credentials,
         amz_date: str | None = None,
     ) -> dict[str, str]:
         """The signed headers of a POST of `body` with ``X-Amz-Target: target``.
@@ -297,12 +253,6 @@ class Signer:
 
 
 # -- the transport ------------------------------------------------------------------------------
-
-
-class _Credentials(Protocol):
-    """What the transport needs from an aiobotocore credentials object."""
-
-    async def get_frozen_credentials(self) -> FrozenCredentials: ...
 
 
 class LeanTransport:
@@ -367,7 +317,7 @@ class LeanTransport:
         self.max_attempts = max_attempts
         self.retry_mode = retry_mode
         self.max_pool_connections = max_pool_connections
-        self._credentials: _Credentials = credentials
+        self._credentials = credentials
         self._signing_name = signing_name
         self._user_agent = user_agent
         self._use_endpoint(endpoint_url, proxy)
@@ -376,7 +326,7 @@ class LeanTransport:
         self._legacy = retry_mode == "legacy"
         self._retryable = _retry.legacy_retryable if self._legacy else _retry.standard_retryable
         self._delay = _retry.legacy_delay if self._legacy else _retry.standard_delay
-        self._quota = _retry.RetryQuota()
+        self._quota = _retry.QUOTA_CAPACITY  # botocore's RetryQuota, one per transport
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -413,39 +363,25 @@ class LeanTransport:
         cls,
         client: DynamoDBClient,
         *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_attempts: int,
-        retry_mode: str,
-        max_pool_connections: int,
-        user_agent: str,
         verify: bool | str | None = None,
         profile: str | None = None,
+        **settings: Any,
     ) -> LeanTransport:
         """A transport to the endpoint an open aiobotocore DynamoDB client talks to.
 
-        The endpoint URL and region are the client's, resolved by botocore's endpoint
-        rules before the first request, as botocore resolves them for each request: with
-        the account id of the credentials (``https://<account>.ddb.<region>.amazonaws.com``)
-        unless ``account_id_endpoint_mode`` (``AWS_ACCOUNT_ID_ENDPOINT_MODE``) is
-        ``disabled``. The signing name, credentials (refreshing as the client's do), CA
-        bundle and proxy are the client's too.
+        The endpoint URL (resolved by botocore's rules before the first request, with the
+        credentials' account id unless ``account_id_endpoint_mode`` is ``disabled``), region,
+        signing name, credentials (refreshing as the client's do), CA bundle and proxy are
+        the client's. The client is not closed by us.
 
         Args:
-            client: An open aiobotocore/aioboto3 DynamoDB client (not closed by us).
-            connect_timeout: See `LeanTransport`.
-            read_timeout: See `LeanTransport`.
-            max_attempts: See `LeanTransport`.
-            retry_mode: See `LeanTransport`.
-            max_pool_connections: See `LeanTransport`.
-            user_agent: See `LeanTransport`.
+            client: An open aiobotocore/aioboto3 DynamoDB client.
             verify: TLS verification; by default what botocore sets without ``verify=``
                 (`ca_bundle` of `profile`). A ``verify=`` given to the client itself
                 is not visible through botocore's public interfaces: pass it here.
             profile: The profile whose ``ca_bundle`` applies (default: ``AWS_PROFILE``).
-
-        Returns:
-            The transport (its HTTP session is opened on first use).
+            **settings: The other `LeanTransport` arguments (timeouts, retries, pool,
+                user agent).
 
         Raises:
             ValueError: An argument is out of range.
@@ -465,18 +401,13 @@ class LeanTransport:
             verify=ca_bundle(profile) if verify is None else verify,
             proxy=_wire.proxy_for(client, endpoint_url),
             endpoint_resolver=resolve,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-            retry_mode=retry_mode,
-            max_pool_connections=max_pool_connections,
-            user_agent=user_agent,
+            **settings,
         )
 
     @property
     def quota_available(self) -> int:
         """Tokens left in the retry quota (standard mode)."""
-        return self._quota.available
+        return self._quota
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -636,19 +567,16 @@ class LeanTransport:
         headers: Mapping[str, str],
         raw: bytes,
         attempt: int,
-        retry_cost: int,
-        in_doubt: bool,
+        cost: int,
+        doubt: bool,
     ) -> dict[str, Any]:
-        try:
-            parsed = _wire.parse_json(raw) if raw else {}
-        except ValueError as exc:
-            raise _wire.AttemptError("the reply is not JSON", timeout=False, sent=True) from exc
-        if not isinstance(parsed, dict):
-            raise _wire.AttemptError("the reply is not a JSON object", timeout=False, sent=True)
+        parsed = _wire.success_body(raw)
         if not self._legacy:
-            self._quota.release(retry_cost or _retry.NO_RETRY_INCREMENT)
+            self._quota = min(
+                _retry.QUOTA_CAPACITY, self._quota + (cost or _retry.NO_RETRY_INCREMENT)
+            )
         metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": attempt - 1}
-        if in_doubt:
+        if doubt:
             metadata["InDoubt"] = True
         request_id = headers.get("x-amzn-RequestId")
         if request_id is not None:
@@ -660,7 +588,10 @@ class LeanTransport:
         """Take `amount` tokens for a retry: `amount` if taken, 0 when there are too few."""
         if self._legacy:
             return amount  # legacy mode has no quota (and gives nothing back on success)
-        return amount if self._quota.acquire(amount) else 0
+        if amount > self._quota:
+            return 0
+        self._quota -= amount
+        return amount
 
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Idempotent."""
@@ -707,7 +638,7 @@ class ClientCredentials:
                 self.endpoint_url, self._signer = await _probe(self._client)
         return self.endpoint_url
 
-    async def get_frozen_credentials(self) -> FrozenCredentials:
+    async def get_frozen_credentials(self) -> Credentials:
         """The client's credentials as of now.
 
         Raises:
@@ -722,7 +653,7 @@ class ClientCredentials:
             import botocore.exceptions as bex
 
             raise bex.NoCredentialsError
-        frozen: FrozenCredentials = auth.credentials
+        frozen: Credentials = auth.credentials
         return frozen
 
 
