@@ -322,7 +322,6 @@ class LeanTransport:
         self._user_agent = user_agent
         self._use_endpoint(endpoint_url, proxy)
         self._resolve_endpoint = endpoint_resolver
-        self._targets: dict[str, str] = {}
         self._legacy = retry_mode == "legacy"
         self._retryable = _retry.legacy_retryable if self._legacy else _retry.standard_retryable
         self._delay = _retry.legacy_delay if self._legacy else _retry.standard_delay
@@ -436,20 +435,13 @@ class LeanTransport:
         )
         return self._session
 
-    def _target(self, action: str) -> str:
-        target = self._targets[action] = _TARGET_PREFIX + action
-        return target
-
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def send(  # noqa: PLR0912 (one loop decides every attempt's retry and span)
+        self, action: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
         """Send `request` as DynamoDB action `action`, retrying; return the parsed reply.
 
-        Args:
-            action: The DynamoDB action (``"GetItem"``).
-            request: The request as botocore's client methods take it (bytes for B).
-
-        Returns:
-            The reply with B/BS values as bytes and ``ResponseMetadata`` holding
-            ``HTTPStatusCode``, ``RetryAttempts`` and ``RequestId``.
+        See `aiodynkv._transport.Transport.send`; the reply's ``ResponseMetadata`` also
+        holds ``HTTPStatusCode`` and ``RequestId``.
 
         Raises:
             ServiceError: DynamoDB answered with an error, after retries.
@@ -461,13 +453,10 @@ class LeanTransport:
             self._resolve_endpoint = None
         session = self._session or self._open_session()
         body = _wire.dumps(request).encode()
-        target = self._targets.get(action) or self._target(action)
-        spans = self.spans
-        traced = (
-            None
-            if spans is None
-            else spans.request(action, request, self.endpoint_url, self.region)
-        )
+        target = _TARGET_PREFIX + action
+        traced = None
+        if self.spans is not None:
+            traced = self.spans.request(action, request, self.endpoint_url, self.region)
         attempt = 0
         in_doubt = False  # has any attempt possibly been applied?
         retry_cost = 0  # quota tokens the latest retry took
@@ -492,41 +481,38 @@ class LeanTransport:
                 if traced is not None:
                     traced.failed(started, "WireError", _wire.mask(str(failure), self._secrets))
                 in_doubt = in_doubt or failure.sent
+                retryable = True
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
-                if attempt < self.max_attempts and (cost := self._take_quota(cost)):
-                    retry_cost = cost
-                    await _retry.sleep(self._delay(attempt))
-                    continue
-                # raised outside the except block: no implicit context to carry secrets
-                raise WireError(
-                    _wire.mask(
-                        f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
-                        self._secrets,
-                    ),
-                    timeout=failure.timeout,
-                    in_doubt=in_doubt,
-                    attempts=attempt,
-                ) from _wire.scrubbed(failure.__cause__, self._secrets)
-            in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx request may have succeeded
-            error = _wire.service_error(status, raw, attempt, in_doubt)
-            if traced is not None:
-                traced.error(
-                    started,
-                    status=status,
-                    code=error.code,
-                    message=error.message,
-                    request_id=headers.get("x-amzn-RequestId"),
-                    attempt=attempt,
-                )
-            if (
-                self._retryable(error.code, status)
-                and attempt < self.max_attempts
-                and (cost := self._take_quota(_retry.RETRY_COST))
-            ):
+            else:
+                in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx may have been applied
+                error = _wire.service_error(status, raw, attempt, in_doubt)
+                if traced is not None:
+                    traced.error(
+                        started,
+                        status=status,
+                        code=error.code,
+                        message=error.message,
+                        request_id=headers.get("x-amzn-RequestId"),
+                        attempt=attempt,
+                    )
+                retryable = self._retryable(error.code, status)
+                cost = _retry.RETRY_COST
+            if retryable and attempt < self.max_attempts and (cost := self._take_quota(cost)):
                 retry_cost = cost
                 await _retry.sleep(self._delay(attempt))
                 continue
-            raise error
+            if failure is None:
+                raise error
+            # raised outside the except block: no implicit context to carry secrets
+            raise WireError(
+                _wire.mask(
+                    f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
+                    self._secrets,
+                ),
+                timeout=failure.timeout,
+                in_doubt=in_doubt,
+                attempts=attempt,
+            ) from _wire.scrubbed(failure.__cause__, self._secrets)
 
     async def _post(
         self, session: aiohttp.ClientSession, target: str, body: bytes
