@@ -36,7 +36,7 @@ import math
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodynkv import _requests as requests
 from aiodynkv._codec import Item, new_token, new_version, version_of
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["Lock"]
 
 _UNSET: Any = object()
+_E = TypeVar("_E", bound=KVError)
 
 
 MIN_LEASE = 0.1
@@ -126,20 +127,12 @@ class Lock:
         poll: float | None = None,
     ) -> None:
         self._stored = reserved_key(store, LOCK, name, "lock")
-        self.lease = seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
+        self.lease = seconds(lease, "lease", low=MIN_LEASE, low_open=False)
         self.wait = wait_of(wait)
-        self._renew_every = (
-            None
-            if renew_every is None
-            else seconds(renew_every, "renew_every", low=0.0, high=self.lease, low_open=True)
-        )
+        self._renew_every = optional_seconds(renew_every, "renew_every", high=self.lease)
         if self._renew_every is not None and self._renew_every >= self.lease:
             raise KVValidationError("lock: renew_every must be less than lease", operation="lock")
-        self.poll = (
-            min(1.0, self.lease / 4)
-            if poll is None
-            else seconds(poll, "poll", low=0.0, high=MAX_LEASE, low_open=True)
-        )
+        self.poll = optional_seconds(poll, "poll") or min(1.0, self.lease / 4)
         self._store = store
         self._ops = DynamoOps(store)
         self.name = name
@@ -169,7 +162,7 @@ class Lock:
     @property
     def renew_every(self) -> float:
         """Seconds between renewals."""
-        return self._every()
+        return self._renew_every if self._renew_every is not None else self.lease / 3
 
     @property
     def held(self) -> bool:
@@ -192,27 +185,20 @@ class Lock:
         if self.lost:
             raise self._lost_error("check")
 
-    def _lost_error(self, operation: str) -> LeaseLostError:
-        store = self._store
-        return store._shown(
-            LeaseLostError(
-                f"{operation}: the lease was lost (it lapsed or was taken over) in table "
-                f"{store.config.table!r}; work done under it may have overlapped another "
-                f"holder's (token {self._token})",
-                operation=operation,
-                table=store.config.table,
-                key=self.name,
-            )
-        )
+    @property
+    def _table(self) -> str:
+        return self._store.config.table
 
-    def _misuse(self, operation: str, why: str) -> KVError:
-        """This object was asked for what its state does not allow (no request was sent)."""
-        return KVError(
-            f"{operation}: {why}",
-            operation=operation,
-            table=self._store.config.table,
-            key=self.name,
+    def _lost_error(self, operation: str) -> LeaseLostError:
+        why = (
+            f"the lease was lost (it lapsed or was taken over) in table {self._table!r}; work "
+            f"done under it may have overlapped another holder's (token {self._token})"
         )
+        return self._store._error(LeaseLostError, why, operation, self.name)
+
+    def _plain_error(self, cls: type[_E], operation: str, why: str) -> _E:
+        """An error whose message never shows the key (no request was sent, or none answered)."""
+        return cls(f"{operation}: {why}", operation=operation, table=self._table, key=self.name)
 
     # -- acquire -------------------------------------------------------------------
 
@@ -231,7 +217,9 @@ class Lock:
         """
         limit = self.wait if wait is _UNSET else wait_of(wait)
         if self.held:
-            raise self._misuse("lock", "this Lock already holds the lease; release it first")
+            raise self._plain_error(
+                KVError, "lock", "this Lock already holds the lease; release it first"
+            )
         owner = new_token() + new_token()
         lease_ms = math.ceil(self.lease * 1000.0)
         start = time.monotonic()
@@ -259,7 +247,7 @@ class Lock:
                 attempt = 0
             if deadline is not None and now >= deadline:
                 raise self._not_acquired(now - start, tries)
-            pause = self._pause(attempt) if watched is not None else 0.0
+            pause = poll_delay(attempt, self.poll) if watched is not None else 0.0
             if watched is not None:
                 pause = min(pause, max(0.0, watched[1] + watched[2] - now))
             if deadline is not None:
@@ -282,31 +270,22 @@ class Lock:
         self._valid_until = sent + self.lease
         self._acquired_at = sent
         self._start_renewer(owner)
-        waited = round((time.monotonic() - start) * 1000.0, 3)
-        fields: dict[str, Any] = {"outcome": "acquired", "waited_ms": waited, "attempts": tries}
-        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
+        self._wait_event("acquired", round((time.monotonic() - start) * 1000.0, 3), tries)
         if takeover:
             self._ops.event("warning", "aiodynkv.lock_takeover", self.name, token=fence)
         return fence
 
     def _not_acquired(self, waited: float, tries: int) -> LockNotAcquiredError:
-        store = self._store
-        fields: dict[str, Any] = {
-            "outcome": "not_acquired",
-            "waited_ms": round(waited * 1000.0, 3),
-            "attempts": tries,
-        }
-        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
-        return store._shown(
-            LockNotAcquiredError(
-                f"lock: not acquired within {waited:.3f} s ({tries} tries) in table "
-                f"{store.config.table!r}: another holder has it",
-                waited=waited,
-                operation="lock",
-                table=store.config.table,
-                key=self.name,
-            )
+        waited_ms = round(waited * 1000.0, 3)
+        self._wait_event("not_acquired", waited_ms, tries)
+        why = f"not acquired within {waited:.3f} s ({tries} tries) in table {self._table!r}"
+        return self._store._error(
+            LockNotAcquiredError, f"{why}: another holder has it", "lock", self.name, waited=waited
         )
+
+    def _wait_event(self, outcome: str, waited_ms: float, tries: int) -> None:
+        fields: dict[str, Any] = {"outcome": outcome, "waited_ms": waited_ms, "attempts": tries}
+        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
 
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).
@@ -319,11 +298,7 @@ class Lock:
             WriteInDoubtError: The renewal may or may not have been applied.
             KVError: The renewal failed (the lease stays until it lapses).
         """
-        new = (
-            None
-            if lease is None
-            else seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
-        )
+        new = optional_seconds(lease, "lease", low=MIN_LEASE, low_open=False)
         owner = self._owner
         if owner is None or self.lost:
             raise self._lost_error("extend")
@@ -344,13 +319,11 @@ class Lock:
                     raise
                 if self.lost:
                     raise self._lost_error("extend") from None
-                store = self._store
-                raise WriteInDoubtError(
-                    "extend: the renewal did not answer in time: it may or may not have been "
+                raise self._plain_error(
+                    WriteInDoubtError,
+                    "extend",
+                    "the renewal did not answer in time: it may or may not have been "
                     "applied; the lease stays at least until it lapses",
-                    operation="extend",
-                    table=store.config.table,
-                    key=self.name,
                 ) from None
             finally:
                 if self._owner == owner and not self.lost:
@@ -362,12 +335,6 @@ class Lock:
             raise self._lost_error("extend")
 
     # -- renewal: one at a time, believing only the lease the server confirmed ----
-
-    def _every(self) -> float:
-        return self._renew_every if self._renew_every is not None else self.lease / 3
-
-    def _pause(self, attempt: int) -> float:
-        return poll_delay(attempt, self.poll)
 
     def _lapsed(self) -> bool:
         """True (for good) once the confirmed lease has run out or was taken over."""
@@ -392,7 +359,7 @@ class Lock:
         left = max(0.0, self._valid_until - sent)
         renewed = await asyncio.wait_for(
             self._ops.renew(self._stored, self.name, owner, lease_ms),
-            timeout=min(left, max(self._every() / 3, 0.05)),
+            timeout=min(left, max(self.renew_every / 3, 0.05)),
         )
         if renewed and not self._lapsed():
             self._valid_until = sent + lease
@@ -401,9 +368,9 @@ class Lock:
     async def _renew_loop(self, owner: str, generation: int) -> None:
         failures = 0
         while generation == self._generation:
-            pause = self._every()
+            pause = self.renew_every
             if failures:
-                pause = min(self._pause(failures), pause)
+                pause = min(poll_delay(failures, self.poll), pause)
             await asyncio.sleep(min(pause, max(0.0, self._valid_until - time.monotonic())))
             if generation != self._generation:
                 return
@@ -470,7 +437,7 @@ class Lock:
         """
         owner = self._owner
         if owner is None:
-            raise self._misuse("release", "this Lock does not hold the lease")
+            raise self._plain_error(KVError, "release", "this Lock does not hold the lease")
         was_lost = self.lost
         await self._stop_renewer()
         if was_lost:  # free it if nobody took it over (best effort), then say so
@@ -512,7 +479,9 @@ class Lock:
 # -- durations, the lock item and its requests --------------------------------------------
 
 
-def seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
+def seconds(
+    value: object, name: str, *, low: float = 0.0, high: float = MAX_LEASE, low_open: bool = True
+) -> float:
     """A duration argument, validated (TypeError for the type, KVValidationError for the value)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"lock: {name} must be seconds (int or float), not {type(value).__name__}")
@@ -527,8 +496,12 @@ def seconds(value: object, name: str, *, low: float, high: float, low_open: bool
     return seconds
 
 
+def optional_seconds(value: object, name: str, **bounds: Any) -> float | None:
+    return None if value is None else seconds(value, name, **bounds)
+
+
 def wait_of(wait: object) -> float | None:
-    return None if wait is None else seconds(wait, "wait", low=0.0, high=math.inf, low_open=False)
+    return optional_seconds(wait, "wait", high=math.inf, low_open=False)
 
 
 @dataclass(frozen=True)
