@@ -1,20 +1,20 @@
 r"""Argument checks, done before any request is built: keys and namespaces first.
 
-A stored key is the user's key, or ``<namespace>\\x1f<key>`` inside a namespace.
-The unit separator (U+001F) is refused in keys and namespaces, so the encoding
-is unambiguous: a root key never contains it, a namespaced key contains it once.
-Stored keys that begin with U+001F are the reserved key space, where locks and
-counter shards live out of every namespace's sight (`reserved_key`, `hidden_view`).
+A stored key is the user's key, or ``<namespace>\x1f<key>`` inside a namespace. The
+unit separator (U+001F) is refused in keys and namespaces, so the encoding is
+unambiguous. The only length limit is DynamoDB's: the whole stored key at most 2,048
+UTF-8 bytes (so a namespace at most 2,046, leaving room for the separator and a key).
 
-The only length limit is DynamoDB's on the partition key: namespace, separator
-and key together at most 2,048 UTF-8 bytes. A namespace may therefore be up to
-2,046 bytes (room for the separator and a one-byte key); a longer namespace
-leaves less room for its keys.
+Stored keys that *begin* with U+001F are the reserved key space: never a user's key,
+never in any namespace's ``keys()``, ``items()`` or ``clear()``. aiodynkv keeps there
+``\x1fl\x1f<stored name>`` (the lock item of ``kv.lock(name)``) and
+``\x1fc\x1f<stored name>\x1f<i>`` (shard `i` of ``kv.counter(name)``), where
+``<stored name>`` is the name as a key of the store's namespace (`reserved_key`,
+`hidden_view`).
 
-The other arguments of the public operations (TTLs, counter deltas, versions, write
-conditions, batch keys) are checked here too: each check raises `TypeError` for a
-wrong type and `KVValidationError` for a wrong value, naming the operation and the
-argument, never the value of a stored item.
+The other arguments (TTLs, counter deltas, versions, write conditions, batch keys) are
+checked here too: `TypeError` for a wrong type, `KVValidationError` for a wrong value,
+naming the operation and the argument, never the value of a stored item.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ __all__ = [
     "COUNTER",
     "LOCK",
     "MAX_KEY_BYTES",
-    "MAX_NAMESPACE_BYTES",
-    "MAX_TTL_SECONDS",
     "SEPARATOR",
     "KeyCodec",
     "check_conditions",
@@ -56,13 +54,7 @@ MAX_NAMESPACE_BYTES = MAX_KEY_BYTES - 2
 
 
 def check_namespace(namespace: object) -> str:
-    """Validate a namespace name.
-
-    Args:
-        namespace: The candidate name.
-
-    Returns:
-        The name, unchanged.
+    """Validate a namespace name and return it.
 
     Raises:
         TypeError: It is not a str.
@@ -93,10 +85,12 @@ class KeyCodec:
 
     __slots__ = ("_prefix", "_prefix_bytes", "namespace")
 
-    def __init__(self, namespace: str | None) -> None:
+    def __init__(self, namespace: str | None, *, prefix: str | None = None) -> None:
         self.namespace = namespace
-        self._prefix = "" if namespace is None else check_namespace(namespace) + SEPARATOR
-        self._prefix_bytes = len(self._prefix.encode())
+        if prefix is None:  # else a prefix in the reserved key space, `namespace` its label
+            prefix = "" if namespace is None else check_namespace(namespace) + SEPARATOR
+        self._prefix = prefix
+        self._prefix_bytes = len(prefix.encode())
 
     @property
     def prefix(self) -> str:
@@ -112,40 +106,24 @@ class KeyCodec:
         """
         if type(key) is not str:
             if not isinstance(key, str):
-                raise InvalidKeyError(
-                    f"{operation}: key must be a str, not {type(key).__name__}",
-                    operation=operation,
-                    table=table,
-                )
+                raise _invalid(operation, table, f"must be a str, not {type(key).__name__}")
             key = str(key)  # a str subclass is stored as plain text
         if not key:
-            raise InvalidKeyError(
-                f"{operation}: key must not be empty", operation=operation, table=table
-            )
+            raise _invalid(operation, table, "must not be empty")
         try:
             # An ASCII key is as long in UTF-8 as in characters (and holds no surrogate).
             size = (len(key) if key.isascii() else len(key.encode())) + self._prefix_bytes
         except UnicodeEncodeError:
-            raise InvalidKeyError(
-                f"{operation}: key is not valid UTF-8 text (lone surrogate)",
-                operation=operation,
-                table=table,
-                key=key,
+            raise _invalid(
+                operation, table, "is not valid UTF-8 text (lone surrogate)", key
             ) from None
         if size > MAX_KEY_BYTES:
             ns = f" with namespace {shown(self.namespace)}" if self.namespace else ""
-            raise InvalidKeyError(
-                f"{operation}: key is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}",
-                operation=operation,
-                table=table,
-                key=key[:64],
-            )
+            why = f"is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}"
+            raise _invalid(operation, table, why, key[:64])
         if SEPARATOR in key:
-            raise InvalidKeyError(
-                f"{operation}: key must not contain U+001F (the namespace separator)",
-                operation=operation,
-                table=table,
-                key=key,
+            raise _invalid(
+                operation, table, "must not contain U+001F (the namespace separator)", key
             )
         return self._prefix + key if self._prefix else key
 
@@ -156,19 +134,9 @@ class KeyCodec:
         return None if SEPARATOR in stored else stored
 
 
-# -- the reserved key space ----------------------------------------------------------------
-# A user's stored key is ``<key>`` at the root or ``<namespace>\x1f<key>`` in a namespace,
-# and neither may hold U+001F. Stored keys that *begin* with U+001F can therefore never
-# be a user's key, nor appear in any namespace's ``keys()``, ``items()`` or ``clear()``
-# (the root lists only keys without U+001F; a namespace lists only keys beginning with
-# its own name). aiodynkv keeps its own items there:
-#
-# - ``\x1fl\x1f<stored name>``: the lock item of ``kv.lock(name)``;
-# - ``\x1fc\x1f<stored name>\x1f<i>``: shard `i` of ``kv.counter(name)``,
-#
-# where ``<stored name>`` is the name as a key of the store's namespace, so each namespace
-# has its own locks and counters. The whole stored key obeys DynamoDB's 2048-byte limit;
-# a name that would exceed it is an `InvalidKeyError`.
+def _invalid(operation: str, table: str, why: str, key: str | None = None) -> InvalidKeyError:
+    return InvalidKeyError(f"{operation}: key {why}", operation=operation, table=table, key=key)
+
 
 LOCK = "l"
 COUNTER = "c"
@@ -196,17 +164,6 @@ def reserved_key(store: AsyncDynamoKV, kind: str, name: object, operation: str) 
     return full
 
 
-class _ReservedCodec(KeyCodec):
-    """A `KeyCodec` whose prefix lies in the reserved key space."""
-
-    __slots__ = ()
-
-    def __init__(self, prefix: str, label: str) -> None:
-        self.namespace = label
-        self._prefix = prefix
-        self._prefix_bytes = len(prefix.encode())
-
-
 def hidden_view(store: _S, kind: str, name: object, operation: str) -> _S:
     """A view of `store` whose keys live under the reserved item `kind`/`name`.
 
@@ -215,7 +172,7 @@ def hidden_view(store: _S, kind: str, name: object, operation: str) -> _S:
     """
     prefix = reserved_key(store, kind, name, operation) + SEPARATOR
     view = store.namespace("reserved")  # whatever a view shares, it shares
-    view._keys = _ReservedCodec(prefix, f"{kind}:{name}")
+    view._keys = KeyCodec(f"{kind}:{name}", prefix=prefix)
     return view
 
 
