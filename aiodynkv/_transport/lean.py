@@ -259,22 +259,15 @@ class LeanTransport:
     """Signs and posts DynamoDB JSON over one aiohttp session, retrying like botocore.
 
     Args:
-        endpoint_url: The endpoint (``https://dynamodb.us-east-1.amazonaws.com``).
-        region: The signing region.
-        credentials: An aiobotocore credentials object; its ``get_frozen_credentials()``
-            is awaited for every attempt, so refreshable credentials stay fresh.
-        connect_timeout: Seconds to establish a connection, per attempt.
-        read_timeout: Seconds to wait for each read of the reply, per attempt.
+        credentials: Has ``get_frozen_credentials()``, awaited for every attempt (so
+            refreshable credentials stay fresh).
+        connect_timeout: Seconds to connect, per attempt; `read_timeout`: per read.
         max_attempts: Attempts in all, the first included (at least 1).
-        retry_mode: ``"standard"``, ``"adaptive"`` (handled as standard) or ``"legacy"``.
-        max_pool_connections: Most connections open at once; requests beyond wait
-            for a free one.
-        user_agent: The ``User-Agent`` header.
-        signing_name: The SigV4 service name.
+        retry_mode: ``"standard"``, ``"adaptive"`` (as standard) or ``"legacy"``.
+        max_pool_connections: Most connections open at once; more requests wait.
         verify: TLS verification: True (botocore's CA bundle), False, or a CA bundle path.
-        proxy: A proxy URL for every request, or None.
-        endpoint_resolver: Awaited once, before the first request: the endpoint URL and
-            proxy to use instead of `endpoint_url` and `proxy`.
+        endpoint_resolver: Awaited before the first request: the endpoint URL and proxy
+            to use instead of `endpoint_url` and `proxy`.
 
     Raises:
         ValueError: An argument is out of range.
@@ -712,12 +705,10 @@ _UNSUPPORTED_OPTIONS: Final = ("tcp_keepalive", "client_cert", "proxies_config")
 
 
 def client_settings(client: Any) -> dict[str, Any]:
-    """The timeouts and retries of a user's client, as `LeanTransport` arguments.
+    """The timeouts and retries of a user's client's ``Config``, as `LeanTransport` arguments.
 
-    The botocore transport sends through the client, so its ``Config`` decides them;
-    this gives the lean transport the same: ``connect_timeout``, ``read_timeout``,
-    ``retries`` (``total_max_attempts``, or ``max_attempts`` retries, or the mode's
-    default: 3 in standard mode, DynamoDB's 10 in legacy mode) and the retry mode.
+    As on the botocore transport: ``total_max_attempts``, or ``max_attempts`` retries, or
+    the mode's default (3 in standard mode, DynamoDB's 10 in legacy mode).
 
     Raises:
         KVConfigError: The client's Config sets something the lean transport cannot
