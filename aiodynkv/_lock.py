@@ -226,30 +226,25 @@ class Lock:
         deadline = None if limit is None else start + limit
         watched: tuple[int, float, float] | None = None  # version, first seen, its lease
         attempt = tries = 0
-        takeover = False
         while True:
-            now = time.monotonic()
-            seen = watched[0] if watched is not None and now >= watched[1] + watched[2] else None
             sent = time.monotonic()
+            seen = watched[0] if watched is not None and sent >= watched[1] + watched[2] else None
             tries += 1
             found = await self._try(owner, lease_ms, seen)
             if found.fence is not None:
-                takeover = seen is not None
-                return self._won(owner, found.fence, sent, start, tries, takeover)
+                return self._won(owner, found.fence, sent, start, tries, takeover=seen is not None)
             now = time.monotonic()
-            if found.owned and found.version is not None:
-                if watched is None or watched[0] != found.version:
-                    # Counted from now, when the reply arrived: never before the holder wrote it.
-                    lease = found.lease if found.lease is not None else self.lease
-                    watched = (found.version, now, lease)
-            else:
-                watched = None  # freed meanwhile: try again at once
-                attempt = 0
+            if not found.owned or found.version is None:
+                watched, attempt = None, 0  # freed meanwhile: try again at once
+            elif watched is None or watched[0] != found.version:
+                # Counted from now, when the reply arrived: never before the holder wrote it.
+                lease = found.lease if found.lease is not None else self.lease
+                watched = (found.version, now, lease)
             if deadline is not None and now >= deadline:
                 raise self._not_acquired(now - start, tries)
-            pause = poll_delay(attempt, self.poll) if watched is not None else 0.0
+            pause = 0.0
             if watched is not None:
-                pause = min(pause, max(0.0, watched[1] + watched[2] - now))
+                pause = min(poll_delay(attempt, self.poll), max(0.0, watched[1] + watched[2] - now))
             if deadline is not None:
                 pause = min(pause, deadline - now)
             attempt += 1
@@ -262,7 +257,7 @@ class Lock:
             raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
 
     def _won(
-        self, owner: str, fence: int, sent: float, start: float, tries: int, takeover: bool
+        self, owner: str, fence: int, sent: float, start: float, tries: int, *, takeover: bool
     ) -> int:
         self._owner = owner
         self._token = fence

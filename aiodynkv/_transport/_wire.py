@@ -171,7 +171,9 @@ def classify(exc: BaseException) -> AttemptError:
     if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
         return AttemptError(f"the proxy refused: {exc}", timeout=False, sent=False)
     if isinstance(exc, aiohttp.ServerTimeoutError):
-        if _is_connect_timeout(exc):
+        # aiohttp >= 3.10 has ConnectionTimeoutError; older ones tell only by the message
+        connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", ())
+        if isinstance(exc, connect_timeout) or str(exc).lower().startswith("connect"):
             return AttemptError(f"connect timeout: {exc}", timeout=True, sent=False)
         return AttemptError(f"read timeout: {exc}", timeout=True, sent=True)
     if isinstance(exc, asyncio.TimeoutError):
@@ -179,28 +181,13 @@ def classify(exc: BaseException) -> AttemptError:
     return AttemptError(f"connection lost: {type(exc).__name__}: {exc}", timeout=False, sent=True)
 
 
-def _is_connect_timeout(exc: aiohttp.ServerTimeoutError) -> bool:
-    connect_timeout_cls = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
-    if connect_timeout_cls is not None and isinstance(exc, connect_timeout_cls):
-        return True
-    return str(exc).lower().startswith("connect")  # older aiohttp, as aiobotocore tells
-
-
-def _error_code(body: dict[str, Any], status: int) -> str:
-    # botocore's BaseJSONParser._do_error_parse
-    code = body.get("__type") or str(status)
-    if not isinstance(code, str):
-        code = str(code)
-    code = code.split(":", 1)[0]
-    return code.rsplit("#", 1)[-1]
-
-
 def service_error(status: int, raw: bytes, attempt: int, in_doubt: bool) -> ServiceError:
     body = error_body(raw, status)
     message = body.get("message", body.get("Message", ""))
     item = body.get("Item")
+    code = str(body.get("__type") or status)  # botocore's BaseJSONParser._do_error_parse
     return ServiceError(
-        _error_code(body, status),
+        code.split(":", 1)[0].rsplit("#", 1)[-1],
         message if isinstance(message, str) else str(message),
         status=status,
         item=item if isinstance(item, dict) else None,

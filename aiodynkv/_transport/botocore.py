@@ -106,26 +106,15 @@ class _Attempts:
 _CURRENT: contextvars.ContextVar[_Attempts | None] = contextvars.ContextVar(
     "aiodynkv_attempts", default=None
 )
-# Failures after which the server may have applied the request.
+# Failures after which the server may have applied the request (HTTPClientError covers
+# read timeouts and closed connections), and those after which it was never sent.
 _AMBIGUOUS = (
-    bex.ReadTimeoutError,
-    bex.ConnectionClosedError,
+    bex.HTTPClientError,
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientPayloadError,
     ConnectionResetError,
 )
 _NEVER_SENT = (bex.ConnectTimeoutError, bex.EndpointConnectionError, bex.ProxyConnectionError)
-
-
-def _is_ambiguous(caught: BaseException | None, response: Any) -> bool:
-    if caught is not None:
-        if isinstance(caught, _NEVER_SENT):
-            return False
-        return isinstance(caught, (*_AMBIGUOUS, bex.HTTPClientError))
-    if response is not None:
-        status = getattr(response[0], "status_code", 0) if isinstance(response, tuple) else 0
-        return isinstance(status, int) and status >= 500
-    return False
 
 
 def _record_attempt(
@@ -137,12 +126,16 @@ def _record_attempt(
     (`_verify_reply`): that reply is not the answer.
     """
     attempts = _CURRENT.get()
-    if attempts is not None:
-        attempts.seen += 1
-        if caught_exception is not None:
-            attempts.unverified = ""
-        if _is_ambiguous(caught_exception, response):
-            attempts.in_doubt = True
+    if attempts is None:
+        return
+    attempts.seen += 1
+    if caught_exception is not None:
+        attempts.unverified = ""
+        ambiguous = isinstance(caught_exception, _AMBIGUOUS)
+        attempts.in_doubt |= ambiguous and not isinstance(caught_exception, _NEVER_SENT)
+    else:
+        status = getattr(response[0], "status_code", 0) if isinstance(response, tuple) else 0
+        attempts.in_doubt |= isinstance(status, int) and status >= 500
 
 
 def _verify_reply(response_dict: Any = None, **_: Any) -> None:
@@ -167,8 +160,7 @@ def _verify_reply(response_dict: Any = None, **_: Any) -> None:
         except _wire.AttemptError as exc:
             problem = str(exc)
     attempts.unverified = problem  # of this reply: a later attempt's reply replaces it
-    if problem:
-        attempts.in_doubt = True
+    attempts.in_doubt |= bool(problem)
 
 
 class BotocoreTransport:
@@ -183,7 +175,7 @@ class BotocoreTransport:
         endpoint_url = getattr(meta, "endpoint_url", None)
         proxy = _wire.proxy_for(client, endpoint_url) if isinstance(endpoint_url, str) else None
         self._secrets = _wire.split_proxy(proxy)[2]
-        events = getattr(getattr(client, "meta", None), "events", None)
+        events = getattr(meta, "events", None)
         if events is not None:
             # unique ids: a client shared by several stores counts each attempt once.
             # No handler of ours on events botocore has none for (before-send): an event

@@ -130,11 +130,9 @@ class Signer:
         path: The request path (``"/"`` for DynamoDB).
         region: The signing region.
         service: The signing name (``"dynamodb"``).
-        content_type: The ``Content-Type`` header every request carries.
     """
 
     __slots__ = (
-        "_content_type",
         "_key_cache",
         "_last_second",
         "_last_stamp",
@@ -154,16 +152,14 @@ class Signer:
         path: str = "/",
         region: str,
         service: str,
-        content_type: str = _CONTENT_TYPE,
     ) -> None:
         self.host = host
         self._region = region
         self._service = service
-        self._content_type = content_type
         self._scope_tail = f"/{region}/{service}/aws4_request"
         self._prefix = (
             f"POST\n{canonical_path(path)}\n\n"
-            f"content-type:{_trim(content_type)}\nhost:{_trim(host)}\nx-amz-date:"
+            f"content-type:{_CONTENT_TYPE}\nhost:{_trim(host)}\nx-amz-date:"
         )
         # (secret, date) -> signing key; only the newest is kept (dates only move forward).
         self._key_cache: tuple[str, str, bytes] = ("", "", b"")
@@ -238,7 +234,7 @@ class Signer:
             self._signing_key(credentials.secret_key, date), to_sign.encode(), "sha256"
         ).hex()
         headers = {
-            "Content-Type": self._content_type,
+            "Content-Type": _CONTENT_TYPE,
             "Host": self.host,
             "X-Amz-Date": amz_date,
             "X-Amz-Target": target,
@@ -340,7 +336,6 @@ class LeanTransport:
             path=path,
             region=self.region,
             service=self._signing_name,
-            content_type=_CONTENT_TYPE,
         )
         self._extra_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
         self._proxy, self._proxy_headers, self._secrets = _wire.split_proxy(proxy)
