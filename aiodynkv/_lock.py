@@ -35,7 +35,6 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodynkv import _requests as requests
@@ -107,7 +106,6 @@ class Lock:
         "_renewer",
         "_renewing",
         "_store",
-        "_stored",
         "_token",
         "_valid_until",
         "lease",
@@ -126,7 +124,7 @@ class Lock:
         renew_every: float | None = None,
         poll: float | None = None,
     ) -> None:
-        self._stored = reserved_key(store, LOCK, name, "lock")
+        stored = reserved_key(store, LOCK, name, "lock")
         self.lease = seconds(lease, "lease", low=MIN_LEASE, low_open=False)
         self.wait = wait_of(wait)
         self._renew_every = optional_seconds(renew_every, "renew_every", high=self.lease)
@@ -134,7 +132,7 @@ class Lock:
             raise KVValidationError("lock: renew_every must be less than lease", operation="lock")
         self.poll = optional_seconds(poll, "poll") or min(1.0, self.lease / 4)
         self._store = store
-        self._ops = DynamoOps(store)
+        self._ops = DynamoOps(store, stored, name)
         self.name = name
         self._owner: str | None = None
         self._token: int | None = None
@@ -252,7 +250,7 @@ class Lock:
 
     async def _try(self, owner: str, lease_ms: int, seen: int | None) -> Seen:
         try:
-            return await self._ops.acquire(self._stored, self.name, owner, lease_ms, seen)
+            return await self._ops.acquire(owner, lease_ms, seen)
         except CorruptItemError as exc:
             raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
 
@@ -267,7 +265,7 @@ class Lock:
         self._start_renewer(owner)
         self._wait_event("acquired", round((time.monotonic() - start) * 1000.0, 3), tries)
         if takeover:
-            self._ops.event("warning", "aiodynkv.lock_takeover", self.name, token=fence)
+            self._ops.event("warning", "aiodynkv.lock_takeover", token=fence)
         return fence
 
     def _not_acquired(self, waited: float, tries: int) -> LockNotAcquiredError:
@@ -280,7 +278,7 @@ class Lock:
 
     def _wait_event(self, outcome: str, waited_ms: float, tries: int) -> None:
         fields: dict[str, Any] = {"outcome": outcome, "waited_ms": waited_ms, "attempts": tries}
-        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
+        self._ops.event("debug", "aiodynkv.lock_wait", **fields)
 
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).
@@ -325,8 +323,7 @@ class Lock:
                     self._start_renewer(owner)
         if not renewed:
             self._lose("taken over by another holder", 0)
-            raise self._lost_error("extend")
-        if self.lost:  # confirmed only after the lease had run out
+        if self.lost:  # taken over, or confirmed only after the lease had run out
             raise self._lost_error("extend")
 
     # -- renewal: one at a time, believing only the lease the server confirmed ----
@@ -353,7 +350,7 @@ class Lock:
         # send several fresh tries before the lease lapses.
         left = max(0.0, self._valid_until - sent)
         renewed = await asyncio.wait_for(
-            self._ops.renew(self._stored, self.name, owner, lease_ms),
+            self._ops.renew(owner, lease_ms),
             timeout=min(left, max(self.renew_every / 3, 0.05)),
         )
         if renewed and not self._lapsed():
@@ -380,14 +377,11 @@ class Lock:
             except StoreClosedError:
                 self._lose("the store closed", failures)
                 return
-            except KVError as exc:  # throttled, timed out, 5xx...: try again while time is left
-                failures += 1
-                self._ops.event(
-                    "debug", "aiodynkv.lock_renew_failed", self.name, error=type(exc).__name__
-                )
-                continue
-            except asyncio.TimeoutError:  # this try took too long: try again while time is left
-                failures += 1
+            except (KVError, asyncio.TimeoutError) as exc:  # throttled, 5xx, too slow...
+                failures += 1  # try again while time is left
+                if isinstance(exc, KVError):
+                    error = type(exc).__name__
+                    self._ops.event("debug", "aiodynkv.lock_renew_failed", error=error)
                 continue
             if generation != self._generation:
                 return
@@ -401,7 +395,6 @@ class Lock:
         self._ops.event(
             "warning",
             "aiodynkv.lock_lost",
-            self.name,
             reason=why,
             token=self._token,
             failed_renewals=failures,
@@ -437,10 +430,10 @@ class Lock:
         await self._stop_renewer()
         if was_lost:  # free it if nobody took it over (best effort), then say so
             with contextlib.suppress(KVError):
-                await self._ops.release(self._stored, self.name, owner)
+                await self._ops.release(owner)
             released = False
         else:
-            released = await self._ops.release(self._stored, self.name, owner)
+            released = await self._ops.release(owner)
         self._owner = None
         if not released:
             self._lost = True
@@ -450,12 +443,7 @@ class Lock:
         await self.acquire()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._owner is None:  # released inside the block
             if self._lost:
                 raise self._lost_error("lock")
@@ -466,9 +454,7 @@ class Lock:
             raise
         except KVError as error:  # the lease lapses by itself; the work itself succeeded
             self._owner = None
-            self._ops.event(
-                "warning", "aiodynkv.lock_release_failed", self.name, error=type(error).__name__
-            )
+            self._ops.event("warning", "aiodynkv.lock_release_failed", error=type(error).__name__)
 
 
 # -- durations, the lock item and its requests --------------------------------------------
@@ -524,25 +510,22 @@ def seen_in(item: Item | None, owner: str, config: KVConfig) -> Seen:
 
 
 class DynamoOps:
-    """The lock requests on DynamoDB, each a traced store operation."""
+    """The requests of one lock item, each a traced store operation."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, stored: str, name: str) -> None:
         self.core = store._core
+        self.stored = stored
+        self.name = name
 
-    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
+    def event(self, level: str, event: str, **fields: Any) -> None:
         tel = self.core.tel
         if tel.expose_keys:
-            fields["lock"] = name
+            fields["lock"] = self.name
         fields["table"] = self.core.config.table
-        if level == "warning":
-            tel.warn(event, **fields)
-        else:
-            tel.debug(event, **fields)
+        (tel.warn if level == "warning" else tel.debug)(event, **fields)
 
-    async def acquire(
-        self, stored: str, name: str, owner: str, lease_ms: int, seen: int | None
-    ) -> Seen:
-        core = self.core
+    async def acquire(self, owner: str, lease_ms: int, seen: int | None) -> Seen:
+        core, stored, name = self.core, self.stored, self.name
         request = requests.lock_acquire(
             core.config,
             stored,
@@ -556,29 +539,27 @@ class DynamoOps:
             try:
                 response = await core.send(op, "UpdateItem", request, name)
             except ConditionFailedError as exc:
-                found = seen_in(await self.core.old_item(op, exc, stored, name), owner, core.config)
+                found = seen_in(await core.old_item(op, exc, stored, name), owner, core.config)
                 op.outcome = "acquired" if found.fence is not None else "condition_failed"
                 return found
             op.outcome = "acquired"
             return seen_in(response.get("Attributes"), owner, core.config)
 
-    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:
-        core = self.core
+    async def renew(self, owner: str, lease_ms: int) -> bool:
         request = requests.lock_renew(
-            core.config, stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
+            self.core.config, self.stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
         )
-        return await self._owned_write("lock_renew", request, stored, name, owner)
+        return await self._owned_write("lock_renew", request, owner)
 
-    async def release(self, stored: str, name: str, owner: str) -> bool:
-        core = self.core
-        request = requests.lock_release(core.config, stored, owner=owner, token=new_token(), base=0)
-        return await self._owned_write("lock_release", request, stored, name, owner)
+    async def release(self, owner: str) -> bool:
+        request = requests.lock_release(
+            self.core.config, self.stored, owner=owner, token=new_token(), base=0
+        )
+        return await self._owned_write("lock_release", request, owner)
 
-    async def _owned_write(
-        self, operation: str, request: dict[str, Any], stored: str, name: str, owner: str
-    ) -> bool:
+    async def _owned_write(self, operation: str, request: dict[str, Any], owner: str) -> bool:
         """Send a write conditional on `owner`; False when another owner (or none) holds it."""
-        core = self.core
+        core, name = self.core, self.name
         with core.operation(operation, "UpdateItem", name) as op:
             try:
                 await core.send(op, "UpdateItem", request, name)
@@ -587,7 +568,7 @@ class DynamoOps:
                     # Our earlier attempt released it. (Had the lease been taken over before,
                     # the holder would have seen it lapse first: `release` checks that.)
                     return True
-                old = await self.core.old_item(op, exc, stored, name)
+                old = await core.old_item(op, exc, self.stored, name)
                 op.outcome = "condition_failed"
                 return old is not None and old.get(LOCK_OWNER) == {"S": owner}
             return True

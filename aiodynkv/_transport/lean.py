@@ -400,13 +400,10 @@ class LeanTransport:
         if self._closed:
             raise RuntimeError("LeanTransport is closed")
         ssl_option: ssl.SSLContext | bool = False
-        if self._url.scheme == "https":
-            if self._verify is False:
-                ssl_option = False
-            else:
-                from botocore.httpsession import get_cert_path
+        if self._url.scheme == "https" and self._verify is not False:
+            from botocore.httpsession import get_cert_path
 
-                ssl_option = ssl.create_default_context(cafile=get_cert_path(self._verify))
+            ssl_option = ssl.create_default_context(cafile=get_cert_path(self._verify))
         connector = aiohttp.TCPConnector(
             limit=self.max_pool_connections,
             limit_per_host=0,
