@@ -1,15 +1,10 @@
-"""Sharded counters for hot keys: ``kv.counter("page:home", shards=32)``.
+"""Sharded counters for hot keys (DynamoDB serves ~1,000 writes/s per partition).
 
-DynamoDB serves about 1,000 writes per second per partition. A sharded counter
-spreads its increments over `shards` items with distinct partition keys (in the
-reserved key space, see `aiodynkv._keys`), each a plain aiodynkv counter: an
-increment is one UpdateItem on a random shard (exactly once, with the same TTL rules
-as ``kv.incr``), and the value is the sum of every shard, read with one BatchGetItem
-(BatchGetItem reads up to 100 keys per request).
-
-Shards never appear in ``keys()``, ``items()`` or ``clear()`` of any namespace; delete
-them with `ShardedCounter.delete`. Keep the shard count of a name fixed: a counter
-read or deleted with fewer shards than it was written with misses the others.
+Each shard is a plain aiodynkv counter in the reserved key space (see `aiodynkv._keys`):
+an increment is one exactly-once UpdateItem on a random shard, the value the sum of all
+shards read by BatchGetItem. Shards appear in no namespace's ``keys()``, ``items()`` or
+``clear()``. A counter read or deleted with fewer shards than it was written with misses
+the others.
 """
 
 from __future__ import annotations
@@ -40,10 +35,6 @@ class ShardedCounter:
         name: The counter's name, a key of the store's namespace (its own key space:
             it never collides with a stored value of the same name).
         shards: How many items to spread increments over (1 to 1,000).
-
-    Attributes:
-        name: The counter's name.
-        shards: The number of shards.
 
     Raises:
         InvalidKeyError: `name` is not a valid key.

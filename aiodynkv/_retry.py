@@ -22,6 +22,7 @@ themselves, and when a call gives up, stay the same), as stamina's ``set_testing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Final
 
@@ -112,12 +113,10 @@ def poll_delay(attempt: int, cap: float) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter
 
 
+@dataclasses.dataclass(slots=True)
 class _Waits:
-    __slots__ = ("enabled", "skipped")
-
-    def __init__(self) -> None:
-        self.enabled = True
-        self.skipped: list[float] | None = None
+    enabled: bool = True
+    skipped: list[float] | None = None
 
 
 _WAITS: Final = _Waits()

@@ -12,6 +12,7 @@ which botocore itself does not report.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -92,15 +93,13 @@ def client_config(config: KVConfig, **extra: Any) -> Any:
     )
 
 
+@dataclasses.dataclass(slots=True)
 class _Attempts:
     """What the retry hooks saw of one request's attempts."""
 
-    __slots__ = ("in_doubt", "seen", "unverified")
-
-    def __init__(self) -> None:
-        self.in_doubt = False
-        self.seen = 0  # attempts the hooks saw
-        self.unverified = ""  # why the latest reply cannot be trusted ("" when it can)
+    in_doubt: bool = False
+    seen: int = 0  # attempts the hooks saw
+    unverified: str = ""  # why the latest reply cannot be trusted ("" when it can)
 
 
 _CURRENT: contextvars.ContextVar[_Attempts | None] = contextvars.ContextVar(

@@ -71,13 +71,10 @@ class Credentials(NamedTuple):
 
 
 def canonical_host(endpoint_url: str) -> str:
-    """The ``Host`` header botocore signs for `endpoint_url`.
+    """The ``Host`` header botocore signs for `endpoint_url` (``auth._host_from_url``).
 
-    Lower case, IPv6 addresses in brackets, the port only when it is not the scheme's
-    default, no user info (botocore's ``auth._host_from_url``).
-
-    Raises:
-        ValueError: The URL has no host.
+    Lower case, IPv6 in brackets, the port unless the scheme's default, no user info.
+    Raises `ValueError` when the URL has no host.
     """
     parts = urlsplit(endpoint_url)
     host = parts.hostname
@@ -193,23 +190,12 @@ class Signer:
         return self._last_stamp
 
     def headers(
-        self,
-        target: str,
-        body: bytes,
-        credentials: Credentials,
-        amz_date: str | None = None,
+        self, target: str, body: bytes, credentials: Credentials, amz_date: str | None = None
     ) -> dict[str, str]:
-        """The signed headers of a POST of `body` with ``X-Amz-Target: target``.
+        """The signed headers (with ``Authorization``) of a POST of exactly `body`.
 
-        Args:
-            target: The ``X-Amz-Target`` value (``DynamoDB_20120810.GetItem``).
-            body: The exact bytes that will be sent.
-            credentials: The credentials to sign with.
-            amz_date: The signing time (``YYYYMMDDTHHMMSSZ``); now when None.
-
-        Returns:
-            ``Content-Type``, ``Host``, ``X-Amz-Date``, ``X-Amz-Target``, the security
-            token when there is one, and ``Authorization``.
+        `target` is the ``X-Amz-Target`` value; `amz_date` the signing time as
+        ``YYYYMMDDTHHMMSSZ``, now when None.
         """
         if amz_date is None:
             amz_date = self.timestamp()
