@@ -15,8 +15,8 @@ import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._errors import KVError, KVValidationError, rekey
-from aiodynkv._keys import COUNTER, check_delta, hidden_view, ttl_seconds
+from aiodynkv._errors import KVError, rekey
+from aiodynkv._keys import COUNTER, check_delta, hidden_view, invalid_value, ttl_seconds
 
 if TYPE_CHECKING:
     from aiodynkv._protocol import TTL
@@ -48,9 +48,7 @@ class ShardedCounter:
         if isinstance(shards, bool) or not isinstance(shards, int):
             raise TypeError(f"counter: shards must be an int, not {type(shards).__name__}")
         if not 1 <= shards <= MAX_SHARDS:
-            raise KVValidationError(
-                f"counter: shards must be 1 to {MAX_SHARDS} (got {shards})", operation="counter"
-            )
+            raise invalid_value("counter", f"shards must be 1 to {MAX_SHARDS} (got {shards})")
         self._view: Any = hidden_view(store, COUNTER, name, "counter")
         self.name = name
         self.shards = shards

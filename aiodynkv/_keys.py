@@ -41,6 +41,7 @@ __all__ = [
     "check_namespace",
     "check_version",
     "hidden_view",
+    "invalid_value",
     "key_list",
     "pair_of",
     "reserved_key",
@@ -106,24 +107,24 @@ class KeyCodec:
         """
         if type(key) is not str:
             if not isinstance(key, str):
-                raise _invalid(operation, table, f"must be a str, not {type(key).__name__}")
+                raise _invalid(operation, table, f"key must be a str, not {type(key).__name__}")
             key = str(key)  # a str subclass is stored as plain text
         if not key:
-            raise _invalid(operation, table, "must not be empty")
+            raise _invalid(operation, table, "key must not be empty")
         try:
             # An ASCII key is as long in UTF-8 as in characters (and holds no surrogate).
             size = (len(key) if key.isascii() else len(key.encode())) + self._prefix_bytes
         except UnicodeEncodeError:
             raise _invalid(
-                operation, table, "is not valid UTF-8 text (lone surrogate)", key
+                operation, table, "key is not valid UTF-8 text (lone surrogate)", key
             ) from None
         if size > MAX_KEY_BYTES:
             ns = f" with namespace {shown(self.namespace)}" if self.namespace else ""
-            why = f"is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}"
+            why = f"key is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}"
             raise _invalid(operation, table, why, key[:64])
         if SEPARATOR in key:
             raise _invalid(
-                operation, table, "must not contain U+001F (the namespace separator)", key
+                operation, table, "key must not contain U+001F (the namespace separator)", key
             )
         return self._prefix + key if self._prefix else key
 
@@ -135,7 +136,12 @@ class KeyCodec:
 
 
 def _invalid(operation: str, table: str, why: str, key: str | None = None) -> InvalidKeyError:
-    return InvalidKeyError(f"{operation}: key {why}", operation=operation, table=table, key=key)
+    return InvalidKeyError(f"{operation}: {why}", operation=operation, table=table, key=key)
+
+
+def invalid_value(operation: str, why: str) -> KVValidationError:
+    """The `KVValidationError` of an argument of `operation`."""
+    return KVValidationError(f"{operation}: {why}", operation=operation)
 
 
 LOCK = "l"
@@ -154,13 +160,8 @@ def reserved_key(store: AsyncDynamoKV, kind: str, name: object, operation: str) 
     full = f"{SEPARATOR}{kind}{SEPARATOR}{stored}"
     size = len(full.encode())
     if size > MAX_KEY_BYTES:
-        raise InvalidKeyError(
-            f"{operation}: name is {size} bytes as a reserved key; DynamoDB allows at most "
-            f"{MAX_KEY_BYTES}",
-            operation=operation,
-            table=table,
-            key=str(name)[:64],
-        )
+        why = f"name is {size} bytes as a reserved key; DynamoDB allows at most {MAX_KEY_BYTES}"
+        raise _invalid(operation, table, why, str(name)[:64])
     return full
 
 
@@ -191,9 +192,7 @@ def ttl_seconds(ttl: object, operation: str, *, required: bool = False) -> float
     """
     if ttl is None:
         if required:
-            raise KVValidationError(
-                f"{operation}: ttl must not be None (use persist)", operation=operation
-            )
+            raise invalid_value(operation, "ttl must not be None (use persist)")
         return None
     if isinstance(ttl, timedelta):
         seconds = ttl.total_seconds()
@@ -205,10 +204,8 @@ def ttl_seconds(ttl: object, operation: str, *, required: bool = False) -> float
             f"not {type(ttl).__name__}"
         )
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TTL_SECONDS):
-        raise KVValidationError(
-            f"{operation}: ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {shown(ttl)})",
-            operation=operation,
-        )
+        why = f"ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {shown(ttl)})"
+        raise invalid_value(operation, why)
     return seconds
 
 
@@ -217,9 +214,7 @@ def check_delta(delta: object, operation: str, name: str = "delta") -> int:
     if not isinstance(delta, int) or isinstance(delta, bool):
         raise TypeError(f"{operation}: {name} must be an int, not {type(delta).__name__}")
     if abs(delta) > MAX_COUNTER:
-        raise KVValidationError(
-            f"{operation}: {name} must fit in DynamoDB's 38 digits", operation=operation
-        )
+        raise invalid_value(operation, f"{name} must fit in DynamoDB's 38 digits")
     return delta
 
 
@@ -237,9 +232,7 @@ def check_conditions(if_absent: object, if_version: object, operation: str) -> N
     if if_version is not None:
         check_version(if_version, operation)
         if if_absent:
-            raise KVValidationError(
-                f"{operation}: pass if_absent or if_version, not both", operation=operation
-            )
+            raise invalid_value(operation, "pass if_absent or if_version, not both")
 
 
 def key_list(keys: Iterable[str], operation: str) -> list[str]:

@@ -43,13 +43,12 @@ from aiodynkv._errors import (
     ConditionFailedError,
     CorruptItemError,
     KVError,
-    KVValidationError,
     LeaseLostError,
     LockNotAcquiredError,
     StoreClosedError,
     WriteInDoubtError,
 )
-from aiodynkv._keys import LOCK, reserved_key
+from aiodynkv._keys import LOCK, invalid_value, reserved_key
 from aiodynkv._requests import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
 from aiodynkv._retry import poll_delay
 
@@ -129,7 +128,7 @@ class Lock:
         self.wait = wait_of(wait)
         self._renew_every = optional_seconds(renew_every, "renew_every", high=self.lease)
         if self._renew_every is not None and self._renew_every >= self.lease:
-            raise KVValidationError("lock: renew_every must be less than lease", operation="lock")
+            raise invalid_value("lock", "renew_every must be less than lease")
         self.poll = optional_seconds(poll, "poll") or min(1.0, self.lease / 4)
         self._store = store
         self._ops = DynamoOps(store, stored, name)
@@ -296,9 +295,7 @@ class Lock:
         if owner is None or self.lost:
             raise self._lost_error("extend")
         if new is not None and self._renew_every is not None and self._renew_every >= new:
-            raise KVValidationError(
-                "extend: lease must be more than renew_every", operation="extend"
-            )
+            raise invalid_value("extend", "lease must be more than renew_every")
         async with self._renewing:  # after the renewal in flight, if any
             if self._owner != owner or self.lost:
                 raise self._lost_error("extend")
@@ -470,10 +467,7 @@ def seconds(
     too_low = seconds <= low if low_open else seconds < low
     if not math.isfinite(seconds) or too_low or seconds > high:
         bound = f"> {low}" if low_open else f">= {low}"
-        raise KVValidationError(
-            f"lock: {name} must be {bound} and <= {high} seconds (got {value!r})",
-            operation="lock",
-        )
+        raise invalid_value("lock", f"{name} must be {bound} and <= {high} seconds (got {value!r})")
     return seconds
 
 
