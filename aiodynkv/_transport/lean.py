@@ -350,14 +350,10 @@ class LeanTransport:
         Args:
             client: An open aiobotocore/aioboto3 DynamoDB client.
             verify: TLS verification; by default what botocore sets without ``verify=``
-                (`ca_bundle` of `profile`). A ``verify=`` given to the client itself
-                is not visible through botocore's public interfaces: pass it here.
+                (`ca_bundle` of `profile`). A client's own ``verify=`` is not visible
+                through botocore's public interfaces.
             profile: The profile whose ``ca_bundle`` applies (default: ``AWS_PROFILE``).
-            **settings: The other `LeanTransport` arguments (timeouts, retries, pool,
-                user agent).
-
-        Raises:
-            ValueError: An argument is out of range.
+            **settings: The other `LeanTransport` arguments.
         """
         endpoint_url: str = client.meta.endpoint_url
         credentials = ClientCredentials(client)
@@ -409,15 +405,9 @@ class LeanTransport:
     async def send(  # noqa: PLR0912 (one loop decides every attempt's retry and span)
         self, action: str, request: dict[str, Any]
     ) -> dict[str, Any]:
-        """Send `request` as DynamoDB action `action`, retrying; return the parsed reply.
+        """`aiodynkv._transport.Transport.send` (``RuntimeError`` once closed).
 
-        See `aiodynkv._transport.Transport.send`; the reply's ``ResponseMetadata`` also
-        holds ``HTTPStatusCode`` and ``RequestId``.
-
-        Raises:
-            ServiceError: DynamoDB answered with an error, after retries.
-            WireError: No usable answer, after retries.
-            RuntimeError: The transport is closed.
+        The reply's ``ResponseMetadata`` also holds ``HTTPStatusCode`` and ``RequestId``.
         """
         if self._resolve_endpoint is not None:
             self._use_endpoint(*await self._resolve_endpoint())
@@ -488,11 +478,7 @@ class LeanTransport:
     async def _post(
         self, session: aiohttp.ClientSession, target: str, body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt: sign, post, read; the status, headers and body of the reply.
-
-        Raises:
-            _wire.AttemptError: No reply, a broken one, or one that fails its CRC32 check.
-        """
+        """One attempt: sign, post, read (`_wire.AttemptError`: no reply, or it fails its CRC)."""
         frozen = await self._credentials.get_frozen_credentials()
         headers = self._signer.headers(target, body, frozen)
         headers.update(self._extra_headers)
@@ -571,9 +557,6 @@ class ClientCredentials:
     custom endpoints) and hands over the client's request signer; the signer's public
     ``get_auth_instance`` then gives the client's current credentials for every request,
     refreshed as the client's own are.
-
-    Args:
-        client: An open aiobotocore DynamoDB client.
     """
 
     def __init__(self, client: Any) -> None:
@@ -587,8 +570,8 @@ class ClientCredentials:
         """The endpoint URL botocore's rules give a request of the client (asked once).
 
         Raises:
-            KVConfigError: The rules refuse the configuration (``required`` without an
-                account id, or with FIPS or dual-stack).
+            KVConfigError: The rules refuse the configuration (``account_id_endpoint_mode``
+                ``required`` without an account id, or with FIPS or dual-stack).
         """
         async with self._lock:
             if self.endpoint_url is None:
@@ -596,11 +579,7 @@ class ClientCredentials:
         return self.endpoint_url
 
     async def get_frozen_credentials(self) -> Credentials:
-        """The client's credentials as of now.
-
-        Raises:
-            botocore.exceptions.NoCredentialsError: The client has none.
-        """
+        """The client's credentials as of now (botocore's ``NoCredentialsError`` if none)."""
         if self._signer is None:
             await self.resolve()
         auth = await self._signer.get_auth_instance(
