@@ -96,7 +96,6 @@ class Lock:
     """
 
     __slots__ = (
-        "_acquired_at",
         "_generation",
         "_lost",
         "_ops",
@@ -137,7 +136,6 @@ class Lock:
         self._token: int | None = None
         self._lost = False
         self._valid_until = 0.0
-        self._acquired_at = 0.0
         self._renewer: asyncio.Task[None] | None = None
         self._renewing = asyncio.Lock()  # one renewal in flight at a time
         self._generation = 0  # bumped to stop a renewal task, even one that missed its cancel
@@ -174,11 +172,7 @@ class Lock:
         return self._owner is not None and self._lapsed()
 
     def check(self) -> None:
-        """Raise `LeaseLostError` if the lease was lost (call it between steps of long work).
-
-        Raises:
-            LeaseLostError: The lease lapsed or was taken over.
-        """
+        """Raise `LeaseLostError` if the lease lapsed or was taken over (call it between steps)."""
         if self.lost:
             raise self._lost_error("check")
 
@@ -260,7 +254,6 @@ class Lock:
         self._token = fence
         self._lost = False
         self._valid_until = sent + self.lease
-        self._acquired_at = sent
         self._start_renewer(owner)
         self._wait_event("acquired", round((time.monotonic() - start) * 1000.0, 3), tries)
         if takeover:

@@ -245,12 +245,8 @@ class BotocoreTransport:
 
 def _unverified(action: str, attempts: _Attempts) -> WireError:
     """The failure for a request whose last reply could not be verified."""
-    return WireError(
-        f"{action}: {attempts.unverified} (attempt {attempts.seen})",
-        timeout=False,
-        in_doubt=True,
-        attempts=attempts.seen,
-    )
+    why = f"{action}: {attempts.unverified} (attempt {attempts.seen})"
+    return WireError(why, timeout=False, in_doubt=True, attempts=attempts.seen)
 
 
 def _service_error(exc: bex.ClientError, in_doubt: bool) -> ServiceError:
