@@ -84,19 +84,14 @@ def check_namespace(namespace: object) -> str:
 class KeyCodec:
     """Turns user keys into stored partition-key values and back, for one namespace."""
 
-    __slots__ = ("_prefix", "_prefix_bytes", "namespace")
+    __slots__ = ("_prefix_bytes", "namespace", "prefix")
 
     def __init__(self, namespace: str | None, *, prefix: str | None = None) -> None:
         self.namespace = namespace
         if prefix is None:  # else a prefix in the reserved key space, `namespace` its label
             prefix = "" if namespace is None else check_namespace(namespace) + SEPARATOR
-        self._prefix = prefix
+        self.prefix = prefix  # what every stored key of this namespace starts with
         self._prefix_bytes = len(prefix.encode())
-
-    @property
-    def prefix(self) -> str:
-        """What every stored key of this namespace starts with ("" at the root)."""
-        return self._prefix
 
     def encode(self, key: object, operation: str, table: str) -> str:
         """Validate a user key and return the stored key.
@@ -126,12 +121,12 @@ class KeyCodec:
             raise _invalid(
                 operation, table, "key must not contain U+001F (the namespace separator)", key
             )
-        return self._prefix + key if self._prefix else key
+        return self.prefix + key if self.prefix else key
 
     def decode(self, stored: str) -> str | None:
         """Return the user key of a stored key, or None if it is not in this namespace."""
-        if self._prefix:
-            return stored[len(self._prefix) :] if stored.startswith(self._prefix) else None
+        if self.prefix:
+            return stored[len(self.prefix) :] if stored.startswith(self.prefix) else None
         return None if SEPARATOR in stored else stored
 
 

@@ -31,9 +31,7 @@ __all__ = [
     "crc32_problem",
     "dumps",
     "endpoint_config_error",
-    "error_body",
     "mask",
-    "parse_json",
     "proxy_for",
     "scrubbed",
     "service_error",
@@ -80,7 +78,7 @@ def _decode(node: Any) -> None:
                 _decode(value)
 
 
-def parse_json(raw: bytes) -> Any:
+def _parse_json(raw: bytes) -> Any:
     value = _loads(raw)
     # Base64 of a binary value never contains '"', so a reply without '"B' has none.
     if b'"B' in raw and isinstance(value, dict):
@@ -95,7 +93,7 @@ def success_body(raw: bytes) -> dict[str, Any]:
         AttemptError: The body is not a JSON object (botocore would return it as data).
     """
     try:
-        parsed = parse_json(raw) if raw else {}
+        parsed = _parse_json(raw) if raw else {}
     except ValueError as exc:
         raise AttemptError("the reply is not JSON", timeout=False, sent=True) from exc
     if not isinstance(parsed, dict):
@@ -182,7 +180,7 @@ def classify(exc: BaseException) -> AttemptError:
 
 
 def service_error(status: int, raw: bytes, attempt: int, in_doubt: bool) -> ServiceError:
-    body = error_body(raw, status)
+    body = _error_body(raw, status)
     message = body.get("message", body.get("Message", ""))
     item = body.get("Item")
     code = str(body.get("__type") or status)  # botocore's BaseJSONParser._do_error_parse
@@ -197,7 +195,7 @@ def service_error(status: int, raw: bytes, attempt: int, in_doubt: bool) -> Serv
     )
 
 
-def error_body(raw: bytes, status: int) -> dict[str, Any]:
+def _error_body(raw: bytes, status: int) -> dict[str, Any]:
     stripped = raw.strip()
     if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
         # botocore's generic error: a proxy's or load balancer's page, not DynamoDB's JSON
@@ -205,7 +203,7 @@ def error_body(raw: bytes, status: int) -> dict[str, Any]:
     if not stripped:
         return {}
     try:
-        body = parse_json(raw)
+        body = _parse_json(raw)
     except ValueError:
         return {"message": raw.decode("utf-8", "replace")}
     return body if isinstance(body, dict) else {"message": str(body)}
