@@ -221,7 +221,10 @@ class Lock:
             sent = time.monotonic()
             seen = watched[0] if watched is not None and sent >= watched[1] + watched[2] else None
             tries += 1
-            found = await self._try(owner, lease_ms, seen)
+            try:
+                found = await self._ops.acquire(owner, lease_ms, seen)
+            except CorruptItemError as exc:
+                raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
             if found.fence is not None:
                 return self._won(owner, found.fence, sent, start, tries, takeover=seen is not None)
             now = time.monotonic()
@@ -240,12 +243,6 @@ class Lock:
                 pause = min(pause, deadline - now)
             attempt += 1
             await asyncio.sleep(pause)
-
-    async def _try(self, owner: str, lease_ms: int, seen: int | None) -> Seen:
-        try:
-            return await self._ops.acquire(owner, lease_ms, seen)
-        except CorruptItemError as exc:
-            raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
 
     def _won(
         self, owner: str, fence: int, sent: float, start: float, tries: int, *, takeover: bool

@@ -414,7 +414,6 @@ class LeanTransport:
             self._resolve_endpoint = None
         session = self._session or self._open_session()
         body = _wire.dumps(request).encode()
-        target = _TARGET_PREFIX + action
         traced = None
         if self.spans is not None:
             traced = self.spans.request(action, request, self.endpoint_url, self.region)
@@ -426,9 +425,10 @@ class LeanTransport:
             failure: _wire.AttemptError | None = None
             started = 0 if traced is None else traced.start()
             try:
-                status, headers, raw = await self._post(session, target, body)
+                status, headers, raw = await self._post(session, _TARGET_PREFIX + action, body)
                 if 200 <= status < 300:
-                    reply = self._success(status, headers, raw, attempt, retry_cost, in_doubt)
+                    reply = _reply(status, headers, raw, attempt - 1, in_doubt)
+                    self._refund(retry_cost)
                     if traced is not None:
                         traced.reply(started, reply)
                     return reply
@@ -504,28 +504,12 @@ class LeanTransport:
             raise _wire.AttemptError(problem, timeout=False, sent=True)
         return response.status, response_headers, raw
 
-    def _success(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        raw: bytes,
-        attempt: int,
-        cost: int,
-        doubt: bool,
-    ) -> dict[str, Any]:
-        parsed = _wire.success_body(raw)
-        if not self._legacy:
+    def _refund(self, cost: int) -> None:
+        """A success gives back what its last retry took (1 token when it needed none)."""
+        if not self._legacy:  # legacy mode has no quota
             self._quota = min(
                 _retry.QUOTA_CAPACITY, self._quota + (cost or _retry.NO_RETRY_INCREMENT)
             )
-        metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": attempt - 1}
-        if doubt:
-            metadata["InDoubt"] = True
-        request_id = headers.get("x-amzn-RequestId")
-        if request_id is not None:
-            metadata["RequestId"] = request_id
-        parsed["ResponseMetadata"] = metadata
-        return parsed
 
     def _take_quota(self, amount: int) -> int:
         """Take `amount` tokens for a retry: `amount` if taken, 0 when there are too few."""
@@ -542,6 +526,20 @@ class LeanTransport:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _reply(
+    status: int, headers: Mapping[str, str], raw: bytes, retries: int, in_doubt: bool
+) -> dict[str, Any]:
+    parsed = _wire.success_body(raw)
+    metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": retries}
+    if in_doubt:
+        metadata["InDoubt"] = True
+    request_id = headers.get("x-amzn-RequestId")
+    if request_id is not None:
+        metadata["RequestId"] = request_id
+    parsed["ResponseMetadata"] = metadata
+    return parsed
 
 
 # -- what botocore resolves for the client, through its public interfaces ----------------
