@@ -337,8 +337,7 @@ class Lock:
         # send several fresh tries before the lease lapses.
         left = max(0.0, self._valid_until - sent)
         renewed = await asyncio.wait_for(
-            self._ops.renew(owner, lease_ms),
-            timeout=min(left, max(self.renew_every / 3, 0.05)),
+            self._ops.renew(owner, lease_ms), timeout=min(left, max(self.renew_every / 3, 0.05))
         )
         if renewed and not self._lapsed():
             self._valid_until = sent + lease
@@ -380,11 +379,7 @@ class Lock:
     def _lose(self, why: str, failures: int) -> None:
         self._lost = True
         self._ops.event(
-            "warning",
-            "aiodynkv.lock_lost",
-            reason=why,
-            token=self._token,
-            failed_renewals=failures,
+            "warning", "aiodynkv.lock_lost", reason=why, token=self._token, failed_renewals=failures
         )
 
     def _start_renewer(self, owner: str) -> None:

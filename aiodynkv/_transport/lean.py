@@ -142,14 +142,7 @@ class Signer:
         "host",
     )
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        path: str = "/",
-        region: str,
-        service: str,
-    ) -> None:
+    def __init__(self, *, host: str, path: str = "/", region: str, service: str) -> None:
         self.host = host
         self._region = region
         self._service = service
@@ -467,8 +460,7 @@ class LeanTransport:
             # raised outside the except block: no implicit context to carry secrets
             raise WireError(
                 _wire.mask(
-                    f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
-                    self._secrets,
+                    f"{action}: {failure} (attempt {attempt} of {self.max_attempts})", self._secrets
                 ),
                 timeout=failure.timeout,
                 in_doubt=in_doubt,
