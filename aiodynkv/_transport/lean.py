@@ -129,19 +129,6 @@ class Signer:
         service: The signing name (``"dynamodb"``).
     """
 
-    __slots__ = (
-        "_key_cache",
-        "_last_second",
-        "_last_stamp",
-        "_prefix",
-        "_region",
-        "_scope_tail",
-        "_service",
-        "_target_lines",
-        "_token_cache",
-        "host",
-    )
-
     def __init__(self, *, host: str, path: str = "/", region: str, service: str) -> None:
         self.host = host
         self._region = region
@@ -283,7 +270,6 @@ class LeanTransport:
             raise ValueError("connect_timeout and read_timeout must be positive")
         self.region = region
         self.max_attempts = max_attempts
-        self.retry_mode = retry_mode
         self.max_pool_connections = max_pool_connections
         self._credentials = credentials
         self._signing_name = signing_name
