@@ -36,6 +36,10 @@ class ShardedCounter:
             it never collides with a stored value of the same name).
         shards: How many items to spread increments over (1 to 1,000).
 
+    Attributes:
+        name: The counter's name.
+        shards: The number of shards.
+
     Raises:
         InvalidKeyError: `name` is not a valid key.
         TypeError: `shards` is not an int.
