@@ -86,14 +86,14 @@ def _parse_json(raw: bytes) -> Any:
     return value
 
 
-def success_body(raw: bytes) -> dict[str, Any]:
-    """The parsed body of a 2xx reply (``{}`` when empty).
+def success_body(raw: bytes, parse: Callable[[bytes], Any] = _parse_json) -> dict[str, Any]:
+    """The body of a 2xx reply, parsed by `parse` (``{}`` when empty).
 
     Raises:
         AttemptError: The body is not a JSON object (botocore would return it as data).
     """
     try:
-        parsed = _parse_json(raw) if raw else {}
+        parsed = parse(raw) if raw else {}
     except ValueError as exc:
         raise AttemptError("the reply is not JSON", timeout=False, sent=True) from exc
     if not isinstance(parsed, dict):
