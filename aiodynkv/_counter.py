@@ -1,25 +1,22 @@
-"""Sharded counters for hot keys: ``kv.counter("page:home", shards=32)``.
+"""Sharded counters for hot keys (DynamoDB serves ~1,000 writes/s per partition).
 
-DynamoDB serves about 1,000 writes per second per partition. A sharded counter
-spreads its increments over `shards` items with distinct partition keys (in the
-reserved key space, see `aiodynkv._keys`), each a plain aiodynkv counter: an
-increment is one UpdateItem on a random shard (exactly once, with the same TTL rules
-as ``kv.incr``), and the value is the sum of every shard, read with one BatchGetItem
-(BatchGetItem reads up to 100 keys per request).
-
-Shards never appear in ``keys()``, ``items()`` or ``clear()`` of any namespace; delete
-them with `ShardedCounter.delete`. Keep the shard count of a name fixed: a counter
-read or deleted with fewer shards than it was written with misses the others.
+Each shard is a plain aiodynkv counter in the reserved key space (see `aiodynkv._keys`):
+an increment is one exactly-once UpdateItem on a random shard, the value the sum of all
+shards read by BatchGetItem. Shards appear in no namespace's ``keys()``, ``items()`` or
+``clear()``. A counter read or deleted with fewer shards than it was written with misses
+the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from aiodynkv._errors import KVError, KVValidationError, rekey
-from aiodynkv._keys import COUNTER, check_delta, hidden_view, ttl_seconds
+from aiodynkv._errors import KVError, rekey
+from aiodynkv._keys import COUNTER, check_delta, hidden_view, invalid_value, ttl_seconds
 
 if TYPE_CHECKING:
     from aiodynkv._protocol import TTL
@@ -55,9 +52,7 @@ class ShardedCounter:
         if isinstance(shards, bool) or not isinstance(shards, int):
             raise TypeError(f"counter: shards must be an int, not {type(shards).__name__}")
         if not 1 <= shards <= MAX_SHARDS:
-            raise KVValidationError(
-                f"counter: shards must be 1 to {MAX_SHARDS} (got {shards})", operation="counter"
-            )
+            raise invalid_value("counter", f"shards must be 1 to {MAX_SHARDS} (got {shards})")
         self._view: Any = hidden_view(store, COUNTER, name, "counter")
         self.name = name
         self.shards = shards
@@ -66,9 +61,13 @@ class ShardedCounter:
     def __repr__(self) -> str:
         return f"<ShardedCounter shards={self.shards}>"
 
-    def _about(self, error: KVError, operation: str) -> KVError:
-        """The error of a shard operation, about the counter (its name, not the shard's)."""
-        return rekey(error, operation, self.name)
+    @contextlib.contextmanager
+    def _about(self, operation: str) -> Iterator[None]:
+        """A shard operation's error becomes the counter's (its name, not the shard's)."""
+        try:
+            yield
+        except KVError as exc:
+            raise rekey(exc, operation, self.name) from exc
 
     async def incr(self, delta: int = 1, *, ttl: TTL | None = None) -> None:
         """Add `delta` to a shard chosen at random (one UpdateItem, never applied twice).
@@ -85,10 +84,8 @@ class ShardedCounter:
         check_delta(delta, "counter.incr")
         ttl_seconds(ttl, "counter.incr")
         shard = self._keys[random.randrange(self.shards)]  # noqa: S311 (spread, not secrets)
-        try:
+        with self._about("counter.incr"):
             await self._view.incr(shard, delta, ttl=ttl)
-        except KVError as exc:
-            raise self._about(exc, "counter.incr") from exc
 
     async def value(self) -> int:
         """The sum of every shard (one BatchGetItem per 100 shards; missing ones count 0).
@@ -100,10 +97,8 @@ class ShardedCounter:
             BatchIncompleteError: Some shards could not be read in time.
             CorruptItemError: A shard holds something that is not a counter.
         """
-        try:
+        with self._about("counter.value"):
             values = await self._view.get_many(self._keys)
-        except KVError as exc:
-            raise self._about(exc, "counter.value") from exc
         total = 0
         for shard, number in values.items():
             if not isinstance(number, int):
@@ -125,10 +120,9 @@ class ShardedCounter:
             return_exceptions=True,
         )
         for result in results:
-            if isinstance(result, KVError):
-                raise self._about(result, "counter.reset") from result
-            if isinstance(result, BaseException):  # pragma: no cover - cancellation and the like
-                raise result
+            if isinstance(result, BaseException):
+                with self._about("counter.reset"):
+                    raise result
 
     async def delete(self) -> None:
         """Delete every shard (BatchWriteItem, 25 per request); the value reads 0 after.
@@ -136,7 +130,5 @@ class ShardedCounter:
         Raises:
             BatchIncompleteError: Some shards were not deleted (see its sets).
         """
-        try:
+        with self._about("counter.delete"):
             await self._view.delete_many(self._keys)
-        except KVError as exc:
-            raise self._about(exc, "counter.delete") from exc

@@ -1,20 +1,20 @@
 r"""Argument checks, done before any request is built: keys and namespaces first.
 
-A stored key is the user's key, or ``<namespace>\\x1f<key>`` inside a namespace.
-The unit separator (U+001F) is refused in keys and namespaces, so the encoding
-is unambiguous: a root key never contains it, a namespaced key contains it once.
-Stored keys that begin with U+001F are the reserved key space, where locks and
-counter shards live out of every namespace's sight (`reserved_key`, `hidden_view`).
+A stored key is the user's key, or ``<namespace>\x1f<key>`` inside a namespace. The
+unit separator (U+001F) is refused in keys and namespaces, so the encoding is
+unambiguous. The only length limit is DynamoDB's: the whole stored key at most 2,048
+UTF-8 bytes (so a namespace at most 2,046, leaving room for the separator and a key).
 
-The only length limit is DynamoDB's on the partition key: namespace, separator
-and key together at most 2,048 UTF-8 bytes. A namespace may therefore be up to
-2,046 bytes (room for the separator and a one-byte key); a longer namespace
-leaves less room for its keys.
+Stored keys that *begin* with U+001F are the reserved key space: never a user's key,
+never in any namespace's ``keys()``, ``items()`` or ``clear()``. aiodynkv keeps there
+``\x1fl\x1f<stored name>`` (the lock item of ``kv.lock(name)``) and
+``\x1fc\x1f<stored name>\x1f<i>`` (shard `i` of ``kv.counter(name)``), where
+``<stored name>`` is the name as a key of the store's namespace (`reserved_key`,
+`hidden_view`).
 
-The other arguments of the public operations (TTLs, counter deltas, versions, write
-conditions, batch keys) are checked here too: each check raises `TypeError` for a
-wrong type and `KVValidationError` for a wrong value, naming the operation and the
-argument, never the value of a stored item.
+The other arguments (TTLs, counter deltas, versions, write conditions, batch keys) are
+checked here too: `TypeError` for a wrong type, `KVValidationError` for a wrong value,
+naming the operation and the argument, never the value of a stored item.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ __all__ = [
     "COUNTER",
     "LOCK",
     "MAX_KEY_BYTES",
-    "MAX_NAMESPACE_BYTES",
-    "MAX_TTL_SECONDS",
     "SEPARATOR",
     "KeyCodec",
     "check_conditions",
@@ -43,6 +41,7 @@ __all__ = [
     "check_namespace",
     "check_version",
     "hidden_view",
+    "invalid_value",
     "key_list",
     "pair_of",
     "reserved_key",
@@ -56,13 +55,7 @@ MAX_NAMESPACE_BYTES = MAX_KEY_BYTES - 2
 
 
 def check_namespace(namespace: object) -> str:
-    """Validate a namespace name.
-
-    Args:
-        namespace: The candidate name.
-
-    Returns:
-        The name, unchanged.
+    """Validate a namespace name and return it.
 
     Raises:
         TypeError: It is not a str.
@@ -91,17 +84,14 @@ def check_namespace(namespace: object) -> str:
 class KeyCodec:
     """Turns user keys into stored partition-key values and back, for one namespace."""
 
-    __slots__ = ("_prefix", "_prefix_bytes", "namespace")
+    __slots__ = ("_prefix_bytes", "namespace", "prefix")
 
-    def __init__(self, namespace: str | None) -> None:
+    def __init__(self, namespace: str | None, *, prefix: str | None = None) -> None:
         self.namespace = namespace
-        self._prefix = "" if namespace is None else check_namespace(namespace) + SEPARATOR
-        self._prefix_bytes = len(self._prefix.encode())
-
-    @property
-    def prefix(self) -> str:
-        """What every stored key of this namespace starts with ("" at the root)."""
-        return self._prefix
+        if prefix is None:  # else a prefix in the reserved key space, `namespace` its label
+            prefix = "" if namespace is None else check_namespace(namespace) + SEPARATOR
+        self.prefix = prefix  # what every stored key of this namespace starts with
+        self._prefix_bytes = len(prefix.encode())
 
     def encode(self, key: object, operation: str, table: str) -> str:
         """Validate a user key and return the stored key.
@@ -112,63 +102,42 @@ class KeyCodec:
         """
         if type(key) is not str:
             if not isinstance(key, str):
-                raise InvalidKeyError(
-                    f"{operation}: key must be a str, not {type(key).__name__}",
-                    operation=operation,
-                    table=table,
-                )
+                raise _invalid(operation, table, f"key must be a str, not {type(key).__name__}")
             key = str(key)  # a str subclass is stored as plain text
         if not key:
-            raise InvalidKeyError(
-                f"{operation}: key must not be empty", operation=operation, table=table
-            )
+            raise _invalid(operation, table, "key must not be empty")
         try:
             # An ASCII key is as long in UTF-8 as in characters (and holds no surrogate).
             size = (len(key) if key.isascii() else len(key.encode())) + self._prefix_bytes
         except UnicodeEncodeError:
-            raise InvalidKeyError(
-                f"{operation}: key is not valid UTF-8 text (lone surrogate)",
-                operation=operation,
-                table=table,
-                key=key,
+            raise _invalid(
+                operation, table, "key is not valid UTF-8 text (lone surrogate)", key
             ) from None
         if size > MAX_KEY_BYTES:
             ns = f" with namespace {shown(self.namespace)}" if self.namespace else ""
-            raise InvalidKeyError(
-                f"{operation}: key is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}",
-                operation=operation,
-                table=table,
-                key=key[:64],
-            )
+            why = f"key is {size} bytes{ns}; DynamoDB allows at most {MAX_KEY_BYTES}"
+            raise _invalid(operation, table, why, key[:64])
         if SEPARATOR in key:
-            raise InvalidKeyError(
-                f"{operation}: key must not contain U+001F (the namespace separator)",
-                operation=operation,
-                table=table,
-                key=key,
+            raise _invalid(
+                operation, table, "key must not contain U+001F (the namespace separator)", key
             )
-        return self._prefix + key if self._prefix else key
+        return self.prefix + key if self.prefix else key
 
     def decode(self, stored: str) -> str | None:
         """Return the user key of a stored key, or None if it is not in this namespace."""
-        if self._prefix:
-            return stored[len(self._prefix) :] if stored.startswith(self._prefix) else None
+        if self.prefix:
+            return stored[len(self.prefix) :] if stored.startswith(self.prefix) else None
         return None if SEPARATOR in stored else stored
 
 
-# -- the reserved key space ----------------------------------------------------------------
-# A user's stored key is ``<key>`` at the root or ``<namespace>\x1f<key>`` in a namespace,
-# and neither may hold U+001F. Stored keys that *begin* with U+001F can therefore never
-# be a user's key, nor appear in any namespace's ``keys()``, ``items()`` or ``clear()``
-# (the root lists only keys without U+001F; a namespace lists only keys beginning with
-# its own name). aiodynkv keeps its own items there:
-#
-# - ``\x1fl\x1f<stored name>``: the lock item of ``kv.lock(name)``;
-# - ``\x1fc\x1f<stored name>\x1f<i>``: shard `i` of ``kv.counter(name)``,
-#
-# where ``<stored name>`` is the name as a key of the store's namespace, so each namespace
-# has its own locks and counters. The whole stored key obeys DynamoDB's 2048-byte limit;
-# a name that would exceed it is an `InvalidKeyError`.
+def _invalid(operation: str, table: str, why: str, key: str | None = None) -> InvalidKeyError:
+    return InvalidKeyError(f"{operation}: {why}", operation=operation, table=table, key=key)
+
+
+def invalid_value(operation: str, why: str) -> KVValidationError:
+    """The `KVValidationError` of an argument of `operation`."""
+    return KVValidationError(f"{operation}: {why}", operation=operation)
+
 
 LOCK = "l"
 COUNTER = "c"
@@ -186,25 +155,9 @@ def reserved_key(store: AsyncDynamoKV, kind: str, name: object, operation: str) 
     full = f"{SEPARATOR}{kind}{SEPARATOR}{stored}"
     size = len(full.encode())
     if size > MAX_KEY_BYTES:
-        raise InvalidKeyError(
-            f"{operation}: name is {size} bytes as a reserved key; DynamoDB allows at most "
-            f"{MAX_KEY_BYTES}",
-            operation=operation,
-            table=table,
-            key=str(name)[:64],
-        )
+        why = f"name is {size} bytes as a reserved key; DynamoDB allows at most {MAX_KEY_BYTES}"
+        raise _invalid(operation, table, why, str(name)[:64])
     return full
-
-
-class _ReservedCodec(KeyCodec):
-    """A `KeyCodec` whose prefix lies in the reserved key space."""
-
-    __slots__ = ()
-
-    def __init__(self, prefix: str, label: str) -> None:
-        self.namespace = label
-        self._prefix = prefix
-        self._prefix_bytes = len(prefix.encode())
 
 
 def hidden_view(store: _S, kind: str, name: object, operation: str) -> _S:
@@ -215,7 +168,7 @@ def hidden_view(store: _S, kind: str, name: object, operation: str) -> _S:
     """
     prefix = reserved_key(store, kind, name, operation) + SEPARATOR
     view = store.namespace("reserved")  # whatever a view shares, it shares
-    view._keys = _ReservedCodec(prefix, f"{kind}:{name}")
+    view._keys = KeyCodec(f"{kind}:{name}", prefix=prefix)
     return view
 
 
@@ -234,9 +187,7 @@ def ttl_seconds(ttl: object, operation: str, *, required: bool = False) -> float
     """
     if ttl is None:
         if required:
-            raise KVValidationError(
-                f"{operation}: ttl must not be None (use persist)", operation=operation
-            )
+            raise invalid_value(operation, "ttl must not be None (use persist)")
         return None
     if isinstance(ttl, timedelta):
         seconds = ttl.total_seconds()
@@ -248,10 +199,8 @@ def ttl_seconds(ttl: object, operation: str, *, required: bool = False) -> float
             f"not {type(ttl).__name__}"
         )
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TTL_SECONDS):
-        raise KVValidationError(
-            f"{operation}: ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {shown(ttl)})",
-            operation=operation,
-        )
+        why = f"ttl must be > 0 and <= {MAX_TTL_SECONDS} seconds (got {shown(ttl)})"
+        raise invalid_value(operation, why)
     return seconds
 
 
@@ -260,9 +209,7 @@ def check_delta(delta: object, operation: str, name: str = "delta") -> int:
     if not isinstance(delta, int) or isinstance(delta, bool):
         raise TypeError(f"{operation}: {name} must be an int, not {type(delta).__name__}")
     if abs(delta) > MAX_COUNTER:
-        raise KVValidationError(
-            f"{operation}: {name} must fit in DynamoDB's 38 digits", operation=operation
-        )
+        raise invalid_value(operation, f"{name} must fit in DynamoDB's 38 digits")
     return delta
 
 
@@ -280,9 +227,7 @@ def check_conditions(if_absent: object, if_version: object, operation: str) -> N
     if if_version is not None:
         check_version(if_version, operation)
         if if_absent:
-            raise KVValidationError(
-                f"{operation}: pass if_absent or if_version, not both", operation=operation
-            )
+            raise invalid_value(operation, "pass if_absent or if_version, not both")
 
 
 def key_list(keys: Iterable[str], operation: str) -> list[str]:

@@ -35,8 +35,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodynkv import _requests as requests
 from aiodynkv._codec import Item, new_token, new_version, version_of
@@ -44,13 +43,12 @@ from aiodynkv._errors import (
     ConditionFailedError,
     CorruptItemError,
     KVError,
-    KVValidationError,
     LeaseLostError,
     LockNotAcquiredError,
     StoreClosedError,
     WriteInDoubtError,
 )
-from aiodynkv._keys import LOCK, reserved_key
+from aiodynkv._keys import LOCK, invalid_value, reserved_key
 from aiodynkv._requests import LOCK_FENCE, LOCK_LEASE, LOCK_OWNER
 from aiodynkv._retry import poll_delay
 
@@ -61,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["Lock"]
 
 _UNSET: Any = object()
+_E = TypeVar("_E", bound=KVError)
 
 
 MIN_LEASE = 0.1
@@ -97,7 +96,6 @@ class Lock:
     """
 
     __slots__ = (
-        "_acquired_at",
         "_generation",
         "_lost",
         "_ops",
@@ -106,7 +104,6 @@ class Lock:
         "_renewer",
         "_renewing",
         "_store",
-        "_stored",
         "_token",
         "_valid_until",
         "lease",
@@ -125,29 +122,20 @@ class Lock:
         renew_every: float | None = None,
         poll: float | None = None,
     ) -> None:
-        self._stored = reserved_key(store, LOCK, name, "lock")
-        self.lease = seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
+        stored = reserved_key(store, LOCK, name, "lock")
+        self.lease = seconds(lease, "lease", low=MIN_LEASE, low_open=False)
         self.wait = wait_of(wait)
-        self._renew_every = (
-            None
-            if renew_every is None
-            else seconds(renew_every, "renew_every", low=0.0, high=self.lease, low_open=True)
-        )
+        self._renew_every = optional_seconds(renew_every, "renew_every", high=self.lease)
         if self._renew_every is not None and self._renew_every >= self.lease:
-            raise KVValidationError("lock: renew_every must be less than lease", operation="lock")
-        self.poll = (
-            min(1.0, self.lease / 4)
-            if poll is None
-            else seconds(poll, "poll", low=0.0, high=MAX_LEASE, low_open=True)
-        )
+            raise invalid_value("lock", "renew_every must be less than lease")
+        self.poll = optional_seconds(poll, "poll") or min(1.0, self.lease / 4)
         self._store = store
-        self._ops = DynamoOps(store)
+        self._ops = DynamoOps(store, stored, name)
         self.name = name
         self._owner: str | None = None
         self._token: int | None = None
         self._lost = False
         self._valid_until = 0.0
-        self._acquired_at = 0.0
         self._renewer: asyncio.Task[None] | None = None
         self._renewing = asyncio.Lock()  # one renewal in flight at a time
         self._generation = 0  # bumped to stop a renewal task, even one that missed its cancel
@@ -169,7 +157,7 @@ class Lock:
     @property
     def renew_every(self) -> float:
         """Seconds between renewals."""
-        return self._every()
+        return self._renew_every if self._renew_every is not None else self.lease / 3
 
     @property
     def held(self) -> bool:
@@ -184,35 +172,24 @@ class Lock:
         return self._owner is not None and self._lapsed()
 
     def check(self) -> None:
-        """Raise `LeaseLostError` if the lease was lost (call it between steps of long work).
-
-        Raises:
-            LeaseLostError: The lease lapsed or was taken over.
-        """
+        """Raise `LeaseLostError` if the lease lapsed or was taken over (call it between steps)."""
         if self.lost:
             raise self._lost_error("check")
 
-    def _lost_error(self, operation: str) -> LeaseLostError:
-        store = self._store
-        return store._shown(
-            LeaseLostError(
-                f"{operation}: the lease was lost (it lapsed or was taken over) in table "
-                f"{store.config.table!r}; work done under it may have overlapped another "
-                f"holder's (token {self._token})",
-                operation=operation,
-                table=store.config.table,
-                key=self.name,
-            )
-        )
+    @property
+    def _table(self) -> str:
+        return self._store.config.table
 
-    def _misuse(self, operation: str, why: str) -> KVError:
-        """This object was asked for what its state does not allow (no request was sent)."""
-        return KVError(
-            f"{operation}: {why}",
-            operation=operation,
-            table=self._store.config.table,
-            key=self.name,
+    def _lost_error(self, operation: str) -> LeaseLostError:
+        why = (
+            f"the lease was lost (it lapsed or was taken over) in table {self._table!r}; work "
+            f"done under it may have overlapped another holder's (token {self._token})"
         )
+        return self._store._error(LeaseLostError, why, operation, self.name)
+
+    def _plain_error(self, cls: type[_E], operation: str, why: str) -> _E:
+        """An error whose message never shows the key (no request was sent, or none answered)."""
+        return cls(f"{operation}: {why}", operation=operation, table=self._table, key=self.name)
 
     # -- acquire -------------------------------------------------------------------
 
@@ -231,82 +208,66 @@ class Lock:
         """
         limit = self.wait if wait is _UNSET else wait_of(wait)
         if self.held:
-            raise self._misuse("lock", "this Lock already holds the lease; release it first")
+            raise self._plain_error(
+                KVError, "lock", "this Lock already holds the lease; release it first"
+            )
         owner = new_token() + new_token()
         lease_ms = math.ceil(self.lease * 1000.0)
         start = time.monotonic()
         deadline = None if limit is None else start + limit
         watched: tuple[int, float, float] | None = None  # version, first seen, its lease
         attempt = tries = 0
-        takeover = False
         while True:
-            now = time.monotonic()
-            seen = watched[0] if watched is not None and now >= watched[1] + watched[2] else None
             sent = time.monotonic()
+            seen = watched[0] if watched is not None and sent >= watched[1] + watched[2] else None
             tries += 1
-            found = await self._try(owner, lease_ms, seen)
+            try:
+                found = await self._ops.acquire(owner, lease_ms, seen)
+            except CorruptItemError as exc:
+                raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
             if found.fence is not None:
-                takeover = seen is not None
-                return self._won(owner, found.fence, sent, start, tries, takeover)
+                return self._won(owner, found.fence, sent, start, tries, takeover=seen is not None)
             now = time.monotonic()
-            if found.owned and found.version is not None:
-                if watched is None or watched[0] != found.version:
-                    # Counted from now, when the reply arrived: never before the holder wrote it.
-                    lease = found.lease if found.lease is not None else self.lease
-                    watched = (found.version, now, lease)
-            else:
-                watched = None  # freed meanwhile: try again at once
-                attempt = 0
+            if not found.owned or found.version is None:
+                watched, attempt = None, 0  # freed meanwhile: try again at once
+            elif watched is None or watched[0] != found.version:
+                # Counted from now, when the reply arrived: never before the holder wrote it.
+                lease = found.lease if found.lease is not None else self.lease
+                watched = (found.version, now, lease)
             if deadline is not None and now >= deadline:
                 raise self._not_acquired(now - start, tries)
-            pause = self._pause(attempt) if watched is not None else 0.0
+            pause = 0.0
             if watched is not None:
-                pause = min(pause, max(0.0, watched[1] + watched[2] - now))
+                pause = min(poll_delay(attempt, self.poll), max(0.0, watched[1] + watched[2] - now))
             if deadline is not None:
                 pause = min(pause, deadline - now)
             attempt += 1
             await asyncio.sleep(pause)
 
-    async def _try(self, owner: str, lease_ms: int, seen: int | None) -> Seen:
-        try:
-            return await self._ops.acquire(self._stored, self.name, owner, lease_ms, seen)
-        except CorruptItemError as exc:
-            raise self._store._corrupt("lock", self.name, exc.reason or str(exc)) from None
-
     def _won(
-        self, owner: str, fence: int, sent: float, start: float, tries: int, takeover: bool
+        self, owner: str, fence: int, sent: float, start: float, tries: int, *, takeover: bool
     ) -> int:
         self._owner = owner
         self._token = fence
         self._lost = False
         self._valid_until = sent + self.lease
-        self._acquired_at = sent
         self._start_renewer(owner)
-        waited = round((time.monotonic() - start) * 1000.0, 3)
-        fields: dict[str, Any] = {"outcome": "acquired", "waited_ms": waited, "attempts": tries}
-        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
+        self._wait_event("acquired", round((time.monotonic() - start) * 1000.0, 3), tries)
         if takeover:
-            self._ops.event("warning", "aiodynkv.lock_takeover", self.name, token=fence)
+            self._ops.event("warning", "aiodynkv.lock_takeover", token=fence)
         return fence
 
     def _not_acquired(self, waited: float, tries: int) -> LockNotAcquiredError:
-        store = self._store
-        fields: dict[str, Any] = {
-            "outcome": "not_acquired",
-            "waited_ms": round(waited * 1000.0, 3),
-            "attempts": tries,
-        }
-        self._ops.event("debug", "aiodynkv.lock_wait", self.name, **fields)
-        return store._shown(
-            LockNotAcquiredError(
-                f"lock: not acquired within {waited:.3f} s ({tries} tries) in table "
-                f"{store.config.table!r}: another holder has it",
-                waited=waited,
-                operation="lock",
-                table=store.config.table,
-                key=self.name,
-            )
+        waited_ms = round(waited * 1000.0, 3)
+        self._wait_event("not_acquired", waited_ms, tries)
+        why = f"not acquired within {waited:.3f} s ({tries} tries) in table {self._table!r}"
+        return self._store._error(
+            LockNotAcquiredError, f"{why}: another holder has it", "lock", self.name, waited=waited
         )
+
+    def _wait_event(self, outcome: str, waited_ms: float, tries: int) -> None:
+        fields: dict[str, Any] = {"outcome": outcome, "waited_ms": waited_ms, "attempts": tries}
+        self._ops.event("debug", "aiodynkv.lock_wait", **fields)
 
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).
@@ -319,18 +280,12 @@ class Lock:
             WriteInDoubtError: The renewal may or may not have been applied.
             KVError: The renewal failed (the lease stays until it lapses).
         """
-        new = (
-            None
-            if lease is None
-            else seconds(lease, "lease", low=MIN_LEASE, high=MAX_LEASE, low_open=False)
-        )
+        new = optional_seconds(lease, "lease", low=MIN_LEASE, low_open=False)
         owner = self._owner
         if owner is None or self.lost:
             raise self._lost_error("extend")
         if new is not None and self._renew_every is not None and self._renew_every >= new:
-            raise KVValidationError(
-                "extend: lease must be more than renew_every", operation="extend"
-            )
+            raise invalid_value("extend", "lease must be more than renew_every")
         async with self._renewing:  # after the renewal in flight, if any
             if self._owner != owner or self.lost:
                 raise self._lost_error("extend")
@@ -344,30 +299,21 @@ class Lock:
                     raise
                 if self.lost:
                     raise self._lost_error("extend") from None
-                store = self._store
-                raise WriteInDoubtError(
-                    "extend: the renewal did not answer in time: it may or may not have been "
+                raise self._plain_error(
+                    WriteInDoubtError,
+                    "extend",
+                    "the renewal did not answer in time: it may or may not have been "
                     "applied; the lease stays at least until it lapses",
-                    operation="extend",
-                    table=store.config.table,
-                    key=self.name,
                 ) from None
             finally:
                 if self._owner == owner and not self.lost:
                     self._start_renewer(owner)
         if not renewed:
             self._lose("taken over by another holder", 0)
-            raise self._lost_error("extend")
-        if self.lost:  # confirmed only after the lease had run out
+        if self.lost:  # taken over, or confirmed only after the lease had run out
             raise self._lost_error("extend")
 
     # -- renewal: one at a time, believing only the lease the server confirmed ----
-
-    def _every(self) -> float:
-        return self._renew_every if self._renew_every is not None else self.lease / 3
-
-    def _pause(self, attempt: int) -> float:
-        return poll_delay(attempt, self.poll)
 
     def _lapsed(self) -> bool:
         """True (for good) once the confirmed lease has run out or was taken over."""
@@ -391,8 +337,7 @@ class Lock:
         # send several fresh tries before the lease lapses.
         left = max(0.0, self._valid_until - sent)
         renewed = await asyncio.wait_for(
-            self._ops.renew(self._stored, self.name, owner, lease_ms),
-            timeout=min(left, max(self._every() / 3, 0.05)),
+            self._ops.renew(owner, lease_ms), timeout=min(left, max(self.renew_every / 3, 0.05))
         )
         if renewed and not self._lapsed():
             self._valid_until = sent + lease
@@ -401,9 +346,9 @@ class Lock:
     async def _renew_loop(self, owner: str, generation: int) -> None:
         failures = 0
         while generation == self._generation:
-            pause = self._every()
+            pause = self.renew_every
             if failures:
-                pause = min(self._pause(failures), pause)
+                pause = min(poll_delay(failures, self.poll), pause)
             await asyncio.sleep(min(pause, max(0.0, self._valid_until - time.monotonic())))
             if generation != self._generation:
                 return
@@ -418,14 +363,11 @@ class Lock:
             except StoreClosedError:
                 self._lose("the store closed", failures)
                 return
-            except KVError as exc:  # throttled, timed out, 5xx...: try again while time is left
-                failures += 1
-                self._ops.event(
-                    "debug", "aiodynkv.lock_renew_failed", self.name, error=type(exc).__name__
-                )
-                continue
-            except asyncio.TimeoutError:  # this try took too long: try again while time is left
-                failures += 1
+            except (KVError, asyncio.TimeoutError) as exc:  # throttled, 5xx, too slow...
+                failures += 1  # try again while time is left
+                if isinstance(exc, KVError):
+                    error = type(exc).__name__
+                    self._ops.event("debug", "aiodynkv.lock_renew_failed", error=error)
                 continue
             if generation != self._generation:
                 return
@@ -437,12 +379,7 @@ class Lock:
     def _lose(self, why: str, failures: int) -> None:
         self._lost = True
         self._ops.event(
-            "warning",
-            "aiodynkv.lock_lost",
-            self.name,
-            reason=why,
-            token=self._token,
-            failed_renewals=failures,
+            "warning", "aiodynkv.lock_lost", reason=why, token=self._token, failed_renewals=failures
         )
 
     def _start_renewer(self, owner: str) -> None:
@@ -470,15 +407,15 @@ class Lock:
         """
         owner = self._owner
         if owner is None:
-            raise self._misuse("release", "this Lock does not hold the lease")
+            raise self._plain_error(KVError, "release", "this Lock does not hold the lease")
         was_lost = self.lost
         await self._stop_renewer()
         if was_lost:  # free it if nobody took it over (best effort), then say so
             with contextlib.suppress(KVError):
-                await self._ops.release(self._stored, self.name, owner)
+                await self._ops.release(owner)
             released = False
         else:
-            released = await self._ops.release(self._stored, self.name, owner)
+            released = await self._ops.release(owner)
         self._owner = None
         if not released:
             self._lost = True
@@ -488,12 +425,7 @@ class Lock:
         await self.acquire()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._owner is None:  # released inside the block
             if self._lost:
                 raise self._lost_error("lock")
@@ -504,15 +436,15 @@ class Lock:
             raise
         except KVError as error:  # the lease lapses by itself; the work itself succeeded
             self._owner = None
-            self._ops.event(
-                "warning", "aiodynkv.lock_release_failed", self.name, error=type(error).__name__
-            )
+            self._ops.event("warning", "aiodynkv.lock_release_failed", error=type(error).__name__)
 
 
 # -- durations, the lock item and its requests --------------------------------------------
 
 
-def seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
+def seconds(
+    value: object, name: str, *, low: float = 0.0, high: float = MAX_LEASE, low_open: bool = True
+) -> float:
     """A duration argument, validated (TypeError for the type, KVValidationError for the value)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"lock: {name} must be seconds (int or float), not {type(value).__name__}")
@@ -520,15 +452,16 @@ def seconds(value: object, name: str, *, low: float, high: float, low_open: bool
     too_low = seconds <= low if low_open else seconds < low
     if not math.isfinite(seconds) or too_low or seconds > high:
         bound = f"> {low}" if low_open else f">= {low}"
-        raise KVValidationError(
-            f"lock: {name} must be {bound} and <= {high} seconds (got {value!r})",
-            operation="lock",
-        )
+        raise invalid_value("lock", f"{name} must be {bound} and <= {high} seconds (got {value!r})")
     return seconds
 
 
+def optional_seconds(value: object, name: str, **bounds: Any) -> float | None:
+    return None if value is None else seconds(value, name, **bounds)
+
+
 def wait_of(wait: object) -> float | None:
-    return None if wait is None else seconds(wait, "wait", low=0.0, high=math.inf, low_open=False)
+    return optional_seconds(wait, "wait", high=math.inf, low_open=False)
 
 
 @dataclass(frozen=True)
@@ -556,25 +489,22 @@ def seen_in(item: Item | None, owner: str, config: KVConfig) -> Seen:
 
 
 class DynamoOps:
-    """The lock requests on DynamoDB, each a traced store operation."""
+    """The requests of one lock item, each a traced store operation."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, stored: str, name: str) -> None:
         self.core = store._core
+        self.stored = stored
+        self.name = name
 
-    def event(self, level: str, event: str, name: str, **fields: Any) -> None:
+    def event(self, level: str, event: str, **fields: Any) -> None:
         tel = self.core.tel
         if tel.expose_keys:
-            fields["lock"] = name
+            fields["lock"] = self.name
         fields["table"] = self.core.config.table
-        if level == "warning":
-            tel.warn(event, **fields)
-        else:
-            tel.debug(event, **fields)
+        (tel.warn if level == "warning" else tel.debug)(event, **fields)
 
-    async def acquire(
-        self, stored: str, name: str, owner: str, lease_ms: int, seen: int | None
-    ) -> Seen:
-        core = self.core
+    async def acquire(self, owner: str, lease_ms: int, seen: int | None) -> Seen:
+        core, stored, name = self.core, self.stored, self.name
         request = requests.lock_acquire(
             core.config,
             stored,
@@ -588,29 +518,27 @@ class DynamoOps:
             try:
                 response = await core.send(op, "UpdateItem", request, name)
             except ConditionFailedError as exc:
-                found = seen_in(await self.core.old_item(op, exc, stored, name), owner, core.config)
+                found = seen_in(await core.old_item(op, exc, stored, name), owner, core.config)
                 op.outcome = "acquired" if found.fence is not None else "condition_failed"
                 return found
             op.outcome = "acquired"
             return seen_in(response.get("Attributes"), owner, core.config)
 
-    async def renew(self, stored: str, name: str, owner: str, lease_ms: int) -> bool:
-        core = self.core
+    async def renew(self, owner: str, lease_ms: int) -> bool:
         request = requests.lock_renew(
-            core.config, stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
+            self.core.config, self.stored, owner=owner, lease_ms=lease_ms, token=new_token(), base=0
         )
-        return await self._owned_write("lock_renew", request, stored, name, owner)
+        return await self._owned_write("lock_renew", request, owner)
 
-    async def release(self, stored: str, name: str, owner: str) -> bool:
-        core = self.core
-        request = requests.lock_release(core.config, stored, owner=owner, token=new_token(), base=0)
-        return await self._owned_write("lock_release", request, stored, name, owner)
+    async def release(self, owner: str) -> bool:
+        request = requests.lock_release(
+            self.core.config, self.stored, owner=owner, token=new_token(), base=0
+        )
+        return await self._owned_write("lock_release", request, owner)
 
-    async def _owned_write(
-        self, operation: str, request: dict[str, Any], stored: str, name: str, owner: str
-    ) -> bool:
+    async def _owned_write(self, operation: str, request: dict[str, Any], owner: str) -> bool:
         """Send a write conditional on `owner`; False when another owner (or none) holds it."""
-        core = self.core
+        core, name = self.core, self.name
         with core.operation(operation, "UpdateItem", name) as op:
             try:
                 await core.send(op, "UpdateItem", request, name)
@@ -619,7 +547,7 @@ class DynamoOps:
                     # Our earlier attempt released it. (Had the lease been taken over before,
                     # the holder would have seen it lapse first: `release` checks that.)
                     return True
-                old = await self.core.old_item(op, exc, stored, name)
+                old = await core.old_item(op, exc, self.stored, name)
                 op.outcome = "condition_failed"
                 return old is not None and old.get(LOCK_OWNER) == {"S": owner}
             return True

@@ -1,23 +1,13 @@
-"""The transport seam: how a built DynamoDB request reaches the server.
+"""The transport seam: a DynamoDB action name and its request in, the parsed response out.
 
-`Transport` is the whole interface. `botocore.BotocoreTransport` sends through an
-aioboto3 client; `lean.LeanTransport` signs and posts DynamoDB JSON itself;
-`memory.MemoryTransport` answers in process with DynamoDB's semantics. None knows
-about keys, values or TTLs.
-
-A transport takes a DynamoDB action name (``"GetItem"``) and its request as
-DynamoDB JSON (the dict botocore's client methods take as keyword arguments),
-and returns the parsed response dict. It retries what botocore's standard retry
-mode retries; what is still failing after that comes out as one of the two neutral
-failures below, which `aiodynkv._errors.map_error` turns into the `KVError` tree:
-
-- `ServiceError`: the server answered with an error (code, message, HTTP status,
-  and for a failed condition with ``ReturnValuesOnConditionCheckFailure=ALL_OLD``
-  the old item);
-- `WireError`: no answer (timeout, refused or broken connection).
-
-Both say whether the request may have been applied by an earlier attempt
-(``in_doubt``), which is what batch writes and exactly-once writes need to know.
+`botocore.BotocoreTransport` sends through an aioboto3 client, `lean.LeanTransport`
+signs and posts DynamoDB JSON itself, `memory.MemoryTransport` answers in process with
+DynamoDB's semantics; none knows about keys, values or TTLs. Requests and responses
+are DynamoDB JSON as botocore's client methods take and return them. A transport
+retries as botocore's retry mode does; what still fails comes out as `ServiceError`
+(the server answered with an error) or `WireError` (no answer), which
+`aiodynkv._errors.map_error` turns into the `KVError` tree. Both say whether an earlier
+attempt may have been applied (``in_doubt``), which exactly-once and batch writes need.
 """
 
 from __future__ import annotations

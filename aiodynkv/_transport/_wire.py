@@ -31,13 +31,12 @@ __all__ = [
     "crc32_problem",
     "dumps",
     "endpoint_config_error",
-    "error_body",
     "mask",
-    "parse_json",
     "proxy_for",
     "scrubbed",
     "service_error",
     "split_proxy",
+    "success_body",
 ]
 
 
@@ -58,102 +57,48 @@ _loads = json.loads
 _b64decode = base64.b64decode
 
 
-# -- binary values in replies -------------------------------------------------------------
+def _decode(node: Any) -> None:
+    """Decode base64 ``B``/``BS`` attribute values in place, wherever a reply holds them.
 
-
-def _decode_value(value: dict[str, Any]) -> None:
-    if "B" in value:
-        value["B"] = _b64decode(value["B"])
-    elif "BS" in value:
-        value["BS"] = [_b64decode(v) for v in value["BS"]]
-    elif "M" in value:
-        _decode_map(value["M"])
-    elif "L" in value:
-        for element in value["L"]:
-            _decode_value(element)
-
-
-def _decode_map(item: Any) -> None:
-    if isinstance(item, dict):
-        for value in item.values():
-            if isinstance(value, dict):
-                _decode_value(value)
-
-
-def _decode_maps(items: Any) -> None:
-    if isinstance(items, list):
-        for item in items:
-            _decode_map(item)
-
-
-def _decode_unprocessed(body: dict[str, Any]) -> None:
-    unprocessed_keys = body.get("UnprocessedKeys")  # BatchGetItem: table -> {"Keys": [...]}
-    if isinstance(unprocessed_keys, dict):
-        for keys_and_attributes in unprocessed_keys.values():
-            if isinstance(keys_and_attributes, dict):
-                _decode_maps(keys_and_attributes.get("Keys"))
-    unprocessed_items = body.get("UnprocessedItems")  # BatchWriteItem: table -> requests
-    if isinstance(unprocessed_items, dict):
-        for requests in unprocessed_items.values():
-            for request in requests if isinstance(requests, list) else ():
-                put = request.get("PutRequest") if isinstance(request, dict) else None
-                delete = request.get("DeleteRequest") if isinstance(request, dict) else None
-                if isinstance(put, dict):
-                    _decode_map(put.get("Item"))
-                if isinstance(delete, dict):
-                    _decode_map(delete.get("Key"))
-
-
-def _decode_metrics(body: dict[str, Any]) -> None:
-    metrics = body.get("ItemCollectionMetrics")
-    if not isinstance(metrics, dict):
-        return
-    if "ItemCollectionKey" in metrics:  # PutItem, UpdateItem, DeleteItem
-        _decode_map(metrics["ItemCollectionKey"])
-        return
-    for per_table in metrics.values():  # BatchWriteItem: table -> list
-        for entry in per_table if isinstance(per_table, list) else ():
-            if isinstance(entry, dict):
-                _decode_map(entry.get("ItemCollectionKey"))
-
-
-def _decode_reply(body: dict[str, Any]) -> None:
-    """Decode base64 B/BS values in place, wherever a DynamoDB reply holds items or keys.
-
-    Covers Item, Attributes, LastEvaluatedKey, Items, Responses (BatchGetItem's tables,
-    TransactGetItems' and PartiQL's entries), UnprocessedKeys, UnprocessedItems,
-    ItemCollectionMetrics, and in error bodies Item, CancellationReasons[].Item and
-    BatchExecuteStatement's Error.Item.
+    An attribute value is the only place a ``"B"`` key meets a str (or ``"BS"`` a list):
+    item maps, keys, ``Responses``, ``Unprocessed*``, ``ItemCollectionMetrics``, and in
+    error bodies ``Item`` and ``CancellationReasons``.
     """
-    for name in ("Item", "Attributes", "LastEvaluatedKey"):
-        if name in body:
-            _decode_map(body[name])
-    _decode_maps(body.get("Items"))
-    responses = body.get("Responses")
-    if isinstance(responses, dict):  # BatchGetItem: table -> items
-        for items in responses.values():
-            _decode_maps(items)
-    elif isinstance(responses, list):  # TransactGetItems, PartiQL
-        for entry in responses:
-            if isinstance(entry, dict):
-                _decode_reply(entry)
-    _decode_unprocessed(body)
-    _decode_metrics(body)
-    reasons = body.get("CancellationReasons")  # TransactionCanceledException
-    for reason in reasons if isinstance(reasons, list) else ():
-        if isinstance(reason, dict):
-            _decode_map(reason.get("Item"))
-    error = body.get("Error")  # BatchExecuteStatement's per-statement errors
-    if isinstance(error, dict):
-        _decode_map(error.get("Item"))
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "B" and isinstance(value, str):
+                node[name] = _b64decode(value)
+            elif name == "BS" and isinstance(value, list):
+                node[name] = [_b64decode(v) if isinstance(v, str) else v for v in value]
+            elif isinstance(value, (dict, list)):
+                _decode(value)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, (dict, list)):
+                _decode(value)
 
 
-def parse_json(raw: bytes) -> Any:
+def _parse_json(raw: bytes) -> Any:
     value = _loads(raw)
     # Base64 of a binary value never contains '"', so a reply without '"B' has none.
     if b'"B' in raw and isinstance(value, dict):
-        _decode_reply(value)
+        _decode(value)
     return value
+
+
+def success_body(raw: bytes, parse: Callable[[bytes], Any] = _parse_json) -> dict[str, Any]:
+    """The body of a 2xx reply, parsed by `parse` (``{}`` when empty).
+
+    Raises:
+        AttemptError: The body is not a JSON object (botocore would return it as data).
+    """
+    try:
+        parsed = parse(raw) if raw else {}
+    except ValueError as exc:
+        raise AttemptError("the reply is not JSON", timeout=False, sent=True) from exc
+    if not isinstance(parsed, dict):
+        raise AttemptError("the reply is not a JSON object", timeout=False, sent=True)
+    return parsed
 
 
 def crc32_problem(header: str | None, raw: bytes) -> str:
@@ -224,7 +169,9 @@ def classify(exc: BaseException) -> AttemptError:
     if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
         return AttemptError(f"the proxy refused: {exc}", timeout=False, sent=False)
     if isinstance(exc, aiohttp.ServerTimeoutError):
-        if _is_connect_timeout(exc):
+        # aiohttp >= 3.10 has ConnectionTimeoutError; older ones tell only by the message
+        connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", ())
+        if isinstance(exc, connect_timeout) or str(exc).lower().startswith("connect"):
             return AttemptError(f"connect timeout: {exc}", timeout=True, sent=False)
         return AttemptError(f"read timeout: {exc}", timeout=True, sent=True)
     if isinstance(exc, asyncio.TimeoutError):
@@ -232,28 +179,13 @@ def classify(exc: BaseException) -> AttemptError:
     return AttemptError(f"connection lost: {type(exc).__name__}: {exc}", timeout=False, sent=True)
 
 
-def _is_connect_timeout(exc: aiohttp.ServerTimeoutError) -> bool:
-    connect_timeout_cls = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
-    if connect_timeout_cls is not None and isinstance(exc, connect_timeout_cls):
-        return True
-    return str(exc).lower().startswith("connect")  # older aiohttp, as aiobotocore tells
-
-
-def _error_code(body: dict[str, Any], status: int) -> str:
-    # botocore's BaseJSONParser._do_error_parse
-    code = body.get("__type") or str(status)
-    if not isinstance(code, str):
-        code = str(code)
-    code = code.split(":", 1)[0]
-    return code.rsplit("#", 1)[-1]
-
-
 def service_error(status: int, raw: bytes, attempt: int, in_doubt: bool) -> ServiceError:
-    body = error_body(raw, status)
+    body = _error_body(raw, status)
     message = body.get("message", body.get("Message", ""))
     item = body.get("Item")
+    code = str(body.get("__type") or status)  # botocore's BaseJSONParser._do_error_parse
     return ServiceError(
-        _error_code(body, status),
+        code.split(":", 1)[0].rsplit("#", 1)[-1],
         message if isinstance(message, str) else str(message),
         status=status,
         item=item if isinstance(item, dict) else None,
@@ -263,7 +195,7 @@ def service_error(status: int, raw: bytes, attempt: int, in_doubt: bool) -> Serv
     )
 
 
-def error_body(raw: bytes, status: int) -> dict[str, Any]:
+def _error_body(raw: bytes, status: int) -> dict[str, Any]:
     stripped = raw.strip()
     if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
         # botocore's generic error: a proxy's or load balancer's page, not DynamoDB's JSON
@@ -271,7 +203,7 @@ def error_body(raw: bytes, status: int) -> dict[str, Any]:
     if not stripped:
         return {}
     try:
-        body = parse_json(raw)
+        body = _parse_json(raw)
     except ValueError:
         return {"message": raw.decode("utf-8", "replace")}
     return body if isinstance(body, dict) else {"message": str(body)}

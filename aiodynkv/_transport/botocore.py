@@ -12,6 +12,7 @@ which botocore itself does not report.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import json
 import os
@@ -93,40 +94,27 @@ def client_config(config: KVConfig, **extra: Any) -> Any:
     )
 
 
+@dataclasses.dataclass(slots=True)
 class _Attempts:
     """What the retry hooks saw of one request's attempts."""
 
-    __slots__ = ("in_doubt", "seen", "unverified")
-
-    def __init__(self) -> None:
-        self.in_doubt = False
-        self.seen = 0  # attempts the hooks saw
-        self.unverified = ""  # why the latest reply cannot be trusted ("" when it can)
+    in_doubt: bool = False
+    seen: int = 0  # attempts the hooks saw
+    unverified: str = ""  # why the latest reply cannot be trusted ("" when it can)
 
 
 _CURRENT: contextvars.ContextVar[_Attempts | None] = contextvars.ContextVar(
     "aiodynkv_attempts", default=None
 )
-# Failures after which the server may have applied the request.
+# Failures after which the server may have applied the request (HTTPClientError covers
+# read timeouts and closed connections), and those after which it was never sent.
 _AMBIGUOUS = (
-    bex.ReadTimeoutError,
-    bex.ConnectionClosedError,
+    bex.HTTPClientError,
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientPayloadError,
     ConnectionResetError,
 )
 _NEVER_SENT = (bex.ConnectTimeoutError, bex.EndpointConnectionError, bex.ProxyConnectionError)
-
-
-def _is_ambiguous(caught: BaseException | None, response: Any) -> bool:
-    if caught is not None:
-        if isinstance(caught, _NEVER_SENT):
-            return False
-        return isinstance(caught, (*_AMBIGUOUS, bex.HTTPClientError))
-    if response is not None:
-        status = getattr(response[0], "status_code", 0) if isinstance(response, tuple) else 0
-        return isinstance(status, int) and status >= 500
-    return False
 
 
 def _record_attempt(
@@ -138,12 +126,16 @@ def _record_attempt(
     (`_verify_reply`): that reply is not the answer.
     """
     attempts = _CURRENT.get()
-    if attempts is not None:
-        attempts.seen += 1
-        if caught_exception is not None:
-            attempts.unverified = ""
-        if _is_ambiguous(caught_exception, response):
-            attempts.in_doubt = True
+    if attempts is None:
+        return
+    attempts.seen += 1
+    if caught_exception is not None:
+        attempts.unverified = ""
+        ambiguous = isinstance(caught_exception, _AMBIGUOUS)
+        attempts.in_doubt |= ambiguous and not isinstance(caught_exception, _NEVER_SENT)
+    else:
+        status = getattr(response[0], "status_code", 0) if isinstance(response, tuple) else 0
+        attempts.in_doubt |= isinstance(status, int) and status >= 500
 
 
 def _verify_reply(response_dict: Any = None, **_: Any) -> None:
@@ -162,17 +154,13 @@ def _verify_reply(response_dict: Any = None, **_: Any) -> None:
     headers = response_dict.get("headers") or {}
     problem = _wire.crc32_problem(headers.get("x-amz-crc32"), raw)
     status = response_dict.get("status_code", 0)
-    if not problem and isinstance(status, int) and 200 <= status < 300 and raw:
+    if not problem and isinstance(status, int) and 200 <= status < 300:
         try:
-            parsed = json.loads(raw)
-        except ValueError:
-            problem = "the reply is not JSON"
-        else:
-            if not isinstance(parsed, dict):
-                problem = "the reply is not a JSON object"
+            _wire.success_body(raw, json.loads)  # botocore decodes the binary values
+        except _wire.AttemptError as exc:
+            problem = str(exc)
     attempts.unverified = problem  # of this reply: a later attempt's reply replaces it
-    if problem:
-        attempts.in_doubt = True
+    attempts.in_doubt |= bool(problem)
 
 
 class BotocoreTransport:
@@ -187,7 +175,7 @@ class BotocoreTransport:
         endpoint_url = getattr(meta, "endpoint_url", None)
         proxy = _wire.proxy_for(client, endpoint_url) if isinstance(endpoint_url, str) else None
         self._secrets = _wire.split_proxy(proxy)[2]
-        events = getattr(getattr(client, "meta", None), "events", None)
+        events = getattr(meta, "events", None)
         if events is not None:
             # unique ids: a client shared by several stores counts each attempt once.
             # No handler of ours on events botocore has none for (before-send): an event
@@ -258,12 +246,8 @@ class BotocoreTransport:
 
 def _unverified(action: str, attempts: _Attempts) -> WireError:
     """The failure for a request whose last reply could not be verified."""
-    return WireError(
-        f"{action}: {attempts.unverified} (attempt {attempts.seen})",
-        timeout=False,
-        in_doubt=True,
-        attempts=attempts.seen,
-    )
+    why = f"{action}: {attempts.unverified} (attempt {attempts.seen})"
+    return WireError(why, timeout=False, in_doubt=True, attempts=attempts.seen)
 
 
 def _service_error(exc: bex.ClientError, in_doubt: bool) -> ServiceError:

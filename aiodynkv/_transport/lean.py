@@ -1,47 +1,17 @@
-"""The lean transport: DynamoDB JSON signed by us and posted over one aiohttp session.
+"""The lean transport: DynamoDB JSON signed by us (`Signer`) and posted over aiohttp.
 
-What still comes from botocore (through `LeanTransport.from_client`, by its public
-interfaces only, see `ClientCredentials`): the endpoint URL (FIPS, dual-stack,
-account-ID and custom endpoints resolved by its rules), the region, the signing name,
-the client's credentials (with their own refresh: environment, profiles, SSO,
-assume-role, container and instance roles), the CA bundle (``AWS_CA_BUNDLE``,
-``ca_bundle``) and the proxy settings (credentials in the proxy URL are sent as a
-``Proxy-Authorization`` header and masked in every error); with a user's client,
-`client_settings` reads its timeouts and retries.
+From botocore, by public interfaces only (`LeanTransport.from_client`,
+`ClientCredentials`): the endpoint URL its rules resolve (FIPS, dual-stack, account
+ID), region, signing name, refreshing credentials, CA bundle and proxy (proxy
+credentials go in a ``Proxy-Authorization`` header and are masked in every error);
+with a user's client, `client_settings` gives its timeouts and retries. Retries follow
+botocore's modes as `aiodynkv._retry` describes.
 
-What this module does itself, because botocore's generic machinery costs more than
-DynamoDB needs: the request body is ``json`` of the request dict (binary values
-base64-encoded); the reply is ``json.loads`` with binary values decoded back to
-``bytes``; the signature is SigV4 by `Signer` (below), cached where botocore recomputes;
-the retries are botocore's.
-
-Retries (``retry_mode``):
-
-- ``"standard"`` (and ``"adaptive"``, handled as standard: the client-side rate limiter of
-  adaptive mode is not reproduced) follows ``botocore.retries.standard``: retry the
-  throttling codes, the transient codes, the codes DynamoDB's model marks retryable,
-  HTTP 500/502/503/504, connection errors, timeouts and replies whose ``x-amz-crc32``
-  does not match, up to ``max_attempts`` attempts in all, sleeping
-  ``random() * min(2 ** (attempt - 1), 20)`` seconds before retry ``attempt``; every retry
-  takes 5 tokens (10 after a timeout) from a quota of 500 per transport, and stops being
-  made when the quota is empty; a success gives back what its last retry took (1 token
-  when it needed none).
-- ``"legacy"`` follows botocore's ``_retry.json`` for DynamoDB: HTTP 429/500/502/503/504/509,
-  throttling and ``ProvisionedThroughputExceededException``, ``TransactionInProgressException``
-  and ``ReplicatedWriteConflictException`` with their status, connection errors, timeouts
-  and CRC mismatches; delay ``0.05 * 2 ** (attempt - 1)`` seconds without jitter; no quota.
-  ``max_attempts`` counts all attempts here too (botocore's legacy ``max_attempts``
-  option counts retries only).
-
-A reply that cannot be verified is never returned as data: a CRC mismatch, an
-``x-amz-crc32`` header that is not a 32-bit decimal number, or a 2xx body that is not a
-JSON object are retried like a lost reply and, after the last attempt, raise an in-doubt
-`WireError`.
-
-Differences from botocore on purpose: a 2xx reply whose body is not JSON is retried
-(botocore returns it as an empty reply); ``ResponseMetadata`` has no
-``HTTPHeaders``; a ``{"B": str}`` in a request is sent as is (botocore would base64 the
-UTF-8 of the string; our callers always pass bytes).
+Differences from botocore on purpose: a reply that cannot be verified (CRC mismatch, an
+``x-amz-crc32`` that is not a 32-bit number, a 2xx body that is not a JSON object) is
+retried like a lost reply and in the end raises an in-doubt `WireError`, never returned
+as data; ``adaptive`` mode is standard mode without the client-side rate limiter;
+``ResponseMetadata`` has no ``HTTPHeaders``; a ``{"B": str}`` in a request is sent as is.
 """
 
 from __future__ import annotations
@@ -54,7 +24,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -71,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientCredentials",
     "Credentials",
-    "FrozenCredentials",
     "LeanTransport",
     "Signer",
     "ca_bundle",
@@ -86,14 +55,6 @@ _KEEPALIVE_SECONDS: Final = 12  # aiobotocore's DEFAULT_KEEPALIVE_TIMEOUT
 
 
 # -- SigV4 ------------------------------------------------------------------------------------
-# `Signer` signs requests to one endpoint (one host, path, region and signing name) that
-# carry a fixed set of headers: ``Content-Type``, ``Host``, ``X-Amz-Date``,
-# ``X-Amz-Security-Token`` (with temporary credentials) and ``X-Amz-Target``. It produces
-# exactly what ``botocore.auth.SigV4Auth`` produces for the same request (the unit tests
-# compare the two), at a fraction of the cost: the derived signing key is cached per
-# (secret key, date), one HMAC per request instead of five; everything about the canonical
-# request that does not change (method, path, host, header names, signed-header list) is
-# joined once, at construction; the ``X-Amz-Date`` string is reused within the same second.
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -101,19 +62,8 @@ _sha256 = hashlib.sha256
 _hmac_digest = hmac.digest
 
 
-class FrozenCredentials(Protocol):
-    """Credentials as botocore's ``ReadOnlyCredentials`` holds them."""
-
-    @property
-    def access_key(self) -> str: ...
-    @property
-    def secret_key(self) -> str: ...
-    @property
-    def token(self) -> str | None: ...
-
-
 class Credentials(NamedTuple):
-    """Frozen credentials, as ``get_frozen_credentials()`` returns them."""
+    """Frozen credentials, as botocore's ``get_frozen_credentials()`` returns them."""
 
     access_key: str
     secret_key: str
@@ -121,13 +71,10 @@ class Credentials(NamedTuple):
 
 
 def canonical_host(endpoint_url: str) -> str:
-    """The ``Host`` header botocore signs for `endpoint_url`.
+    """The ``Host`` header botocore signs for `endpoint_url` (``auth._host_from_url``).
 
-    Lower case, IPv6 addresses in brackets, the port only when it is not the scheme's
-    default, no user info (botocore's ``auth._host_from_url``).
-
-    Raises:
-        ValueError: The URL has no host.
+    Lower case, IPv6 in brackets, the port unless the scheme's default, no user info.
+    Raises `ValueError` when the URL has no host.
     """
     parts = urlsplit(endpoint_url)
     host = parts.hostname
@@ -167,47 +114,29 @@ def _trim(value: str) -> str:
 
 
 class Signer:
-    """Signs JSON POST requests to one endpoint with SigV4.
+    """Signs JSON POST requests to one endpoint with SigV4, exactly as botocore's ``SigV4Auth``.
+
+    The headers signed are ``Content-Type``, ``Host``, ``X-Amz-Date``, ``X-Amz-Target`` and
+    ``X-Amz-Security-Token`` (with temporary credentials); a unit test compares the result
+    with botocore's. Cheaper than botocore: the signing key is cached per (secret, date),
+    the fixed part of the canonical request is joined once, the date string is reused
+    within a second.
 
     Args:
         host: The ``Host`` header (see `canonical_host`).
         path: The request path (``"/"`` for DynamoDB).
         region: The signing region.
         service: The signing name (``"dynamodb"``).
-        content_type: The ``Content-Type`` header every request carries.
     """
 
-    __slots__ = (
-        "_content_type",
-        "_key_cache",
-        "_last_second",
-        "_last_stamp",
-        "_prefix",
-        "_region",
-        "_scope_tail",
-        "_service",
-        "_target_lines",
-        "_token_cache",
-        "host",
-    )
-
-    def __init__(
-        self,
-        *,
-        host: str,
-        path: str = "/",
-        region: str,
-        service: str,
-        content_type: str = "application/x-amz-json-1.0",
-    ) -> None:
+    def __init__(self, *, host: str, path: str = "/", region: str, service: str) -> None:
         self.host = host
         self._region = region
         self._service = service
-        self._content_type = content_type
         self._scope_tail = f"/{region}/{service}/aws4_request"
         self._prefix = (
             f"POST\n{canonical_path(path)}\n\n"
-            f"content-type:{_trim(content_type)}\nhost:{_trim(host)}\nx-amz-date:"
+            f"content-type:{_CONTENT_TYPE}\nhost:{_trim(host)}\nx-amz-date:"
         )
         # (secret, date) -> signing key; only the newest is kept (dates only move forward).
         self._key_cache: tuple[str, str, bytes] = ("", "", b"")
@@ -241,23 +170,12 @@ class Signer:
         return self._last_stamp
 
     def headers(
-        self,
-        target: str,
-        body: bytes,
-        credentials: FrozenCredentials,
-        amz_date: str | None = None,
+        self, target: str, body: bytes, credentials: Credentials, amz_date: str | None = None
     ) -> dict[str, str]:
-        """The signed headers of a POST of `body` with ``X-Amz-Target: target``.
+        """The signed headers (with ``Authorization``) of a POST of exactly `body`.
 
-        Args:
-            target: The ``X-Amz-Target`` value (``DynamoDB_20120810.GetItem``).
-            body: The exact bytes that will be sent.
-            credentials: The credentials to sign with.
-            amz_date: The signing time (``YYYYMMDDTHHMMSSZ``); now when None.
-
-        Returns:
-            ``Content-Type``, ``Host``, ``X-Amz-Date``, ``X-Amz-Target``, the security
-            token when there is one, and ``Authorization``.
+        `target` is the ``X-Amz-Target`` value; `amz_date` the signing time as
+        ``YYYYMMDDTHHMMSSZ``, now when None.
         """
         if amz_date is None:
             amz_date = self.timestamp()
@@ -282,7 +200,7 @@ class Signer:
             self._signing_key(credentials.secret_key, date), to_sign.encode(), "sha256"
         ).hex()
         headers = {
-            "Content-Type": self._content_type,
+            "Content-Type": _CONTENT_TYPE,
             "Host": self.host,
             "X-Amz-Date": amz_date,
             "X-Amz-Target": target,
@@ -299,32 +217,19 @@ class Signer:
 # -- the transport ------------------------------------------------------------------------------
 
 
-class _Credentials(Protocol):
-    """What the transport needs from an aiobotocore credentials object."""
-
-    async def get_frozen_credentials(self) -> FrozenCredentials: ...
-
-
 class LeanTransport:
     """Signs and posts DynamoDB JSON over one aiohttp session, retrying like botocore.
 
     Args:
-        endpoint_url: The endpoint (``https://dynamodb.us-east-1.amazonaws.com``).
-        region: The signing region.
-        credentials: An aiobotocore credentials object; its ``get_frozen_credentials()``
-            is awaited for every attempt, so refreshable credentials stay fresh.
-        connect_timeout: Seconds to establish a connection, per attempt.
-        read_timeout: Seconds to wait for each read of the reply, per attempt.
+        credentials: Has ``get_frozen_credentials()``, awaited for every attempt (so
+            refreshable credentials stay fresh).
+        connect_timeout: Seconds to connect, per attempt; `read_timeout`: per read.
         max_attempts: Attempts in all, the first included (at least 1).
-        retry_mode: ``"standard"``, ``"adaptive"`` (handled as standard) or ``"legacy"``.
-        max_pool_connections: Most connections open at once; requests beyond wait
-            for a free one.
-        user_agent: The ``User-Agent`` header.
-        signing_name: The SigV4 service name.
+        retry_mode: ``"standard"``, ``"adaptive"`` (as standard) or ``"legacy"``.
+        max_pool_connections: Most connections open at once; more requests wait.
         verify: TLS verification: True (botocore's CA bundle), False, or a CA bundle path.
-        proxy: A proxy URL for every request, or None.
-        endpoint_resolver: Awaited once, before the first request: the endpoint URL and
-            proxy to use instead of `endpoint_url` and `proxy`.
+        endpoint_resolver: Awaited before the first request: the endpoint URL and proxy
+            to use instead of `endpoint_url` and `proxy`.
 
     Raises:
         ValueError: An argument is out of range.
@@ -365,18 +270,16 @@ class LeanTransport:
             raise ValueError("connect_timeout and read_timeout must be positive")
         self.region = region
         self.max_attempts = max_attempts
-        self.retry_mode = retry_mode
         self.max_pool_connections = max_pool_connections
-        self._credentials: _Credentials = credentials
+        self._credentials = credentials
         self._signing_name = signing_name
         self._user_agent = user_agent
         self._use_endpoint(endpoint_url, proxy)
         self._resolve_endpoint = endpoint_resolver
-        self._targets: dict[str, str] = {}
         self._legacy = retry_mode == "legacy"
         self._retryable = _retry.legacy_retryable if self._legacy else _retry.standard_retryable
         self._delay = _retry.legacy_delay if self._legacy else _retry.standard_delay
-        self._quota = _retry.RetryQuota()
+        self._quota = _retry.QUOTA_CAPACITY  # botocore's RetryQuota, one per transport
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -398,7 +301,6 @@ class LeanTransport:
             path=path,
             region=self.region,
             service=self._signing_name,
-            content_type=_CONTENT_TYPE,
         )
         self._extra_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
         self._proxy, self._proxy_headers, self._secrets = _wire.split_proxy(proxy)
@@ -413,42 +315,24 @@ class LeanTransport:
         cls,
         client: DynamoDBClient,
         *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_attempts: int,
-        retry_mode: str,
-        max_pool_connections: int,
-        user_agent: str,
         verify: bool | str | None = None,
         profile: str | None = None,
+        **settings: Any,
     ) -> LeanTransport:
         """A transport to the endpoint an open aiobotocore DynamoDB client talks to.
 
-        The endpoint URL and region are the client's, resolved by botocore's endpoint
-        rules before the first request, as botocore resolves them for each request: with
-        the account id of the credentials (``https://<account>.ddb.<region>.amazonaws.com``)
-        unless ``account_id_endpoint_mode`` (``AWS_ACCOUNT_ID_ENDPOINT_MODE``) is
-        ``disabled``. The signing name, credentials (refreshing as the client's do), CA
-        bundle and proxy are the client's too.
+        The endpoint URL (resolved by botocore's rules before the first request, with the
+        credentials' account id unless ``account_id_endpoint_mode`` is ``disabled``), region,
+        signing name, credentials (refreshing as the client's do), CA bundle and proxy are
+        the client's. The client is not closed by us.
 
         Args:
-            client: An open aiobotocore/aioboto3 DynamoDB client (not closed by us).
-            connect_timeout: See `LeanTransport`.
-            read_timeout: See `LeanTransport`.
-            max_attempts: See `LeanTransport`.
-            retry_mode: See `LeanTransport`.
-            max_pool_connections: See `LeanTransport`.
-            user_agent: See `LeanTransport`.
+            client: An open aiobotocore/aioboto3 DynamoDB client.
             verify: TLS verification; by default what botocore sets without ``verify=``
-                (`ca_bundle` of `profile`). A ``verify=`` given to the client itself
-                is not visible through botocore's public interfaces: pass it here.
+                (`ca_bundle` of `profile`). A client's own ``verify=`` is not visible
+                through botocore's public interfaces.
             profile: The profile whose ``ca_bundle`` applies (default: ``AWS_PROFILE``).
-
-        Returns:
-            The transport (its HTTP session is opened on first use).
-
-        Raises:
-            ValueError: An argument is out of range.
+            **settings: The other `LeanTransport` arguments.
         """
         endpoint_url: str = client.meta.endpoint_url
         credentials = ClientCredentials(client)
@@ -465,30 +349,22 @@ class LeanTransport:
             verify=ca_bundle(profile) if verify is None else verify,
             proxy=_wire.proxy_for(client, endpoint_url),
             endpoint_resolver=resolve,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_attempts=max_attempts,
-            retry_mode=retry_mode,
-            max_pool_connections=max_pool_connections,
-            user_agent=user_agent,
+            **settings,
         )
 
     @property
     def quota_available(self) -> int:
         """Tokens left in the retry quota (standard mode)."""
-        return self._quota.available
+        return self._quota
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("LeanTransport is closed")
         ssl_option: ssl.SSLContext | bool = False
-        if self._url.scheme == "https":
-            if self._verify is False:
-                ssl_option = False
-            else:
-                from botocore.httpsession import get_cert_path
+        if self._url.scheme == "https" and self._verify is not False:
+            from botocore.httpsession import get_cert_path
 
-                ssl_option = ssl.create_default_context(cafile=get_cert_path(self._verify))
+            ssl_option = ssl.create_default_context(cafile=get_cert_path(self._verify))
         connector = aiohttp.TCPConnector(
             limit=self.max_pool_connections,
             limit_per_host=0,
@@ -505,38 +381,21 @@ class LeanTransport:
         )
         return self._session
 
-    def _target(self, action: str) -> str:
-        target = self._targets[action] = _TARGET_PREFIX + action
-        return target
+    async def send(  # noqa: PLR0912 (one loop decides every attempt's retry and span)
+        self, action: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`aiodynkv._transport.Transport.send` (``RuntimeError`` once closed).
 
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Send `request` as DynamoDB action `action`, retrying; return the parsed reply.
-
-        Args:
-            action: The DynamoDB action (``"GetItem"``).
-            request: The request as botocore's client methods take it (bytes for B).
-
-        Returns:
-            The reply with B/BS values as bytes and ``ResponseMetadata`` holding
-            ``HTTPStatusCode``, ``RetryAttempts`` and ``RequestId``.
-
-        Raises:
-            ServiceError: DynamoDB answered with an error, after retries.
-            WireError: No usable answer, after retries.
-            RuntimeError: The transport is closed.
+        The reply's ``ResponseMetadata`` also holds ``HTTPStatusCode`` and ``RequestId``.
         """
         if self._resolve_endpoint is not None:
             self._use_endpoint(*await self._resolve_endpoint())
             self._resolve_endpoint = None
         session = self._session or self._open_session()
         body = _wire.dumps(request).encode()
-        target = self._targets.get(action) or self._target(action)
-        spans = self.spans
-        traced = (
-            None
-            if spans is None
-            else spans.request(action, request, self.endpoint_url, self.region)
-        )
+        traced = None
+        if self.spans is not None:
+            traced = self.spans.request(action, request, self.endpoint_url, self.region)
         attempt = 0
         in_doubt = False  # has any attempt possibly been applied?
         retry_cost = 0  # quota tokens the latest retry took
@@ -545,9 +404,10 @@ class LeanTransport:
             failure: _wire.AttemptError | None = None
             started = 0 if traced is None else traced.start()
             try:
-                status, headers, raw = await self._post(session, target, body)
+                status, headers, raw = await self._post(session, _TARGET_PREFIX + action, body)
                 if 200 <= status < 300:
-                    reply = self._success(status, headers, raw, attempt, retry_cost, in_doubt)
+                    reply = _reply(status, headers, raw, attempt - 1, in_doubt)
+                    self._refund(retry_cost)
                     if traced is not None:
                         traced.reply(started, reply)
                     return reply
@@ -561,50 +421,42 @@ class LeanTransport:
                 if traced is not None:
                     traced.failed(started, "WireError", _wire.mask(str(failure), self._secrets))
                 in_doubt = in_doubt or failure.sent
+                retryable = True
                 cost = _retry.TIMEOUT_RETRY_COST if failure.timeout else _retry.RETRY_COST
-                if attempt < self.max_attempts and (cost := self._take_quota(cost)):
-                    retry_cost = cost
-                    await _retry.sleep(self._delay(attempt))
-                    continue
-                # raised outside the except block: no implicit context to carry secrets
-                raise WireError(
-                    _wire.mask(
-                        f"{action}: {failure} (attempt {attempt} of {self.max_attempts})",
-                        self._secrets,
-                    ),
-                    timeout=failure.timeout,
-                    in_doubt=in_doubt,
-                    attempts=attempt,
-                ) from _wire.scrubbed(failure.__cause__, self._secrets)
-            in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx request may have succeeded
-            error = _wire.service_error(status, raw, attempt, in_doubt)
-            if traced is not None:
-                traced.error(
-                    started,
-                    status=status,
-                    code=error.code,
-                    message=error.message,
-                    request_id=headers.get("x-amzn-RequestId"),
-                    attempt=attempt,
-                )
-            if (
-                self._retryable(error.code, status)
-                and attempt < self.max_attempts
-                and (cost := self._take_quota(_retry.RETRY_COST))
-            ):
+            else:
+                in_doubt = in_doubt or status >= 500  # DynamoDB: a 5xx may have been applied
+                error = _wire.service_error(status, raw, attempt, in_doubt)
+                if traced is not None:
+                    traced.error(
+                        started,
+                        status=status,
+                        code=error.code,
+                        message=error.message,
+                        request_id=headers.get("x-amzn-RequestId"),
+                        attempt=attempt,
+                    )
+                retryable = self._retryable(error.code, status)
+                cost = _retry.RETRY_COST
+            if retryable and attempt < self.max_attempts and (cost := self._take_quota(cost)):
                 retry_cost = cost
                 await _retry.sleep(self._delay(attempt))
                 continue
-            raise error
+            if failure is None:
+                raise error
+            # raised outside the except block: no implicit context to carry secrets
+            raise WireError(
+                _wire.mask(
+                    f"{action}: {failure} (attempt {attempt} of {self.max_attempts})", self._secrets
+                ),
+                timeout=failure.timeout,
+                in_doubt=in_doubt,
+                attempts=attempt,
+            ) from _wire.scrubbed(failure.__cause__, self._secrets)
 
     async def _post(
         self, session: aiohttp.ClientSession, target: str, body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt: sign, post, read; the status, headers and body of the reply.
-
-        Raises:
-            _wire.AttemptError: No reply, a broken one, or one that fails its CRC32 check.
-        """
+        """One attempt: sign, post, read (`_wire.AttemptError`: no reply, or it fails its CRC)."""
         frozen = await self._credentials.get_frozen_credentials()
         headers = self._signer.headers(target, body, frozen)
         headers.update(self._extra_headers)
@@ -630,37 +482,21 @@ class LeanTransport:
             raise _wire.AttemptError(problem, timeout=False, sent=True)
         return response.status, response_headers, raw
 
-    def _success(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        raw: bytes,
-        attempt: int,
-        retry_cost: int,
-        in_doubt: bool,
-    ) -> dict[str, Any]:
-        try:
-            parsed = _wire.parse_json(raw) if raw else {}
-        except ValueError as exc:
-            raise _wire.AttemptError("the reply is not JSON", timeout=False, sent=True) from exc
-        if not isinstance(parsed, dict):
-            raise _wire.AttemptError("the reply is not a JSON object", timeout=False, sent=True)
-        if not self._legacy:
-            self._quota.release(retry_cost or _retry.NO_RETRY_INCREMENT)
-        metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": attempt - 1}
-        if in_doubt:
-            metadata["InDoubt"] = True
-        request_id = headers.get("x-amzn-RequestId")
-        if request_id is not None:
-            metadata["RequestId"] = request_id
-        parsed["ResponseMetadata"] = metadata
-        return parsed
+    def _refund(self, cost: int) -> None:
+        """A success gives back what its last retry took (1 token when it needed none)."""
+        if not self._legacy:  # legacy mode has no quota
+            self._quota = min(
+                _retry.QUOTA_CAPACITY, self._quota + (cost or _retry.NO_RETRY_INCREMENT)
+            )
 
     def _take_quota(self, amount: int) -> int:
         """Take `amount` tokens for a retry: `amount` if taken, 0 when there are too few."""
         if self._legacy:
             return amount  # legacy mode has no quota (and gives nothing back on success)
-        return amount if self._quota.acquire(amount) else 0
+        if amount > self._quota:
+            return 0
+        self._quota -= amount
+        return amount
 
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Idempotent."""
@@ -668,6 +504,20 @@ class LeanTransport:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _reply(
+    status: int, headers: Mapping[str, str], raw: bytes, retries: int, in_doubt: bool
+) -> dict[str, Any]:
+    parsed = _wire.success_body(raw)
+    metadata: dict[str, Any] = {"HTTPStatusCode": status, "RetryAttempts": retries}
+    if in_doubt:
+        metadata["InDoubt"] = True
+    request_id = headers.get("x-amzn-RequestId")
+    if request_id is not None:
+        metadata["RequestId"] = request_id
+    parsed["ResponseMetadata"] = metadata
+    return parsed
 
 
 # -- what botocore resolves for the client, through its public interfaces ----------------
@@ -683,9 +533,6 @@ class ClientCredentials:
     custom endpoints) and hands over the client's request signer; the signer's public
     ``get_auth_instance`` then gives the client's current credentials for every request,
     refreshed as the client's own are.
-
-    Args:
-        client: An open aiobotocore DynamoDB client.
     """
 
     def __init__(self, client: Any) -> None:
@@ -699,20 +546,16 @@ class ClientCredentials:
         """The endpoint URL botocore's rules give a request of the client (asked once).
 
         Raises:
-            KVConfigError: The rules refuse the configuration (``required`` without an
-                account id, or with FIPS or dual-stack).
+            KVConfigError: The rules refuse the configuration (``account_id_endpoint_mode``
+                ``required`` without an account id, or with FIPS or dual-stack).
         """
         async with self._lock:
             if self.endpoint_url is None:
                 self.endpoint_url, self._signer = await _probe(self._client)
         return self.endpoint_url
 
-    async def get_frozen_credentials(self) -> FrozenCredentials:
-        """The client's credentials as of now.
-
-        Raises:
-            botocore.exceptions.NoCredentialsError: The client has none.
-        """
+    async def get_frozen_credentials(self) -> Credentials:
+        """The client's credentials as of now (botocore's ``NoCredentialsError`` if none)."""
         if self._signer is None:
             await self.resolve()
         auth = await self._signer.get_auth_instance(
@@ -722,7 +565,7 @@ class ClientCredentials:
             import botocore.exceptions as bex
 
             raise bex.NoCredentialsError
-        frozen: FrozenCredentials = auth.credentials
+        frozen: Credentials = auth.credentials
         return frozen
 
 
@@ -795,12 +638,10 @@ _UNSUPPORTED_OPTIONS: Final = ("tcp_keepalive", "client_cert", "proxies_config")
 
 
 def client_settings(client: Any) -> dict[str, Any]:
-    """The timeouts and retries of a user's client, as `LeanTransport` arguments.
+    """The timeouts and retries of a user's client's ``Config``, as `LeanTransport` arguments.
 
-    The botocore transport sends through the client, so its ``Config`` decides them;
-    this gives the lean transport the same: ``connect_timeout``, ``read_timeout``,
-    ``retries`` (``total_max_attempts``, or ``max_attempts`` retries, or the mode's
-    default: 3 in standard mode, DynamoDB's 10 in legacy mode) and the retry mode.
+    As on the botocore transport: ``total_max_attempts``, or ``max_attempts`` retries, or
+    the mode's default (3 in standard mode, DynamoDB's 10 in legacy mode).
 
     Raises:
         KVConfigError: The client's Config sets something the lean transport cannot
