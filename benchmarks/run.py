@@ -421,6 +421,7 @@ class Runner:
         self.skipped: list[str] = []
         self.load = os.getloadavg()
         self.source = aiodynkv_source(options.aiodynkv_label)
+        self.tree = package_tree()
         self.loads: list[tuple[str, float]] = [("start", self.load[0])]
 
     def out_of_time(self) -> bool:
@@ -1288,6 +1289,24 @@ def aiodynkv_source(label: str | None) -> str:
     return f"git {commit}" + (" with uncommitted changes" if dirty else "") + f" ({where})"
 
 
+def package_tree() -> str | None:
+    """The git tree of the aiodynkv package's files (with any uncommitted change), or None."""
+    spec = importlib.util.find_spec("aiodynkv")
+    git = shutil.which("git")
+    if spec is None or spec.origin is None or git is None:
+        return None
+    where = str(Path(spec.origin).parent)
+    tree = subprocess.run(
+        [git, "-C", where, "rev-parse", "HEAD:./"], capture_output=True, check=False
+    )
+    if tree.returncode != 0:
+        return None
+    dirty = subprocess.run(
+        [git, "-C", where, "diff", "HEAD", "--", "."], capture_output=True, check=False
+    ).stdout
+    return tree.stdout.decode().strip() + dirty.decode(errors="replace")
+
+
 def cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1331,6 +1350,8 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
             ""
             if (end := aiodynkv_source(o.aiodynkv_label)) == runner.source
             else f"; **{end} at the end** (the code changed during the run)"
+            if package_tree() != runner.tree
+            else f"; {end} at the end (other files changed; the package's did not)"
         ),
         f"- dynalite {dynalite_version(dyn) if dyn else 'not found (its section is skipped)'}",
         f"- {load_summary(runner)}",
