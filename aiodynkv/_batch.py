@@ -280,8 +280,11 @@ async def read_items(
     fail_fast: bool = False,
     consistent: bool = False,
     projection: Sequence[str] = (),
+    take: Callable[[list[Item]], object] | None = None,
 ) -> tuple[dict[str, Item], Outcome]:
     """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
+
+    `take`, if given, is handed the items of each reply as it comes.
 
     With `fail_fast` (coalesced `get` calls, the old items cleanup reads) the bound is
     a single call's (``max_attempts x read_timeout``) and a failed request is raised,
@@ -301,8 +304,11 @@ async def read_items(
             config, keys, consistent=consistent or config.consistent_read, projection=projection
         )
         response = await core.send(op, "BatchGetItem", request, None)
-        for item in response.get("Responses", {}).get(config.table, ()):
+        items = response.get("Responses", {}).get(config.table, [])
+        for item in items:
             found[item[pk_name]["S"]] = item
+        if take is not None:
+            take(items)
         rest = response.get("UnprocessedKeys", {}).get(config.table)
         return [k[pk_name]["S"] for k in rest["Keys"]] if rest else None
 

@@ -739,13 +739,38 @@ class AsyncDynamoKV:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
             held, ask, ticket = read_many_through(core.cache, op, wanted, consistent)
-            items, opened, outcome, corrupt = await self._read_many(
-                op, wanted, ask, consistent, held
+            config, pk_name = core.config, core.config.partition_key
+            found: dict[str, Value] = {}
+            corrupt: dict[str, str] = {}
+            later: list[str] = []  # replies holding a compressed or pipeline item
+
+            def take(reply: list[Item]) -> None:
+                # Each reply is decoded as it comes, while the server serves the others.
+                if any(COMPRESSION_FLAG in item for item in reply):
+                    later.extend(item[pk_name]["S"] for item in reply)
+                    return
+                values, bad = decode_many(
+                    [(wanted[item[pk_name]["S"]], item) for item in reply], config, now()
+                )
+                found.update(values)
+                corrupt.update(bad)
+
+            items, outcome = (
+                await read_items(core, op, ask, consistent=consistent, take=take)
+                if ask
+                else ({}, Outcome())
             )
-            config = core.config
-            pairs = ((wanted[pk], i) for pk, i in items.items())
-            found, bad = decode_many(pairs, config, now(), opened)
-            corrupt.update(bad)
+            if outcome.fatal and not (items or held) and len(outcome.unprocessed) == len(ask):
+                raise outcome.fatal  # nothing read at all: the plain error says it all
+            if later:
+                opened, unreadable = await core.pipeline.open_many(
+                    items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
+                )
+                pairs = [(wanted[pk], items[pk]) for pk in later if pk in items]
+                values, bad = decode_many(pairs, config, now(), opened)
+                found.update(values)
+                corrupt.update(unreadable)
+                corrupt.update(bad)
             fill_many(
                 core.cache, ticket, ask, outcome.unprocessed, wanted, items, found, corrupt, config
             )
