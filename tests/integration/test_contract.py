@@ -422,6 +422,15 @@ async def test_set_many_key_given_twice_keeps_its_last_value_compressed_or_not(
     }
 
 
+async def test_get_many_over_several_requests_reads_compressed_and_plain_values(
+    store: KVStore,
+) -> None:
+    big = "z" * 40_000  # compressed; two of the three BatchGetItem requests meet one
+    values = {f"k{i:03d}": big if i in (5, 150) else f"v{i}" for i in range(250)}
+    await store.set_many(values)
+    assert await store.get_many([*values, "missing"]) == values
+
+
 async def test_set_many_with_ttl_expires_every_item(store: KVStore, clock: Clock) -> None:
     await store.set_many({"a": "1", "b": "2"}, ttl=1)
     assert len(await store.get_many(["a", "b"])) == 2
