@@ -826,7 +826,8 @@ FLOORS = {
     "requests (served on the other core), B and D its build (items, request, signing) "
     "and decode per key, n the requests per call (keys / 100 for reads, / 25 for writes): the "
     "stub cannot serve the first request before it is built, nor the client decode the "
-    "last reply before it is served, nor any reply before the first is served",
+    "last reply before it is served, nor any reply before the first is served (two free "
+    "cores; beside it, the floor where the client and the stub share one: wall >= C + S)",
     "tracing": "tracing: from `tracing.py`'s paired rounds, the untraced call followed by the "
     "SDK's own work for the telemetry a traced call promises (the call's span and attributes, "
     "one attempt span, one histogram point, made directly on the same providers), over the "
@@ -920,6 +921,9 @@ def targets(runner: Runner) -> list[Target]:
                 + (f"; in one process {fmt(batch.get('ratio'), 2)}x" if batch else ""),
                 profile=(workload, ["aiodynkv", "aiodynamo"]),
                 floor=batch.get("floor"),
+                floor_note=f"{fmt(batch.get('floor_one_core'), 2)}x on one shared core"
+                if batch.get("floor_one_core")
+                else "",
                 section=BATCH_TITLE,
             )
         )
