@@ -284,7 +284,7 @@ async def read_items(
 ) -> tuple[dict[str, Item], Outcome]:
     """BatchGetItem in chunks of 100, retrying unprocessed keys until ``batch_deadline``.
 
-    `take`, if given, is handed the items of each reply as it comes.
+    `take`, if given, is handed the items of each reply as it comes (they are not kept).
 
     With `fail_fast` (coalesced `get` calls, the old items cleanup reads) the bound is
     a single call's (``max_attempts x read_timeout``) and a failed request is raised,
@@ -305,10 +305,10 @@ async def read_items(
         )
         response = await core.send(op, "BatchGetItem", request, None)
         items = response.get("Responses", {}).get(config.table, [])
-        for item in items:
-            found[item[pk_name]["S"]] = item
         if take is not None:
             take(items)
+        else:
+            found.update((item[pk_name]["S"], item) for item in items)
         rest = response.get("UnprocessedKeys", {}).get(config.table)
         return [k[pk_name]["S"] for k in rest["Keys"]] if rest else None
 

@@ -742,25 +742,30 @@ class AsyncDynamoKV:
             config, pk_name = core.config, core.config.partition_key
             found: dict[str, Value] = {}
             corrupt: dict[str, str] = {}
+            items: dict[str, Item] = {}  # kept for the value pipeline and the near cache
             later: list[str] = []  # replies holding a compressed or pipeline item
 
             def take(reply: list[Item]) -> None:
-                # Each reply is decoded as it comes, while the server serves the others.
+                # Each reply is decoded (and its items freed) as it comes, while the
+                # server serves the others.
+                by_pk = {item[pk_name]["S"]: item for item in reply}
                 if any(COMPRESSION_FLAG in item for item in reply):
-                    later.extend(item[pk_name]["S"] for item in reply)
+                    items.update(by_pk)
+                    later.extend(by_pk)
                     return
-                values, bad = decode_many(
-                    [(wanted[item[pk_name]["S"]], item) for item in reply], config, now()
-                )
+                if core.cache is not None:
+                    items.update(by_pk)
+                pairs = [(wanted[pk], item) for pk, item in by_pk.items()]
+                values, bad = decode_many(pairs, config, now())
                 found.update(values)
                 corrupt.update(bad)
 
-            items, outcome = (
+            _, outcome = (
                 await read_items(core, op, ask, consistent=consistent, take=take)
                 if ask
                 else ({}, Outcome())
             )
-            if outcome.fatal and not (items or held) and len(outcome.unprocessed) == len(ask):
+            if outcome.fatal and not held and len(outcome.unprocessed) == len(ask):
                 raise outcome.fatal  # nothing read at all: the plain error says it all
             if later:
                 opened, unreadable = await core.pipeline.open_many(
