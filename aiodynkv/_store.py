@@ -748,15 +748,15 @@ class AsyncDynamoKV:
             def take(reply: list[Item]) -> None:
                 # Each reply is decoded (and its items freed) as it comes, while the
                 # server serves the others.
-                by_pk = {item[pk_name]["S"]: item for item in reply}
-                if any(COMPRESSION_FLAG in item for item in reply):
-                    items.update(by_pk)
-                    later.extend(by_pk)
+                pks = [item[pk_name]["S"] for item in reply]
+                record = any(COMPRESSION_FLAG in item for item in reply)
+                if record or core.cache is not None:
+                    items.update(zip(pks, reply, strict=True))
+                if record:
+                    later.extend(pks)
                     return
-                if core.cache is not None:
-                    items.update(by_pk)
-                pairs = [(wanted[pk], item) for pk, item in by_pk.items()]
-                values, bad = decode_many(pairs, config, now())
+                users = map(wanted.__getitem__, pks)
+                values, bad = decode_many(zip(users, reply, strict=True), config, now())
                 found.update(values)
                 corrupt.update(bad)
 
