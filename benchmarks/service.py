@@ -143,11 +143,8 @@ def build_app(contender: Any, probe: Probe | None = None) -> Any:
         del app
         await contender.open()
         floor = SdkFloor(contender) if getattr(contender, "floor", False) else None
-        if probe and probe.freeze:  # an experiment: what full collections cost this app
-            import gc
-
-            gc.collect()
-            gc.freeze()
+        if probe and probe.experiment:
+            await probe.start_experiment(contender)
         lag = asyncio.ensure_future(probe.watch_loop()) if probe else None
         try:
             yield
@@ -155,6 +152,8 @@ def build_app(contender: Any, probe: Probe | None = None) -> Any:
             if lag is not None:
                 lag.cancel()
             await contender.close()
+            if probe:
+                await probe.stop_experiment()
             if floor is not None:
                 floor.shutdown()
 
@@ -319,7 +318,9 @@ class SdkFloor:
             provider.shutdown()
 
 
-def serve(name: str, url: str, port: int, diagnose: bool = False, freeze: bool = False) -> None:
+def serve(
+    name: str, url: str, port: int, diagnose: bool = False, experiment: str | None = None
+) -> None:
     """Run one contender's app on 127.0.0.1:`port` until terminated."""
     import uvicorn
     from contenders import CONTENDERS as MAKERS
@@ -336,7 +337,9 @@ def serve(name: str, url: str, port: int, diagnose: bool = False, freeze: bool =
         from tracing import sdk_providers
 
         contender.tracer_provider, contender.meter_provider = sdk_providers()
-    probe = Probe(coalescer=name.startswith("aiodynkv"), freeze=freeze) if diagnose else None
+    probe = None
+    if diagnose:
+        probe = Probe(coalescer=name.startswith("aiodynkv"), experiment=experiment)
     config = uvicorn.Config(
         build_app(contender, probe),
         host="127.0.0.1",
@@ -367,11 +370,13 @@ class Probe:
 
     LAG_TICK = 0.002  # the loop-lag probe's period, s
 
-    def __init__(self, *, coalescer: bool = False, freeze: bool = False) -> None:
+    def __init__(self, *, coalescer: bool = False, experiment: str | None = None) -> None:
+        import contextlib
         import contextvars
         import gc
 
-        self.freeze = freeze
+        self.experiment = experiment
+        self._stack = contextlib.AsyncExitStack()
         global _CELL, _BATCH  # noqa: PLW0603 (one probe per process, made at start)
         _CELL = _CELL or contextvars.ContextVar("service_cell")
         _BATCH = _BATCH or contextvars.ContextVar("service_batch")
@@ -406,8 +411,41 @@ class Probe:
             "cpu_s": time.process_time() - self.cpu,
             "wall_s": time.perf_counter() - self.began,
         }
+        import gc
+
+        # What one full collection of this process's heap costs, after the run.
+        out["heap_objects"] = len(gc.get_objects())
+        began = time.process_time()
+        gc.collect()
+        out["full_gc_cpu_ms"] = (time.process_time() - began) * 1e3
         self.reset()
         return out
+
+    async def start_experiment(self, contender: Any) -> None:
+        """``gc-freeze``: freeze the heap once the client is open; ``ballast``: the
+        aiodynamo app also holds an idle aioboto3 DynamoDB client, as aiodynkv's does."""
+        import gc
+
+        if self.experiment == "ballast" and contender.name.startswith("aiodynamo"):
+            import aioboto3
+            from contenders import REGION
+
+            session = aioboto3.Session()
+            await self._stack.enter_async_context(
+                session.client(
+                    "dynamodb",
+                    region_name=REGION,
+                    endpoint_url=contender.url,
+                    aws_access_key_id="x",
+                    aws_secret_access_key="x",  # noqa: S106 (a local stub's dummy)
+                )
+            )
+        elif self.experiment == "gc-freeze":
+            gc.collect()
+            gc.freeze()
+
+    async def stop_experiment(self) -> None:
+        await self._stack.aclose()
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
         now = time.perf_counter()
@@ -643,7 +681,7 @@ async def drive(
 
 
 def start_servers(
-    url: str, names: list[str], diagnose: bool = False, freeze: bool = False
+    url: str, names: list[str], diagnose: bool = False, experiment: str | None = None
 ) -> tuple[dict[str, str], list[subprocess.Popen[bytes]]]:
     from run import free_port
 
@@ -653,7 +691,7 @@ def start_servers(
         port = free_port()
         cmd = [sys.executable, __file__, "--serve", name, "--url", url, "--port", str(port)]
         cmd += ["--diagnose"] if diagnose else []
-        cmd += ["--gc-freeze"] if freeze else []
+        cmd += ["--experiment", experiment] if experiment else []
         # stdout is the report's (run.py reads it): the apps print elsewhere.
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         servers[name] = f"http://127.0.0.1:{port}"
@@ -780,6 +818,8 @@ def tail_figures(
         "app_gc_max": max((length for _, length, _ in app["gcs"]), default=0.0) * ms,
         "app_gen2": len(gen2),
         "app_gen2_max": max(gen2, default=0.0) * ms,
+        "app_heap_objects": app["heap_objects"],
+        "app_full_gc_cpu_ms": app["full_gc_cpu_ms"],
         "loadgen_gc_ms_per_s": sum(length for _, length, _ in mine["gcs"]) * ms / mine["wall_s"],
         "loadgen_gc_max": max((length for _, length, _ in mine["gcs"]), default=0.0) * ms,
         "app_lag_p50": _q([late for _, late in app["lags"]], 0.5) * ms,
@@ -818,9 +858,10 @@ def tail_report(diag: dict[str, Any], seconds: float) -> list[str]:
         "",
         "| workload | app | load | req/s | client p50 · p99 | server p50 · p99 "
         "| wait p50 · p99 | post p50 · p99 · last p99 | batches/s · keys mean · max "
-        "| app GC ms/s · max · gen2 (max) | app lag p50 · p99 · max | loadgen CPU · GC max "
+        "| app GC ms/s · max · gen2 (max) | app heap objects · a full collection, CPU ms "
+        "| app lag p50 · p99 · max | loadgen CPU · GC max "
         "· lag p99 | slow in app GC · app lag · loadgen GC · loadgen lag |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for workload, by_app in diag.items():
         for name, f in by_app.items():
@@ -835,6 +876,7 @@ def tail_report(diag: dict[str, Any], seconds: float) -> list[str]:
                 f"{f['batch_keys_max']} "
                 f"| {fmt(f['app_gc_ms_per_s'], 1)} · {fmt(f['app_gc_max'], 1)} · "
                 f"{f['app_gen2']} ({fmt(f['app_gen2_max'], 1)}) "
+                f"| {fmt(f['app_heap_objects'])} · {fmt(f['app_full_gc_cpu_ms'], 1)} "
                 f"| {fmt(f['app_lag_p50'], 1)} · {fmt(f['app_lag_p99'], 1)} · "
                 f"{fmt(f['app_lag_max'], 1)} "
                 f"| {fmt(f['loadgen_cpu'], 2)} · {fmt(f['loadgen_gc_max'], 1)} · "
@@ -1082,7 +1124,9 @@ def diagnose(options: argparse.Namespace) -> None:
         if "error" in seeded:
             raise SystemExit(f"seeding failed: {seeded['error']}")
         configure_stub(stub, LATENCY_MS)
-        servers, procs = start_servers(stub.url, names, diagnose=True, freeze=options.gc_freeze)
+        servers, procs = start_servers(
+            stub.url, names, diagnose=True, experiment=options.experiment
+        )
         try:
             asyncio.run(wait_ready(servers, procs))
             diag = asyncio.run(diagnose_drive(servers, workloads, seconds, 2.0, log))
@@ -1123,10 +1167,11 @@ def main() -> None:
         help="with --diagnose: the workloads, comma-separated (default all)",
     )
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="with --diagnose: each app calls gc.freeze() once its client is open (an "
-        "experiment: the tail without full collections of the startup heap)",
+        "--experiment",
+        choices=["gc-freeze", "ballast"],
+        help="with --diagnose: gc-freeze: each app freezes its heap once its client is "
+        "open (the tail without full collections of the startup heap); ballast: the "
+        "aiodynamo app also holds an idle aioboto3 DynamoDB client, as aiodynkv's does",
     )
     parser.add_argument(
         "--serve", choices=list(dict.fromkeys(CONTENDERS + TRADEOFF)), help=argparse.SUPPRESS
@@ -1135,7 +1180,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve:
-        serve(options.serve, options.url, options.port, options.diagnose, options.gc_freeze)
+        serve(options.serve, options.url, options.port, options.diagnose, options.experiment)
         return
     if options.diagnose:
         diagnose(options)
