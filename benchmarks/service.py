@@ -1142,8 +1142,8 @@ def diagnose(options: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round of 3 s per cell")
-    parser.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
-    parser.add_argument("--seconds", type=float, help="seconds per cell (default 16, quick 3)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5, quick 1)")
+    parser.add_argument("--seconds", type=float, help="seconds per cell (default 9, quick 3)")
     parser.add_argument("--json", type=Path, help="also write the raw runs here")
     parser.add_argument(
         "--tradeoff-seconds",
@@ -1185,8 +1185,12 @@ def main() -> None:
     if options.diagnose:
         diagnose(options)
         return
-    rounds = options.rounds or (1 if options.quick else 3)
-    seconds = options.seconds or (3.0 if options.quick else 16.0)
+    # Many short rounds rather than a few long ones: a cell's p99 is its p50 plus the
+    # app's full-collection pause (about two a second, each holding every request in
+    # flight), so 9 s already sees over a dozen; what moves a paired ratio is the
+    # machine's load during one round, and a median of five pairs outvotes it.
+    rounds = options.rounds or (1 if options.quick else 5)
+    seconds = options.seconds or (3.0 if options.quick else 9.0)
     warmup = 1.0 if options.quick else 3.0
     tradeoff_seconds = options.tradeoff_seconds
     if tradeoff_seconds is None:
