@@ -226,13 +226,13 @@ class SdkFloor:
                 dict(tel.span_attributes(op, action)),
                 dict(tel.metric_attributes(action)),
             )
-            for op, action in (("get", "GetItem"), ("set", "PutItem"), ("get", "BatchGetItem"))
+            for op, action in (("get", "GetItem"), ("set", "UpdateItem"), ("get", "BatchGetItem"))
         }
         units = {
             action: dict(tel.metric_attributes_with(action, None, "aiodynkv.capacity.kind", kind))
             for action, kind in (
                 ("GetItem", "read"),
-                ("PutItem", "write"),
+                ("UpdateItem", "write"),
                 ("BatchGetItem", "read"),
             )
         }
@@ -258,7 +258,7 @@ class SdkFloor:
                 ),
             }
 
-        attempts = {a: attempt_attrs(a) for a in ("GetItem", "PutItem", "BatchGetItem")}
+        attempts = {a: attempt_attrs(a) for a in ("GetItem", "UpdateItem", "BatchGetItem")}
         recent: list[Any] = [trace.INVALID_SPAN.get_span_context()]
 
         def traced(action: str, call: Any) -> Any:
@@ -298,11 +298,14 @@ class SdkFloor:
             try:
                 response: dict[str, Any] = await send(action, request)
             finally:
-                attrs = dict(attempts.get(action, attempts["GetItem"]))
+                constant = attempts.get(action)
+                if constant is None:
+                    constant = attempts[action] = attempt_attrs(action)
+                attrs = dict(constant)
                 tracer.start_span(
                     f"DynamoDB.{action}", parent, client, attrs, start_time=started
                 ).end()
-                capacity.add(1.0, units.get(action, units["GetItem"]))
+                capacity.add(1.0, units.get(action, units["UpdateItem"]))  # else a write
                 if batch is not None and token is not None:
                     histogram.record(time.perf_counter() - began, batch_metric)
                     batch.end()
@@ -311,7 +314,7 @@ class SdkFloor:
 
         core.raw_send = raw_send
         contender.get = traced("GetItem", contender.get)
-        contender.set = traced("PutItem", contender.set)
+        contender.set = traced("UpdateItem", contender.set)
 
     def shutdown(self) -> None:
         for provider in self.providers:
