@@ -446,6 +446,8 @@ class Probe:
         elif self.experiment == "gc-freeze":
             gc.collect()
             gc.freeze()
+        elif self.experiment == "drop-client" and contender.name.startswith("aiodynkv"):
+            await _drop_client(contender)
 
     async def stop_experiment(self) -> None:
         await self._stack.aclose()
@@ -547,6 +549,48 @@ class Probe:
         _coalesce._resolve = resolved
         _coalesce.ReadCoalescer._fetch = fetched  # type: ignore[method-assign]
         _coalesce.ReadCoalescer._get_alone = solo  # type: ignore[method-assign]
+
+
+async def _drop_client(contender: Any) -> None:
+    """An experiment: the aiodynkv app's heap without the store's resident aioboto3 client.
+
+    The lean transport learns its endpoint on its first request and its credentials from
+    the client; after one read, the credentials are frozen (the stub's are static) and
+    the client is closed and let go with the process-wide botocore loader that caches the
+    parsed service model, so that only what the lean path itself needs stays.
+    """
+    import contextlib
+    import gc
+
+    await contender.get(key_of(0))
+    core = contender.kv._core
+    transport = core.transport
+    frozen = await transport._credentials.get_frozen_credentials()
+
+    class Static:
+        async def get_frozen_credentials(self) -> Any:
+            return frozen
+
+    transport._credentials = Static()
+    before = len(gc.get_objects())
+    old = core._stack
+    callbacks = old._exit_callbacks
+    keep = [
+        cb
+        for cb in callbacks
+        if getattr(getattr(cb[1], "__wrapped__", cb[1]), "__self__", None) is transport
+    ]
+    for cb in keep:
+        callbacks.remove(cb)
+    await old.aclose()  # the client's exit, and whatever else the store entered at open
+    core._stack = contextlib.AsyncExitStack()
+    core._stack.push_async_callback(transport.aclose)
+    core.client = None
+    from aiodynkv._transport.botocore import shared_loader
+
+    shared_loader.cache_clear()  # the parsed service model and endpoint rules it keeps
+    gc.collect()
+    print(f"drop-client: {before} -> {len(gc.get_objects())} objects", file=sys.stderr, flush=True)
 
 
 # -- the load generator ----------------------------------------------------------------------
@@ -1171,10 +1215,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--experiment",
-        choices=["gc-freeze", "ballast"],
+        choices=["gc-freeze", "ballast", "drop-client"],
         help="with --diagnose: gc-freeze: each app freezes its heap once its client is "
         "open (the tail without full collections of the startup heap); ballast: the "
-        "aiodynamo app also holds an idle aioboto3 DynamoDB client, as aiodynkv's does",
+        "aiodynamo app also holds an idle aioboto3 DynamoDB client, as aiodynkv's does; "
+        "drop-client: the aiodynkv apps let their store's aioboto3 client go after open",
     )
     parser.add_argument(
         "--serve", choices=list(dict.fromkeys(CONTENDERS + TRADEOFF)), help=argparse.SUPPRESS
