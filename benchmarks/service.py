@@ -1,7 +1,7 @@
 """A service benchmark: one FastAPI app per client behind uvicorn, under HTTP load.
 
     python benchmarks/service.py [--quick] [--json FILE]
-    python benchmarks/service.py --diagnose [--apps A,B] [--workloads W] [--seconds S]
+    python benchmarks/service.py --diagnose [--apps A,B] [--workloads W] [--experiment E]
 
 Starts the stub (answering every DynamoDB request after 2 ms), seeds it, then one
 uvicorn process (one worker) per contender, each serving a FastAPI app with
@@ -41,7 +41,9 @@ the `BatchSpanProcessor`'s queue, and the collections of a service's heap they b
 ``--diagnose``: instead of the benchmark, one probed run per (workload, app): GC pauses,
 event-loop lag, the coalescer's batches and each request's time inside the app, in the
 apps and in the load generator, and how much of the slowest 1 % requests' latency falls
-in each (`tail_figures`).
+in each (`tail_figures`). ``--experiment`` changes the apps to test a cause:
+``gc-freeze`` (their startup heap frozen), ``ballast`` (aiodynamo's app also holds an idle
+aioboto3 client), ``drop-client`` (aiodynkv's app lets its store's aioboto3 client go).
 
 The coalescing trade-off (``--tradeoff``, on by default): 100 % GET over uniform keys
 only, aiodynkv with ``coalesce_reads=False``, as shipped (same-turn batches), with a
