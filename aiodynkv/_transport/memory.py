@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -50,6 +51,7 @@ _SCAN_PAGE_BYTES = 1024 * 1024
 _BATCH_GET_REPLY_BYTES = 16 * 1024 * 1024
 _IDEMPOTENCY_SECONDS = 600.0
 _CONDITION_FAILED = "The conditional request failed"
+_UPDATED = ("UPDATED_OLD", "UPDATED_NEW")
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 _EXPRESSIONS = (
     "ConditionExpression",
@@ -84,6 +86,25 @@ class _Parsed(NamedTuple):
         return self.condition is None or self.condition(item or {}, self.values)
 
 
+class _Step(NamedTuple):
+    """One action of a TransactWriteItems, checked: the item a Put writes, if one."""
+
+    kind: str
+    table: _Table
+    key: tuple[Any, ...]
+    spec: dict[str, Any]
+    put: Item | None
+    parsed: _Parsed
+
+
+def _store(table: _Table, key: tuple[Any, ...], item: Item | None) -> None:
+    """Write `item` at `key` (None: delete it)."""
+    if item is None:
+        table.items.pop(key, None)
+    else:
+        table.items[key] = item
+
+
 def _error(code: str, message: str, status: int = 400, **extra: Any) -> ServiceError:
     """The `ServiceError` the lean transport makes of this DynamoDB error reply."""
     body: dict[str, Any] = {"__type": _ERROR_PREFIX + code, "message": message, **extra}
@@ -98,22 +119,17 @@ def _invalid(message: str) -> ServiceError:
 class _Table:
     """One table: its description, TTL setting and items by key."""
 
-    __slots__ = ("created", "definitions", "items", "key_names", "name", "schema", "ttl")
+    __slots__ = ("created", "definitions", "items", "key_names", "name", "schema", "ttl", "types")
 
     def __init__(self, name: str, schema: list[dict[str, str]], definitions: list[Any]) -> None:
         self.name = name
         self.schema = schema
         self.definitions = definitions
         self.key_names = [k["AttributeName"] for k in schema]  # HASH first
+        self.types = {d["AttributeName"]: str(d["AttributeType"]) for d in definitions}
         self.items: dict[tuple[Any, ...], Item] = {}
         self.ttl: str | None = None
         self.created = time.time()
-
-    def key_type(self, name: str) -> str:
-        for definition in self.definitions:
-            if definition["AttributeName"] == name:
-                return str(definition["AttributeType"])
-        return "S"  # pragma: no cover - CreateTable checks every key has a definition
 
     def key_of(self, key: Any, *, whole_item: bool = False) -> tuple[Any, ...]:
         """The dict key of an item's key attributes; refuses a key of the wrong shape."""
@@ -124,7 +140,7 @@ class _Table:
         parts: list[Any] = []
         for position, name in enumerate(self.key_names):
             value = key.get(name)
-            wanted = self.key_type(name)
+            wanted = self.types[name]
             if whole_item and value is None:
                 raise _invalid(
                     f"One or more parameter values were invalid: Missing the key {name} in the item"
@@ -151,9 +167,6 @@ class _Table:
                 )
             parts.append(Decimal(raw) if wanted == "N" else bytes(raw) if wanted == "B" else raw)
         return tuple(parts)
-
-    def key_item(self, item: Item) -> Item:
-        return {name: item[name] for name in self.key_names}
 
     def describe(self, status: str = "ACTIVE") -> dict[str, Any]:
         return {
@@ -413,26 +426,19 @@ class MemoryTransport:
 
     @staticmethod
     def _capacity(
-        request: dict[str, Any], table: str, units: float, *, write: bool
+        request: dict[str, Any], units: dict[str, float], *, write: bool, one: bool = False
     ) -> dict[str, Any]:
-        if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
-            return {}
-        entry: dict[str, Any] = {"TableName": table, "CapacityUnits": units}
-        entry["WriteCapacityUnits" if write else "ReadCapacityUnits"] = units
-        if request["ReturnConsumedCapacity"] == "INDEXES":
-            entry["Table"] = {"CapacityUnits": units}
-        return {"ConsumedCapacity": entry}
-
-    @staticmethod
-    def _capacities(
-        request: dict[str, Any], units: dict[str, float], *, write: bool
-    ) -> dict[str, Any]:
-        """The ConsumedCapacity of a request on several tables, one entry a table, if asked."""
-        if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
+        """The ConsumedCapacity, if asked: an entry a table (`one`: the single table's entry)."""
+        asked = request.get("ReturnConsumedCapacity", "NONE")
+        if asked == "NONE":
             return {}
         kind = "WriteCapacityUnits" if write else "ReadCapacityUnits"
         entries = [{"TableName": n, "CapacityUnits": u, kind: u} for n, u in units.items()]
-        return {"ConsumedCapacity": entries}
+        if not one:
+            return {"ConsumedCapacity": entries}
+        if asked == "INDEXES":
+            entries[0]["Table"] = {"CapacityUnits": entries[0]["CapacityUnits"]}
+        return {"ConsumedCapacity": entries[0]}
 
     @staticmethod
     def _read_units(size: int, *, consistent: bool) -> float:
@@ -486,7 +492,7 @@ class MemoryTransport:
         units = self._read_units(
             _item_size(item) if item else 0, consistent=bool(request.get("ConsistentRead"))
         )
-        response.update(self._capacity(request, table.name, units, write=False))
+        response.update(self._capacity(request, {table.name: units}, write=False, one=True))
         return response
 
     def _put_item(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -500,19 +506,11 @@ class MemoryTransport:
 
     def _update_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
-        returns = self._returns(
-            request, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
-        )
+        returns = self._returns(request, ("NONE", "ALL_OLD", "ALL_NEW", *_UPDATED))
         parsed = self._parsed(request, update=True)
         key = table.key_of(request.get("Key"))
-        return self._write(
-            request,
-            table,
-            key,
-            parsed,
-            returns,
-            lambda old: self._updated(table, request, parsed, old),
-        )
+        make = functools.partial(self._updated, table, request, parsed)
+        return self._write(request, table, key, parsed, returns, make)
 
     def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
@@ -535,10 +533,7 @@ class MemoryTransport:
         if not parsed.holds(old):
             raise self._condition_failed(request, old)
         new = make(old)
-        if new is None:
-            table.items.pop(key, None)
-        else:
-            table.items[key] = new
+        _store(table, key, new)
         attributes: Item | None = old if returns == "ALL_OLD" else None
         if returns == "ALL_NEW":
             attributes = new
@@ -547,9 +542,8 @@ class MemoryTransport:
             source = old if returns == "UPDATED_OLD" else new
             attributes = {n: source[n] for n in touched if n in source} if source else None
         response: dict[str, Any] = {"Attributes": _copy(attributes)} if attributes else {}
-        response.update(
-            self._capacity(request, table.name, self._write_units(old, new), write=True)
-        )
+        units = {table.name: self._write_units(old, new)}
+        response.update(self._capacity(request, units, write=True, one=True))
         return response
 
     def _updated(
@@ -618,7 +612,7 @@ class MemoryTransport:
                 if item is not None:
                     found.append(self._project(item, projection))
         response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
-        response.update(self._capacities(request, units, write=False))
+        response.update(self._capacity(request, units, write=False))
         return response
 
     def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -652,12 +646,9 @@ class MemoryTransport:
         for table, key, written in plan:
             old = table.items.get(key)
             units[table.name] = units.get(table.name, 0.0) + self._write_units(old, written)
-            if written is None:
-                table.items.pop(key, None)
-            else:
-                table.items[key] = written
+            _store(table, key, written)
         response: dict[str, Any] = {"UnprocessedItems": {}}
-        response.update(self._capacities(request, units, write=True))
+        response.update(self._capacity(request, units, write=True))
         return response
 
     # -- transactions ------------------------------------------------------------------------
@@ -683,7 +674,7 @@ class MemoryTransport:
             )
             responses.append({"Item": self._project(item, projection)} if item else {})
         response: dict[str, Any] = {"Responses": responses}
-        response.update(self._capacities(request, units, write=False))
+        response.update(self._capacity(request, units, write=False))
         return response
 
     def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -695,9 +686,9 @@ class MemoryTransport:
         if earlier is not None:
             return earlier
         plan = [self._transact_action(action) for action in actions]
-        if len({(step[1].name, step[2]) for step in plan}) != len(plan):
+        if len({(step.table.name, step.key) for step in plan}) != len(plan):
             raise _invalid("Transaction request cannot include multiple operations on one item")
-        results = [self._transact_outcome(*step) for step in plan]
+        results = [self._transact_outcome(step) for step in plan]
         reasons = [reason for reason, _ in results]
         if any(reason["Code"] != "None" for reason in reasons):
             codes = ", ".join(reason["Code"] for reason in reasons)
@@ -711,14 +702,10 @@ class MemoryTransport:
         for (kind, table, key, *_), (_, new) in zip(plan, results, strict=True):
             old = table.items.get(key)
             units[table.name] = units.get(table.name, 0.0) + 2 * self._write_units(old, new)
-            if kind == "ConditionCheck":
-                continue
-            if new is None:
-                table.items.pop(key, None)
-            else:
-                table.items[key] = new
+            if kind != "ConditionCheck":
+                _store(table, key, new)
         response: dict[str, Any] = {}
-        response.update(self._capacities(request, units, write=True))
+        response.update(self._capacity(request, units, write=True))
         if token is not None:
             self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
         return response
@@ -741,9 +728,7 @@ class MemoryTransport:
         answer: dict[str, Any] = _copy(known[2])
         return answer
 
-    def _transact_action(
-        self, action: Any
-    ) -> tuple[str, _Table, tuple[Any, ...], dict[str, Any], Item | None, _Parsed]:
+    def _transact_action(self, action: Any) -> _Step:
         """One action, checked as a whole request is (refusals are ValidationExceptions)."""
         if not isinstance(action, dict) or len(action) != 1:
             raise _invalid("Every TransactItem must hold exactly one action")
@@ -756,19 +741,12 @@ class MemoryTransport:
             raise _invalid("A ConditionCheck needs a ConditionExpression")
         if kind == "Put":
             item = _checked_item(spec.get("Item"))
-            return kind, table, table.key_of(item, whole_item=True), spec, item, parsed
-        return kind, table, table.key_of(spec.get("Key")), spec, None, parsed
+            return _Step(kind, table, table.key_of(item, whole_item=True), spec, item, parsed)
+        return _Step(kind, table, table.key_of(spec.get("Key")), spec, None, parsed)
 
-    def _transact_outcome(
-        self,
-        kind: str,
-        table: _Table,
-        key: tuple[Any, ...],
-        spec: dict[str, Any],
-        put: Item | None,
-        parsed: _Parsed,
-    ) -> tuple[dict[str, Any], Item | None]:
+    def _transact_outcome(self, step: _Step) -> tuple[dict[str, Any], Item | None]:
         """The cancellation reason of one action (Code "None": fine) and the item it leaves."""
+        kind, table, key, spec, put, parsed = step
         old = table.items.get(key)
         if not parsed.holds(old):
             reason = {"Code": "ConditionalCheckFailed", "Message": _CONDITION_FAILED}
@@ -814,9 +792,9 @@ class MemoryTransport:
                 break
         response: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": scanned}
         if last is not None:
-            response["LastEvaluatedKey"] = _copy(table.key_item(table.items[last]))
+            response["LastEvaluatedKey"] = {n: _copy(table.items[last][n]) for n in table.key_names}
         units = self._read_units(size, consistent=bool(request.get("ConsistentRead")))
-        response.update(self._capacity(request, table.name, units, write=False))
+        response.update(self._capacity(request, {table.name: units}, write=False, one=True))
         return response
 
     # -- tables ------------------------------------------------------------------------------
