@@ -109,6 +109,11 @@ class CommandError(Exception):
         self.code = code
 
 
+def _cannot(what: str, exc: OSError, code: int = EXIT_USAGE) -> CommandError:
+    """The failure of a file or socket operation: ``cannot <what>: <why>``."""
+    return CommandError(code, f"cannot {what}: {exc.strerror or exc}")
+
+
 @dataclass(frozen=True, slots=True)
 class Globals:
     """The options given before the command."""
@@ -388,15 +393,11 @@ def set_(
     elif file == "-":
         data = sys.stdin.buffer.read()
     else:
-        data = _read_bytes(file)
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise _cannot(f"read {file}", exc) from None
     _with_store(ctx, lambda kv: kv.set(key, data, ttl=ttl))
-
-
-def _read_bytes(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise CommandError(EXIT_USAGE, f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 @app.command(cls=_Command)
@@ -548,9 +549,7 @@ def export_(
             try:
                 out = part.open("w", encoding="utf-8")
             except OSError as exc:
-                raise CommandError(
-                    EXIT_USAGE, f"cannot write {file}: {exc.strerror or exc}"
-                ) from None
+                raise _cannot(f"write {file}", exc) from None
             try:
                 with out, _progress() as reporter:
                     asyncio.run(run(out, reporter))
@@ -592,21 +591,14 @@ def import_(
     config = _globals(ctx).config(**({"create_table": True} if create_table else {}))
     started = time.monotonic()
     summary = Summary()
+    options: dict[str, Any] = {"batch_size": batch_size, "overwrite": overwrite}
     with _open_lines(file) as (lines, total):
         try:
             with _progress() as reporter:
 
                 async def run() -> None:
                     async with AsyncDynamoKV(config) as kv:
-                        await import_items(
-                            kv,
-                            lines,
-                            reporter,
-                            summary,
-                            total=total,
-                            batch_size=batch_size,
-                            overwrite=overwrite,
-                        )
+                        await import_items(kv, lines, reporter, summary, total=total, **options)
 
                 asyncio.run(run())
         except BaseException as exc:
@@ -648,7 +640,7 @@ def _open_lines(file: str) -> Iterator[tuple[TextIO, int | None]]:
         total = count_lines(file)
         stream = Path(file).open(encoding="utf-8")  # noqa: SIM115 (closed below)
     except OSError as exc:
-        raise CommandError(EXIT_USAGE, f"cannot read {file}: {exc.strerror or exc}") from None
+        raise _cannot(f"read {file}", exc) from None
     with stream:
         yield stream, total
 
@@ -674,9 +666,7 @@ def _check_port_free(port: int) -> None:
         try:
             sock.bind((LOCAL_HOST, port))
         except OSError as exc:
-            raise CommandError(
-                EXIT_SERVER, f"cannot listen on {LOCAL_HOST}:{port}: {exc.strerror or exc}"
-            ) from None
+            raise _cannot(f"listen on {LOCAL_HOST}:{port}", exc, EXIT_SERVER) from None
 
 
 def wait_for_interrupt(on_ready: Callable[[], object] | None = None) -> None:
@@ -744,11 +734,13 @@ def local(
                 pass
 
         asyncio.run(create())
-        _out(f"DynamoDB emulator (moto) on {server.endpoint}, table {table!r} ready.")
-        _out("In another terminal:")
-        _out(f"    export AIODYNKV_ENDPOINT={server.endpoint} AIODYNKV_TABLE={table}")
-        _out("    aiodynkv set greeting hello && aiodynkv get greeting")
-        _out("The data lives in memory. Press Ctrl-C to stop.")
+        _out(
+            f"DynamoDB emulator (moto) on {server.endpoint}, table {table!r} ready.\n"
+            "In another terminal:\n"
+            f"    export AIODYNKV_ENDPOINT={server.endpoint} AIODYNKV_TABLE={table}\n"
+            "    aiodynkv set greeting hello && aiodynkv get greeting\n"
+            "The data lives in memory. Press Ctrl-C to stop."
+        )
         wait_for_interrupt()
     _out("stopped")
 
@@ -928,6 +920,10 @@ def _ttl_until(expires_at: int | None) -> float | None:
     return expires_at - time.time() - _EXPIRY_MARGIN
 
 
+def _expired(ttl: float | None) -> bool:
+    return ttl is not None and ttl <= 0
+
+
 #: What happened to the items of one write: "written", "skipped" and "unwritten".
 _Counts = Counter[str]
 
@@ -973,8 +969,7 @@ class _Importer:
             latest[record.key] = (number, record)
         live: list[tuple[int, Record]] = []
         for number, record in latest.values():
-            ttl = _ttl_until(record.expires_at)
-            if ttl is not None and ttl <= 0:
+            if _expired(_ttl_until(record.expires_at)):
                 self.summary.skipped += 1  # already expired: nothing to write
             else:
                 live.append((number, record))
@@ -1023,7 +1018,7 @@ class _Importer:
     async def _set_many(self, items: dict[str, str | bytes], expires_at: int | None) -> _Counts:
         async with self.limit:
             ttl = _ttl_until(expires_at)
-            if ttl is not None and ttl <= 0:
+            if _expired(ttl):
                 return _Counts(skipped=len(items))  # expired while waiting its turn
             try:
                 await self.kv.set_many(items, ttl=ttl)
@@ -1040,7 +1035,7 @@ class _Importer:
     async def _counter(self, key: str, value: int, expires_at: int | None) -> _Counts:
         async with self.limit:
             ttl = _ttl_until(expires_at)
-            if ttl is not None and ttl <= 0:
+            if _expired(ttl):
                 return _Counts(skipped=1)
             await self.kv.set_counter(key, value, ttl=ttl)  # one atomic write
             return _Counts(written=1)
