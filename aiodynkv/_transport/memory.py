@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import json
 import math
@@ -51,13 +50,9 @@ _SCAN_PAGE_BYTES = 1024 * 1024
 _BATCH_GET_REPLY_BYTES = 16 * 1024 * 1024
 _IDEMPOTENCY_SECONDS = 600.0
 _CONDITION_FAILED = "The conditional request failed"
-_UPDATED = ("UPDATED_OLD", "UPDATED_NEW")
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
-_EXPRESSIONS = (
-    "ConditionExpression",
-    "FilterExpression",
-    "UpdateExpression",
-    "ProjectionExpression",
+_EXPRESSIONS = tuple(
+    f"{part}Expression" for part in ("Condition", "Filter", "Update", "Projection")
 )
 #: The operations served, by the name of the method that answers each.
 _OPERATIONS = {
@@ -268,15 +263,8 @@ def _is_a(raw: Any, expected: type | tuple[type, ...]) -> bool:
     return isinstance(raw, expected)  # without narrowing `raw`, which stays Any
 
 
-_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "N": str,
-    "S": str,
-    "B": (bytes, bytearray, memoryview),
-    "BOOL": bool,
-    "NULL": bool,
-    "M": dict,
-    "L": list,
-}
+_PYTHON_TYPES: dict[str, Any] = {"N": str, "S": str, "B": (bytes, bytearray, memoryview)}
+_PYTHON_TYPES |= {"BOOL": bool, "NULL": bool, "M": dict, "L": list}
 
 
 def _checked_item(item: Any) -> Item:
@@ -291,9 +279,7 @@ def _copy(value: Any) -> Any:
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v) for v in value]
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return value
+    return bytes(value) if isinstance(value, (bytearray, memoryview)) else value
 
 
 def _fingerprint(value: Any) -> str:
@@ -417,69 +403,6 @@ class MemoryTransport:
             raise _invalid(str(exc)) from None
         return condition, parsed_update, projection, frozenset(places.used_values)
 
-    @staticmethod
-    def _project(item: Item, projection: list[str] | None) -> Item:
-        if projection is None:
-            copied: Item = _copy(item)
-            return copied
-        return {name: _copy(item[name]) for name in projection if name in item}
-
-    @staticmethod
-    def _capacity(
-        request: dict[str, Any], units: dict[str, float], *, write: bool, one: bool = False
-    ) -> dict[str, Any]:
-        """The ConsumedCapacity, if asked: an entry a table (`one`: the single table's entry)."""
-        asked = request.get("ReturnConsumedCapacity", "NONE")
-        if asked == "NONE":
-            return {}
-        kind = "WriteCapacityUnits" if write else "ReadCapacityUnits"
-        entries = [{"TableName": n, "CapacityUnits": u, kind: u} for n, u in units.items()]
-        if not one:
-            return {"ConsumedCapacity": entries}
-        if asked == "INDEXES":
-            entries[0]["Table"] = {"CapacityUnits": entries[0]["CapacityUnits"]}
-        return {"ConsumedCapacity": entries[0]}
-
-    @staticmethod
-    def _read_units(size: int, *, consistent: bool) -> float:
-        units = float(max(1, math.ceil(size / 4096)))
-        return units if consistent else units / 2
-
-    @staticmethod
-    def _write_units(*items: Item | None) -> float:
-        size = max((_item_size(item) for item in items if item), default=0)
-        return float(max(1, math.ceil(size / 1024)))
-
-    @staticmethod
-    def _check_size(
-        item: Item, message: str = "Item size has exceeded the maximum allowed size"
-    ) -> None:
-        if _item_size(item) > _MAX_ITEM_BYTES:
-            raise _invalid(message)
-
-    @staticmethod
-    def _returns(request: dict[str, Any], allowed: tuple[str, ...]) -> str:
-        returns = request.get("ReturnValues", "NONE")
-        if returns not in allowed:
-            raise _invalid(f"Return values set to invalid value: {returns}")
-        on_failure = request.get("ReturnValuesOnConditionCheckFailure", "NONE")
-        if on_failure not in ("NONE", "ALL_OLD"):
-            raise _invalid(
-                f"ReturnValuesOnConditionCheckFailure set to invalid value: {on_failure}"
-            )
-        return str(returns)
-
-    @staticmethod
-    def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]:
-        """The old item a failed condition returns, as ``{"Item": ...}`` (if asked for)."""
-        if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-            return {"Item": _copy(old)}
-        return {}
-
-    def _condition_failed(self, request: dict[str, Any], old: Item | None) -> ServiceError:
-        extra = self._old_on_failure(request, old)
-        return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
-
     # -- single items --------------------------------------------------------------------
 
     def _get_item(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -488,51 +411,35 @@ class MemoryTransport:
         item = table.items.get(table.key_of(request.get("Key")))
         response: dict[str, Any] = {}
         if item is not None:
-            response["Item"] = self._project(item, projection)
-        units = self._read_units(
-            _item_size(item) if item else 0, consistent=bool(request.get("ConsistentRead"))
-        )
-        response.update(self._capacity(request, {table.name: units}, write=False, one=True))
+            response["Item"] = _project(item, projection)
+        size = _item_size(item) if item else 0
+        units = _read_units(size, consistent=bool(request.get("ConsistentRead")))
+        response.update(_capacity(request, {table.name: units}, write=False, one=True))
         return response
 
     def _put_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(request, ("NONE", "ALL_OLD"))
-        parsed = self._parsed(request)
-        item = _checked_item(request.get("Item"))
-        key = table.key_of(item, whole_item=True)
-        self._check_size(item)
-        return self._write(request, table, key, parsed, returns, lambda _old: item)
+        return self._write(request, "Put")
 
     def _update_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(request, ("NONE", "ALL_OLD", "ALL_NEW", *_UPDATED))
-        parsed = self._parsed(request, update=True)
-        key = table.key_of(request.get("Key"))
-        make = functools.partial(self._updated, table, request, parsed)
-        return self._write(request, table, key, parsed, returns, make)
+        return self._write(request, "Update")
 
     def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(request, ("NONE", "ALL_OLD"))
-        parsed = self._parsed(request)
-        key = table.key_of(request.get("Key"))
-        return self._write(request, table, key, parsed, returns, lambda _old: None)
+        return self._write(request, "Delete")
 
-    def _write(
-        self,
-        request: dict[str, Any],
-        table: _Table,
-        key: tuple[Any, ...],
-        parsed: _Parsed,
-        returns: str,
-        make: Callable[[Item | None], Item | None],
-    ) -> dict[str, Any]:
-        """A checked PutItem, UpdateItem or DeleteItem: `make` gives the new item (None: gone)."""
+    def _write(self, request: dict[str, Any], kind: str) -> dict[str, Any]:
+        """A PutItem, UpdateItem or DeleteItem, checked and applied as DynamoDB does."""
+        table = self._table(request.get("TableName"))
+        updated = ("ALL_NEW", "UPDATED_OLD", "UPDATED_NEW") if kind == "Update" else ()
+        returns = _returns(request, ("NONE", "ALL_OLD", *updated))
+        parsed = self._parsed(request, update=kind == "Update")
+        put = _checked_item(request.get("Item")) if kind == "Put" else None
+        key = table.key_of(request.get("Key") if put is None else put, whole_item=put is not None)
+        if put is not None:
+            _check_size(put)
         old = table.items.get(key)
         if not parsed.holds(old):
-            raise self._condition_failed(request, old)
-        new = make(old)
+            raise _condition_failed(request, old)
+        new = self._updated(table, request, parsed, old) if kind == "Update" else put
         _store(table, key, new)
         attributes: Item | None = old if returns == "ALL_OLD" else None
         if returns == "ALL_NEW":
@@ -542,8 +449,8 @@ class MemoryTransport:
             source = old if returns == "UPDATED_OLD" else new
             attributes = {n: source[n] for n in touched if n in source} if source else None
         response: dict[str, Any] = {"Attributes": _copy(attributes)} if attributes else {}
-        units = {table.name: self._write_units(old, new)}
-        response.update(self._capacity(request, units, write=True, one=True))
+        units = {table.name: _write_units(old, new)}
+        response.update(_capacity(request, units, write=True, one=True))
         return response
 
     def _updated(
@@ -565,7 +472,7 @@ class MemoryTransport:
                 new = update.apply(old if old is not None else key_item, parsed.values)
             except ExpressionError as exc:
                 raise _invalid(str(exc)) from None
-        self._check_size(new, "Item size to update has exceeded the maximum allowed size")
+        _check_size(new, "Item size to update has exceeded the maximum allowed size")
         return new
 
     # -- batches ---------------------------------------------------------------------------
@@ -575,8 +482,11 @@ class MemoryTransport:
         total = sum(len(spec.get("Keys") or ()) for spec in wanted.values())
         if total > 100:
             raise _invalid("Too many items requested for the BatchGetItem call")
-        plan: list[tuple[_Table, dict[str, Any], list[str] | None, list[Any]]] = []
-        for name, spec in wanted.items():
+        responses: dict[str, list[Item]] = {}
+        unprocessed: dict[str, Any] = {}
+        units: dict[str, float] = {}
+        size = 0
+        for name, spec in wanted.items():  # reads change nothing: a refusal may follow them
             table = self._table(name)
             keys = spec.get("Keys") or []
             if not keys:
@@ -589,16 +499,10 @@ class MemoryTransport:
             wanted_keys = [table.key_of(key) for key in keys]
             if len(set(wanted_keys)) != len(wanted_keys):
                 raise _invalid("Provided list of item keys contains duplicates")
-            plan.append((table, spec, projection, keys))
-        responses: dict[str, list[Item]] = {}
-        unprocessed: dict[str, Any] = {}
-        units: dict[str, float] = {}
-        size = 0
-        for table, spec, projection, keys in plan:
             found = responses.setdefault(table.name, [])
             units[table.name] = 0.0
-            for key in keys:
-                item = table.items.get(table.key_of(key))
+            for key, wanted_key in zip(keys, wanted_keys, strict=True):
+                item = table.items.get(wanted_key)
                 item_bytes = _item_size(item) if item else 0
                 if item is not None and size + item_bytes > _BATCH_GET_REPLY_BYTES:
                     rest = unprocessed.setdefault(
@@ -608,11 +512,11 @@ class MemoryTransport:
                     continue
                 size += item_bytes
                 consistent = bool(spec.get("ConsistentRead"))
-                units[table.name] += self._read_units(item_bytes, consistent=consistent)
+                units[table.name] += _read_units(item_bytes, consistent=consistent)
                 if item is not None:
-                    found.append(self._project(item, projection))
+                    found.append(_project(item, projection))
         response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
-        response.update(self._capacity(request, units, write=False))
+        response.update(_capacity(request, units, write=False))
         return response
 
     def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -632,7 +536,7 @@ class MemoryTransport:
                 if "PutRequest" in write:
                     item = _checked_item(write["PutRequest"].get("Item"))
                     key = table.key_of(item, whole_item=True)
-                    self._check_size(item)
+                    _check_size(item)
                     plan.append((table, key, item))
                 elif "DeleteRequest" in write:
                     key = table.key_of(write["DeleteRequest"].get("Key"))
@@ -645,10 +549,10 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for table, key, written in plan:
             old = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + self._write_units(old, written)
+            units[table.name] = units.get(table.name, 0.0) + _write_units(old, written)
             _store(table, key, written)
         response: dict[str, Any] = {"UnprocessedItems": {}}
-        response.update(self._capacity(request, units, write=True))
+        response.update(_capacity(request, units, write=True))
         return response
 
     # -- transactions ------------------------------------------------------------------------
@@ -669,12 +573,12 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for table, key, projection in plan:
             item = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + 2 * self._read_units(
+            units[table.name] = units.get(table.name, 0.0) + 2 * _read_units(
                 _item_size(item) if item else 0, consistent=True
             )
-            responses.append({"Item": self._project(item, projection)} if item else {})
+            responses.append({"Item": _project(item, projection)} if item else {})
         response: dict[str, Any] = {"Responses": responses}
-        response.update(self._capacity(request, units, write=False))
+        response.update(_capacity(request, units, write=False))
         return response
 
     def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -701,11 +605,11 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for (kind, table, key, *_), (_, new) in zip(plan, results, strict=True):
             old = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + 2 * self._write_units(old, new)
+            units[table.name] = units.get(table.name, 0.0) + 2 * _write_units(old, new)
             if kind != "ConditionCheck":
                 _store(table, key, new)
         response: dict[str, Any] = {}
-        response.update(self._capacity(request, units, write=True))
+        response.update(_capacity(request, units, write=True))
         if token is not None:
             self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
         return response
@@ -750,10 +654,10 @@ class MemoryTransport:
         old = table.items.get(key)
         if not parsed.holds(old):
             reason = {"Code": "ConditionalCheckFailed", "Message": _CONDITION_FAILED}
-            return reason | self._old_on_failure(spec, old), old
+            return reason | _old_on_failure(spec, old), old
         try:
             if kind == "Put" and put is not None:
-                self._check_size(put)
+                _check_size(put)
                 return {"Code": "None"}, put
             if kind == "Update":
                 return {"Code": "None"}, self._updated(table, spec, parsed, old)
@@ -785,7 +689,7 @@ class MemoryTransport:
             scanned += 1
             size += _item_size(item)
             if parsed.holds(item):
-                items.append(self._project(item, parsed.projection))
+                items.append(_project(item, parsed.projection))
             # DynamoDB ends a page at the Limit or at 1 MB read, even when nothing follows.
             if (limit is not None and scanned >= limit) or size >= _SCAN_PAGE_BYTES:
                 last = key
@@ -793,8 +697,8 @@ class MemoryTransport:
         response: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": scanned}
         if last is not None:
             response["LastEvaluatedKey"] = {n: _copy(table.items[last][n]) for n in table.key_names}
-        units = self._read_units(size, consistent=bool(request.get("ConsistentRead")))
-        response.update(self._capacity(request, {table.name: units}, write=False, one=True))
+        units = _read_units(size, consistent=bool(request.get("ConsistentRead")))
+        response.update(_capacity(request, {table.name: units}, write=False, one=True))
         return response
 
     # -- tables ------------------------------------------------------------------------------
@@ -865,6 +769,68 @@ class MemoryTransport:
         return {
             "TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": table.ttl}
         }
+
+
+def _project(item: Item, projection: list[str] | None) -> Item:
+    if projection is None:
+        copied: Item = _copy(item)
+        return copied
+    return {name: _copy(item[name]) for name in projection if name in item}
+
+
+def _capacity(
+    request: dict[str, Any], units: dict[str, float], *, write: bool, one: bool = False
+) -> dict[str, Any]:
+    """The ConsumedCapacity, if asked: an entry a table (`one`: the single table's entry)."""
+    asked = request.get("ReturnConsumedCapacity", "NONE")
+    if asked == "NONE":
+        return {}
+    kind = "WriteCapacityUnits" if write else "ReadCapacityUnits"
+    entries = [{"TableName": n, "CapacityUnits": u, kind: u} for n, u in units.items()]
+    if not one:
+        return {"ConsumedCapacity": entries}
+    if asked == "INDEXES":
+        entries[0]["Table"] = {"CapacityUnits": entries[0]["CapacityUnits"]}
+    return {"ConsumedCapacity": entries[0]}
+
+
+def _read_units(size: int, *, consistent: bool) -> float:
+    units = float(max(1, math.ceil(size / 4096)))
+    return units if consistent else units / 2
+
+
+def _write_units(*items: Item | None) -> float:
+    size = max((_item_size(item) for item in items if item), default=0)
+    return float(max(1, math.ceil(size / 1024)))
+
+
+def _check_size(
+    item: Item, message: str = "Item size has exceeded the maximum allowed size"
+) -> None:
+    if _item_size(item) > _MAX_ITEM_BYTES:
+        raise _invalid(message)
+
+
+def _returns(request: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    returns = request.get("ReturnValues", "NONE")
+    if returns not in allowed:
+        raise _invalid(f"Return values set to invalid value: {returns}")
+    on_failure = request.get("ReturnValuesOnConditionCheckFailure", "NONE")
+    if on_failure not in ("NONE", "ALL_OLD"):
+        raise _invalid(f"ReturnValuesOnConditionCheckFailure set to invalid value: {on_failure}")
+    return str(returns)
+
+
+def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]:
+    """The old item a failed condition returns, as ``{"Item": ...}`` (if asked for)."""
+    if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+        return {"Item": _copy(old)}
+    return {}
+
+
+def _condition_failed(request: dict[str, Any], old: Item | None) -> ServiceError:
+    extra = _old_on_failure(request, old)
+    return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
