@@ -30,7 +30,7 @@ import operator
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar, NamedTuple
 
@@ -880,12 +880,8 @@ _Operand = Callable[[Item, Values], "AttrValue | None"]
 # DynamoDB numbers: 38 significant digits, exponents -130..+125.
 _NUMBERS = Context(prec=38, Emin=-130, Emax=125)
 _TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
-_OVERFLOW = (
-    "Number overflow. Attempting to store a number with magnitude larger than supported range"
-)
-_UNDERFLOW = (
-    "Number underflow. Attempting to store a number with magnitude smaller than supported range"
-)
+_RANGE = "Number {}flow. Attempting to store a number with magnitude {} than supported range"
+_OVERFLOW, _UNDERFLOW = _RANGE.format("over", "larger"), _RANGE.format("under", "smaller")
 
 
 class ExpressionError(Exception):
@@ -1131,18 +1127,14 @@ _COMPARE: dict[str, Callable[[AttrValue | None, AttrValue | None], bool]] = {
 }
 
 
-def _begins_with(value: AttrValue | None, prefix: AttrValue | None) -> bool:
-    if value is None or prefix is None:
-        return False
+def _begins_with(value: AttrValue, prefix: AttrValue) -> bool:
     kind = _type(value)
     if kind != _type(prefix) or kind not in ("S", "B"):
         return False
     return bool(value[kind].startswith(prefix[kind]))
 
 
-def _contains(value: AttrValue | None, part: AttrValue | None) -> bool:
-    if value is None or part is None:
-        return False
+def _contains(value: AttrValue, part: AttrValue) -> bool:
     kind, other = _type(value), _type(part)
     if kind == "S" and other == "S":
         return part["S"] in value["S"]
@@ -1172,14 +1164,9 @@ def parse_condition(
     return condition
 
 
-def _joined(
-    tokens: _Tokens,
-    places: Placeholders,
-    word: str,
-    operand: Callable[[_Tokens, Placeholders], Condition],
-    combine: Callable[[Iterable[bool]], bool],
-) -> Condition:
-    """`operand` (word `operand`)*: one condition, or `combine` (any, all) over several."""
+def _or(tokens: _Tokens, places: Placeholders, word: str = "OR") -> Condition:
+    """``a OR b ...`` of ``AND`` terms (`word` AND: ``a AND b ...`` of ``NOT`` terms)."""
+    combine, operand = (any, _and) if word == "OR" else (all, _not)
     parts = [operand(tokens, places)]
     while tokens.take(word):
         parts.append(operand(tokens, places))
@@ -1188,12 +1175,8 @@ def _joined(
     return lambda item, values: combine(part(item, values) for part in parts)
 
 
-def _or(tokens: _Tokens, places: Placeholders) -> Condition:
-    return _joined(tokens, places, "OR", _and, any)
-
-
 def _and(tokens: _Tokens, places: Placeholders) -> Condition:
-    return _joined(tokens, places, "AND", _not, all)
+    return _or(tokens, places, "AND")
 
 
 def _not(tokens: _Tokens, places: Placeholders) -> Condition:
@@ -1242,15 +1225,12 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:
     raise tokens.error(op)
 
 
-def _has_type(value: AttrValue | None, wanted: AttrValue | None) -> bool:
-    return value is not None and wanted is not None and _type(value) == wanted.get("S")
-
-
-#: The two-argument functions of conditions: (attribute, operand) in, true or false out.
-_TESTS: dict[str, Callable[[AttrValue | None, AttrValue | None], bool]] = {
+#: The two-argument functions of conditions: (attribute, operand) in, true or false out
+#: (false when either is absent).
+_TESTS: dict[str, Callable[[AttrValue, AttrValue], bool]] = {
     "begins_with": _begins_with,
     "contains": _contains,
-    "attribute_type": _has_type,
+    "attribute_type": lambda value, wanted: _type(value) == wanted.get("S"),
 }
 _FUNCTIONS = frozenset({"attribute_exists", "attribute_not_exists", *_TESTS})
 
@@ -1269,7 +1249,12 @@ def _function(tokens: _Tokens, places: Placeholders) -> Condition:
     operand = _operand(tokens, places)
     tokens.expect(")")
     test = _TESTS[name]
-    return lambda item, values: test(item.get(path), operand(item, values))
+
+    def holds(item: Item, values: Values) -> bool:
+        value, argument = item.get(path), operand(item, values)
+        return value is not None and argument is not None and test(value, argument)
+
+    return holds
 
 
 def _operand(tokens: _Tokens, places: Placeholders) -> _Operand:
