@@ -31,6 +31,7 @@ ENV_PREFIX = "AIODYNKV_"
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
 _TRANSPORTS = ("lean", "botocore", "memory")
+_OPTIONAL = ("call_timeout", "compress_threshold")  # the numbers None turns off
 #: The region a loopback endpoint (a local emulator) signs for when none is set.
 LOCAL_REGION = "us-east-1"
 
@@ -268,39 +269,29 @@ class KVConfig:
         for name in ("consistent_read", "create_table", "coalesce_reads", "expose_keys"):
             if not isinstance(getattr(self, name), bool):
                 raise KVConfigError(name, f"must be a bool (got {shown(getattr(self, name))})")
-        self._check_number("connect_timeout", minimum=0, strict=True)
-        self._check_number("read_timeout", minimum=0, strict=True)
-        if self.call_timeout is not None:
-            self._check_number("call_timeout", minimum=0, strict=True)
-        self._check_number("table_wait_timeout", minimum=0, strict=True)
-        self._check_number("batch_deadline", minimum=0, strict=False)
-        self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
+        for name in ("connect_timeout", "read_timeout", "call_timeout", "table_wait_timeout"):
+            self._check_number(name, strict=True)
+        self._check_number("batch_deadline")
+        self._check_number("coalesce_window", maximum=1.0)
         self._check_int("coalesce_max_keys", 1, 100)
-        self._check_number("close_timeout", minimum=0, strict=False)
+        self._check_number("close_timeout")
         self._check_int("max_value_bytes", 1, 2**40)
         self._check_int("max_attempts", 1, 50)
         self._check_int("max_pool_connections", 1, 10_000)
         self._check_int("batch_concurrency", 1, 1_000)
-        if self.compress_threshold is not None:
-            self._check_int("compress_threshold", 0, 409_600)
-        if self.transport not in _TRANSPORTS:
-            raise KVConfigError(
-                "transport",
-                f"must be one of {', '.join(_TRANSPORTS)} (got {shown(self.transport)})",
-            )
-        if self.retry_mode not in _RETRY_MODES:
-            raise KVConfigError(
-                "retry_mode",
-                f"must be one of {', '.join(_RETRY_MODES)} (got {shown(self.retry_mode)})",
-            )
+        self._check_int("compress_threshold", 0, 409_600)
+        for name, choices in (("transport", _TRANSPORTS), ("retry_mode", _RETRY_MODES)):
+            if getattr(self, name) not in choices:
+                got = shown(getattr(self, name))
+                raise KVConfigError(name, f"must be one of {', '.join(choices)} (got {got})")
         self._check_data_features()
 
     def _check_data_features(self) -> None:
         """Near cache, large values in S3 and encryption."""
         self._check_int("local_cache_items", 0, 100_000_000)
         self._check_int("local_cache_bytes", 1, 2**40)
-        self._check_number("local_cache_ttl", minimum=0, strict=True, maximum=86_400.0)
-        self._check_number("local_cache_miss_ttl", minimum=0, strict=False, maximum=86_400.0)
+        self._check_number("local_cache_ttl", strict=True, maximum=86_400.0)
+        self._check_number("local_cache_miss_ttl", maximum=86_400.0)
         bucket = self.large_value_bucket
         if bucket is not None and (
             not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket)
@@ -367,25 +358,27 @@ class KVConfig:
         except ValueError:
             raise KVConfigError("endpoint", "has an invalid port") from None
 
-    def _check_number(
-        self, name: str, *, minimum: float, strict: bool, maximum: float = math.inf
-    ) -> None:
+    def _check_number(self, name: str, *, strict: bool = False, maximum: float = math.inf) -> None:
+        """A number of seconds (> 0 if `strict`, else >= 0) up to `maximum`."""
         value = getattr(self, name)
-        ok = (
+        ok = (value is None and name in _OPTIONAL) or (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and (value > minimum if strict else value >= minimum)
+            and (value > 0 if strict else value >= 0)
             and value <= maximum
         )
         if not ok:
-            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound = "> 0" if strict else ">= 0"
             if maximum != math.inf:
                 bound += f" and <= {maximum}"
             raise KVConfigError(name, f"must be a finite number {bound} (got {shown(value)})")
 
     def _check_int(self, name: str, minimum: int, maximum: int) -> None:
+        """An integer from `minimum` to `maximum`."""
         value = getattr(self, name)
+        if value is None and name in _OPTIONAL:
+            return
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
             raise KVConfigError(
                 name, f"must be an integer from {minimum} to {maximum} (got {shown(value)})"
