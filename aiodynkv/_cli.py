@@ -1,23 +1,14 @@
 """The ``aiodynkv`` command line (the ``cli`` extra: typer and rich).
 
-Importing this module imports typer and rich; `aiodynkv.__main__` falls back to
-the demo alone when they are missing.
-
-The commands, in the order ``aiodynkv --help`` lists them: on keys (get, set,
-delete, exists, ttl, keys), on the whole table (health, create-table, export,
-import; the copying itself is below the commands), and for development (demo, local:
-the embedded emulator until Ctrl-C).
-
-Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
-connection error, 130 interrupted. Expected errors print one line to stderr,
+Commands, in ``aiodynkv --help`` order: on keys (get, set, delete, exists, ttl, keys),
+on the whole table (health, create-table, export, import), for development (demo,
+local). Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
+connection error, 130 interrupted; an expected error prints one line to stderr,
 ``aiodynkv: <message>``, and no traceback.
 
-Export and import copy between a store (any `AsyncDynamoKV`, `InMemoryKV` included,
-or a namespace of one) and JSON Lines, one item a line: ``key``, then ``value`` (a
-string, or an integer for a counter) or ``value_b64`` (bytes), and ``expires_at``
-(epoch seconds) for an item with a TTL; `decode` refuses any other field.
-docs/cli.md says how the copying works and what it costs; docs/migration.md
-describes the format.
+Export and import copy between a store and JSON Lines, one item a line: ``key``, then
+``value`` (a string, or an integer for a counter) or ``value_b64`` (bytes), and
+``expires_at`` (epoch seconds) for an item with a TTL (docs/cli.md, docs/migration.md).
 """
 
 from __future__ import annotations
@@ -148,12 +139,7 @@ def _logger(verbose: bool) -> Any:
 
 
 class _TidyHelp:
-    """Help screens that name values by what they are and show flags bare.
-
-    typer renders a required argument as ``{key}`` in the usage line and gives every
-    option a type column, ``<bool>`` for flags. Here an argument reads ``KEY`` (``[KEY]``
-    when optional), a flag has no type column, and options carry their own metavar.
-    """
+    """Help screens with arguments as ``KEY`` (``[KEY]`` optional) and flags without a type."""
 
     params: list[Any]
 
@@ -295,19 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _local_server_errors() -> tuple[type[Exception], ...]:
-    """`LocalServerError`, once the test servers' module is loaded (by `local` or `demo`).
-
-    Only those commands start a server; the others never load ``aiodynkv.testing``.
-    """
+    """`LocalServerError` once `local` or `demo` loaded it (no other command loads it)."""
     local = sys.modules.get("aiodynkv.testing._local")
     return () if local is None else (local.LocalServerError,)
 
 
 def _warning(message: Warning | str, category: type[Warning], *_where: Any, **_source: Any) -> None:
-    """Show a warning as one line of its own, without Python's source line.
-
-    Takes `warnings.showwarning`'s arguments; the category and message are shown.
-    """
+    """Show a warning (`warnings.showwarning`'s arguments) as one line, without source."""
     _err(f"warning: {category.__name__}: {message}")
 
 
@@ -670,13 +650,9 @@ def _check_port_free(port: int) -> None:
 
 
 def wait_for_interrupt(on_ready: Callable[[], object] | None = None) -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM.
+    """Block until SIGINT or SIGTERM (even if started with SIGINT ignored, as ``&`` does).
 
-    Both handlers are installed explicitly: a process started with SIGINT ignored
-    (``&`` in a shell, CI runners) inherits SIG_IGN, and Python keeps it.
-
-    Args:
-        on_ready: Called once the handlers are in place (tests signal from it).
+    `on_ready` is called once the handlers are in place (tests signal from it).
     """
     try:
         with stop_signals():
@@ -852,22 +828,13 @@ class Reporter(Protocol):
 
 @dataclass
 class Summary:
-    """What a transfer did. ``read == written + skipped + failed`` once it has finished.
+    """What a transfer did. ``read == written + skipped + failed`` once it has finished."""
 
-    Attributes:
-        read: Keys listed (export) or non-blank lines read (import).
-        written: Items written (lines for export, items for import).
-        skipped: Items left out: gone or expired by the time they were read or
-            written, identical in the table already, or superseded by a later line.
-        invalid: Lines or items that cannot be stored (bad JSON, a bad key, too large).
-        unwritten: Items the server did not take before the batch deadline.
-    """
-
-    read: int = 0
+    read: int = 0  # keys listed (export) or non-blank lines read (import)
     written: int = 0
-    skipped: int = 0
-    invalid: int = 0
-    unwritten: int = 0
+    skipped: int = 0  # expired, identical in the table already, or superseded by a later line
+    invalid: int = 0  # lines or items that cannot be stored (bad JSON, a bad key, too large)
+    unwritten: int = 0  # items the server did not take before the batch deadline
 
     @property
     def failed(self) -> int:
@@ -890,14 +857,7 @@ async def export_items(
     *,
     prefix: str | None = None,
 ) -> None:
-    """Write every unexpired item of `kv` (under `prefix`) to `out`, one JSON line each.
-
-    One paginated Scan reads values and expiry together; the lines are sorted by key,
-    so exporting an unchanged table twice gives the same file.
-
-    Raises:
-        KVError: The server failed; what was written so far is in `out`.
-    """
+    """Write every unexpired item of `kv` (under `prefix`) to `out`: JSON Lines, sorted by key."""
     reporter.phase("reading items", None)
     items = []
     async for item in kv.items(prefix):  # one paginated Scan: values and expiry together
@@ -1052,23 +1012,11 @@ async def import_items(
     overwrite: bool = False,
     concurrency: int = 16,
 ) -> None:
-    """Write the records in `lines` to `kv`, in batches of `batch_size` lines.
+    """Write the records in `lines` (JSON Lines) to `kv`, `batch_size` lines at a time.
 
-    Bad lines and items that cannot be stored are reported through `reporter`, counted
-    as invalid and passed over; the rest is imported.
-
-    Args:
-        kv: The store to write to.
-        lines: JSON Lines (blank lines are ignored).
-        reporter: Progress and problems.
-        summary: Counts what happened, also when the import stops half-way.
-        total: Number of lines, when known, for the progress bar.
-        batch_size: Lines read and compared per batch.
-        overwrite: Write every item, without first reading what the table holds.
-        concurrency: ``set_many``/``incr`` calls in flight at once.
-
-    Raises:
-        KVError: The server failed.
+    Bad lines and items that cannot be stored are reported, counted as invalid and passed
+    over. `total` (lines) sizes the progress bar; `overwrite` writes without reading first;
+    `concurrency` bounds the ``set_many``/``set_counter`` calls in flight.
     """
     importer = _Importer(kv, reporter, summary, overwrite=overwrite, concurrency=concurrency)
     reporter.phase("importing", total)
