@@ -107,8 +107,10 @@ def _error(code: str, message: str, status: int = 400, **extra: Any) -> ServiceE
     return ServiceError(code, message, status=status, item=item, body=body)
 
 
-def _invalid(message: str) -> ServiceError:
-    return _error("ValidationException", message)
+def _invalid(message: str, *, parameter: bool = False) -> ServiceError:
+    """A ValidationException (`parameter`: one of "One or more parameter values were invalid")."""
+    prefix = "One or more parameter values were invalid: " if parameter else ""
+    return _error("ValidationException", prefix + message)
 
 
 class _Table:
@@ -137,16 +139,12 @@ class _Table:
             value = key.get(name)
             wanted = self.types[name]
             if whole_item and value is None:
-                raise _invalid(
-                    f"One or more parameter values were invalid: Missing the key {name} in the item"
-                )
+                raise _invalid(f"Missing the key {name} in the item", parameter=True)
             if not isinstance(value, dict) or set(value) != {wanted}:
-                raise _invalid(
-                    "One or more parameter values were invalid: Type mismatch for key "
-                    f"{name} expected: {wanted} actual: {_type_of(value)}"
-                    if whole_item
-                    else "The provided key element does not match the schema"
-                )
+                if whole_item:
+                    mismatch = f"Type mismatch for key {name} expected: {wanted} actual: "
+                    raise _invalid(mismatch + _type_of(value), parameter=True)
+                raise _invalid("The provided key element does not match the schema")
             raw = _checked_value(value)[wanted]
             if raw in ("", b""):
                 raise _invalid(
@@ -156,10 +154,8 @@ class _Table:
             limit = _MAX_HASH_KEY_BYTES if position == 0 else _MAX_RANGE_KEY_BYTES
             if wanted != "N" and _scalar_size(wanted, raw) > limit:
                 part = "hashkey" if position == 0 else "rangekey"
-                raise _invalid(
-                    f"One or more parameter values were invalid: Size of {part} has exceeded "
-                    f"the maximum size limit of {limit} bytes"
-                )
+                exceeded = f"Size of {part} has exceeded the maximum size limit of {limit} bytes"
+                raise _invalid(exceeded, parameter=True)
             parts.append(Decimal(raw) if wanted == "N" else bytes(raw) if wanted == "B" else raw)
         return tuple(parts)
 
@@ -234,10 +230,8 @@ def _checked_value(value: Any) -> dict[str, Any]:
             return {"N": canonical_number(raw)}
         if kind in ("NS", "SS", "BS"):
             if not isinstance(raw, list) or not raw:
-                raise _invalid(
-                    "One or more parameter values were invalid: An "
-                    f"{'number' if kind == 'NS' else 'string'} set  may not be empty"
-                )
+                empty = f"An {'number' if kind == 'NS' else 'string'} set  may not be empty"
+                raise _invalid(empty, parameter=True)
             if not all(_is_a(m, _PYTHON_TYPES[kind[0]]) for m in raw):
                 raise _invalid(
                     f"Supplied AttributeValue of type {kind} has a member of the wrong type"
@@ -269,7 +263,7 @@ _PYTHON_TYPES |= {"BOOL": bool, "NULL": bool, "M": dict, "L": list}
 
 def _checked_item(item: Any) -> Item:
     if not isinstance(item, dict):
-        raise _invalid("One or more parameter values were invalid: the item is not a map")
+        raise _invalid("the item is not a map", parameter=True)
     return {name: _checked_value(value) for name, value in item.items()}
 
 
@@ -464,10 +458,8 @@ class MemoryTransport:
         else:
             for name in table.key_names:
                 if name in update.paths:
-                    raise _invalid(
-                        f"One or more parameter values were invalid: Cannot update attribute "
-                        f"{name}. This attribute is part of the key"
-                    )
+                    key_part = f"Cannot update attribute {name}. This attribute is part of the key"
+                    raise _invalid(key_part, parameter=True)
             try:
                 new = update.apply(old if old is not None else key_item, parsed.values)
             except ExpressionError as exc:
@@ -717,14 +709,13 @@ class MemoryTransport:
         defined = {d.get("AttributeName"): d.get("AttributeType") for d in definitions}
         for key in schema:
             if defined.get(key["AttributeName"]) not in ("S", "N", "B"):
-                raise _invalid(
-                    "One or more parameter values were invalid: Some index key attributes are "
-                    "not defined in AttributeDefinitions"
-                )
+                undefined = "Some index key attributes are not defined in AttributeDefinitions"
+                raise _invalid(undefined, parameter=True)
         if len(defined) != len(schema):
             raise _invalid(
-                "One or more parameter values were invalid: Number of attributes in KeySchema "
-                "does not exactly match number of attributes defined in AttributeDefinitions"
+                "Number of attributes in KeySchema does not exactly match number of attributes "
+                "defined in AttributeDefinitions",
+                parameter=True,
             )
         if name in self._tables:
             raise _error("ResourceInUseException", f"Table already exists: {name}")
