@@ -851,15 +851,9 @@ def _transact_items(request: dict[str, Any]) -> list[Any]:
 
 
 # -- expressions: parse, check placeholders, evaluate --------------------------------------
-#
-# Covers the grammar of condition, filter, update and projection expressions on
-# top-level attributes: ``attribute_exists``, ``attribute_not_exists``,
-# ``begins_with``, ``contains``, ``=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``,
-# ``BETWEEN``, ``IN``, ``AND``/``OR``/``NOT`` and parentheses in conditions;
-# ``SET`` (with ``if_not_exists``, ``list_append`` and ``+``/``-``), ``REMOVE``,
-# ``ADD`` and ``DELETE`` in updates. Values are DynamoDB attribute values
-# (``{"N": "1"}``); an absent attribute is None. A refused expression raises
-# `ExpressionError` with the message DynamoDB gives for it.
+# Condition, filter, update and projection expressions on top-level attributes, every
+# function, comparator and clause of DynamoDB's grammar. Values are attribute values
+# (``{"N": "1"}``), an absent one None; a refusal is DynamoDB's message as `ExpressionError`.
 
 AttrValue = dict[str, Any]
 #: The ``:value`` placeholders of one request.
