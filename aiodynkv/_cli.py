@@ -145,9 +145,6 @@ class _TidyHelp:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._tidy()
-
-    def _tidy(self) -> None:
         for param in self.params:
             if isinstance(param, typer.core.TyperArgument) and param.metavar is None:
                 param.metavar = (param.name or "value").upper()

@@ -257,8 +257,9 @@ class Lock:
         )
 
     def _wait_event(self, outcome: str, waited_ms: float, tries: int) -> None:
-        fields: dict[str, Any] = {"outcome": outcome, "waited_ms": waited_ms, "attempts": tries}
-        self._ops.event("debug", "aiodynkv.lock_wait", **fields)
+        self._ops.event(
+            "debug", "aiodynkv.lock_wait", outcome=outcome, waited_ms=waited_ms, attempts=tries
+        )
 
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).

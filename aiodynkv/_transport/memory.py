@@ -277,10 +277,7 @@ def _copy(value: Any) -> Any:
 
 
 def _fingerprint(value: Any) -> str:
-    def blob(data: Any) -> str:
-        return base64.b64encode(bytes(data)).decode()
-
-    text = json.dumps(value, sort_keys=True, default=blob)
+    text = json.dumps(value, sort_keys=True, default=lambda data: base64.b64encode(data).decode())
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -600,8 +597,7 @@ class MemoryTransport:
             units[table.name] = units.get(table.name, 0.0) + 2 * _write_units(old, new)
             if kind != "ConditionCheck":
                 _store(table, key, new)
-        response: dict[str, Any] = {}
-        response.update(_capacity(request, units, write=True))
+        response = _capacity(request, units, write=True)
         if token is not None:
             self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
         return response
