@@ -251,11 +251,7 @@ def _err(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``aiodynkv`` command line with `argv` (default: ``sys.argv[1:]``).
-
-    Returns:
-        The exit code.
-    """
+    """Run the ``aiodynkv`` command line with `argv` (default: ``sys.argv[1:]``); the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         sys.stderr.write("usage: aiodynkv [OPTIONS] COMMAND [ARGS]... (aiodynkv --help)\n")
@@ -729,13 +725,7 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One item: its key, its value (str, bytes or a counter's int) and its expiry.
-
-    Attributes:
-        key: The key, as the store sees it (inside its namespace).
-        value: str, bytes, or int for a counter.
-        expires_at: Epoch second at which the item expires; None when it never does.
-    """
+    """One item: its key (in the namespace), value (str, bytes or a counter's int), expiry."""
 
     key: str
     value: Value
@@ -755,11 +745,7 @@ def encode(record: Record) -> str:
 
 
 def decode(line: str) -> Record:
-    """Parse one line.
-
-    Raises:
-        RecordError: The line is not a JSON object with the fields above.
-    """
+    """Parse one line (`RecordError`: not a JSON object with the fields of `FIELDS`)."""
     try:
         obj = json.loads(line)
     except ValueError as exc:

@@ -68,12 +68,9 @@ def _lookup(name: str, profile: str | None, _stamp: Hashable) -> Any:
 def aws_config_variable(name: str, profile: str | None) -> Any:
     """What botocore reads for the setting `name` of `profile` (None: the default one).
 
-    A botocore session costs tens of milliseconds to build; the answer is kept while
-    the environment variables and the files that decide it are unchanged.
-
-    Raises:
-        botocore.exceptions.ProfileNotFound: `profile` is named and does not exist.
-        botocore.exceptions.ConfigParseError: the config file cannot be read.
+    A botocore session costs tens of milliseconds: the answer is kept while the variables
+    and files that decide it are unchanged. Raises botocore's `ProfileNotFound` and
+    `ConfigParseError`.
     """
     env = tuple(os.environ.get(variable) for variable in _AWS_CONFIG_VARIABLES)
     files = (

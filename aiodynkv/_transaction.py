@@ -450,9 +450,7 @@ class Transaction:
     ) -> TransactionFailedError | bool:
         """After a failed send: True (committed after all), False (send again), or the error.
 
-        Raises:
-            KVError: A failure that is an error, not an outcome (inside the operation);
-                `WriteInDoubtError` when an earlier send may have been applied.
+        A failure that is no outcome is raised (`WriteInDoubtError` if a send may have applied).
         """
         cause = exc.__cause__
         code = getattr(cause, "code", "")

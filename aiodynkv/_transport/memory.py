@@ -307,11 +307,7 @@ class MemoryTransport:
         return cls._shared
 
     async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer `request` as DynamoDB answers action `action`.
-
-        Raises:
-            ServiceError: DynamoDB's error for this request (same code, message, body).
-        """
+        """Answer `request` as DynamoDB answers `action`, its errors as `ServiceError`."""
         if action not in _OPERATIONS:
             raise _error("UnknownOperationException", "", status=400)
         handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, _OPERATIONS[action])
@@ -905,11 +901,7 @@ class Placeholders:
 
 
 def check_values(used: set[str] | frozenset[str], values: Values) -> None:
-    """DynamoDB refuses a value an expression uses but the request lacks, and an unused one.
-
-    Raises:
-        ExpressionError: The first such value.
-    """
+    """Refuse (`ExpressionError`) a value the expressions use but lack, or one unused."""
     missing = sorted(used - values.keys())
     if missing:
         raise ExpressionError(
@@ -1007,11 +999,7 @@ def _path(tokens: _Tokens, places: Placeholders) -> str:
 
 
 def canonical_number(text: str) -> str:
-    """A Number as DynamoDB returns it (no exponent, no trailing zeros).
-
-    Raises:
-        ExpressionError: Not a number DynamoDB accepts.
-    """
+    """A Number as DynamoDB returns it (no exponent, no trailing zeros), or `ExpressionError`."""
     try:
         number = Decimal(text)
     except (InvalidOperation, TypeError, ValueError):
@@ -1134,11 +1122,7 @@ def _contains(value: AttrValue, part: AttrValue) -> bool:
 def parse_condition(
     text: str, places: Placeholders, kind: str = "ConditionExpression"
 ) -> Condition:
-    """Parse a condition or filter expression into a predicate on items.
-
-    Raises:
-        ExpressionError: A syntax error or an undefined placeholder.
-    """
+    """Parse a condition or filter expression into a predicate on items."""
     tokens = _Tokens(text, kind)
     condition = _or(tokens, places)
     tokens.done()
@@ -1299,11 +1283,7 @@ class Update:
         self.paths.append(path)
 
     def apply(self, old: Item, values: Values) -> Item:
-        """The item after the update; every operand is read from `old` (and `values`).
-
-        Raises:
-            ExpressionError: An operand of the wrong type, or a missing one.
-        """
+        """The item after the update, every operand read from `old` (and `values`)."""
         new = dict(old)
         for clause, path, operand in self.actions:
             if clause == "REMOVE":
@@ -1332,11 +1312,7 @@ _CLAUSES = ("SET", "REMOVE", "ADD", "DELETE")
 
 
 def parse_update(text: str, places: Placeholders) -> Update:
-    """Parse an update expression.
-
-    Raises:
-        ExpressionError: A syntax error, an undefined placeholder, a path written twice.
-    """
+    """Parse an update expression (`ExpressionError`: a syntax error, a path written twice)."""
     kind = "UpdateExpression"
     tokens = _Tokens(text, kind)
     update = Update()
