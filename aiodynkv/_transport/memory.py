@@ -232,7 +232,7 @@ def _checked_value(value: Any) -> dict[str, Any]:
             if not isinstance(raw, list) or not raw:
                 empty = f"An {'number' if kind == 'NS' else 'string'} set  may not be empty"
                 raise _invalid(empty, parameter=True)
-            if not all(_is_a(m, _PYTHON_TYPES[kind[0]]) for m in raw):
+            if not all(isinstance(m, _PYTHON_TYPES[kind[0]]) for m in raw):
                 raise _invalid(
                     f"Supplied AttributeValue of type {kind} has a member of the wrong type"
                 )
@@ -242,7 +242,7 @@ def _checked_value(value: Any) -> dict[str, Any]:
             return {kind: members}
     except ExpressionError as exc:
         raise _invalid(str(exc)) from None
-    if not _is_a(raw, _PYTHON_TYPES[kind]) or (kind == "NULL" and raw is not True):
+    if not isinstance(raw, _PYTHON_TYPES[kind]) or (kind == "NULL" and raw is not True):
         raise _invalid(f"Supplied AttributeValue of type {kind} has a value of the wrong type")
     if kind == "M":
         return {"M": {name: _checked_value(member) for name, member in raw.items()}}
@@ -251,10 +251,6 @@ def _checked_value(value: Any) -> dict[str, Any]:
     if kind == "B":
         return {"B": bytes(raw)}
     return {kind: raw}
-
-
-def _is_a(raw: Any, expected: type | tuple[type, ...]) -> bool:
-    return isinstance(raw, expected)  # without narrowing `raw`, which stays Any
 
 
 _PYTHON_TYPES: dict[str, Any] = {"N": str, "S": str, "B": (bytes, bytearray, memoryview)}
@@ -728,8 +724,7 @@ class MemoryTransport:
             )
         return {"Table": self._tables[name].describe()}
 
-    def _list_tables(self, request: dict[str, Any]) -> dict[str, Any]:
-        del request
+    def _list_tables(self, _request: dict[str, Any]) -> dict[str, Any]:
         return {"TableNames": sorted(self._tables)}
 
     def _update_time_to_live(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -1274,14 +1269,6 @@ class Update:
         self.actions: list[tuple[str, str, _Operand | None]] = []
         self.paths: list[str] = []
 
-    def touch(self, path: str, kind: str) -> None:
-        if path in self.paths:
-            raise ExpressionError(
-                f"Invalid {kind}: Two document paths overlap with each other; must remove or "
-                f"rewrite one of these paths; path one: [{path}], path two: [{path}]"
-            )
-        self.paths.append(path)
-
     def apply(self, old: Item, values: Values) -> Item:
         """The item after the update, every operand read from `old` (and `values`)."""
         new = dict(old)
@@ -1299,12 +1286,10 @@ class Update:
                 new[path] = value
             elif clause == "ADD":
                 new[path] = _add(old.get(path), value)
-            else:  # DELETE
-                remaining = _set_minus(old.get(path), value)
-                if remaining is None:
-                    new.pop(path, None)
-                else:
-                    new[path] = remaining
+            elif (remaining := _set_minus(old.get(path), value)) is None:  # DELETE
+                new.pop(path, None)
+            else:
+                new[path] = remaining
         return new
 
 
@@ -1329,14 +1314,19 @@ def parse_update(text: str, places: Placeholders) -> Update:
         seen.add(clause)
         while True:
             path = _path(tokens, places)
-            update.touch(path, kind)
+            if path in update.paths:
+                raise ExpressionError(
+                    f"Invalid {kind}: Two document paths overlap with each other; must remove or "
+                    f"rewrite one of these paths; path one: [{path}], path two: [{path}]"
+                )
+            update.paths.append(path)
+            operand: _Operand | None
             if clause == "SET":
                 tokens.expect("=")
-                update.actions.append((clause, path, _set_value(tokens, places)))
-            elif clause == "REMOVE":
-                update.actions.append((clause, path, None))
+                operand = _set_value(tokens, places)
             else:
-                update.actions.append((clause, path, _operand_value(tokens, places)))
+                operand = None if clause == "REMOVE" else _operand_value(tokens, places)
+            update.actions.append((clause, path, operand))
             if not tokens.take(","):
                 break
     return update
