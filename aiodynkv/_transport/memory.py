@@ -1199,12 +1199,10 @@ def _function(tokens: _Tokens, places: Placeholders) -> Condition:
     name = tokens.next()[1].lower()
     tokens.expect("(")
     path = _path(tokens, places)
-    if name == "attribute_exists":
+    if name in ("attribute_exists", "attribute_not_exists"):
         tokens.expect(")")
-        return lambda item, _values: path in item
-    if name == "attribute_not_exists":
-        tokens.expect(")")
-        return lambda item, _values: path not in item
+        exists = name == "attribute_exists"
+        return lambda item, _values: (path in item) == exists
     tokens.expect(",")
     operand = _operand(tokens, places)
     tokens.expect(")")
