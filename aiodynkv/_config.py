@@ -383,11 +383,7 @@ class KVConfig:
 
     @property
     def effective_call_timeout(self) -> float:
-        """The whole-call deadline in seconds: `call_timeout`, or one derived from the rest.
-
-        Derived: every attempt connecting and reading for as long as allowed, plus the
-        longest backoff between them.
-        """
+        """The whole-call deadline in seconds: `call_timeout`, or derived as it says."""
         if self.call_timeout is not None:
             return float(self.call_timeout)
         attempts = self.max_attempts
@@ -419,14 +415,9 @@ class KVConfig:
 
     @property
     def effective_region(self) -> str | None:
-        """The region the store signs for.
+        """The region the store signs for, found as `region` says (None: none found).
 
-        ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the region of
-        the profile (``profile``, else ``AWS_PROFILE``, else ``default``) in
-        ``~/.aws/config`` (``AWS_CONFIG_FILE``), else ``us-east-1`` for a loopback
-        endpoint, else None: opening the store then raises `KVConfigError`. The
-        memory transport signs nothing: it is ``region``, else ``us-east-1``, and no
-        AWS configuration is read.
+        The memory transport reads no AWS configuration: ``region``, else ``us-east-1``.
         """
         if self.region:
             return self.region
