@@ -881,41 +881,25 @@ def _same(record: Record, have: StoredItem | None) -> bool:
     return abs(have.expires_at - record.expires_at) <= 1.0
 
 
+@dataclass
 class _Importer:
     """Writes batches of records, counting what happened to each in `summary`."""
 
-    def __init__(
-        self,
-        kv: AsyncDynamoKV,
-        reporter: Reporter,
-        summary: Summary,
-        *,
-        overwrite: bool,
-        concurrency: int,
-    ) -> None:
-        self.kv = kv
-        self.reporter = reporter
-        self.summary = summary
-        self.overwrite = overwrite
-        self.limit = asyncio.Semaphore(concurrency)
+    kv: AsyncDynamoKV
+    reporter: Reporter
+    summary: Summary
+    overwrite: bool
+    limit: asyncio.Semaphore  # set_many/set_counter calls in flight
 
     def invalid(self, where: str, problem: object) -> None:
         self.summary.invalid += 1
         self.reporter.warn(f"{where}: {problem}")
 
     async def batch(self, records: list[tuple[int, Record]]) -> None:
-        """Import one batch; a later line for the same key wins."""
-        latest: dict[str, tuple[int, Record]] = {}
-        for number, record in records:
-            if record.key in latest:
-                self.summary.skipped += 1  # superseded by a later line
-            latest[record.key] = (number, record)
-        live: list[tuple[int, Record]] = []
-        for number, record in latest.values():
-            if _expired(_ttl_until(record.expires_at)):
-                self.summary.skipped += 1  # already expired: nothing to write
-            else:
-                live.append((number, record))
+        """Import one batch; a later line for the same key wins, an expired one is skipped."""
+        latest = {record.key: (number, record) for number, record in records}
+        live = [(n, r) for n, r in latest.values() if not _expired(_ttl_until(r.expires_at))]
+        self.summary.skipped += len(records) - len(live)
         try:
             counts = await self.apply([record for _, record in live])
         except KVValidationError:
@@ -923,17 +907,13 @@ class _Importer:
             # was sent: redo the batch one record at a time to find out what.
             counts = _Counts()
             for number, record in live:
-                counts += await self._apply_one(number, record)
+                try:
+                    counts += await self.apply([record])
+                except KVValidationError as exc:  # noqa: PERF203 (only after a refusal)
+                    self.invalid(f"line {number}", exc)
         self.summary.written += counts["written"]
         self.summary.skipped += counts["skipped"]
         self.summary.unwritten += counts["unwritten"]
-
-    async def _apply_one(self, number: int, record: Record) -> _Counts:
-        try:
-            return await self.apply([record])
-        except KVValidationError as exc:
-            self.invalid(f"line {number}", exc)
-            return _Counts()
 
     async def apply(self, records: list[Record]) -> _Counts:
         """Write the records that the table does not already hold identically."""
@@ -946,11 +926,13 @@ class _Importer:
         for record in records:
             if _same(record, stored.get(record.key)):
                 counts["skipped"] += 1
-            elif isinstance(record.value, int):
-                jobs.append(self._counter(record.key, record.value, record.expires_at))
+            elif isinstance(record.value, int):  # one atomic write
+                jobs.append(
+                    self._write({record.key: record.value}, record.expires_at, counter=True)
+                )
             else:
                 groups.setdefault(record.expires_at, {})[record.key] = record.value
-        jobs += [self._set_many(items, expires_at) for expires_at, items in groups.items()]
+        jobs += [self._write(items, expires_at) for expires_at, items in groups.items()]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -958,13 +940,20 @@ class _Importer:
             counts += result
         return counts
 
-    async def _set_many(self, items: dict[str, str | bytes], expires_at: int | None) -> _Counts:
+    async def _write(
+        self, items: dict[str, Any], expires_at: int | None, *, counter: bool = False
+    ) -> _Counts:
+        """One set_many of values, or a set_counter of one counter, unless expired meanwhile."""
         async with self.limit:
             ttl = _ttl_until(expires_at)
             if _expired(ttl):
                 return _Counts(skipped=len(items))  # expired while waiting its turn
             try:
-                await self.kv.set_many(items, ttl=ttl)
+                if counter:
+                    [(key, value)] = items.items()
+                    await self.kv.set_counter(key, value, ttl=ttl)
+                else:
+                    await self.kv.set_many(items, ttl=ttl)
             except BatchIncompleteError as exc:
                 self.reporter.warn(
                     f"{len(exc.unprocessed)} items not written before the batch deadline "
@@ -974,14 +963,6 @@ class _Importer:
                     written=len(items) - len(exc.unprocessed), unwritten=len(exc.unprocessed)
                 )
             return _Counts(written=len(items))
-
-    async def _counter(self, key: str, value: int, expires_at: int | None) -> _Counts:
-        async with self.limit:
-            ttl = _ttl_until(expires_at)
-            if _expired(ttl):
-                return _Counts(skipped=1)
-            await self.kv.set_counter(key, value, ttl=ttl)  # one atomic write
-            return _Counts(written=1)
 
 
 async def import_items(
@@ -1001,7 +982,7 @@ async def import_items(
     over. `total` (lines) sizes the progress bar; `overwrite` writes without reading first;
     `concurrency` bounds the ``set_many``/``set_counter`` calls in flight.
     """
-    importer = _Importer(kv, reporter, summary, overwrite=overwrite, concurrency=concurrency)
+    importer = _Importer(kv, reporter, summary, overwrite, asyncio.Semaphore(concurrency))
     reporter.phase("importing", total)
     batch: list[tuple[int, Record]] = []
     consumed = 0
