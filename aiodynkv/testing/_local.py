@@ -116,13 +116,9 @@ def _docker_client(timeout: float) -> Any:
 
 def _ensure_image(client: Any, image: str, pull: PullPolicy, setting: str) -> None:
     """Make `image` present locally as `pull` allows, or raise `ImageUnavailableError`."""
-    not_found = _docker().errors.ImageNotFound
     if pull != "always":
-        try:
+        with contextlib.suppress(_docker().errors.ImageNotFound):
             client.images.get(image)
-        except not_found:
-            pass
-        else:
             return
     if pull == "never":
         raise ImageUnavailableError(
