@@ -171,11 +171,9 @@ class _Table:
             "TableArn": f"arn:aws:dynamodb:local:000000000000:table/{self.name}",
             "TableId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.name)),
             "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
-            "ProvisionedThroughput": {
-                "NumberOfDecreasesToday": 0,
-                "ReadCapacityUnits": 0,
-                "WriteCapacityUnits": 0,
-            },
+            "ProvisionedThroughput": dict.fromkeys(
+                ("NumberOfDecreasesToday", "ReadCapacityUnits", "WriteCapacityUnits"), 0
+            ),
         }
 
 
@@ -366,9 +364,7 @@ class MemoryTransport:
         condition_text, filter_text, update_text, projection_text = texts
         places = Placeholders(names)
         try:
-            condition = None
-            if condition_text is not None:
-                condition = parse_condition(condition_text, places)
+            condition = None if condition_text is None else parse_condition(condition_text, places)
             if filter_text is not None:  # Scan: a filter, never a condition too
                 condition = parse_condition(filter_text, places, "FilterExpression")
             parsed_update = None
