@@ -413,25 +413,21 @@ _CODE_TO_CLASS = {code: cls for cls, codes in _CODES.items() for code in codes.s
 _SIZE_MESSAGES = ("item size", "size of the item", "maximum allowed size")
 
 
-def _service_error_class(exc: ServiceError) -> type[KVError]:
-    cls = _CODE_TO_CLASS.get(exc.code)
-    if cls is KVValidationError and any(m in exc.message.lower() for m in _SIZE_MESSAGES):
-        return ValueTooLargeError
-    if cls is not None:
-        return cls
-    if exc.status == 403:  # a refusal whose body names no code (not JSON: a proxy, moto's IAM)
-        return AccessDeniedError
-    return ServerError if exc.status >= 500 else KVError
-
-
 def botocore_exceptions() -> ModuleType | None:
     """``botocore.exceptions`` if botocore is loaded, else None (no error needs importing it)."""
     return sys.modules.get("botocore.exceptions")
 
 
-def _error_class(exc: BaseException) -> type[KVError]:
+def _error_class(exc: BaseException) -> type[KVError]:  # noqa: PLR0911 (one per kind)
     if isinstance(exc, ServiceError):
-        return _service_error_class(exc)
+        cls = _CODE_TO_CLASS.get(exc.code)
+        if cls is KVValidationError and any(m in exc.message.lower() for m in _SIZE_MESSAGES):
+            return ValueTooLargeError
+        if cls is not None:
+            return cls
+        if exc.status == 403:  # a refusal naming no code (not JSON: a proxy, moto's IAM)
+            return AccessDeniedError
+        return ServerError if exc.status >= 500 else KVError
     if isinstance(exc, WireError):
         return KVTimeoutError if exc.timeout else KVConnectionError
     bex = botocore_exceptions()

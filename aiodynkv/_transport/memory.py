@@ -143,7 +143,8 @@ class _Table:
             if not isinstance(value, dict) or set(value) != {wanted}:
                 if whole_item:
                     mismatch = f"Type mismatch for key {name} expected: {wanted} actual: "
-                    raise _invalid(mismatch + _type_of(value), parameter=True)
+                    actual = next(iter(value)) if isinstance(value, dict) and value else "null"
+                    raise _invalid(mismatch + actual, parameter=True)
                 raise _invalid("The provided key element does not match the schema")
             raw = _checked_value(value)[wanted]
             if raw in ("", b""):
@@ -178,10 +179,6 @@ class _Table:
 
 
 _TYPE_NAMES = {"S": "string", "B": "binary", "N": "number"}
-
-
-def _type_of(value: Any) -> str:
-    return next(iter(value)) if isinstance(value, dict) and value else "null"
 
 
 # -- sizes, as DynamoDB counts them ---------------------------------------------------
@@ -417,7 +414,8 @@ class MemoryTransport:
             _check_size(put)
         old = table.items.get(key)
         if not parsed.holds(old):
-            raise _condition_failed(request, old)
+            extra = _old_on_failure(request, old)
+            raise _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
         new = self._updated(table, request, parsed, old) if kind == "Update" else put
         _store(table, key, new)
         attributes: Item | None = old if returns == "ALL_OLD" else None
@@ -800,11 +798,6 @@ def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]
     if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
         return {"Item": _copy(old)}
     return {}
-
-
-def _condition_failed(request: dict[str, Any], old: Item | None) -> ServiceError:
-    extra = _old_on_failure(request, old)
-    return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -1318,19 +1311,17 @@ def parse_update(text: str, places: Placeholders) -> Update:
             if clause == "SET":
                 tokens.expect("=")
                 operand = _set_value(tokens, places)
-            else:
-                operand = None if clause == "REMOVE" else _operand_value(tokens, places)
+            elif clause == "REMOVE":
+                operand = None
+            else:  # ADD and DELETE take a :value
+                group, token = tokens.next()
+                if group != "value":
+                    raise tokens.error(token)
+                operand = places.value(token)
             update.actions.append((clause, path, operand))
             if not tokens.take(","):
                 break
     return update
-
-
-def _operand_value(tokens: _Tokens, places: Placeholders) -> _Operand:
-    kind, token = tokens.next()
-    if kind != "value":
-        raise tokens.error(token)
-    return places.value(token)
 
 
 def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:
