@@ -474,13 +474,9 @@ class _ProgressReporter:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[_ProgressReporter]:
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     progress = Progress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
+        TextColumn("{task.description:<12}"), *columns, console=Console(stderr=True)
     )
     with progress:
         yield _ProgressReporter(progress)
