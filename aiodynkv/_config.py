@@ -474,26 +474,20 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 def _encryption_keys(keys: object) -> Mapping[str, bytes]:
     """Validated, frozen ``encryption_keys``.
 
-    An error names the entry (its position in the string form, and its id once the id
-    is a valid one) and what is wrong with it; it never shows a key, nor text that may
-    hold one (a malformed entry, an id that is not an id).
+    An error names the entry, never text that may hold a key (a malformed entry, a bad id).
     """
     if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
         keys = _parse_encryption_keys(keys)
     if not isinstance(keys, Mapping) or not keys:
-        raise KVConfigError("encryption_keys", "must be a non-empty mapping of key id to key")
+        raise _bad_keys("must be a non-empty mapping of key id to key")
     frozen: dict[str, bytes] = {}
     for kid, key in keys.items():
         if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
-            raise KVConfigError(
-                "encryption_keys",
-                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)",
+            raise _bad_keys(
+                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)"
             )
         if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
-            raise KVConfigError(
-                "encryption_keys",
-                f"key {shown(kid)} must be 32 bytes (AES-256), e.g. os.urandom(32)",
-            )
+            raise _bad_keys(f"key {shown(kid)} must be 32 bytes (AES-256), e.g. os.urandom(32)")
         frozen[kid] = bytes(key)
     return MappingProxyType(frozen)
 
@@ -509,28 +503,28 @@ def _parse_encryption_keys(text: str) -> dict[str, bytes]:
         kid, colon, encoded = part.partition(":")
         kid = kid.strip()
         if not colon or not _KEY_ID.fullmatch(kid):
-            raise KVConfigError(
-                "encryption_keys",
+            raise _bad_keys(
                 f"{entry} does not start with a key id and ':' (key ids are 1-64 of "
-                "A-Za-z0-9._-); the entry is not shown, as it may hold a key",
+                "A-Za-z0-9._-); the entry is not shown, as it may hold a key"
             )
         entry = f"entry {index} (id {kid!r}) of {ENV_PREFIX}ENCRYPTION_KEYS"
         if kid in parsed:
-            raise KVConfigError("encryption_keys", f"{entry}: the id is given twice")
+            raise _bad_keys(f"{entry}: the id is given twice")
         try:
             key = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
-            raise KVConfigError(
-                "encryption_keys", f"{entry}: the key is not valid base64"
-            ) from None
+            raise _bad_keys(f"{entry}: the key is not valid base64") from None
         if len(key) != 32:
-            raise KVConfigError(
-                "encryption_keys",
+            raise _bad_keys(
                 f"{entry}: the key is {len(key)} bytes; AES-256 needs 32 bytes "
-                "(base64 of os.urandom(32))",
+                "(base64 of os.urandom(32))"
             )
         parsed[kid] = key
     return parsed
+
+
+def _bad_keys(why: str) -> KVConfigError:
+    return KVConfigError("encryption_keys", why)
 
 
 _TRUE = {"1", "true", "yes", "on"}
