@@ -277,14 +277,9 @@ class Transaction:
         if exists is not None and not isinstance(exists, bool):
             raise TypeError(f"transaction: exists must be a bool, not {type(exists).__name__}")
         if version is None and exists is None:
-            raise KVValidationError(
-                "transaction: check needs version= or exists=", operation="transaction"
-            )
+            raise self._refused("check needs version= or exists=")
         if version is not None and exists is False:
-            raise KVValidationError(
-                "transaction: check cannot ask for a version of a missing key",
-                operation="transaction",
-            )
+            raise self._refused("check cannot ask for a version of a missing key")
         self._keep(self._add("check", key, if_version=version, exists=exists), 0)
 
     # -- committing ----------------------------------------------------------------
