@@ -425,10 +425,9 @@ class MemoryTransport:
             touched = parsed.update.paths if parsed.update is not None else []
             source = old if returns == "UPDATED_OLD" else new
             attributes = {n: source[n] for n in touched if n in source} if source else None
-        response: dict[str, Any] = {"Attributes": _copy(attributes)} if attributes else {}
+        response = {"Attributes": _copy(attributes)} if attributes else {}
         units = {table.name: _write_units(old, new)}
-        response.update(_capacity(request, units, write=True, one=True))
-        return response
+        return response | _capacity(request, units, write=True, one=True)
 
     def _updated(
         self, table: _Table, request: dict[str, Any], parsed: _Parsed, old: Item | None
@@ -490,9 +489,8 @@ class MemoryTransport:
                 units[table.name] += _read_units(item_bytes, consistent=consistent)
                 if item is not None:
                     found.append(_project(item, projection))
-        response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
-        response.update(_capacity(request, units, write=False))
-        return response
+        answer = {"Responses": responses, "UnprocessedKeys": unprocessed}
+        return answer | _capacity(request, units, write=False)
 
     def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
         wanted = _request_items(request)
@@ -526,9 +524,7 @@ class MemoryTransport:
             old = table.items.get(key)
             units[table.name] = units.get(table.name, 0.0) + _write_units(old, written)
             _store(table, key, written)
-        response: dict[str, Any] = {"UnprocessedItems": {}}
-        response.update(_capacity(request, units, write=True))
-        return response
+        return {"UnprocessedItems": {}} | _capacity(request, units, write=True)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -552,9 +548,7 @@ class MemoryTransport:
                 _item_size(item) if item else 0, consistent=True
             )
             responses.append({"Item": _project(item, projection)} if item else {})
-        response: dict[str, Any] = {"Responses": responses}
-        response.update(_capacity(request, units, write=False))
-        return response
+        return {"Responses": responses} | _capacity(request, units, write=False)
 
     def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
         actions = _transact_items(request)
