@@ -385,13 +385,10 @@ class MemoryTransport:
         table = self._table(request.get("TableName"))
         projection = self._parsed(request).projection
         item = table.items.get(table.key_of(request.get("Key")))
-        response: dict[str, Any] = {}
-        if item is not None:
-            response["Item"] = _project(item, projection)
-        size = _item_size(item) if item else 0
+        response = {} if item is None else {"Item": _project(item, projection)}
+        size = _item_size(item or {})
         units = _read_units(size, consistent=bool(request.get("ConsistentRead")))
-        response.update(_capacity(request, {table.name: units}, write=False, one=True))
-        return response
+        return response | _capacity(request, {table.name: units}, write=False, one=True)
 
     def _put_item(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._write(request, "Put")
@@ -477,7 +474,7 @@ class MemoryTransport:
             units[table.name] = 0.0
             for key, wanted_key in zip(keys, wanted_keys, strict=True):
                 item = table.items.get(wanted_key)
-                item_bytes = _item_size(item) if item else 0
+                item_bytes = _item_size(item or {})
                 if item is not None and size + item_bytes > _BATCH_GET_REPLY_BYTES:
                     rest = unprocessed.setdefault(
                         table.name, {k: v for k, v in spec.items() if k != "Keys"} | {"Keys": []}
@@ -544,9 +541,8 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for table, key, projection in plan:
             item = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + 2 * _read_units(
-                _item_size(item) if item else 0, consistent=True
-            )
+            read = 2 * _read_units(_item_size(item or {}), consistent=True)
+            units[table.name] = units.get(table.name, 0.0) + read
             responses.append({"Item": _project(item, projection)} if item else {})
         return {"Responses": responses} | _capacity(request, units, write=False)
 
@@ -666,8 +662,7 @@ class MemoryTransport:
         if last is not None:
             response["LastEvaluatedKey"] = {n: _copy(table.items[last][n]) for n in table.key_names}
         units = _read_units(size, consistent=bool(request.get("ConsistentRead")))
-        response.update(_capacity(request, {table.name: units}, write=False, one=True))
-        return response
+        return response | _capacity(request, {table.name: units}, write=False, one=True)
 
     # -- tables ------------------------------------------------------------------------------
 
