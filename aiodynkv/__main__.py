@@ -1,12 +1,9 @@
 """``python -m aiodynkv`` and the ``aiodynkv`` console script.
 
-The full command line needs the ``cli`` extra (typer and rich). Without it, only
-``python -m aiodynkv demo`` works, so the README's quick start needs nothing but
-the ``local`` extra; ``--help`` then says what to install (exit 0), and any other
-command prints the same and exits 2.
-
-The demo (`run_demo`, also ``aiodynkv demo``) is a tour of the API: real requests to
-the embedded emulator (moto), started on a free loopback port and stopped after.
+Without the ``cli`` extra (typer and rich) only ``demo`` runs, so the README's quick
+start needs the ``local`` extra alone; ``--help`` then says what to install (exit 0),
+any other command too (exit 2). The demo (`run_demo`) tours the API against the
+embedded emulator (moto) on a free loopback port.
 """
 
 from __future__ import annotations

@@ -1,21 +1,15 @@
 """The near cache: recent `get` answers kept in process memory for up to ``local_cache_ttl``.
 
-An LRU bounded by entry count (``local_cache_items``) and by memory
-(``local_cache_bytes``, counted with `sys.getsizeof`). It keeps values and "missing"
-answers (the latter for ``local_cache_miss_ttl``), keyed by the stored key, so
-namespace views of one store share it. An entry never outlives the item's exact
-expiry (``xm``).
+An LRU bounded by entries (``local_cache_items``) and memory (``local_cache_bytes``,
+by `sys.getsizeof`) of values and "missing" answers (``local_cache_miss_ttl``), keyed
+by the stored key (namespace views share it); an entry never outlives the item's expiry.
 
-Writes through the same store keep it right: each write is bracketed by
-`NearCache.begin_write` and `NearCache.end_write`, which bump a sequence number.
-A read remembers the sequence number from before it asked the server
-(`NearCache.ticket`) and may fill the cache only if no write to that key began
-since; so a slow read can never put back a value older than a write this store
-has made. A write that ends with a known value (``set``, ``delete``) leaves it in
-the cache unless another write to the key began meanwhile; every other write
-(``incr``, ``expire``, a failed or doubtful write) just drops the entry.
-
-Writes by other processes are not seen: their staleness is bounded by the TTL.
+Each write through the store bumps a sequence number when it begins and ends. A read
+may fill the cache only if no write to its key began since it asked the server
+(`NearCache.ticket`), so a slow read never puts back a value older than this store's
+write. A write that ends with a known value (``set``, ``delete``) leaves it cached
+unless another write to the key began meanwhile; any other write drops the entry.
+Writes by other processes are not seen: the TTL bounds their staleness.
 """
 
 from __future__ import annotations
@@ -153,19 +147,13 @@ class NearCache:
         return self._bump(stored)
 
     def end_write(
-        self,
-        stored: str,
-        ticket: int,
-        value: Value | None,
-        expires_at: float | None,
-        *,
-        known: bool,
+        self, stored: str, ticket: int, value: Value | None, expires: float | None, *, known: bool
     ) -> None:
         """A write ended: keep its outcome (`known`) unless another write began meanwhile."""
         latest = self._last.get(stored) == ticket
         self._bump(stored)
         if known and latest:
-            self._put(stored, value, expires_at)
+            self._put(stored, value, expires)
         else:
             self._drop(stored)
 
@@ -206,11 +194,9 @@ Fetch = Callable[[], Awaitable[tuple["Value | None", "float | None"]]]
 async def read_through(
     cache: NearCache | None, op: Operation, stored: str, consistent: bool, fetch: Fetch
 ) -> Value | None:
-    """The value at `stored`: from the cache, else from `fetch` (then remembered).
+    """The value at `stored`: from the cache, else from `fetch` (value, exact expiry) and kept.
 
-    `consistent` bypasses the cache, and refreshes it with the answer. `fetch` returns the
-    value (None when missing) and the item's exact expiry. `op` gets the cache's
-    span attribute and hit/miss counts.
+    `consistent` bypasses the cache and refreshes it; `op` gets the span attribute and counts.
     """
     if cache is None:
         return (await fetch())[0]
@@ -268,10 +254,7 @@ class PendingWrites:
         return self._cache is not None
 
     def done(self, stored: str, value: object, expires_at: float | None = None) -> None:
-        """The write to `stored` succeeded and left `value` (None: the key is now missing).
-
-        The value is kept as `get` would return it (bytes for a bytearray, a plain str).
-        """
+        """The write to `stored` left `value` (None: missing), kept as `get` returns it."""
         if self._cache is None:
             return
         kept: Value | None
@@ -289,20 +272,15 @@ class PendingWrites:
             return
         for pk, ticket in self._tickets.items():
             outcome = self._outcome.get(pk)
-            if outcome is None:
-                cache.end_write(pk, ticket, None, None, known=False)
-            else:
-                cache.end_write(pk, ticket, outcome[0], outcome[1], known=True)
+            value, expires_at = outcome or (None, None)
+            cache.end_write(pk, ticket, value, expires_at, known=outcome is not None)
 
 
 @contextmanager
 def writing(cache: NearCache | None, *stored: str) -> Iterator[PendingWrites]:
-    """Bracket writes to `stored` keys (`PendingWrites.done` records each one's outcome).
+    """Bracket writes to `stored` keys; `PendingWrites.done` records each one's outcome.
 
-    Use: ``with writing(cache, pk) as w: ...; w.done(pk, value)``.
-
-    Keys without `PendingWrites.done` (the write failed, is in doubt, or its result is not
-    known here) are dropped from the cache when the block ends.
+    Keys without one (failed, in doubt, result unknown) are dropped from the cache at the end.
     """
     writes = PendingWrites(cache, stored)
     try:

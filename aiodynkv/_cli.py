@@ -1,23 +1,14 @@
 """The ``aiodynkv`` command line (the ``cli`` extra: typer and rich).
 
-Importing this module imports typer and rich; `aiodynkv.__main__` falls back to
-the demo alone when they are missing.
-
-The commands, in the order ``aiodynkv --help`` lists them: on keys (get, set,
-delete, exists, ttl, keys), on the whole table (health, create-table, export,
-import; the copying itself is below the commands), and for development (demo, local:
-the embedded emulator until Ctrl-C).
-
-Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
-connection error, 130 interrupted. Expected errors print one line to stderr,
+Commands, in ``aiodynkv --help`` order: on keys (get, set, delete, exists, ttl, keys),
+on the whole table (health, create-table, export, import), for development (demo,
+local). Exit codes: 0 ok, 1 key not found, 2 usage error or invalid input, 3 server or
+connection error, 130 interrupted; an expected error prints one line to stderr,
 ``aiodynkv: <message>``, and no traceback.
 
-Export and import copy between a store (any `AsyncDynamoKV`, `InMemoryKV` included,
-or a namespace of one) and JSON Lines, one item a line: ``key``, then ``value`` (a
-string, or an integer for a counter) or ``value_b64`` (bytes), and ``expires_at``
-(epoch seconds) for an item with a TTL; `decode` refuses any other field.
-docs/cli.md says how the copying works and what it costs; docs/migration.md
-describes the format.
+Export and import copy between a store and JSON Lines, one item a line: ``key``, then
+``value`` (a string, or an integer for a counter) or ``value_b64`` (bytes), and
+``expires_at`` (epoch seconds) for an item with a TTL (docs/cli.md, docs/migration.md).
 """
 
 from __future__ import annotations
@@ -109,6 +100,11 @@ class CommandError(Exception):
         self.code = code
 
 
+def _cannot(what: str, exc: OSError, code: int = EXIT_USAGE) -> CommandError:
+    """The failure of a file or socket operation: ``cannot <what>: <why>``."""
+    return CommandError(code, f"cannot {what}: {exc.strerror or exc}")
+
+
 @dataclass(frozen=True, slots=True)
 class Globals:
     """The options given before the command."""
@@ -143,20 +139,12 @@ def _logger(verbose: bool) -> Any:
 
 
 class _TidyHelp:
-    """Help screens that name values by what they are and show flags bare.
-
-    typer renders a required argument as ``{key}`` in the usage line and gives every
-    option a type column, ``<bool>`` for flags. Here an argument reads ``KEY`` (``[KEY]``
-    when optional), a flag has no type column, and options carry their own metavar.
-    """
+    """Help screens with arguments as ``KEY`` (``[KEY]`` optional) and flags without a type."""
 
     params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._tidy()
-
-    def _tidy(self) -> None:
         for param in self.params:
             if isinstance(param, typer.core.TyperArgument) and param.metavar is None:
                 param.metavar = (param.name or "value").upper()
@@ -263,11 +251,7 @@ def _err(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``aiodynkv`` command line with `argv` (default: ``sys.argv[1:]``).
-
-    Returns:
-        The exit code.
-    """
+    """Run the ``aiodynkv`` command line with `argv` (default: ``sys.argv[1:]``); the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         sys.stderr.write("usage: aiodynkv [OPTIONS] COMMAND [ARGS]... (aiodynkv --help)\n")
@@ -290,19 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _local_server_errors() -> tuple[type[Exception], ...]:
-    """`LocalServerError`, once the test servers' module is loaded (by `local` or `demo`).
-
-    Only those commands start a server; the others never load ``aiodynkv.testing``.
-    """
+    """`LocalServerError` once `local` or `demo` loaded it (no other command loads it)."""
     local = sys.modules.get("aiodynkv.testing._local")
     return () if local is None else (local.LocalServerError,)
 
 
 def _warning(message: Warning | str, category: type[Warning], *_where: Any, **_source: Any) -> None:
-    """Show a warning as one line of its own, without Python's source line.
-
-    Takes `warnings.showwarning`'s arguments; the category and message are shown.
-    """
+    """Show a warning (`warnings.showwarning`'s arguments) as one line, without source."""
     _err(f"warning: {category.__name__}: {message}")
 
 
@@ -388,15 +366,11 @@ def set_(
     elif file == "-":
         data = sys.stdin.buffer.read()
     else:
-        data = _read_bytes(file)
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise _cannot(f"read {file}", exc) from None
     _with_store(ctx, lambda kv: kv.set(key, data, ttl=ttl))
-
-
-def _read_bytes(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise CommandError(EXIT_USAGE, f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 @app.command(cls=_Command)
@@ -500,13 +474,9 @@ class _ProgressReporter:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[_ProgressReporter]:
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     progress = Progress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
+        TextColumn("{task.description:<12}"), *columns, console=Console(stderr=True)
     )
     with progress:
         yield _ProgressReporter(progress)
@@ -548,9 +518,7 @@ def export_(
             try:
                 out = part.open("w", encoding="utf-8")
             except OSError as exc:
-                raise CommandError(
-                    EXIT_USAGE, f"cannot write {file}: {exc.strerror or exc}"
-                ) from None
+                raise _cannot(f"write {file}", exc) from None
             try:
                 with out, _progress() as reporter:
                     asyncio.run(run(out, reporter))
@@ -592,21 +560,14 @@ def import_(
     config = _globals(ctx).config(**({"create_table": True} if create_table else {}))
     started = time.monotonic()
     summary = Summary()
+    options: dict[str, Any] = {"batch_size": batch_size, "overwrite": overwrite}
     with _open_lines(file) as (lines, total):
         try:
             with _progress() as reporter:
 
                 async def run() -> None:
                     async with AsyncDynamoKV(config) as kv:
-                        await import_items(
-                            kv,
-                            lines,
-                            reporter,
-                            summary,
-                            total=total,
-                            batch_size=batch_size,
-                            overwrite=overwrite,
-                        )
+                        await import_items(kv, lines, reporter, summary, total=total, **options)
 
                 asyncio.run(run())
         except BaseException as exc:
@@ -648,7 +609,7 @@ def _open_lines(file: str) -> Iterator[tuple[TextIO, int | None]]:
         total = count_lines(file)
         stream = Path(file).open(encoding="utf-8")  # noqa: SIM115 (closed below)
     except OSError as exc:
-        raise CommandError(EXIT_USAGE, f"cannot read {file}: {exc.strerror or exc}") from None
+        raise _cannot(f"read {file}", exc) from None
     with stream:
         yield stream, total
 
@@ -674,19 +635,13 @@ def _check_port_free(port: int) -> None:
         try:
             sock.bind((LOCAL_HOST, port))
         except OSError as exc:
-            raise CommandError(
-                EXIT_SERVER, f"cannot listen on {LOCAL_HOST}:{port}: {exc.strerror or exc}"
-            ) from None
+            raise _cannot(f"listen on {LOCAL_HOST}:{port}", exc, EXIT_SERVER) from None
 
 
 def wait_for_interrupt(on_ready: Callable[[], object] | None = None) -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM.
+    """Block until SIGINT or SIGTERM (even if started with SIGINT ignored, as ``&`` does).
 
-    Both handlers are installed explicitly: a process started with SIGINT ignored
-    (``&`` in a shell, CI runners) inherits SIG_IGN, and Python keeps it.
-
-    Args:
-        on_ready: Called once the handlers are in place (tests signal from it).
+    `on_ready` is called once the handlers are in place (tests signal from it).
     """
     try:
         with stop_signals():
@@ -744,11 +699,13 @@ def local(
                 pass
 
         asyncio.run(create())
-        _out(f"DynamoDB emulator (moto) on {server.endpoint}, table {table!r} ready.")
-        _out("In another terminal:")
-        _out(f"    export AIODYNKV_ENDPOINT={server.endpoint} AIODYNKV_TABLE={table}")
-        _out("    aiodynkv set greeting hello && aiodynkv get greeting")
-        _out("The data lives in memory. Press Ctrl-C to stop.")
+        _out(
+            f"DynamoDB emulator (moto) on {server.endpoint}, table {table!r} ready.\n"
+            "In another terminal:\n"
+            f"    export AIODYNKV_ENDPOINT={server.endpoint} AIODYNKV_TABLE={table}\n"
+            "    aiodynkv set greeting hello && aiodynkv get greeting\n"
+            "The data lives in memory. Press Ctrl-C to stop."
+        )
         wait_for_interrupt()
     _out("stopped")
 
@@ -764,13 +721,7 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One item: its key, its value (str, bytes or a counter's int) and its expiry.
-
-    Attributes:
-        key: The key, as the store sees it (inside its namespace).
-        value: str, bytes, or int for a counter.
-        expires_at: Epoch second at which the item expires; None when it never does.
-    """
+    """One item: its key (in the namespace), value (str, bytes or a counter's int), expiry."""
 
     key: str
     value: Value
@@ -790,11 +741,7 @@ def encode(record: Record) -> str:
 
 
 def decode(line: str) -> Record:
-    """Parse one line.
-
-    Raises:
-        RecordError: The line is not a JSON object with the fields above.
-    """
+    """Parse one line (`RecordError`: not a JSON object with the fields of `FIELDS`)."""
     try:
         obj = json.loads(line)
     except ValueError as exc:
@@ -860,22 +807,13 @@ class Reporter(Protocol):
 
 @dataclass
 class Summary:
-    """What a transfer did. ``read == written + skipped + failed`` once it has finished.
+    """What a transfer did. ``read == written + skipped + failed`` once it has finished."""
 
-    Attributes:
-        read: Keys listed (export) or non-blank lines read (import).
-        written: Items written (lines for export, items for import).
-        skipped: Items left out: gone or expired by the time they were read or
-            written, identical in the table already, or superseded by a later line.
-        invalid: Lines or items that cannot be stored (bad JSON, a bad key, too large).
-        unwritten: Items the server did not take before the batch deadline.
-    """
-
-    read: int = 0
+    read: int = 0  # keys listed (export) or non-blank lines read (import)
     written: int = 0
-    skipped: int = 0
-    invalid: int = 0
-    unwritten: int = 0
+    skipped: int = 0  # expired, identical in the table already, or superseded by a later line
+    invalid: int = 0  # lines or items that cannot be stored (bad JSON, a bad key, too large)
+    unwritten: int = 0  # items the server did not take before the batch deadline
 
     @property
     def failed(self) -> int:
@@ -898,14 +836,7 @@ async def export_items(
     *,
     prefix: str | None = None,
 ) -> None:
-    """Write every unexpired item of `kv` (under `prefix`) to `out`, one JSON line each.
-
-    One paginated Scan reads values and expiry together; the lines are sorted by key,
-    so exporting an unchanged table twice gives the same file.
-
-    Raises:
-        KVError: The server failed; what was written so far is in `out`.
-    """
+    """Write every unexpired item of `kv` (under `prefix`) to `out`: JSON Lines, sorted by key."""
     reporter.phase("reading items", None)
     items = []
     async for item in kv.items(prefix):  # one paginated Scan: values and expiry together
@@ -928,6 +859,10 @@ def _ttl_until(expires_at: int | None) -> float | None:
     return expires_at - time.time() - _EXPIRY_MARGIN
 
 
+def _expired(ttl: float | None) -> bool:
+    return ttl is not None and ttl <= 0
+
+
 #: What happened to the items of one write: "written", "skipped" and "unwritten".
 _Counts = Counter[str]
 
@@ -942,42 +877,25 @@ def _same(record: Record, have: StoredItem | None) -> bool:
     return abs(have.expires_at - record.expires_at) <= 1.0
 
 
+@dataclass
 class _Importer:
     """Writes batches of records, counting what happened to each in `summary`."""
 
-    def __init__(
-        self,
-        kv: AsyncDynamoKV,
-        reporter: Reporter,
-        summary: Summary,
-        *,
-        overwrite: bool,
-        concurrency: int,
-    ) -> None:
-        self.kv = kv
-        self.reporter = reporter
-        self.summary = summary
-        self.overwrite = overwrite
-        self.limit = asyncio.Semaphore(concurrency)
+    kv: AsyncDynamoKV
+    reporter: Reporter
+    summary: Summary
+    overwrite: bool
+    limit: asyncio.Semaphore  # set_many/set_counter calls in flight
 
     def invalid(self, where: str, problem: object) -> None:
         self.summary.invalid += 1
         self.reporter.warn(f"{where}: {problem}")
 
     async def batch(self, records: list[tuple[int, Record]]) -> None:
-        """Import one batch; a later line for the same key wins."""
-        latest: dict[str, tuple[int, Record]] = {}
-        for number, record in records:
-            if record.key in latest:
-                self.summary.skipped += 1  # superseded by a later line
-            latest[record.key] = (number, record)
-        live: list[tuple[int, Record]] = []
-        for number, record in latest.values():
-            ttl = _ttl_until(record.expires_at)
-            if ttl is not None and ttl <= 0:
-                self.summary.skipped += 1  # already expired: nothing to write
-            else:
-                live.append((number, record))
+        """Import one batch; a later line for the same key wins, an expired one is skipped."""
+        latest = {record.key: (number, record) for number, record in records}
+        live = [(n, r) for n, r in latest.values() if not _expired(_ttl_until(r.expires_at))]
+        self.summary.skipped += len(records) - len(live)
         try:
             counts = await self.apply([record for _, record in live])
         except KVValidationError:
@@ -985,17 +903,13 @@ class _Importer:
             # was sent: redo the batch one record at a time to find out what.
             counts = _Counts()
             for number, record in live:
-                counts += await self._apply_one(number, record)
+                try:
+                    counts += await self.apply([record])
+                except KVValidationError as exc:  # noqa: PERF203 (only after a refusal)
+                    self.invalid(f"line {number}", exc)
         self.summary.written += counts["written"]
         self.summary.skipped += counts["skipped"]
         self.summary.unwritten += counts["unwritten"]
-
-    async def _apply_one(self, number: int, record: Record) -> _Counts:
-        try:
-            return await self.apply([record])
-        except KVValidationError as exc:
-            self.invalid(f"line {number}", exc)
-            return _Counts()
 
     async def apply(self, records: list[Record]) -> _Counts:
         """Write the records that the table does not already hold identically."""
@@ -1008,11 +922,13 @@ class _Importer:
         for record in records:
             if _same(record, stored.get(record.key)):
                 counts["skipped"] += 1
-            elif isinstance(record.value, int):
-                jobs.append(self._counter(record.key, record.value, record.expires_at))
+            elif isinstance(record.value, int):  # one atomic write
+                jobs.append(
+                    self._write({record.key: record.value}, record.expires_at, counter=True)
+                )
             else:
                 groups.setdefault(record.expires_at, {})[record.key] = record.value
-        jobs += [self._set_many(items, expires_at) for expires_at, items in groups.items()]
+        jobs += [self._write(items, expires_at) for expires_at, items in groups.items()]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -1020,13 +936,20 @@ class _Importer:
             counts += result
         return counts
 
-    async def _set_many(self, items: dict[str, str | bytes], expires_at: int | None) -> _Counts:
+    async def _write(
+        self, items: dict[str, Any], expires_at: int | None, *, counter: bool = False
+    ) -> _Counts:
+        """One set_many of values, or a set_counter of one counter, unless expired meanwhile."""
         async with self.limit:
             ttl = _ttl_until(expires_at)
-            if ttl is not None and ttl <= 0:
+            if _expired(ttl):
                 return _Counts(skipped=len(items))  # expired while waiting its turn
             try:
-                await self.kv.set_many(items, ttl=ttl)
+                if counter:
+                    [(key, value)] = items.items()
+                    await self.kv.set_counter(key, value, ttl=ttl)
+                else:
+                    await self.kv.set_many(items, ttl=ttl)
             except BatchIncompleteError as exc:
                 self.reporter.warn(
                     f"{len(exc.unprocessed)} items not written before the batch deadline "
@@ -1036,14 +959,6 @@ class _Importer:
                     written=len(items) - len(exc.unprocessed), unwritten=len(exc.unprocessed)
                 )
             return _Counts(written=len(items))
-
-    async def _counter(self, key: str, value: int, expires_at: int | None) -> _Counts:
-        async with self.limit:
-            ttl = _ttl_until(expires_at)
-            if ttl is not None and ttl <= 0:
-                return _Counts(skipped=1)
-            await self.kv.set_counter(key, value, ttl=ttl)  # one atomic write
-            return _Counts(written=1)
 
 
 async def import_items(
@@ -1057,25 +972,13 @@ async def import_items(
     overwrite: bool = False,
     concurrency: int = 16,
 ) -> None:
-    """Write the records in `lines` to `kv`, in batches of `batch_size` lines.
+    """Write the records in `lines` (JSON Lines) to `kv`, `batch_size` lines at a time.
 
-    Bad lines and items that cannot be stored are reported through `reporter`, counted
-    as invalid and passed over; the rest is imported.
-
-    Args:
-        kv: The store to write to.
-        lines: JSON Lines (blank lines are ignored).
-        reporter: Progress and problems.
-        summary: Counts what happened, also when the import stops half-way.
-        total: Number of lines, when known, for the progress bar.
-        batch_size: Lines read and compared per batch.
-        overwrite: Write every item, without first reading what the table holds.
-        concurrency: ``set_many``/``incr`` calls in flight at once.
-
-    Raises:
-        KVError: The server failed.
+    Bad lines and items that cannot be stored are reported, counted as invalid and passed
+    over. `total` (lines) sizes the progress bar; `overwrite` writes without reading first;
+    `concurrency` bounds the ``set_many``/``set_counter`` calls in flight.
     """
-    importer = _Importer(kv, reporter, summary, overwrite=overwrite, concurrency=concurrency)
+    importer = _Importer(kv, reporter, summary, overwrite, asyncio.Semaphore(concurrency))
     reporter.phase("importing", total)
     batch: list[tuple[int, Record]] = []
     consumed = 0

@@ -31,6 +31,7 @@ ENV_PREFIX = "AIODYNKV_"
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
 _TRANSPORTS = ("lean", "botocore", "memory")
+_OPTIONAL = ("call_timeout", "compress_threshold")  # the numbers None turns off
 #: The region a loopback endpoint (a local emulator) signs for when none is set.
 LOCAL_REGION = "us-east-1"
 
@@ -67,12 +68,9 @@ def _lookup(name: str, profile: str | None, _stamp: Hashable) -> Any:
 def aws_config_variable(name: str, profile: str | None) -> Any:
     """What botocore reads for the setting `name` of `profile` (None: the default one).
 
-    A botocore session costs tens of milliseconds to build; the answer is kept while
-    the environment variables and the files that decide it are unchanged.
-
-    Raises:
-        botocore.exceptions.ProfileNotFound: `profile` is named and does not exist.
-        botocore.exceptions.ConfigParseError: the config file cannot be read.
+    A botocore session costs tens of milliseconds: the answer is kept while the variables
+    and files that decide it are unchanged. Raises botocore's `ProfileNotFound` and
+    `ConfigParseError`.
     """
     env = tuple(os.environ.get(variable) for variable in _AWS_CONFIG_VARIABLES)
     files = (
@@ -268,39 +266,29 @@ class KVConfig:
         for name in ("consistent_read", "create_table", "coalesce_reads", "expose_keys"):
             if not isinstance(getattr(self, name), bool):
                 raise KVConfigError(name, f"must be a bool (got {shown(getattr(self, name))})")
-        self._check_number("connect_timeout", minimum=0, strict=True)
-        self._check_number("read_timeout", minimum=0, strict=True)
-        if self.call_timeout is not None:
-            self._check_number("call_timeout", minimum=0, strict=True)
-        self._check_number("table_wait_timeout", minimum=0, strict=True)
-        self._check_number("batch_deadline", minimum=0, strict=False)
-        self._check_number("coalesce_window", minimum=0, strict=False, maximum=1.0)
+        for name in ("connect_timeout", "read_timeout", "call_timeout", "table_wait_timeout"):
+            self._check_number(name, strict=True)
+        self._check_number("batch_deadline")
+        self._check_number("coalesce_window", maximum=1.0)
         self._check_int("coalesce_max_keys", 1, 100)
-        self._check_number("close_timeout", minimum=0, strict=False)
+        self._check_number("close_timeout")
         self._check_int("max_value_bytes", 1, 2**40)
         self._check_int("max_attempts", 1, 50)
         self._check_int("max_pool_connections", 1, 10_000)
         self._check_int("batch_concurrency", 1, 1_000)
-        if self.compress_threshold is not None:
-            self._check_int("compress_threshold", 0, 409_600)
-        if self.transport not in _TRANSPORTS:
-            raise KVConfigError(
-                "transport",
-                f"must be one of {', '.join(_TRANSPORTS)} (got {shown(self.transport)})",
-            )
-        if self.retry_mode not in _RETRY_MODES:
-            raise KVConfigError(
-                "retry_mode",
-                f"must be one of {', '.join(_RETRY_MODES)} (got {shown(self.retry_mode)})",
-            )
+        self._check_int("compress_threshold", 0, 409_600)
+        for name, choices in (("transport", _TRANSPORTS), ("retry_mode", _RETRY_MODES)):
+            if getattr(self, name) not in choices:
+                got = shown(getattr(self, name))
+                raise KVConfigError(name, f"must be one of {', '.join(choices)} (got {got})")
         self._check_data_features()
 
     def _check_data_features(self) -> None:
         """Near cache, large values in S3 and encryption."""
         self._check_int("local_cache_items", 0, 100_000_000)
         self._check_int("local_cache_bytes", 1, 2**40)
-        self._check_number("local_cache_ttl", minimum=0, strict=True, maximum=86_400.0)
-        self._check_number("local_cache_miss_ttl", minimum=0, strict=False, maximum=86_400.0)
+        self._check_number("local_cache_ttl", strict=True, maximum=86_400.0)
+        self._check_number("local_cache_miss_ttl", maximum=86_400.0)
         bucket = self.large_value_bucket
         if bucket is not None and (
             not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket)
@@ -367,25 +355,27 @@ class KVConfig:
         except ValueError:
             raise KVConfigError("endpoint", "has an invalid port") from None
 
-    def _check_number(
-        self, name: str, *, minimum: float, strict: bool, maximum: float = math.inf
-    ) -> None:
+    def _check_number(self, name: str, *, strict: bool = False, maximum: float = math.inf) -> None:
+        """A number of seconds (> 0 if `strict`, else >= 0) up to `maximum`."""
         value = getattr(self, name)
-        ok = (
+        ok = (value is None and name in _OPTIONAL) or (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and (value > minimum if strict else value >= minimum)
+            and (value > 0 if strict else value >= 0)
             and value <= maximum
         )
         if not ok:
-            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound = "> 0" if strict else ">= 0"
             if maximum != math.inf:
                 bound += f" and <= {maximum}"
             raise KVConfigError(name, f"must be a finite number {bound} (got {shown(value)})")
 
     def _check_int(self, name: str, minimum: int, maximum: int) -> None:
+        """An integer from `minimum` to `maximum`."""
         value = getattr(self, name)
+        if value is None and name in _OPTIONAL:
+            return
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
             raise KVConfigError(
                 name, f"must be an integer from {minimum} to {maximum} (got {shown(value)})"
@@ -393,11 +383,7 @@ class KVConfig:
 
     @property
     def effective_call_timeout(self) -> float:
-        """The whole-call deadline in seconds: `call_timeout`, or one derived from the rest.
-
-        Derived: every attempt connecting and reading for as long as allowed, plus the
-        longest backoff between them.
-        """
+        """The whole-call deadline in seconds: `call_timeout`, or derived as it says."""
         if self.call_timeout is not None:
             return float(self.call_timeout)
         attempts = self.max_attempts
@@ -429,14 +415,9 @@ class KVConfig:
 
     @property
     def effective_region(self) -> str | None:
-        """The region the store signs for.
+        """The region the store signs for, found as `region` says (None: none found).
 
-        ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the region of
-        the profile (``profile``, else ``AWS_PROFILE``, else ``default``) in
-        ``~/.aws/config`` (``AWS_CONFIG_FILE``), else ``us-east-1`` for a loopback
-        endpoint, else None: opening the store then raises `KVConfigError`. The
-        memory transport signs nothing: it is ``region``, else ``us-east-1``, and no
-        AWS configuration is read.
+        The memory transport reads no AWS configuration: ``region``, else ``us-east-1``.
         """
         if self.region:
             return self.region
@@ -493,26 +474,20 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 def _encryption_keys(keys: object) -> Mapping[str, bytes]:
     """Validated, frozen ``encryption_keys``.
 
-    An error names the entry (its position in the string form, and its id once the id
-    is a valid one) and what is wrong with it; it never shows a key, nor text that may
-    hold one (a malformed entry, an id that is not an id).
+    An error names the entry, never text that may hold a key (a malformed entry, a bad id).
     """
     if isinstance(keys, str):  # AIODYNKV_ENCRYPTION_KEYS="k2:<base64>,k1:<base64>"
         keys = _parse_encryption_keys(keys)
     if not isinstance(keys, Mapping) or not keys:
-        raise KVConfigError("encryption_keys", "must be a non-empty mapping of key id to key")
+        raise _bad_keys("must be a non-empty mapping of key id to key")
     frozen: dict[str, bytes] = {}
     for kid, key in keys.items():
         if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
-            raise KVConfigError(
-                "encryption_keys",
-                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)",
+            raise _bad_keys(
+                "key ids are 1-64 of A-Za-z0-9._- (one is not; not shown, as it may be a key)"
             )
         if not isinstance(key, (bytes, bytearray, memoryview)) or len(bytes(key)) != 32:
-            raise KVConfigError(
-                "encryption_keys",
-                f"key {shown(kid)} must be 32 bytes (AES-256), e.g. os.urandom(32)",
-            )
+            raise _bad_keys(f"key {shown(kid)} must be 32 bytes (AES-256), e.g. os.urandom(32)")
         frozen[kid] = bytes(key)
     return MappingProxyType(frozen)
 
@@ -528,28 +503,28 @@ def _parse_encryption_keys(text: str) -> dict[str, bytes]:
         kid, colon, encoded = part.partition(":")
         kid = kid.strip()
         if not colon or not _KEY_ID.fullmatch(kid):
-            raise KVConfigError(
-                "encryption_keys",
+            raise _bad_keys(
                 f"{entry} does not start with a key id and ':' (key ids are 1-64 of "
-                "A-Za-z0-9._-); the entry is not shown, as it may hold a key",
+                "A-Za-z0-9._-); the entry is not shown, as it may hold a key"
             )
         entry = f"entry {index} (id {kid!r}) of {ENV_PREFIX}ENCRYPTION_KEYS"
         if kid in parsed:
-            raise KVConfigError("encryption_keys", f"{entry}: the id is given twice")
+            raise _bad_keys(f"{entry}: the id is given twice")
         try:
             key = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
-            raise KVConfigError(
-                "encryption_keys", f"{entry}: the key is not valid base64"
-            ) from None
+            raise _bad_keys(f"{entry}: the key is not valid base64") from None
         if len(key) != 32:
-            raise KVConfigError(
-                "encryption_keys",
+            raise _bad_keys(
                 f"{entry}: the key is {len(key)} bytes; AES-256 needs 32 bytes "
-                "(base64 of os.urandom(32))",
+                "(base64 of os.urandom(32))"
             )
         parsed[kid] = key
     return parsed
+
+
+def _bad_keys(why: str) -> KVConfigError:
+    return KVConfigError("encryption_keys", why)
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -1,10 +1,8 @@
 """Sharded counters for hot keys (DynamoDB serves ~1,000 writes/s per partition).
 
-Each shard is a plain aiodynkv counter in the reserved key space (see `aiodynkv._keys`):
-an increment is one exactly-once UpdateItem on a random shard, the value the sum of all
-shards read by BatchGetItem. Shards appear in no namespace's ``keys()``, ``items()`` or
-``clear()``. A counter read or deleted with fewer shards than it was written with misses
-the others.
+Each shard is a plain counter in the reserved key space (`aiodynkv._keys`), hidden from
+every namespace's ``keys()``, ``items()`` and ``clear()``; a counter read or deleted
+with fewer shards than it was written with misses the others.
 """
 
 from __future__ import annotations

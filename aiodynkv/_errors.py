@@ -393,61 +393,41 @@ class TransactionFailedError(KVError):
 
 
 # -- the map: a transport failure to its class of the tree ------------------------
-#
-# Retryability comes from the tree (`TransientError`), not from this map; the map only
-# says which class a DynamoDB error code is.
+# (retryability comes from the tree, `TransientError`, not from this map)
 
 # DynamoDB error codes, as botocore reports them in Error.Code.
-_CODE_TO_CLASS: dict[str, type[KVError]] = {
-    "ResourceNotFoundException": TableNotFoundError,
-    "ConditionalCheckFailedException": ConditionFailedError,
-    "ProvisionedThroughputExceededException": ThrottledError,
-    "ThrottlingException": ThrottledError,
-    "RequestLimitExceeded": ThrottledError,
-    "LimitExceededException": ThrottledError,
-    "TransactionConflictException": ThrottledError,
-    "InternalServerError": ServerError,
-    "InternalFailure": ServerError,
-    "ServiceUnavailable": ServerError,
-    "ServiceUnavailableException": ServerError,
-    "AccessDeniedException": AccessDeniedError,
-    "UnrecognizedClientException": AccessDeniedError,
-    "InvalidSignatureException": AccessDeniedError,
-    "MissingAuthenticationTokenException": AccessDeniedError,
-    "IncompleteSignatureException": AccessDeniedError,
-    "ExpiredTokenException": AccessDeniedError,
-    "InvalidClientTokenId": AccessDeniedError,
-    "SignatureDoesNotMatch": AccessDeniedError,
-    "ValidationException": KVValidationError,
-    "SerializationException": KVValidationError,
+_CODES: dict[type[KVError], str] = {
+    TableNotFoundError: "ResourceNotFoundException",
+    ConditionFailedError: "ConditionalCheckFailedException",
+    ThrottledError: "ProvisionedThroughputExceededException ThrottlingException "
+    "RequestLimitExceeded LimitExceededException TransactionConflictException",
+    ServerError: "InternalServerError InternalFailure ServiceUnavailable "
+    "ServiceUnavailableException",
+    AccessDeniedError: "AccessDeniedException UnrecognizedClientException "
+    "InvalidSignatureException MissingAuthenticationTokenException IncompleteSignatureException "
+    "ExpiredTokenException InvalidClientTokenId SignatureDoesNotMatch",
+    KVValidationError: "ValidationException SerializationException",
 }
+_CODE_TO_CLASS = {code: cls for cls, codes in _CODES.items() for code in codes.split()}
 
 _SIZE_MESSAGES = ("item size", "size of the item", "maximum allowed size")
 
 
-def _service_error_class(exc: ServiceError) -> type[KVError]:
-    cls = _CODE_TO_CLASS.get(exc.code)
-    if cls is KVValidationError and any(m in exc.message.lower() for m in _SIZE_MESSAGES):
-        return ValueTooLargeError
-    if cls is not None:
-        return cls
-    if exc.status == 403:  # a refusal whose body names no code (not JSON: a proxy, moto's IAM)
-        return AccessDeniedError
-    return ServerError if exc.status >= 500 else KVError
-
-
 def botocore_exceptions() -> ModuleType | None:
-    """``botocore.exceptions`` if botocore is loaded, else None.
-
-    Importing botocore takes a third of a second, so the error maps never do: an
-    exception can only be one of botocore's classes once botocore has been loaded.
-    """
+    """``botocore.exceptions`` if botocore is loaded, else None (no error needs importing it)."""
     return sys.modules.get("botocore.exceptions")
 
 
-def _error_class(exc: BaseException) -> type[KVError]:
+def _error_class(exc: BaseException) -> type[KVError]:  # noqa: PLR0911 (one per kind)
     if isinstance(exc, ServiceError):
-        return _service_error_class(exc)
+        cls = _CODE_TO_CLASS.get(exc.code)
+        if cls is KVValidationError and any(m in exc.message.lower() for m in _SIZE_MESSAGES):
+            return ValueTooLargeError
+        if cls is not None:
+            return cls
+        if exc.status == 403:  # a refusal naming no code (not JSON: a proxy, moto's IAM)
+            return AccessDeniedError
+        return ServerError if exc.status >= 500 else KVError
     if isinstance(exc, WireError):
         return KVTimeoutError if exc.timeout else KVConnectionError
     bex = botocore_exceptions()
@@ -485,11 +465,7 @@ def rekey(error: KVError, operation: str, key: str) -> KVError:
 
 
 def describe(exc: BaseException) -> str:
-    """What went wrong, without keys or values (the server's code and message).
-
-    A transport's own failure is described by its message alone: its class is an
-    internal name, and the `KVError` subclass already says timeout or connection.
-    """
+    """What went wrong, without keys or values: the server's code and message, or the wire's."""
     if isinstance(exc, ServiceError):
         return f"{exc.code}: {exc.message}".rstrip(": ")
     if isinstance(exc, WireError):
@@ -498,17 +474,7 @@ def describe(exc: BaseException) -> str:
 
 
 def map_error(exc: BaseException, *, operation: str, table: str, key: str | None) -> KVError:
-    """Translate a transport failure into the matching `KVError`.
-
-    Args:
-        exc: A `ServiceError` or `WireError` from a transport, or a credentials error.
-        operation: The store operation (``get``, ``set``, ...).
-        table: The table name.
-        key: The user's key, if the operation is about one (kept off the message).
-
-    Returns:
-        The `KVError` to raise ``from exc``; a `KVError` passes through unchanged.
-    """
+    """The `KVError` to raise ``from exc`` (a transport's failure); a `KVError` passes as is."""
     if isinstance(exc, KVError):
         return exc
     cls = _error_class(exc)
@@ -531,13 +497,7 @@ def in_doubt_error(
 ) -> WriteInDoubtError:
     """The `WriteInDoubtError` of a write that may have been applied, then ended in `error`.
 
-    Args:
-        error: The error the write's last request ended in, if any.
-        operation: The store operation (``set``, ``incr``, ``transaction``...).
-        table: The table name.
-        key: The user's key (kept off the message).
-        keys: Every key of a multi-key write (a transaction).
-        why: What ended the call, when it is not `error` (the call's deadline).
+    `why`: what ended the call when not `error` (its deadline); `keys`: a transaction's.
     """
     what = why or (error.reason or error.message if error is not None else "no reply")
     reason = (

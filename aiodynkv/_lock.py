@@ -1,31 +1,22 @@
 """Leases (distributed locks) with fencing tokens: ``async with kv.lock(name) as held``.
 
-One lock item per name lives in the reserved key space (see `aiodynkv._keys`):
-the holder's owner token, its lease in ms, a fencing counter, and the item's version,
-which every write bumps and which serves as the record version number (rvn).
+One lock item per name, in the reserved key space (`aiodynkv._keys`): the holder's
+owner token, its lease in ms, a fencing counter, and the item's version, bumped by
+every write: the record version number.
 
-- **Acquire** is one conditional UpdateItem: the lock is free (no item, or no owner),
-  or (takeover) its version is still the one this waiter has watched for a whole
-  lease. The same write adds one to the fencing counter and returns it: the token.
-- **Takeover needs no other machine's clock.** A waiter notes when it first saw a
-  version, on its own monotonic clock; a holder that renews changes the version, so
-  only a holder that stopped renewing (crashed, paused, cut off) is taken over.
-- **Renewal** runs in a background task every ``renew_every`` (lease/3). The holder
-  believes exactly the last lease the server confirmed, counted from when it *sent*
-  that write (monotonic clock), so it always believes it holds the lease for less
-  time than any waiter waits. A shorter lease (``extend(lease=)``) counts from the
-  moment it is sent, whether or not its reply arrives. Renewals never overlap (an
-  explicit `extend` waits for the one in flight, then restarts the task), and once
-  the confirmed lease has run out, a renewal confirmed later does not bring it back.
-- **Losing it**: when renewals keep failing until the lease has run out, or the item
-  shows another owner, `Lock.lost` turns True and leaving the block raises
-  `LeaseLostError` (the body is not cancelled: check ``held.lost`` or call
-  ``held.check()`` between steps).
-- **Release** is conditional on still being the owner; the item stays, so the
-  fencing counter keeps growing across acquisitions, takeovers included.
-
-Retries of a request whose reply was lost are safe: an acquire that meets its own
-earlier write sees its owner token and reports success with that write's token.
+- **Acquire**: one conditional UpdateItem, taken when the lock is free, or (takeover)
+  when its version is still the one this waiter has watched for a whole lease, on its
+  own monotonic clock: a holder that renews changes the version, so no other
+  machine's clock is needed. The same write bumps the fencing counter: the token.
+- **Renewal** runs every ``renew_every`` (lease/3), one at a time. The holder believes
+  only the last lease the server confirmed, counted from when that write was *sent*,
+  so it never believes it holds longer than any waiter waits; a shorter lease counts
+  from its sending, and a lease that has run out stays lost.
+- **Losing it** (renewals failing for a whole lease, or another owner): `Lock.lost`
+  turns True and leaving the block raises `LeaseLostError`; the body is not cancelled.
+- **Release** is conditional on still owning it; the item stays, so the fencing
+  counter keeps growing. A retried acquire that meets its own earlier write sees its
+  owner token and wins with that write's token.
 """
 
 from __future__ import annotations
@@ -266,8 +257,9 @@ class Lock:
         )
 
     def _wait_event(self, outcome: str, waited_ms: float, tries: int) -> None:
-        fields: dict[str, Any] = {"outcome": outcome, "waited_ms": waited_ms, "attempts": tries}
-        self._ops.event("debug", "aiodynkv.lock_wait", **fields)
+        self._ops.event(
+            "debug", "aiodynkv.lock_wait", outcome=outcome, waited_ms=waited_ms, attempts=tries
+        )
 
     async def extend(self, lease: float | None = None) -> None:
         """Renew the lease now, optionally with a new length (the background renewal follows).

@@ -1,22 +1,16 @@
 """The one retry policy: what is retried on the wire, how long to wait, and the waiting.
 
-- The lean transport follows botocore, ``max_attempts`` counting every attempt in both
-  modes. Standard (and adaptive) mode is ``botocore.retries.standard``: the throttling
-  and transient codes, the codes DynamoDB's model marks retryable, HTTP 500/502/503/504,
-  connection errors, timeouts and unverifiable replies; ``random() * min(2 ** (attempt
-  - 1), 20)`` seconds before retry ``attempt``; a quota of 500 tokens per transport, 5 per
-  retry (10 after a timeout), no retry when it is empty, and a success gives back what its
-  last retry took (1 token without one). Legacy mode is botocore's ``_retry.json`` for
-  DynamoDB (the codes with their status, HTTP 429/500/502/503/504/509), with ``0.05 * 2 **
-  (attempt - 1)`` seconds and no quota.
-- Batches (unprocessed items), the value pipeline's batch reads and a transaction that
-  meets one in progress wait `backoff`: capped exponential with full jitter.
-- A lock held by another owner is polled after `poll_delay` (equal jitter, capped at the
-  lock's poll interval). That is a wait for someone else, not a retry: it keeps its
-  timing in tests.
+- The lean transport follows botocore (``max_attempts`` counts every attempt). Standard
+  and adaptive mode as ``botocore.retries.standard``: its throttling and transient codes,
+  the codes DynamoDB's model marks retryable, HTTP 500/502/503/504 and failed
+  connections; ``random() * min(2 ** (attempt - 1), 20)`` s; a quota of 500 tokens, 5 a
+  retry (10 after a timeout), refunded on success. Legacy mode as botocore's
+  ``_retry.json`` for DynamoDB, ``0.05 * 2 ** (attempt - 1)`` s, no quota.
+- Batches, the pipeline's batch reads and a transaction in progress wait `backoff`;
+  a lock held by another owner is polled after `poll_delay` (a wait, not a retry).
 
-Every retry awaits `sleep`. `set_retry_waits(False)` makes those waits zero (the retries
-themselves, and when a call gives up, stay the same), as stamina's ``set_testing`` does.
+Every retry awaits `sleep`; `set_retry_waits(False)` makes those waits zero, as
+stamina's ``set_testing`` does.
 """
 
 from __future__ import annotations
@@ -155,18 +149,12 @@ def set_retry_waits(enabled: bool) -> RetryWaits:
     """Turn the waits between retries on (the default) or off, for tests.
 
     Off, every retry of the transport, of batches and of transactions happens at once;
-    what is retried, and when a call gives up, do not change. Botocore's own waits
-    (``transport="botocore"``) are botocore's and stay. Usable as a plain call or as a
-    context manager that restores the previous state on exit::
+    what is retried, and when a call gives up, do not change (``transport="botocore"``
+    keeps botocore's own waits). A plain call, or a context manager that restores the
+    previous state::
 
         with aiodynkv.testing.set_retry_waits(False) as skipped:
             ...  # skipped: the waits (seconds) that were left out
-
-    Args:
-        enabled: False to make every retry wait zero.
-
-    Returns:
-        A context manager restoring the state from before this call.
 
     Raises:
         KVValidationError: `enabled` is not a bool.

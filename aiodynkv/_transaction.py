@@ -1,25 +1,18 @@
 """Transactions (``async with kv.transaction() as tx``) and snapshot reads.
 
-A `Transaction` collects ``set``/``delete``/``incr``/``check`` actions, validating
-each as it is added (key, value, TTL, conditions, one action per key, at most 100
-actions, 4 MB in all), and commits them as one TransactWriteItems: all applied or
-none. Each write is built by the same request builders as the single-key write, so
-TTL, namespaces, versions (bumped, random base), compression and write tokens are
-the same.
+A `Transaction` collects ``set``/``delete``/``incr``/``check`` actions, each validated
+as it is added (key, value, TTL, conditions, one action per key, at most 100 actions,
+4 MB in all), and commits them as one TransactWriteItems, all or nothing, each write
+built by the request builders of the single-key write.
 
-Retries: the commit carries a ``ClientRequestToken``, so the SDK's retries are
-idempotent on DynamoDB. Every write also carries the commit's write token and a
-condition that it was not written by this commit already, so that a retried
-request that meets its own applied transaction (a server that ignores the token,
-like moto) is recognised as committed instead of cancelled. The request is built
-once and kept: calling `commit` again after `WriteInDoubtError` re-sends the very
-same request (token, items, write tokens). A commit that may have been applied and
-cannot be recognised (only deletes and checks, or an item overwritten since) raises
-`WriteInDoubtError`, never "cancelled, nothing applied".
-
-An ``incr`` of an expired counter restarts it, as the single-key ``incr`` does: the
-first attempt is cancelled on that counter's condition and the transaction is sent
-again with a restart for it (nothing was applied by the first attempt).
+The request is built once, with a ``ClientRequestToken``: a retry, or `commit` called
+again after `WriteInDoubtError`, re-sends the very same request. Every write also
+carries the commit's write token and the condition that this commit has not written
+it yet, so a retry that meets its own applied commit (a server that ignores the token,
+like moto) is recognised as committed. A commit that may have been applied and cannot
+be recognised (only deletes and checks, or an item overwritten since) raises
+`WriteInDoubtError`, never "cancelled, nothing applied". An ``incr`` of an expired
+counter is cancelled on its condition, then sent again as a restart (as ``kv.incr``).
 """
 
 from __future__ import annotations
@@ -168,22 +161,22 @@ class Transaction:
 
     # -- collecting ----------------------------------------------------------------
 
+    def _refused(
+        self, message: str, cls: type[KVError] = KVValidationError, key: str | None = None
+    ) -> KVError:
+        """An error of this transaction, before anything is sent (its message never shows `key`)."""
+        table = self._store.config.table
+        return cls(f"transaction: {message}", operation="transaction", table=table, key=key)
+
     def _add(self, kind: str, key: object, **fields: Any) -> Action:
         store = self._store
-        table = store.config.table
         if kind == "set" and store._core.pipeline.writes:
-            raise KVValidationError(
-                "transaction: values cannot be encrypted or offloaded to S3 inside a "
-                "transaction yet; write them with set() (incr, delete and check work)",
-                operation="transaction",
-                table=table,
+            raise self._refused(
+                "values cannot be encrypted or offloaded to S3 inside a transaction yet; "
+                "write them with set() (incr, delete and check work)"
             )
         if self._state != "open":
-            raise KVError(
-                f"transaction: already {self._state}; start a new one",
-                operation="transaction",
-                table=table,
-            )
+            raise self._refused(f"already {self._state}; start a new one", KVError)
         stored = store._encode(key, "transaction")
         user = str(key)
         if stored in self._stored:
@@ -194,12 +187,7 @@ class Transaction:
                 user,
             )
         if len(self._actions) >= MAX_ACTIONS:
-            raise KVValidationError(
-                f"transaction: at most {MAX_ACTIONS} actions (DynamoDB's limit)",
-                operation="transaction",
-                table=table,
-                key=user,
-            )
+            raise self._refused(f"at most {MAX_ACTIONS} actions (DynamoDB's limit)", key=user)
         return Action(kind, user, stored, **fields)
 
     def _keep(self, action: Action, size: int) -> None:
@@ -289,14 +277,9 @@ class Transaction:
         if exists is not None and not isinstance(exists, bool):
             raise TypeError(f"transaction: exists must be a bool, not {type(exists).__name__}")
         if version is None and exists is None:
-            raise KVValidationError(
-                "transaction: check needs version= or exists=", operation="transaction"
-            )
+            raise self._refused("check needs version= or exists=")
         if version is not None and exists is False:
-            raise KVValidationError(
-                "transaction: check cannot ask for a version of a missing key",
-                operation="transaction",
-            )
+            raise self._refused("check cannot ask for a version of a missing key")
         self._keep(self._add("check", key, if_version=version, exists=exists), 0)
 
     # -- committing ----------------------------------------------------------------
@@ -317,15 +300,9 @@ class Transaction:
         """
         store = self._store
         if self._state == "committed":
-            raise KVError(
-                "transaction: already committed", operation="transaction", table=store.config.table
-            )
+            raise self._refused("already committed", KVError)
         if self._state == "discarded":
-            raise KVError(
-                "transaction: discarded (its block raised); start a new one",
-                operation="transaction",
-                table=store.config.table,
-            )
+            raise self._refused("discarded (its block raised); start a new one", KVError)
         if not self._actions:
             self._state = "committed"
             return
@@ -468,9 +445,7 @@ class Transaction:
     ) -> TransactionFailedError | bool:
         """After a failed send: True (committed after all), False (send again), or the error.
 
-        Raises:
-            KVError: A failure that is an error, not an outcome (inside the operation);
-                `WriteInDoubtError` when an earlier send may have been applied.
+        A failure that is no outcome is raised (`WriteInDoubtError` if a send may have applied).
         """
         cause = exc.__cause__
         code = getattr(cause, "code", "")
@@ -570,15 +545,8 @@ class Transaction:
         out = []
         for index, action in enumerate(self._actions):
             bad = action.kind == "incr" and not isinstance(values.get(action.key, 0), int)
-            out.append(
-                TransactionReason(
-                    index,
-                    action.kind,
-                    action.key,
-                    "validation" if bad else "none",
-                    "the value is not a counter" if bad else None,
-                )
-            )
+            why = ("validation", "the value is not a counter") if bad else ("none", None)
+            out.append(TransactionReason(index, action.kind, action.key, *why))
         return out
 
     def _failed(
@@ -645,13 +613,9 @@ async def _snapshot_items(store: AsyncDynamoKV, wanted: dict[str, str]) -> dict[
             if getattr(cause, "code", "") != "TransactionCanceledException":
                 raise
             raw = list(getattr(cause, "body", {}).get("CancellationReasons") or [])
+            raw += [{}] * (len(wanted) - len(raw))
             reasons = [
-                TransactionReason(
-                    index,
-                    "get",
-                    key,
-                    code_of((raw[index] if index < len(raw) else {}).get("Code")),
-                )
+                TransactionReason(index, "get", key, code_of(raw[index].get("Code")))
                 for index, key in enumerate(wanted.values())
             ]
             failed = sorted({r.code for r in reasons if r.code != "none"}) or ["unknown"]

@@ -44,7 +44,7 @@ class TypedView(Generic[_M]):
     __slots__ = ("_adapter", "_store", "_type")
 
     def __init__(self, store: AsyncDynamoKV, type_: Any) -> None:
-        self._store: Any = store  # AsyncDynamoKV or InMemoryKV (or a view of one)
+        self._store = store
         self._type = type_
         self._adapter = _adapter(type_)
 
@@ -55,8 +55,7 @@ class TypedView(Generic[_M]):
     @property
     def store(self) -> AsyncDynamoKV:
         """The store (or namespace view) underneath."""
-        store: AsyncDynamoKV = self._store
-        return store
+        return self._store
 
     def namespace(self, name: str) -> TypedView[_M]:
         """The same typed view on namespace `name`."""
@@ -157,13 +156,11 @@ class TypedView(Generic[_M]):
 
     async def exists(self, key: str) -> bool:
         """True if `key` exists and has not expired."""
-        result: bool = await self._store.exists(key)
-        return result
+        return await self._store.exists(key)
 
     async def ttl(self, key: str) -> float | None:
         """Seconds until `key` expires, or None without expiry."""
-        result: float | None = await self._store.ttl(key)
-        return result
+        return await self._store.ttl(key)
 
     # -- writes ------------------------------------------------------------------
 
@@ -183,10 +180,7 @@ class TypedView(Generic[_M]):
                 NaN or an infinity (anywhere, nested too), as `set_json` refuses them.
         """
         text = self._dump(obj, "set")
-        written: bool = await self._store.set(
-            key, text, ttl=ttl, if_absent=if_absent, if_version=if_version
-        )
-        return written
+        return await self._store.set(key, text, ttl=ttl, if_absent=if_absent, if_version=if_version)
 
     async def set_many(
         self, items: Mapping[str, _M] | Iterable[tuple[str, _M]], *, ttl: TTL | None = None
@@ -198,10 +192,8 @@ class TypedView(Generic[_M]):
 
     async def delete(self, key: str, *, if_version: int | None = None) -> bool:
         """Delete `key`; True if it existed."""
-        result: bool = await self._store.delete(key, if_version=if_version)
-        return result
+        return await self._store.delete(key, if_version=if_version)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Delete many keys; return how many existed."""
-        count: int = await self._store.delete_many(keys)
-        return count
+        return await self._store.delete_many(keys)

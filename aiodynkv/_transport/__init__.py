@@ -1,13 +1,11 @@
 """The transport seam: a DynamoDB action name and its request in, the parsed response out.
 
 `botocore.BotocoreTransport` sends through an aioboto3 client, `lean.LeanTransport`
-signs and posts DynamoDB JSON itself, `memory.MemoryTransport` answers in process with
-DynamoDB's semantics; none knows about keys, values or TTLs. Requests and responses
-are DynamoDB JSON as botocore's client methods take and return them. A transport
-retries as botocore's retry mode does; what still fails comes out as `ServiceError`
-(the server answered with an error) or `WireError` (no answer), which
-`aiodynkv._errors.map_error` turns into the `KVError` tree. Both say whether an earlier
-attempt may have been applied (``in_doubt``), which exactly-once and batch writes need.
+signs and posts DynamoDB JSON itself, `memory.MemoryTransport` answers in process; none
+knows about keys, values or TTLs. Each retries as botocore's retry mode does; what still
+fails is a `ServiceError` (an error reply) or a `WireError` (no reply), both saying
+whether an earlier attempt may have been applied (``in_doubt``), which
+`aiodynkv._errors.map_error` turns into the `KVError` tree.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """DynamoDB JSON on the wire for the lean transport: binary values, replies, failures.
 
-Requests are ``json`` of the request dict with ``bytes`` base64-encoded; replies are
-``json.loads`` with binary values (``B``/``BS``, wherever DynamoDB puts attribute
-values) decoded back to ``bytes``. An attempt that gets no usable reply becomes an
-`AttemptError` saying whether the request may have reached the server; an error reply
-becomes a `ServiceError`.
+Bytes travel base64-encoded (``B``/``BS`` values are decoded back in replies). An attempt
+without a usable reply becomes an `AttemptError` (did it reach the server?), an error
+reply a `ServiceError`.
 """
 
 from __future__ import annotations
@@ -58,12 +56,8 @@ _b64decode = base64.b64decode
 
 
 def _decode(node: Any) -> None:
-    """Decode base64 ``B``/``BS`` attribute values in place, wherever a reply holds them.
-
-    An attribute value is the only place a ``"B"`` key meets a str (or ``"BS"`` a list):
-    item maps, keys, ``Responses``, ``Unprocessed*``, ``ItemCollectionMetrics``, and in
-    error bodies ``Item`` and ``CancellationReasons``.
-    """
+    """Decode base64 ``B``/``BS`` attribute values in place, wherever a reply holds them."""
+    # Only an attribute value has a "B" key holding a str (or "BS" holding a list).
     if isinstance(node, dict):
         for name, value in node.items():
             if name == "B" and isinstance(value, str):
@@ -158,12 +152,8 @@ def endpoint_config_error(exc: BaseException) -> KVConfigError:
 
 
 def classify(exc: BaseException) -> AttemptError:
-    """What an exception from aiohttp says about the attempt.
-
-    Nothing was sent when the connection could not be made (refused, DNS, TLS, proxy,
-    connect timeout). Anything else happened after the request may have been written:
-    a read timeout, a reset, a closed connection, a broken reply.
-    """
+    """What an exception from aiohttp says about the attempt (was the request sent?)."""
+    # Nothing was sent without a connection (refused, DNS, TLS, proxy, connect timeout).
     if isinstance(exc, aiohttp.ClientConnectorError):
         return AttemptError(f"could not connect: {exc}", timeout=False, sent=False)
     if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
@@ -227,9 +217,8 @@ def proxy_for(client: Any, endpoint_url: str) -> str | None:
 def split_proxy(proxy: str | None) -> tuple[str | None, dict[str, str] | None, tuple[str, ...]]:
     """The proxy URL without credentials, the header carrying them, and their texts.
 
-    The credentials go to aiohttp as a ``Proxy-Authorization`` header, so that aiohttp's
-    errors, which quote the proxy URL, do not quote them; their texts (the password as
-    written and decoded, and the header's token) are masked wherever they still appear.
+    In a header, aiohttp's errors (which quote the proxy URL) do not quote them; their
+    texts (password as written and decoded, the header's token) are masked where seen.
     """
     if not proxy:
         return None, None, ()

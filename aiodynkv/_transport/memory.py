@@ -30,7 +30,7 @@ import operator
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar, NamedTuple
 
@@ -51,11 +51,8 @@ _BATCH_GET_REPLY_BYTES = 16 * 1024 * 1024
 _IDEMPOTENCY_SECONDS = 600.0
 _CONDITION_FAILED = "The conditional request failed"
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
-_EXPRESSIONS = (
-    "ConditionExpression",
-    "FilterExpression",
-    "UpdateExpression",
-    "ProjectionExpression",
+_EXPRESSIONS = tuple(
+    f"{part}Expression" for part in ("Condition", "Filter", "Update", "Projection")
 )
 #: The operations served, by the name of the method that answers each.
 _OPERATIONS = {
@@ -84,6 +81,25 @@ class _Parsed(NamedTuple):
         return self.condition is None or self.condition(item or {}, self.values)
 
 
+class _Step(NamedTuple):
+    """One action of a TransactWriteItems, checked: the item a Put writes, if one."""
+
+    kind: str
+    table: _Table
+    key: tuple[Any, ...]
+    spec: dict[str, Any]
+    put: Item | None
+    parsed: _Parsed
+
+
+def _store(table: _Table, key: tuple[Any, ...], item: Item | None) -> None:
+    """Write `item` at `key` (None: delete it)."""
+    if item is None:
+        table.items.pop(key, None)
+    else:
+        table.items[key] = item
+
+
 def _error(code: str, message: str, status: int = 400, **extra: Any) -> ServiceError:
     """The `ServiceError` the lean transport makes of this DynamoDB error reply."""
     body: dict[str, Any] = {"__type": _ERROR_PREFIX + code, "message": message, **extra}
@@ -91,29 +107,26 @@ def _error(code: str, message: str, status: int = 400, **extra: Any) -> ServiceE
     return ServiceError(code, message, status=status, item=item, body=body)
 
 
-def _invalid(message: str) -> ServiceError:
-    return _error("ValidationException", message)
+def _invalid(message: str, *, parameter: bool = False) -> ServiceError:
+    """A ValidationException (`parameter`: one of "One or more parameter values were invalid")."""
+    prefix = "One or more parameter values were invalid: " if parameter else ""
+    return _error("ValidationException", prefix + message)
 
 
 class _Table:
     """One table: its description, TTL setting and items by key."""
 
-    __slots__ = ("created", "definitions", "items", "key_names", "name", "schema", "ttl")
+    __slots__ = ("created", "definitions", "items", "key_names", "name", "schema", "ttl", "types")
 
     def __init__(self, name: str, schema: list[dict[str, str]], definitions: list[Any]) -> None:
         self.name = name
         self.schema = schema
         self.definitions = definitions
         self.key_names = [k["AttributeName"] for k in schema]  # HASH first
+        self.types = {d["AttributeName"]: str(d["AttributeType"]) for d in definitions}
         self.items: dict[tuple[Any, ...], Item] = {}
         self.ttl: str | None = None
         self.created = time.time()
-
-    def key_type(self, name: str) -> str:
-        for definition in self.definitions:
-            if definition["AttributeName"] == name:
-                return str(definition["AttributeType"])
-        return "S"  # pragma: no cover - CreateTable checks every key has a definition
 
     def key_of(self, key: Any, *, whole_item: bool = False) -> tuple[Any, ...]:
         """The dict key of an item's key attributes; refuses a key of the wrong shape."""
@@ -124,18 +137,15 @@ class _Table:
         parts: list[Any] = []
         for position, name in enumerate(self.key_names):
             value = key.get(name)
-            wanted = self.key_type(name)
+            wanted = self.types[name]
             if whole_item and value is None:
-                raise _invalid(
-                    f"One or more parameter values were invalid: Missing the key {name} in the item"
-                )
+                raise _invalid(f"Missing the key {name} in the item", parameter=True)
             if not isinstance(value, dict) or set(value) != {wanted}:
-                raise _invalid(
-                    "One or more parameter values were invalid: Type mismatch for key "
-                    f"{name} expected: {wanted} actual: {_type_of(value)}"
-                    if whole_item
-                    else "The provided key element does not match the schema"
-                )
+                if whole_item:
+                    mismatch = f"Type mismatch for key {name} expected: {wanted} actual: "
+                    actual = next(iter(value)) if isinstance(value, dict) and value else "null"
+                    raise _invalid(mismatch + actual, parameter=True)
+                raise _invalid("The provided key element does not match the schema")
             raw = _checked_value(value)[wanted]
             if raw in ("", b""):
                 raise _invalid(
@@ -145,15 +155,10 @@ class _Table:
             limit = _MAX_HASH_KEY_BYTES if position == 0 else _MAX_RANGE_KEY_BYTES
             if wanted != "N" and _scalar_size(wanted, raw) > limit:
                 part = "hashkey" if position == 0 else "rangekey"
-                raise _invalid(
-                    f"One or more parameter values were invalid: Size of {part} has exceeded "
-                    f"the maximum size limit of {limit} bytes"
-                )
+                exceeded = f"Size of {part} has exceeded the maximum size limit of {limit} bytes"
+                raise _invalid(exceeded, parameter=True)
             parts.append(Decimal(raw) if wanted == "N" else bytes(raw) if wanted == "B" else raw)
         return tuple(parts)
-
-    def key_item(self, item: Item) -> Item:
-        return {name: item[name] for name in self.key_names}
 
     def describe(self, status: str = "ACTIVE") -> dict[str, Any]:
         return {
@@ -167,19 +172,13 @@ class _Table:
             "TableArn": f"arn:aws:dynamodb:local:000000000000:table/{self.name}",
             "TableId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.name)),
             "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
-            "ProvisionedThroughput": {
-                "NumberOfDecreasesToday": 0,
-                "ReadCapacityUnits": 0,
-                "WriteCapacityUnits": 0,
-            },
+            "ProvisionedThroughput": dict.fromkeys(
+                ("NumberOfDecreasesToday", "ReadCapacityUnits", "WriteCapacityUnits"), 0
+            ),
         }
 
 
 _TYPE_NAMES = {"S": "string", "B": "binary", "N": "number"}
-
-
-def _type_of(value: Any) -> str:
-    return next(iter(value)) if isinstance(value, dict) and value else "null"
 
 
 # -- sizes, as DynamoDB counts them ---------------------------------------------------
@@ -226,11 +225,9 @@ def _checked_value(value: Any) -> dict[str, Any]:
             return {"N": canonical_number(raw)}
         if kind in ("NS", "SS", "BS"):
             if not isinstance(raw, list) or not raw:
-                raise _invalid(
-                    "One or more parameter values were invalid: An "
-                    f"{'number' if kind == 'NS' else 'string'} set  may not be empty"
-                )
-            if not all(_is_a(m, _PYTHON_TYPES[kind[0]]) for m in raw):
+                empty = f"An {'number' if kind == 'NS' else 'string'} set  may not be empty"
+                raise _invalid(empty, parameter=True)
+            if not all(isinstance(m, _PYTHON_TYPES[kind[0]]) for m in raw):
                 raise _invalid(
                     f"Supplied AttributeValue of type {kind} has a member of the wrong type"
                 )
@@ -240,7 +237,7 @@ def _checked_value(value: Any) -> dict[str, Any]:
             return {kind: members}
     except ExpressionError as exc:
         raise _invalid(str(exc)) from None
-    if not _is_a(raw, _PYTHON_TYPES[kind]) or (kind == "NULL" and raw is not True):
+    if not isinstance(raw, _PYTHON_TYPES[kind]) or (kind == "NULL" and raw is not True):
         raise _invalid(f"Supplied AttributeValue of type {kind} has a value of the wrong type")
     if kind == "M":
         return {"M": {name: _checked_value(member) for name, member in raw.items()}}
@@ -251,24 +248,13 @@ def _checked_value(value: Any) -> dict[str, Any]:
     return {kind: raw}
 
 
-def _is_a(raw: Any, expected: type | tuple[type, ...]) -> bool:
-    return isinstance(raw, expected)  # without narrowing `raw`, which stays Any
-
-
-_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "N": str,
-    "S": str,
-    "B": (bytes, bytearray, memoryview),
-    "BOOL": bool,
-    "NULL": bool,
-    "M": dict,
-    "L": list,
-}
+_PYTHON_TYPES: dict[str, Any] = {"N": str, "S": str, "B": (bytes, bytearray, memoryview)}
+_PYTHON_TYPES |= {"BOOL": bool, "NULL": bool, "M": dict, "L": list}
 
 
 def _checked_item(item: Any) -> Item:
     if not isinstance(item, dict):
-        raise _invalid("One or more parameter values were invalid: the item is not a map")
+        raise _invalid("the item is not a map", parameter=True)
     return {name: _checked_value(value) for name, value in item.items()}
 
 
@@ -278,16 +264,11 @@ def _copy(value: Any) -> Any:
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v) for v in value]
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return value
+    return bytes(value) if isinstance(value, (bytearray, memoryview)) else value
 
 
 def _fingerprint(value: Any) -> str:
-    def blob(data: Any) -> str:
-        return base64.b64encode(bytes(data)).decode()
-
-    text = json.dumps(value, sort_keys=True, default=blob)
+    text = json.dumps(value, sort_keys=True, default=lambda data: base64.b64encode(data).decode())
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -317,11 +298,7 @@ class MemoryTransport:
         return cls._shared
 
     async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer `request` as DynamoDB answers action `action`.
-
-        Raises:
-            ServiceError: DynamoDB's error for this request (same code, message, body).
-        """
+        """Answer `request` as DynamoDB answers `action`, its errors as `ServiceError`."""
         if action not in _OPERATIONS:
             raise _error("UnknownOperationException", "", status=400)
         handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, _OPERATIONS[action])
@@ -384,9 +361,7 @@ class MemoryTransport:
         condition_text, filter_text, update_text, projection_text = texts
         places = Placeholders(names)
         try:
-            condition = None
-            if condition_text is not None:
-                condition = parse_condition(condition_text, places)
+            condition = None if condition_text is None else parse_condition(condition_text, places)
             if filter_text is not None:  # Scan: a filter, never a condition too
                 condition = parse_condition(filter_text, places, "FilterExpression")
             parsed_update = None
@@ -404,141 +379,42 @@ class MemoryTransport:
             raise _invalid(str(exc)) from None
         return condition, parsed_update, projection, frozenset(places.used_values)
 
-    @staticmethod
-    def _project(item: Item, projection: list[str] | None) -> Item:
-        if projection is None:
-            copied: Item = _copy(item)
-            return copied
-        return {name: _copy(item[name]) for name in projection if name in item}
-
-    @staticmethod
-    def _capacity(
-        request: dict[str, Any], table: str, units: float, *, write: bool
-    ) -> dict[str, Any]:
-        if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
-            return {}
-        entry: dict[str, Any] = {"TableName": table, "CapacityUnits": units}
-        entry["WriteCapacityUnits" if write else "ReadCapacityUnits"] = units
-        if request["ReturnConsumedCapacity"] == "INDEXES":
-            entry["Table"] = {"CapacityUnits": units}
-        return {"ConsumedCapacity": entry}
-
-    @staticmethod
-    def _capacities(
-        request: dict[str, Any], units: dict[str, float], *, write: bool
-    ) -> dict[str, Any]:
-        """The ConsumedCapacity of a request on several tables, one entry a table, if asked."""
-        if request.get("ReturnConsumedCapacity", "NONE") == "NONE":
-            return {}
-        kind = "WriteCapacityUnits" if write else "ReadCapacityUnits"
-        entries = [{"TableName": n, "CapacityUnits": u, kind: u} for n, u in units.items()]
-        return {"ConsumedCapacity": entries}
-
-    @staticmethod
-    def _read_units(size: int, *, consistent: bool) -> float:
-        units = float(max(1, math.ceil(size / 4096)))
-        return units if consistent else units / 2
-
-    @staticmethod
-    def _write_units(*items: Item | None) -> float:
-        size = max((_item_size(item) for item in items if item), default=0)
-        return float(max(1, math.ceil(size / 1024)))
-
-    @staticmethod
-    def _check_size(
-        item: Item, message: str = "Item size has exceeded the maximum allowed size"
-    ) -> None:
-        if _item_size(item) > _MAX_ITEM_BYTES:
-            raise _invalid(message)
-
-    @staticmethod
-    def _returns(request: dict[str, Any], allowed: tuple[str, ...]) -> str:
-        returns = request.get("ReturnValues", "NONE")
-        if returns not in allowed:
-            raise _invalid(f"Return values set to invalid value: {returns}")
-        on_failure = request.get("ReturnValuesOnConditionCheckFailure", "NONE")
-        if on_failure not in ("NONE", "ALL_OLD"):
-            raise _invalid(
-                f"ReturnValuesOnConditionCheckFailure set to invalid value: {on_failure}"
-            )
-        return str(returns)
-
-    @staticmethod
-    def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]:
-        """The old item a failed condition returns, as ``{"Item": ...}`` (if asked for)."""
-        if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
-            return {"Item": _copy(old)}
-        return {}
-
-    def _condition_failed(self, request: dict[str, Any], old: Item | None) -> ServiceError:
-        extra = self._old_on_failure(request, old)
-        return _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
-
     # -- single items --------------------------------------------------------------------
 
     def _get_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self._table(request.get("TableName"))
         projection = self._parsed(request).projection
         item = table.items.get(table.key_of(request.get("Key")))
-        response: dict[str, Any] = {}
-        if item is not None:
-            response["Item"] = self._project(item, projection)
-        units = self._read_units(
-            _item_size(item) if item else 0, consistent=bool(request.get("ConsistentRead"))
-        )
-        response.update(self._capacity(request, table.name, units, write=False))
-        return response
+        response = {} if item is None else {"Item": _project(item, projection)}
+        size = _item_size(item or {})
+        units = _read_units(size, consistent=bool(request.get("ConsistentRead")))
+        return response | _capacity(request, {table.name: units}, write=False, one=True)
 
     def _put_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(request, ("NONE", "ALL_OLD"))
-        parsed = self._parsed(request)
-        item = _checked_item(request.get("Item"))
-        key = table.key_of(item, whole_item=True)
-        self._check_size(item)
-        return self._write(request, table, key, parsed, returns, lambda _old: item)
+        return self._write(request, "Put")
 
     def _update_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(
-            request, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW")
-        )
-        parsed = self._parsed(request, update=True)
-        key = table.key_of(request.get("Key"))
-        return self._write(
-            request,
-            table,
-            key,
-            parsed,
-            returns,
-            lambda old: self._updated(table, request, parsed, old),
-        )
+        return self._write(request, "Update")
 
     def _delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
-        table = self._table(request.get("TableName"))
-        returns = self._returns(request, ("NONE", "ALL_OLD"))
-        parsed = self._parsed(request)
-        key = table.key_of(request.get("Key"))
-        return self._write(request, table, key, parsed, returns, lambda _old: None)
+        return self._write(request, "Delete")
 
-    def _write(
-        self,
-        request: dict[str, Any],
-        table: _Table,
-        key: tuple[Any, ...],
-        parsed: _Parsed,
-        returns: str,
-        make: Callable[[Item | None], Item | None],
-    ) -> dict[str, Any]:
-        """A checked PutItem, UpdateItem or DeleteItem: `make` gives the new item (None: gone)."""
+    def _write(self, request: dict[str, Any], kind: str) -> dict[str, Any]:
+        """A PutItem, UpdateItem or DeleteItem, checked and applied as DynamoDB does."""
+        table = self._table(request.get("TableName"))
+        updated = ("ALL_NEW", "UPDATED_OLD", "UPDATED_NEW") if kind == "Update" else ()
+        returns = _returns(request, ("NONE", "ALL_OLD", *updated))
+        parsed = self._parsed(request, update=kind == "Update")
+        put = _checked_item(request.get("Item")) if kind == "Put" else None
+        key = table.key_of(request.get("Key") if put is None else put, whole_item=put is not None)
+        if put is not None:
+            _check_size(put)
         old = table.items.get(key)
         if not parsed.holds(old):
-            raise self._condition_failed(request, old)
-        new = make(old)
-        if new is None:
-            table.items.pop(key, None)
-        else:
-            table.items[key] = new
+            extra = _old_on_failure(request, old)
+            raise _error("ConditionalCheckFailedException", _CONDITION_FAILED, **extra)
+        new = self._updated(table, request, parsed, old) if kind == "Update" else put
+        _store(table, key, new)
         attributes: Item | None = old if returns == "ALL_OLD" else None
         if returns == "ALL_NEW":
             attributes = new
@@ -546,11 +422,9 @@ class MemoryTransport:
             touched = parsed.update.paths if parsed.update is not None else []
             source = old if returns == "UPDATED_OLD" else new
             attributes = {n: source[n] for n in touched if n in source} if source else None
-        response: dict[str, Any] = {"Attributes": _copy(attributes)} if attributes else {}
-        response.update(
-            self._capacity(request, table.name, self._write_units(old, new), write=True)
-        )
-        return response
+        response = {"Attributes": _copy(attributes)} if attributes else {}
+        units = {table.name: _write_units(old, new)}
+        return response | _capacity(request, units, write=True, one=True)
 
     def _updated(
         self, table: _Table, request: dict[str, Any], parsed: _Parsed, old: Item | None
@@ -563,15 +437,13 @@ class MemoryTransport:
         else:
             for name in table.key_names:
                 if name in update.paths:
-                    raise _invalid(
-                        f"One or more parameter values were invalid: Cannot update attribute "
-                        f"{name}. This attribute is part of the key"
-                    )
+                    key_part = f"Cannot update attribute {name}. This attribute is part of the key"
+                    raise _invalid(key_part, parameter=True)
             try:
                 new = update.apply(old if old is not None else key_item, parsed.values)
             except ExpressionError as exc:
                 raise _invalid(str(exc)) from None
-        self._check_size(new, "Item size to update has exceeded the maximum allowed size")
+        _check_size(new, "Item size to update has exceeded the maximum allowed size")
         return new
 
     # -- batches ---------------------------------------------------------------------------
@@ -581,8 +453,11 @@ class MemoryTransport:
         total = sum(len(spec.get("Keys") or ()) for spec in wanted.values())
         if total > 100:
             raise _invalid("Too many items requested for the BatchGetItem call")
-        plan: list[tuple[_Table, dict[str, Any], list[str] | None, list[Any]]] = []
-        for name, spec in wanted.items():
+        responses: dict[str, list[Item]] = {}
+        unprocessed: dict[str, Any] = {}
+        units: dict[str, float] = {}
+        size = 0
+        for name, spec in wanted.items():  # reads change nothing: a refusal may follow them
             table = self._table(name)
             keys = spec.get("Keys") or []
             if not keys:
@@ -595,17 +470,11 @@ class MemoryTransport:
             wanted_keys = [table.key_of(key) for key in keys]
             if len(set(wanted_keys)) != len(wanted_keys):
                 raise _invalid("Provided list of item keys contains duplicates")
-            plan.append((table, spec, projection, keys))
-        responses: dict[str, list[Item]] = {}
-        unprocessed: dict[str, Any] = {}
-        units: dict[str, float] = {}
-        size = 0
-        for table, spec, projection, keys in plan:
             found = responses.setdefault(table.name, [])
             units[table.name] = 0.0
-            for key in keys:
-                item = table.items.get(table.key_of(key))
-                item_bytes = _item_size(item) if item else 0
+            for key, wanted_key in zip(keys, wanted_keys, strict=True):
+                item = table.items.get(wanted_key)
+                item_bytes = _item_size(item or {})
                 if item is not None and size + item_bytes > _BATCH_GET_REPLY_BYTES:
                     rest = unprocessed.setdefault(
                         table.name, {k: v for k, v in spec.items() if k != "Keys"} | {"Keys": []}
@@ -614,12 +483,11 @@ class MemoryTransport:
                     continue
                 size += item_bytes
                 consistent = bool(spec.get("ConsistentRead"))
-                units[table.name] += self._read_units(item_bytes, consistent=consistent)
+                units[table.name] += _read_units(item_bytes, consistent=consistent)
                 if item is not None:
-                    found.append(self._project(item, projection))
-        response: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
-        response.update(self._capacities(request, units, write=False))
-        return response
+                    found.append(_project(item, projection))
+        answer = {"Responses": responses, "UnprocessedKeys": unprocessed}
+        return answer | _capacity(request, units, write=False)
 
     def _batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
         wanted = _request_items(request)
@@ -638,7 +506,7 @@ class MemoryTransport:
                 if "PutRequest" in write:
                     item = _checked_item(write["PutRequest"].get("Item"))
                     key = table.key_of(item, whole_item=True)
-                    self._check_size(item)
+                    _check_size(item)
                     plan.append((table, key, item))
                 elif "DeleteRequest" in write:
                     key = table.key_of(write["DeleteRequest"].get("Key"))
@@ -651,14 +519,9 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for table, key, written in plan:
             old = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + self._write_units(old, written)
-            if written is None:
-                table.items.pop(key, None)
-            else:
-                table.items[key] = written
-        response: dict[str, Any] = {"UnprocessedItems": {}}
-        response.update(self._capacities(request, units, write=True))
-        return response
+            units[table.name] = units.get(table.name, 0.0) + _write_units(old, written)
+            _store(table, key, written)
+        return {"UnprocessedItems": {}} | _capacity(request, units, write=True)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -678,13 +541,10 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for table, key, projection in plan:
             item = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + 2 * self._read_units(
-                _item_size(item) if item else 0, consistent=True
-            )
-            responses.append({"Item": self._project(item, projection)} if item else {})
-        response: dict[str, Any] = {"Responses": responses}
-        response.update(self._capacities(request, units, write=False))
-        return response
+            read = 2 * _read_units(_item_size(item or {}), consistent=True)
+            units[table.name] = units.get(table.name, 0.0) + read
+            responses.append({"Item": _project(item, projection)} if item else {})
+        return {"Responses": responses} | _capacity(request, units, write=False)
 
     def _transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
         actions = _transact_items(request)
@@ -695,9 +555,9 @@ class MemoryTransport:
         if earlier is not None:
             return earlier
         plan = [self._transact_action(action) for action in actions]
-        if len({(step[1].name, step[2]) for step in plan}) != len(plan):
+        if len({(step.table.name, step.key) for step in plan}) != len(plan):
             raise _invalid("Transaction request cannot include multiple operations on one item")
-        results = [self._transact_outcome(*step) for step in plan]
+        results = [self._transact_outcome(step) for step in plan]
         reasons = [reason for reason, _ in results]
         if any(reason["Code"] != "None" for reason in reasons):
             codes = ", ".join(reason["Code"] for reason in reasons)
@@ -710,15 +570,10 @@ class MemoryTransport:
         units: dict[str, float] = {}
         for (kind, table, key, *_), (_, new) in zip(plan, results, strict=True):
             old = table.items.get(key)
-            units[table.name] = units.get(table.name, 0.0) + 2 * self._write_units(old, new)
-            if kind == "ConditionCheck":
-                continue
-            if new is None:
-                table.items.pop(key, None)
-            else:
-                table.items[key] = new
-        response: dict[str, Any] = {}
-        response.update(self._capacities(request, units, write=True))
+            units[table.name] = units.get(table.name, 0.0) + 2 * _write_units(old, new)
+            if kind != "ConditionCheck":
+                _store(table, key, new)
+        response = _capacity(request, units, write=True)
         if token is not None:
             self._tokens[token] = (fingerprint, now + _IDEMPOTENCY_SECONDS, _copy(response))
         return response
@@ -741,9 +596,7 @@ class MemoryTransport:
         answer: dict[str, Any] = _copy(known[2])
         return answer
 
-    def _transact_action(
-        self, action: Any
-    ) -> tuple[str, _Table, tuple[Any, ...], dict[str, Any], Item | None, _Parsed]:
+    def _transact_action(self, action: Any) -> _Step:
         """One action, checked as a whole request is (refusals are ValidationExceptions)."""
         if not isinstance(action, dict) or len(action) != 1:
             raise _invalid("Every TransactItem must hold exactly one action")
@@ -756,26 +609,19 @@ class MemoryTransport:
             raise _invalid("A ConditionCheck needs a ConditionExpression")
         if kind == "Put":
             item = _checked_item(spec.get("Item"))
-            return kind, table, table.key_of(item, whole_item=True), spec, item, parsed
-        return kind, table, table.key_of(spec.get("Key")), spec, None, parsed
+            return _Step(kind, table, table.key_of(item, whole_item=True), spec, item, parsed)
+        return _Step(kind, table, table.key_of(spec.get("Key")), spec, None, parsed)
 
-    def _transact_outcome(
-        self,
-        kind: str,
-        table: _Table,
-        key: tuple[Any, ...],
-        spec: dict[str, Any],
-        put: Item | None,
-        parsed: _Parsed,
-    ) -> tuple[dict[str, Any], Item | None]:
+    def _transact_outcome(self, step: _Step) -> tuple[dict[str, Any], Item | None]:
         """The cancellation reason of one action (Code "None": fine) and the item it leaves."""
+        kind, table, key, spec, put, parsed = step
         old = table.items.get(key)
         if not parsed.holds(old):
             reason = {"Code": "ConditionalCheckFailed", "Message": _CONDITION_FAILED}
-            return reason | self._old_on_failure(spec, old), old
+            return reason | _old_on_failure(spec, old), old
         try:
             if kind == "Put" and put is not None:
-                self._check_size(put)
+                _check_size(put)
                 return {"Code": "None"}, put
             if kind == "Update":
                 return {"Code": "None"}, self._updated(table, spec, parsed, old)
@@ -807,17 +653,16 @@ class MemoryTransport:
             scanned += 1
             size += _item_size(item)
             if parsed.holds(item):
-                items.append(self._project(item, parsed.projection))
+                items.append(_project(item, parsed.projection))
             # DynamoDB ends a page at the Limit or at 1 MB read, even when nothing follows.
             if (limit is not None and scanned >= limit) or size >= _SCAN_PAGE_BYTES:
                 last = key
                 break
         response: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": scanned}
         if last is not None:
-            response["LastEvaluatedKey"] = _copy(table.key_item(table.items[last]))
-        units = self._read_units(size, consistent=bool(request.get("ConsistentRead")))
-        response.update(self._capacity(request, table.name, units, write=False))
-        return response
+            response["LastEvaluatedKey"] = {n: _copy(table.items[last][n]) for n in table.key_names}
+        units = _read_units(size, consistent=bool(request.get("ConsistentRead")))
+        return response | _capacity(request, {table.name: units}, write=False, one=True)
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -835,14 +680,13 @@ class MemoryTransport:
         defined = {d.get("AttributeName"): d.get("AttributeType") for d in definitions}
         for key in schema:
             if defined.get(key["AttributeName"]) not in ("S", "N", "B"):
-                raise _invalid(
-                    "One or more parameter values were invalid: Some index key attributes are "
-                    "not defined in AttributeDefinitions"
-                )
+                undefined = "Some index key attributes are not defined in AttributeDefinitions"
+                raise _invalid(undefined, parameter=True)
         if len(defined) != len(schema):
             raise _invalid(
-                "One or more parameter values were invalid: Number of attributes in KeySchema "
-                "does not exactly match number of attributes defined in AttributeDefinitions"
+                "Number of attributes in KeySchema does not exactly match number of attributes "
+                "defined in AttributeDefinitions",
+                parameter=True,
             )
         if name in self._tables:
             raise _error("ResourceInUseException", f"Table already exists: {name}")
@@ -863,8 +707,7 @@ class MemoryTransport:
             )
         return {"Table": self._tables[name].describe()}
 
-    def _list_tables(self, request: dict[str, Any]) -> dict[str, Any]:
-        del request
+    def _list_tables(self, _request: dict[str, Any]) -> dict[str, Any]:
         return {"TableNames": sorted(self._tables)}
 
     def _update_time_to_live(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -887,6 +730,63 @@ class MemoryTransport:
         return {
             "TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": table.ttl}
         }
+
+
+def _project(item: Item, projection: list[str] | None) -> Item:
+    if projection is None:
+        copied: Item = _copy(item)
+        return copied
+    return {name: _copy(item[name]) for name in projection if name in item}
+
+
+def _capacity(
+    request: dict[str, Any], units: dict[str, float], *, write: bool, one: bool = False
+) -> dict[str, Any]:
+    """The ConsumedCapacity, if asked: an entry a table (`one`: the single table's entry)."""
+    asked = request.get("ReturnConsumedCapacity", "NONE")
+    if asked == "NONE":
+        return {}
+    kind = "WriteCapacityUnits" if write else "ReadCapacityUnits"
+    entries = [{"TableName": n, "CapacityUnits": u, kind: u} for n, u in units.items()]
+    if not one:
+        return {"ConsumedCapacity": entries}
+    if asked == "INDEXES":
+        entries[0]["Table"] = {"CapacityUnits": entries[0]["CapacityUnits"]}
+    return {"ConsumedCapacity": entries[0]}
+
+
+def _read_units(size: int, *, consistent: bool) -> float:
+    units = float(max(1, math.ceil(size / 4096)))
+    return units if consistent else units / 2
+
+
+def _write_units(*items: Item | None) -> float:
+    size = max((_item_size(item) for item in items if item), default=0)
+    return float(max(1, math.ceil(size / 1024)))
+
+
+def _check_size(
+    item: Item, message: str = "Item size has exceeded the maximum allowed size"
+) -> None:
+    if _item_size(item) > _MAX_ITEM_BYTES:
+        raise _invalid(message)
+
+
+def _returns(request: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    returns = request.get("ReturnValues", "NONE")
+    if returns not in allowed:
+        raise _invalid(f"Return values set to invalid value: {returns}")
+    on_failure = request.get("ReturnValuesOnConditionCheckFailure", "NONE")
+    if on_failure not in ("NONE", "ALL_OLD"):
+        raise _invalid(f"ReturnValuesOnConditionCheckFailure set to invalid value: {on_failure}")
+    return str(returns)
+
+
+def _old_on_failure(request: dict[str, Any], old: Item | None) -> dict[str, Any]:
+    """The old item a failed condition returns, as ``{"Item": ...}`` (if asked for)."""
+    if old is not None and request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+        return {"Item": _copy(old)}
+    return {}
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -916,15 +816,9 @@ def _transact_items(request: dict[str, Any]) -> list[Any]:
 
 
 # -- expressions: parse, check placeholders, evaluate --------------------------------------
-#
-# Covers the grammar of condition, filter, update and projection expressions on
-# top-level attributes: ``attribute_exists``, ``attribute_not_exists``,
-# ``begins_with``, ``contains``, ``=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``,
-# ``BETWEEN``, ``IN``, ``AND``/``OR``/``NOT`` and parentheses in conditions;
-# ``SET`` (with ``if_not_exists``, ``list_append`` and ``+``/``-``), ``REMOVE``,
-# ``ADD`` and ``DELETE`` in updates. Values are DynamoDB attribute values
-# (``{"N": "1"}``); an absent attribute is None. A refused expression raises
-# `ExpressionError` with the message DynamoDB gives for it.
+# Condition, filter, update and projection expressions on top-level attributes, every
+# function, comparator and clause of DynamoDB's grammar. Values are attribute values
+# (``{"N": "1"}``), an absent one None; a refusal is DynamoDB's message as `ExpressionError`.
 
 AttrValue = dict[str, Any]
 #: The ``:value`` placeholders of one request.
@@ -936,12 +830,8 @@ _Operand = Callable[[Item, Values], "AttrValue | None"]
 # DynamoDB numbers: 38 significant digits, exponents -130..+125.
 _NUMBERS = Context(prec=38, Emin=-130, Emax=125)
 _TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
-_OVERFLOW = (
-    "Number overflow. Attempting to store a number with magnitude larger than supported range"
-)
-_UNDERFLOW = (
-    "Number underflow. Attempting to store a number with magnitude smaller than supported range"
-)
+_RANGE = "Number {}flow. Attempting to store a number with magnitude {} than supported range"
+_OVERFLOW, _UNDERFLOW = _RANGE.format("over", "larger"), _RANGE.format("under", "smaller")
 
 
 class ExpressionError(Exception):
@@ -984,11 +874,7 @@ class Placeholders:
 
 
 def check_values(used: set[str] | frozenset[str], values: Values) -> None:
-    """DynamoDB refuses a value an expression uses but the request lacks, and an unused one.
-
-    Raises:
-        ExpressionError: The first such value.
-    """
+    """Refuse (`ExpressionError`) a value the expressions use but lack, or one unused."""
     missing = sorted(used - values.keys())
     if missing:
         raise ExpressionError(
@@ -1086,11 +972,7 @@ def _path(tokens: _Tokens, places: Placeholders) -> str:
 
 
 def canonical_number(text: str) -> str:
-    """A Number as DynamoDB returns it (no exponent, no trailing zeros).
-
-    Raises:
-        ExpressionError: Not a number DynamoDB accepts.
-    """
+    """A Number as DynamoDB returns it (no exponent, no trailing zeros), or `ExpressionError`."""
     try:
         number = Decimal(text)
     except (InvalidOperation, TypeError, ValueError):
@@ -1187,18 +1069,14 @@ _COMPARE: dict[str, Callable[[AttrValue | None, AttrValue | None], bool]] = {
 }
 
 
-def _begins_with(value: AttrValue | None, prefix: AttrValue | None) -> bool:
-    if value is None or prefix is None:
-        return False
+def _begins_with(value: AttrValue, prefix: AttrValue) -> bool:
     kind = _type(value)
     if kind != _type(prefix) or kind not in ("S", "B"):
         return False
     return bool(value[kind].startswith(prefix[kind]))
 
 
-def _contains(value: AttrValue | None, part: AttrValue | None) -> bool:
-    if value is None or part is None:
-        return False
+def _contains(value: AttrValue, part: AttrValue) -> bool:
     kind, other = _type(value), _type(part)
     if kind == "S" and other == "S":
         return part["S"] in value["S"]
@@ -1217,25 +1095,16 @@ def _contains(value: AttrValue | None, part: AttrValue | None) -> bool:
 def parse_condition(
     text: str, places: Placeholders, kind: str = "ConditionExpression"
 ) -> Condition:
-    """Parse a condition or filter expression into a predicate on items.
-
-    Raises:
-        ExpressionError: A syntax error or an undefined placeholder.
-    """
+    """Parse a condition or filter expression into a predicate on items."""
     tokens = _Tokens(text, kind)
     condition = _or(tokens, places)
     tokens.done()
     return condition
 
 
-def _joined(
-    tokens: _Tokens,
-    places: Placeholders,
-    word: str,
-    operand: Callable[[_Tokens, Placeholders], Condition],
-    combine: Callable[[Iterable[bool]], bool],
-) -> Condition:
-    """`operand` (word `operand`)*: one condition, or `combine` (any, all) over several."""
+def _or(tokens: _Tokens, places: Placeholders, word: str = "OR") -> Condition:
+    """``a OR b ...`` of ``AND`` terms (`word` AND: ``a AND b ...`` of ``NOT`` terms)."""
+    combine, operand = (any, _and) if word == "OR" else (all, _not)
     parts = [operand(tokens, places)]
     while tokens.take(word):
         parts.append(operand(tokens, places))
@@ -1244,12 +1113,8 @@ def _joined(
     return lambda item, values: combine(part(item, values) for part in parts)
 
 
-def _or(tokens: _Tokens, places: Placeholders) -> Condition:
-    return _joined(tokens, places, "OR", _and, any)
-
-
 def _and(tokens: _Tokens, places: Placeholders) -> Condition:
-    return _joined(tokens, places, "AND", _not, all)
+    return _or(tokens, places, "AND")
 
 
 def _not(tokens: _Tokens, places: Placeholders) -> Condition:
@@ -1298,15 +1163,12 @@ def _primary(tokens: _Tokens, places: Placeholders) -> Condition:
     raise tokens.error(op)
 
 
-def _has_type(value: AttrValue | None, wanted: AttrValue | None) -> bool:
-    return value is not None and wanted is not None and _type(value) == wanted.get("S")
-
-
-#: The two-argument functions of conditions: (attribute, operand) in, true or false out.
-_TESTS: dict[str, Callable[[AttrValue | None, AttrValue | None], bool]] = {
+#: The two-argument functions of conditions: (attribute, operand) in, true or false out
+#: (false when either is absent).
+_TESTS: dict[str, Callable[[AttrValue, AttrValue], bool]] = {
     "begins_with": _begins_with,
     "contains": _contains,
-    "attribute_type": _has_type,
+    "attribute_type": lambda value, wanted: _type(value) == wanted.get("S"),
 }
 _FUNCTIONS = frozenset({"attribute_exists", "attribute_not_exists", *_TESTS})
 
@@ -1315,17 +1177,20 @@ def _function(tokens: _Tokens, places: Placeholders) -> Condition:
     name = tokens.next()[1].lower()
     tokens.expect("(")
     path = _path(tokens, places)
-    if name == "attribute_exists":
+    if name in ("attribute_exists", "attribute_not_exists"):
         tokens.expect(")")
-        return lambda item, _values: path in item
-    if name == "attribute_not_exists":
-        tokens.expect(")")
-        return lambda item, _values: path not in item
+        exists = name == "attribute_exists"
+        return lambda item, _values: (path in item) == exists
     tokens.expect(",")
     operand = _operand(tokens, places)
     tokens.expect(")")
     test = _TESTS[name]
-    return lambda item, values: test(item.get(path), operand(item, values))
+
+    def holds(item: Item, values: Values) -> bool:
+        value, argument = item.get(path), operand(item, values)
+        return value is not None and argument is not None and test(value, argument)
+
+    return holds
 
 
 def _operand(tokens: _Tokens, places: Placeholders) -> _Operand:
@@ -1380,20 +1245,8 @@ class Update:
         self.actions: list[tuple[str, str, _Operand | None]] = []
         self.paths: list[str] = []
 
-    def touch(self, path: str, kind: str) -> None:
-        if path in self.paths:
-            raise ExpressionError(
-                f"Invalid {kind}: Two document paths overlap with each other; must remove or "
-                f"rewrite one of these paths; path one: [{path}], path two: [{path}]"
-            )
-        self.paths.append(path)
-
     def apply(self, old: Item, values: Values) -> Item:
-        """The item after the update; every operand is read from `old` (and `values`).
-
-        Raises:
-            ExpressionError: An operand of the wrong type, or a missing one.
-        """
+        """The item after the update, every operand read from `old` (and `values`)."""
         new = dict(old)
         for clause, path, operand in self.actions:
             if clause == "REMOVE":
@@ -1409,12 +1262,10 @@ class Update:
                 new[path] = value
             elif clause == "ADD":
                 new[path] = _add(old.get(path), value)
-            else:  # DELETE
-                remaining = _set_minus(old.get(path), value)
-                if remaining is None:
-                    new.pop(path, None)
-                else:
-                    new[path] = remaining
+            elif (remaining := _set_minus(old.get(path), value)) is None:  # DELETE
+                new.pop(path, None)
+            else:
+                new[path] = remaining
         return new
 
 
@@ -1422,11 +1273,7 @@ _CLAUSES = ("SET", "REMOVE", "ADD", "DELETE")
 
 
 def parse_update(text: str, places: Placeholders) -> Update:
-    """Parse an update expression.
-
-    Raises:
-        ExpressionError: A syntax error, an undefined placeholder, a path written twice.
-    """
+    """Parse an update expression (`ExpressionError`: a syntax error, a path written twice)."""
     kind = "UpdateExpression"
     tokens = _Tokens(text, kind)
     update = Update()
@@ -1443,24 +1290,27 @@ def parse_update(text: str, places: Placeholders) -> Update:
         seen.add(clause)
         while True:
             path = _path(tokens, places)
-            update.touch(path, kind)
+            if path in update.paths:
+                raise ExpressionError(
+                    f"Invalid {kind}: Two document paths overlap with each other; must remove or "
+                    f"rewrite one of these paths; path one: [{path}], path two: [{path}]"
+                )
+            update.paths.append(path)
+            operand: _Operand | None
             if clause == "SET":
                 tokens.expect("=")
-                update.actions.append((clause, path, _set_value(tokens, places)))
+                operand = _set_value(tokens, places)
             elif clause == "REMOVE":
-                update.actions.append((clause, path, None))
-            else:
-                update.actions.append((clause, path, _operand_value(tokens, places)))
+                operand = None
+            else:  # ADD and DELETE take a :value
+                group, token = tokens.next()
+                if group != "value":
+                    raise tokens.error(token)
+                operand = places.value(token)
+            update.actions.append((clause, path, operand))
             if not tokens.take(","):
                 break
     return update
-
-
-def _operand_value(tokens: _Tokens, places: Placeholders) -> _Operand:
-    kind, token = tokens.next()
-    if kind != "value":
-        raise tokens.error(token)
-    return places.value(token)
 
 
 def _set_value(tokens: _Tokens, places: Placeholders) -> _Operand:

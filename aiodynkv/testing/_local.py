@@ -1,23 +1,14 @@
 """`LocalDynamoDB`: start and stop a DynamoDB-compatible server on 127.0.0.1.
 
-Private so that the command line and the demo can use it without importing the
-testing package; `aiodynkv.testing` re-exports it. Three kinds:
+Private so that the command line and the demo need not import the testing package.
+Kinds: ``"moto"`` (default; the ``local`` extra), ``"dynalite"`` (npm, found by
+`find_dynalite`) and ``"dynamodb-local"`` (Amazon's image, or one serving its API on
+port 8000, through testcontainers; `ImageUnavailableError` when it is neither present
+nor pullable).
 
-- ``"moto"`` (default): moto's server, the embedded emulator (the ``local`` extra).
-- ``"dynalite"``: the dynalite npm package (a second, independent implementation),
-  found by `find_dynalite`.
-- ``"dynamodb-local"``: Amazon's DynamoDB Local image (or any image that serves
-  DynamoDB's API on port 8000 and takes its arguments, such as the stand-in
-  docker/README.md builds) through testcontainers; needs a Docker engine
-  (`docker_available` says whether one answers). An image that is neither present
-  nor pullable raises `ImageUnavailableError` before testcontainers starts anything.
-
-No server outlives its owner: each runs in its own process group (so a Ctrl-C
-meant for the owner does not reach it first), `stop` ends the whole group, and an
-`atexit` hook stops whatever is still running when the interpreter exits. Each
-server process runs under `aiodynkv.testing._owned`, which stops it as soon as its owner is
-gone, even when the owner was killed by SIGKILL or SIGTERM and no hook ran. `pid` is
-that watch's.
+No server outlives its owner: each runs in its own process group under the owner watch
+(`aiodynkv.testing._owned`, whose PID `pid` is), which stops it once its owner is gone,
+even after SIGKILL; `stop` ends the whole group, and an `atexit` hook stops the rest.
 """
 
 from __future__ import annotations
@@ -125,13 +116,9 @@ def _docker_client(timeout: float) -> Any:
 
 def _ensure_image(client: Any, image: str, pull: PullPolicy, setting: str) -> None:
     """Make `image` present locally as `pull` allows, or raise `ImageUnavailableError`."""
-    not_found = _docker().errors.ImageNotFound
     if pull != "always":
-        try:
+        with contextlib.suppress(_docker().errors.ImageNotFound):
             client.images.get(image)
-        except not_found:
-            pass
-        else:
             return
     if pull == "never":
         raise ImageUnavailableError(
@@ -501,10 +488,8 @@ class LocalDynamoDB:
 
 
 # -- the embedded emulator's own process ------------------------------------------------------
-# ``python -m moto.server`` serves each request on its own thread without locking, so
-# concurrent UpdateItem calls on one item can lose updates (500 concurrent ``incr`` ended
-# at 498 in our tests). One thread serves requests one at a time, which makes every
-# request atomic, as DynamoDB's are.
+# ``python -m moto.server`` serves requests on threads without locking, so concurrent
+# UpdateItem calls on one item can lose updates: one thread makes each request atomic.
 
 
 def _stop_serving(_signum: int, _frame: FrameType | None) -> None:  # pragma: no cover
@@ -514,12 +499,9 @@ def _stop_serving(_signum: int, _frame: FrameType | None) -> None:  # pragma: no
 def serve_moto(argv: list[str]) -> None:  # pragma: no cover - runs in the server's process
     """Serve moto's DynamoDB on ``argv[0]:argv[1]``, on one thread, until SIGTERM or SIGINT.
 
-    It stops on either signal even when it was started with SIGINT ignored (as ``&`` and
-    CI runners do). `LocalDynamoDB` runs it (``_SERVE_MOTO``) under the owner watch
-    (`aiodynkv.testing._owned`), which also stops it once its owner is gone.
+    Both handlers are set explicitly: an inherited SIG_IGN (``&``, CI runners) would survive.
     """
     host, port = argv[0], int(argv[1])
-    # Set explicitly: an inherited SIG_IGN for SIGINT would otherwise survive.
     signal.signal(signal.SIGTERM, _stop_serving)
     signal.signal(signal.SIGINT, _stop_serving)
     os.environ.setdefault("MOTO_PORT", str(port))
@@ -534,11 +516,8 @@ def serve_moto(argv: list[str]) -> None:  # pragma: no cover - runs in the serve
             """Don't log every request."""
 
         def send_response(self, code: int, message: str | None = None) -> None:
-            """The status line and Date only: moto's app sends its own Server header.
-
-            http.server would add a second one, and a strict HTTP parser (aiohttp's in
-            asyncio debug mode, ``python -X dev``) rejects a reply with two.
-            """
+            # The status line and Date only: moto sends its own Server header, and a
+            # strict parser (aiohttp in ``python -X dev``) rejects a reply with two.
             self.send_response_only(code, message)
             self.send_header("Date", self.date_time_string())
 

@@ -1,23 +1,12 @@
 """Run a server for as long as the process that started it lives.
 
 ``python -I .../_owned.py OWNER_PID COMMAND [ARG ...]`` (see `watch_command`) starts
-COMMAND as its own child and stays beside it. It stops the server and exits when:
-
-- its owner is gone: its parent is no longer ``OWNER_PID``, even when the owner was
-  killed with SIGKILL or by a CI timeout, so that no atexit hook or finalizer ran;
-- it gets SIGTERM, SIGINT or SIGHUP, even when it was started with SIGINT ignored
-  (as ``&`` and CI runners do; a server such as dynalite would keep that setting),
-  and however many arrive at once.
-
-Stopping means SIGTERM to the whole process group when the watch leads one (as under
-`LocalDynamoDB`), so that what the server started itself ends too, then SIGKILL to a
-server still running after a grace period. On Linux the kernel also kills the server
-when the watch itself dies, even by SIGKILL (the parent-death signal).
-
-It exits with the server's status when the server ends on its own (128 + N for a
-server killed by signal N), and 0 once it stopped it. It imports only the standard
-library and runs in isolated mode (``-I``): it starts fast and sees nothing of the
-package or the environment's Python settings.
+COMMAND as its child and stops it (SIGTERM to its process group, SIGKILL after a grace
+period) when its owner is gone (its parent is no longer ``OWNER_PID``, even after a
+SIGKILL), or on SIGTERM, SIGINT or SIGHUP (even if started with SIGINT ignored, and
+however many arrive). On Linux the kernel also kills the server when the watch dies.
+It exits with the server's status (128 + N for signal N) or 0 once it stopped it, and
+imports only the standard library, in isolated mode, to start fast.
 """
 
 from __future__ import annotations

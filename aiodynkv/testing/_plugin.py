@@ -1,24 +1,18 @@
 """pytest plugin: fixtures for testing code that uses aiodynkv.
 
-Every fixture name starts with ``aiodynkv_``, because the plugin is registered in
-every test session of every project that installs aiodynkv and must not take a
-name the project uses for its own fixtures:
+Registered in every test session of every project that installs aiodynkv, so every
+fixture name starts with ``aiodynkv_``:
 
 - ``aiodynkv_endpoint`` (session): ``AIODYNKV_TEST_ENDPOINT`` if set; else DynamoDB
-  Local in testcontainers if a Docker engine answers; else the embedded moto server.
-  The image and its pull policy are `LocalDynamoDB`'s settings
-  (``AIODYNKV_DYNAMODB_LOCAL_IMAGE``, ``AIODYNKV_DYNAMODB_LOCAL_PULL``). When the engine
-  answers but the image is neither present nor pullable (offline), the fixture uses the
-  embedded moto server and says so in one line of the summary; with
-  ``AIODYNKV_DYNAMODB_LOCAL_FALLBACK=fail`` it fails instead, naming the image and the
-  setting. That setting also makes a missing Docker engine a failure.
+  Local in testcontainers if a Docker engine answers (`LocalDynamoDB`'s image and pull
+  settings); else, or when the image is neither present nor pullable, the embedded moto
+  server, said in one summary line. ``AIODYNKV_DYNAMODB_LOCAL_FALLBACK=fail`` makes
+  both a failure instead.
 - ``aiodynkv_kv``: an open `AsyncDynamoKV` on a fresh table of that endpoint, per test.
 - ``aiodynkv_memory``: an open `InMemoryKV`, per test.
 
-The async fixtures exist when pytest-asyncio is installed (the ``pytest`` extra).
-
-As a safety net, any `LocalDynamoDB` started during the session and still running
-when it finishes is stopped then (servers also stop when the interpreter exits).
+The async fixtures need pytest-asyncio (the ``pytest`` extra). Any `LocalDynamoDB`
+the session started and left running is stopped when it finishes.
 """
 
 from __future__ import annotations
