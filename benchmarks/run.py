@@ -836,11 +836,11 @@ FLOORS = {
     "client's `get_item` followed by what aiodynkv must add to it (key validation and "
     "namespacing, the request dict, the call's telemetry with no SDK, the expiry check and "
     "value decode, with aiodynkv's own functions), over the raw client alone",
-    "service": "the service, traced/untraced: the untraced app's server CPU per request over "
-    "that plus the SDK's own work per request (the call's span and histogram point, and one "
-    "attempt span per backend request the traced app sent), that work measured by "
-    "`service.py` in the same run; the apps are CPU-bound, so req/s goes as one over CPU per "
-    "request",
+    "service": "the service, traced/untraced: from `service.py`'s paired rounds, the req/s "
+    "of a fifth app, the untraced store with the SDK's own work for the same telemetry made "
+    "around each real call and backend request (the call's span with its links and "
+    "attributes, one attempt span per backend request, the histogram points, on the traced "
+    "app's SDK setup), over the untraced app's req/s in the same round",
     "p99": "the service p99: no floor is derived; the cell shows the lowest aiodynkv p99 / "
     "aiodynamo p99 among the coalescing settings of the trade-off table that keep the p50 "
     "lead (100 % GET, uniform keys only)",
