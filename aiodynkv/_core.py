@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import sys
 import time
@@ -53,10 +52,6 @@ _ABORT_GRACE = 2.0
 # Single requests that write: after an attempt that may have been applied, any failure
 # but the outcomes their callers resolve with the write token is a `WriteInDoubtError`.
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
-# Set by `Core.send` around one request: the operation whose deadline bounds it.
-_BOUND: contextvars.ContextVar[tuple[Operation, str] | None] = contextvars.ContextVar(
-    "aiodynkv_bound", default=None
-)
 # Requests of a batch: `call_timeout` bounds each one (`batch_deadline` bounds the batch).
 _BATCHES = frozenset({"BatchGetItem", "BatchWriteItem"})
 # Failures the callers of a write resolve themselves (token, old item, reasons).
@@ -325,33 +320,33 @@ class Core:
 
     async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Send through the transport; failures stay transport errors (for `ensure_table`)."""
-        if self.state is State.CLOSED or self.transport is None:
-            raise self._refuse(action)
-        assert self._slots is not None  # noqa: S101 (set by open)
-        async with self._slots:
-            bound = _BOUND.get()
-            if bound is None:
-                return await self.transport.send(action, request)
-            return await self._bounded(bound[0], bound[1], request)
+        return await self._send(None, action, request)
 
-    async def _bounded(self, op: Operation, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Send within the call's deadline (`Operation.deadline`).
+    async def _send(
+        self, op: Operation | None, action: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send within the call's deadline (`Operation.deadline`; none without `op`).
 
         The deadline starts when the call's first request gets a pooled connection:
         waiting for one is bounded by the deadlines of the calls holding them.
         """
-        assert self.transport is not None  # noqa: S101 (checked by raw_send)
-        start = time.monotonic()
-        if op.deadline is None:
-            op.deadline = start + self.call_timeout
-        limit = self.call_timeout if action in _BATCHES else op.deadline - start
-        if limit <= 0:
-            raise _deadline_error(self.call_timeout, handed=False)
-        try:
-            response: dict[str, Any] = await _within(self.transport.send(action, request), limit)
-        except _ExpiredError:
-            raise _deadline_error(self.call_timeout, handed=True) from None
-        return response
+        transport = self.transport
+        if self.state is State.CLOSED or transport is None:
+            raise self._refuse(action)
+        assert self._slots is not None  # noqa: S101 (set by open)
+        async with self._slots:
+            if op is None:
+                return await transport.send(action, request)
+            start = time.monotonic()
+            if op.deadline is None:
+                op.deadline = start + self.call_timeout
+            limit = self.call_timeout if action in _BATCHES else op.deadline - start
+            if limit <= 0:
+                raise _deadline_error(self.call_timeout, handed=False)
+            reply: dict[str, Any] = await _within(
+                transport.send(action, request), limit, self.call_timeout
+            )
+            return reply
 
     async def send(
         self, op: Operation, action: str, request: dict[str, Any], key: str | None
@@ -361,9 +356,8 @@ class Core:
         The mapped error keeps the transport's error as its cause, so callers can
         read the old item of a failed condition from ``error.__cause__.item``.
         """
-        token = _BOUND.set((op, action))
         try:
-            response = await self.raw_send(action, request)
+            response = await self._send(op, action, request)
         except KVError:
             raise
         except Exception as exc:
@@ -379,8 +373,6 @@ class Core:
                 # A later request of a write whose earlier request may have been applied.
                 raise self.in_doubt(op, error, key) from exc
             raise error from exc
-        finally:
-            _BOUND.reset(token)
         if action in _WRITES and response.get("ResponseMetadata", {}).get("InDoubt"):
             op.in_doubt = True
         op.observe(response)
@@ -417,10 +409,6 @@ class Core:
         return found
 
 
-class _ExpiredError(Exception):
-    """The call's deadline passed while a request was in flight."""
-
-
 def _deadline_error(seconds: float, *, handed: bool) -> Exception:
     return WireError(
         f"the call's deadline passed (call_timeout={seconds:g} s) before a reply arrived",
@@ -431,25 +419,42 @@ def _deadline_error(seconds: float, *, handed: bool) -> Exception:
 
 if sys.version_info >= (3, 11):
 
-    async def _within(awaitable: Any, limit: float) -> Any:
-        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
-        timeout = asyncio.timeout(limit)
+    async def _within(awaitable: Awaitable[Any], limit: float, call_timeout: float) -> Any:
+        """Await `awaitable`, cancelling it after `limit` seconds (then the deadline's error).
+
+        `asyncio.timeout`'s protocol with one timer and no more: a cancellation of the
+        task's own (its caller's) is never taken for the deadline, nor the other way.
+        """
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 (called from a task)
+        cancelling = task.cancelling()
+        fired: list[bool] = []
+        timer = asyncio.get_running_loop().call_later(limit, _expire, task, fired)
         try:
-            async with timeout:
-                return await awaitable
-        except TimeoutError:
-            if timeout.expired():
-                raise _ExpiredError from None
+            result = await awaitable
+        except BaseException as exc:
+            # fired: its cancellation is taken back; the deadline's unless the task's own
+            if fired and task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
+                raise _deadline_error(call_timeout, handed=True) from None
             raise
+        finally:
+            timer.cancel()
+        if fired:  # it fired, but the request ended anyway
+            task.uncancel()
+        return result
+
+    def _expire(task: asyncio.Task[Any], fired: list[bool]) -> None:
+        fired.append(True)
+        task.cancel()
 
 else:  # pragma: no cover - Python 3.10
 
-    async def _within(awaitable: Any, limit: float) -> Any:
-        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
+    async def _within(awaitable: Awaitable[Any], limit: float, call_timeout: float) -> Any:
+        """Await `awaitable`, cancelling it after `limit` seconds (then the deadline's error)."""
         try:
             return await asyncio.wait_for(awaitable, limit)
         except asyncio.TimeoutError:
-            raise _ExpiredError from None
+            raise _deadline_error(call_timeout, handed=True) from None
 
 
 def check_loop(
