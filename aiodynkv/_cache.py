@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from aiodynkv import _codec
@@ -283,6 +282,12 @@ class PendingWrites:
             kept = value if isinstance(value, int) else None
         self._outcome[stored] = (kept, expires_at)
 
+    def __enter__(self) -> PendingWrites:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.finish()
+
     def finish(self) -> None:
         cache = self._cache
         if cache is None:
@@ -295,8 +300,7 @@ class PendingWrites:
                 cache.end_write(pk, ticket, outcome[0], outcome[1], known=True)
 
 
-@contextmanager
-def writing(cache: NearCache | None, *stored: str) -> Iterator[PendingWrites]:
+def writing(cache: NearCache | None, *stored: str) -> PendingWrites:
     """Bracket writes to `stored` keys (`PendingWrites.done` records each one's outcome).
 
     Use: ``with writing(cache, pk) as w: ...; w.done(pk, value)``.
@@ -304,11 +308,7 @@ def writing(cache: NearCache | None, *stored: str) -> Iterator[PendingWrites]:
     Keys without `PendingWrites.done` (the write failed, is in doubt, or its result is not
     known here) are dropped from the cache when the block ends.
     """
-    writes = PendingWrites(cache, stored)
-    try:
-        yield writes
-    finally:
-        writes.finish()
+    return PendingWrites(cache, stored)
 
 
 def fill_many(
