@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -125,6 +126,7 @@ class Core:
         # Requests wait here for a pooled connection, not inside aiohttp's pool, where
         # the wait would count against connect_timeout and fail calls under load.
         self._slots: asyncio.Semaphore | None = None
+        self._deadlines: _Deadlines | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Core:
         self._idle, self._closed, self.abort = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._idle.set()
         self._slots = asyncio.Semaphore(self.config.max_pool_connections)
+        self._deadlines = _Deadlines(self.loop, self.call_timeout)
         try:
             if self.config.transport == "memory":
                 self.transport = self._memory_transport()
@@ -263,6 +266,8 @@ class Core:
             self.state = State.CLOSING
             await self._drain()
         self.state = State.CLOSED
+        if self._deadlines is not None:
+            self._deadlines.arm(math.inf)  # the timer goes, and the store with it
         try:
             await self._stack.aclose()
         finally:
@@ -334,6 +339,7 @@ class Core:
         if self.state is State.CLOSED or transport is None:
             raise self._refuse(action)
         assert self._slots is not None  # noqa: S101 (set by open)
+        assert self._deadlines is not None  # noqa: S101 (set by open)
         async with self._slots:
             if op is None:
                 return await transport.send(action, request)
@@ -343,8 +349,8 @@ class Core:
             limit = self.call_timeout if action in _BATCHES else op.deadline - start
             if limit <= 0:
                 raise _deadline_error(self.call_timeout, handed=False)
-            reply: dict[str, Any] = await _within(
-                transport.send(action, request), limit, self.call_timeout
+            reply: dict[str, Any] = await self._deadlines.within(
+                transport.send(action, request), limit
             )
             return reply
 
@@ -409,6 +415,10 @@ class Core:
         return found
 
 
+def _cancelled(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError)
+
+
 def _deadline_error(seconds: float, *, handed: bool) -> Exception:
     return WireError(
         f"the call's deadline passed (call_timeout={seconds:g} s) before a reply arrived",
@@ -417,44 +427,81 @@ def _deadline_error(seconds: float, *, handed: bool) -> Exception:
     )
 
 
-if sys.version_info >= (3, 11):
+class _Deadlines:
+    """The whole-call deadlines of a store's requests in flight, on one timer.
 
-    async def _within(awaitable: Awaitable[Any], limit: float, call_timeout: float) -> Any:
-        """Await `awaitable`, cancelling it after `limit` seconds (then the deadline's error).
+    A deadline cancels its request's task, as `asyncio.timeout` does (a cancellation of
+    the task's own, by its caller, is never taken for the deadline, nor the other way),
+    but one timer set for the soonest serves them all: no timer per request joins the
+    event loop's heap, where a later call's shorter timers would sift past it.
+    """
 
-        `asyncio.timeout`'s protocol with one timer and no more: a cancellation of the
-        task's own (its caller's) is never taken for the deadline, nor the other way.
-        """
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 (called from a task)
-        cancelling = task.cancelling()
-        fired: list[bool] = []
-        timer = asyncio.get_running_loop().call_later(limit, _expire, task, fired)
-        try:
-            result = await awaitable
-        except BaseException as exc:
-            # fired: its cancellation is taken back; the deadline's unless the task's own
-            if fired and task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
-                raise _deadline_error(call_timeout, handed=True) from None
-            raise
-        finally:
-            timer.cancel()
-        if fired:  # it fired, but the request ended anyway
-            task.uncancel()
-        return result
+    def __init__(self, loop: asyncio.AbstractEventLoop, call_timeout: float) -> None:
+        self._loop = loop
+        self._call_timeout = call_timeout
+        self._due: dict[asyncio.Task[Any], float] = {}  # loop time; one request per task
+        self._fired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf
 
-    def _expire(task: asyncio.Task[Any], fired: list[bool]) -> None:
-        fired.append(True)
-        task.cancel()
+    if sys.version_info >= (3, 11):
 
-else:  # pragma: no cover - Python 3.10
+        async def within(self, awaitable: Awaitable[Any], limit: float) -> Any:
+            """Await `awaitable`, cancelled after `limit` seconds (then the deadline's error)."""
+            task = asyncio.current_task()
+            assert task is not None  # noqa: S101 (called from a task)
+            when = self._loop.time() + limit
+            if when < self._at:
+                self.arm(when)
+            self._due[task] = when
+            cancelling = task.cancelling()
+            try:
+                result = await awaitable
+            except BaseException as exc:
+                # A deadline that fired takes its cancellation back; the error is the
+                # deadline's unless the task's caller cancelled it too.
+                if self._ended(task) and task.uncancel() <= cancelling and _cancelled(exc):
+                    raise _deadline_error(self._call_timeout, handed=True) from None
+                raise
+            if self._ended(task):  # it fired as the request ended anyway
+                task.uncancel()
+            return result
 
-    async def _within(awaitable: Awaitable[Any], limit: float, call_timeout: float) -> Any:
-        """Await `awaitable`, cancelling it after `limit` seconds (then the deadline's error)."""
-        try:
-            return await asyncio.wait_for(awaitable, limit)
-        except asyncio.TimeoutError:
-            raise _deadline_error(call_timeout, handed=True) from None
+    else:  # pragma: no cover - Python 3.10: no Task.uncancel
+
+        async def within(self, awaitable: Awaitable[Any], limit: float) -> Any:
+            """Await `awaitable`, cancelled after `limit` seconds (then the deadline's error)."""
+            try:
+                return await asyncio.wait_for(awaitable, limit)
+            except asyncio.TimeoutError:
+                raise _deadline_error(self._call_timeout, handed=True) from None
+
+    def _ended(self, task: asyncio.Task[Any]) -> bool:
+        """Forget the request of `task`; True if its deadline fired."""
+        del self._due[task]
+        if task not in self._fired:
+            return False
+        self._fired.discard(task)
+        return True
+
+    def arm(self, when: float) -> None:
+        """Set the timer for `when` (loop time; infinity: none)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._at = None, when
+        if when < math.inf:
+            self._timer = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        now, soonest = self._loop.time(), math.inf
+        for task, when in self._due.items():
+            if when > now:
+                soonest = min(soonest, when)
+            elif task not in self._fired:
+                self._fired.add(task)
+                task.cancel()
+        self._timer = None
+        self.arm(soonest)
 
 
 def check_loop(
