@@ -31,6 +31,7 @@ __all__ = [
     "classify",
     "crc32_problem",
     "dumps",
+    "loads",
     "endpoint_config_error",
     "mask",
     "proxy_for",
@@ -71,7 +72,7 @@ _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type] 
 _b64decode = base64.b64decode
 
 
-def _loads(raw: bytes) -> Any:
+def loads(raw: bytes) -> Any:
     """`json.loads` of a reply: a UTF-8 document without surrounding blanks read at once."""
     try:
         text = raw.decode()
@@ -103,7 +104,7 @@ def _decode(node: Any) -> None:
 
 
 def _parse_json(raw: bytes) -> Any:
-    value = _loads(raw)
+    value = loads(raw)
     # Base64 of a binary value never contains '"', so a reply without '"B' has none.
     if b'"B' in raw and isinstance(value, dict):
         _decode(value)
