@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from aiodynkv import _codec
@@ -266,6 +265,12 @@ class PendingWrites:
             kept = value if isinstance(value, int) else None
         self._outcome[stored] = (kept, expires_at)
 
+    def __enter__(self) -> PendingWrites:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.finish()
+
     def finish(self) -> None:
         cache = self._cache
         if cache is None:
@@ -276,17 +281,12 @@ class PendingWrites:
             cache.end_write(pk, ticket, value, expires_at, known=outcome is not None)
 
 
-@contextmanager
-def writing(cache: NearCache | None, *stored: str) -> Iterator[PendingWrites]:
-    """Bracket writes to `stored` keys; `PendingWrites.done` records each one's outcome.
+def writing(cache: NearCache | None, *stored: str) -> PendingWrites:
+    """Bracket writes to `stored` keys (`PendingWrites.done` records each one's outcome).
 
     Keys without one (failed, in doubt, result unknown) are dropped from the cache at the end.
     """
-    writes = PendingWrites(cache, stored)
-    try:
-        yield writes
-    finally:
-        writes.finish()
+    return PendingWrites(cache, stored)
 
 
 def fill_many(

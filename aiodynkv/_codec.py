@@ -19,10 +19,12 @@ An item holds, besides the key and the value:
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import math
-import secrets
+import os
+import random
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -557,13 +559,13 @@ def new_version() -> int:
     deleted and written again never repeats a version it had (no ABA), however
     coarse, frozen or backward-stepping the clock is.
     """
-    return secrets.randbits(63) | 1 << 40
+    return _random.getrandbits(63) | 1 << 40
 
 
 def new_versions() -> Iterator[int]:
-    """Endless `new_version` values (the same distribution), drawn from the OS in blocks."""
+    """Endless `new_version` values (the same distribution), drawn in blocks."""
     while True:
-        block = secrets.randbits(63 * _VERSION_BLOCK)
+        block = _random.getrandbits(63 * _VERSION_BLOCK)
         for _ in range(_VERSION_BLOCK):
             yield block & _VERSION_BITS | 1 << 40
             block >>= 63
@@ -574,8 +576,16 @@ _VERSION_BLOCK = 64
 
 
 def new_token() -> str:
-    """A fresh per-call write token (96 random bits)."""
-    return secrets.token_urlsafe(12)
+    """A fresh per-call write token (96 random bits, 16 characters)."""
+    return _b64(_random.getrandbits(96).to_bytes(12, "big")).decode()
+
+
+#: Draws versions and tokens, which must be unique, not secret: seeded from the OS,
+#: private (whatever seeds `random`'s own), and seeded again in a forked child.
+_random = random.Random()  # noqa: S311
+_b64 = base64.urlsafe_b64encode
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_random.seed)
 
 
 def written_by(item: Item | None, token: str) -> bool:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -53,10 +53,6 @@ _ABORT_GRACE = 2.0
 # Single requests that write: after an attempt that may have been applied, any failure
 # but the outcomes their callers resolve with the write token is a `WriteInDoubtError`.
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
-# Set by `Core.send` around one request: the operation whose deadline bounds it.
-_BOUND: contextvars.ContextVar[tuple[Operation, str] | None] = contextvars.ContextVar(
-    "aiodynkv_bound", default=None
-)
 # Requests of a batch: `call_timeout` bounds each one (`batch_deadline` bounds the batch).
 _BATCHES = frozenset({"BatchGetItem", "BatchWriteItem"})
 # Failures the callers of a write resolve themselves (token, old item, reasons).
@@ -130,6 +126,7 @@ class Core:
         # Requests wait here for a pooled connection, not inside aiohttp's pool, where
         # the wait would count against connect_timeout and fail calls under load.
         self._slots: asyncio.Semaphore | None = None
+        self._deadlines: _Deadlines | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -158,6 +155,7 @@ class Core:
         self._idle, self._closed, self.abort = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._idle.set()
         self._slots = asyncio.Semaphore(self.config.max_pool_connections)
+        self._deadlines = _Deadlines(self.loop, self.call_timeout)
         try:
             if self.config.transport == "memory":
                 self.transport = self._memory_transport()
@@ -268,6 +266,8 @@ class Core:
             self.state = State.CLOSING
             await self._drain()
         self.state = State.CLOSED
+        if self._deadlines is not None:
+            self._deadlines.arm(math.inf)  # the timer goes, and the store with it
         try:
             await self._stack.aclose()
         finally:
@@ -325,33 +325,34 @@ class Core:
 
     async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Send through the transport; failures stay transport errors (for `ensure_table`)."""
-        if self.state is State.CLOSED or self.transport is None:
-            raise self._refuse(action)
-        assert self._slots is not None  # noqa: S101 (set by open)
-        async with self._slots:
-            bound = _BOUND.get()
-            if bound is None:
-                return await self.transport.send(action, request)
-            return await self._bounded(bound[0], bound[1], request)
+        return await self._send(None, action, request)
 
-    async def _bounded(self, op: Operation, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Send within the call's deadline (`Operation.deadline`).
+    async def _send(
+        self, op: Operation | None, action: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send within the call's deadline (`Operation.deadline`; none without `op`).
 
         The deadline starts when the call's first request gets a pooled connection:
         waiting for one is bounded by the deadlines of the calls holding them.
         """
-        assert self.transport is not None  # noqa: S101 (checked by raw_send)
-        start = time.monotonic()
-        if op.deadline is None:
-            op.deadline = start + self.call_timeout
-        limit = self.call_timeout if action in _BATCHES else op.deadline - start
-        if limit <= 0:
-            raise _deadline_error(self.call_timeout, handed=False)
-        try:
-            response: dict[str, Any] = await _within(self.transport.send(action, request), limit)
-        except _ExpiredError:
-            raise _deadline_error(self.call_timeout, handed=True) from None
-        return response
+        transport = self.transport
+        if self.state is State.CLOSED or transport is None:
+            raise self._refuse(action)
+        assert self._slots is not None  # noqa: S101 (set by open)
+        assert self._deadlines is not None  # noqa: S101 (set by open)
+        async with self._slots:
+            if op is None:
+                return await transport.send(action, request)
+            start = time.monotonic()
+            if op.deadline is None:
+                op.deadline = start + self.call_timeout
+            limit = self.call_timeout if action in _BATCHES else op.deadline - start
+            if limit <= 0:
+                raise _deadline_error(self.call_timeout, handed=False)
+            reply: dict[str, Any] = await self._deadlines.within(
+                transport.send(action, request), limit
+            )
+            return reply
 
     async def send(
         self, op: Operation, action: str, request: dict[str, Any], key: str | None
@@ -361,9 +362,8 @@ class Core:
         The mapped error keeps the transport's error as its cause, so callers can
         read the old item of a failed condition from ``error.__cause__.item``.
         """
-        token = _BOUND.set((op, action))
         try:
-            response = await self.raw_send(action, request)
+            response = await self._send(op, action, request)
         except KVError:
             raise
         except Exception as exc:
@@ -379,8 +379,6 @@ class Core:
                 # A later request of a write whose earlier request may have been applied.
                 raise self.in_doubt(op, error, key) from exc
             raise error from exc
-        finally:
-            _BOUND.reset(token)
         if action in _WRITES and response.get("ResponseMetadata", {}).get("InDoubt"):
             op.in_doubt = True
         op.observe(response)
@@ -417,8 +415,8 @@ class Core:
         return found
 
 
-class _ExpiredError(Exception):
-    """The call's deadline passed while a request was in flight."""
+def _cancelled(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError)
 
 
 def _deadline_error(seconds: float, *, handed: bool) -> Exception:
@@ -429,27 +427,81 @@ def _deadline_error(seconds: float, *, handed: bool) -> Exception:
     )
 
 
-if sys.version_info >= (3, 11):
+class _Deadlines:
+    """The whole-call deadlines of a store's requests in flight, on one timer.
 
-    async def _within(awaitable: Any, limit: float) -> Any:
-        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
-        timeout = asyncio.timeout(limit)
-        try:
-            async with timeout:
-                return await awaitable
-        except TimeoutError:
-            if timeout.expired():
-                raise _ExpiredError from None
-            raise
+    A deadline cancels its request's task, as `asyncio.timeout` does (a cancellation of
+    the task's own, by its caller, is never taken for the deadline, nor the other way),
+    but one timer set for the soonest serves them all: no timer per request joins the
+    event loop's heap, where a later call's shorter timers would sift past it.
+    """
 
-else:  # pragma: no cover - Python 3.10
+    def __init__(self, loop: asyncio.AbstractEventLoop, call_timeout: float) -> None:
+        self._loop = loop
+        self._call_timeout = call_timeout
+        self._due: dict[asyncio.Task[Any], float] = {}  # loop time; one request per task
+        self._fired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf
 
-    async def _within(awaitable: Any, limit: float) -> Any:
-        """Await `awaitable`, cancelling it after `limit` seconds (then `_ExpiredError`)."""
-        try:
-            return await asyncio.wait_for(awaitable, limit)
-        except asyncio.TimeoutError:
-            raise _ExpiredError from None
+    if sys.version_info >= (3, 11):
+
+        async def within(self, awaitable: Awaitable[Any], limit: float) -> Any:
+            """Await `awaitable`, cancelled after `limit` seconds (then the deadline's error)."""
+            task = asyncio.current_task()
+            assert task is not None  # noqa: S101 (called from a task)
+            when = self._loop.time() + limit
+            if when < self._at:
+                self.arm(when)
+            self._due[task] = when
+            cancelling = task.cancelling()
+            try:
+                result = await awaitable
+            except BaseException as exc:
+                # A deadline that fired takes its cancellation back; the error is the
+                # deadline's unless the task's caller cancelled it too.
+                if self._ended(task) and task.uncancel() <= cancelling and _cancelled(exc):
+                    raise _deadline_error(self._call_timeout, handed=True) from None
+                raise
+            if self._ended(task):  # it fired as the request ended anyway
+                task.uncancel()
+            return result
+
+    else:  # pragma: no cover - Python 3.10: no Task.uncancel
+
+        async def within(self, awaitable: Awaitable[Any], limit: float) -> Any:
+            """Await `awaitable`, cancelled after `limit` seconds (then the deadline's error)."""
+            try:
+                return await asyncio.wait_for(awaitable, limit)
+            except asyncio.TimeoutError:
+                raise _deadline_error(self._call_timeout, handed=True) from None
+
+    def _ended(self, task: asyncio.Task[Any]) -> bool:
+        """Forget the request of `task`; True if its deadline fired."""
+        del self._due[task]
+        if task not in self._fired:
+            return False
+        self._fired.discard(task)
+        return True
+
+    def arm(self, when: float) -> None:
+        """Set the timer for `when` (loop time; infinity: none)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._at = None, when
+        if when < math.inf:
+            self._timer = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        now, soonest = self._loop.time(), math.inf
+        for task, when in self._due.items():
+            if when > now:
+                soonest = min(soonest, when)
+            elif task not in self._fired:
+                self._fired.add(task)
+                task.cancel()
+        self._timer = None
+        self.arm(soonest)
 
 
 def check_loop(

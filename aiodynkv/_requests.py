@@ -12,6 +12,7 @@ flag, ``#tk`` write token.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -96,39 +97,34 @@ def _key(config: KVConfig, stored: str) -> dict[str, Any]:
 
 def _used(request: dict[str, Any]) -> dict[str, Any]:
     """Drop the names and values an expression does not use (DynamoDB refuses unused ones)."""
-    text = " ".join(
-        request[part]
-        for part in (
-            "UpdateExpression",
-            "ConditionExpression",
-            "ProjectionExpression",
-            "FilterExpression",
-        )
-        if part in request
+    get = request.get
+    used = _placeholders(
+        get("UpdateExpression"),
+        get("ConditionExpression"),
+        get("ProjectionExpression"),
+        get("FilterExpression"),
     )
-    used = _PLACEHOLDERS.get(text)
-    if used is None:
-        if len(_PLACEHOLDERS) >= _MAX_TEXTS:  # the builders make few texts; stay bounded anyway
-            _PLACEHOLDERS.clear()
-        used = _PLACEHOLDERS[text] = frozenset(_PLACEHOLDER.findall(text))
     names = {k: v for k, v in request["ExpressionAttributeNames"].items() if k in used}
     if names:
         request["ExpressionAttributeNames"] = names
     else:
         del request["ExpressionAttributeNames"]
-    if "ExpressionAttributeValues" in request:
-        values = {k: v for k, v in request["ExpressionAttributeValues"].items() if k in used}
-        if values:
-            request["ExpressionAttributeValues"] = values
-        else:
+    values = get("ExpressionAttributeValues")
+    if values is not None:
+        for unused in [k for k in values if k not in used]:
+            del values[unused]
+        if not values:
             del request["ExpressionAttributeValues"]
     return request
 
 
-# An expression's placeholders (``#name``, ``:value``), found once per expression text.
 _PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
-_PLACEHOLDERS: dict[str, frozenset[str]] = {}
-_MAX_TEXTS = 4096
+
+
+@functools.lru_cache(maxsize=4096)  # the builders make few texts; bounded anyway
+def _placeholders(*texts: str | None) -> frozenset[str]:
+    """The placeholders (``#name``, ``:value``) of expressions, found once per text."""
+    return frozenset(_PLACEHOLDER.findall(" ".join(filter(None, texts))))
 
 
 # -- reads ----------------------------------------------------------------------
@@ -232,22 +228,20 @@ def _write(
 ) -> dict[str, Any]:
     """An UpdateItem that bumps the version and stores the write token.
 
-    `now` gives the clock values ``:now``/``:nowms`` (None: the expressions use none);
-    `names` adds expression names beyond the standard ones.
+    `values` (a fresh dict: it becomes the request's) gets the clock values
+    ``:now``/``:nowms`` from `now` when the expressions use them, the token and the
+    version's; `names` adds expression names beyond the standard ones.
     """
+    if now is not None and ":nowms" in _placeholders(update, condition, None, None):
+        values.update(_clock(now))
+    values[":tok"], values[":base"], values[":one"] = {"S": token}, {"N": str(base)}, {"N": "1"}
     request: dict[str, Any] = {
         "TableName": config.table,
         "Key": _key(config, stored),
         "UpdateExpression": update,
         "ConditionExpression": condition,
-        "ExpressionAttributeNames": {**_names(config), **(names or {})},
-        "ExpressionAttributeValues": {
-            **values,
-            **(_clock(now) if now is not None else {}),
-            ":tok": {"S": token},
-            ":base": {"N": str(base)},
-            ":one": {"N": "1"},
-        },
+        "ExpressionAttributeNames": _names(config) | names if names else _names(config),
+        "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         "ReturnConsumedCapacity": "TOTAL",
     }
@@ -269,6 +263,17 @@ def _expiry_values(expires_ms: int | None) -> dict[str, Any]:
     return {":t": {"N": str(-(-expires_ms // 1000))}, ":m": {"N": str(expires_ms)}}
 
 
+def _put_update(expiry: bool, flag: bool) -> str:
+    sets = ["#v = :v", BUMP, "#tk = :tok", *(["#t = :t", "#m = :m"] if expiry else [])]
+    removes = [] if expiry else ["#t", "#m"]
+    (sets if flag else removes).append("#z = :z" if flag else "#z")
+    return f"SET {', '.join(sets)}" + (f" REMOVE {', '.join(removes)}" if removes else "")
+
+
+#: `put`'s UpdateExpression, by (has an expiry, has a compression flag).
+_PUT_UPDATES = {(e, f): _put_update(e, f) for e in (False, True) for f in (False, True)}
+
+
 def put(
     config: KVConfig,
     item: Item,
@@ -286,20 +291,13 @@ def put(
     With `old`, the reply holds the old item (``ReturnValues=ALL_OLD``), whose S3
     object the store then deletes.
     """
-    sets = ["#v = :v", BUMP, "#tk = :tok"]
-    removes: list[str] = []
     values: dict[str, Any] = {":v": item[config.value_attribute]}
-    if EXPIRY_MS in item:
-        sets += ["#t = :t", "#m = :m"]
+    expiry, flag = EXPIRY_MS in item, COMPRESSION_FLAG in item
+    if expiry:
         values[":t"], values[":m"] = item[config.ttl_attribute], item[EXPIRY_MS]
-    else:
-        removes += ["#t", "#m"]
-    if COMPRESSION_FLAG in item:
-        sets.append("#z = :z")
+    if flag:
         values[":z"] = item[COMPRESSION_FLAG]
-    else:
-        removes.append("#z")
-    update = f"SET {', '.join(sets)}" + (f" REMOVE {', '.join(removes)}" if removes else "")
+    update = _PUT_UPDATES[expiry, flag]
     if if_absent:
         condition = ABSENT
     elif if_version is not None:

@@ -319,22 +319,28 @@ class AsyncDynamoKV:
         core = self._core
         stored = self._encode(key, "get")
         with core.operation("get", "GetItem", key) as op:
-
-            async def fetch() -> tuple[Value | None, float | None]:
-                if core.coalescer is not None and (core.config.consistent_read or not consistent):
-                    item = self._live(op, await core.coalescer.get(stored, key, op), key)
-                else:
-                    item = await self._read(op, key, stored, consistent=consistent)
-                again = functools.partial(self._read_again, op, stored, key)
-                found = (
-                    None if item is None else await self._decoded("get", item, key, stored, again)
-                )
-                if found is None:
-                    return None, None
-                value, item = found
-                return value, expiry_seconds(item, core.config)
-
+            if core.cache is None:
+                return (await self._fetch(op, key, stored, consistent))[0]
+            fetch = functools.partial(self._fetch, op, key, stored, consistent)
             return await read_through(core.cache, op, stored, consistent, fetch)
+
+    async def _fetch(
+        self, op: Operation, key: str, stored: str, consistent: bool
+    ) -> tuple[Value | None, float | None]:
+        """`get`'s read: the value (None: missing or expired), and its expiry for the cache."""
+        core = self._core
+        if core.coalescer is not None and (core.config.consistent_read or not consistent):
+            item = self._live(op, await core.coalescer.get(stored, key, op), key)
+        else:
+            item = await self._read(op, key, stored, consistent=consistent)
+        if item is None:
+            return None, None
+        again = functools.partial(self._read_again, op, stored, key)
+        found = await self._decoded("get", item, key, stored, again)
+        if found is None:
+            return None, None
+        value, item = found
+        return value, None if core.cache is None else expiry_seconds(item, core.config)
 
     async def get_with_version(self, key: str) -> tuple[Value, int]:
         """Return the value at `key` and its version, for `set(..., if_version=)`.

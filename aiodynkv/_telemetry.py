@@ -175,6 +175,8 @@ class Telemetry:
         "_extra_attrs",
         "_logger",
         "_metric_attrs",
+        "_noop",
+        "_proxied",
         "_retries",
         "_span_attrs",
         "_span_names",
@@ -190,6 +192,8 @@ class Telemetry:
         self.expose_keys = config.expose_keys
         provider = config.tracer_provider or trace.get_tracer_provider()
         self._base = provider.get_tracer(_SCOPE, version, schema_url=_SCHEMA_URL)
+        self._noop = isinstance(provider, trace.NoOpTracerProvider)
+        self._proxied = isinstance(provider, trace.ProxyTracerProvider)
         meter = (config.meter_provider or metrics.get_meter_provider()).get_meter(
             _SCOPE, version, schema_url=_SCHEMA_URL
         )
@@ -327,12 +331,19 @@ class Telemetry:
         finally:
             otel_context.detach(token)
 
+    def tracing(self) -> bool:
+        """False while no span can record, so that none is started.
+
+        That is on the no-op provider, and on the API's proxy until an SDK is set (its
+        global, read without `trace.get_tracer_provider`'s environment lookup).
+        """
+        if self._proxied:
+            return getattr(trace, "_TRACER_PROVIDER", self) is not None
+        return not self._noop
+
     def http_spans(self) -> HttpSpans | None:
         """The per-attempt HTTP spans of the lean transport; None when tracing is off."""
-        provider = self.config.tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, trace.NoOpTracerProvider):
-            return None
-        return HttpSpans(self._base)
+        return None if self._noop else HttpSpans(self)
 
     def warn(self, event: str, **fields: Any) -> None:
         """Log a warning event (retries, throttling, capability gaps)."""
@@ -400,6 +411,10 @@ class Operation:
 
     def __enter__(self) -> Operation:
         tel = self.tel
+        self._start = time.perf_counter()
+        if not tel.tracing():
+            self.span: trace.Span = trace.INVALID_SPAN
+            return self
         attrs = tel.span_attributes(self.name, self.dynamo_op)
         if self.batch_size is not None or (self.key is not None and tel.expose_keys):
             attrs = dict(attrs)
@@ -417,7 +432,6 @@ class Operation:
         # worth parenting (the caller's context stays current instead).
         if span.is_recording():
             self._token = otel_context.attach(trace.set_span_in_context(span))
-        self._start = time.perf_counter()
         return self
 
     def observe(self, response: Mapping[str, Any]) -> None:
@@ -704,20 +718,22 @@ class HttpSpans:
 
     Named and attributed as ``opentelemetry-instrumentation-botocore`` names and
     attributes botocore's calls, a child of the operation's span. Made only while the
-    current span records: without an SDK, or when the operation is not sampled, a
-    request costs one context lookup.
+    current span records: without an SDK nothing is looked up, when the operation is
+    not sampled a request costs one context lookup.
     """
 
-    __slots__ = ("_constant", "_tracer")
+    __slots__ = ("_constant", "_tel")
 
-    def __init__(self, tracer: Any) -> None:
-        self._tracer = tracer
+    def __init__(self, tel: Telemetry) -> None:
+        self._tel = tel
         self._constant: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
 
     def request(
         self, action: str, request: Mapping[str, Any], endpoint_url: str, region: str
     ) -> TracedRequest | None:
         """The spans of one request's attempts; None when the current span does not record."""
+        if not self._tel.tracing():
+            return None
         parent = otel_context.get_current()
         if not trace.get_current_span(parent).is_recording():
             return None
@@ -729,7 +745,7 @@ class HttpSpans:
         name, attrs = constant
         attrs = dict(attrs)
         _request_attributes(action, request, attrs)
-        return TracedRequest(self._tracer, action, name, attrs, parent)
+        return TracedRequest(self._tel._base, action, name, attrs, parent)
 
 
 def _constant_attributes(action: str, endpoint_url: str, region: str) -> tuple[str, dict[str, Any]]:

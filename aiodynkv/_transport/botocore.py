@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,7 +155,7 @@ def _verify_reply(response_dict: Any = None, **_: Any) -> None:
     status = response_dict.get("status_code", 0)
     if not problem and isinstance(status, int) and 200 <= status < 300:
         try:
-            _wire.success_body(raw, json.loads)  # botocore decodes the binary values
+            _wire.success_body(raw, _wire.loads)  # botocore decodes the binary values
         except _wire.AttemptError as exc:
             problem = str(exc)
     attempts.unverified = problem  # of this reply: a later attempt's reply replaces it

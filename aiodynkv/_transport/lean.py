@@ -374,8 +374,7 @@ class LeanTransport:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("Content-Type",),
+            cookie_jar=aiohttp.DummyCookieJar(),  # no skip_auto_headers: Content-Type is set
             auto_decompress=False,
             trust_env=False,  # the proxy, if any, was resolved once from the environment
         )

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import math
+import os
+import random
+import warnings
 import zlib
 from datetime import timedelta
 from typing import Any
@@ -27,6 +30,7 @@ from aiodynkv._codec import (
     is_expired,
     item_room,
     item_size,
+    new_token,
     new_version,
     new_versions,
     number_size,
@@ -276,6 +280,35 @@ def test_versions_drawn_in_blocks_are_like_single_ones() -> None:
     assert len(starts) == 10_000
     assert all(2**40 <= v < 2**63 for v in starts)
     assert max(starts) > 2**62  # the top bit of the 63 is drawn too
+
+
+def test_versions_do_not_follow_a_seed_given_to_random() -> None:
+    random.seed(7)
+    first = new_version()
+    random.seed(7)
+    assert new_version() != first
+
+
+def test_tokens_are_unique_in_a_process_and_in_a_forked_child() -> None:
+    tokens = {new_token() for _ in range(10_000)}
+    assert len(tokens) == 10_000
+    assert {len(token) for token in tokens} == {16}  # the item's size does not vary
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # 3.12+: fork of a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its next token and version, to the parent
+        os.write(write, f"{new_token()} {new_version()}".encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        token, version = pipe.read().split()
+    os.waitpid(pid, 0)
+    assert token not in tokens
+    assert token != new_token()
+    assert int(version) != new_version()
 
 
 @pytest.mark.parametrize("value_kind", ["S", "B"])

@@ -726,6 +726,33 @@ async def test_replies_that_never_pass_the_crc32_check_are_a_wire_error_in_doubt
     assert caught.value.attempts == 3
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"Item":{"pk":{"S":"k\xc3\xa9"}}}',
+        b' {"Item": {"pk": {"S": "k"}}}\r\n',
+        b'\xef\xbb\xbf{"Item":{}}',
+        '{"Item":{}}'.encode("utf-16"),
+    ],
+)
+def test_a_reply_is_read_as_json_loads_reads_it(raw: bytes) -> None:
+    assert _wire.success_body(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"Item":{}} {}', b'{"Item":', b"\xff{}", b"[1]", b"  "])
+def test_a_reply_that_is_not_one_json_object_is_an_attempt_error(raw: bytes) -> None:
+    with pytest.raises(_wire.AttemptError, match=r"not (a )?JSON"):
+        _wire.success_body(raw)
+
+
+def test_a_request_goes_out_as_compact_json_with_bytes_in_base64() -> None:
+    request = {"Key": {"pk": {"S": "k\u00e9\n"}}, "Item": {"v": {"B": b"\x00\xff"}}, "On": True}
+    wanted = {"Key": {"pk": {"S": "k\u00e9\n"}}, "Item": {"v": {"B": "AP8="}}, "On": True}
+    assert _wire.dumps(request) == json.dumps(wanted, separators=(",", ":"))
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        _wire.dumps({"x": {1}})
+
+
 async def test_a_success_status_without_json_is_retried(
     server: FakeDynamo, make: TransportFactory
 ) -> None:

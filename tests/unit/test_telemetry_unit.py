@@ -561,3 +561,38 @@ def test_no_http_spans_without_a_recording_span_or_with_the_no_op_provider() -> 
     assert spans.request("GetItem", {"TableName": "t"}, ENDPOINT, "us-east-1") is None
     quiet = KVConfig(table="bench", endpoint=ENDPOINT, tracer_provider=NoOpTracerProvider())
     assert Telemetry(quiet).http_spans() is None
+
+
+_GLOBAL_SDK_LATER = """
+import asyncio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from aiodynkv import AsyncDynamoKV
+
+async def main():
+    exporter = InMemorySpanExporter()
+    async with AsyncDynamoKV(table="kvt", transport="memory", create_table=True) as kv:
+        await kv.set("k", "v")
+        assert kv._core.tel.tracing() is False
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        assert kv._core.tel.tracing() is True
+        await kv.get("k")
+    print(sorted(span.name for span in exporter.get_finished_spans()))
+
+asyncio.run(main())
+"""
+
+
+def test_no_span_is_started_until_an_sdk_is_set_globally_and_then_every_one_is() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(  # noqa: S603 (this interpreter, a fixed script)
+        [sys.executable, "-c", _GLOBAL_SDK_LATER], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "['GetItem kvt']"
