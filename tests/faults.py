@@ -233,3 +233,23 @@ def _fault_response(kind: str) -> bytes:
         "Connection: keep-alive",
     ]
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+
+
+class Intercepted:
+    """A store's transport whose every request goes through `hook` first.
+
+    ``hook(action, request, send)`` answers in place of the transport, calling
+    ``send(action, request)`` to pass a request on. Install it on one store with
+    ``store._core.transport = Intercepted(store._core.transport, hook)``.
+    """
+
+    def __init__(self, transport: Any, hook: Any) -> None:
+        self.transport = transport
+        self.hook = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.hook(action, request, self.transport.send)
+        return reply

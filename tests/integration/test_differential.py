@@ -33,7 +33,7 @@ Op = tuple[Any, ...]
 
 
 class _Randomness:
-    """Stands in for `secrets` in the codec: version bases from a seed, tokens unique."""
+    """Stands in for the codec's random source: version bases from a seed, tokens unique."""
 
     def __init__(self) -> None:
         self._bases = random.Random(0)
@@ -41,18 +41,20 @@ class _Randomness:
     def reset(self, seed: int) -> None:
         self._bases = random.Random(seed)
 
-    def randbits(self, bits: int) -> int:
+    def getrandbits(self, bits: int) -> int:
+        if bits == TOKEN_BITS:
+            # Unique per run: a server refuses a transaction token reused on another payload.
+            return secrets.randbits(bits)
         return self._bases.getrandbits(bits)
 
-    def token_urlsafe(self, size: int) -> str:
-        # Unique per run: a server refuses a transaction token reused on another payload.
-        return secrets.token_urlsafe(size)
+
+TOKEN_BITS = 96  # a write token's (`_codec.new_token`); versions draw 63 bits at a time
 
 
 @pytest.fixture
 def randomness(monkeypatch: pytest.MonkeyPatch) -> _Randomness:
     fake = _Randomness()
-    monkeypatch.setattr("aiodynkv._codec.secrets", fake)
+    monkeypatch.setattr("aiodynkv._codec._random", fake)
     return fake
 
 

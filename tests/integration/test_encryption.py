@@ -22,6 +22,7 @@ from aiodynkv._codec import MAX_ITEM_BYTES, item_size
 from aiodynkv._values import associated_data, parse_envelope
 from aiodynkv.testing import InMemoryKV
 from tests.conftest import Backend, StoreFactory, put_raw, raw_item
+from tests.faults import Intercepted
 from tests.integration.data_helpers import make_kms_key
 
 pytestmark = pytest.mark.asyncio
@@ -262,14 +263,13 @@ async def test_the_item_is_size_checked_once_on_its_final_bytes(make_store: Stor
     """The envelope and the record count: checked on what is stored, before any request."""
     store = await _store(make_store, compress_threshold=None)
     sent: list[str] = []
-    real = store._core.raw_send
 
-    async def counting(action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def counting(action: str, request: dict[str, Any], send: Any) -> dict[str, Any]:
         sent.append(action)
-        response: dict[str, Any] = await real(action, request)
+        response: dict[str, Any] = await send(action, request)
         return response
 
-    store._core.raw_send = counting
+    store._core.transport = Intercepted(store._core.transport, counting)
     # A value that would just fit unencrypted (see the contract's exact-400-KB test).
     overhead = item_size(
         {"pk": {"S": "big"}, "value": {"B": b""}, "ver": {"N": "9" * 19}, "tk": {"S": "t" * 16}}

@@ -30,7 +30,7 @@ from aiodynkv._transaction import code_of, snake
 from aiodynkv._transport import ServiceError
 from aiodynkv.testing import InMemoryKV, set_retry_waits
 from tests.conftest import Clock, StoreFactory, put_raw, raw_item
-from tests.faults import FaultProxy
+from tests.faults import FaultProxy, Intercepted
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.backend_needs("transactions")]
 
@@ -412,16 +412,15 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
     name = f"tx-{uuid.uuid4().hex[:10]}"
     async with AsyncDynamoKV(table=name, endpoint=moto_endpoint, create_table=True) as kv:
         await kv.set("a", "1")
-        real = kv._core.raw_send
         replies: list[BaseException] = []
 
-        async def scripted(action: str, request: dict[str, Any]) -> dict[str, Any]:
+        async def scripted(action: str, request: dict[str, Any], send: Any) -> dict[str, Any]:
             if action in ("TransactWriteItems", "TransactGetItems") and replies:
                 raise replies.pop(0)
-            response: dict[str, Any] = await real(action, request)
+            response: dict[str, Any] = await send(action, request)
             return response
 
-        kv._core.raw_send = scripted  # type: ignore[method-assign]
+        kv._core.transport = Intercepted(kv._core.transport, scripted)
 
         def tx() -> Any:
             t = kv.transaction()
@@ -467,20 +466,19 @@ async def test_cancellations_dynamodb_reports(moto_endpoint: str) -> None:
 
 async def test_a_transaction_in_progress_is_sent_again_after_a_retry_wait() -> None:
     async with InMemoryKV() as kv:
-        real = kv._core.raw_send
         busy = [ServiceError("TransactionInProgressException", "busy", status=400)] * 2
         sent = 0
 
-        async def scripted(action: str, request: dict[str, Any]) -> dict[str, Any]:
+        async def scripted(action: str, request: dict[str, Any], send: Any) -> dict[str, Any]:
             nonlocal sent
             if action == "TransactWriteItems":
                 sent += 1
                 if busy:
                     raise busy.pop()
-            response: dict[str, Any] = await real(action, request)
+            response: dict[str, Any] = await send(action, request)
             return response
 
-        kv._core.raw_send = scripted  # type: ignore[method-assign]
+        kv._core.transport = Intercepted(kv._core.transport, scripted)
         tx = kv.transaction()
         tx.set("a", "1")
         with set_retry_waits(False) as skipped:
