@@ -1157,28 +1157,39 @@ def tradeoff_report(summary: dict[str, Any], seconds: float) -> list[str]:
     return lines
 
 
-def diagnose(options: argparse.Namespace) -> None:
-    """``--diagnose``: probed runs of the named apps, and the tail table."""
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def seeded_stub() -> Any:
+    """A stub with `KEYS` items, answering after `LATENCY_MS` (stop it when done)."""
     from run import configure_stub, run_worker, start_stub
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    names = options.apps.split(",")
-    workloads = options.workloads.split(",")
-    seconds = options.seconds or 10.0
     stub = start_stub(3600)
     try:
         seeded = run_worker(stub, "seed", "aiodynkv", {"keys": KEYS})
         if "error" in seeded:
             raise SystemExit(f"seeding failed: {seeded['error']}")
         configure_stub(stub, LATENCY_MS)
+    except BaseException:
+        stub.stop()
+        raise
+    return stub
+
+
+def diagnose(options: argparse.Namespace) -> None:
+    """``--diagnose``: probed runs of the named apps, and the tail table."""
+    names = options.apps.split(",")
+    workloads = options.workloads.split(",")
+    seconds = options.seconds or 10.0
+    stub = seeded_stub()
+    try:
         servers, procs = start_servers(
             stub.url, names, diagnose=True, experiment=options.experiment
         )
         try:
             asyncio.run(wait_ready(servers, procs))
-            diag = asyncio.run(diagnose_drive(servers, workloads, seconds, 2.0, log))
+            diag = asyncio.run(diagnose_drive(servers, workloads, seconds, 2.0, _log))
         finally:
             stop(procs)
     finally:
@@ -1246,18 +1257,9 @@ def main() -> None:
     if tradeoff_seconds is None:
         tradeoff_seconds = 3.0 if options.quick else 10.0
     began = time.monotonic()
-    from run import configure_stub, run_worker, start_stub
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    stub = start_stub(3600)
+    stub = seeded_stub()
     try:
-        seeded = run_worker(stub, "seed", "aiodynkv", {"keys": KEYS})
-        if "error" in seeded:
-            raise SystemExit(f"seeding failed: {seeded['error']}")
-        configure_stub(stub, LATENCY_MS)
-        runs, tradeoff = run(stub.url, rounds, seconds, warmup, log, tradeoff_seconds or None)
+        runs, tradeoff = run(stub.url, rounds, seconds, warmup, _log, tradeoff_seconds or None)
     finally:
         stub.stop()
     summary = summarize(runs)
