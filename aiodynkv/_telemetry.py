@@ -334,11 +334,10 @@ class Telemetry:
     def tracing(self) -> bool:
         """False while no span can record, so that none is started.
 
-        That is on the no-op provider, and on the API's proxy until an SDK is set (its
-        global, read without `trace.get_tracer_provider`'s environment lookup).
+        That is on the no-op provider, and on the API's proxy until an SDK is set.
         """
         if self._proxied:
-            return getattr(trace, "_TRACER_PROVIDER", self) is not None
+            return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         return not self._noop
 
     def http_spans(self) -> HttpSpans | None:
