@@ -31,7 +31,6 @@ from aiodynkv._errors import (
     KVError,
     KVTimeoutError,
     StoreClosedError,
-    TableNotFoundError,
     in_doubt_error,
     map_error,
 )
@@ -532,6 +531,33 @@ def _code(exc: BaseException) -> str:
     return exc.code if isinstance(exc, ServiceError) else ""
 
 
+#: Turns a failure a table call expects into the outcome it records (None: raise it).
+Excuse = Callable[[BaseException], str | None]
+
+
+async def _manage(
+    send: Send,
+    config: KVConfig,
+    tel: Telemetry,
+    operation: str,
+    action: str,
+    body: dict[str, Any],
+    excuse: Excuse,
+) -> Any:
+    """One traced table call: the response, None for a failure `excuse` names, else raises."""
+    with tel.operation(operation, action) as op:
+        try:
+            response = await send(action, body)
+        except Exception as exc:
+            outcome = excuse(exc)
+            if outcome is None:
+                raise map_error(exc, operation=operation, table=config.table, key=None) from exc
+            op.outcome = outcome
+            return None
+        op.observe(response)
+        return response
+
+
 async def describe_table(
     send: Send, config: KVConfig, tel: Telemetry, operation: str, *, missing_ok: bool = False
 ) -> Any:
@@ -539,17 +565,13 @@ async def describe_table(
 
     With `missing_ok`, a missing table is an outcome (None), not an error.
     """
-    with tel.operation(operation, "DescribeTable") as op:
-        try:
-            response = await send("DescribeTable", {"TableName": config.table})
-        except Exception as exc:
-            error = map_error(exc, operation=operation, table=config.table, key=None)
-            if missing_ok and isinstance(error, TableNotFoundError):
-                op.outcome = "miss"
-                return None
-            raise error from exc
-        op.observe(response)
-        return response["Table"]
+
+    def missing(exc: BaseException) -> str | None:
+        return "miss" if missing_ok and _code(exc) == "ResourceNotFoundException" else None
+
+    body = {"TableName": config.table}
+    response = await _manage(send, config, tel, operation, "DescribeTable", body, missing)
+    return None if response is None else response["Table"]
 
 
 async def ensure_table(send: Send, config: KVConfig, tel: Telemetry) -> None:
@@ -573,26 +595,22 @@ async def ensure_table(send: Send, config: KVConfig, tel: Telemetry) -> None:
 
 
 async def _create(send: Send, config: KVConfig, tel: Telemetry) -> Any:
-    with tel.operation("ensure_table", "CreateTable") as op:
-        try:
-            response = await send(
-                "CreateTable",
-                {
-                    "TableName": config.table,
-                    "AttributeDefinitions": [
-                        {"AttributeName": config.partition_key, "AttributeType": "S"}
-                    ],
-                    "KeySchema": [{"AttributeName": config.partition_key, "KeyType": "HASH"}],
-                    "BillingMode": "PAY_PER_REQUEST",
-                },
-            )
-        except Exception as exc:
-            if _code(exc) == "ResourceInUseException":  # another process created it first
-                op.outcome = "exists"
-                return await describe_table(send, config, tel, "ensure_table")
-            raise map_error(exc, operation="ensure_table", table=config.table, key=None) from exc
-        op.observe(response)
-        return response["TableDescription"]
+    body = {
+        "TableName": config.table,
+        "AttributeDefinitions": [{"AttributeName": config.partition_key, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": config.partition_key, "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+    def created_elsewhere(exc: BaseException) -> str | None:
+        return "exists" if _code(exc) == "ResourceInUseException" else None
+
+    response = await _manage(
+        send, config, tel, "ensure_table", "CreateTable", body, created_elsewhere
+    )
+    if response is None:  # another process created it first
+        return await describe_table(send, config, tel, "ensure_table")
+    return response["TableDescription"]
 
 
 def _check_schema(table: Any, config: KVConfig) -> None:
@@ -623,31 +641,19 @@ async def _wait_active(send: Send, config: KVConfig, tel: Telemetry) -> None:
 
 
 async def _enable_ttl(send: Send, config: KVConfig, tel: Telemetry) -> None:
-    with tel.operation("ensure_table", "UpdateTimeToLive") as op:
-        try:
-            response = await send(
-                "UpdateTimeToLive",
-                {
-                    "TableName": config.table,
-                    "TimeToLiveSpecification": {
-                        "Enabled": True,
-                        "AttributeName": config.ttl_attribute,
-                    },
-                },
-            )
-        except Exception as exc:
-            code = _code(exc)
-            message = str(exc).lower()
-            if code == "ValidationException" and "already enabled" in message:
-                op.outcome = "exists"
-                return
-            if code in _NO_TTL_API or (code == "ValidationException" and "not support" in message):
-                # Expired items are still hidden by every read; only server-side deletion is lost.
-                op.outcome = "unsupported"
-                tel.debug("aiodynkv.ttl_unsupported", table=config.table, error_code=code)
-                return
-            raise map_error(exc, operation="ensure_table", table=config.table, key=None) from exc
-        op.observe(response)
+    def excuse(exc: BaseException) -> str | None:
+        code, message = _code(exc), str(exc).lower()
+        if code == "ValidationException" and "already enabled" in message:
+            return "exists"
+        if code in _NO_TTL_API or (code == "ValidationException" and "not support" in message):
+            # Expired items are still hidden by every read; only server-side deletion is lost.
+            tel.debug("aiodynkv.ttl_unsupported", table=config.table, error_code=code)
+            return "unsupported"
+        return None
+
+    spec = {"Enabled": True, "AttributeName": config.ttl_attribute}
+    body = {"TableName": config.table, "TimeToLiveSpecification": spec}
+    await _manage(send, config, tel, "ensure_table", "UpdateTimeToLive", body, excuse)
 
 
 async def probe_health(send: Send | None, config: KVConfig, tel: Telemetry) -> Health:
