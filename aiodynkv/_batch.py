@@ -239,9 +239,17 @@ async def drive(
             # as unprocessed without being sent.
             await _drive_one(request, send, run)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(requests)))]
+    workers: list[asyncio.Future[Any]] = []
     watcher = asyncio.ensure_future(abort.wait()) if abort is not None else None
     try:
+        # One worker per event-loop pass: the HTTP client writes a request's body on
+        # the pass after it was built, so the server starts on the first chunk while
+        # the next ones are built, rather than after all of them.
+        for _ in range(min(concurrency, len(requests))):
+            workers.append(asyncio.ensure_future(worker()))
+            await asyncio.sleep(0)
+            if run.stopped or workers[-1].done():
+                break
         pending: set[asyncio.Future[Any]] = set(workers)
         while pending:
             waiting = pending | ({watcher} if watcher is not None else set())
