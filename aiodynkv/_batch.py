@@ -248,8 +248,8 @@ async def drive(
         for _ in range(min(concurrency, len(requests))):
             workers.append(asyncio.ensure_future(worker()))
             await asyncio.sleep(0)
-            if run.stopped or workers[-1].done():
-                break
+            if run.stopped or any(task.done() for task in workers):
+                break  # stopped, failed, or every chunk is taken
         pending: set[asyncio.Future[Any]] = set(workers)
         while pending:
             waiting = pending | ({watcher} if watcher is not None else set())

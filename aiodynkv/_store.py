@@ -812,36 +812,18 @@ class AsyncDynamoKV:
         if not wanted:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
-            items, opened, outcome, corrupt = await self._read_many(op, wanted, list(wanted), True)
+            items, outcome = await read_items(core, op, list(wanted), consistent=True)
+            if outcome.fatal is not None and not items and len(outcome.unprocessed) == len(wanted):
+                raise outcome.fatal  # nothing read at all: the plain error says it all
+            opened, corrupt = await core.pipeline.open_many(
+                items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
+            )
             pairs = ((wanted[pk], i) for pk, i in items.items())
             found, bad = stored_many(pairs, core.config, now(), opened)
             corrupt.update(bad)
             values = {key: stored.value for key, stored in found.items()}
             self._check_read(op, wanted, outcome, values, corrupt)
         return found
-
-    async def _read_many(
-        self,
-        op: Operation,
-        wanted: dict[str, str],
-        ask: list[str],
-        consistent: bool,
-        held: Mapping[str, Value | None] | None = None,
-    ) -> tuple[dict[str, Item], dict[str, Value], Outcome, dict[str, str]]:
-        """BatchGetItem of `ask`: items, values the pipeline read, outcome, unreadable keys."""
-        core = self._core
-        items, outcome = (
-            await read_items(core, op, ask, consistent=consistent) if ask else ({}, Outcome())
-        )
-        nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
-        if outcome.fatal is not None and nothing:
-            raise outcome.fatal  # nothing read at all: the plain error says it all
-        if not any(COMPRESSION_FLAG in item for item in items.values()):
-            return items, {}, outcome, {}  # no item holds a record: nothing to open
-        opened, unreadable = await core.pipeline.open_many(
-            items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
-        )
-        return items, opened, outcome, unreadable
 
     def _check_read(
         self,
