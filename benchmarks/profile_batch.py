@@ -84,6 +84,7 @@ _FUNCTIONS = {
     "_expiry_texts": "versions and tokens",
     "expiry_ms_of": "versions and tokens",
     "decode_many": "decode (items to values)",
+    "plain_values": "decode (items to values)",
     "stored_many": "decode (items to values)",
     "_read_many": "decode (items to values)",
     "decode_value": "decode (items to values)",
