@@ -201,6 +201,15 @@ async def _drive_one(request: Chunk, send: Send, run: _Run) -> None:
         run.leave(request, doubt or sending, error)
 
 
+async def _cut_off(run: _Run, workers: list[asyncio.Future[Any]], queue: Iterator[Chunk]) -> None:
+    """Cancel the requests in flight (in doubt); every chunk not sent is unprocessed."""
+    pending = [task for task in workers if not task.done()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    run.leave([entry for request in queue for entry in request], False, None)
+
+
 async def drive(
     requests: Sequence[Chunk] | Chunks,
     send: Send,
@@ -239,25 +248,39 @@ async def drive(
             # as unprocessed without being sent.
             await _drive_one(request, send, run)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(requests)))]
+    workers: list[asyncio.Future[Any]] = []
     watcher = asyncio.ensure_future(abort.wait()) if abort is not None else None
+    # Woken once: every worker is done, one failed, or the abort came.
+    settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(task: asyncio.Future[Any]) -> None:
+        if settled.done():
+            return
+        failed = task.cancelled() or task.exception() is not None
+        if task is watcher or failed or all(worker.done() for worker in workers):
+            settled.set_result(None)
+
     try:
-        pending: set[asyncio.Future[Any]] = set(workers)
-        while pending:
-            waiting = pending | ({watcher} if watcher is not None else set())
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            pending -= done
-            for task in done:
-                if task is not watcher and task.exception() is not None:
-                    raise task.exception()
-            if watcher is not None and watcher.done():
-                # Requests in flight are cancelled (in doubt); the workers then
-                # record every chunk not sent as unprocessed.
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                pending = set()
-                run.leave([entry for request in queue for entry in request], False, None)
+        if watcher is not None:
+            watcher.add_done_callback(settle)
+        # One worker per event-loop pass: the HTTP client writes a request's body on
+        # the pass after it was built, so the server starts on the first chunk while
+        # the next ones are built, rather than after all of them.
+        for _ in range(min(concurrency, len(requests))):
+            workers.append(asyncio.ensure_future(worker()))
+            workers[-1].add_done_callback(settle)
+            await asyncio.sleep(0)
+            if run.stopped or any(task.done() for task in workers):
+                break  # stopped, failed, or every chunk is taken
+        if not workers:
+            settled.set_result(None)  # nothing to send
+        await settled
+        for task in workers:
+            error = task.exception() if task.done() else None
+            if error is not None:
+                raise error
+        if watcher is not None and watcher.done():
+            await _cut_off(run, workers, queue)
     except BaseException:
         for task in workers:
             task.cancel()

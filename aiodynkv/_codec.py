@@ -65,6 +65,7 @@ __all__ = [
     "new_version",
     "new_versions",
     "number_size",
+    "plain_values",
     "remaining_seconds",
     "stored_many",
     "to_json",
@@ -293,26 +294,39 @@ def decode_many(
     `opened` holds the values the pipeline already read (`aiodynkv._values.Pipeline`),
     by user key: their items give only the expiry.
     """
+    found: dict[str, Value] = {}
+    rest = plain_values(items, config, found)
+    if not rest:
+        return found, {}
+    more, corrupt = _read_many(rest, config, at, opened, lambda _key, value, _item: value)
+    found.update(more)
+    return found, corrupt
+
+
+def plain_values(
+    items: Iterable[tuple[str, Item]], config: KVConfig, found: dict[str, Value]
+) -> list[tuple[str, Item]]:
+    """Put the value of each plain item in `found`; return the other (key, item) pairs.
+
+    A plain item, the common one, holds a text value and no expiry and no record: its
+    value is read directly. The others (and a damaged one) go `decode_many`'s whole way.
+    """
     value_name, ttl_name = config.value_attribute, config.ttl_attribute
-    plain: dict[str, Value] = {}
     rest: list[tuple[str, Item]] = []
     for key, item in items:
-        # The common item (a text value, no expiry, no record) read directly; anything
-        # else goes the whole way.
-        if EXPIRY_MS in item or ttl_name in item or COMPRESSION_FLAG in item:
-            rest.append((key, item))
-            continue
         attr = item.get(value_name)
-        raw = attr.get("S") if type(attr) is dict and len(attr) == 1 else None
-        if type(raw) is str:
-            plain[key] = raw
-        else:
-            rest.append((key, item))
-    if not rest:
-        return plain, {}
-    found, corrupt = _read_many(rest, config, at, opened, lambda _key, value, _item: value)
-    plain.update(found)
-    return plain, corrupt
+        if (
+            type(attr) is dict
+            and len(attr) == 1
+            and "S" in attr
+            and not (EXPIRY_MS in item or ttl_name in item or COMPRESSION_FLAG in item)
+        ):
+            raw = attr["S"]
+            if type(raw) is str:
+                found[key] = raw
+                continue
+        rest.append((key, item))
+    return rest
 
 
 def stored_many(

@@ -123,6 +123,33 @@ class KeyCodec:
             )
         return self.prefix + key if self.prefix else key
 
+    def encode_many(self, keys: Iterable[str], operation: str, table: str) -> dict[str, str]:
+        """Stored key -> user key of a batch, in order, duplicates once, every key validated.
+
+        Raises:
+            TypeError: `keys` is a single str or bytes (`key_list`).
+            InvalidKeyError: As `encode`, for the first bad key.
+        """
+        listed = key_list(keys, operation)
+        if not listed:
+            return {}
+        # The common batch (ASCII str keys, none holding U+001F, none too long) is
+        # checked with a few passes in C; any other is checked key by key, so the
+        # error is `encode`'s for the first bad key.
+        joined = "".join(listed) if set(map(type, listed)) == {str} else None
+        if (
+            joined is not None
+            and joined.isascii()
+            and SEPARATOR not in joined
+            and max(map(len, listed)) + self._prefix_bytes <= MAX_KEY_BYTES
+        ):
+            prefix = self.prefix
+            users = {prefix + key: key for key in listed}
+            if prefix not in users:  # no key is empty
+                return users
+        encode = self.encode
+        return {encode(key, operation, table): key for key in listed}
+
     def decode(self, stored: str) -> str | None:
         """Return the user key of a stored key, or None if it is not in this namespace."""
         if self.prefix:

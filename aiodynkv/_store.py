@@ -20,6 +20,7 @@ import contextlib
 import functools
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -55,6 +56,7 @@ from aiodynkv._codec import (
     new_version,
     new_versions,
     now,
+    plain_values,
     remaining_seconds,
     stored_many,
     to_json,
@@ -740,29 +742,36 @@ class AsyncDynamoKV:
 
             return await snapshot_get(self, keys)
         core = self._core
-        wanted = self._encoded(keys, "get_many")
+        config = core.config
+        wanted = self._keys.encode_many(keys, "get_many", config.table)
         if not wanted:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
             held, ask, ticket = read_many_through(core.cache, op, wanted, consistent)
-            config, pk_name = core.config, core.config.partition_key
             found: dict[str, Value] = {}
             corrupt: dict[str, str] = {}
             items: dict[str, Item] = {}  # kept for the value pipeline and the near cache
-            later: list[str] = []  # replies holding a compressed or pipeline item
+            later: list[str] = []  # compressed and pipeline items, opened once all are in
+            pk_of, text_of = itemgetter(config.partition_key), itemgetter("S")
 
             def take(reply: list[Item]) -> None:
                 # Each reply is decoded (and its items freed) as it comes, while the
                 # server serves the others.
-                pks = [item[pk_name]["S"] for item in reply]
-                record = any(COMPRESSION_FLAG in item for item in reply)
-                if record or core.cache is not None:
-                    items.update(zip(pks, reply, strict=True))
-                if record:
-                    later.extend(pks)
+                users = map(wanted.__getitem__, map(text_of, map(pk_of, reply)))
+                rest = plain_values(zip(users, reply, strict=True), config, found)
+                if core.cache is not None:
+                    items.update(zip(map(text_of, map(pk_of, reply)), reply, strict=True))
+                if not rest:
                     return
-                users = map(wanted.__getitem__, pks)
-                values, bad = decode_many(zip(users, reply, strict=True), config, now())
+                others = []
+                for user, item in rest:
+                    if COMPRESSION_FLAG in item:
+                        pk = text_of(pk_of(item))
+                        items[pk] = item
+                        later.append(pk)
+                    else:
+                        others.append((user, item))
+                values, bad = decode_many(others, config, now())
                 found.update(values)
                 corrupt.update(bad)
 
@@ -799,40 +808,22 @@ class AsyncDynamoKV:
             CorruptItemError: As `get_many`.
         """
         core = self._core
-        wanted = self._encoded(keys, "get_many")
+        wanted = self._keys.encode_many(keys, "get_many", core.config.table)
         if not wanted:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
-            items, opened, outcome, corrupt = await self._read_many(op, wanted, list(wanted), True)
+            items, outcome = await read_items(core, op, list(wanted), consistent=True)
+            if outcome.fatal is not None and not items and len(outcome.unprocessed) == len(wanted):
+                raise outcome.fatal  # nothing read at all: the plain error says it all
+            opened, corrupt = await core.pipeline.open_many(
+                items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
+            )
             pairs = ((wanted[pk], i) for pk, i in items.items())
             found, bad = stored_many(pairs, core.config, now(), opened)
             corrupt.update(bad)
             values = {key: stored.value for key, stored in found.items()}
             self._check_read(op, wanted, outcome, values, corrupt)
         return found
-
-    async def _read_many(
-        self,
-        op: Operation,
-        wanted: dict[str, str],
-        ask: list[str],
-        consistent: bool,
-        held: Mapping[str, Value | None] | None = None,
-    ) -> tuple[dict[str, Item], dict[str, Value], Outcome, dict[str, str]]:
-        """BatchGetItem of `ask`: items, values the pipeline read, outcome, unreadable keys."""
-        core = self._core
-        items, outcome = (
-            await read_items(core, op, ask, consistent=consistent) if ask else ({}, Outcome())
-        )
-        nothing = not (items or held) and len(outcome.unprocessed) == len(ask)
-        if outcome.fatal is not None and nothing:
-            raise outcome.fatal  # nothing read at all: the plain error says it all
-        if not any(COMPRESSION_FLAG in item for item in items.values()):
-            return items, {}, outcome, {}  # no item holds a record: nothing to open
-        opened, unreadable = await core.pipeline.open_many(
-            items, wanted, "get_many", lambda pk: self._read_again(op, pk, wanted[pk])
-        )
-        return items, opened, outcome, unreadable
 
     def _check_read(
         self,

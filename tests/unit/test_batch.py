@@ -207,3 +207,43 @@ async def test_abort_of_a_long_batch_leaves_every_chunk_in_exactly_one_set() -> 
     assert started == list(range(9)) and sorted(outcome.in_doubt) == [6, 7, 8]
     assert set(outcome.unprocessed) == set(range(100)) - set(started)
     assert len(done) + len(outcome.in_doubt) + len(outcome.unprocessed) == 100
+
+
+async def test_each_request_gets_a_loop_pass_before_the_next_chunk_is_built() -> None:
+    # An HTTP client writes a request's body on the event-loop pass after the call that
+    # built it (aiohttp's body writer is a task): the next chunk must not be built in
+    # the same pass, or the server sees nothing until every chunk in flight is built.
+    events: list[tuple[str, int]] = []
+    replies: list[asyncio.Future[None]] = []
+    loop = asyncio.get_running_loop()
+
+    async def send(request: list[int]) -> None:
+        events.append(("built", request[0]))
+        loop.call_soon(events.append, ("written", request[0]))
+        reply = loop.create_future()
+        replies.append(reply)
+        await reply
+
+    driving = asyncio.ensure_future(
+        drive(list(chunked(list(range(5)), 1)), send, concurrency=4, deadline_seconds=5)
+    )
+    for _ in range(20):  # passes enough for the four workers to start
+        await asyncio.sleep(0)
+    assert events == [
+        ("built", 0),
+        ("written", 0),
+        ("built", 1),
+        ("written", 1),
+        ("built", 2),
+        ("written", 2),
+        ("built", 3),
+        ("written", 3),
+    ]
+    for reply in replies[:4]:
+        reply.set_result(None)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(replies) == 5
+    replies[4].set_result(None)
+    assert (await driving).complete
+    assert [n for what, n in events if what == "built"] == [0, 1, 2, 3, 4]

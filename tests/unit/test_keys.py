@@ -139,3 +139,57 @@ def test_a_key_that_is_not_utf8_stays_off_the_message() -> None:
         KeyCodec(None).encode(key, "get", TABLE)
     assert "s3cr3t" not in str(info.value)
     assert info.value.key == key
+
+
+def _one_by_one(codec: KeyCodec, keys: list[object]) -> dict[str, object] | str:
+    """What `encode_many` must give: `encode` key by key, or the first key's error."""
+    try:
+        return {codec.encode(key, "get_many", TABLE): key for key in keys}
+    except InvalidKeyError as exc:
+        return f"{exc} {exc.key!r}"
+
+
+class _Key(str):
+    pass
+
+
+@pytest.mark.parametrize("namespace", [None, "svc", "é" * 1000])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [],
+        ["a", "b", "a"],
+        ["x" * 2048, "y"],
+        ["ok", "x" * 2049],
+        ["x" * 1030, "y" * 1020],
+        ["ok", ""],
+        ["", "x" * 3000],
+        ["ok", "a\x1fb", ""],
+        ["ok", "é" * 1024],
+        ["ok", "é" * 1024 + "x"],
+        ["ok", "\udc80"],
+        ["ok", 3, ""],
+        ["ok", b"bytes"],
+        ["ok", _Key("sub"), "x"],
+        ["ok", None],
+    ],
+)
+def test_a_batch_is_encoded_as_key_by_key(namespace: str | None, keys: list[object]) -> None:
+    codec = KeyCodec(namespace)
+    expected = _one_by_one(codec, keys)
+    try:
+        got: dict[str, object] | str = codec.encode_many(keys, "get_many", TABLE)  # type: ignore[arg-type]
+    except InvalidKeyError as exc:
+        got = f"{exc} {exc.key!r}"
+    assert got == expected
+    if isinstance(got, dict):
+        assert list(got) == list(expected)  # type: ignore[arg-type]
+        assert all(type(stored) is str for stored in got)
+
+
+def test_a_batch_must_not_be_a_single_key() -> None:
+    codec = KeyCodec(None)
+    for single in ("key", b"key"):
+        with pytest.raises(TypeError, match="iterable of str"):
+            codec.encode_many(single, "get_many", TABLE)  # type: ignore[arg-type]
+    assert codec.encode_many(iter(["a", "b"]), "get_many", TABLE) == {"a": "a", "b": "b"}
