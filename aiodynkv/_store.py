@@ -83,7 +83,6 @@ from aiodynkv._keys import (
     check_conditions,
     check_delta,
     check_version,
-    key_list,
     pair_of,
     ttl_seconds,
 )
@@ -743,7 +742,7 @@ class AsyncDynamoKV:
             return await snapshot_get(self, keys)
         core = self._core
         config = core.config
-        wanted = self._keys.encode_many(keys, "get_many", config.table)
+        wanted = self._encoded(keys, "get_many")
         if not wanted:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
@@ -808,7 +807,7 @@ class AsyncDynamoKV:
             CorruptItemError: As `get_many`.
         """
         core = self._core
-        wanted = self._keys.encode_many(keys, "get_many", core.config.table)
+        wanted = self._encoded(keys, "get_many")
         if not wanted:
             return {}
         with core.operation("get_many", "BatchGetItem", batch_size=len(wanted)) as op:
@@ -1217,8 +1216,7 @@ class AsyncDynamoKV:
 
     def _encoded(self, keys: Iterable[str], operation: str) -> dict[str, str]:
         """Stored key → user key, in order, duplicates once (validated before any request)."""
-        encode, table = self._keys.encode, self._core.config.table
-        return {encode(key, operation, table): key for key in key_list(keys, operation)}
+        return self._keys.encode_many(keys, operation, self._core.config.table)
 
     async def _read(
         self,
