@@ -490,7 +490,9 @@ class AsyncDynamoKV:
                 if_version=if_version,
                 old=pipeline.bucket is not None,  # to delete the S3 object it pointed at
             )
-            new = pipeline.pointer_of(item)
+            # Only a store with a bucket offloads, and only it asks for the old item.
+            offloads = pipeline.bucket is not None
+            new = pipeline.pointer_of(item) if offloads else None
             try:
                 response = await core.send(op, "UpdateItem", request, key)
             except ConditionFailedError as exc:
@@ -511,7 +513,7 @@ class AsyncDynamoKV:
                 raise
             else:
                 old = response.get("Attributes")
-            if pipeline.pointer_of(old) != new:
+            if offloads and pipeline.pointer_of(old) != new:
                 await pipeline.discard([pipeline.pointer_of(old)], "set")
             cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
             return True
