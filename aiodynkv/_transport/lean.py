@@ -380,7 +380,7 @@ class LeanTransport:
         )
         return self._session
 
-    async def send(  # noqa: PLR0912 (one loop decides every attempt's retry and span)
+    async def send(  # noqa: PLR0912, PLR0915 (one loop posts each attempt and decides its retry)
         self, action: str, request: dict[str, Any]
     ) -> dict[str, Any]:
         """`aiodynkv._transport.Transport.send` (``RuntimeError`` once closed).
@@ -395,6 +395,7 @@ class LeanTransport:
         traced = None
         if self.spans is not None:
             traced = self.spans.request(action, request, self.endpoint_url, self.region)
+        target = _TARGET_PREFIX + action
         attempt = 0
         in_doubt = False  # has any attempt possibly been applied?
         retry_cost = 0  # quota tokens the latest retry took
@@ -403,7 +404,32 @@ class LeanTransport:
             failure: _wire.AttemptError | None = None
             started = 0 if traced is None else traced.start()
             try:
-                status, headers, raw = await self._post(session, _TARGET_PREFIX + action, body)
+                # One attempt: sign, post, read (`_wire.AttemptError`: no reply, or it
+                # fails its CRC), here rather than in a coroutine of its own.
+                frozen = await self._credentials.get_frozen_credentials()
+                signed = self._signer.headers(target, body, frozen)
+                signed.update(self._extra_headers)
+                try:
+                    response = await session.post(
+                        self._url,
+                        data=body,
+                        headers=signed,
+                        proxy=self._proxy,
+                        proxy_headers=self._proxy_headers,
+                        allow_redirects=False,  # a redirect is an error reply, as on urllib3
+                    )
+                    try:
+                        raw = await response.read()
+                    except BaseException:
+                        response.close()  # a half-read reply spoils the connection
+                        raise
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    raise _wire.classify(exc) from exc
+                headers = response.headers
+                problem = _wire.crc32_problem(headers.get("x-amz-crc32"), raw)
+                if problem:
+                    raise _wire.AttemptError(problem, timeout=False, sent=True)
+                status = response.status
                 if 200 <= status < 300:
                     reply = _reply(status, headers, raw, attempt - 1, in_doubt)
                     self._refund(retry_cost)
@@ -451,35 +477,6 @@ class LeanTransport:
                 in_doubt=in_doubt,
                 attempts=attempt,
             ) from _wire.scrubbed(failure.__cause__, self._secrets)
-
-    async def _post(
-        self, session: aiohttp.ClientSession, target: str, body: bytes
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt: sign, post, read (`_wire.AttemptError`: no reply, or it fails its CRC)."""
-        frozen = await self._credentials.get_frozen_credentials()
-        headers = self._signer.headers(target, body, frozen)
-        headers.update(self._extra_headers)
-        try:
-            response = await session.post(
-                self._url,
-                data=body,
-                headers=headers,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-                allow_redirects=False,  # a redirect is an error reply, as on botocore's urllib3
-            )
-            try:
-                raw = await response.read()
-            except BaseException:
-                response.close()  # a half-read reply spoils the connection
-                raise
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise _wire.classify(exc) from exc
-        response_headers = response.headers
-        problem = _wire.crc32_problem(response_headers.get("x-amz-crc32"), raw)
-        if problem:
-            raise _wire.AttemptError(problem, timeout=False, sent=True)
-        return response.status, response_headers, raw
 
     def _refund(self, cost: int) -> None:
         """A success gives back what its last retry took (1 token when it needed none)."""
