@@ -298,7 +298,8 @@ class Core:
         """Count a whole operation in flight, if the store is open (`aclose` waits for it)."""
         if self.state is not State.OPEN:
             raise self._refuse(operation)
-        self.check_loop(operation)
+        if asyncio.get_running_loop() is not self.loop:
+            self.check_loop(operation)  # raises
         self.inflight += 1
         if self.inflight == 1:
             assert self._idle is not None  # noqa: S101 (set by open)

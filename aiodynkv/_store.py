@@ -465,10 +465,10 @@ class AsyncDynamoKV:
         core = self._core
         config, pipeline = core.config, core.pipeline
         stored = self._encode(key, "set")
-        check_conditions(if_absent, if_version, "set")
-        seconds = ttl_seconds(ttl, "set")
+        if if_absent is not False or if_version is not None:
+            check_conditions(if_absent, if_version, "set")
         at, token, base = now(), new_token(), new_version()
-        expires_ms = expiry_ms_of(seconds, at)
+        expires_ms = None if ttl is None else expiry_ms_of(ttl_seconds(ttl, "set"), at)
         attr, record = encoded_value(config, value, "set", key)
         item = None  # a value to encrypt or offload: its item is built once that is done
         if not pipeline.writes:
