@@ -119,8 +119,8 @@ class Signer:
     The headers signed are ``Content-Type``, ``Host``, ``X-Amz-Date``, ``X-Amz-Target`` and
     ``X-Amz-Security-Token`` (with temporary credentials); a unit test compares the result
     with botocore's. Cheaper than botocore: the signing key is cached per (secret, date),
-    the fixed part of the canonical request is joined once, the date string is reused
-    within a second.
+    as a keyed HMAC that each signature copies; the fixed part of the canonical request
+    is joined once; the date string is reused within a second.
 
     Args:
         host: The ``Host`` header (see `canonical_host`).
@@ -139,21 +139,23 @@ class Signer:
             f"content-type:{_CONTENT_TYPE}\nhost:{_trim(host)}\nx-amz-date:"
         )
         # (secret, date) -> signing key; only the newest is kept (dates only move forward).
-        self._key_cache: tuple[str, str, bytes] = ("", "", b"")
+        self._key_cache: tuple[str, str, hmac.HMAC | None] = ("", "", None)
         self._token_cache: tuple[str, str] = ("", "")
         self._target_lines: dict[str, str] = {}
         self._last_second = -1
         self._last_stamp = ""
 
-    def _signing_key(self, secret_key: str, date: str) -> bytes:
-        cached_secret, cached_date, key = self._key_cache
-        if cached_secret == secret_key and cached_date == date:
-            return key
+    def _signing_key(self, secret_key: str, date: str) -> hmac.HMAC:
+        """An HMAC keyed with the signing key, fed nothing yet: copied for each signature."""
+        cached_secret, cached_date, keyed = self._key_cache
+        if keyed is not None and cached_secret == secret_key and cached_date == date:
+            return keyed
         key = _hmac_digest(f"AWS4{secret_key}".encode(), date.encode(), "sha256")
         for part in (self._region, self._service, "aws4_request"):
             key = _hmac_digest(key, part.encode(), "sha256")
-        self._key_cache = (secret_key, date, key)
-        return key
+        keyed = hmac.new(key, digestmod="sha256")
+        self._key_cache = (secret_key, date, keyed)
+        return keyed
 
     def _target_line(self, target: str) -> str:
         line = self._target_lines.get(target)
@@ -196,9 +198,9 @@ class Signer:
         date = amz_date[:8]
         scope = f"{date}{self._scope_tail}"
         to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{_sha256(canonical.encode()).hexdigest()}"
-        signature = _hmac_digest(
-            self._signing_key(credentials.secret_key, date), to_sign.encode(), "sha256"
-        ).hex()
+        mac = self._signing_key(credentials.secret_key, date).copy()
+        mac.update(to_sign.encode())
+        signature = mac.hexdigest()
         headers = {
             "Content-Type": _CONTENT_TYPE,
             "Host": self.host,
