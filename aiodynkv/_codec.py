@@ -19,7 +19,7 @@ An item holds, besides the key and the value:
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import json
 import math
@@ -520,12 +520,23 @@ def item_room(config: KVConfig, token: str) -> int:
     400 KB less an upper bound of everything else: every name and the token at 4
     bytes per character (UTF-8's most), each number at its largest size.
     """
+    return _room(
+        config.partition_key,
+        config.value_attribute,
+        config.version_attribute,
+        config.ttl_attribute,
+        len(token),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _room(partition_key: str, value: str, version: str, ttl: str, token_chars: int) -> int:
     chars = (
-        len(config.partition_key)
-        + len(config.value_attribute)
-        + len(config.version_attribute)
-        + len(config.ttl_attribute)
-        + len(token)
+        len(partition_key)
+        + len(value)
+        + len(version)
+        + len(ttl)
+        + token_chars
         + len(TOKEN)
         + len(EXPIRY_MS)
         + len(COMPRESSION_FLAG)
@@ -591,13 +602,18 @@ _VERSION_BLOCK = 64
 
 def new_token() -> str:
     """A fresh per-call write token (96 random bits, 16 characters)."""
-    return _b64(_random.getrandbits(96).to_bytes(12, "big")).decode()
+    return (
+        _b2a(_random.getrandbits(96).to_bytes(12, "big"), newline=False)
+        .translate(_URLSAFE)
+        .decode()
+    )
 
 
 #: Draws versions and tokens, which must be unique, not secret: seeded from the OS,
 #: private (whatever seeds `random`'s own), and seeded again in a forked child.
 _random = random.Random()  # noqa: S311
-_b64 = base64.urlsafe_b64encode
+_b2a = binascii.b2a_base64  # made URL-safe below: base64.urlsafe_b64encode, in C calls only
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_random.seed)
 

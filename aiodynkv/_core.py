@@ -297,7 +297,8 @@ class Core:
         """Count a whole operation in flight, if the store is open (`aclose` waits for it)."""
         if self.state is not State.OPEN:
             raise self._refuse(operation)
-        self.check_loop(operation)
+        if asyncio.get_running_loop() is not self.loop:
+            self.check_loop(operation)  # raises
         self.inflight += 1
         if self.inflight == 1:
             assert self._idle is not None  # noqa: S101 (set by open)
@@ -324,64 +325,81 @@ class Core:
 
     async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Send through the transport; failures stay transport errors (for `ensure_table`)."""
-        return await self._send(None, action, request)
+        transport, slots = self._sender(action)
+        await slots.acquire()
+        try:
+            return await transport.send(action, request)
+        finally:
+            slots.release()
 
-    async def _send(
-        self, op: Operation | None, action: str, request: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Send within the call's deadline (`Operation.deadline`; none without `op`).
-
-        The deadline starts when the call's first request gets a pooled connection:
-        waiting for one is bounded by the deadlines of the calls holding them.
-        """
+    def _sender(self, action: str) -> tuple[Transport, asyncio.Semaphore]:
+        """The transport and the pool's slots, or the error of a closed store."""
         transport = self.transport
         if self.state is State.CLOSED or transport is None:
             raise self._refuse(action)
         assert self._slots is not None  # noqa: S101 (set by open)
-        assert self._deadlines is not None  # noqa: S101 (set by open)
-        async with self._slots:
-            if op is None:
-                return await transport.send(action, request)
-            start = time.monotonic()
-            if op.deadline is None:
-                op.deadline = start + self.call_timeout
-            limit = self.call_timeout if action in _BATCHES else op.deadline - start
-            if limit <= 0:
-                raise _deadline_error(self.call_timeout, handed=False)
-            reply: dict[str, Any] = await self._deadlines.within(
-                transport.send(action, request), limit
-            )
-            return reply
+        return transport, self._slots
 
     async def send(
         self, op: Operation, action: str, request: dict[str, Any], key: str | None
     ) -> dict[str, Any]:
-        """Send one request of an admitted operation; failures become `KVError`s.
+        """Send one request of an admitted operation within the call's deadline.
 
-        The mapped error keeps the transport's error as its cause, so callers can
-        read the old item of a failed condition from ``error.__cause__.item``.
+        The deadline (`Operation.deadline`) starts when the call's first request gets a
+        pooled connection: waiting for one is bounded by the deadlines of the calls
+        holding them. Failures become `KVError`s; the mapped error keeps the transport's
+        error as its cause, so callers can read the old item of a failed condition from
+        ``error.__cause__.item``.
         """
         try:
-            response = await self._send(op, action, request)
+            transport, slots = self._sender(action)
+            deadlines = self._deadlines
+            assert deadlines is not None  # noqa: S101 (set by open)
+            await slots.acquire()  # `async with` would add two coroutines per request
+            try:
+                start = time.monotonic()
+                if op.deadline is None:
+                    op.deadline = start + self.call_timeout
+                limit = self.call_timeout if action in _BATCHES else op.deadline - start
+                if limit <= 0:
+                    raise _deadline_error(self.call_timeout, handed=False)
+                response: dict[str, Any]
+                if sys.version_info >= (3, 11):  # `deadlines.within`, inline
+                    task, cancelling = deadlines.enter(limit)
+                    try:
+                        response = await transport.send(action, request)
+                    except BaseException as exc:
+                        if deadlines.fired(task, cancelling, exc):
+                            raise _deadline_error(self.call_timeout, handed=True) from None
+                        raise
+                    deadlines.done(task)
+                else:  # pragma: no cover - Python 3.10
+                    response = await deadlines.within(transport.send(action, request), limit)
+            finally:
+                slots.release()
         except KVError:
             raise
         except Exception as exc:
-            body = getattr(exc, "body", None)
-            if body:
-                op.observe(body)
-            error = map_error(exc, operation=op.name, table=self.config.table, key=key)
-            if action in _WRITES and getattr(exc, "in_doubt", False):
-                op.in_doubt = True
-                if getattr(exc, "code", "") not in _RESOLVED:
-                    raise self.in_doubt(op, error, key) from exc
-            elif op.in_doubt and not isinstance(error, ConditionFailedError):
-                # A later request of a write whose earlier request may have been applied.
-                raise self.in_doubt(op, error, key) from exc
-            raise error from exc
+            raise self._failed(op, action, exc, key) from exc
         if action in _WRITES and response.get("ResponseMetadata", {}).get("InDoubt"):
             op.in_doubt = True
         op.observe(response)
         return response
+
+    def _failed(self, op: Operation, action: str, exc: Exception, key: str | None) -> KVError:
+        """The `KVError` that `send` raises for the transport's `exc`."""
+        body = getattr(exc, "body", None)
+        if body:
+            op.observe(body)
+        error = map_error(exc, operation=op.name, table=self.config.table, key=key)
+        if action in _WRITES and getattr(exc, "in_doubt", False):
+            op.in_doubt = True
+            if getattr(exc, "code", "") not in _RESOLVED:
+                return self.in_doubt(op, error, key)
+        elif op.in_doubt and not isinstance(error, ConditionFailedError):
+            # A later request of a write whose earlier request may have been applied.
+            return self.in_doubt(op, error, key)
+        return error
 
     async def old_item(
         self, op: Operation, exc: ConditionFailedError, stored: str, key: str | None
@@ -444,26 +462,46 @@ class _Deadlines:
         self._at = math.inf
 
     if sys.version_info >= (3, 11):
+        # A request within its deadline, on Python 3.11+ (`Core._send` inlines the await):
+        # ``task, cancelling = enter(limit)``, await the request, then ``done(task)``, or on
+        # any exception ``fired(task, cancelling, exc)``: True when the error is the deadline's.
 
-        async def within(self, awaitable: Awaitable[Any], limit: float) -> Any:
-            """Await `awaitable`, cancelled after `limit` seconds (then the deadline's error)."""
+        def enter(self, limit: float) -> tuple[asyncio.Task[Any], int]:
+            """The current task's request starts: cancelled after `limit` seconds."""
             task = asyncio.current_task()
             assert task is not None  # noqa: S101 (called from a task)
             when = self._loop.time() + limit
             if when < self._at:
                 self.arm(when)
             self._due[task] = when
-            cancelling = task.cancelling()
+            return task, task.cancelling()
+
+        def done(self, task: asyncio.Task[Any]) -> None:
+            """`task`'s request ended with a reply."""
+            if self._ended(task):  # it fired as the request ended anyway
+                task.uncancel()
+
+        def fired(self, task: asyncio.Task[Any], cancelling: int, exc: BaseException) -> bool:
+            """`task`'s request raised `exc`: True when that is the deadline's cancellation.
+
+            A deadline that fired takes its cancellation back; the error is the deadline's
+            unless the task's caller cancelled it too.
+            """
+            return self._ended(task) and task.uncancel() <= cancelling and _cancelled(exc)
+
+        async def within(self, awaitable: Awaitable[Any], limit: float) -> Any:
+            """Await `awaitable`, cancelled after `limit` seconds (then the deadline's error).
+
+            `Core._send` does the same inline (one coroutine less per request).
+            """
+            task, cancelling = self.enter(limit)
             try:
                 result = await awaitable
             except BaseException as exc:
-                # A deadline that fired takes its cancellation back; the error is the
-                # deadline's unless the task's caller cancelled it too.
-                if self._ended(task) and task.uncancel() <= cancelling and _cancelled(exc):
+                if self.fired(task, cancelling, exc):
                     raise _deadline_error(self._call_timeout, handed=True) from None
                 raise
-            if self._ended(task):  # it fired as the request ended anyway
-                task.uncancel()
+            self.done(task)
             return result
 
     else:  # pragma: no cover - Python 3.10: no Task.uncancel

@@ -76,12 +76,18 @@ def version_matches(expected: int) -> str:
 
 
 def _names(config: KVConfig) -> dict[str, str]:
+    return _names_of(
+        config.partition_key, config.value_attribute, config.ttl_attribute, config.version_attribute
+    )
+
+
+def _names_of(partition_key: str, value: str, ttl: str, version: str) -> dict[str, str]:
     return {
-        "#k": config.partition_key,
-        "#v": config.value_attribute,
-        "#t": config.ttl_attribute,
+        "#k": partition_key,
+        "#v": value,
+        "#t": ttl,
         "#m": EXPIRY_MS,
-        "#r": config.version_attribute,
+        "#r": version,
         "#z": COMPRESSION_FLAG,
         "#tk": TOKEN,
     }
@@ -232,22 +238,46 @@ def _write(
     ``:now``/``:nowms`` from `now` when the expressions use them, the token and the
     version's; `names` adds expression names beyond the standard ones.
     """
-    if now is not None and ":nowms" in _placeholders(update, condition, None, None):
+    used = _placeholders(update, condition, None, None)
+    if now is not None and ":nowms" in used:
         values.update(_clock(now))
     values[":tok"], values[":base"], values[":one"] = {"S": token}, {"N": str(base)}, {"N": "1"}
+    for unused in [k for k in values if k not in used]:
+        del values[unused]
+    # `_used` on a request whose expressions are known: the names come from a cache
+    used_names = _names_used(
+        config.partition_key,
+        config.value_attribute,
+        config.ttl_attribute,
+        config.version_attribute,
+        used,
+    )
+    if names:
+        used_names = used_names | {k: v for k, v in names.items() if k in used}
     request: dict[str, Any] = {
         "TableName": config.table,
-        "Key": _key(config, stored),
+        "Key": {config.partition_key: {"S": stored}},
         "UpdateExpression": update,
         "ConditionExpression": condition,
-        "ExpressionAttributeNames": _names(config) | names if names else _names(config),
-        "ExpressionAttributeValues": values,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        "ReturnConsumedCapacity": "TOTAL",
     }
+    if used_names:
+        request["ExpressionAttributeNames"] = dict(used_names)
+    if values:
+        request["ExpressionAttributeValues"] = values
+    request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    request["ReturnConsumedCapacity"] = "TOTAL"
     if returns:
         request["ReturnValues"] = returns
-    return _used(request)
+    return request
+
+
+@functools.lru_cache(maxsize=256)
+def _names_used(
+    partition_key: str, value: str, ttl: str, version: str, used: frozenset[str]
+) -> dict[str, str]:
+    """The standard expression names that `used` holds (cached: copy before handing out)."""
+    names = _names_of(partition_key, value, ttl, version)
+    return {k: v for k, v in names.items() if k in used}
 
 
 def _expiry_parts(expires_ms: int | None) -> tuple[list[str], list[str]]:

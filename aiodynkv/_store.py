@@ -466,10 +466,10 @@ class AsyncDynamoKV:
         core = self._core
         config, pipeline = core.config, core.pipeline
         stored = self._encode(key, "set")
-        check_conditions(if_absent, if_version, "set")
-        seconds = ttl_seconds(ttl, "set")
+        if if_absent is not False or if_version is not None:
+            check_conditions(if_absent, if_version, "set")
         at, token, base = now(), new_token(), new_version()
-        expires_ms = expiry_ms_of(seconds, at)
+        expires_ms = None if ttl is None else expiry_ms_of(ttl_seconds(ttl, "set"), at)
         attr, record = encoded_value(config, value, "set", key)
         item = None  # a value to encrypt or offload: its item is built once that is done
         if not pipeline.writes:
@@ -491,61 +491,60 @@ class AsyncDynamoKV:
                 if_version=if_version,
                 old=pipeline.bucket is not None,  # to delete the S3 object it pointed at
             )
-            new = pipeline.pointer_of(item)
-
-            async def drop_new() -> None:  # definitely not written: nothing points at it
-                await pipeline.discard([new], "set")
-
+            # Only a store with a bucket offloads, and only it asks for the old item.
+            offloads = pipeline.bucket is not None
+            new = pipeline.pointer_of(item) if offloads else None
             try:
-                written, old = await self._send_put(
-                    op, request, stored, key, token, if_absent, if_version, drop_new
-                )
-            except ConditionFailedError:
-                await drop_new()
+                response = await core.send(op, "UpdateItem", request, key)
+            except ConditionFailedError as exc:
+                try:
+                    written = await self._put_refused(
+                        op, exc, stored, key, token, if_absent, if_version
+                    )
+                except ConditionFailedError:
+                    await pipeline.discard([new], "set")
+                    raise
+                if not written:  # definitely not written: nothing points at it
+                    await pipeline.discard([new], "set")
+                    return False
+                old = None
+            except KVError as exc:
+                if _not_applied(exc):
+                    await pipeline.discard([new], "set")
                 raise
-            if not written:
-                await drop_new()
-                return False
-            if pipeline.pointer_of(old) != new:
+            else:
+                old = response.get("Attributes")
+            if offloads and pipeline.pointer_of(old) != new:
                 await pipeline.discard([pipeline.pointer_of(old)], "set")
             cache.done(stored, value, None if expires_ms is None else expires_ms / 1000.0)
             return True
 
-    async def _send_put(
+    async def _put_refused(
         self,
         op: Operation,
-        request: dict[str, Any],
+        exc: ConditionFailedError,
         stored: str,
         key: str,
         token: str,
         if_absent: bool,
         if_version: int | None,
-        refused: Callable[[], Awaitable[None]],
-    ) -> tuple[bool, Item | None]:
-        """Send a `set`: whether it was written, and the old item when the server returned it.
+    ) -> bool:
+        """A `set` whose condition failed: was it written (False: `if_absent` found the key)?
 
-        `refused` runs when the request failed and was definitely not applied.
+        Raises the conflict when `if_version` did not match.
         """
-        try:
-            response = await self._core.send(op, "UpdateItem", request, key)
-        except ConditionFailedError as exc:
-            if if_version is not None:
-                conflict = await self._conflict_from(op, exc, stored, key, token)
-                if conflict is not None:
-                    raise conflict from exc.__cause__
-            elif if_absent:
-                if in_doubt(exc):
-                    await self._own_retry(op, exc, stored, key, token)
-                    return True, None
-                op.outcome = "condition_failed"
-                return False, None
-            # Unconditional: only our own earlier attempt can fail NOT_MINE.
-            return True, None
-        except KVError as exc:
-            if _not_applied(exc):
-                await refused()
-            raise
-        return True, response.get("Attributes")
+        if if_version is not None:
+            conflict = await self._conflict_from(op, exc, stored, key, token)
+            if conflict is not None:
+                raise conflict from exc.__cause__
+        elif if_absent:
+            if in_doubt(exc):
+                await self._own_retry(op, exc, stored, key, token)
+                return True
+            op.outcome = "condition_failed"
+            return False
+        # Unconditional: only our own earlier attempt can fail NOT_MINE.
+        return True
 
     async def set_json(
         self,

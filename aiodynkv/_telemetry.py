@@ -476,13 +476,14 @@ class Operation:
         metric_attrs = tel.metric_attributes(self.dynamo_op, error_type)
         if self.cache != "hit":  # answered from process memory: no database operation
             tel._duration.record(duration, metric_attrs)
-        if self.read_units or self.write_units or self.retries:
+        if self.read_units:
             self._add(tel._capacity, self.read_units, "aiodynkv.capacity.kind", "read", error_type)
+        if self.write_units:
             self._add(
                 tel._capacity, self.write_units, "aiodynkv.capacity.kind", "write", error_type
             )
-            if self.retries:
-                tel._retries.add(self.retries, metric_attrs)
+        if self.retries:
+            tel._retries.add(self.retries, metric_attrs)
         if self.cache_hits or self.cache_misses:
             self._add(tel._cache, self.cache_hits, "aiodynkv.cache.result", "hit", error_type)
             self._add(tel._cache, self.cache_misses, "aiodynkv.cache.result", "miss", error_type)
@@ -508,7 +509,8 @@ class Operation:
                 span.set_status(Status(StatusCode.ERROR, reason))
             span.end()
             otel_context.detach(self._token)  # type: ignore[arg-type]
-        self._log(duration, error_type, exc)
+        if error_type is not None or self.retries or tel.logs_events():
+            self._log(duration, error_type, exc)
 
     def _add(self, sums: _Sums, amount: float, name: str, value: str, error: str | None) -> None:
         """Add `amount` (if any) to `sums`, under the metric attributes plus `name`=`value`."""
@@ -518,8 +520,6 @@ class Operation:
     def _log(self, duration: float, error_type: str | None, exc: BaseException | None) -> None:
         tel = self.tel
         cancelled = isinstance(exc, asyncio.CancelledError)
-        if error_type is None and not self.retries and not tel.logs_events():
-            return
         fields: dict[str, Any] = {
             "table": tel.config.table,
             "db_operation": self.dynamo_op,

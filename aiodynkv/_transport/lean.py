@@ -119,8 +119,8 @@ class Signer:
     The headers signed are ``Content-Type``, ``Host``, ``X-Amz-Date``, ``X-Amz-Target`` and
     ``X-Amz-Security-Token`` (with temporary credentials); a unit test compares the result
     with botocore's. Cheaper than botocore: the signing key is cached per (secret, date),
-    the fixed part of the canonical request is joined once, the date string is reused
-    within a second.
+    as a keyed HMAC that each signature copies; the fixed part of the canonical request
+    is joined once; the date string is reused within a second.
 
     Args:
         host: The ``Host`` header (see `canonical_host`).
@@ -139,21 +139,23 @@ class Signer:
             f"content-type:{_CONTENT_TYPE}\nhost:{_trim(host)}\nx-amz-date:"
         )
         # (secret, date) -> signing key; only the newest is kept (dates only move forward).
-        self._key_cache: tuple[str, str, bytes] = ("", "", b"")
+        self._key_cache: tuple[str, str, hmac.HMAC | None] = ("", "", None)
         self._token_cache: tuple[str, str] = ("", "")
         self._target_lines: dict[str, str] = {}
         self._last_second = -1
         self._last_stamp = ""
 
-    def _signing_key(self, secret_key: str, date: str) -> bytes:
-        cached_secret, cached_date, key = self._key_cache
-        if cached_secret == secret_key and cached_date == date:
-            return key
+    def _signing_key(self, secret_key: str, date: str) -> hmac.HMAC:
+        """An HMAC keyed with the signing key, fed nothing yet: copied for each signature."""
+        cached_secret, cached_date, keyed = self._key_cache
+        if keyed is not None and cached_secret == secret_key and cached_date == date:
+            return keyed
         key = _hmac_digest(f"AWS4{secret_key}".encode(), date.encode(), "sha256")
         for part in (self._region, self._service, "aws4_request"):
             key = _hmac_digest(key, part.encode(), "sha256")
-        self._key_cache = (secret_key, date, key)
-        return key
+        keyed = hmac.new(key, digestmod="sha256")
+        self._key_cache = (secret_key, date, keyed)
+        return keyed
 
     def _target_line(self, target: str) -> str:
         line = self._target_lines.get(target)
@@ -196,9 +198,9 @@ class Signer:
         date = amz_date[:8]
         scope = f"{date}{self._scope_tail}"
         to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{_sha256(canonical.encode()).hexdigest()}"
-        signature = _hmac_digest(
-            self._signing_key(credentials.secret_key, date), to_sign.encode(), "sha256"
-        ).hex()
+        mac = self._signing_key(credentials.secret_key, date).copy()
+        mac.update(to_sign.encode())
+        signature = mac.hexdigest()
         headers = {
             "Content-Type": _CONTENT_TYPE,
             "Host": self.host,
@@ -380,7 +382,7 @@ class LeanTransport:
         )
         return self._session
 
-    async def send(  # noqa: PLR0912 (one loop decides every attempt's retry and span)
+    async def send(  # noqa: PLR0912, PLR0915 (one loop posts each attempt and decides its retry)
         self, action: str, request: dict[str, Any]
     ) -> dict[str, Any]:
         """`aiodynkv._transport.Transport.send` (``RuntimeError`` once closed).
@@ -395,6 +397,7 @@ class LeanTransport:
         traced = None
         if self.spans is not None:
             traced = self.spans.request(action, request, self.endpoint_url, self.region)
+        target = _TARGET_PREFIX + action
         attempt = 0
         in_doubt = False  # has any attempt possibly been applied?
         retry_cost = 0  # quota tokens the latest retry took
@@ -403,7 +406,32 @@ class LeanTransport:
             failure: _wire.AttemptError | None = None
             started = 0 if traced is None else traced.start()
             try:
-                status, headers, raw = await self._post(session, _TARGET_PREFIX + action, body)
+                # One attempt: sign, post, read (`_wire.AttemptError`: no reply, or it
+                # fails its CRC), here rather than in a coroutine of its own.
+                frozen = await self._credentials.get_frozen_credentials()
+                signed = self._signer.headers(target, body, frozen)
+                signed.update(self._extra_headers)
+                try:
+                    response = await session.post(
+                        self._url,
+                        data=body,
+                        headers=signed,
+                        proxy=self._proxy,
+                        proxy_headers=self._proxy_headers,
+                        allow_redirects=False,  # a redirect is an error reply, as on urllib3
+                    )
+                    try:
+                        raw = await response.read()
+                    except BaseException:
+                        response.close()  # a half-read reply spoils the connection
+                        raise
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    raise _wire.classify(exc) from exc
+                headers = response.headers
+                problem = _wire.crc32_problem(headers.get("x-amz-crc32"), raw)
+                if problem:
+                    raise _wire.AttemptError(problem, timeout=False, sent=True)
+                status = response.status
                 if 200 <= status < 300:
                     reply = _reply(status, headers, raw, attempt - 1, in_doubt)
                     self._refund(retry_cost)
@@ -451,35 +479,6 @@ class LeanTransport:
                 in_doubt=in_doubt,
                 attempts=attempt,
             ) from _wire.scrubbed(failure.__cause__, self._secrets)
-
-    async def _post(
-        self, session: aiohttp.ClientSession, target: str, body: bytes
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt: sign, post, read (`_wire.AttemptError`: no reply, or it fails its CRC)."""
-        frozen = await self._credentials.get_frozen_credentials()
-        headers = self._signer.headers(target, body, frozen)
-        headers.update(self._extra_headers)
-        try:
-            response = await session.post(
-                self._url,
-                data=body,
-                headers=headers,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-                allow_redirects=False,  # a redirect is an error reply, as on botocore's urllib3
-            )
-            try:
-                raw = await response.read()
-            except BaseException:
-                response.close()  # a half-read reply spoils the connection
-                raise
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise _wire.classify(exc) from exc
-        response_headers = response.headers
-        problem = _wire.crc32_problem(response_headers.get("x-amz-crc32"), raw)
-        if problem:
-            raise _wire.AttemptError(problem, timeout=False, sent=True)
-        return response.status, response_headers, raw
 
     def _refund(self, cost: int) -> None:
         """A success gives back what its last retry took (1 token when it needed none)."""
