@@ -321,12 +321,18 @@ async def read_items(
     config = core.config
     pk_name = config.partition_key
     found: dict[str, Item] = {}
+    consistent = consistent or config.consistent_read
+    # A transport that takes it is handed the keys' request as text rendered from them.
+    text = not projection and getattr(core.transport, "accepts_text_requests", False)
 
     async def send(keys: Chunk) -> Chunk | None:
-        request = requests.batch_get(
-            config, keys, consistent=consistent or config.consistent_read, projection=projection
-        )
-        response = await core.send(op, "BatchGetItem", request, None)
+        request: Mapping[str, Any]
+        if text:
+            request = requests.BatchGetText(config, keys, consistent=consistent)
+        else:
+            request = requests.batch_get(config, keys, consistent=consistent, projection=projection)
+        # `Core.send` hands the request to the transport as it is.
+        response = await core.send(op, "BatchGetItem", request, None)  # type: ignore[arg-type]
         items = response.get("Responses", {}).get(config.table, [])
         if take is not None:
             take(items)

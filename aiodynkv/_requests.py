@@ -13,8 +13,9 @@ flag, ``#tk`` write token.
 from __future__ import annotations
 
 import functools
+import json.encoder
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv._codec import COMPRESSION_FLAG, EXPIRY_MS, TOKEN, Item
@@ -31,6 +32,7 @@ __all__ = [
     "LOCK_OWNER",
     "NOT_MINE",
     "UNEXPIRED",
+    "BatchGetText",
     "batch_get",
     "batch_write",
     "condition_check",
@@ -167,6 +169,65 @@ def batch_get(
         wanted["ProjectionExpression"] = ", ".join(projection)
         wanted["ExpressionAttributeNames"] = {n: names[n] for n in projection}
     return {"RequestItems": {config.table: wanted}, "ReturnConsumedCapacity": "TOTAL"}
+
+
+# What `json.dumps` (and the lean transport's encoder) writes for a str: ASCII JSON.
+_json_str = json.encoder.encode_basestring_ascii
+
+
+@functools.lru_cache(maxsize=64)  # one entry per (table, key attribute, consistency)
+def _batch_get_frame(table: str, partition_key: str, consistent: bool) -> tuple[str, str, str]:
+    """The constant text around a BatchGetItem's keys: head, between two keys, tail."""
+    key = "{" + _json_str(partition_key) + ':{"S":'
+    head = '{"RequestItems":{' + _json_str(table) + ':{"Keys":[' + key
+    tail = '}}],"ConsistentRead":' + ("true" if consistent else "false")
+    return head, "}}," + key, tail + '}},"ReturnConsumedCapacity":"TOTAL"}'
+
+
+class BatchGetText(Mapping[str, Any]):
+    """The `batch_get` request of stored keys (no projection) that renders its own JSON.
+
+    `text` is the request's compact JSON, the same characters as the lean transport's
+    encoding of the `batch_get` dict, written straight from the keys: no tree of two
+    dicts per key is built, dumped and held while the request is in flight. Read as a
+    mapping (a span's attributes, a test's wrapper), it is the `batch_get` dict, made
+    on first use. Only a transport that says so (``accepts_text_requests``) is handed
+    one; the others get the dict.
+    """
+
+    __slots__ = ("_config", "_dict", "consistent", "stored")
+
+    def __init__(self, config: KVConfig, stored: Sequence[str], *, consistent: bool) -> None:
+        self._config = config
+        self.stored = stored
+        self.consistent = consistent
+        self._dict: dict[str, Any] | None = None
+
+    def text(self) -> str:
+        """The request as compact ASCII JSON text."""
+        config = self._config
+        head, between, tail = _batch_get_frame(config.table, config.partition_key, self.consistent)
+        if not self.stored:
+            return head[: -len(between) + 3] + tail[2:]
+        return head + between.join(map(_json_str, self.stored)) + tail
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `batch_get` request dict (made once)."""
+        if self._dict is None:
+            self._dict = batch_get(self._config, self.stored, consistent=self.consistent)
+        return self._dict
+
+    def __getitem__(self, name: str) -> Any:
+        return self.as_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __repr__(self) -> str:
+        return f"BatchGetText({self.as_dict()!r})"
 
 
 def scan_page(

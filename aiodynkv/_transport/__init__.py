@@ -6,6 +6,10 @@ knows about keys, values or TTLs. Each retries as botocore's retry mode does; wh
 fails is a `ServiceError` (an error reply) or a `WireError` (no reply), both saying
 whether an earlier attempt may have been applied (``in_doubt``), which
 `aiodynkv._errors.map_error` turns into the `KVError` tree.
+
+A transport whose ``accepts_text_requests`` attribute is true is also handed requests
+that render their own JSON text (`aiodynkv._requests.BatchGetText`, a read-only
+mapping); the others are handed plain dicts only.
 """
 
 from __future__ import annotations

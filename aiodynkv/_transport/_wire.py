@@ -13,7 +13,7 @@ import http.client
 import json
 import json.scanner
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,11 +21,13 @@ import aiohttp
 from yarl import URL
 
 from aiodynkv._errors import KVConfigError
+from aiodynkv._requests import BatchGetText
 from aiodynkv._transport import ServiceError
 
 __all__ = [
     "AttemptError",
     "ScrubbedError",
+    "body",
     "classify",
     "crc32_problem",
     "dumps",
@@ -64,6 +66,13 @@ else:
     def dumps(obj: Any) -> str:
         """A request as compact JSON text (`bytes` as base64)."""
         return "".join(_encode(obj, 0))
+
+
+def body(request: Mapping[str, Any]) -> bytes:
+    """A request's body: `dumps` of it, or the text a `BatchGetText` renders itself."""
+    if type(request) is BatchGetText:
+        return request.text().encode()
+    return dumps(request).encode()
 
 
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed

@@ -237,6 +237,9 @@ class LeanTransport:
         ValueError: An argument is out of range.
     """
 
+    #: `send` takes a request that renders its own JSON (`aiodynkv._requests.BatchGetText`).
+    accepts_text_requests: Final = True
+
     def __init__(
         self,
         *,
@@ -383,7 +386,7 @@ class LeanTransport:
         return self._session
 
     async def send(  # noqa: PLR0912, PLR0915 (one loop posts each attempt and decides its retry)
-        self, action: str, request: dict[str, Any]
+        self, action: str, request: Mapping[str, Any]
     ) -> dict[str, Any]:
         """`aiodynkv._transport.Transport.send` (``RuntimeError`` once closed).
 
@@ -393,7 +396,7 @@ class LeanTransport:
             self._use_endpoint(*await self._resolve_endpoint())
             self._resolve_endpoint = None
         session = self._session or self._open_session()
-        body = _wire.dumps(request).encode()
+        body = _wire.body(request)
         traced = None
         if self.spans is not None:
             traced = self.spans.request(action, request, self.endpoint_url, self.region)

@@ -34,7 +34,8 @@ from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.parsers import create_parser
 
-from aiodynkv import _retry
+from aiodynkv import KVConfig, _retry
+from aiodynkv._requests import BatchGetText, batch_get
 from aiodynkv._transport import ServiceError, WireError, _wire, lean
 from aiodynkv._transport.lean import Credentials, LeanTransport
 from aiodynkv.testing import set_retry_waits
@@ -751,6 +752,19 @@ def test_a_request_goes_out_as_compact_json_with_bytes_in_base64() -> None:
     assert _wire.dumps(request) == json.dumps(wanted, separators=(",", ":"))
     with pytest.raises(TypeError, match="set is not JSON serializable"):
         _wire.dumps({"x": {1}})
+
+
+async def test_a_batch_get_that_renders_its_text_is_posted_as_the_dict_would_be(
+    server: FakeDynamo, make: TransportFactory
+) -> None:
+    config = KVConfig(table="kvt")
+    keys = ["a", 'q"\\\x00', "caf\u00e9"]
+    server.default = reply({"Responses": {"kvt": []}})
+    assert LeanTransport.accepts_text_requests
+    await make().send("BatchGetItem", BatchGetText(config, keys, consistent=True))
+    (request,) = server.received
+    assert request.signature_ok
+    assert request.body == _wire.dumps(batch_get(config, keys, consistent=True)).encode()
 
 
 async def test_a_success_status_without_json_is_retried(
