@@ -337,7 +337,12 @@ class Telemetry:
         That is on the no-op provider, and on the API's proxy until an SDK is set.
         """
         if self._proxied:
-            return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                return False
+            # The global provider is set once and for all: no need to ask again.
+            self._proxied = False
+            self._noop = False
+            return True
         return not self._noop
 
     def http_spans(self) -> HttpSpans | None:
@@ -731,10 +736,9 @@ class HttpSpans:
         self, action: str, request: Mapping[str, Any], endpoint_url: str, region: str
     ) -> TracedRequest | None:
         """The spans of one request's attempts; None when the current span does not record."""
-        if not self._tel.tracing():
-            return None
         parent = otel_context.get_current()
-        if not trace.get_current_span(parent).is_recording():
+        # The cheaper test first: with no SDK no span records, whatever the provider says.
+        if not trace.get_current_span(parent).is_recording() or not self._tel.tracing():
             return None
         constant = self._constant.get((action, endpoint_url, region))
         if constant is None:
