@@ -20,7 +20,6 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
@@ -71,32 +70,6 @@ class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-class _Admitted:
-    """One admitted operation: telemetry around it, and counted until it ends."""
-
-    __slots__ = ("_core", "_op")
-
-    def __init__(self, core: Core, op: Operation) -> None:
-        self._core = core
-        self._op = op
-
-    def __enter__(self) -> Operation:
-        core = self._core
-        core.admit(self._op.name)
-        return self._op.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            self._op.__exit__(exc_type, exc, tb)
-        finally:
-            self._core.release()
 
 
 class Core:
@@ -317,9 +290,9 @@ class Core:
         key: str | None = None,
         *,
         batch_size: int | None = None,
-    ) -> _Admitted:
+    ) -> Operation:
         """``with core.operation(...) as op:`` admits, traces, times and logs one operation."""
-        return _Admitted(self, self.tel.operation(name, dynamo_op, key, batch_size=batch_size))
+        return Operation(self.tel, name, dynamo_op, key, batch_size, None, self)
 
     # -- requests --------------------------------------------------------------
 

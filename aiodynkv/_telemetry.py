@@ -36,7 +36,7 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -359,10 +359,21 @@ class Telemetry:
             self.logger.debug(event, **fields)
 
 
+class Admission(Protocol):
+    """What counts the operations in flight (the store's core)."""
+
+    def admit(self, operation: str) -> None:
+        """Count one more operation, or raise the error that refuses it."""
+
+    def release(self) -> None:
+        """An admitted operation has ended."""
+
+
 class Operation:
     """One traced, timed and logged store operation (see `Telemetry.operation`)."""
 
     __slots__ = (
+        "_admission",
         "_start",
         "_token",
         "batch_size",
@@ -391,8 +402,10 @@ class Operation:
         key: str | None,
         batch_size: int | None,
         links: Any,
+        admission: Admission | None = None,
     ) -> None:
         self.tel = tel
+        self._admission = admission
         self.name = name
         self.dynamo_op = dynamo_op
         self.key = key
@@ -414,6 +427,8 @@ class Operation:
         self._token: object = None
 
     def __enter__(self) -> Operation:
+        if self._admission is not None:
+            self._admission.admit(self.name)  # raises when the store refuses the call
         tel = self.tel
         self._start = time.perf_counter()
         if not tel.tracing():
@@ -458,12 +473,21 @@ class Operation:
         if meta:
             self.retries += int(meta.get("RetryAttempts", 0) or 0)
 
-    def __exit__(  # noqa: PLR0912 (one place decides outcome, metrics, span and log)
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._admission is None:
+            self._end(exc)
+            return
+        try:
+            self._end(exc)
+        finally:
+            self._admission.release()
+
+    def _end(self, exc: BaseException | None) -> None:  # noqa: PLR0912 (one place decides outcome, metrics, span and log)
         duration = time.perf_counter() - self._start
         tel = self.tel
         span = self.span
