@@ -14,13 +14,13 @@ until it is ACTIVE and enables TTL; `probe_health` is the health check.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
@@ -64,6 +64,47 @@ _RESOLVED = frozenset(
 )
 
 
+class Slots:
+    """The pool's connection slots: a first-come, first-served semaphore.
+
+    A free slot is taken without a coroutine (``if slots.free and not slots.queued:
+    slots.free -= 1`` else ``await slots.wait()``); `release` hands a slot straight to
+    the oldest waiter. A waiter cancelled after it was handed one passes it on.
+    """
+
+    __slots__ = ("free", "queued")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.queued: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def wait(self) -> None:
+        """Take a slot, waiting in line for one (use the fast path above first)."""
+        if self.free and not self.queued:
+            self.free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queued.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot, then cancelled: the next waiter gets it
+            else:
+                self.queued.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the oldest live waiter, else to the free count."""
+        queued = self.queued
+        while queued:
+            waiter = queued.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class State(enum.Enum):
     """Where a store is in its life."""
 
@@ -71,32 +112,6 @@ class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-class _Admitted:
-    """One admitted operation: telemetry around it, and counted until it ends."""
-
-    __slots__ = ("_core", "_op")
-
-    def __init__(self, core: Core, op: Operation) -> None:
-        self._core = core
-        self._op = op
-
-    def __enter__(self) -> Operation:
-        core = self._core
-        core.admit(self._op.name)
-        return self._op.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            self._op.__exit__(exc_type, exc, tb)
-        finally:
-            self._core.release()
 
 
 class Core:
@@ -124,7 +139,7 @@ class Core:
         self.abort: asyncio.Event | None = None
         # Requests wait here for a pooled connection, not inside aiohttp's pool, where
         # the wait would count against connect_timeout and fail calls under load.
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: Slots | None = None
         self._deadlines: _Deadlines | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -153,7 +168,7 @@ class Core:
         self.loop = asyncio.get_running_loop()
         self._idle, self._closed, self.abort = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._idle.set()
-        self._slots = asyncio.Semaphore(self.config.max_pool_connections)
+        self._slots = Slots(self.config.max_pool_connections)
         self._deadlines = _Deadlines(self.loop, self.call_timeout)
         try:
             if self.config.transport == "memory":
@@ -317,22 +332,25 @@ class Core:
         key: str | None = None,
         *,
         batch_size: int | None = None,
-    ) -> _Admitted:
+    ) -> Operation:
         """``with core.operation(...) as op:`` admits, traces, times and logs one operation."""
-        return _Admitted(self, self.tel.operation(name, dynamo_op, key, batch_size=batch_size))
+        return Operation(self.tel, name, dynamo_op, key, batch_size, None, self)
 
     # -- requests --------------------------------------------------------------
 
     async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         """Send through the transport; failures stay transport errors (for `ensure_table`)."""
         transport, slots = self._sender(action)
-        await slots.acquire()
+        if slots.free and not slots.queued:
+            slots.free -= 1
+        else:
+            await slots.wait()
         try:
             return await transport.send(action, request)
         finally:
             slots.release()
 
-    def _sender(self, action: str) -> tuple[Transport, asyncio.Semaphore]:
+    def _sender(self, action: str) -> tuple[Transport, Slots]:
         """The transport and the pool's slots, or the error of a closed store."""
         transport = self.transport
         if self.state is State.CLOSED or transport is None:
@@ -355,7 +373,10 @@ class Core:
             transport, slots = self._sender(action)
             deadlines = self._deadlines
             assert deadlines is not None  # noqa: S101 (set by open)
-            await slots.acquire()  # `async with` would add two coroutines per request
+            if slots.free and not slots.queued:  # a free slot, taken without a coroutine
+                slots.free -= 1
+            else:
+                await slots.wait()
             try:
                 start = time.monotonic()
                 if op.deadline is None:

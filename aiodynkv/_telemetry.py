@@ -36,7 +36,7 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -337,7 +337,12 @@ class Telemetry:
         That is on the no-op provider, and on the API's proxy until an SDK is set.
         """
         if self._proxied:
-            return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                return False
+            # The global provider is set once and for all: no need to ask again.
+            self._proxied = False
+            self._noop = False
+            return True
         return not self._noop
 
     def http_spans(self) -> HttpSpans | None:
@@ -354,10 +359,21 @@ class Telemetry:
             self.logger.debug(event, **fields)
 
 
+class Admission(Protocol):
+    """What counts the operations in flight (the store's core)."""
+
+    def admit(self, operation: str) -> None:
+        """Count one more operation, or raise the error that refuses it."""
+
+    def release(self) -> None:
+        """An admitted operation has ended."""
+
+
 class Operation:
     """One traced, timed and logged store operation (see `Telemetry.operation`)."""
 
     __slots__ = (
+        "_admission",
         "_start",
         "_token",
         "batch_size",
@@ -386,8 +402,10 @@ class Operation:
         key: str | None,
         batch_size: int | None,
         links: Any,
+        admission: Admission | None = None,
     ) -> None:
         self.tel = tel
+        self._admission = admission
         self.name = name
         self.dynamo_op = dynamo_op
         self.key = key
@@ -409,6 +427,8 @@ class Operation:
         self._token: object = None
 
     def __enter__(self) -> Operation:
+        if self._admission is not None:
+            self._admission.admit(self.name)  # raises when the store refuses the call
         tel = self.tel
         self._start = time.perf_counter()
         if not tel.tracing():
@@ -453,12 +473,21 @@ class Operation:
         if meta:
             self.retries += int(meta.get("RetryAttempts", 0) or 0)
 
-    def __exit__(  # noqa: PLR0912 (one place decides outcome, metrics, span and log)
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._admission is None:
+            self._end(exc)
+            return
+        try:
+            self._end(exc)
+        finally:
+            self._admission.release()
+
+    def _end(self, exc: BaseException | None) -> None:  # noqa: PLR0912 (one place decides outcome, metrics, span and log)
         duration = time.perf_counter() - self._start
         tel = self.tel
         span = self.span
@@ -731,10 +760,9 @@ class HttpSpans:
         self, action: str, request: Mapping[str, Any], endpoint_url: str, region: str
     ) -> TracedRequest | None:
         """The spans of one request's attempts; None when the current span does not record."""
-        if not self._tel.tracing():
-            return None
         parent = otel_context.get_current()
-        if not trace.get_current_span(parent).is_recording():
+        # The cheaper test first: with no SDK no span records, whatever the provider says.
+        if not trace.get_current_span(parent).is_recording() or not self._tel.tracing():
             return None
         constant = self._constant.get((action, endpoint_url, region))
         if constant is None:

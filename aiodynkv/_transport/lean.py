@@ -540,6 +540,7 @@ class ClientCredentials:
         self._client = client
         self._signer: Any = None
         self._signing_name = str(client.meta.service_model.signing_name or "dynamodb")
+        self._region: str | None = client.meta.region_name  # a client's region is fixed
         self._lock = asyncio.Lock()
         self.endpoint_url: str | None = None
 
@@ -559,9 +560,7 @@ class ClientCredentials:
         """The client's credentials as of now (botocore's ``NoCredentialsError`` if none)."""
         if self._signer is None:
             await self.resolve()
-        auth = await self._signer.get_auth_instance(
-            self._signing_name, self._client.meta.region_name, "v4"
-        )
+        auth = await self._signer.get_auth_instance(self._signing_name, self._region, "v4")
         if auth.credentials is None:
             import botocore.exceptions as bex
 
