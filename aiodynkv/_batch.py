@@ -332,7 +332,7 @@ async def read_items(
         else:
             request = requests.batch_get(config, keys, consistent=consistent, projection=projection)
         # `Core.send` hands the request to the transport as it is.
-        response = await core.send(op, "BatchGetItem", request, None)  # type: ignore[arg-type]
+        response = await core.send(op, "BatchGetItem", request, None)
         items = response.get("Responses", {}).get(config.table, [])
         if take is not None:
             take(items)

@@ -20,7 +20,7 @@ import enum
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiodynkv import _requests as requests
@@ -338,7 +338,7 @@ class Core:
 
     # -- requests --------------------------------------------------------------
 
-    async def raw_send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def raw_send(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Send through the transport; failures stay transport errors (for `ensure_table`)."""
         transport, slots = self._sender(action)
         if slots.free and not slots.queued:
@@ -359,7 +359,7 @@ class Core:
         return transport, self._slots
 
     async def send(
-        self, op: Operation, action: str, request: dict[str, Any], key: str | None
+        self, op: Operation, action: str, request: Mapping[str, Any], key: str | None
     ) -> dict[str, Any]:
         """Send one request of an admitted operation within the call's deadline.
 

@@ -14,6 +14,7 @@ mapping); the others are handed plain dicts only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 __all__ = ["ServiceError", "Transport", "WireError"]
@@ -74,7 +75,7 @@ class WireError(Exception):
 class Transport(Protocol):
     """Sends DynamoDB requests; knows nothing about keys, values or TTLs."""
 
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Send `request` as DynamoDB action `action`; return the parsed response.
 
         The response carries ``ResponseMetadata.RetryAttempts`` (retries made) like

@@ -15,6 +15,7 @@ import contextvars
 import dataclasses
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +187,7 @@ class BotocoreTransport:
                 "before-parse.dynamodb", _verify_reply, unique_id="aiodynkv-verify-reply"
             )
 
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Call the client method for `action` (``GetItem`` → ``get_item``)."""
         if not self._secrets:
             return await self._send(action, request)
@@ -204,7 +205,7 @@ class BotocoreTransport:
         failure.__context__ = None
         raise failure
 
-    async def _send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         method = self._methods.get(action)
         if method is None:
             method = self._methods[action] = getattr(self._client, xform_name(action))

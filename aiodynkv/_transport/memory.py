@@ -297,14 +297,14 @@ class MemoryTransport:
             cls._shared = cls()
         return cls._shared
 
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Answer `request` as DynamoDB answers `action`, its errors as `ServiceError`."""
         if action not in _OPERATIONS:
             raise _error("UnknownOperationException", "", status=400)
         handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, _OPERATIONS[action])
-        request = _copy(request)
+        body: dict[str, Any] = _copy(request)
         await asyncio.sleep(0)  # let other requests in, as a server would
-        response = handler(request)
+        response = handler(body)
         response["ResponseMetadata"] = {
             "HTTPStatusCode": 200,
             "RetryAttempts": 0,
