@@ -24,6 +24,7 @@ import contextlib
 import json
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,6 +251,6 @@ class Intercepted:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
 
-    async def send(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = await self.hook(action, request, self.transport.send)
         return reply

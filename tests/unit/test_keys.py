@@ -178,12 +178,12 @@ def test_a_batch_is_encoded_as_key_by_key(namespace: str | None, keys: list[obje
     codec = KeyCodec(namespace)
     expected = _one_by_one(codec, keys)
     try:
-        got: dict[str, object] | str = codec.encode_many(keys, "get_many", TABLE)  # type: ignore[arg-type]
+        got: dict[str, str] | str = codec.encode_many(keys, "get_many", TABLE)  # type: ignore[arg-type]
     except InvalidKeyError as exc:
         got = f"{exc} {exc.key!r}"
     assert got == expected
     if isinstance(got, dict):
-        assert list(got) == list(expected)  # type: ignore[arg-type]
+        assert list(got) == list(expected)
         assert all(type(stored) is str for stored in got)
 
 
