@@ -47,7 +47,6 @@ import argparse
 import asyncio
 import base64
 import json
-import math
 import re
 import signal
 import time
@@ -102,15 +101,15 @@ def item_size(item: Item | None) -> int:
     return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
-def read_units(item: Item | None, consistent: bool) -> float:
-    """Read capacity of one item: 4 KB units, at least one; half for eventual consistency."""
-    units = max(1, math.ceil(item_size(item) / 4096))
+def read_units(size: int, consistent: bool) -> float:
+    """Read capacity of `size` bytes: 4 KB units, at least one; half for eventual consistency."""
+    units = max(1, -(-size // 4096))
     return float(units) if consistent else units / 2
 
 
-def write_units(*items: Item | None) -> float:
-    """Write capacity: 1 KB units of the largest of the items (old, new), at least one."""
-    return float(max(1, math.ceil(max(item_size(i) for i in items) / 1024)))
+def write_units(*sizes: int) -> float:
+    """Write capacity: 1 KB units of the largest of the sizes (old, new), at least one."""
+    return float(max(1, -(-max(sizes) // 1024)))
 
 
 def _not_found(table: str) -> DynamoError:
@@ -128,6 +127,7 @@ class Table:
         "key_names",
         "key_schema",
         "name",
+        "sizes",
         "ttl",
     )
 
@@ -142,6 +142,9 @@ class Table:
         # Each item's JSON text, made on first read and dropped on write: reads then
         # splice stored text instead of encoding the same items again.
         self.encoded: dict[tuple[Any, ...], str] = {}
+        # Each item's size as DynamoDB counts it, kept beside the item for the same reason:
+        # capacity is charged on every read and write, the size changes only on a write.
+        self.sizes: dict[tuple[Any, ...], int] = {}
         self.ttl: dict[str, Any] | None = None
         self.created = time.time()
 
@@ -157,13 +160,21 @@ class Table:
                 "The provided key element does not match the schema",
             ) from None
 
-    def put(self, key: tuple[Any, ...], item: Item) -> None:
+    def put(self, key: tuple[Any, ...], item: Item) -> int:
+        """Store `item` under `key`; its size."""
         self.items[key] = item
         self.encoded.pop(key, None)
+        size = self.sizes[key] = item_size(item)
+        return size
 
     def pop(self, key: tuple[Any, ...]) -> Item | None:
         self.encoded.pop(key, None)
+        self.sizes.pop(key, None)
         return self.items.pop(key, None)
+
+    def size_of(self, key: tuple[Any, ...]) -> int:
+        """The stored item's size (0 where there is none)."""
+        return self.sizes.get(key, 0)
 
     def text_of(self, key: tuple[Any, ...], item: Item) -> str:
         text = self.encoded.get(key)
@@ -419,7 +430,7 @@ class Stub:
         table = self.table(request["TableName"])
         key = table.key_of(request["Key"])
         item = table.items.get(key)
-        units = read_units(item, bool(request.get("ConsistentRead")))
+        units = read_units(table.size_of(key), bool(request.get("ConsistentRead")))
         parts = []
         if item is not None:
             if request.get("ProjectionExpression"):
@@ -435,16 +446,19 @@ class Stub:
         table = self.table(request["TableName"])
         item = request["Item"]
         old = table.items.get(key := table.key_of(item))
-        table.put(key, item)
-        response = self._capacity(request, table.name, write_units(old, item), write=True)
+        old_size = table.size_of(key)
+        size = table.put(key, item)
+        response = self._capacity(request, table.name, write_units(old_size, size), write=True)
         if old is not None and request.get("ReturnValues") == "ALL_OLD":
             response["Attributes"] = old
         return response
 
     def delete_item(self, request: dict[str, Any]) -> dict[str, Any]:
         table = self.table(request["TableName"])
-        old = table.pop(table.key_of(request["Key"]))
-        response = self._capacity(request, table.name, write_units(old), write=True)
+        key = table.key_of(request["Key"])
+        old_size = table.size_of(key)
+        old = table.pop(key)
+        response = self._capacity(request, table.name, write_units(old_size), write=True)
         if old is not None and request.get("ReturnValues") == "ALL_OLD":
             response["Attributes"] = old
         return response
@@ -454,6 +468,7 @@ class Stub:
         key_item = request["Key"]
         key = table.key_of(key_item)
         old = table.items.get(key)
+        old_size = table.size_of(key)
         item: Item = dict(old) if old is not None else dict(key_item)
         expression = request.get("UpdateExpression", "")
         updated = _Parser(
@@ -462,8 +477,8 @@ class Stub:
             request.get("ExpressionAttributeValues") or {},
             item,
         ).run()
-        table.put(key, item)
-        response = self._capacity(request, table.name, write_units(old, item), write=True)
+        size = table.put(key, item)
+        response = self._capacity(request, table.name, write_units(old_size, size), write=True)
         returns = request.get("ReturnValues", "NONE")
         if returns == "ALL_NEW":
             response["Attributes"] = item
@@ -481,6 +496,7 @@ class Stub:
         for name, spec in request["RequestItems"].items():
             table = self.table(name)
             items = table.items
+            sizes = table.sizes
             project = bool(spec.get("ProjectionExpression"))
             consistent = bool(spec.get("ConsistentRead"))
             units = 0.0
@@ -488,7 +504,7 @@ class Stub:
             for wanted in spec["Keys"]:
                 key = table.key_of(wanted)
                 item = items.get(key)
-                units += read_units(item, consistent)
+                units += read_units(sizes.get(key, 0), consistent)
                 if item is not None:
                     found.append(
                         _dumps(_project(item, spec)) if project else table.text_of(key, item)
@@ -510,10 +526,12 @@ class Stub:
                 put = write.get("PutRequest")
                 if put is not None:
                     key = table.key_of(put["Item"])
-                    units += write_units(table.items.get(key), put["Item"])
-                    table.put(key, put["Item"])
+                    old_size = table.size_of(key)
+                    units += write_units(old_size, table.put(key, put["Item"]))
                 else:
-                    units += write_units(table.pop(table.key_of(write["DeleteRequest"]["Key"])))
+                    key = table.key_of(write["DeleteRequest"]["Key"])
+                    units += write_units(table.size_of(key))
+                    table.pop(key)
             self.write_units += units
             capacity.append({"TableName": name, "CapacityUnits": units})
         response: dict[str, Any] = {"UnprocessedItems": {}}
