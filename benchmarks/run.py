@@ -779,9 +779,9 @@ class Target:
         assert self.value is not None  # noqa: S101 (met() is not None)
         if self._meets(self.value):
             return f"**missed**: {self.also_text}"
-        if self.at_least:
-            return f"**missed** by {(self.bound / self.value - 1) * 100:.0f} %"
-        return f"**missed** by {(self.value / self.bound - 1) * 100:.0f} %"
+        short = self.bound / self.value if self.at_least else self.value / self.bound
+        percent = (short - 1) * 100
+        return f"**missed** by {percent:.{1 if percent < 1 else 0}f} %"
 
     def floor_cell(self) -> str:
         if self.floor is None:
