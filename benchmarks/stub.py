@@ -98,7 +98,15 @@ def item_size(item: Item | None) -> int:
     """An item's size as DynamoDB counts it: attribute-name bytes plus value bytes."""
     if not item:
         return 0
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        text = value.get("S")  # most attributes are strings: sized without the dispatch
+        if type(text) is str and len(value) == 1:
+            size += len(text.encode())
+        else:
+            size += attribute_size(value)
+    return size
 
 
 def read_units(size: int, consistent: bool) -> float:
