@@ -1491,11 +1491,11 @@ METHOD = """
   DescribeTable, UpdateTimeToLive and DescribeTimeToLive from an in-memory dict.
   **Conditions are treated as always true**; UpdateExpression supports the shapes
   aiodynkv sends on top-level attributes; capacity is counted as DynamoDB bills it;
-  nothing is ever throttled or unprocessed. It keeps each item's JSON text and size
-  beside the item (made on a write), so a read splices stored text and charges capacity
-  without sizing the item again: the stub's CPU per key is the same for every client
-  and as small as we could make it, so that the server caps no client's figure before
-  its own work does. For the realistic-latency workloads it holds every answer for 2 ms.
+  nothing is ever throttled or unprocessed. It keeps each item's size (made on a write)
+  and JSON text (made on the first read) beside the item, so a read splices stored text
+  and charges capacity without sizing the item again: the server's work per key is kept
+  small so that it caps no client's figure before the client's own work does. For the
+  realistic-latency workloads it holds every answer for 2 ms.
 - `benchmarks/contenders.py`: the contenders behind one interface (see *What each
   contender was given*).
 - `benchmarks/worker.py`: one process per (server, workload, contender): import, open,
