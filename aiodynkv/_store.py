@@ -909,7 +909,13 @@ class AsyncDynamoKV:
         puts = _Puts(config, values, records, expires_ms, token)
         expires_at = None if expires_ms is None else expires_ms / 1000.0
         await self._write_many(
-            "set_many", puts, users, expires_at, records, seal if pipeline.writes else None
+            "set_many",
+            puts,
+            users,
+            expires_at,
+            records,
+            seal if pipeline.writes else None,
+            texts=puts.texts(),
         )
 
     async def _write_many(
@@ -920,10 +926,13 @@ class AsyncDynamoKV:
         expires_at: float | None = None,
         records: Mapping[str, str] | None = None,
         seal: Callable[[], Awaitable[None]] | None = None,
+        *,
+        texts: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value).
 
         `seal` encrypts and offloads the values first (`records` are then theirs).
+        `texts` are the entries as JSON texts, for a transport that takes them.
         """
         core = self._core
         with (
@@ -935,7 +944,7 @@ class AsyncDynamoKV:
             old_items = functools.partial(read_old_items, core)
             hooks = BatchWrites(core.pipeline, cache, operation, users, expires_at, old_items)
             await hooks.before(op, entries)
-            outcome = await write_items(core, op, entries)
+            outcome = await write_items(core, op, entries, texts)
             await hooks.after(entries, records or {}, outcome.unprocessed, outcome.in_doubt)
             if not outcome.complete:
                 done = {pk: value for pk, (_, value) in users.items()}
@@ -1395,7 +1404,7 @@ class _Puts(Mapping[str, dict[str, Any]]):
 
     The values were encoded and checked (`check_fits`) before; `aiodynkv._batch.write_items`
     reads each entry once, as its chunk is first sent, so only the chunks in flight
-    are held as items.
+    are held as items. `texts` gives the same entries as JSON texts instead.
     """
 
     __slots__ = ("_config", "_expires_ms", "_records", "_token", "_values", "_versions")
@@ -1427,6 +1436,39 @@ class _Puts(Mapping[str, dict[str, Any]]):
             self._token,
         )
         return {"PutRequest": {"Item": item}}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def texts(self) -> Mapping[str, tuple[str, str]]:
+        """The same PutRequests as (stored key, JSON text), each rendered when read."""
+        render = requests.PutTexts(self._config, self._token, self._expires_ms).render
+        return _PutTexts(self._values, self._records, self._versions, render)
+
+
+class _PutTexts(Mapping[str, tuple[str, str]]):
+    """`_Puts` as (stored key, the PutRequest's JSON text), rendered when read."""
+
+    __slots__ = ("_records", "_render", "_values", "_versions")
+
+    def __init__(
+        self,
+        values: dict[str, AttributeValue],
+        records: dict[str, str],
+        versions: Iterator[int],
+        render: Callable[[str, AttributeValue, str | None, int], str],
+    ) -> None:
+        self._values = values
+        self._records = records
+        self._versions = versions
+        self._render = render
+
+    def __getitem__(self, stored: str) -> tuple[str, str]:
+        record = self._records.get(stored) if self._records else None
+        return stored, self._render(stored, self._values[stored], record, next(self._versions))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

@@ -1,0 +1,316 @@
+"""BatchWriteItem rendered as text: the same bytes as the dict's encoding, and who gets which."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiodynkv import KVConfig
+from aiodynkv import _requests as requests
+from aiodynkv._batch import write_items
+from aiodynkv._codec import AttributeValue, assemble_item
+from aiodynkv._errors import ServerError
+from aiodynkv._keys import SEPARATOR
+from aiodynkv._transport import WireError, _wire
+from aiodynkv.testing import set_retry_waits
+
+CONFIGS = [
+    KVConfig(table="kvt"),
+    KVConfig(
+        table="Tbl.with-dots_9",
+        partition_key="p\u00e9k",
+        value_attribute="v\u00e4l",
+        version_attribute="r\u00e9v",
+        ttl_attribute="exp\u00efry",
+    ),
+    KVConfig(table="ttt", partition_key='we"ird\\key', value_attribute="va\x01l"),
+]
+AWKWARD = [
+    "plain",
+    "",
+    'quote"inside',
+    "back\\slash",
+    "control\x00\x01\x1f\x7f\n\t\r\b\f",
+    "caf\u00e9 \u65e5\u672c \U0001f600",
+    "lone \ud800 surrogate \udfff",
+    "\u2028\u2029",
+    "k" * 2048,
+    f"svc{SEPARATOR}key",
+    f"a{SEPARATOR}b{SEPARATOR}\u00fcml\u00e4ut",
+    "</script>&<>'",
+]
+BLOBS = [b"", b"\x00\xff" * 3, bytes(range(256)), b"x" * 1000, b"\xfb\xff"]
+#: (value attribute, record): text and binary values, with and without a record.
+VALUES: list[tuple[AttributeValue, str | None]] = [
+    *(({"S": text}, None) for text in AWKWARD),
+    *(({"B": blob}, None) for blob in BLOBS),
+    ({"B": b"\x78\x9c\x03\x00"}, "s"),
+    ({"B": b"\x01\x02"}, "b"),
+    ({"S": "payload"}, 'e1:{"k":"\\u00e9"}'),
+    ({"B": b"sealed"}, "\u00fcber\x00record"),
+]
+TOKEN = "tok-en_0123456789"
+
+
+def _dict_body(
+    config: KVConfig,
+    parts: Sequence[tuple[str, AttributeValue, str | None, int]],
+    token: str,
+    expires_ms: int | None,
+) -> bytes:
+    """What the lean transport sends for the `batch_write` dict of the same items."""
+    chunk = [
+        requests.put_request(
+            assemble_item(config, stored, attr, record, expires_ms, version, token)
+        )
+        for stored, attr, record, version in parts
+    ]
+    return _wire.dumps(requests.batch_write(config, chunk)).encode()
+
+
+def _text_request(
+    config: KVConfig,
+    parts: Sequence[tuple[str, AttributeValue, str | None, int]],
+    token: str,
+    expires_ms: int | None,
+) -> requests.BatchWriteText:
+    render = requests.PutTexts(config, token, expires_ms).render
+    return requests.BatchWriteText(config, [render(*part) for part in parts])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.table)
+@pytest.mark.parametrize("expires_ms", [None, 1_700_000_000_001, 1_999], ids=str)
+@pytest.mark.parametrize("token", [TOKEN, 'odd"tok\\en\u00e9'], ids=["token", "odd-token"])
+def test_text_is_byte_for_byte_the_encoded_dict(
+    config: KVConfig, expires_ms: int | None, token: str
+) -> None:
+    parts = [
+        (stored, attr, record, version)
+        for stored, (attr, record), version in zip(
+            AWKWARD * 2,
+            VALUES + VALUES[::-1],
+            [1, 2**40, 2**63 - 1, 9_999_999_999_999_999_999] * 6,
+            strict=False,
+        )
+    ]
+    request = _text_request(config, parts, token, expires_ms)
+    assert _wire.body(request) == _dict_body(config, parts, token, expires_ms)
+    assert request.text().isascii()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.table)
+def test_an_empty_or_single_chunk_is_the_encoded_dict(config: KVConfig) -> None:
+    assert _wire.body(_text_request(config, [], TOKEN, None)) == _dict_body(config, [], TOKEN, None)
+    one = [("k", {"S": "v"}, None, 7)]
+    assert _wire.body(_text_request(config, one, TOKEN, 5000)) == _dict_body(
+        config, one, TOKEN, 5000
+    )
+
+
+_ATTRS = st.one_of(
+    st.builds(lambda t: {"S": t}, st.text(st.characters(codec=None), max_size=40)),
+    st.builds(lambda b: {"B": b}, st.binary(max_size=40)),
+)
+
+
+@given(
+    items=st.lists(
+        st.tuples(
+            st.text(st.characters(codec=None), min_size=1, max_size=40),
+            _ATTRS,
+            st.none() | st.text(st.characters(codec=None), max_size=20),
+            st.integers(min_value=1, max_value=2**63 - 1),
+        ),
+        max_size=25,
+    ),
+    namespace=st.sampled_from(["", f"ns{SEPARATOR}", f"\u00fc{SEPARATOR}x{SEPARATOR}"]),
+    expires_ms=st.none() | st.integers(min_value=0, max_value=2**45),
+    token=st.text(st.characters(codec=None), min_size=1, max_size=20),
+    config=st.sampled_from(CONFIGS),
+)
+def test_text_of_any_items_is_the_encoded_dict(
+    items: list[tuple[str, AttributeValue, str | None, int]],
+    namespace: str,
+    expires_ms: int | None,
+    token: str,
+    config: KVConfig,
+) -> None:
+    parts = [(namespace + stored, attr, record, version) for stored, attr, record, version in items]
+    request = _text_request(config, parts, token, expires_ms)
+    assert _wire.body(request) == _dict_body(config, parts, token, expires_ms)
+    # Read as a mapping it is the dict, binary values as bytes.
+    chunk = [
+        requests.put_request(assemble_item(config, pk, attr, record, expires_ms, version, token))
+        for pk, attr, record, version in parts
+    ]
+    assert request == requests.batch_write(config, chunk)
+
+
+def test_read_as_a_mapping_it_is_the_request_dict() -> None:
+    config = CONFIGS[1]
+    parts: list[tuple[str, AttributeValue, str | None, int]] = [
+        ("a", {"S": "x\x00"}, None, 3),
+        ("b\u00e9", {"B": b"\x00\xff"}, "b", 4),
+    ]
+    request = _text_request(config, parts, TOKEN, 1_234_567)
+    wanted = requests.batch_write(
+        config,
+        [
+            requests.put_request(assemble_item(config, pk, a, r, 1_234_567, v, TOKEN))
+            for pk, a, r, v in parts
+        ],
+    )
+    assert dict(request) == wanted
+    assert request == wanted
+    assert request["RequestItems"]["Tbl.with-dots_9"][1]["PutRequest"]["Item"]["v\u00e4l"] == {
+        "B": b"\x00\xff"
+    }
+    assert request["RequestItems"] is request["RequestItems"]  # made once
+    assert request.get("ReturnConsumedCapacity") == "TOTAL"
+    assert "BatchWriteText({'RequestItems'" in repr(request)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.table)
+def test_unprocessed_items_sent_again_as_dicts_or_as_the_kept_texts_are_the_same_bytes(
+    config: KVConfig,
+) -> None:
+    """The server hands unprocessed items back as JSON; the lean transport parses them.
+
+    Sending those dicts again, or the texts kept for their stored keys, is the same body.
+    """
+    parts = [
+        (stored, attr, record, version)
+        for stored, (attr, record), version in zip(
+            AWKWARD, VALUES, range(2**40, 2**40 + 100), strict=False
+        )
+    ]
+    sent = _text_request(config, parts, TOKEN, 1_700_000_000_500)
+    back = [sent.texts[i] for i in (5, 0, 3)]
+    reply = '{"UnprocessedItems":{' + _wire.dumps(config.table) + ":[" + ",".join(back) + "]}}"
+    unprocessed = _wire.success_body(reply.encode())["UnprocessedItems"][config.table]
+    as_dicts = _wire.body(requests.batch_write(config, unprocessed))
+    as_texts = _wire.body(requests.BatchWriteText(config, back))
+    assert as_dicts == as_texts
+
+
+def _fake_core(
+    accepts_text: bool | None, unprocessed_rounds: int, foreign: bool = False
+) -> tuple[Any, list[Any]]:
+    """A core whose transport says (or does not say) it takes text; the last item of a
+    request comes back unprocessed for `unprocessed_rounds` requests (as a transport
+    parses it: a dict), or an item the request never held (`foreign`)."""
+    seen: list[Any] = []
+
+    async def send(_op: Any, action: str, request: Any, _key: Any) -> Any:
+        assert action == "BatchWriteItem"
+        seen.append(request)
+        entries = request["RequestItems"]["kvt"]
+        if len(seen) <= unprocessed_rounds:
+            left = entries[-1:]
+            if foreign:
+                left = [requests.put_request({"pk": {"S": "stranger"}, "v": {"S": "?"}})]
+            reply = _wire.dumps({"UnprocessedItems": {"kvt": left}}).encode()
+            return _wire.success_body(reply)
+        return {"UnprocessedItems": {}}
+
+    transport = types.SimpleNamespace()
+    if accepts_text is not None:
+        transport.accepts_text_requests = accepts_text
+    core = types.SimpleNamespace(
+        config=KVConfig(table="kvt"), send=send, abort=None, transport=transport
+    )
+    return core, seen
+
+
+def _entries(config: KVConfig, count: int) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    render = requests.PutTexts(config, TOKEN, None).render
+    dicts: dict[str, Any] = {}
+    texts: dict[str, tuple[str, str]] = {}
+    for i in range(count):
+        pk, attr, version = f"k{i}", {"S": f"value {i}"}, 2**40 + i
+        dicts[pk] = requests.put_request(
+            assemble_item(config, pk, attr, None, None, version, TOKEN)
+        )
+        texts[pk] = (pk, render(pk, attr, None, version))
+    return dicts, texts
+
+
+@pytest.mark.parametrize(
+    ("accepts_text", "kind"),
+    [(True, requests.BatchWriteText), (False, dict), (None, dict)],
+)
+async def test_a_transport_that_takes_text_gets_it_the_others_get_the_dict(
+    accepts_text: bool | None, kind: type
+) -> None:
+    core, seen = _fake_core(accepts_text, unprocessed_rounds=1)
+    dicts, texts = _entries(core.config, 30)
+    with set_retry_waits(False):
+        outcome = await write_items(core, None, dicts, texts)  # type: ignore[arg-type]
+    assert outcome.complete
+    # Two chunks, one of which came back with an item unprocessed and was sent again.
+    assert [type(r) for r in seen] == [kind, kind, kind]
+    assert sorted(len(r["RequestItems"]["kvt"]) for r in seen) == [1, 5, 25]
+    first, again, second = seen
+    assert _wire.body(again) == _wire.body(requests.batch_write(core.config, [dicts["k24"]]))
+    assert again["RequestItems"]["kvt"] == first["RequestItems"]["kvt"][-1:]  # the same item
+    assert [_wire.body(r) for r in (first, second)] == [
+        _wire.body(requests.batch_write(core.config, [dicts[f"k{i}"] for i in span]))
+        for span in (range(25), range(25, 30))
+    ]
+
+
+async def test_without_texts_the_dicts_are_sent_even_to_a_text_transport() -> None:
+    core, seen = _fake_core(True, unprocessed_rounds=0)
+    dicts, _ = _entries(core.config, 3)
+    await write_items(core, None, dicts)  # type: ignore[arg-type]
+    assert [type(r) for r in seen] == [dict]
+
+
+async def test_items_left_unprocessed_or_in_doubt_are_named_by_stored_key() -> None:
+    """The first chunk keeps coming back with its last item unprocessed; the second
+    meets 5xx replies, the first of which may have been applied."""
+    seen: list[Any] = []
+
+    async def send(_op: Any, _action: str, request: Any, _key: Any) -> Any:
+        seen.append(request)
+        entries = request["RequestItems"]["kvt"]
+        if len(entries) == 5 or entries[0]["PutRequest"]["Item"]["pk"]["S"] == "k25":
+            raise ServerError("InternalServerError") from WireError(
+                "lost", timeout=False, in_doubt=True
+            )
+        reply = _wire.dumps({"UnprocessedItems": {"kvt": entries[-1:]}}).encode()
+        return _wire.success_body(reply)
+
+    core = types.SimpleNamespace(
+        config=KVConfig(table="kvt", batch_deadline=0.05),
+        send=send,
+        abort=None,
+        transport=types.SimpleNamespace(accepts_text_requests=True),
+    )
+    dicts, texts = _entries(core.config, 30)
+    with set_retry_waits(False):
+        outcome = await write_items(core, None, dicts, texts)  # type: ignore[arg-type]
+    assert outcome.expired
+    assert outcome.unprocessed == ["k24"]
+    assert sorted(outcome.in_doubt) == [f"k{i}" for i in range(25, 30)]
+    assert {type(r) for r in seen} == {requests.BatchWriteText}
+    retries = [r for r in seen if len(r.texts) == 1]
+    assert len(retries) > 1
+    assert {r.text() for r in retries} == {  # each time the same item, version and all
+        _wire.body(requests.batch_write(core.config, [dicts["k24"]])).decode()
+    }
+
+
+async def test_an_item_the_chunk_never_sent_comes_back_as_the_servers_dict() -> None:
+    core, seen = _fake_core(True, unprocessed_rounds=1, foreign=True)
+    dicts, texts = _entries(core.config, 2)
+    with set_retry_waits(False):
+        outcome = await write_items(core, None, dicts, texts)  # type: ignore[arg-type]
+    assert outcome.complete
+    assert [type(r) for r in seen] == [requests.BatchWriteText, dict]
+    assert seen[1]["RequestItems"]["kvt"][0]["PutRequest"]["Item"]["pk"] == {"S": "stranger"}
