@@ -880,21 +880,27 @@ class AsyncDynamoKV:
         users: dict[str, Any] = {}
         encode, table = self._keys.encode, config.table
         room = item_room(config, token)
-        pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
         # Every key and value is checked here, before anything is sent (a value to
         # encrypt or offload once that is done); the items themselves are made chunk
         # by chunk as the chunks are sent (`_Puts`).
-        for key, value in pairs:
-            stored = encode(key, "set_many", table)
-            attr, record = encoded_value(config, value, "set_many", key)
-            if not pipeline.writes:
-                check_fits(config, stored, attr, record, expires_ms, token, "set_many", key, room)
-            values[stored] = attr
-            if record is not None:
-                records[stored] = record
-            elif records:
-                records.pop(stored, None)  # a key given again: its last value wins
-            users[stored] = (key, value)
+        plain = _plain_puts(self._keys, items, config, room) if isinstance(items, dict) else None
+        if plain is not None:
+            values, users = plain
+        else:
+            pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
+            for key, value in pairs:
+                stored = encode(key, "set_many", table)
+                attr, record = encoded_value(config, value, "set_many", key)
+                if not pipeline.writes:
+                    check_fits(
+                        config, stored, attr, record, expires_ms, token, "set_many", key, room
+                    )
+                values[stored] = attr
+                if record is not None:
+                    records[stored] = record
+                elif records:
+                    records.pop(stored, None)  # a key given again: its last value wins
+                users[stored] = (key, value)
         if not values:
             return
 
@@ -1397,6 +1403,35 @@ class AsyncDynamoKV:
             key,
             reason=what,
         )
+
+
+def _plain_puts(
+    keys: KeyCodec, items: dict[Any, Any], config: KVConfig, room: int
+) -> tuple[dict[str, AttributeValue], dict[str, Any]] | None:
+    """`set_many`'s values and (user key, value) pairs by stored key, for a common batch.
+
+    The common batch: valid ASCII str keys (`KeyCodec.plain_many`) and ASCII str values
+    that need no compression and surely fit in an item (the largest value with the
+    longest key, as `check_fits` counts them), all checked with a few passes in C.
+    Any other batch gives None: it is checked pair by pair, with the errors that
+    `encode`, `encoded_value` and `check_fits` raise for the first bad pair.
+    """
+    texts = list(items.values())
+    if set(map(type, texts)) != {str}:
+        return None
+    stored = keys.plain_many(list(items))
+    if stored is None:
+        return None
+    threshold, largest = config.compress_threshold, config.max_value_bytes
+    bound = largest if threshold is None or threshold > largest else threshold
+    longest = max(map(len, texts))
+    if longest > bound or 4 * max(map(len, stored)) + longest > room:
+        return None
+    if not "".join(texts).isascii():
+        return None
+    return {pk: {"S": text} for pk, text in zip(stored, texts, strict=True)}, dict(
+        zip(stored, items.items(), strict=True)
+    )
 
 
 class _Puts(Mapping[str, dict[str, Any]]):
