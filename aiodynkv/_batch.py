@@ -78,20 +78,30 @@ class Chunks:
     memory a large batch touches, and the garbage collector's work, small.
     """
 
-    __slots__ = ("_entries", "_keys", "_size")
+    __slots__ = ("_entries", "_keys", "_make", "_size")
 
-    def __init__(self, entries: Mapping[str, Any], size: int) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, Any],
+        size: int,
+        make: Callable[[list[str]], Chunk] | None = None,
+    ) -> None:
         self._entries = entries
         self._keys = list(entries)
         self._size = size
+        self._make = make
 
     def __len__(self) -> int:
         return (len(self._keys) + self._size - 1) // self._size
 
     def __iter__(self) -> Iterator[Chunk]:
-        entries, keys, size = self._entries, self._keys, self._size
+        """Each chunk's entries (made by `make` from the chunk's keys, if given)."""
+        entries, keys, size, make = self._entries, self._keys, self._size, self._make
         for start in range(0, len(keys), size):
-            yield [entries[pk] for pk in keys[start : start + size]]
+            if make is not None:
+                yield make(keys[start : start + size])
+            else:
+                yield [entries[pk] for pk in keys[start : start + size]]
 
 
 def in_flight(config: KVConfig, wanted: int) -> int:
@@ -360,14 +370,14 @@ async def write_items(
     core: Core,
     op: Operation,
     entries: Mapping[str, dict[str, Any]],
-    texts: Mapping[str, tuple[str, str]] | None = None,
+    texts: Callable[[list[str]], Chunk] | None = None,
 ) -> Outcome:
     """BatchWriteItem in chunks of 25; the outcome's entries are the stored keys left.
 
     `entries` maps each stored key to its PutRequest or DeleteRequest; each entry is
-    taken when its chunk is first sent (`Chunks`). `texts`, if given, maps the same
-    stored keys to (stored key, the entry's JSON text) (`aiodynkv._requests.PutTexts`):
-    a transport that takes text requests is sent those instead.
+    taken when its chunk is first sent (`Chunks`). `texts`, if given, makes the entries
+    of a chunk's stored keys as (stored key, the entry's JSON text) instead
+    (`aiodynkv._requests.PutTexts`), for a transport that takes text requests.
     """
     config = core.config
     pk_name, table = config.partition_key, config.table
@@ -387,7 +397,7 @@ async def write_items(
         return _same_texts(chunk, rest, pk_name) if rendered else list(rest)
 
     outcome = await drive(
-        Chunks(texts if as_text and texts is not None else entries, MAX_WRITE_BATCH),
+        Chunks(entries, MAX_WRITE_BATCH, texts if as_text else None),
         send,
         concurrency=in_flight(config, config.batch_concurrency),
         deadline_seconds=config.batch_deadline,

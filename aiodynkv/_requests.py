@@ -638,6 +638,26 @@ class PutTexts:
         self._end = '"}' + rest + "}}}"
         self._record = '"}' + rest + "," + _json_str(COMPRESSION_FLAG) + ':{"S":'
 
+    def render_many(
+        self,
+        stored: Sequence[str],
+        values: Mapping[str, AttributeValue],
+        records: Mapping[str, str],
+        versions: Iterator[int],
+    ) -> list[str]:
+        """`render` of each stored key's value and record, with the next of `versions`."""
+        head, s, version_at, end = self._head, self._s, self._version, self._end
+        js, render = _json_str, self.render
+        texts = []
+        for pk, version in zip(stored, versions, strict=False):  # `versions` is endless
+            attr = values[pk]
+            text = attr.get("S")
+            if text is None or (records and pk in records):
+                texts.append(render(pk, attr, records.get(pk), version))
+            else:
+                texts.append(f"{head}{js(pk)}{s}{js(text)}{version_at}{version}{end}")
+        return texts
+
     def render(self, stored: str, attr: AttributeValue, record: str | None, version: int) -> str:
         """The text of the PutRequest of the item `assemble_item` makes of the same parts."""
         text = attr.get("S")

@@ -933,12 +933,12 @@ class AsyncDynamoKV:
         records: Mapping[str, str] | None = None,
         seal: Callable[[], Awaitable[None]] | None = None,
         *,
-        texts: Mapping[str, tuple[str, str]] | None = None,
+        texts: Callable[[list[str]], list[tuple[str, str]]] | None = None,
     ) -> None:
         """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value).
 
         `seal` encrypts and offloads the values first (`records` are then theirs).
-        `texts` are the entries as JSON texts, for a transport that takes them.
+        `texts` makes a chunk's entries as JSON texts, for a transport that takes them.
         """
         core = self._core
         with (
@@ -1478,35 +1478,12 @@ class _Puts(Mapping[str, dict[str, Any]]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def texts(self) -> Mapping[str, tuple[str, str]]:
-        """The same PutRequests as (stored key, JSON text), each rendered when read."""
-        render = requests.PutTexts(self._config, self._token, self._expires_ms).render
-        return _PutTexts(self._values, self._records, self._versions, render)
+    def texts(self) -> Callable[[list[str]], list[tuple[str, str]]]:
+        """Makes the same PutRequests of a chunk's stored keys as (stored key, JSON text)."""
+        render = requests.PutTexts(self._config, self._token, self._expires_ms).render_many
+        values, records, versions = self._values, self._records, self._versions
 
+        def chunk(stored: list[str]) -> list[tuple[str, str]]:
+            return list(zip(stored, render(stored, values, records, versions), strict=True))
 
-class _PutTexts(Mapping[str, tuple[str, str]]):
-    """`_Puts` as (stored key, the PutRequest's JSON text), rendered when read."""
-
-    __slots__ = ("_records", "_render", "_values", "_versions")
-
-    def __init__(
-        self,
-        values: dict[str, AttributeValue],
-        records: dict[str, str],
-        versions: Iterator[int],
-        render: Callable[[str, AttributeValue, str | None, int], str],
-    ) -> None:
-        self._values = values
-        self._records = records
-        self._versions = versions
-        self._render = render
-
-    def __getitem__(self, stored: str) -> tuple[str, str]:
-        record = self._records.get(stored) if self._records else None
-        return stored, self._render(stored, self._values[stored], record, next(self._versions))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
+        return chunk

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -101,6 +101,27 @@ def test_text_is_byte_for_byte_the_encoded_dict(
     request = _text_request(config, parts, token, expires_ms)
     assert _wire.body(request) == _dict_body(config, parts, token, expires_ms)
     assert request.text().isascii()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.table)
+@pytest.mark.parametrize("expires_ms", [None, 1_700_000_000_001])
+def test_a_chunk_rendered_at_once_is_each_item_rendered_alone(
+    config: KVConfig, expires_ms: int | None
+) -> None:
+    texts = requests.PutTexts(config, TOKEN, expires_ms)
+    stored = [f"{i}:{text}" for i, text in enumerate(AWKWARD * 2)]
+    values = dict(zip(stored, [attr for attr, _ in VALUES + VALUES], strict=False))
+    records = {pk: r for pk, (_, r) in zip(stored, VALUES + VALUES, strict=False) if r is not None}
+    versions = iter(range(2**40, 2**40 + 1000))
+    many = texts.render_many(stored, values, records, versions)
+    assert many == [
+        texts.render(pk, values[pk], records.get(pk), version)
+        for pk, version in zip(stored, range(2**40, 2**40 + 1000), strict=False)
+    ]
+    assert next(versions) == 2**40 + len(stored)  # one version per item, none lost
+    assert texts.render_many(stored[:3], values, {}, iter([7, 8, 9])) == [
+        texts.render(pk, values[pk], None, v) for pk, v in zip(stored[:3], [7, 8, 9], strict=True)
+    ]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.table)
@@ -227,17 +248,19 @@ def _fake_core(
     return core, seen
 
 
-def _entries(config: KVConfig, count: int) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+def _entries(
+    config: KVConfig, count: int
+) -> tuple[dict[str, Any], Callable[[list[str]], list[Any]]]:
+    """PutRequests by stored key, and a maker of a chunk's (stored key, text) entries."""
     render = requests.PutTexts(config, TOKEN, None).render
     dicts: dict[str, Any] = {}
-    texts: dict[str, tuple[str, str]] = {}
+    texts: dict[str, str] = {}
     for i in range(count):
         pk, attr, version = f"k{i}", {"S": f"value {i}"}, 2**40 + i
-        dicts[pk] = requests.put_request(
-            assemble_item(config, pk, attr, None, None, version, TOKEN)
-        )
-        texts[pk] = (pk, render(pk, attr, None, version))
-    return dicts, texts
+        item = assemble_item(config, pk, attr, None, None, version, TOKEN)
+        dicts[pk] = requests.put_request(item)
+        texts[pk] = render(pk, attr, None, version)
+    return dicts, lambda keys: [(pk, texts[pk]) for pk in keys]
 
 
 @pytest.mark.parametrize(
@@ -248,9 +271,9 @@ async def test_a_transport_that_takes_text_gets_it_the_others_get_the_dict(
     accepts_text: bool | None, kind: type
 ) -> None:
     core, seen = _fake_core(accepts_text, unprocessed_rounds=1)
-    dicts, texts = _entries(core.config, 30)
+    dicts, make = _entries(core.config, 30)
     with set_retry_waits(False):
-        outcome = await write_items(core, None, dicts, texts)  # type: ignore[arg-type]
+        outcome = await write_items(core, None, dicts, make)  # type: ignore[arg-type]
     assert outcome.complete
     # Two chunks, one of which came back with an item unprocessed and was sent again.
     assert [type(r) for r in seen] == [kind, kind, kind]
@@ -292,9 +315,9 @@ async def test_items_left_unprocessed_or_in_doubt_are_named_by_stored_key() -> N
         abort=None,
         transport=types.SimpleNamespace(accepts_text_requests=True),
     )
-    dicts, texts = _entries(core.config, 30)
+    dicts, make = _entries(core.config, 30)
     with set_retry_waits(False):
-        outcome = await write_items(core, None, dicts, texts)  # type: ignore[arg-type]
+        outcome = await write_items(core, None, dicts, make)  # type: ignore[arg-type]
     assert outcome.expired
     assert outcome.unprocessed == ["k24"]
     assert sorted(outcome.in_doubt) == [f"k{i}" for i in range(25, 30)]
@@ -308,9 +331,9 @@ async def test_items_left_unprocessed_or_in_doubt_are_named_by_stored_key() -> N
 
 async def test_an_item_the_chunk_never_sent_comes_back_as_the_servers_dict() -> None:
     core, seen = _fake_core(True, unprocessed_rounds=1, foreign=True)
-    dicts, texts = _entries(core.config, 2)
+    dicts, make = _entries(core.config, 2)
     with set_retry_waits(False):
-        outcome = await write_items(core, None, dicts, texts)  # type: ignore[arg-type]
+        outcome = await write_items(core, None, dicts, make)  # type: ignore[arg-type]
     assert outcome.complete
     assert [type(r) for r in seen] == [requests.BatchWriteText, dict]
     assert seen[1]["RequestItems"]["kvt"][0]["PutRequest"]["Item"]["pk"] == {"S": "stranger"}
