@@ -194,9 +194,9 @@ class BatchGetText(Mapping[str, Any]):
     `text` is the request's compact JSON, the same characters as the lean transport's
     encoding of the `batch_get` dict, written straight from the keys: no tree of two
     dicts per key is built, dumped and held while the request is in flight. Read as a
-    mapping (a span's attributes, a test's wrapper), it is the `batch_get` dict, made
-    on first use. Only a transport that says so (``accepts_text_requests``) is handed
-    one; the others get the dict.
+    mapping (a test's wrapper), it is the `batch_get` dict, made on first use; `tables`
+    names its table (for a span) without it. Only a transport that says so
+    (``accepts_text_requests``) is handed one; the others get the dict.
     """
 
     __slots__ = ("_config", "_dict", "consistent", "stored")
@@ -206,6 +206,11 @@ class BatchGetText(Mapping[str, Any]):
         self.stored = stored
         self.consistent = consistent
         self._dict: dict[str, Any] | None = None
+
+    @property
+    def tables(self) -> tuple[str]:
+        """The table the request reads (the keys of its ``RequestItems``)."""
+        return (self._config.table,)
 
     def text(self) -> str:
         """The request as compact ASCII JSON text."""
@@ -566,10 +571,11 @@ class BatchWriteText(Mapping[str, Any]):
 
     `text` is the request's compact JSON, the same characters as the lean transport's
     encoding of the `batch_write` dict of the same items, joined from the entries'
-    texts: no tree of dicts per item is built and dumped. Read as a mapping (a span's
-    attributes, a test's wrapper), it is that `batch_write` dict, parsed from the text
-    on first use (binary values as bytes). Only a transport that says so
-    (``accepts_text_requests``) is handed one; the others get the dict.
+    texts: no tree of dicts per item is built and dumped. Read as a mapping (a test's
+    wrapper), it is that `batch_write` dict, parsed from the text on first use (binary
+    values as bytes); `tables` names its table (for a span) without it. Only a
+    transport that says so (``accepts_text_requests``) is handed one; the others get
+    the dict.
     """
 
     __slots__ = ("_dict", "table", "texts")
@@ -578,6 +584,11 @@ class BatchWriteText(Mapping[str, Any]):
         self.table = config.table
         self.texts = texts
         self._dict: dict[str, Any] | None = None
+
+    @property
+    def tables(self) -> tuple[str]:
+        """The table the request writes (the keys of its ``RequestItems``)."""
+        return (self.table,)
 
     def text(self) -> str:
         """The request as compact ASCII JSON text."""

@@ -16,6 +16,7 @@ from aiodynkv._batch import write_items
 from aiodynkv._codec import AttributeValue, assemble_item
 from aiodynkv._errors import ServerError
 from aiodynkv._keys import SEPARATOR
+from aiodynkv._telemetry import _request_attributes
 from aiodynkv._transport import WireError, _wire
 from aiodynkv.testing import set_retry_waits
 
@@ -337,3 +338,25 @@ async def test_an_item_the_chunk_never_sent_comes_back_as_the_servers_dict() -> 
     assert outcome.complete
     assert [type(r) for r in seen] == [requests.BatchWriteText, dict]
     assert seen[1]["RequestItems"]["kvt"][0]["PutRequest"]["Item"]["pk"] == {"S": "stranger"}
+
+
+@pytest.mark.parametrize("kind", ["get", "write"])
+def test_a_span_names_the_table_of_a_text_request_without_parsing_it(kind: str) -> None:
+    config = CONFIGS[1]
+    text_request: Any
+    if kind == "get":
+        action = "BatchGetItem"
+        text_request = requests.BatchGetText(config, ["a", "b"], consistent=True)
+        plain = requests.batch_get(config, ["a", "b"], consistent=True)
+    else:
+        action = "BatchWriteItem"
+        parts: list[tuple[str, AttributeValue, str | None, int]] = [("a", {"B": b"\x00"}, "b", 3)]
+        text_request = _text_request(config, parts, TOKEN, None)
+        plain = dict(text_request)
+        text_request = _text_request(config, parts, TOKEN, None)  # a fresh one, not parsed
+    from_text: dict[str, Any] = {}
+    from_dict: dict[str, Any] = {}
+    _request_attributes(action, text_request, from_text)
+    _request_attributes(action, plain, from_dict)
+    assert from_text == from_dict == {"aws.dynamodb.table_names": ("Tbl.with-dots_9",)}
+    assert text_request._dict is None  # never made
