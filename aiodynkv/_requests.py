@@ -18,7 +18,7 @@ import json
 import json.encoder
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiodynkv._codec import COMPRESSION_FLAG, EXPIRY_MS, TOKEN, AttributeValue, Item, assemble_item
 
@@ -618,6 +618,15 @@ class BatchWriteText(Mapping[str, Any]):
         return f"BatchWriteText({self.as_dict()!r})"
 
 
+#: What JSON writes as it is inside a string: printable ASCII but the quote and backslash.
+_BARE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+
+
+def _bare(text: str) -> bool:
+    """True when `text` needs no escaping in JSON (`_json_str` only quotes it)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _BARE)
+
+
 class PutTexts:
     """The PutRequests of one batch of puts (one config, token and expiry) as JSON texts.
 
@@ -657,17 +666,21 @@ class PutTexts:
         versions: Iterator[int],
     ) -> list[str]:
         """`render` of each stored key's value and record, with the next of `versions`."""
+        texts = [values[pk].get("S") for pk in stored]
+        # `versions` is endless: zip ends with `stored`, taking one version per key.
+        if records or None in texts:
+            render = self.render
+            return [
+                render(pk, values[pk], records.get(pk), version)
+                for pk, version in zip(stored, versions, strict=False)
+            ]
         head, s, version_at, end = self._head, self._s, self._version, self._end
-        js, render = _json_str, self.render
-        texts = []
-        for pk, version in zip(stored, versions, strict=False):  # `versions` is endless
-            attr = values[pk]
-            text = attr.get("S")
-            if text is None or (records and pk in records):
-                texts.append(render(pk, attr, records.get(pk), version))
-            else:
-                texts.append(f"{head}{js(pk)}{s}{js(text)}{version_at}{version}{end}")
-        return texts
+        strings = cast("list[str]", texts)  # none is None
+        pairs = zip(stored, strings, versions, strict=False)
+        if _bare("".join(stored) + "".join(strings)):
+            return [f'{head}"{pk}"{s}"{text}"{version_at}{v}{end}' for pk, text, v in pairs]
+        js = _json_str
+        return [f"{head}{js(pk)}{s}{js(text)}{version_at}{v}{end}" for pk, text, v in pairs]
 
     def render(self, stored: str, attr: AttributeValue, record: str | None, version: int) -> str:
         """The text of the PutRequest of the item `assemble_item` makes of the same parts."""

@@ -16,6 +16,7 @@ from aiodynkv._batch import write_items
 from aiodynkv._codec import AttributeValue, assemble_item
 from aiodynkv._errors import ServerError
 from aiodynkv._keys import SEPARATOR
+from aiodynkv._requests import PutTexts
 from aiodynkv._telemetry import _request_attributes
 from aiodynkv._transport import WireError, _wire
 from aiodynkv.testing import set_retry_waits
@@ -360,3 +361,48 @@ def test_a_span_names_the_table_of_a_text_request_without_parsing_it(kind: str) 
     _request_attributes(action, plain, from_dict)
     assert from_text == from_dict == {"aws.dynamodb.table_names": ("Tbl.with-dots_9",)}
     assert text_request._dict is None  # never made
+
+
+@given(text=st.text(st.characters(codec=None), max_size=60))
+def test_a_text_is_bare_exactly_when_json_only_quotes_it(text: str) -> None:
+    assert requests._bare(text) == (requests._json_str(text) == f'"{text}"')
+
+
+@pytest.mark.parametrize("char", [chr(c) for c in range(0x80)] + ["\u00e9", "\ud800"])
+def test_each_character_is_bare_exactly_when_json_writes_it_as_it_is(char: str) -> None:
+    assert requests._bare(f"a{char}b") == (requests._json_str(char) == f'"{char}"')
+
+
+_PRINTABLE = st.text(st.characters(min_codepoint=0x1F, max_codepoint=0x7F), max_size=20)
+
+
+@given(
+    chunk=st.lists(
+        st.tuples(
+            st.text(st.characters(codec=None), min_size=1, max_size=20),
+            _ATTRS,
+            st.none() | st.text(st.characters(codec=None), max_size=10),
+        ),
+        max_size=25,
+        unique_by=lambda part: part[0],
+    ),
+    printable=st.none() | st.lists(st.tuples(_PRINTABLE, _PRINTABLE), max_size=25),
+    config=st.sampled_from(CONFIGS),
+    expires_ms=st.none() | st.integers(min_value=0, max_value=2**45),
+)
+def test_a_chunk_rendered_at_once_is_each_item_rendered_alone_for_any_items(
+    chunk: list[tuple[str, AttributeValue, str | None]],
+    printable: list[tuple[str, str]] | None,
+    config: KVConfig,
+    expires_ms: int | None,
+) -> None:
+    if printable is not None:  # (nearly) printable ASCII text values, no records: the common case
+        chunk = [(f"{i}{pk}", {"S": text}, None) for i, (pk, text) in enumerate(printable)]
+    texts = PutTexts(config, TOKEN, expires_ms)
+    stored = [pk for pk, _, _ in chunk]
+    values = {pk: attr for pk, attr, _ in chunk}
+    records = {pk: record for pk, _, record in chunk if record is not None}
+    many = texts.render_many(stored, values, records, iter(range(2**40, 2**41)))
+    assert many == [
+        texts.render(pk, values[pk], records.get(pk), 2**40 + i) for i, pk in enumerate(stored)
+    ]
