@@ -78,20 +78,30 @@ class Chunks:
     memory a large batch touches, and the garbage collector's work, small.
     """
 
-    __slots__ = ("_entries", "_keys", "_size")
+    __slots__ = ("_entries", "_keys", "_make", "_size")
 
-    def __init__(self, entries: Mapping[str, Any], size: int) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, Any],
+        size: int,
+        make: Callable[[list[str]], Chunk] | None = None,
+    ) -> None:
         self._entries = entries
         self._keys = list(entries)
         self._size = size
+        self._make = make
 
     def __len__(self) -> int:
         return (len(self._keys) + self._size - 1) // self._size
 
     def __iter__(self) -> Iterator[Chunk]:
-        entries, keys, size = self._entries, self._keys, self._size
+        """Each chunk's entries (made by `make` from the chunk's keys, if given)."""
+        entries, keys, size, make = self._entries, self._keys, self._size, self._make
         for start in range(0, len(keys), size):
-            yield [entries[pk] for pk in keys[start : start + size]]
+            if make is not None:
+                yield make(keys[start : start + size])
+            else:
+                yield [entries[pk] for pk in keys[start : start + size]]
 
 
 def in_flight(config: KVConfig, wanted: int) -> int:
@@ -356,22 +366,38 @@ async def read_items(
     return found, outcome
 
 
-async def write_items(core: Core, op: Operation, entries: Mapping[str, dict[str, Any]]) -> Outcome:
+async def write_items(
+    core: Core,
+    op: Operation,
+    entries: Mapping[str, dict[str, Any]],
+    texts: Callable[[list[str]], Chunk] | None = None,
+) -> Outcome:
     """BatchWriteItem in chunks of 25; the outcome's entries are the stored keys left.
 
     `entries` maps each stored key to its PutRequest or DeleteRequest; each entry is
-    taken when its chunk is first sent (`Chunks`).
+    taken when its chunk is first sent (`Chunks`). `texts`, if given, makes the entries
+    of a chunk's stored keys as (stored key, the entry's JSON text) instead
+    (`aiodynkv._requests.PutTexts`), for a transport that takes text requests.
     """
     config = core.config
-    pk_name = config.partition_key
+    pk_name, table = config.partition_key, config.table
+    as_text = texts is not None and getattr(core.transport, "accepts_text_requests", False)
 
     async def send(chunk: Chunk) -> Chunk | None:
-        response = await core.send(op, "BatchWriteItem", requests.batch_write(config, chunk), None)
-        rest = response.get("UnprocessedItems", {}).get(config.table)
-        return list(rest) if rest else None
+        request: Mapping[str, Any]
+        rendered = type(chunk[0]) is tuple
+        if rendered:
+            request = requests.BatchWriteText(config, [text for _, text in chunk])
+        else:
+            request = requests.batch_write(config, chunk)
+        response = await core.send(op, "BatchWriteItem", request, None)
+        rest = response.get("UnprocessedItems", {}).get(table)
+        if not rest:
+            return None
+        return _same_texts(chunk, rest, pk_name) if rendered else list(rest)
 
     outcome = await drive(
-        Chunks(entries, MAX_WRITE_BATCH),
+        Chunks(entries, MAX_WRITE_BATCH, texts if as_text else None),
         send,
         concurrency=in_flight(config, config.batch_concurrency),
         deadline_seconds=config.batch_deadline,
@@ -382,7 +408,23 @@ async def write_items(core: Core, op: Operation, entries: Mapping[str, dict[str,
     return outcome
 
 
-def _entry_pk(entry: dict[str, Any], pk_name: str) -> str:
+def _same_texts(sent: Chunk, rest: list[dict[str, Any]], pk_name: str) -> Chunk:
+    """The (stored key, text) entries of a chunk sent as text that came back unprocessed.
+
+    The server hands back the items it was sent, as dicts: their texts, kept, are the
+    same characters as the dicts' encoding. Should it hand back an item this chunk did
+    not send, the dicts as they came are sent again instead.
+    """
+    texts = dict(sent)
+    stored = [_entry_pk(entry, pk_name) for entry in rest]
+    if all(pk in texts for pk in stored):
+        return [(pk, texts[pk]) for pk in stored]
+    return list(rest)
+
+
+def _entry_pk(entry: dict[str, Any] | tuple[str, str], pk_name: str) -> str:
+    if isinstance(entry, tuple):
+        return entry[0]
     if "PutRequest" in entry:
         return str(entry["PutRequest"]["Item"][pk_name]["S"])
     return str(entry["DeleteRequest"]["Key"][pk_name]["S"])

@@ -133,22 +133,31 @@ class KeyCodec:
         listed = key_list(keys, operation)
         if not listed:
             return {}
-        # The common batch (ASCII str keys, none holding U+001F, none too long) is
-        # checked with a few passes in C; any other is checked key by key, so the
-        # error is `encode`'s for the first bad key.
-        joined = "".join(listed) if set(map(type, listed)) == {str} else None
-        if (
-            joined is not None
-            and joined.isascii()
-            and SEPARATOR not in joined
-            and max(map(len, listed)) + self._prefix_bytes <= MAX_KEY_BYTES
-        ):
-            prefix = self.prefix
-            users = {prefix + key: key for key in listed}
-            if prefix not in users:  # no key is empty
-                return users
+        stored = self.plain_many(listed)
+        if stored is not None:
+            return dict(zip(stored, listed, strict=True))
         encode = self.encode
         return {encode(key, operation, table): key for key in listed}
+
+    def plain_many(self, keys: list[Any]) -> list[str] | None:
+        """The stored keys of a common batch, checked with a few passes in C, or None.
+
+        The common batch: non-empty ASCII str keys, none holding U+001F, none too long
+        (what `encode` accepts of them, in order). Any other batch gives None: it is
+        then checked key by key, so that the error is `encode`'s for the first bad key.
+        """
+        if not keys or set(map(type, keys)) != {str}:
+            return None
+        joined = "".join(keys)
+        if (
+            not joined.isascii()
+            or SEPARATOR in joined
+            or max(map(len, keys)) + self._prefix_bytes > MAX_KEY_BYTES
+            or not all(keys)
+        ):
+            return None
+        prefix = self.prefix
+        return [prefix + key for key in keys] if prefix else keys
 
     def decode(self, stored: str) -> str | None:
         """Return the user key of a stored key, or None if it is not in this namespace."""

@@ -12,13 +12,15 @@ flag, ``#tk`` write token.
 
 from __future__ import annotations
 
+import binascii
 import functools
+import json
 import json.encoder
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from aiodynkv._codec import COMPRESSION_FLAG, EXPIRY_MS, TOKEN, Item
+from aiodynkv._codec import COMPRESSION_FLAG, EXPIRY_MS, TOKEN, AttributeValue, Item, assemble_item
 
 if TYPE_CHECKING:
     from aiodynkv._config import KVConfig
@@ -33,6 +35,8 @@ __all__ = [
     "NOT_MINE",
     "UNEXPIRED",
     "BatchGetText",
+    "BatchWriteText",
+    "PutTexts",
     "batch_get",
     "batch_write",
     "condition_check",
@@ -190,9 +194,9 @@ class BatchGetText(Mapping[str, Any]):
     `text` is the request's compact JSON, the same characters as the lean transport's
     encoding of the `batch_get` dict, written straight from the keys: no tree of two
     dicts per key is built, dumped and held while the request is in flight. Read as a
-    mapping (a span's attributes, a test's wrapper), it is the `batch_get` dict, made
-    on first use. Only a transport that says so (``accepts_text_requests``) is handed
-    one; the others get the dict.
+    mapping (a test's wrapper), it is the `batch_get` dict, made on first use; `tables`
+    names its table (for a span) without it. Only a transport that says so
+    (``accepts_text_requests``) is handed one; the others get the dict.
     """
 
     __slots__ = ("_config", "_dict", "consistent", "stored")
@@ -202,6 +206,11 @@ class BatchGetText(Mapping[str, Any]):
         self.stored = stored
         self.consistent = consistent
         self._dict: dict[str, Any] | None = None
+
+    @property
+    def tables(self) -> tuple[str]:
+        """The table the request reads (the keys of its ``RequestItems``)."""
+        return (self._config.table,)
 
     def text(self) -> str:
         """The request as compact ASCII JSON text."""
@@ -545,6 +554,147 @@ def set_counter(
 def batch_write(config: KVConfig, chunk: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """BatchWriteItem of up to 25 put/delete requests."""
     return {"RequestItems": {config.table: list(chunk)}, "ReturnConsumedCapacity": "TOTAL"}
+
+
+@functools.lru_cache(maxsize=64)  # one entry per table
+def _batch_write_head(table: str) -> str:
+    return '{"RequestItems":{' + _json_str(table) + ":["
+
+
+_BATCH_WRITE_TAIL = ']},"ReturnConsumedCapacity":"TOTAL"}'
+_b2a = binascii.b2a_base64
+_a2b = binascii.a2b_base64
+
+
+class BatchWriteText(Mapping[str, Any]):
+    """The `batch_write` request of PutRequests given as their texts (`PutTexts`).
+
+    `text` is the request's compact JSON, the same characters as the lean transport's
+    encoding of the `batch_write` dict of the same items, joined from the entries'
+    texts: no tree of dicts per item is built and dumped. Read as a mapping (a test's
+    wrapper), it is that `batch_write` dict, parsed from the text on first use (binary
+    values as bytes); `tables` names its table (for a span) without it. Only a
+    transport that says so (``accepts_text_requests``) is handed one; the others get
+    the dict.
+    """
+
+    __slots__ = ("_dict", "table", "texts")
+
+    def __init__(self, config: KVConfig, texts: Sequence[str]) -> None:
+        self.table = config.table
+        self.texts = texts
+        self._dict: dict[str, Any] | None = None
+
+    @property
+    def tables(self) -> tuple[str]:
+        """The table the request writes (the keys of its ``RequestItems``)."""
+        return (self.table,)
+
+    def text(self) -> str:
+        """The request as compact ASCII JSON text."""
+        return _batch_write_head(self.table) + ",".join(self.texts) + _BATCH_WRITE_TAIL
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `batch_write` request dict (made once)."""
+        if self._dict is None:
+            request = json.loads(self.text())
+            for entry in request["RequestItems"][self.table]:
+                for attr in entry["PutRequest"]["Item"].values():
+                    if "B" in attr:
+                        attr["B"] = _a2b(attr["B"])
+            self._dict = request
+        return self._dict
+
+    def __getitem__(self, name: str) -> Any:
+        return self.as_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __repr__(self) -> str:
+        return f"BatchWriteText({self.as_dict()!r})"
+
+
+#: What JSON writes as it is inside a string: printable ASCII but the quote and backslash.
+_BARE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+
+
+def _bare(text: str) -> bool:
+    """True when `text` needs no escaping in JSON (`_json_str` only quotes it)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _BARE)
+
+
+class PutTexts:
+    """The PutRequests of one batch of puts (one config, token and expiry) as JSON texts.
+
+    `render` writes the text of ``put_request(assemble_item(...))`` as the lean
+    transport encodes it (compact ASCII JSON, bytes as base64) straight from the
+    stored key, the value's attribute, its record and version: the text around them
+    is made once per batch, from an item `assemble_item` makes, so both agree on the
+    attributes and their order.
+    """
+
+    __slots__ = ("_b", "_end", "_head", "_record", "_s", "_version")
+
+    def __init__(self, config: KVConfig, token: str, expires_ms: int | None) -> None:
+        template = assemble_item(config, "", {"S": ""}, None, expires_ms, 0, token)
+        names = list(template)
+        fixed = (config.partition_key, config.value_attribute, config.version_attribute)
+        if tuple(names[:3]) != fixed:  # pragma: no cover - assemble_item's order
+            raise AssertionError(f"unexpected item layout {names}")
+        rest = "".join(
+            f",{_json_str(name)}:{{{_json_str(kind)}:{_json_str(text)}}}"
+            for name in names[3:]
+            for kind, text in template[name].items()
+        )
+        self._head = '{"PutRequest":{"Item":{' + _json_str(config.partition_key) + ':{"S":'
+        value = "}," + _json_str(config.value_attribute)
+        self._s = value + ':{"S":'
+        self._b = value + ':{"B":"'
+        self._version = "}," + _json_str(config.version_attribute) + ':{"N":"'
+        self._end = '"}' + rest + "}}}"
+        self._record = '"}' + rest + "," + _json_str(COMPRESSION_FLAG) + ':{"S":'
+
+    def render_many(
+        self,
+        stored: Sequence[str],
+        values: Mapping[str, AttributeValue],
+        records: Mapping[str, str],
+        versions: Iterator[int],
+    ) -> list[str]:
+        """`render` of each stored key's value and record, with the next of `versions`."""
+        texts = [values[pk].get("S") for pk in stored]
+        # `versions` is endless: zip ends with `stored`, taking one version per key.
+        if records or None in texts:
+            render = self.render
+            return [
+                render(pk, values[pk], records.get(pk), version)
+                for pk, version in zip(stored, versions, strict=False)
+            ]
+        head, s, version_at, end = self._head, self._s, self._version, self._end
+        strings = cast("list[str]", texts)  # none is None
+        pairs = zip(stored, strings, versions, strict=False)
+        if _bare("".join(stored) + "".join(strings)):
+            return [f'{head}"{pk}"{s}"{text}"{version_at}{v}{end}' for pk, text, v in pairs]
+        js = _json_str
+        return [f"{head}{js(pk)}{s}{js(text)}{version_at}{v}{end}" for pk, text, v in pairs]
+
+    def render(self, stored: str, attr: AttributeValue, record: str | None, version: int) -> str:
+        """The text of the PutRequest of the item `assemble_item` makes of the same parts."""
+        text = attr.get("S")
+        if text is None:
+            value = self._b + _b2a(attr["B"], newline=False).decode() + '"'
+        else:
+            value = self._s + _json_str(text)
+        if record is None:
+            return f"{self._head}{_json_str(stored)}{value}{self._version}{version}{self._end}"
+        return (
+            f"{self._head}{_json_str(stored)}{value}{self._version}{version}"
+            f"{self._record}{_json_str(record)}}}}}}}}}"
+        )
 
 
 def put_request(item: Item) -> dict[str, Any]:

@@ -880,21 +880,27 @@ class AsyncDynamoKV:
         users: dict[str, Any] = {}
         encode, table = self._keys.encode, config.table
         room = item_room(config, token)
-        pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
         # Every key and value is checked here, before anything is sent (a value to
         # encrypt or offload once that is done); the items themselves are made chunk
         # by chunk as the chunks are sent (`_Puts`).
-        for key, value in pairs:
-            stored = encode(key, "set_many", table)
-            attr, record = encoded_value(config, value, "set_many", key)
-            if not pipeline.writes:
-                check_fits(config, stored, attr, record, expires_ms, token, "set_many", key, room)
-            values[stored] = attr
-            if record is not None:
-                records[stored] = record
-            elif records:
-                records.pop(stored, None)  # a key given again: its last value wins
-            users[stored] = (key, value)
+        plain = _plain_puts(self._keys, items, config, room) if isinstance(items, dict) else None
+        if plain is not None:
+            values, users = plain
+        else:
+            pairs = items.items() if isinstance(items, Mapping) else map(pair_of, items)
+            for key, value in pairs:
+                stored = encode(key, "set_many", table)
+                attr, record = encoded_value(config, value, "set_many", key)
+                if not pipeline.writes:
+                    check_fits(
+                        config, stored, attr, record, expires_ms, token, "set_many", key, room
+                    )
+                values[stored] = attr
+                if record is not None:
+                    records[stored] = record
+                elif records:
+                    records.pop(stored, None)  # a key given again: its last value wins
+                users[stored] = (key, value)
         if not values:
             return
 
@@ -909,7 +915,13 @@ class AsyncDynamoKV:
         puts = _Puts(config, values, records, expires_ms, token)
         expires_at = None if expires_ms is None else expires_ms / 1000.0
         await self._write_many(
-            "set_many", puts, users, expires_at, records, seal if pipeline.writes else None
+            "set_many",
+            puts,
+            users,
+            expires_at,
+            records,
+            seal if pipeline.writes else None,
+            texts=puts.texts(),
         )
 
     async def _write_many(
@@ -920,10 +932,13 @@ class AsyncDynamoKV:
         expires_at: float | None = None,
         records: Mapping[str, str] | None = None,
         seal: Callable[[], Awaitable[None]] | None = None,
+        *,
+        texts: Callable[[list[str]], list[tuple[str, str]]] | None = None,
     ) -> None:
         """BatchWriteItem in chunks of 25; `users` maps stored keys to (user key, value).
 
         `seal` encrypts and offloads the values first (`records` are then theirs).
+        `texts` makes a chunk's entries as JSON texts, for a transport that takes them.
         """
         core = self._core
         with (
@@ -935,7 +950,7 @@ class AsyncDynamoKV:
             old_items = functools.partial(read_old_items, core)
             hooks = BatchWrites(core.pipeline, cache, operation, users, expires_at, old_items)
             await hooks.before(op, entries)
-            outcome = await write_items(core, op, entries)
+            outcome = await write_items(core, op, entries, texts)
             await hooks.after(entries, records or {}, outcome.unprocessed, outcome.in_doubt)
             if not outcome.complete:
                 done = {pk: value for pk, (_, value) in users.items()}
@@ -1390,12 +1405,41 @@ class AsyncDynamoKV:
         )
 
 
+def _plain_puts(
+    keys: KeyCodec, items: dict[Any, Any], config: KVConfig, room: int
+) -> tuple[dict[str, AttributeValue], dict[str, Any]] | None:
+    """`set_many`'s values and (user key, value) pairs by stored key, for a common batch.
+
+    The common batch: valid ASCII str keys (`KeyCodec.plain_many`) and ASCII str values
+    that need no compression and surely fit in an item (the largest value with the
+    longest key, as `check_fits` counts them), all checked with a few passes in C.
+    Any other batch gives None: it is checked pair by pair, with the errors that
+    `encode`, `encoded_value` and `check_fits` raise for the first bad pair.
+    """
+    texts = list(items.values())
+    if set(map(type, texts)) != {str}:
+        return None
+    stored = keys.plain_many(list(items))
+    if stored is None:
+        return None
+    threshold, largest = config.compress_threshold, config.max_value_bytes
+    bound = largest if threshold is None or threshold > largest else threshold
+    longest = max(map(len, texts))
+    if longest > bound or 4 * max(map(len, stored)) + longest > room:
+        return None
+    if not "".join(texts).isascii():
+        return None
+    return {pk: {"S": text} for pk, text in zip(stored, texts, strict=True)}, dict(
+        zip(stored, items.items(), strict=True)
+    )
+
+
 class _Puts(Mapping[str, dict[str, Any]]):
     """The PutRequests of `set_many`: each item made, with a fresh version, when read.
 
     The values were encoded and checked (`check_fits`) before; `aiodynkv._batch.write_items`
     reads each entry once, as its chunk is first sent, so only the chunks in flight
-    are held as items.
+    are held as items. `texts` gives the same entries as JSON texts instead.
     """
 
     __slots__ = ("_config", "_expires_ms", "_records", "_token", "_values", "_versions")
@@ -1433,3 +1477,13 @@ class _Puts(Mapping[str, dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._values)
+
+    def texts(self) -> Callable[[list[str]], list[tuple[str, str]]]:
+        """Makes the same PutRequests of a chunk's stored keys as (stored key, JSON text)."""
+        render = requests.PutTexts(self._config, self._token, self._expires_ms).render_many
+        values, records, versions = self._values, self._records, self._versions
+
+        def chunk(stored: list[str]) -> list[tuple[str, str]]:
+            return list(zip(stored, render(stored, values, records, versions), strict=True))
+
+        return chunk

@@ -699,9 +699,13 @@ def _request_attributes(action: str, request: Mapping[str, Any], attrs: dict[str
         if table is not None:
             attrs["aws.dynamodb.table_names"] = (table,)
     elif action in _BY_REQUEST_ITEMS:
-        items = request.get("RequestItems")
-        if isinstance(items, dict):
-            attrs["aws.dynamodb.table_names"] = tuple(items)
+        # A request that renders its own text (`BatchWriteText`) names its table unparsed.
+        tables = getattr(request, "tables", None)
+        if tables is None:
+            items = request.get("RequestItems")
+            tables = tuple(items) if isinstance(items, dict) else None
+        if tables is not None:
+            attrs["aws.dynamodb.table_names"] = tables
     for field, suffix in _REQUEST_FIELDS.get(action, ()):
         value = request.get(field)
         if value is not None:
@@ -710,8 +714,8 @@ def _request_attributes(action: str, request: Mapping[str, Any], attrs: dict[str
         value = request.get(field)
         if isinstance(value, list):
             attrs[_AWS_DDB + suffix] = [json.dumps(item) for item in value]
-    throughput = request.get("ProvisionedThroughput")
-    if isinstance(throughput, dict) and action in _JSON_LISTS:
+    throughput = request.get("ProvisionedThroughput") if action in _JSON_LISTS else None
+    if isinstance(throughput, dict):
         for field, suffix in (
             ("ReadCapacityUnits", "provisioned_read_capacity"),
             ("WriteCapacityUnits", "provisioned_write_capacity"),

@@ -8,8 +8,8 @@ whether an earlier attempt may have been applied (``in_doubt``), which
 `aiodynkv._errors.map_error` turns into the `KVError` tree.
 
 A transport whose ``accepts_text_requests`` attribute is true is also handed requests
-that render their own JSON text (`aiodynkv._requests.BatchGetText`, a read-only
-mapping); the others are handed plain dicts only.
+that render their own JSON text (`aiodynkv._requests.BatchGetText`, `BatchWriteText`:
+read-only mappings); the others are handed plain dicts only.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from aiodynkv._errors import KVConfigError
-from aiodynkv._requests import BatchGetText
+from aiodynkv._requests import BatchGetText, BatchWriteText
 from aiodynkv._transport import ServiceError
 
 __all__ = [
@@ -69,8 +69,8 @@ else:
 
 
 def body(request: Mapping[str, Any]) -> bytes:
-    """A request's body: `dumps` of it, or the text a `BatchGetText` renders itself."""
-    if type(request) is BatchGetText:
+    """A request's body: `dumps` of it, or the text a `BatchGetText` or `BatchWriteText` renders."""
+    if type(request) is BatchGetText or type(request) is BatchWriteText:
         return request.text().encode()
     return dumps(request).encode()
 

@@ -237,7 +237,7 @@ class LeanTransport:
         ValueError: An argument is out of range.
     """
 
-    #: `send` takes a request that renders its own JSON (`aiodynkv._requests.BatchGetText`).
+    #: `send` takes a request that renders its own JSON (`aiodynkv._requests.BatchGetText`...).
     accepts_text_requests: Final = True
 
     def __init__(

@@ -16,6 +16,9 @@ import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
+from aiodynkv import KVConfig
+from aiodynkv._codec import assemble_item, new_token
+from aiodynkv._requests import BatchWriteText, PutTexts
 from aiodynkv._transport import ServiceError
 from aiodynkv._transport.lean import LeanTransport
 
@@ -207,3 +210,36 @@ async def test_missing_table_is_the_same_error(pair: Pair) -> None:
     assert ours.value.code == theirs.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert ours.value.message == theirs.value.response["Error"]["Message"]
     assert not ours.value.in_doubt
+
+
+async def test_a_batch_write_rendered_as_text_stores_what_the_client_stores(pair: Pair) -> None:
+    config = KVConfig(table=pair.table)
+    token = new_token()
+    texts = PutTexts(config, token, 1_900_000_000_123)
+    parts: list[tuple[str, dict[str, Any], str | None, int]] = [
+        ("text-ascii", {"S": "plain"}, None, 2**40 + 1),
+        ('text-odd \u00e9\x01"\\ \U0001f511', {"S": 'na\u00efve "q" \\ \x00 \U0001f511'}, None, 7),
+        ("blob", {"B": b"\x00\xff\x80binary"}, "b", 2**63 - 1),
+        ("record", {"S": "sealed"}, 'e1:{"k":1}', 3),
+    ]
+    request = BatchWriteText(config, [texts.render(*part) for part in parts])
+    ours = await pair.lean.send("BatchWriteItem", request)
+    assert ours["UnprocessedItems"] == {}
+    items = [
+        assemble_item(config, f"client-{stored}", attr, record, 1_900_000_000_123, version, token)
+        for stored, attr, record, version in parts
+    ]
+    await pair.client.batch_write_item(
+        RequestItems={pair.table: [{"PutRequest": {"Item": i}} for i in items]}
+    )
+    scanned = await pair.client.scan(TableName=pair.table, ConsistentRead=True)
+    stored = {i["pk"]["S"]: i for i in scanned["Items"]}
+    assert len(stored) == 2 * len(parts)
+    for stored_key, attr, record, version in parts:
+        mine = stored[stored_key]
+        theirs = stored[f"client-{stored_key}"]
+        theirs["pk"] = mine["pk"]
+        assert mine == theirs
+        assert mine == assemble_item(
+            config, stored_key, attr, record, 1_900_000_000_123, version, token
+        )

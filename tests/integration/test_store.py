@@ -395,3 +395,36 @@ async def test_the_region_from_the_aws_config_file_wins_over_the_loopback_fallba
     async with AsyncDynamoKV(table=table, endpoint=moto_endpoint, region="eu-north-1") as same:
         assert await same.get("k") == "v"
         await same.client.delete_table(TableName=table)
+
+
+async def test_set_many_on_the_lean_transport_sends_text_and_reads_back_every_value(
+    kv: AsyncDynamoKV, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = kv._core.transport
+    assert transport is not None
+    sent: list[Any] = []
+    send = transport.send
+
+    async def recording(action: str, request: Any) -> Any:
+        sent.append((action, request))
+        return await send(action, request)
+
+    monkeypatch.setattr(transport, "send", recording)
+    view = kv.namespace("svc")
+    plain = {f"k{i}": f"value {i}" for i in range(40)}
+    mixed: dict[str, str | bytes] = {
+        "caf\u00e9": 'na\u00efve "q" \\ \x00',
+        "blob": b"\x00\xff" * 10,
+        "big": "x" * 20_000,  # compressed
+    }
+    await view.set_many(plain, ttl=300)
+    await view.set_many(mixed)
+    writes = [request for action, request in sent if action == "BatchWriteItem"]
+    assert [type(r).__name__ for r in writes] == ["BatchWriteText"] * 3
+    assert await view.get_many([*plain, *mixed]) == {**plain, **mixed}
+    items = [
+        entry["PutRequest"]["Item"] for r in writes for entry in r["RequestItems"][kv.config.table]
+    ]
+    assert len({item["ver"]["N"] for item in items}) == 43  # a fresh version each
+    assert {item["tk"]["S"] for item in items[:40]} != {item["tk"]["S"] for item in items[40:]}
+    assert (await view.ttl("k3") or 0) > 290
