@@ -98,7 +98,7 @@ def legacy_delay(attempt: int) -> float:
 
 def backoff(attempt: int) -> float:
     """Capped exponential backoff with full jitter, in seconds (`attempt` from 0)."""
-    return random.uniform(0.0, min(BACKOFF_CAP, 0.05 * (2**attempt)))  # noqa: S311
+    return random.uniform(0.0, min(BACKOFF_CAP, 0.05 * (2 ** min(attempt, 30))))  # noqa: S311
 
 
 def poll_delay(attempt: int, cap: float) -> float:

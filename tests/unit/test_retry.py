@@ -11,6 +11,7 @@ from aiodynkv._batch import drive
 from aiodynkv._config import KVConfig
 from aiodynkv._retry import (
     BACKOFF_CAP,
+    backoff,
     longest_backoff,
     poll_delay,
     sleep,
@@ -119,3 +120,11 @@ async def test_old_item_reads_give_up_at_the_bound_of_a_single_call() -> None:
     found = await read_old_items(core, None, ["a"])  # type: ignore[arg-type]
     assert found == {} and len(asked) >= 2  # retried, then left out: cleanup is best effort
     assert time.monotonic() - started < 10.0  # ~max_attempts x read_timeout, not 30 s
+
+
+@pytest.mark.parametrize("attempt", [0, 1, 10, 31, 1_100, 10**6])
+def test_backoff_stays_within_its_cap_at_any_attempt(attempt: int) -> None:
+    # A long batch deadline with retry waits off can count attempts past where
+    # 0.05 * 2**attempt still converts to a float.
+    wait = backoff(attempt)
+    assert 0.0 <= wait <= min(BACKOFF_CAP, 0.05 * 2 ** min(attempt, 30))
