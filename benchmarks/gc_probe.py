@@ -42,6 +42,7 @@ class GcProbe:
         self.reset()
         self._young = 0
         self._began = 0.0
+        self._cpu = 0.0
         gc.callbacks.append(self._callback)
 
     def reset(self) -> None:
@@ -49,6 +50,8 @@ class GcProbe:
         self.collections = [0, 0, 0]
         self.promoted = 0
         self.full_ms: list[float] = []
+        self.full_cpu_ms: list[float] = []
+        self.collected = [0, 0, 0]
         self.types: collections.Counter[str] = collections.Counter()
         self.cpu = time.process_time()
         self.wall = time.perf_counter()
@@ -59,11 +62,14 @@ class GcProbe:
             if generation == 1:
                 self._young = len(gc.get_objects(0)) + len(gc.get_objects(1))
             self._began = time.perf_counter()
+            self._cpu = time.thread_time()
             return
         elapsed = time.perf_counter() - self._began
         self.collections[generation] += 1
+        self.collected[generation] += info["collected"]
         if generation == 2:
             self.full_ms.append(elapsed * 1e3)
+            self.full_cpu_ms.append((time.thread_time() - self._cpu) * 1e3)
         elif generation == 1:
             promoted = max(0, self._young - info["collected"])
             self.promoted += promoted
@@ -85,6 +91,11 @@ class GcProbe:
             "promoted_per_1k": self.promoted * per_k,
             "promoted_per_request": self.promoted / max(1, self.requests),
             "full_ms": [round(x, 1) for x in self.full_ms],
+            "full_ms_median": statistics.median(self.full_ms) if self.full_ms else None,
+            "full_cpu_ms_median": (
+                statistics.median(self.full_cpu_ms) if self.full_cpu_ms else None
+            ),
+            "collected_per_1k": [round(n * per_k) for n in self.collected],
             "promoted_types_per_1k": {k: round(v * per_k) for k, v in self.types.most_common(25)},
             "heap_gen2": sum(gen2.values()),
             "heap_total": len(gc.get_objects()),
