@@ -35,6 +35,36 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
+class Null:
+    """No client: each call answers after the stub's latency (``asyncio.sleep``).
+
+    The app's own share of the GC's work (FastAPI, uvicorn), with no client's.
+    """
+
+    name = "null"
+
+    def __init__(self, url: str) -> None:
+        del url
+
+    def load(self) -> None:
+        """Nothing to import."""
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def get(self, key: str) -> str:
+        del key
+        await asyncio.sleep(0.002)
+        return "v" * 100
+
+    async def set(self, key: str, value: str) -> None:
+        del key, value
+        await asyncio.sleep(0.002)
+
+
 class GcProbe:
     """GC callback: collections, gen-2 promotions and their types, full-collection pauses."""
 
@@ -111,7 +141,7 @@ def serve(tree: Path, name: str, url: str, port: int) -> None:
     import uvicorn
     from contenders import CONTENDERS as MAKERS
 
-    contender = MAKERS[name](url)
+    contender = Null(url) if name == "null" else MAKERS[name](url)
     contender.load()
     probe = GcProbe()
     app = service.build_app(contender)
