@@ -1097,11 +1097,7 @@ def new_sibling_client(core: Core, service: str) -> Any:
     from aiobotocore.credentials import AioCredentialResolver
     from aiobotocore.session import AioSession
 
-    from aiodynkv._transport.botocore import (
-        client_config,
-        releasing_endpoint_data,
-        shared_loader,
-    )
+    from aiodynkv._transport.botocore import client_config, shared_loader
     from aiodynkv._transport.lean import ClientCredentials
 
     config, client = core.config, core.client
@@ -1113,13 +1109,11 @@ def new_sibling_client(core: Core, service: str) -> Any:
     extra: dict[str, Any] = {}
     if service == "s3" and config.endpoint is not None:
         extra["s3"] = {"addressing_style": "path"}  # a local endpoint has no bucket subdomains
-    return releasing_endpoint_data(
-        session.create_client(
-            service,
-            region_name=region or config.effective_region,
-            endpoint_url=config.endpoint,
-            config=client_config(config, **extra),
-        )
+    return session.create_client(
+        service,
+        region_name=region or config.effective_region,
+        endpoint_url=config.endpoint,
+        config=client_config(config, **extra),
     )
 
 

@@ -11,7 +11,6 @@ which botocore itself does not report.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -39,33 +38,33 @@ __all__ = ["BotocoreTransport", "new_client"]
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "aiodynkv-local", "aws_secret_access_key": "local"}
 
 
+_ENDPOINTS = "endpoints"
+
+
+class _SharedLoader(botocore.loaders.Loader):  # type: ignore[misc]
+    """botocore's data loader, caching what it parses except ``endpoints.json``.
+
+    botocore reads ``endpoints.json`` only while it creates a client (to place the
+    region in its partition). Cached for the life of the process, its parse keeps about
+    23,000 container objects alive, and every full collection of the cyclic GC walks
+    them all (a quarter of a service's heap, a quarter of each full-collection pause).
+    So each read of it is parsed by a throwaway loader on the same search paths (about
+    20 ms, once per client made) and goes when the client's session does.
+    """
+
+    def load_data_with_path(self, name: str) -> Any:
+        if name == _ENDPOINTS:
+            fresh = botocore.loaders.Loader(
+                extra_search_paths=list(self.search_paths), include_default_search_paths=False
+            )
+            return fresh.load_data_with_path(name)
+        return super().load_data_with_path(name)
+
+
 @functools.lru_cache(maxsize=1)
 def shared_loader() -> Any:
     """The botocore data loader, which caches what it has parsed (service models, rules)."""
-    return botocore.loaders.create_loader()
-
-
-def release_endpoint_data() -> None:
-    """Drop the parsed ``endpoints.json`` from the shared loader's cache.
-
-    botocore reads it only while it creates a client (to place the region in its
-    partition); cached, it keeps about 23,000 container objects alive for the life of
-    the process, and every full collection of the cyclic GC walks them all (a quarter
-    of a service's heap, a quarter of each full-collection pause). The next client
-    parses it again (about 20 ms).
-    """
-    cache = getattr(shared_loader(), "_cache", None)
-    if isinstance(cache, dict):
-        for key in [k for k in cache if isinstance(k, tuple) and "endpoints" in k]:
-            cache.pop(key, None)
-
-
-@contextlib.asynccontextmanager
-async def releasing_endpoint_data(manager: Any) -> Any:
-    """Enter the client `manager`, then `release_endpoint_data`; the client."""
-    async with manager as client:
-        release_endpoint_data()
-        yield client
+    return _SharedLoader()
 
 
 def _uses_local_credentials(config: KVConfig) -> bool:
@@ -95,14 +94,12 @@ def new_client(config: KVConfig) -> Any:
     paths = botocore_session.get_component("data_loader").search_paths
     paths[:] = dict.fromkeys(paths)
     credentials = _LOCAL_CREDENTIALS if _uses_local_credentials(config) else {}
-    return releasing_endpoint_data(
-        session.client(
-            "dynamodb",
-            region_name=config.effective_region,
-            endpoint_url=config.endpoint,
-            config=client_config(config),
-            **credentials,
-        )
+    return session.client(
+        "dynamodb",
+        region_name=config.effective_region,
+        endpoint_url=config.endpoint,
+        config=client_config(config),
+        **credentials,
     )
 
 
