@@ -211,7 +211,9 @@ class ReadCoalescer:
 
     async def _fetch_many(self, live: dict[str, list[_Waiter]]) -> None:
         core = self._core
-        links = [Link(w.op.span.get_span_context()) for ws in live.values() for w in ws]
+        links = None
+        if core.tel.tracing():  # else no span is started: no Link per caller to allocate
+            links = [Link(w.op.span.get_span_context()) for ws in live.values() for w in ws]
         try:
             with core.tel.operation("get", "BatchGetItem", batch_size=len(live), links=links) as op:
                 found, outcome = await read_items(core, op, list(live), fail_fast=True)

@@ -386,3 +386,23 @@ async def test_a_flush_that_breaks_fails_every_caller_instead_of_hanging(
         monkeypatch.undo()
         await base.set("a", "1")
         assert await kv.get("a") == "1"  # the store still works afterwards
+
+
+async def test_an_untraced_shared_request_makes_no_links(
+    base: AsyncDynamoKV, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a recording tracer no span is started: nothing to link, nothing allocated."""
+    from aiodynkv import _coalesce
+
+    made: list[Any] = []
+    link = _coalesce.Link  # type: ignore[attr-defined]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return link(*args, **kwargs)
+
+    monkeypatch.setattr(_coalesce, "Link", counted)
+    async with AsyncDynamoKV(base.config) as kv:
+        values = await asyncio.gather(*(kv.get(f"k{i}") for i in range(8)))
+    assert values == [f"v{i}" for i in range(8)]
+    assert made == []
