@@ -181,6 +181,33 @@ def call_bound(requests: int = 2) -> float:
     return requests * CALL_TIMEOUT + 1.0
 
 
+#: The most a call's bound stretches for the time its event loop was behind (`LoopLag`),
+#: as a share of the bound. It stays under what a call ignoring its deadline takes in a
+#: trickle (`ScriptedFaultProxy.trickle_for`), so such a call is unbounded on any machine.
+STRETCH = 0.5
+
+
+async def ended_within(
+    call: asyncio.Future[Any], start: float, bound: float, lag: LoopLag | None
+) -> bool:
+    """Wait for `call`: True when it ended within `bound` s of `start`, stretched by the
+    time the event loop running it was behind meanwhile.
+
+    A deadline is a timer of that loop, and so is every step from the deadline to the
+    call's end: a loop behind by one second in all (other cases, a loaded machine) ends a
+    call one second late. `lag` (when given) watches the loop and says by how much, added
+    up (`LoopLag.total_since`); the stretch is at most `STRETCH` x `bound`, so a call that
+    never ends fails after 1.5 x `bound` at most, and at `bound` on an idle machine.
+    """
+    while not call.done():
+        stretch = 0.0 if lag is None else min(lag.total_since(start), STRETCH * bound)
+        left = start + bound + stretch - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.wait({call}, timeout=left)
+    return True
+
+
 # -- the scripted proxy ---------------------------------------------------------------
 
 
@@ -958,6 +985,8 @@ class Run:
     error: BaseException | None = None
     timed_out: bool = False
     elapsed: float = 0.0
+    #: Seconds the event loop running the call was behind meanwhile (`LoopLag.total_since`).
+    behind: float = 0.0
     log: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -990,7 +1019,8 @@ async def classify(op: Op, run: Run, ctx: Ctx) -> tuple[str, str, str]:
     last = run.log[-1][1] if run.log else "pass"
     if run.timed_out:
         state = "read" if op.read else await op.state(ctx)
-        return "unbounded", f"still running after {run.elapsed:.1f} s", state
+        detail = f"still running after {run.elapsed:.1f} s ({run.behind:.1f} s of loop lag)"
+        return "unbounded", detail, state
     if op.read:
         return _classify_read(op, run, ctx, last), _describe(run.error, run.value), "read"
     state = await op.state(ctx)
@@ -1111,8 +1141,9 @@ async def run_case(
         await proxy.play(case.sequence)
         start = time.monotonic()
         call = asyncio.ensure_future(op.run(ctx))
-        done, _ = await asyncio.wait({call}, timeout=call_bound(op.requests))
+        done = await ended_within(call, start, call_bound(op.requests), lag)
         run.elapsed = time.monotonic() - start
+        run.behind = 0.0 if lag is None else lag.total_since(start)
         if not done:
             run.timed_out = True
             call.cancel()
@@ -1187,6 +1218,11 @@ class LoopLag:
         """The longest lag seen from `since` (`time.monotonic`) until now (from any thread)."""
         samples = tuple(self._samples)  # one step under the GIL: safe from another thread
         return max((late for at, late in samples if at >= since), default=0.0)
+
+    def total_since(self, since: float) -> float:
+        """The lags seen from `since` until now, added up: how long the loop was behind."""
+        samples = tuple(self._samples)
+        return sum(late for at, late in samples if at >= since)
 
 
 class RemoteProxy:

@@ -19,6 +19,7 @@ scripted (disturbed).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -35,15 +36,18 @@ from aiodynkv import AsyncDynamoKV, KVError
 from tests.faultseq import (
     EVENTS,
     OPERATIONS,
+    STRETCH,
     TRANSPORTS,
     Case,
     Ctx,
+    LoopLag,
     Result,
     Run,
     ScriptedFaultProxy,
     all_cases,
     by_pair,
     classify,
+    ended_within,
     faulty_store,
     matrix_setup,
     matrix_table,
@@ -227,3 +231,34 @@ async def test_the_proxy_notes_a_held_request_the_client_never_gave_up_on(
             await kv.set(f"h-{uuid.uuid4().hex[:10]}", "v")
         assert time.monotonic() - start < 4.5  # no 5 s read timeout fired
         assert proxy.late == ["timeout_before_send: no timeout within 0.3 s"]
+
+
+async def test_a_late_loop_stretches_a_call_bound_by_its_lag_and_a_hang_still_fails() -> None:
+    # The loop is blocked 0.05 s of every 0.06 s: its timers, a deadline among them, fire
+    # late, and a call ends late by as much; one that never ends fails all the same.
+    async def hog() -> None:
+        while True:
+            time.sleep(0.05)  # noqa: ASYNC251 - the point: a loop that is behind
+            await asyncio.sleep(0.01)
+
+    bound = 0.5
+    async with LoopLag(tick=0.01) as lag:
+        hogging = asyncio.ensure_future(hog())
+        try:
+            start = time.monotonic()
+            late = asyncio.ensure_future(asyncio.sleep(bound + 0.1))
+            assert await ended_within(late, start, bound, lag)
+            start = time.monotonic()
+            never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            assert not await ended_within(never, start, bound, lag)
+            took = time.monotonic() - start
+        finally:
+            hogging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hogging
+    assert bound < took < (1 + STRETCH) * bound + 0.1
+    async with LoopLag(tick=0.01) as lag:  # an idle loop: the bound as it is
+        start = time.monotonic()
+        never = asyncio.get_running_loop().create_future()
+        assert not await ended_within(never, start, bound, lag)
+        assert time.monotonic() - start < bound + 0.1

@@ -383,8 +383,26 @@ async def lossy(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AsyncDyna
             await direct.client.delete_table(TableName=name)
 
 
-def lossy_store(direct: AsyncDynamoKV, proxy: FaultProxy) -> AsyncDynamoKV:
-    return through(proxy, direct, read_timeout=2.0, coalesce_reads=False)
+def lossy_store(
+    direct: AsyncDynamoKV, proxy: FaultProxy, read_timeout: float = 2.0
+) -> AsyncDynamoKV:
+    return through(proxy, direct, read_timeout=read_timeout, coalesce_reads=False)
+
+
+async def burst_read_timeout(direct: AsyncDynamoKV, proxy: FaultProxy, keys: list[str]) -> float:
+    """A read timeout that this server's own replies, under this machine's load, stay under.
+
+    It times a `delete_many` of `keys` (absent: nothing changes) through `proxy`: as many
+    requests at once as the scenario sends, so the time includes moto's or dynalite's
+    queue of them. No reply of the burst took longer than the whole call, and the timeout
+    is five times that, never under 2 s: only a lost reply, never a slow one, ends an
+    attempt of the scenario without its answer.
+    """
+    async with through(proxy, direct, read_timeout=60.0, coalesce_reads=False) as probe:
+        start = time.monotonic()
+        assert await probe.delete_many(keys) == 0
+        took = time.monotonic() - start
+    return max(2.0, 5 * took)
 
 
 async def test_applied_reply_lost_on_every_single_key_write_path(
@@ -447,7 +465,10 @@ async def test_applied_reply_lost_on_batches_leaves_exact_state(
     direct, proxy = lossy
     server = request.node.callspec.params["lossy"]
     data = {f"b{i:03d}": f"v{i}" for i in range(200)}
-    async with lossy_store(direct, proxy) as kv:
+    # Each key its own DeleteItem, 100 at once: a reply slower than the read timeout
+    # would put its key in doubt too, which is not the fault under test.
+    timeout = await burst_read_timeout(direct, proxy, [f"absent-{k}" for k in list(data)[:100]])
+    async with lossy_store(direct, proxy, timeout) as kv:
         proxy.lose_replies["BatchWriteItem"] = 3
         await kv.set_many(data)
         stored = await direct.get_many(list(data))
@@ -463,7 +484,9 @@ async def test_applied_reply_lost_on_batches_leaves_exact_state(
     assert sorted([*error.done, *error.unprocessed, *error.in_doubt]) == deleted
     assert not [k for k in error.unprocessed if k not in left]
     assert proxy.lost_replies == 6
-    assert len(error.in_doubt) == 3 and not error.unprocessed, repr(error.__cause__)
+    assert len(error.in_doubt) == 3 and not error.unprocessed, (
+        f"read timeout {timeout:.1f} s: {error.__cause__!r}"
+    )
     assert len(info.value.done) == 97
     wrong = sum(1 for k, v in data.items() if stored.get(k) != v)
     wrong += sum(1 for k in list(data)[:100] if k in left)
