@@ -38,33 +38,10 @@ __all__ = ["BotocoreTransport", "new_client"]
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "aiodynkv-local", "aws_secret_access_key": "local"}
 
 
-_ENDPOINTS = "endpoints"
-
-
-class _SharedLoader(botocore.loaders.Loader):  # type: ignore[misc]
-    """botocore's data loader, caching what it parses except ``endpoints.json``.
-
-    botocore reads ``endpoints.json`` only while it creates a client (to place the
-    region in its partition). Cached for the life of the process, its parse keeps about
-    23,000 container objects alive, and every full collection of the cyclic GC walks
-    them all (a quarter of a service's heap, a quarter of each full-collection pause).
-    So each read of it is parsed by a throwaway loader on the same search paths (about
-    20 ms, once per client made) and goes when the client's session does.
-    """
-
-    def load_data_with_path(self, name: str) -> Any:
-        if name == _ENDPOINTS:
-            fresh = botocore.loaders.Loader(
-                extra_search_paths=list(self.search_paths), include_default_search_paths=False
-            )
-            return fresh.load_data_with_path(name)
-        return super().load_data_with_path(name)
-
-
 @functools.lru_cache(maxsize=1)
 def shared_loader() -> Any:
     """The botocore data loader, which caches what it has parsed (service models, rules)."""
-    return _SharedLoader()
+    return botocore.loaders.create_loader()
 
 
 def _uses_local_credentials(config: KVConfig) -> bool:

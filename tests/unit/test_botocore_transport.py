@@ -648,27 +648,3 @@ async def test_opening_stores_does_not_grow_the_shared_model_search_path(transpo
             lengths.append(len(shared_loader().search_paths))
     assert lengths[0] == lengths[-1]
     assert len(set(shared_loader().search_paths)) == len(shared_loader().search_paths)
-
-
-@pytest.mark.parametrize("transport", ["lean", "botocore"])
-async def test_an_open_store_does_not_keep_botocore_endpoint_data_alive(transport: str) -> None:
-    """The parsed endpoints.json (tens of thousands of objects for the GC) goes after open."""
-    import gc
-
-    from aiodynkv._transport.botocore import shared_loader
-
-    for _ in range(2):  # the second store parses it again and opens as the first did
-        async with AsyncDynamoKV(
-            table="endpoints",
-            endpoint="http://127.0.0.1:9",
-            transport=transport,
-            create_table=False,
-        ) as kv:
-            loader = shared_loader()
-            model = loader.load_service_model("dynamodb", "service-2")
-            assert loader.load_service_model("dynamodb", "service-2") is model  # still cached
-            gc.collect()
-            # endpoints.json is the data whose partitions list every service's endpoints
-            parsed = [o for o in gc.get_objects() if isinstance(o, dict) and "partitions" in o]
-            assert not [o for o in parsed if any("services" in p for p in o["partitions"])]
-            assert kv.client.meta.region_name
