@@ -188,7 +188,38 @@ def _batch_get_frame(table: str, partition_key: str, consistent: bool) -> tuple[
     return head, "}}," + key, tail + '}},"ReturnConsumedCapacity":"TOTAL"}'
 
 
-class BatchGetText(Mapping[str, Any]):
+class TextRequest(Mapping[str, Any]):
+    """A request that renders its own compact JSON (`text`) for the lean transport.
+
+    Read as a mapping (a span's attributes, a test's fault wrapper), it is the request
+    dict its text encodes, made on first use by `as_dict`. Only a transport that says
+    so (``accepts_text_requests``) is handed one; the others get the dict.
+    """
+
+    __slots__ = ()
+
+    def text(self) -> str:
+        """The request as compact ASCII JSON text."""
+        raise NotImplementedError
+
+    def as_dict(self) -> dict[str, Any]:
+        """The request dict (made once)."""
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> Any:
+        return self.as_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.as_dict()!r})"
+
+
+class BatchGetText(TextRequest):
     """The `batch_get` request of stored keys (no projection) that renders its own JSON.
 
     `text` is the request's compact JSON, the same characters as the lean transport's
@@ -225,18 +256,6 @@ class BatchGetText(Mapping[str, Any]):
         if self._dict is None:
             self._dict = batch_get(self._config, self.stored, consistent=self.consistent)
         return self._dict
-
-    def __getitem__(self, name: str) -> Any:
-        return self.as_dict()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.as_dict())
-
-    def __len__(self) -> int:
-        return len(self.as_dict())
-
-    def __repr__(self) -> str:
-        return f"BatchGetText({self.as_dict()!r})"
 
 
 def scan_page(
@@ -566,7 +585,7 @@ _b2a = binascii.b2a_base64
 _a2b = binascii.a2b_base64
 
 
-class BatchWriteText(Mapping[str, Any]):
+class BatchWriteText(TextRequest):
     """The `batch_write` request of PutRequests given as their texts (`PutTexts`).
 
     `text` is the request's compact JSON, the same characters as the lean transport's
@@ -604,18 +623,6 @@ class BatchWriteText(Mapping[str, Any]):
                         attr["B"] = _a2b(attr["B"])
             self._dict = request
         return self._dict
-
-    def __getitem__(self, name: str) -> Any:
-        return self.as_dict()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.as_dict())
-
-    def __len__(self) -> int:
-        return len(self.as_dict())
-
-    def __repr__(self) -> str:
-        return f"BatchWriteText({self.as_dict()!r})"
 
 
 #: What JSON writes as it is inside a string: printable ASCII but the quote and backslash.

@@ -15,25 +15,12 @@ from aiodynkv._batch import read_items
 from aiodynkv._keys import SEPARATOR
 from aiodynkv._transport import _wire
 from aiodynkv.testing import set_retry_waits
+from tests.awkward import AWKWARD
 
 CONFIGS = [
     KVConfig(table="kvt"),
     KVConfig(table="Tbl.with-dots_9", partition_key="p\u00e9k"),
     KVConfig(table="ttt", partition_key='we"ird\\key'),
-]
-AWKWARD = [
-    "plain",
-    "",
-    'quote"inside',
-    "back\\slash",
-    "control\x00\x01\x1f\x7f\n\t\r\b\f",
-    "caf\u00e9 \u65e5\u672c \U0001f600",
-    "lone \ud800 surrogate \udfff",
-    "\u2028\u2029",
-    "k" * 2048,
-    f"svc{SEPARATOR}key",
-    f"a{SEPARATOR}b{SEPARATOR}\u00fcml\u00e4ut",
-    "</script>&<>'",
 ]
 
 

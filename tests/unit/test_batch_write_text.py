@@ -20,6 +20,7 @@ from aiodynkv._requests import PutTexts
 from aiodynkv._telemetry import _request_attributes
 from aiodynkv._transport import WireError, _wire
 from aiodynkv.testing import set_retry_waits
+from tests.awkward import AWKWARD
 
 CONFIGS = [
     KVConfig(table="kvt"),
@@ -31,20 +32,6 @@ CONFIGS = [
         ttl_attribute="exp\u00efry",
     ),
     KVConfig(table="ttt", partition_key='we"ird\\key', value_attribute="va\x01l"),
-]
-AWKWARD = [
-    "plain",
-    "",
-    'quote"inside',
-    "back\\slash",
-    "control\x00\x01\x1f\x7f\n\t\r\b\f",
-    "caf\u00e9 \u65e5\u672c \U0001f600",
-    "lone \ud800 surrogate \udfff",
-    "\u2028\u2029",
-    "k" * 2048,
-    f"svc{SEPARATOR}key",
-    f"a{SEPARATOR}b{SEPARATOR}\u00fcml\u00e4ut",
-    "</script>&<>'",
 ]
 BLOBS = [b"", b"\x00\xff" * 3, bytes(range(256)), b"x" * 1000, b"\xfb\xff"]
 #: (value attribute, record): text and binary values, with and without a record.
