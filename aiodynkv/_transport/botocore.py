@@ -11,10 +11,12 @@ which botocore itself does not report.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 import functools
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +40,65 @@ __all__ = ["BotocoreTransport", "new_client"]
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "aiodynkv-local", "aws_secret_access_key": "local"}
 
 
+#: Seconds after the last client was made at which the shared loader lets go of its
+#: parse of botocore's ``endpoints.json``.
+ENDPOINTS_IDLE = 30.0
+_ENDPOINTS = "endpoints"
+
+
+class _SharedLoader(botocore.loaders.Loader):  # type: ignore[misc]
+    """botocore's data loader, keeping ``endpoints.json`` only while clients are being made.
+
+    botocore reads ``endpoints.json`` only while it creates a client (to place the
+    region in its partition). Its parse is about 23,000 container objects, which every
+    full collection of the cyclic GC walks for as long as they live: a quarter of a
+    service's heap. Kept while clients are made (a test suite opens thousands of stores,
+    each parse costs 10-20 ms of blocked loop), it goes once no client has been made for
+    `ENDPOINTS_IDLE` seconds; the next client made parses it again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.endpoints_parse: tuple[Any, str] | None = None
+        self.endpoints_used = 0.0
+        self.endpoints_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+
+    def load_data_with_path(self, name: str) -> Any:
+        if name != _ENDPOINTS:
+            return super().load_data_with_path(name)
+        self.endpoints_used = time.monotonic()
+        if self.endpoints_parse is None:
+            fresh = botocore.loaders.Loader(  # parses it; not cached by this loader
+                extra_search_paths=list(self.search_paths), include_default_search_paths=False
+            )
+            self.endpoints_parse = fresh.load_data_with_path(name)
+        self._release_later(ENDPOINTS_IDLE)
+        return self.endpoints_parse
+
+    def _release_later(self, delay: float) -> None:
+        """Arm the release on the running loop (none: kept until a loop makes a client)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        armed = self.endpoints_timer
+        if armed is not None and not armed[0].is_closed() and not armed[1].cancelled():
+            return  # the armed release checks the time of the last use when it fires
+        self.endpoints_timer = (loop, loop.call_later(delay, self._release))
+
+    def _release(self) -> None:
+        self.endpoints_timer = None
+        idle = time.monotonic() - self.endpoints_used
+        if idle >= ENDPOINTS_IDLE:
+            self.endpoints_parse = None
+        else:
+            self._release_later(ENDPOINTS_IDLE - idle)
+
+
 @functools.lru_cache(maxsize=1)
 def shared_loader() -> Any:
     """The botocore data loader, which caches what it has parsed (service models, rules)."""
-    return botocore.loaders.create_loader()
+    return _SharedLoader()
 
 
 def _uses_local_credentials(config: KVConfig) -> bool:

@@ -648,3 +648,78 @@ async def test_opening_stores_does_not_grow_the_shared_model_search_path(transpo
             lengths.append(len(shared_loader().search_paths))
     assert lengths[0] == lengths[-1]
     assert len(set(shared_loader().search_paths)) == len(shared_loader().search_paths)
+
+
+def _endpoint_data_alive() -> bool:
+    """Whether a parse of botocore's endpoints.json (every partition's services) is alive."""
+    import gc
+
+    gc.collect()
+    return any(
+        isinstance(o, dict)
+        and isinstance(o.get("partitions"), list)
+        and any(isinstance(p, dict) and "services" in p for p in o["partitions"])
+        for o in gc.get_objects()
+    )
+
+
+async def _released(loader: Any, bound: float = 10.0) -> bool:
+    """Wait (at most `bound` s) for the loader to let go of its endpoints parse."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + bound
+    while loader.endpoints_parse is not None and loop.time() < end:
+        await asyncio.sleep(0.02)
+    return loader.endpoints_parse is None
+
+
+@pytest.mark.parametrize("transport", ["lean", "botocore"])
+async def test_endpoint_data_is_shared_while_stores_open_and_goes_once_none_is(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """endpoints.json (tens of thousands of objects for the GC) is parsed once per burst
+    of stores opened, and released when no client has been made for ENDPOINTS_IDLE s."""
+    from aiodynkv._transport import botocore as module
+
+    monkeypatch.setattr(module, "ENDPOINTS_IDLE", 0.3)
+    loader = module.shared_loader()
+    loader.endpoints_parse = None
+
+    def store() -> AsyncDynamoKV:
+        return AsyncDynamoKV(
+            table="endpoints", endpoint="http://127.0.0.1:9", transport=transport, create_table=False
+        )
+
+    async with store():
+        assert loader.endpoints_parse is not None
+        first = id(loader.endpoints_parse)  # no reference of the test's own keeps it alive
+        async with store() as kv:
+            assert id(loader.endpoints_parse) == first  # not parsed again for the second store
+            assert await _released(loader)
+            assert not _endpoint_data_alive()  # nothing else kept it: the GC never walks it
+            model = loader.load_service_model("dynamodb", "service-2")
+            assert loader.load_service_model("dynamodb", "service-2") is model  # still cached
+            assert kv.client.meta.region_name
+    async with store():  # the next store parses it again
+        assert loader.endpoints_parse is not None
+
+
+def test_a_release_armed_on_a_loop_since_closed_is_armed_on_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiodynkv._transport import botocore as module
+
+    monkeypatch.setattr(module, "ENDPOINTS_IDLE", 0.1)
+    loader = module._SharedLoader()
+
+    async def load() -> None:
+        loader.load_data("endpoints")
+
+    asyncio.run(load())  # its release was armed on that loop, closed before it fired
+    assert loader.endpoints_parse is not None
+    loader.load_data("endpoints")  # no running loop: kept, nothing armed
+
+    async def load_and_wait() -> bool:
+        loader.load_data("endpoints")
+        return await _released(loader)
+
+    assert asyncio.run(load_and_wait())
