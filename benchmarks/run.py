@@ -1685,9 +1685,10 @@ def feature_sections(runner: Runner, quick: bool, dyn: str | None) -> list[str]:
             "benchmarks/tracing.py --botocore",
             "botocore",
             'A store with `transport="botocore"` and the raw aioboto3 contender (its own '
-            "client) in one process, blocks of sequential `get`s alternating (target: at "
-            "most 1.10x); a third side is the raw client's `get_item` followed by what "
-            "aiodynkv must add to it (the floor).",
+            "client) in one process, blocks of sequential `get`s alternating over 36 rounds "
+            "(a block's ratio spreads about 10 % either way) (target: at most 1.10x); a third "
+            "side is the raw client's `get_item` followed by what aiodynkv must add to it "
+            "(the floor).",
         ),
         (
             SEQ_TITLE,

@@ -16,7 +16,8 @@ the same moment. The telemetry alone (one ``with tel.operation(...)`` per call, 
 request) is measured the same way.
 
 With ``--botocore``: a store with ``transport="botocore"`` and the raw aioboto3 contender
-of ``run.py`` (its own client, ``get_item`` with ``ConsistentRead``), paired the same way;
+of ``run.py`` (its own client, ``get_item`` with ``ConsistentRead``), paired the same way
+over three times the rounds;
 a third side, *floor*, is the raw client's ``get_item`` followed by what aiodynkv must add
 to it whatever its code (`botocore_floor`: validate and namespace the key, build the
 request dict, open and close the call's telemetry with no SDK, check the item's expiry
@@ -406,7 +407,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
     parser.add_argument("--url", help="a running stub (else one is started)")
-    parser.add_argument("--rounds", type=int, help="A/B rounds (default 12, quick 6)")
+    parser.add_argument(
+        "--rounds", type=int, help="A/B rounds (default 12, quick 6; with --botocore 36, quick 12)"
+    )
     parser.add_argument("--ops", type=int, help="calls per block (default 400, quick 200)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
@@ -415,7 +418,11 @@ def main() -> None:
         help='transport="botocore" get vs the same client\'s get_item, instead',
     )
     options = parser.parse_args()
-    rounds = options.rounds or (6 if options.quick else 12)
+    # A botocore block's ratio spreads about +-10 % from round to round (the raw client's
+    # own CPU per call varies that much), so its median needs more rounds to settle.
+    rounds = options.rounds or (
+        (12 if options.quick else 36) if options.botocore else (6 if options.quick else 12)
+    )
     ops = options.ops or (200 if options.quick else 400)
     stub = None
     url = options.url
