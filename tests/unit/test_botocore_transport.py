@@ -667,7 +667,7 @@ async def _released(loader: Any, bound: float = 10.0) -> bool:
     """Wait (at most `bound` s) for the loader to let go of its endpoints parse."""
     loop = asyncio.get_running_loop()
     end = loop.time() + bound
-    while loader.endpoints_parse is not None and loop.time() < end:
+    while loader.endpoints_parse is not None and loop.time() < end:  # noqa: ASYNC110 (a timer)
         await asyncio.sleep(0.02)
     return loader.endpoints_parse is None
 
@@ -685,8 +685,9 @@ async def test_endpoint_data_is_shared_while_stores_open_and_goes_once_none_is(
     loader.endpoints_parse = None
 
     def store() -> AsyncDynamoKV:
+        endpoint = "http://127.0.0.1:9"
         return AsyncDynamoKV(
-            table="endpoints", endpoint="http://127.0.0.1:9", transport=transport, create_table=False
+            table="endpoints", endpoint=endpoint, transport=transport, create_table=False
         )
 
     async with store():
