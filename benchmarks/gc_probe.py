@@ -251,7 +251,7 @@ def main() -> None:
         try:
             asyncio.run(service.wait_ready(servers, procs)) if options.mode == "bench" else None
             if options.mode == "probe":
-                asyncio.run(_ready(servers, procs))
+                asyncio.run(service.wait_ready(servers, procs, _ping_gc))
                 out = asyncio.run(probe_drive(servers, workloads, options.seconds))
             else:
                 port = int(stub.url.rsplit(":", 1)[1])
@@ -269,23 +269,9 @@ def main() -> None:
         options.json.write_text(json.dumps(out, indent=1))
 
 
-async def _ready(servers: dict[str, str], procs: list[Any]) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as session:
-        for (name, base), proc in zip(servers.items(), procs, strict=True):
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"the {name} app exited with {proc.returncode}")
-                try:
-                    async with session.get(f"{base}/_gc") as response:
-                        await response.read()
-                    break
-                except aiohttp.ClientError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"the {name} app did not start") from None
-                    await asyncio.sleep(0.2)
+async def _ping_gc(session: Any, base: str) -> None:
+    async with session.get(f"{base}/_gc") as response:
+        await response.read()
 
 
 def print_bench(runs: dict[str, Any]) -> None:

@@ -66,6 +66,7 @@ import subprocess
 import sys
 import time
 from array import array
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -747,9 +748,15 @@ def start_servers(
     return servers, procs
 
 
-async def wait_ready(servers: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> None:
+async def wait_ready(
+    servers: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    ping: Callable[[Any, str], Awaitable[Any]] | None = None,
+) -> None:
+    """Wait (at most 60 s) until every app answers `ping` (default: its CPU route)."""
     import aiohttp
 
+    ping = ping or server_cpu
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession() as session:
         for (name, base), proc in zip(servers.items(), procs, strict=True):
@@ -757,7 +764,7 @@ async def wait_ready(servers: dict[str, str], procs: list[subprocess.Popen[bytes
                 if proc.poll() is not None:
                     raise SystemExit(f"the {name} app exited with {proc.returncode}")
                 try:
-                    await server_cpu(session, base)
+                    await ping(session, base)
                     break
                 except aiohttp.ClientError:
                     if time.monotonic() > deadline:
