@@ -76,22 +76,28 @@ class _SharedLoader(botocore.loaders.Loader):  # type: ignore[misc]
         return self.endpoints_parse
 
     def _release_later(self, delay: float) -> None:
-        """Arm the release on the running loop (none: kept until a loop makes a client)."""
+        """Arm the release on the running loop (none: kept until a loop makes a client).
+
+        One timer per loop at most: a timer armed on a loop that no longer runs (closed,
+        or standing idle) is no reason not to arm one on the loop making clients now.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
         armed = self.endpoints_timer
-        if armed is not None and not armed[0].is_closed() and not armed[1].cancelled():
+        if armed is not None and armed[0] is loop:
             return  # the armed release checks the time of the last use when it fires
-        self.endpoints_timer = (loop, loop.call_later(delay, self._release))
+        self.endpoints_timer = (loop, loop.call_later(delay, self._release, loop))
 
-    def _release(self) -> None:
-        self.endpoints_timer = None
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        armed = self.endpoints_timer
+        if armed is not None and armed[0] is loop:
+            self.endpoints_timer = None
         idle = time.monotonic() - self.endpoints_used
         if idle >= ENDPOINTS_IDLE:
             self.endpoints_parse = None
-        else:
+        elif self.endpoints_parse is not None:
             self._release_later(ENDPOINTS_IDLE - idle)
 
 

@@ -724,3 +724,28 @@ def test_a_release_armed_on_a_loop_since_closed_is_armed_on_the_next(
         return await _released(loader)
 
     assert asyncio.run(load_and_wait())
+
+
+def test_a_release_armed_on_a_loop_not_running_is_armed_on_the_running_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Clients made on another loop while the first stands idle (open, not running)."""
+    from aiodynkv._transport import botocore as module
+
+    monkeypatch.setattr(module, "ENDPOINTS_IDLE", 0.1)
+    loader = module._SharedLoader()
+
+    async def load() -> None:
+        loader.load_data("endpoints")
+
+    idle = asyncio.new_event_loop()
+    try:
+        idle.run_until_complete(load())  # armed there; that loop then stops running
+
+        async def load_and_wait() -> bool:
+            loader.load_data("endpoints")
+            return await _released(loader, bound=2.0)
+
+        assert asyncio.run(load_and_wait())
+    finally:
+        idle.close()
