@@ -132,16 +132,30 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*kinds): run only on these backends; for a claim about the client's own "
+        "clock, whose every server-side step another test proves on every backend",
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every backend for tests that use one; the botocore legs only where a module asks.
 
     The botocore transport runs the contract suite (``EVERY_TRANSPORT = True`` in the
     module) and its own parity tests; the feature suites run on the default transport.
+    A test marked ``backends(...)`` runs on those only.
     """
     if "backend" not in metafunc.fixturenames:
         return
     every = getattr(metafunc.module, "EVERY_TRANSPORT", False)
     kinds = [kind for kind in KINDS if every or "/" not in kind]
+    only = metafunc.definition.get_closest_marker("backends")
+    if only is not None:
+        unknown = set(only.args) - set(KINDS)
+        assert not unknown, f"backends(): no backend named {sorted(unknown)}"
+        kinds = [kind for kind in kinds if kind in only.args]
     metafunc.parametrize("backend", kinds, indirect=True)
 
 
