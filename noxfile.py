@@ -95,7 +95,11 @@ def run_pytest(session: nox.Session, *args: str) -> None:
     """pytest under branch coverage on WORKERS workers; the 95 % gate applies to whole runs."""
     env = {"AIODYNKV_DYNALITE": install_dynalite(session)}
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", "-n", WORKERS, *args, env=env)
+    # worksteal: idle workers take queued tests from busy ones (the default hands out
+    # large batches up front, and the workers of a run ended 50 s apart)
+    session.run(
+        "coverage", "run", "-m", "pytest", "-n", WORKERS, "--dist", "worksteal", *args, env=env
+    )
     session.run("coverage", "combine", "--quiet")
     # A subset (arguments after --) reports its coverage but cannot fail the gate.
     gate = [] if not session.posargs else ["--fail-under=0"]
