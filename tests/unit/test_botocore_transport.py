@@ -706,8 +706,9 @@ async def test_endpoint_data_is_shared_while_stores_open_and_goes_once_none_is(
         assert loader.endpoints_parse is not None
 
 
-def test_a_release_armed_on_a_loop_since_closed_is_armed_on_the_next(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("first_loop", ["closed", "open, not running"])
+def test_a_release_armed_on_another_loop_is_armed_on_the_one_making_clients(
+    first_loop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aiodynkv._transport import botocore as module
 
@@ -716,38 +717,18 @@ def test_a_release_armed_on_a_loop_since_closed_is_armed_on_the_next(
 
     async def load() -> None:
         loader.load_data("endpoints")
-
-    asyncio.run(load())  # its release was armed on that loop, closed before it fired
-    assert loader.endpoints_parse is not None
-    loader.load_data("endpoints")  # no running loop: kept, nothing armed
 
     async def load_and_wait() -> bool:
         loader.load_data("endpoints")
-        return await _released(loader)
+        return await _released(loader, bound=2.0)
 
-    assert asyncio.run(load_and_wait())
-
-
-def test_a_release_armed_on_a_loop_not_running_is_armed_on_the_running_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Clients made on another loop while the first stands idle (open, not running)."""
-    from aiodynkv._transport import botocore as module
-
-    monkeypatch.setattr(module, "ENDPOINTS_IDLE", 0.1)
-    loader = module._SharedLoader()
-
-    async def load() -> None:
-        loader.load_data("endpoints")
-
-    idle = asyncio.new_event_loop()
+    first = asyncio.new_event_loop()
     try:
-        idle.run_until_complete(load())  # armed there; that loop then stops running
-
-        async def load_and_wait() -> bool:
-            loader.load_data("endpoints")
-            return await _released(loader, bound=2.0)
-
+        first.run_until_complete(load())  # its release is armed there; then it stops running
+        if first_loop == "closed":
+            first.close()
+        assert loader.endpoints_parse is not None
+        loader.load_data("endpoints")  # no running loop: kept, nothing armed
         assert asyncio.run(load_and_wait())
     finally:
-        idle.close()
+        first.close()
