@@ -61,7 +61,7 @@ class _SharedLoader(botocore.loaders.Loader):  # type: ignore[misc]
         super().__init__()
         self.endpoints_parse: tuple[Any, str] | None = None
         self.endpoints_used = 0.0
-        self.endpoints_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+        self.release_loop: asyncio.AbstractEventLoop | None = None  # where a release is armed
 
     def load_data_with_path(self, name: str) -> Any:
         if name != _ENDPOINTS:
@@ -78,22 +78,21 @@ class _SharedLoader(botocore.loaders.Loader):  # type: ignore[misc]
     def _release_later(self, delay: float) -> None:
         """Arm the release on the running loop (none: kept until a loop makes a client).
 
-        One timer per loop at most: a timer armed on a loop that no longer runs (closed,
-        or standing idle) is no reason not to arm one on the loop making clients now.
+        A release armed on a loop that no longer runs (closed, or standing idle) is no
+        reason not to arm one on the loop making clients now.
         """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        armed = self.endpoints_timer
-        if armed is not None and armed[0] is loop:
+        if self.release_loop is loop:
             return  # the armed release checks the time of the last use when it fires
-        self.endpoints_timer = (loop, loop.call_later(delay, self._release, loop))
+        self.release_loop = loop
+        loop.call_later(delay, self._release, loop)
 
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
-        armed = self.endpoints_timer
-        if armed is not None and armed[0] is loop:
-            self.endpoints_timer = None
+        if self.release_loop is loop:
+            self.release_loop = None
         idle = time.monotonic() - self.endpoints_used
         if idle >= ENDPOINTS_IDLE:
             self.endpoints_parse = None
