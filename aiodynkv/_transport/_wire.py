@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import json.scanner
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -106,10 +107,17 @@ def _decode(node: Any) -> None:
                 _decode(value)
 
 
+# Where a reply may hold a binary value: a name ending in B before a string, or in BS
+# before a list (the type "B" or "BS" of an attribute value; a DynamoDB reply has no
+# other such name). A quote inside a JSON string is escaped, so text such as a value or
+# a write token holding "B" does not match; a reply without a match holds no binary
+# value. Searching from the letter is twice as fast as from the quote, so common in JSON.
+_BINARY = re.compile(rb'B(?:"\s*:\s*"|S"\s*:\s*\[)')
+
+
 def _parse_json(raw: bytes) -> Any:
     value = loads(raw)
-    # Base64 of a binary value never contains '"', so a reply without '"B' has none.
-    if b'"B' in raw and isinstance(value, dict):
+    if isinstance(value, dict) and _BINARY.search(raw) is not None:
         _decode(value)
     return value
 
