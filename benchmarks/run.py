@@ -155,7 +155,7 @@ def plan(server: str, quick: bool, reps: int) -> list[Job]:
     def job(workload: str, contender: str, reps_: int, **args: Any) -> Job:
         return Job(workload, contender, {"reps": reps_, **args})
 
-    more = reps + 4  # the cheap sequential figures get more rounds: their ratios are targets
+    more = reps + 4  # the cheap figures whose ratios are targets get more rounds
     jobs: list[Job] = []
     if dyn:
         readers = ["aiodynkv", "aiodynkv-botocore", "aioboto3", "aiodynamo"]
@@ -189,7 +189,7 @@ def plan(server: str, quick: bool, reps: int) -> list[Job]:
             job(
                 "get_many",
                 c,
-                reps,
+                more,
                 calls=1 if c == "pykv" else calls,
                 batch=1000,
                 warmup={"batch": 100},
@@ -202,12 +202,12 @@ def plan(server: str, quick: bool, reps: int) -> list[Job]:
                 Job(
                     "set_many",
                     c,
-                    {"reps": reps, "calls": 1, "batch": 1000, "warmup": {"batch": 250}},
+                    {"reps": more, "calls": 1, "batch": 1000, "warmup": {"batch": 250}},
                     note,
                 )
             )
         else:
-            jobs.append(job("set_many", c, reps, calls=2, batch=10_000, warmup={"batch": 500}))
+            jobs.append(job("set_many", c, more, calls=2, batch=10_000, warmup={"batch": 500}))
     # The realistic-latency phase (the stub answers after LATENCY_MS).
     lat = ["aiodynkv", "aiodynkv-coalesce-off", "aioboto3", "aiodynamo", "pykv"]
     for workload in ("get_lat64", "get_lat256"):
@@ -1346,7 +1346,7 @@ def write_report(runner: Runner, path: Path, dyn: str | None, elapsed: float) ->
         "",
         "Reproduce with `python -m nox -s bench` (add `-- --quick` for fewer repetitions).",
         f"This run: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"{o.reps} repetitions per figure ({o.reps + 4} for the sequential ones)"
+        f"{o.reps} repetitions per figure ({o.reps + 4} for the sequential and batch ones)"
         f"{' (--quick)' if o.quick else ''}, {elapsed / 60:.1f} minutes in all. Every figure",
         "below, the targets included, comes from this one run.",
         "",
@@ -1464,7 +1464,8 @@ METHOD = """
 ## What each number means
 
 - **ops/s, keys/s**: operations (or keys, for batch calls) completed per second of wall
-  time in one repetition; the figure is the median of the repetitions.
+  time in one repetition; the figure is the median of the repetitions. A repetition's
+  keys and items are drawn before its clocks start: the figures are the clients' alone.
 - **CPU µs/op, µs/key**: `time.process_time()` of the client process over the repetition,
   divided by the operations (keys). The server runs in another process, so this is the
   client's own cost: the library, the SDK, aiohttp and the event loop.

@@ -89,7 +89,10 @@ class Rep:
         }
 
 
-Body = Callable[[Rep, float], Awaitable[None]]
+#: One repetition's calls, timed: given the `Rep` to fill and a `time.perf_counter` deadline.
+Run = Callable[[Rep, float], Awaitable[None]]
+#: A workload: makes one repetition's inputs (keys, items), untimed, and returns its `Run`.
+Body = Callable[[], Run]
 
 
 class ServerProbe:
@@ -141,36 +144,49 @@ def zipf_keys(count: int, n: int, rng: random.Random) -> list[str]:
     return [key_of(i) for i in rng.choices(range(count), weights=weights, k=n)]
 
 
-def _reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
-    get = contender.get
-    if get is None:
-        return None
-    tasks = TASKS[args.workload]
-    hot = args.workload.startswith("get_hot")
+def _single(
+    call: Callable[[int], Awaitable[Any]], tasks: int, numbers: list[int], per_task: int
+) -> Run:
+    """A repetition of single-key calls: `tasks` tasks, each calling on its share of `numbers`."""
 
-    async def reads(rep: Rep, deadline: float) -> None:
-        per_task = max(1, args.ops // tasks)
-        if hot:
-            keys = zipf_keys(args.keys, per_task * tasks, rng)
-        else:
-            keys = [key_of(rng.randrange(args.keys)) for _ in range(per_task * tasks)]
-
+    async def run(rep: Rep, deadline: float) -> None:
         async def one_task(offset: int) -> None:
-            for i in range(offset, offset + per_task):
+            for i in numbers[offset : offset + per_task]:
                 if time.perf_counter() > deadline:
                     rep.truncated = True
                     return
                 start = time.perf_counter()
-                value = await get(keys[i])
+                missed = await call(i)
                 rep.latencies.append(time.perf_counter() - start)
                 rep.units += 1
-                if value is None:
-                    rep.misses += 1
+                rep.misses += missed
 
         if tasks == 1:
             await one_task(0)
         else:
             await asyncio.gather(*(one_task(t * per_task) for t in range(tasks)))
+
+    return run
+
+
+def _reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
+    get = contender.get
+    if get is None:
+        return None
+    tasks = TASKS[args.workload]
+    per_task = max(1, args.ops // tasks)
+    hot = args.workload.startswith("get_hot")
+
+    def reads() -> Run:
+        if hot:
+            keys = zipf_keys(args.keys, per_task * tasks, rng)
+        else:
+            keys = [key_of(rng.randrange(args.keys)) for _ in range(per_task * tasks)]
+
+        async def one(i: int) -> bool:
+            return await get(keys[i]) is None
+
+        return _single(one, tasks, list(range(len(keys))), per_task)
 
     return reads
 
@@ -180,27 +196,37 @@ def _writes(contender: Contender, args: argparse.Namespace, rng: random.Random) 
     if put is None:
         return None
     tasks = TASKS[args.workload]
+    per_task = max(1, args.ops // tasks)
 
-    async def writes(rep: Rep, deadline: float) -> None:
-        per_task = max(1, args.ops // tasks)
+    def writes() -> Run:
         numbers = [rng.randrange(args.keys) for _ in range(per_task * tasks)]
 
-        async def one_task(offset: int) -> None:
-            for i in numbers[offset : offset + per_task]:
-                if time.perf_counter() > deadline:
-                    rep.truncated = True
-                    return
-                start = time.perf_counter()
-                await put(f"set:{i:06d}", value_of(i, args.value_size))
-                rep.latencies.append(time.perf_counter() - start)
-                rep.units += 1
+        async def one(i: int) -> bool:
+            await put(f"set:{i:06d}", value_of(i, args.value_size))
+            return False
 
-        if tasks == 1:
-            await one_task(0)
-        else:
-            await asyncio.gather(*(one_task(t * per_task) for t in range(tasks)))
+        return _single(one, tasks, numbers, per_task)
 
     return writes
+
+
+def _batches(call: Callable[[Any], Awaitable[Any]], inputs: list[Any]) -> Run:
+    """A repetition of batch calls, one per input (keys or items), in sequence."""
+
+    async def run(rep: Rep, deadline: float) -> None:
+        for batch in inputs:
+            if time.perf_counter() > deadline:
+                rep.truncated = True
+                return
+            start = time.perf_counter()
+            found = await call(batch)
+            rep.latencies.append(time.perf_counter() - start)
+            rep.units += len(batch)
+            if found is not None:  # get_many: a list (None when missing) or a dict of hits
+                got = sum(v is not None for v in found) if isinstance(found, list) else len(found)
+                rep.misses += len(batch) - got
+
+    return run
 
 
 def _batch_reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
@@ -208,18 +234,11 @@ def _batch_reads(contender: Contender, args: argparse.Namespace, rng: random.Ran
     if get_many is None:
         return None
 
-    async def batch_reads(rep: Rep, deadline: float) -> None:
-        for _ in range(args.calls):
-            if time.perf_counter() > deadline:
-                rep.truncated = True
-                return
-            keys = [key_of(i) for i in rng.sample(range(args.keys), args.batch)]
-            start = time.perf_counter()
-            found = await get_many(keys)
-            rep.latencies.append(time.perf_counter() - start)
-            rep.units += len(keys)
-            got = sum(v is not None for v in found) if isinstance(found, list) else len(found)
-            rep.misses += len(keys) - got
+    def batch_reads() -> Run:
+        keys = [
+            [key_of(i) for i in rng.sample(range(args.keys), args.batch)] for _ in range(args.calls)
+        ]
+        return _batches(get_many, keys)
 
     return batch_reads
 
@@ -232,16 +251,9 @@ def _batch_writes(
     if set_many is None:
         return None
 
-    async def batch_writes(rep: Rep, deadline: float) -> None:
-        for _ in range(args.calls):
-            if time.perf_counter() > deadline:
-                rep.truncated = True
-                return
-            items = {f"setmany:{i:06d}": value_of(i, args.value_size) for i in range(args.batch)}
-            start = time.perf_counter()
-            await set_many(items)
-            rep.latencies.append(time.perf_counter() - start)
-            rep.units += len(items)
+    def batch_writes() -> Run:
+        items = {f"setmany:{i:06d}": value_of(i, args.value_size) for i in range(args.batch)}
+        return _batches(set_many, [dict(items) for _ in range(args.calls)])
 
     return batch_writes
 
@@ -320,9 +332,10 @@ def emit(payload: dict[str, Any]) -> None:
 async def one_rep(body: Body, probe: ServerProbe, max_seconds: float) -> dict[str, Any]:
     """Run one timed repetition; add the server's CPU over it when it can be read."""
     rep = Rep()
+    run = body()  # the repetition's keys and items, made before the clocks start
     before = probe.read()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    await body(rep, wall0 + max_seconds)
+    await run(rep, wall0 + max_seconds)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     summary = rep.summary(wall, cpu)
     after = probe.read()
@@ -390,7 +403,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any] | None:
                 contender, argparse.Namespace(**{**vars(args), **args.warmup}), rng
             )
             if warm_body is not None:
-                await warm_body(Rep(), time.perf_counter() + args.max_seconds)
+                await warm_body()(Rep(), time.perf_counter() + args.max_seconds)
         probe = ServerProbe(args.url, args.stub_stats, args.server_pid)
         if not args.serve:
             reps = [await one_rep(body, probe, args.max_seconds) for _ in range(args.reps)]
@@ -529,11 +542,11 @@ async def profiled(args: argparse.Namespace) -> dict[str, Any]:
         body = make_body(contender, target, rng)
         if body is None:
             raise SystemExit(f"{args.contender} has no {args.target}")
-        await body(Rep(), time.perf_counter() + args.max_seconds)  # warm-up
-        rep = Rep()
+        await body()(Rep(), time.perf_counter() + args.max_seconds)  # warm-up
+        rep, run = Rep(), body()
         cpu0 = time.process_time()
         profiler.enable()
-        await body(rep, time.perf_counter() + args.max_seconds)
+        await run(rep, time.perf_counter() + args.max_seconds)
         profiler.disable()
         cpu = time.process_time() - cpu0
         units = max(1, rep.units)
