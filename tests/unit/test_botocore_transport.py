@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import platform
 import socket
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
+import aiobotocore
 import aiohttp
+import botocore
 import botocore.exceptions as bex
 import botocore.retries.standard
+import botocore.useragent
 import pytest
 
+import aiodynkv
 from aiodynkv import AsyncDynamoKV, KVConfig, KVError
 from aiodynkv._transport import ServiceError, WireError
 from aiodynkv._transport.botocore import (
@@ -284,6 +289,7 @@ class ScriptedServer:
     def __init__(self, script: list[Any]) -> None:
         self.script = list(script)
         self.targets: list[str] = []
+        self.agents: list[str] = []
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -319,6 +325,7 @@ class ScriptedServer:
                         headers[name.strip().lower()] = value.strip()
                 await reader.readexactly(int(headers.get("content-length", "0")))
                 self.targets.append(headers.get("x-amz-target", ""))
+                self.agents.append(headers.get("user-agent", ""))
                 action = self.script.pop(0) if self.script else (500, {})
                 if action == "drop":
                     return
@@ -374,6 +381,29 @@ async def real_transport(endpoint: str, **fields: Any) -> AsyncIterator[Botocore
     config = KVConfig(table="kvt", endpoint=endpoint, **settings)
     async with new_client(config) as client:
         yield BotocoreTransport(client)
+
+
+async def test_the_user_agent_is_made_once_not_rebuilt_for_each_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[object] = []
+
+    def to_string(component: object) -> str:
+        built.append(component)
+        return "x/y"
+
+    monkeypatch.setattr(botocore.useragent.UserAgentComponent, "to_string", to_string)
+    async with (
+        ScriptedServer([(200, {}), (200, {})]) as server,
+        real_transport(server.endpoint) as transport,
+    ):
+        for _ in range(2):
+            await transport.send("UpdateItem", UPDATE)
+    assert built == []  # botocore's own agent: a dozen components cleaned per request
+    versions = f"md/Botocore#{botocore.__version__} md/aiobotocore#{aiobotocore.__version__}"
+    agent = f"aiodynkv/{aiodynkv.__version__} {versions} lang/python#{platform.python_version()}"
+    assert len(server.agents) == 2
+    assert all(sent.startswith(agent) for sent in server.agents)  # then the session's extra
 
 
 async def test_real_client_error_after_a_dropped_connection_is_in_doubt() -> None:
