@@ -835,7 +835,9 @@ FLOORS = {
     "botocore": "the botocore transport: from `tracing.py --botocore`'s paired rounds, the raw "
     "client's `get_item` followed by what aiodynkv must add to it (key validation and "
     "namespacing, the request dict, the call's telemetry with no SDK, the expiry check and "
-    "value decode, with aiodynkv's own functions), over the raw client alone",
+    "value decode, with aiodynkv's own functions), over the raw client alone; the raw "
+    "client lets botocore build its User-Agent for each request, where aiodynkv's clients "
+    "send one made once, so the transport can go below this floor",
     "service": "the service, traced/untraced: from `service.py`'s paired rounds, the req/s "
     "of a fifth app, the untraced store with the SDK's own work for the same telemetry made "
     "around each real call and backend request (the call's span with its links and "
@@ -1689,7 +1691,8 @@ def feature_sections(runner: Runner, quick: bool, dyn: str | None) -> list[str]:
             "client) in one process, blocks of sequential `get`s alternating over 36 rounds "
             "(a block's ratio spreads about 10 % either way) (target: at most 1.10x); a third "
             "side is the raw client's `get_item` followed by what aiodynkv must add to it "
-            "(the floor).",
+            "(the floor; the raw client's User-Agent is built by botocore for each request, "
+            "aiodynkv's is made once).",
         ),
         (
             SEQ_TITLE,
