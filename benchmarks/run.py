@@ -43,8 +43,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -406,6 +407,23 @@ class Worker:
 # -- the run -------------------------------------------------------------------------------
 
 
+_E = TypeVar("_E")
+
+#: The sides most targets pair: run back to back in every round, whichever goes first
+#: alternating, so that a slow spell of the machine falls on both or on neither.
+PAIR = ("aiodynkv", "aiodynamo")
+
+
+def round_order(entries: list[_E], round_: int, contender: Callable[[_E], str]) -> list[_E]:
+    """One round's order: the pair first (its order alternating), then the rest rotated."""
+    pair = [e for e in entries if contender(e) in PAIR]
+    rest = [e for e in entries if contender(e) not in PAIR]
+    if round_ % 2:
+        pair.reverse()
+    shift = round_ % max(1, len(rest))
+    return pair + rest[shift:] + rest[:shift]
+
+
 class Runner:
     def __init__(self, options: argparse.Namespace) -> None:
         self.options = options
@@ -487,8 +505,7 @@ class Runner:
                 if self.out_of_time():
                     self.skipped.append(f"{server.name} {jobs[0].workload}: rounds after {round_}")
                     break
-                shift = round_ % max(1, len(live))  # rotate the order every round
-                for job, worker, _ in live[shift:] + live[:shift]:
+                for job, worker, _ in round_order(live, round_, lambda entry: entry[0].contender):
                     if job.contender not in reps:
                         continue
                     rep = worker.command("rep", WORKER_TIMEOUT)
@@ -1483,8 +1500,9 @@ METHOD = """
 - **peak RSS**: `ru_maxrss` of the worker process after the workload (imports, client,
   all repetitions). One process per (contender, workload).
 - **ratio** (targets): for each round, aiodynkv's figure over the other contender's from
-  the same round; the median of those. Rounds run every contender of a workload once,
-  in an order that rotates every round.
+  the same round; the median of those. Rounds run every contender of a workload once:
+  aiodynkv and aiodynamo first, back to back (which of them goes first alternates),
+  then the others in an order that rotates every round.
 
 ## How it runs
 
