@@ -144,87 +144,95 @@ def zipf_keys(count: int, n: int, rng: random.Random) -> list[str]:
     return [key_of(i) for i in rng.choices(range(count), weights=weights, k=n)]
 
 
+#: One timed call on one input: (units done, misses).
+Call = Callable[[Any], Awaitable[tuple[int, int]]]
+
+
+async def _timed(rep: Rep, deadline: float, call: Call, inputs: list[Any]) -> None:
+    """`call` on each input in turn, each timed, until the inputs or the time run out."""
+    for item in inputs:
+        if time.perf_counter() > deadline:
+            rep.truncated = True
+            return
+        start = time.perf_counter()
+        units, missed = await call(item)
+        rep.latencies.append(time.perf_counter() - start)
+        rep.units += units
+        rep.misses += missed
+
+
 def _single(
-    call: Callable[[int], Awaitable[Any]], tasks: int, numbers: list[int], per_task: int
-) -> Run:
-    """A repetition of single-key calls: `tasks` tasks, each calling on its share of `numbers`."""
+    call: Call | None,
+    args: argparse.Namespace,
+    draw: Callable[[int], list[Any]],
+) -> Body | None:
+    """Single-key calls: `draw` makes a repetition's inputs, `TASKS` tasks share them.
 
-    async def run(rep: Rep, deadline: float) -> None:
-        async def one_task(offset: int) -> None:
-            for i in numbers[offset : offset + per_task]:
-                if time.perf_counter() > deadline:
-                    rep.truncated = True
-                    return
-                start = time.perf_counter()
-                missed = await call(i)
-                rep.latencies.append(time.perf_counter() - start)
-                rep.units += 1
-                rep.misses += missed
+    `call` makes one call with one input.
+    """
+    if call is None:
+        return None
+    tasks = TASKS[args.workload]
+    per_task = max(1, args.ops // tasks)
 
-        if tasks == 1:
-            await one_task(0)
-        else:
-            await asyncio.gather(*(one_task(t * per_task) for t in range(tasks)))
+    def body() -> Run:
+        inputs = draw(per_task * tasks)
 
-    return run
+        async def run(rep: Rep, deadline: float) -> None:
+            shares = [inputs[t * per_task : (t + 1) * per_task] for t in range(tasks)]
+            if tasks == 1:
+                await _timed(rep, deadline, call, shares[0])
+            else:
+                await asyncio.gather(*(_timed(rep, deadline, call, share) for share in shares))
+
+        return run
+
+    return body
 
 
 def _reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
     get = contender.get
-    if get is None:
-        return None
-    tasks = TASKS[args.workload]
-    per_task = max(1, args.ops // tasks)
     hot = args.workload.startswith("get_hot")
 
-    def reads() -> Run:
+    def draw(n: int) -> list[str]:
         if hot:
-            keys = zipf_keys(args.keys, per_task * tasks, rng)
-        else:
-            keys = [key_of(rng.randrange(args.keys)) for _ in range(per_task * tasks)]
+            return zipf_keys(args.keys, n, rng)
+        return [key_of(rng.randrange(args.keys)) for _ in range(n)]
 
-        async def one(i: int) -> bool:
-            return await get(keys[i]) is None
+    async def read(key: str) -> tuple[int, int]:
+        assert get is not None  # noqa: S101 (_single calls only when it is not None)
+        return 1, await get(key) is None
 
-        return _single(one, tasks, list(range(len(keys))), per_task)
-
-    return reads
+    return _single(None if get is None else read, args, draw)
 
 
 def _writes(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
     put = contender.set
-    if put is None:
-        return None
-    tasks = TASKS[args.workload]
-    per_task = max(1, args.ops // tasks)
 
-    def writes() -> Run:
-        numbers = [rng.randrange(args.keys) for _ in range(per_task * tasks)]
+    def draw(n: int) -> list[int]:
+        return [rng.randrange(args.keys) for _ in range(n)]
 
-        async def one(i: int) -> bool:
-            await put(f"set:{i:06d}", value_of(i, args.value_size))
-            return False
+    async def write(i: int) -> tuple[int, int]:
+        assert put is not None  # noqa: S101 (_single calls only when it is not None)
+        await put(f"set:{i:06d}", value_of(i, args.value_size))
+        return 1, 0
 
-        return _single(one, tasks, numbers, per_task)
-
-    return writes
+    return _single(None if put is None else write, args, draw)
 
 
 def _batches(call: Callable[[Any], Awaitable[Any]], inputs: list[Any]) -> Run:
     """A repetition of batch calls, one per input (keys or items), in sequence."""
 
+    async def one(batch: Any) -> tuple[int, int]:
+        found = await call(batch)
+        if found is None:  # set_many
+            return len(batch), 0
+        # get_many: a list (None where missing) or a dict of the hits
+        got = sum(v is not None for v in found) if isinstance(found, list) else len(found)
+        return len(batch), len(batch) - got
+
     async def run(rep: Rep, deadline: float) -> None:
-        for batch in inputs:
-            if time.perf_counter() > deadline:
-                rep.truncated = True
-                return
-            start = time.perf_counter()
-            found = await call(batch)
-            rep.latencies.append(time.perf_counter() - start)
-            rep.units += len(batch)
-            if found is not None:  # get_many: a list (None when missing) or a dict of hits
-                got = sum(v is not None for v in found) if isinstance(found, list) else len(found)
-                rep.misses += len(batch) - got
+        await _timed(rep, deadline, one, inputs)
 
     return run
 
