@@ -43,9 +43,8 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -407,17 +406,18 @@ class Worker:
 # -- the run -------------------------------------------------------------------------------
 
 
-_E = TypeVar("_E")
-
 #: The sides most targets pair: run back to back in every round, whichever goes first
 #: alternating, so that a slow spell of the machine falls on both or on neither.
 PAIR = ("aiodynkv", "aiodynamo")
 
 
-def round_order(entries: list[_E], round_: int, contender: Callable[[_E], str]) -> list[_E]:
+Live = tuple[Job, Worker, dict[str, Any]]  # a job, its serving worker, its first answer
+
+
+def round_order(live: list[Live], round_: int) -> list[Live]:
     """One round's order: the pair first (its order alternating), then the rest rotated."""
-    pair = [e for e in entries if contender(e) in PAIR]
-    rest = [e for e in entries if contender(e) not in PAIR]
+    pair = [entry for entry in live if entry[0].contender in PAIR]
+    rest = [entry for entry in live if entry[0].contender not in PAIR]
     if round_ % 2:
         pair.reverse()
     shift = round_ % max(1, len(rest))
@@ -483,7 +483,7 @@ class Runner:
     def run_workload(self, server: Server, jobs: list[Job], keys: int) -> None:
         results = self.results.setdefault(server.name, {})
         notes = self.notes.setdefault(server.name, {})
-        live: list[tuple[Job, Worker, dict[str, Any]]] = []
+        live: list[Live] = []
         reps: dict[str, list[dict[str, Any]]] = {}
         try:
             for job in jobs:  # one at a time, so that warm-ups do not overlap
@@ -505,7 +505,7 @@ class Runner:
                 if self.out_of_time():
                     self.skipped.append(f"{server.name} {jobs[0].workload}: rounds after {round_}")
                     break
-                for job, worker, _ in round_order(live, round_, lambda entry: entry[0].contender):
+                for job, worker, _ in round_order(live, round_):
                     if job.contender not in reps:
                         continue
                     rep = worker.command("rep", WORKER_TIMEOUT)

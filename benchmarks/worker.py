@@ -161,17 +161,11 @@ async def _timed(rep: Rep, deadline: float, call: Call, inputs: list[Any]) -> No
         rep.misses += missed
 
 
-def _single(
-    call: Call | None,
-    args: argparse.Namespace,
-    draw: Callable[[int], list[Any]],
-) -> Body | None:
+def _single(call: Call, args: argparse.Namespace, draw: Callable[[int], list[Any]]) -> Body:
     """Single-key calls: `draw` makes a repetition's inputs, `TASKS` tasks share them.
 
     `call` makes one call with one input.
     """
-    if call is None:
-        return None
     tasks = TASKS[args.workload]
     per_task = max(1, args.ops // tasks)
 
@@ -192,6 +186,8 @@ def _single(
 
 def _reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
     get = contender.get
+    if get is None:
+        return None
     hot = args.workload.startswith("get_hot")
 
     def draw(n: int) -> list[str]:
@@ -200,24 +196,24 @@ def _reads(contender: Contender, args: argparse.Namespace, rng: random.Random) -
         return [key_of(rng.randrange(args.keys)) for _ in range(n)]
 
     async def read(key: str) -> tuple[int, int]:
-        assert get is not None  # noqa: S101 (_single calls only when it is not None)
         return 1, await get(key) is None
 
-    return _single(None if get is None else read, args, draw)
+    return _single(read, args, draw)
 
 
 def _writes(contender: Contender, args: argparse.Namespace, rng: random.Random) -> Body | None:
     put = contender.set
+    if put is None:
+        return None
 
     def draw(n: int) -> list[int]:
         return [rng.randrange(args.keys) for _ in range(n)]
 
     async def write(i: int) -> tuple[int, int]:
-        assert put is not None  # noqa: S101 (_single calls only when it is not None)
         await put(f"set:{i:06d}", value_of(i, args.value_size))
         return 1, 0
 
-    return _single(None if put is None else write, args, draw)
+    return _single(write, args, draw)
 
 
 def _batches(call: Callable[[Any], Awaitable[Any]], inputs: list[Any]) -> Run:

@@ -145,6 +145,16 @@ def new_client(config: KVConfig) -> Any:
     )
 
 
+#: The User-Agent of every request, made once. Left to itself, botocore builds its own
+#: from a dozen components, each cleaned character by character, twice per request: an
+#: eighth of a GetItem's client CPU. Given one, it sends that (with any extra the
+#: session or config adds).
+_USER_AGENT = (
+    f"aiodynkv/{__version__} md/Botocore#{botocore.__version__} "
+    f"md/aiobotocore#{aiobotocore.__version__} lang/python#{platform.python_version()}"
+)
+
+
 def client_config(config: KVConfig, **extra: Any) -> Any:
     """The botocore ``Config`` of every client a store opens (DynamoDB, S3, KMS)."""
     return AioConfig(
@@ -157,16 +167,6 @@ def client_config(config: KVConfig, **extra: Any) -> Any:
         user_agent=_USER_AGENT,
         **extra,
     )
-
-
-#: The User-Agent of every request, made once. Left to itself, botocore builds its own
-#: from a dozen components, each cleaned character by character, twice per request: an
-#: eighth of a GetItem's client CPU. Given one, it sends that (with any extra the
-#: session or config adds).
-_USER_AGENT = (
-    f"aiodynkv/{__version__} md/Botocore#{botocore.__version__} "
-    f"md/aiobotocore#{aiobotocore.__version__} lang/python#{platform.python_version()}"
-)
 
 
 @dataclasses.dataclass(slots=True)
